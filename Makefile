@@ -1,0 +1,28 @@
+# The two commands a newcomer needs: `make demo` and `make test`.
+SHELL := /bin/bash
+ENV := source .local/env.sh
+
+.PHONY: install services stop seed airflow demo test bench
+
+install:  ## install what is missing (cached outside the clone)
+	bash scripts/install.sh all
+
+services:  ## install, start PostgreSQL, Elasticsearch and MinIO, write .local/env.sh
+	bash scripts/services.sh start
+
+stop:  ## stop the servers and Airflow
+	-bash scripts/airflow.sh stop
+	bash scripts/services.sh stop
+
+seed: services  ## fill the three servers with the demo stack
+	$(ENV) && python -m archivist.demo.seed
+
+airflow: services  ## start Airflow (scheduler, dag-processor, triggerer, API server on 127.0.0.1:8080)
+	bash scripts/airflow.sh start
+
+demo: seed airflow  ## a real backup and restore through Airflow
+	$(ENV) && python scripts/demo.py
+
+test: services  ## run the test suite against the real servers
+	bash scripts/airflow.sh migrate
+	$(ENV) && python -m pytest $(PYTEST_ARGS)

@@ -1,0 +1,381 @@
+"""The bundle format: names, meta.json, writing and verifying. Described in docs/FORMAT.md.
+
+A bundle is a gzipped tar named `bundle-YYYY-MM-DD-<id>.tgz` holding one folder
+`bundle-YYYY-MM-DD-<id>/` with `meta.json` and a `jobs.<name>/` folder per job.
+meta.json is written first, so a reader knows what to expect before the data.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import gzip
+import hashlib
+import json
+import os
+import re
+import secrets
+import subprocess
+import tarfile
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from archivist import __version__
+from archivist.errors import BackupNotFoundError, VerificationError
+from archivist.s3io import Artifact
+
+FORMAT_VERSION = 1
+META = "meta.json"
+JOB_DIRS = {"postgres": "jobs.postgres", "elasticsearch": "jobs.elasticsearch", "storage": "jobs.storage"}
+KEY_RE = re.compile(r"^bundle-(\d{4}-\d{2}-\d{2})-([A-Za-z0-9_-]{11})$")
+GZIP_LEVEL = 6
+COPY_CHUNK = 1024 * 1024
+
+
+def new_backup_id() -> str:
+    """A random URL-safe id of 11 characters, like the spec's `qQUXdfPnayQ`."""
+    return secrets.token_urlsafe(8)
+
+
+@dataclass(frozen=True, order=True)
+class BackupKey:
+    """The name of one backup: `bundle-YYYY-MM-DD-<id>`; its object adds `.tgz`."""
+
+    date: dt.date
+    backup_id: str
+
+    @classmethod
+    def new(cls, today: dt.date | None = None) -> BackupKey:
+        return cls(today or dt.datetime.now(dt.timezone.utc).date(), new_backup_id())
+
+    @classmethod
+    def parse(cls, text: str) -> BackupKey:
+        """Reads a key with or without `.tgz` (and without any folder in front)."""
+        name = text.strip().rsplit("/", 1)[-1].removesuffix(".tgz")
+        match = KEY_RE.match(name)
+        if not match:
+            raise BackupNotFoundError(
+                f"{text!r} is not a backup key: keys look like bundle-2026-11-26-qQUXdfPnayQ (or use 'latest')"
+            )
+        try:
+            day = dt.date.fromisoformat(match.group(1))
+        except ValueError:
+            raise BackupNotFoundError(f"{text!r} is not a backup key: {match.group(1)} is not a date") from None
+        return cls(day, match.group(2))
+
+    @classmethod
+    def is_bundle_object(cls, object_key: str) -> bool:
+        """Whether an object key is a bundle name, and so may ever be rotated away."""
+        return object_key.endswith(".tgz") and bool(KEY_RE.match(object_key[: -len(".tgz")]))
+
+    @property
+    def name(self) -> str:
+        return f"bundle-{self.date:%Y-%m-%d}-{self.backup_id}"
+
+    @property
+    def object_key(self) -> str:
+        return f"{self.name}.tgz"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def closest_keys(wanted: str, existing: list[str], n: int = 3) -> list[str]:
+    """The existing keys that look most like `wanted`, for a helpful not-found message."""
+    return difflib.get_close_matches(wanted.removesuffix(".tgz"), existing, n=n, cutoff=0.3)
+
+
+# --- member paths, relative to the bundle folder ------------------------------------------
+
+
+def postgres_path(backup_id: str) -> str:
+    return f"jobs.postgres/postgres-{backup_id}.sql"
+
+
+def elasticsearch_index_path(index: str, backup_id: str) -> str:
+    return f"jobs.elasticsearch/elasticsearch-{index}-{backup_id}.ndjson"
+
+
+def templates_path(backup_id: str) -> str:
+    return f"jobs.elasticsearch/templates-{backup_id}.json"
+
+
+def indices_path(backup_id: str) -> str:
+    """Our addition: each index's settings, mappings and aliases."""
+    return f"jobs.elasticsearch/indices-{backup_id}.json"
+
+
+def storage_path(backup_id: str) -> str:
+    return f"jobs.storage/storage-{backup_id}.tgz"
+
+
+def storage_manifest_path(backup_id: str) -> str:
+    """Our addition: one JSON line per object with its key, size, content type and metadata."""
+    return f"jobs.storage/manifest-{backup_id}.ndjson"
+
+
+def index_of_path(path: str) -> str | None:
+    """The index name in `jobs.elasticsearch/elasticsearch-<index>-<id>.ndjson`, else None."""
+    match = re.match(r"^jobs\.elasticsearch/elasticsearch-(.+)-([A-Za-z0-9_-]{11})\.ndjson$", path)
+    return match.group(1) if match else None
+
+
+def job_of_path(path: str) -> str | None:
+    folder = path.split("/", 1)[0]
+    return next((job for job, d in JOB_DIRS.items() if d == folder), None)
+
+
+# --- meta.json -----------------------------------------------------------------------------
+
+
+@dataclass
+class JobResult:
+    """What one job hands on: its artifacts, its counts and how long it took."""
+
+    job: str
+    artifacts: list[Artifact]
+    counts: dict[str, Any]
+    time_seconds: float
+    server_version: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "job": self.job,
+            "artifacts": [a.as_dict() for a in self.artifacts],
+            "counts": self.counts,
+            "time_seconds": self.time_seconds,
+            "server_version": self.server_version,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> JobResult:
+        return cls(
+            job=data["job"],
+            artifacts=[Artifact(**a) for a in data["artifacts"]],
+            counts=data["counts"],
+            time_seconds=data["time_seconds"],
+            server_version=data.get("server_version", ""),
+        )
+
+
+def _git(*args: str) -> str:
+    try:
+        root = os.path.dirname(os.path.abspath(__file__))
+        out = subprocess.run(["git", "-C", root, *args], capture_output=True, text=True, timeout=5, check=True)
+        return out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def ci_block() -> dict[str, str]:
+    """The spec's `archivist` block: CI_* from the environment, else from git, else "local"."""
+    sha = os.environ.get("CI_COMMIT_SHA") or _git("rev-parse", "HEAD") or "local"
+    ref = os.environ.get("CI_COMMIT_REF_NAME") or _git("rev-parse", "--abbrev-ref", "HEAD") or "local"
+    return {
+        "CI_COMMIT_MESSAGE": os.environ.get("CI_COMMIT_MESSAGE", ""),
+        "CI_COMMIT_REF_NAME": ref,
+        "CI_COMMIT_REF_SLUG": os.environ.get("CI_COMMIT_REF_SLUG") or re.sub(r"[^a-z0-9]+", "-", ref.lower()).strip("-"),
+        "CI_COMMIT_SHA": sha,
+        "CI_COMMIT_SHORT_SHA": os.environ.get("CI_COMMIT_SHORT_SHA") or (sha[:8] if sha != "local" else "local"),
+        "CI_COMMIT_TAG": os.environ.get("CI_COMMIT_TAG", f"v{__version__}"),
+        "CI_JOB_ID": os.environ.get("CI_JOB_ID", ""),
+        "CI_PIPELINE_IID": os.environ.get("CI_PIPELINE_IID", ""),
+        "CI_PROJECT_NAME": "archivist",
+        "CI_REGISTRY_IMAGE": os.environ.get("CI_REGISTRY_IMAGE", ""),
+    }
+
+
+def build_meta(
+    key: BackupKey,
+    results: list[JobResult],
+    created_at: dt.datetime,
+    namespace: str = "",
+    dag_id: str | None = None,
+    run_id: str | None = None,
+) -> dict[str, Any]:
+    """meta.json: the spec's fields first, then ours. Holds no secret by construction."""
+    results = sorted(results, key=lambda r: r.job)
+    return {
+        "archivist": ci_block(),
+        "stats": {JOB_DIRS[r.job]: {"time_seconds": r.time_seconds} for r in results},
+        "format_version": FORMAT_VERSION,
+        "archivist_version": __version__,
+        "key": key.name,
+        "backup_id": key.backup_id,
+        "created_at": created_at.astimezone(dt.timezone.utc).isoformat(),
+        "namespace": namespace,
+        "airflow": {"dag_id": dag_id, "run_id": run_id},
+        "servers": {r.job: r.server_version for r in results},
+        "counts": {JOB_DIRS[r.job]: r.counts for r in results},
+        "artifacts": {a.path: {"size": a.size, "sha256": a.sha256} for r in results for a in r.artifacts},
+    }
+
+
+# --- writing -------------------------------------------------------------------------------
+
+
+def write_bundle(
+    out: IO[bytes],
+    key: BackupKey,
+    meta: dict[str, Any],
+    artifacts: list[Artifact],
+    open_artifact: Callable[[str], IO[bytes]],
+    compresslevel: int = GZIP_LEVEL,
+) -> None:
+    """Streams the bundle into `out`: folders, meta.json, then each artifact from `open_artifact`."""
+    mtime = int(dt.datetime.fromisoformat(meta["created_at"]).timestamp())
+    with gzip.GzipFile(filename="", fileobj=out, mode="wb", compresslevel=compresslevel, mtime=mtime) as gz:
+        with tarfile.open(fileobj=gz, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+            folders = [key.name] + [f"{key.name}/{JOB_DIRS[job]}" for job in JOB_DIRS
+                                     if any(job_of_path(a.path) == job for a in artifacts)]
+            for folder in folders:
+                info = tarfile.TarInfo(folder)
+                info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, mtime
+                tar.addfile(info)
+            body = json.dumps(meta, indent=2, sort_keys=False).encode()
+            tar.addfile(_file_info(f"{key.name}/{META}", len(body), mtime), _BytesReader(body))
+            for artifact in sorted(artifacts, key=lambda a: a.path):
+                source = open_artifact(artifact.path)
+                try:
+                    tar.addfile(_file_info(f"{key.name}/{artifact.path}", artifact.size, mtime), source)
+                finally:
+                    getattr(source, "close", lambda: None)()
+
+
+def _file_info(name: str, size: int, mtime: int) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.size, info.mode, info.mtime = size, 0o644, mtime
+    return info
+
+
+class _BytesReader:
+    def __init__(self, data: bytes):
+        self._data, self._pos = data, 0
+
+    def read(self, n: int = -1) -> bytes:
+        end = len(self._data) if n < 0 else self._pos + n
+        chunk, self._pos = self._data[self._pos:end], min(end, len(self._data))
+        return chunk
+
+
+# --- reading and verifying -----------------------------------------------------------------
+
+_BROKEN = (tarfile.TarError, EOFError, gzip.BadGzipFile, zlib.error)
+
+
+def iter_members(stream: IO[bytes]) -> Iterator[tuple[str, tarfile.TarInfo, IO[bytes]]]:
+    """Streams a bundle's files as (path inside the bundle folder, tar info, file object).
+
+    Reads the archive once, front to back, in bounded memory. Damage of any kind
+    (truncation, a flipped byte, something that is not a gzipped tar) surfaces
+    as VerificationError; the gzip trailer's CRC is checked at the end.
+    """
+    gz = gzip.GzipFile(fileobj=stream, mode="rb")
+    try:
+        tar = tarfile.open(fileobj=gz, mode="r|")
+        top = None
+        for member in tar:
+            first, _, rel = member.name.partition("/")
+            if top is None:
+                if not KEY_RE.match(first):
+                    raise VerificationError(
+                        f"not a bundle: its first entry {member.name!r} is not a bundle-YYYY-MM-DD-<id> folder"
+                    )
+                top = first
+            elif first != top:
+                raise VerificationError(f"not a bundle: entry {member.name!r} lies outside the folder {top}/")
+            if member.isfile():
+                yield rel, member, tar.extractfile(member)
+        if top is None:
+            raise VerificationError("not a bundle: the archive is empty")
+        while gz.read(COPY_CHUNK):  # reach the gzip trailer so its CRC and length are checked
+            pass
+    except _BROKEN as exc:
+        raise VerificationError(f"the bundle is damaged or truncated, or is not a gzipped tar: {exc}") from None
+    except OSError as exc:
+        if "gzip" in str(exc).lower() or "compressed" in str(exc).lower():
+            raise VerificationError(f"the bundle is not a gzipped tar: {exc}") from None
+        raise
+
+
+@dataclass
+class VerifyReport:
+    """What `verify` found: the meta.json, each member's size and sha256, and any warnings."""
+
+    meta: dict[str, Any]
+    members: dict[str, Artifact] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def checksummed(self) -> bool:
+        return "artifacts" in self.meta
+
+    @property
+    def jobs(self) -> list[str]:
+        return sorted({j for p in self.members if (j := job_of_path(p))})
+
+
+def verify(stream: IO[bytes]) -> VerifyReport:
+    """Reads the whole bundle once and checks it against its meta.json.
+
+    Our bundles must match every size and sha256 listed; a bundle of the
+    original tool (no `artifacts` in meta.json) is accepted with a warning.
+    """
+    meta: dict[str, Any] | None = None
+    members: dict[str, Artifact] = {}
+    for path, info, fileobj in iter_members(stream):
+        digest, size = hashlib.sha256(), 0
+        chunks = [] if path == META else None
+        while chunk := fileobj.read(COPY_CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+            if chunks is not None:
+                chunks.append(chunk)
+        if size != info.size:
+            raise VerificationError(f"member {path} is truncated: {size} of {info.size} bytes")
+        if path == META:
+            try:
+                meta = json.loads(b"".join(chunks))
+            except ValueError as exc:
+                raise VerificationError(f"meta.json is not valid JSON: {exc}") from None
+            check_format_version(meta)
+        else:
+            members[path] = Artifact(path, size, digest.hexdigest())
+    if meta is None:
+        raise VerificationError("not a bundle: it has no meta.json")
+    report = VerifyReport(meta=meta, members=members)
+    for path in members:
+        if job_of_path(path) is None:
+            raise VerificationError(f"unexpected file {path} outside the jobs.* folders")
+    expected = meta.get("artifacts")
+    if expected is None:
+        report.warnings.append(
+            "this bundle has no checksums (made by the original tool or an old version): "
+            "its structure was checked but its contents cannot be verified"
+        )
+        return report
+    missing = sorted(set(expected) - set(members))
+    extra = sorted(set(members) - set(expected))
+    if missing:
+        raise VerificationError(f"bundle is missing {', '.join(missing)} listed in meta.json")
+    if extra:
+        raise VerificationError(f"bundle holds {', '.join(extra)}, which meta.json does not list")
+    for path, want in expected.items():
+        got = members[path]
+        if got.size != want["size"] or got.sha256 != want["sha256"]:
+            raise VerificationError(
+                f"{path} does not match meta.json: size {got.size} (expected {want['size']}), "
+                f"sha256 {got.sha256[:12]}… (expected {want['sha256'][:12]}…)"
+            )
+    return report
+
+
+def check_format_version(meta: dict[str, Any]) -> None:
+    version = meta.get("format_version", 0)
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise VerificationError(
+            f"this bundle has format_version {version!r}, newer than the {FORMAT_VERSION} this archivist "
+            f"({__version__}) reads: upgrade archivist to restore it"
+        )

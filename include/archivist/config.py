@@ -1,0 +1,296 @@
+"""Configuration for the DAGs and the `archivist` command, from one place.
+
+Each of the four parts (database, search engine, application storage, backup
+store) comes from the original tool's environment variables when any of them
+is set, and otherwise from the Airflow connection with the matching id.
+Secrets are kept out of every `repr` so they never reach a log line.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from archivist.errors import ConfigurationError
+
+POSTGRES_CONN_ID = "archivist_postgres"
+ELASTICSEARCH_CONN_ID = "archivist_elasticsearch"
+STORAGE_CONN_ID = "archivist_storage"
+BACKUPS_CONN_ID = "archivist_backups"
+
+DEFAULT_BACKUPS_KEPT = 30
+MIN_BACKUPS_KEPT = 7
+DEFAULT_CRON_SCHEDULE = "0 1 * * *"
+JOBS = ("postgres", "elasticsearch", "storage")
+
+
+@dataclass(frozen=True)
+class PostgresSettings:
+    """Where the PostgreSQL database lives. `source` names where it was configured."""
+
+    host: str
+    port: int
+    user: str
+    dbname: str
+    password: str = field(default="", repr=False)
+    source: str = POSTGRES_CONN_ID
+
+    def libpq_env(self) -> dict[str, str]:
+        """Environment for pg_dump/psql: the password travels here, never in argv."""
+        env = {"PGHOST": self.host, "PGPORT": str(self.port), "PGUSER": self.user, "PGDATABASE": self.dbname}
+        if self.password:
+            env["PGPASSWORD"] = self.password
+        return env
+
+
+@dataclass(frozen=True)
+class ElasticsearchSettings:
+    """Where the Elasticsearch cluster lives."""
+
+    url: str
+    user: str = ""
+    password: str = field(default="", repr=False)
+    source: str = ELASTICSEARCH_CONN_ID
+
+
+@dataclass(frozen=True)
+class S3Settings:
+    """One bucket of an S3-compatible store (MinIO or AWS S3)."""
+
+    bucket: str
+    access_key_id: str = ""
+    secret_access_key: str = field(default="", repr=False)
+    endpoint_url: str | None = None
+    region_name: str | None = None
+    source: str = STORAGE_CONN_ID
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a backup or restore needs."""
+
+    postgres: PostgresSettings | None
+    elasticsearch: ElasticsearchSettings | None
+    storage: S3Settings | None
+    backups: S3Settings | None
+    backups_kept: int = DEFAULT_BACKUPS_KEPT
+    namespace: str = ""
+    cron_schedule: str = DEFAULT_CRON_SCHEDULE
+
+
+def parse_backups_kept(value: str | int | None) -> int:
+    """The spec's BACKUPS_KEPT: 30 when unset, and never fewer than 7."""
+    if value is None:
+        return DEFAULT_BACKUPS_KEPT
+    text = str(value).strip()
+    if not text:
+        raise ConfigurationError(
+            f"BACKUPS_KEPT is empty: unset it to keep the default {DEFAULT_BACKUPS_KEPT}, "
+            f"or set a whole number of at least {MIN_BACKUPS_KEPT}"
+        )
+    try:
+        kept = int(text)
+    except ValueError:
+        raise ConfigurationError(
+            f"BACKUPS_KEPT must be a whole number of at least {MIN_BACKUPS_KEPT}, got {text!r}"
+        ) from None
+    if kept < MIN_BACKUPS_KEPT:
+        raise ConfigurationError(
+            f"BACKUPS_KEPT is {kept}, but the minimum is {MIN_BACKUPS_KEPT}: "
+            "archivist never keeps fewer than 7 backups"
+        )
+    return kept
+
+
+def parse_jobs(jobs: str | list[str] | tuple[str, ...] | None) -> tuple[str, ...]:
+    """Job names from a list or a comma-separated string; all jobs when empty."""
+    if not jobs:
+        return JOBS
+    names = [j.strip() for j in (jobs.split(",") if isinstance(jobs, str) else jobs) if j.strip()]
+    unknown = sorted(set(names) - set(JOBS))
+    if unknown:
+        raise ConfigurationError(f"unknown job(s) {', '.join(unknown)}: choose from {', '.join(JOBS)}")
+    return tuple(j for j in JOBS if j in names)
+
+
+# --- from the original tool's environment variables --------------------------------------
+
+
+def _required(env: Mapping[str, str], name: str) -> str:
+    value = env.get(name, "").strip()
+    if not value:
+        raise ConfigurationError(f"{name} is not set")
+    return value
+
+
+def _port(env: Mapping[str, str], name: str, default: int) -> int:
+    text = env.get(name, "").strip()
+    if not text:
+        return default
+    if not text.isdigit():
+        raise ConfigurationError(f"{name} must be a port number, got {text!r}")
+    return int(text)
+
+
+def _any_set(env: Mapping[str, str], prefix: str) -> bool:
+    return any(k.startswith(prefix) and v for k, v in env.items())
+
+
+def postgres_from_env(env: Mapping[str, str]) -> PostgresSettings:
+    return PostgresSettings(
+        host=_required(env, "DATABASE_HOST"),
+        port=_port(env, "DATABASE_PORT", 5432),
+        user=_required(env, "DATABASE_USER"),
+        dbname=_required(env, "DATABASE_NAME"),
+        password=env.get("DATABASE_PASSWORD", ""),
+        source="DATABASE_* variables",
+    )
+
+
+def elasticsearch_from_env(env: Mapping[str, str]) -> ElasticsearchSettings:
+    protocol = env.get("ELASTICSEARCH_PROTOCOL", "").strip() or "http"
+    if protocol not in ("http", "https"):
+        raise ConfigurationError(f"ELASTICSEARCH_PROTOCOL must be http or https, got {protocol!r}")
+    host = _required(env, "ELASTICSEARCH_HOST")
+    port = _port(env, "ELASTICSEARCH_PORT", 9200)
+    return ElasticsearchSettings(
+        url=f"{protocol}://{host}:{port}",
+        user=env.get("ELASTICSEARCH_USER", ""),
+        password=env.get("ELASTICSEARCH_PASSWORD", ""),
+        source="ELASTICSEARCH_* variables",
+    )
+
+
+def s3_from_env(env: Mapping[str, str], prefix: str) -> S3Settings:
+    return S3Settings(
+        bucket=_required(env, f"{prefix}BUCKET_NAME"),
+        access_key_id=env.get(f"{prefix}ACCESS_KEY_ID", ""),
+        secret_access_key=env.get(f"{prefix}SECRET_ACCESS_KEY", ""),
+        endpoint_url=env.get(f"{prefix}ENDPOINT_URL") or None,
+        region_name=env.get(f"{prefix}REGION") or env.get("AWS_DEFAULT_REGION") or None,
+        source=f"{prefix}* variables",
+    )
+
+
+# --- from Airflow connections ------------------------------------------------------------
+
+
+def _get_connection(conn_id: str) -> Any:
+    """Airflow's connection `conn_id`; imported lazily so the library runs without Airflow."""
+    try:
+        from airflow.sdk import BaseHook
+    except ImportError:  # pragma: no cover - only without Airflow installed
+        raise ConfigurationError(
+            f"connection '{conn_id}' needs Airflow, which is not installed: "
+            "set the original tool's environment variables instead"
+        ) from None
+    try:
+        return BaseHook.get_connection(conn_id)
+    except Exception as exc:  # Airflow raises its own not-found types across versions
+        if "isn't defined" in str(exc) or "not found" in str(exc).lower() or type(exc).__name__.endswith("NotFound"):
+            raise ConfigurationError(
+                f"connection '{conn_id}' is not defined: add it with `airflow connections add {conn_id} ...` "
+                f"or export AIRFLOW_CONN_{conn_id.upper()}"
+            ) from None
+        raise
+
+
+def postgres_from_connection(conn: Any) -> PostgresSettings:
+    if not conn.host or not conn.login or not conn.schema:
+        raise ConfigurationError(
+            f"connection '{conn.conn_id}' needs a host, a login and a database name (the schema field)"
+        )
+    return PostgresSettings(
+        host=conn.host,
+        port=int(conn.port or 5432),
+        user=conn.login,
+        dbname=conn.schema,
+        password=conn.password or "",
+        source=f"connection '{conn.conn_id}'",
+    )
+
+
+def elasticsearch_from_connection(conn: Any) -> ElasticsearchSettings:
+    if not conn.host:
+        raise ConfigurationError(f"connection '{conn.conn_id}' needs a host")
+    extra = conn.extra_dejson
+    host = conn.host
+    if "://" in host:
+        scheme, _, host = host.partition("://")
+    else:
+        scheme = extra.get("scheme") or extra.get("protocol") or "http"
+    return ElasticsearchSettings(
+        url=f"{scheme}://{host}:{int(conn.port or 9200)}",
+        user=conn.login or "",
+        password=conn.password or "",
+        source=f"connection '{conn.conn_id}'",
+    )
+
+
+def s3_from_connection(conn: Any) -> S3Settings:
+    extra = conn.extra_dejson
+    bucket = (extra.get("service_config", {}).get("s3", {}) or {}).get("bucket_name") or extra.get("bucket_name")
+    if not bucket:
+        raise ConfigurationError(
+            f"connection '{conn.conn_id}' names no bucket: set extra "
+            '{"service_config": {"s3": {"bucket_name": "..."}}}'
+        )
+    return S3Settings(
+        bucket=bucket,
+        access_key_id=conn.login or extra.get("aws_access_key_id", ""),
+        secret_access_key=conn.password or extra.get("aws_secret_access_key", ""),
+        endpoint_url=extra.get("endpoint_url") or None,
+        region_name=extra.get("region_name") or None,
+        source=f"connection '{conn.conn_id}'",
+    )
+
+
+# --- the resolved settings -----------------------------------------------------------------
+
+
+def load_postgres(conn_id: str = POSTGRES_CONN_ID, env: Mapping[str, str] | None = None) -> PostgresSettings:
+    env = os.environ if env is None else env
+    if _any_set(env, "DATABASE_"):
+        return postgres_from_env(env)
+    return postgres_from_connection(_get_connection(conn_id))
+
+
+def load_elasticsearch(
+    conn_id: str = ELASTICSEARCH_CONN_ID, env: Mapping[str, str] | None = None
+) -> ElasticsearchSettings:
+    env = os.environ if env is None else env
+    if _any_set(env, "ELASTICSEARCH_"):
+        return elasticsearch_from_env(env)
+    return elasticsearch_from_connection(_get_connection(conn_id))
+
+
+def load_storage(conn_id: str = STORAGE_CONN_ID, env: Mapping[str, str] | None = None) -> S3Settings:
+    env = os.environ if env is None else env
+    if _any_set(env, "S3_"):
+        return s3_from_env(env, "S3_")
+    return s3_from_connection(_get_connection(conn_id))
+
+
+def load_backups(conn_id: str = BACKUPS_CONN_ID, env: Mapping[str, str] | None = None) -> S3Settings:
+    env = os.environ if env is None else env
+    if _any_set(env, "BACKUP_"):
+        return s3_from_env(env, "BACKUP_")
+    return s3_from_connection(_get_connection(conn_id))
+
+
+def load_backups_kept(env: Mapping[str, str] | None = None) -> int:
+    env = os.environ if env is None else env
+    return parse_backups_kept(env.get("BACKUPS_KEPT"))
+
+
+def load_namespace(env: Mapping[str, str] | None = None) -> str:
+    env = os.environ if env is None else env
+    return env.get("NAMESPACE", "")
+
+
+def load_cron_schedule(env: Mapping[str, str] | None = None) -> str:
+    """The backup schedule: ARCHIVIST_SCHEDULE or the spec's CRON_SCHEDULE, daily at 01:00 by default."""
+    env = os.environ if env is None else env
+    return env.get("ARCHIVIST_SCHEDULE") or env.get("CRON_SCHEDULE") or DEFAULT_CRON_SCHEDULE

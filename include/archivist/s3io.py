@@ -1,0 +1,197 @@
+"""Streaming to and from S3-compatible buckets with bounded memory.
+
+Uploads go through boto3's transfer manager (multipart above a threshold, a
+few parts in flight), so memory is bounded by chunk size times concurrency.
+Every byte written is counted and hashed on the way, which gives each
+artifact its size and sha256 without reading it twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import IO, Any
+
+import boto3
+from boto3.s3.transfer import TransferConfig
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
+
+from archivist.config import S3Settings
+from archivist.errors import ConfigurationError, UnreachableError
+
+CHUNK = 8 * 1024 * 1024
+TRANSFER = TransferConfig(multipart_threshold=CHUNK, multipart_chunksize=CHUNK, max_concurrency=4)
+
+
+def client(settings: S3Settings) -> Any:
+    """A boto3 S3 client for `settings`, path-style so MinIO and AWS both work."""
+    return boto3.session.Session().client(
+        "s3",
+        endpoint_url=settings.endpoint_url,
+        aws_access_key_id=settings.access_key_id or None,
+        aws_secret_access_key=settings.secret_access_key or None,
+        region_name=settings.region_name or "us-east-1",
+        config=Config(
+            s3={"addressing_style": "path"},
+            retries={"max_attempts": 5, "mode": "standard"},
+            connect_timeout=5,
+            read_timeout=60,
+        ),
+    )
+
+
+def explain(exc: Exception, settings: S3Settings, action: str) -> Exception:
+    """Turns a botocore error into one that names the bucket and the setting to fix."""
+    where = f"bucket '{settings.bucket}' at {settings.endpoint_url or 'AWS S3'} ({settings.source})"
+    if isinstance(exc, ClientError):
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "403", "Forbidden"):
+            return ConfigurationError(f"cannot {action} {where}: access denied ({code}); check the access key and secret")
+        if code in ("NoSuchBucket", "404", "NotFound"):
+            return ConfigurationError(f"cannot {action} {where}: the bucket does not exist; create it or fix the bucket name")
+        return UnreachableError(f"cannot {action} {where}: {code or exc}")
+    if isinstance(exc, (EndpointConnectionError, BotoCoreError)):
+        return UnreachableError(f"cannot {action} {where}: {exc}")
+    return exc
+
+
+@dataclass
+class Artifact:
+    """One file of a bundle: its path inside the bundle folder, size in bytes and sha256."""
+
+    path: str
+    size: int
+    sha256: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "size": self.size, "sha256": self.sha256}
+
+
+class HashingReader:
+    """Wraps a readable stream, counting and hashing what passes through."""
+
+    def __init__(self, raw: IO[bytes]):
+        self._raw = raw
+        self.size = 0
+        self._hash = hashlib.sha256()
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._raw.read(n)
+        self.size += len(data)
+        self._hash.update(data)
+        return data
+
+    @property
+    def sha256(self) -> str:
+        return self._hash.hexdigest()
+
+
+class _AbortableReader:
+    """The read end of a pipe that fails at EOF when the writer gave up,
+    so the transfer manager aborts the upload instead of completing it."""
+
+    def __init__(self, fd: int):
+        self._file = os.fdopen(fd, "rb", buffering=CHUNK)
+        self.aborted = False
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._file.read(n)
+        if not data and self.aborted:
+            raise OSError("upload aborted by its writer")
+        return data
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class HashingWriter:
+    """A writable stream that counts and hashes, then hands bytes to `sink`."""
+
+    def __init__(self, sink: IO[bytes]):
+        self._sink = sink
+        self.size = 0
+        self._hash = hashlib.sha256()
+
+    def write(self, data: bytes) -> int:
+        self._hash.update(data)
+        self.size += len(data)
+        self._sink.write(data)
+        return len(data)
+
+    def flush(self) -> None:
+        self._sink.flush()
+
+    @property
+    def sha256(self) -> str:
+        return self._hash.hexdigest()
+
+
+@contextmanager
+def upload_writer(s3: Any, bucket: str, key: str, content_type: str = "application/octet-stream") -> Iterator[HashingWriter]:
+    """A writable stream whose bytes become the object `key`, streamed as multipart.
+
+    The object appears only when the block ends without error: S3 makes a
+    multipart upload visible atomically on completion, and an error aborts it.
+    """
+    read_fd, write_fd = os.pipe()
+    reader = _AbortableReader(read_fd)
+    failure: list[BaseException] = []
+
+    def upload() -> None:
+        try:
+            s3.upload_fileobj(reader, bucket, key, ExtraArgs={"ContentType": content_type}, Config=TRANSFER)
+        except BaseException as exc:  # reported to the writer's thread below
+            failure.append(exc)
+        finally:
+            reader.close()
+
+    thread = threading.Thread(target=upload, name=f"upload:{key}", daemon=True)
+    thread.start()
+    pipe = os.fdopen(write_fd, "wb", buffering=CHUNK)
+    writer = HashingWriter(pipe)
+    try:
+        yield writer
+        pipe.close()
+    except BaseException:
+        reader.aborted = True
+        try:
+            pipe.close()
+        except OSError:  # the reader may already be gone
+            pass
+        thread.join()
+        if failure:  # the upload failed first; the writer only saw the broken pipe
+            raise failure[0]
+        raise
+    thread.join()
+    if failure:
+        raise failure[0]
+
+
+def upload_reader(s3: Any, bucket: str, key: str, stream: IO[bytes], content_type: str = "application/octet-stream") -> HashingReader:
+    """Uploads everything `stream` yields to `key`, returning the counted, hashed reader."""
+    reader = HashingReader(stream)
+    s3.upload_fileobj(reader, bucket, key, ExtraArgs={"ContentType": content_type}, Config=TRANSFER)
+    return reader
+
+
+def open_object(s3: Any, bucket: str, key: str) -> Any:
+    """A streaming body for `key`; read it in chunks."""
+    return s3.get_object(Bucket=bucket, Key=key)["Body"]
+
+
+def delete_prefix(s3: Any, bucket: str, prefix: str) -> int:
+    """Deletes every object under `prefix`; returns how many."""
+    if not prefix or not prefix.endswith("/"):
+        raise ValueError(f"refusing to delete a prefix that is not a folder: {prefix!r}")
+    deleted = 0
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+        if keys:
+            s3.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
+            deleted += len(keys)
+    return deleted

@@ -1,0 +1,47 @@
+# Shared settings for the project's scripts: paths, versions and ports.
+# Sourced, never run. Everything runtime lives under .local/, everything
+# downloaded or built lives in the per-user cache so a fresh clone reuses it.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+LOCAL="$ROOT/.local"
+CACHE="${ARCHIVIST_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/archivist}"
+
+PYTHON="${PYTHON:-python3.11}"
+ES_VERSION="8.19.21"
+MINIO_VERSION="v0.0.0-20260212201848-7aac2a2c5b7c"  # newest minio module on the Go proxy (2026-02-12)
+PG_MAJOR="15"
+
+# Servers run as this unprivileged user; all bind to loopback only.
+SERVICE_USER="archivist"
+BIND="127.0.0.1"
+PG_PORT="${ARCHIVIST_PG_PORT:-55432}"
+ES_PORT="${ARCHIVIST_ES_PORT:-59200}"
+MINIO_PORT="${ARCHIVIST_MINIO_PORT:-59000}"
+MINIO_CONSOLE_PORT="${ARCHIVIST_MINIO_CONSOLE_PORT:-59001}"
+AIRFLOW_PORT="${ARCHIVIST_AIRFLOW_PORT:-8080}"
+
+# Demo credentials for the local stack only (never used outside .local/).
+PG_DB="archivist_demo"
+PG_USER="archivist"
+PG_PASSWORD="archivist-demo-pw"
+MINIO_USER="archivist-admin"
+MINIO_PASSWORD="archivist-demo-secret"
+APP_BUCKET="archivist-app"
+BACKUP_BUCKET="archivist-backups"
+
+log() { printf '[archivist %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+# The venv is keyed by the dependency files, so a change rebuilds it and an
+# unchanged fresh clone reuses it.
+venv_dir() {
+  local digest
+  digest="$(cat "$ROOT/requirements.txt" "$ROOT/constraints.txt" | sha256sum | cut -c1-12)"
+  echo "$CACHE/venv-$digest"
+}
+
+# Root hands servers to the service user; anyone else already is unprivileged.
+as_service_user() {
+  if [ "$(id -u)" = 0 ]; then runuser -u "$SERVICE_USER" -- "$@"; else "$@"; fi
+}

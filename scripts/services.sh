@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# Starts, stops and reports PostgreSQL, Elasticsearch and MinIO for the local
+# stack, each as the unprivileged service user, bound to 127.0.0.1, with its
+# state under .local/ and its log under .local/log/. Idempotent.
+source "$(dirname "$0")/common.sh"
+
+PG_BIN="/usr/lib/postgresql/$PG_MAJOR/bin"
+PG_DATA="$LOCAL/pg/data"
+PG_SOCK="$LOCAL/pg/run"
+ES_HOME="$LOCAL/es/home"
+MINIO_DATA="$LOCAL/minio/data"
+LOGS="$LOCAL/log"
+JAVA_HOME_17="${ES_JAVA_HOME:-$(dirname "$(dirname "$(readlink -f "$(command -v java)")")")}"
+
+# Waits until "$@" succeeds; on timeout names the server and its log file.
+wait_for() {
+  local name="$1" logfile="$2" timeout="$3"; shift 3
+  local deadline=$((SECONDS + timeout))
+  until "$@" >/dev/null 2>&1; do
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      tail -n 30 "$logfile" >&2 || true
+      die "$name did not answer within ${timeout}s; see its log: $logfile"
+    fi
+    sleep 1
+  done
+  log "$name is up"
+}
+
+prepare_dirs() {
+  mkdir -p "$LOGS" "$LOCAL/pg" "$LOCAL/es" "$LOCAL/minio" "$LOCAL/run"
+  if [ "$(id -u)" = 0 ]; then
+    # The service user must reach its folders through the clone's path.
+    chown "$SERVICE_USER" "$LOCAL/pg" "$LOCAL/es" "$LOCAL/minio" "$LOGS"
+    chmod 0777 "$LOCAL/run"
+  fi
+}
+
+start_postgres() {
+  if [ ! -f "$PG_DATA/PG_VERSION" ]; then
+    log "initialising PostgreSQL cluster in $PG_DATA"
+    local pwfile; pwfile="$(mktemp)"; echo "$PG_PASSWORD" > "$pwfile"; chmod 0644 "$pwfile"
+    as_service_user "$PG_BIN/initdb" -D "$PG_DATA" -U "$PG_USER" --pwfile="$pwfile" \
+      --auth-local=trust --auth-host=scram-sha-256 -E UTF8 --locale=C.UTF-8 >"$LOGS/initdb.log"
+    rm -f "$pwfile"
+    cat >>"$PG_DATA/postgresql.conf" <<CONF
+listen_addresses = '$BIND'
+port = $PG_PORT
+unix_socket_directories = '$PG_SOCK'
+CONF
+  fi
+  as_service_user mkdir -p "$PG_SOCK"
+  if ! as_service_user "$PG_BIN/pg_ctl" -D "$PG_DATA" status >/dev/null 2>&1; then
+    as_service_user "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$LOGS/postgres.log" -w -t 60 start >/dev/null \
+      || { tail -n 20 "$LOGS/postgres.log" >&2; die "PostgreSQL failed to start; see $LOGS/postgres.log"; }
+  fi
+  wait_for PostgreSQL "$LOGS/postgres.log" 60 "$PG_BIN/pg_isready" -h "$BIND" -p "$PG_PORT"
+  for db in "$PG_DB" airflow; do
+    as_service_user psql -h "$PG_SOCK" -p "$PG_PORT" -U "$PG_USER" -d postgres -tAc \
+      "SELECT 1 FROM pg_database WHERE datname = '$db'" | grep -q 1 \
+      || as_service_user createdb -h "$PG_SOCK" -p "$PG_PORT" -U "$PG_USER" "$db"
+  done
+}
+
+start_elasticsearch() {
+  if [ ! -f "$ES_HOME/.version-$ES_VERSION" ]; then
+    log "unpacking Elasticsearch $ES_VERSION into $ES_HOME"
+    rm -rf "$ES_HOME" "$LOCAL/es/unpack"
+    mkdir -p "$LOCAL/es/unpack"
+    unzip -q "$CACHE/es/elasticsearch-$ES_VERSION.zip" -d "$LOCAL/es/unpack"
+    mv "$LOCAL/es/unpack/elasticsearch-$ES_VERSION" "$ES_HOME"
+    rmdir "$LOCAL/es/unpack"
+    cat >>"$ES_HOME/config/elasticsearch.yml" <<CONF
+network.host: $BIND
+http.port: $ES_PORT
+transport.port: $((ES_PORT + 100))
+discovery.type: single-node
+path.data: $LOCAL/es/data
+path.logs: $LOGS/elasticsearch
+action.destructive_requires_name: false
+# Security off for the local stack; its presence also stops the TLS auto-configuration.
+xpack.security.enabled: false
+CONF
+    touch "$ES_HOME/.version-$ES_VERSION"
+    if [ "$(id -u)" = 0 ]; then chown -R "$SERVICE_USER" "$ES_HOME"; fi
+  fi
+  if ! curl -sf "http://$BIND:$ES_PORT/" >/dev/null; then
+    as_service_user mkdir -p "$LOCAL/es/data" "$LOGS/elasticsearch"
+    as_service_user env ES_JAVA_HOME="$JAVA_HOME_17" ES_JAVA_OPTS="-Xms768m -Xmx768m" \
+      "$ES_HOME/bin/elasticsearch" -d -p "$LOCAL/es/es.pid" >"$LOGS/elasticsearch.out" 2>&1 \
+      || { tail -n 20 "$LOGS/elasticsearch.out" >&2; die "Elasticsearch failed to start; see $LOGS/elasticsearch.out"; }
+  fi
+  wait_for Elasticsearch "$LOGS/elasticsearch/elasticsearch.log" 120 \
+    curl -sf "http://$BIND:$ES_PORT/_cluster/health?wait_for_status=yellow&timeout=1s"
+}
+
+start_minio() {
+  local bin="$LOCAL/bin/minio"
+  if ! cmp -s "$CACHE/go/bin/minio" "$bin"; then cp "$CACHE/go/bin/minio" "$bin"; chmod 0755 "$bin"; fi
+  if ! curl -sf "http://$BIND:$MINIO_PORT/minio/health/live" >/dev/null; then
+    as_service_user mkdir -p "$MINIO_DATA"
+    as_service_user env MINIO_ROOT_USER="$MINIO_USER" MINIO_ROOT_PASSWORD="$MINIO_PASSWORD" \
+      MINIO_BROWSER=off MINIO_UPDATE=off HOME="$LOCAL/minio" \
+      nohup "$bin" server --quiet --address "$BIND:$MINIO_PORT" \
+      --console-address "$BIND:$MINIO_CONSOLE_PORT" "$MINIO_DATA" >"$LOGS/minio.log" 2>&1 &
+    echo $! > "$LOCAL/run/minio.pid"
+  fi
+  wait_for MinIO "$LOGS/minio.log" 60 curl -sf "http://$BIND:$MINIO_PORT/minio/health/live"
+}
+
+create_buckets() {
+  "$LOCAL/venv/bin/python" - "$APP_BUCKET" "$BACKUP_BUCKET" <<PY
+import sys, boto3
+s3 = boto3.client("s3", endpoint_url="http://$BIND:$MINIO_PORT", aws_access_key_id="$MINIO_USER",
+                  aws_secret_access_key="$MINIO_PASSWORD", region_name="us-east-1")
+existing = {b["Name"] for b in s3.list_buckets()["Buckets"]}
+for name in sys.argv[1:]:
+    if name not in existing:
+        s3.create_bucket(Bucket=name)
+PY
+  log "buckets $APP_BUCKET and $BACKUP_BUCKET exist"
+}
+
+stop_all() {
+  [ -f "$PG_DATA/PG_VERSION" ] && as_service_user "$PG_BIN/pg_ctl" -D "$PG_DATA" -m fast stop >/dev/null 2>&1 || true
+  for pidfile in "$LOCAL/es/es.pid" "$LOCAL/run/minio.pid"; do
+    if [ -f "$pidfile" ]; then kill "$(cat "$pidfile")" 2>/dev/null || true; rm -f "$pidfile"; fi
+  done
+  log "services stopped"
+}
+
+case "${1:-start}" in
+  start)
+    "$ROOT/scripts/install.sh" all
+    prepare_dirs
+    start_postgres & pg=$!
+    start_elasticsearch & es=$!
+    start_minio & mn=$!
+    wait $pg && wait $es && wait $mn || die "a service failed to start (see above)"
+    create_buckets
+    "$ROOT/scripts/write_env.sh"
+    ;;
+  stop) stop_all ;;
+  *) die "usage: services.sh [start|stop]" ;;
+esac
