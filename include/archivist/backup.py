@@ -1,0 +1,126 @@
+"""A backup from start to finish: run the jobs into staging, bundle, upload, rotate.
+
+The DAG calls these steps as separate tasks; the `archivist` command calls
+`run_backup`, which runs the same steps in one process with the jobs in threads.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from archivist import bundle, config, elasticsearch, postgres, storage
+from archivist.bundle import BackupKey, JobResult
+from archivist.errors import ArchivistError, JobFailedError
+from archivist.staging import LocalStaging, Staging
+from archivist.store import BackupStore
+
+log = logging.getLogger(__name__)
+
+
+def run_job(job: str, key: BackupKey, staging: Staging, settings: Any, index_pattern: str = "*") -> JobResult:
+    """Runs one job (postgres, elasticsearch or storage) into `staging`."""
+    log.info("job %s of backup %s starting", job, key)
+    if job == "postgres":
+        result = postgres.dump(settings, staging, key.backup_id)
+    elif job == "elasticsearch":
+        result = elasticsearch.dump(settings, staging, key.backup_id, index_pattern)
+    elif job == "storage":
+        result = storage.dump(settings, staging, key.backup_id)
+    else:
+        raise ValueError(f"unknown job {job!r}")
+    log.info("job %s done in %.1fs: %s", job, result.time_seconds, result.counts)
+    return result
+
+
+def assemble(out, key: BackupKey, results: list[JobResult], staging: Staging, namespace: str = "",
+             dag_id: str | None = None, run_id: str | None = None) -> dict[str, Any]:
+    """Streams the bundle for `results` from `staging` into `out`; returns its meta.json."""
+    meta = bundle.build_meta(key, results, dt.datetime.now(dt.timezone.utc), namespace, dag_id, run_id)
+    artifacts = [a for r in results for a in r.artifacts]
+    bundle.write_bundle(out, key, meta, artifacts, staging.open)
+    return meta
+
+
+def upload(store: BackupStore, key: BackupKey, results: list[JobResult], namespace: str = "",
+           dag_id: str | None = None, run_id: str | None = None) -> dict[str, Any]:
+    """Builds the bundle from the staging prefix straight into the backup bucket, then clears staging."""
+    staging = store.staging(key)
+    with store.bundle_writer(key) as out:
+        meta = assemble(out, key, results, staging, namespace, dag_id, run_id)
+    staging.cleanup()
+    log.info("uploaded %s (%d bytes)", key.object_key, out.size)
+    return {"key": key.name, "object": key.object_key, "size": out.size,
+            "stats": meta["stats"], "counts": meta["counts"]}
+
+
+def load_job_settings(job: str) -> Any:
+    loaders = {"postgres": config.load_postgres, "elasticsearch": config.load_elasticsearch,
+               "storage": config.load_storage}
+    return loaders[job]()
+
+
+def _run_parallel(jobs: tuple[str, ...], key: BackupKey, staging: Staging, index_pattern: str) -> list[JobResult]:
+    settings = {job: load_job_settings(job) for job in jobs}  # bad configuration fails before any work
+    with ThreadPoolExecutor(max_workers=len(jobs), thread_name_prefix="job") as pool:
+        futures = {job: pool.submit(run_job, job, key, staging, settings[job], index_pattern) for job in jobs}
+        results, failures = [], []
+        for job, future in futures.items():
+            try:
+                results.append(future.result())
+            except ArchivistError as exc:
+                failures.append(f"{job}: {exc}")
+            except Exception as exc:  # keep the other jobs' messages too
+                failures.append(f"{job}: {type(exc).__name__}: {exc}")
+    if failures:
+        raise JobFailedError("backup failed, no bundle was made: " + "; ".join(failures))
+    return results
+
+
+def run_backup(jobs: tuple[str, ...] = config.JOBS, keep: int | None = None, index_pattern: str = "*",
+               dry_run_rotation: bool = False) -> dict[str, Any]:
+    """The `archivist backup` command: jobs in parallel, one bundle uploaded, then rotation."""
+    keep = config.load_backups_kept() if keep is None else config.parse_backups_kept(keep)
+    store = BackupStore(config.load_backups())
+    store.check()
+    key = BackupKey.new()
+    staging = store.staging(key)
+    try:
+        results = _run_parallel(jobs, key, staging, index_pattern)
+        summary = upload(store, key, results, config.load_namespace())
+    except BaseException:
+        staging.cleanup()
+        raise
+    deleted = store.rotate(keep, protect={key.name}, dry_run=dry_run_rotation)
+    summary["rotated"] = [b.key.name for b in deleted]
+    return summary
+
+
+def run_simple_backup(output: str | None = None, jobs: tuple[str, ...] = config.JOBS,
+                      index_pattern: str = "*") -> dict[str, Any]:
+    """The `archivist simple-backup` command: the bundle is left in a local file."""
+    key = BackupKey.new()
+    output = output or os.path.join(os.getcwd(), key.object_key)
+    if os.path.isdir(output):
+        output = os.path.join(output, key.object_key)
+    staging = LocalStaging(parent=os.path.dirname(os.path.abspath(output)))
+    partial = None
+    try:
+        results = _run_parallel(jobs, key, staging, index_pattern)
+        # Written under a temporary name and renamed: a failure never leaves a half bundle.
+        fd, partial = tempfile.mkstemp(prefix=".partial-", suffix=".tgz", dir=os.path.dirname(os.path.abspath(output)))
+        with os.fdopen(fd, "wb") as out:
+            meta = assemble(out, key, results, staging, config.load_namespace())
+        os.replace(partial, output)
+        partial = None
+    finally:
+        staging.cleanup()
+        if partial and os.path.exists(partial):
+            os.unlink(partial)
+    return {"key": key.name, "path": output, "size": os.path.getsize(output), "stats": meta["stats"],
+            "counts": meta["counts"]}
+

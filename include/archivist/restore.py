@@ -1,0 +1,164 @@
+"""A restore from start to finish: locate, verify, restore each job, report.
+
+Nothing touches a target before the whole bundle has been verified. Each
+job then streams the bundle again and reads only its own members, so jobs
+can run on different machines and memory stays bounded.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from typing import IO, Any
+
+import orjson
+
+from archivist import bundle, config, elasticsearch, postgres, storage
+from archivist.bundle import META, VerifyReport
+from archivist.errors import ConfigurationError, JobFailedError, VerificationError
+
+log = logging.getLogger(__name__)
+
+MODES = ("empty", "replace")
+Opener = Callable[[], IO[bytes]]
+
+
+def check_mode(mode: str) -> str:
+    if mode not in MODES:
+        raise ConfigurationError(f"unknown restore mode {mode!r}: choose 'empty' (the default) or 'replace'")
+    return mode
+
+
+def verify(open_bundle: Opener) -> VerifyReport:
+    """Streams the bundle once and checks it; logs any warning (for a bundle without checksums)."""
+    stream = open_bundle()
+    try:
+        report = bundle.verify(stream)
+    finally:
+        getattr(stream, "close", lambda: None)()
+    for warning in report.warnings:
+        log.warning(warning)
+    log.info("bundle verified: %d artifacts, jobs %s, format_version %s", len(report.members),
+             ", ".join(report.jobs), report.meta.get("format_version", "none (original tool)"))
+    return report
+
+
+def summary(report: VerifyReport) -> dict[str, Any]:
+    """The small facts of a verified bundle that later tasks need (safe for XCom)."""
+    return {"key": report.meta.get("key"), "jobs": report.jobs, "checksummed": report.checksummed,
+            "format_version": report.meta.get("format_version", 0), "counts": report.meta.get("counts", {}),
+            "warnings": report.warnings}
+
+
+def _member(open_bundle: Opener, wanted: Callable[[str], bool]):
+    """Yields (path, file) for each member `wanted` selects, streaming the bundle once."""
+    stream = open_bundle()
+    try:
+        for path, _info, fileobj in bundle.iter_members(stream):
+            if wanted(path):
+                yield path, fileobj
+    finally:
+        getattr(stream, "close", lambda: None)()
+
+
+def restore_postgres(open_bundle: Opener, settings: config.PostgresSettings, mode: str = "empty",
+                     dry_run: bool = False) -> dict[str, Any]:
+    check_mode(mode)
+    for path, sql in _member(open_bundle, lambda p: p.startswith("jobs.postgres/") and p.endswith(".sql")):
+        if dry_run:
+            log.info("dry run: would restore %s into database %s", path, settings.dbname)
+            return {"dry_run": True, "artifact": path}
+        log.info("restoring %s into database %s (%s mode)", path, settings.dbname, mode)
+        return postgres.restore(settings, sql, mode)
+    raise VerificationError("the bundle has no PostgreSQL dump (jobs.postgres/postgres-<id>.sql)")
+
+
+def restore_storage(open_bundle: Opener, settings: config.S3Settings, mode: str = "empty",
+                    dry_run: bool = False) -> dict[str, Any]:
+    check_mode(mode)
+    for path, tgz in _member(open_bundle, lambda p: p.startswith("jobs.storage/storage-") and p.endswith(".tgz")):
+        if dry_run:
+            log.info("dry run: would restore %s into bucket %s", path, settings.bucket)
+            return {"dry_run": True, "artifact": path}
+        log.info("restoring %s into bucket %s (%s mode)", path, settings.bucket, mode)
+        return storage.restore(settings, tgz, mode)
+    raise VerificationError("the bundle has no storage archive (jobs.storage/storage-<id>.tgz)")
+
+
+def _es_metadata(open_bundle: Opener) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
+    """Templates, index definitions and the indices with documents, in one early-stopping pass."""
+    templates: dict[str, Any] = {}
+    definitions: dict[str, Any] | None = None
+    indices: list[str] = []
+    for path, fileobj in _member(open_bundle, lambda p: p.startswith("jobs.elasticsearch/") or p == META):
+        name = os.path.basename(path)
+        if path == META:
+            counted = orjson.loads(fileobj.read()).get("counts", {}).get("jobs.elasticsearch", {})
+            if "indices" in counted:
+                indices = sorted(counted["indices"])
+        elif name.startswith("templates-") and name.endswith(".json"):
+            templates = orjson.loads(fileobj.read())
+        elif name.startswith("indices-") and name.endswith(".json"):
+            definitions = orjson.loads(fileobj.read())
+        elif (index := bundle.index_of_path(path)) and index not in indices:
+            indices.append(index)
+        if templates and definitions is not None and indices:
+            break  # our bundles put these before the documents: no need to read on
+    return templates, definitions or {}, indices
+
+
+def restore_elasticsearch(open_bundle: Opener, settings: config.ElasticsearchSettings, mode: str = "empty",
+                          patterns: list[str] | None = None, dry_run: bool = False) -> dict[str, Any]:
+    """Templates, then each index with its settings and mappings, its documents, its aliases."""
+    check_mode(mode)
+    templates, definitions, indices = _es_metadata(open_bundle)
+    chosen = [i for i in indices if elasticsearch.matches_any(i, patterns)]
+    if patterns and not chosen:
+        raise ConfigurationError(f"no index in the bundle matches {', '.join(patterns)}; it holds {', '.join(indices)}")
+    if dry_run:
+        log.info("dry run: would restore templates and indices %s", ", ".join(chosen))
+        return {"dry_run": True, "indices": chosen}
+    elasticsearch.check(settings)
+    es = elasticsearch.client(settings)
+    elasticsearch.prepare_targets(es, chosen, mode, settings)
+    elasticsearch.put_templates(es, templates)
+    loaded: dict[str, int] = {}
+    for path, lines in _member(open_bundle, lambda p: bundle.index_of_path(p) in chosen):
+        index = bundle.index_of_path(path)
+        elasticsearch.create_index(es, index, definitions.get(index))
+        sent = elasticsearch.load_documents(es, index, lines)
+        elasticsearch.finish_index(es, index, definitions.get(index))
+        found = elasticsearch.count(es, index)
+        if found != sent:
+            raise JobFailedError(f"index {index}: sent {sent} documents but Elasticsearch holds {found}")
+        loaded[index] = found
+    for index in chosen:  # an index with no documents has no ndjson worth streaming, but exists
+        if index not in loaded and index in definitions:
+            elasticsearch.create_index(es, index, definitions[index])
+            elasticsearch.finish_index(es, index, definitions[index])
+            loaded[index] = 0
+    return {"indices": loaded, "documents": sum(loaded.values())}
+
+
+def compare(expected_counts: dict[str, Any], restored: dict[str, dict[str, Any]],
+            patterns: list[str] | None = None) -> list[str]:
+    """Differences between meta.json's counts and what each job restored; empty when all match."""
+    problems = []
+    for job, got in restored.items():
+        if not got or got.get("dry_run"):
+            continue
+        want = expected_counts.get(bundle.JOB_DIRS[job])
+        if not want:
+            continue  # a bundle of the original tool carries no counts
+        if job == "postgres" and got.get("tables") != want.get("tables"):
+            problems.append(f"postgres: {got.get('tables')} tables restored, bundle has {want.get('tables')}")
+        if job == "storage" and (got.get("objects"), got.get("bytes")) != (want.get("objects"), want.get("bytes")):
+            problems.append(f"storage: {got.get('objects')} objects / {got.get('bytes')} bytes restored, "
+                            f"bundle has {want.get('objects')} / {want.get('bytes')}")
+        if job == "elasticsearch":
+            for index, docs in want.get("indices", {}).items():
+                if elasticsearch.matches_any(index, patterns) and got.get("indices", {}).get(index) != docs:
+                    problems.append(f"elasticsearch: index {index} has {got.get('indices', {}).get(index)} "
+                                    f"documents restored, bundle has {docs}")
+    return problems
