@@ -27,6 +27,26 @@ JOBS = ("postgres", "elasticsearch", "storage")
 
 
 @dataclass(frozen=True)
+class ConnIds:
+    """The Airflow connection ids to read; each overridable by ARCHIVIST_<PART>_CONN_ID."""
+
+    postgres: str = POSTGRES_CONN_ID
+    elasticsearch: str = ELASTICSEARCH_CONN_ID
+    storage: str = STORAGE_CONN_ID
+    backups: str = BACKUPS_CONN_ID
+
+
+def conn_ids(env: Mapping[str, str] | None = None) -> ConnIds:
+    env = os.environ if env is None else env
+    return ConnIds(
+        postgres=env.get("ARCHIVIST_POSTGRES_CONN_ID") or POSTGRES_CONN_ID,
+        elasticsearch=env.get("ARCHIVIST_ELASTICSEARCH_CONN_ID") or ELASTICSEARCH_CONN_ID,
+        storage=env.get("ARCHIVIST_STORAGE_CONN_ID") or STORAGE_CONN_ID,
+        backups=env.get("ARCHIVIST_BACKUPS_CONN_ID") or BACKUPS_CONN_ID,
+    )
+
+
+@dataclass(frozen=True)
 class PostgresSettings:
     """Where the PostgreSQL database lives. `source` names where it was configured."""
 
@@ -250,39 +270,42 @@ def s3_from_connection(conn: Any) -> S3Settings:
 # --- the resolved settings -----------------------------------------------------------------
 
 
-def load_postgres(conn_id: str = POSTGRES_CONN_ID, env: Mapping[str, str] | None = None) -> PostgresSettings:
+def load_postgres(conn_id: str | None = None, env: Mapping[str, str] | None = None) -> PostgresSettings:
     env = os.environ if env is None else env
     if _any_set(env, "DATABASE_"):
         return postgres_from_env(env)
-    return postgres_from_connection(_get_connection(conn_id))
+    return postgres_from_connection(_get_connection(conn_id or conn_ids(env).postgres))
 
 
-def load_elasticsearch(
-    conn_id: str = ELASTICSEARCH_CONN_ID, env: Mapping[str, str] | None = None
-) -> ElasticsearchSettings:
+def load_elasticsearch(conn_id: str | None = None, env: Mapping[str, str] | None = None) -> ElasticsearchSettings:
     env = os.environ if env is None else env
     if _any_set(env, "ELASTICSEARCH_"):
         return elasticsearch_from_env(env)
-    return elasticsearch_from_connection(_get_connection(conn_id))
+    return elasticsearch_from_connection(_get_connection(conn_id or conn_ids(env).elasticsearch))
 
 
-def load_storage(conn_id: str = STORAGE_CONN_ID, env: Mapping[str, str] | None = None) -> S3Settings:
+def load_storage(conn_id: str | None = None, env: Mapping[str, str] | None = None) -> S3Settings:
     env = os.environ if env is None else env
     if _any_set(env, "S3_"):
         return s3_from_env(env, "S3_")
-    return s3_from_connection(_get_connection(conn_id))
+    return s3_from_connection(_get_connection(conn_id or conn_ids(env).storage))
 
 
-def load_backups(conn_id: str = BACKUPS_CONN_ID, env: Mapping[str, str] | None = None) -> S3Settings:
+def load_backups(conn_id: str | None = None, env: Mapping[str, str] | None = None) -> S3Settings:
     env = os.environ if env is None else env
     if _any_set(env, "BACKUP_"):
         return s3_from_env(env, "BACKUP_")
-    return s3_from_connection(_get_connection(conn_id))
+    return s3_from_connection(_get_connection(conn_id or conn_ids(env).backups))
 
 
 def load_backups_kept(env: Mapping[str, str] | None = None) -> int:
+    return parse_backups_kept(load_env_backups_kept(env))
+
+
+def load_env_backups_kept(env: Mapping[str, str] | None = None) -> str | None:
+    """BACKUPS_KEPT as set, unparsed (None when unset)."""
     env = os.environ if env is None else env
-    return parse_backups_kept(env.get("BACKUPS_KEPT"))
+    return env.get("BACKUPS_KEPT")
 
 
 def load_namespace(env: Mapping[str, str] | None = None) -> str:

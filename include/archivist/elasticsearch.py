@@ -43,18 +43,19 @@ def _where(settings: ElasticsearchSettings) -> str:
     return f"Elasticsearch at {settings.url} ({settings.source})"
 
 
-def client(settings: ElasticsearchSettings) -> Elasticsearch:
+def client(settings: ElasticsearchSettings, quick: bool = False) -> Elasticsearch:
+    """A client; `quick` for checks that must fail in seconds rather than retry."""
     return Elasticsearch(
         settings.url,
         basic_auth=(settings.user, settings.password) if settings.user else None,
-        request_timeout=120, max_retries=3, retry_on_timeout=True,
+        request_timeout=10 if quick else 120, max_retries=0 if quick else 3, retry_on_timeout=not quick,
     )
 
 
-def check(settings: ElasticsearchSettings) -> str:
+def check(settings: ElasticsearchSettings, quick: bool = False) -> str:
     """Reaches the cluster and returns its version, or names what to fix."""
     try:
-        return server_version(client(settings))
+        return server_version(client(settings, quick))
     except (AuthenticationException, AuthorizationException) as exc:
         raise ConfigurationError(f"cannot log in to {_where(settings)}: {exc.message}; check the user and password") from None
     except (TransportError, ApiError) as exc:

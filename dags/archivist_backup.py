@@ -1,0 +1,106 @@
+"""archivist_backup: a full logical backup of the stack, bundled into the backup bucket.
+
+check → [postgres, elasticsearch, storage] → bundle_and_upload → rotate, with
+cleanup_staging as teardown. Jobs hand their artifacts over through a
+staging prefix of the backup bucket, never through local files, so each task
+may run on a different worker. The logic lives in include/archivist.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from airflow.sdk.exceptions import AirflowSkipException
+from airflow.sdk import Param, dag, get_current_context, task
+
+from archivist import backup, checks, config
+from archivist.bundle import BackupKey, JobResult
+from archivist.store import BackupStore
+
+JOB_RETRIES = {"retries": 2, "retry_delay": dt.timedelta(seconds=30), "retry_exponential_backoff": True,
+               "max_retry_delay": dt.timedelta(minutes=10)}
+
+
+def _store() -> BackupStore:
+    return BackupStore(config.load_backups())
+
+
+def _run_job(job: str, plan: dict) -> dict:
+    if job not in plan["jobs"]:
+        raise AirflowSkipException(f"job {job} was not selected")
+    key = BackupKey.parse(plan["key"])
+    result = backup.run_job(job, key, _store().staging(key), backup.load_job_settings(job), plan["index_pattern"])
+    return result.as_dict()
+
+
+@dag(
+    dag_id="archivist_backup",
+    description="Logical backup of PostgreSQL, Elasticsearch and object storage into one bundle",
+    schedule=config.load_cron_schedule(),
+    start_date=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc),
+    catchup=False,
+    max_active_runs=1,
+    tags=["archivist", "backup"],
+    default_args={"owner": "archivist", "retries": 1, "retry_delay": dt.timedelta(seconds=30)},
+    params={
+        "jobs": Param(list(config.JOBS), type="array", items={"type": "string", "enum": list(config.JOBS)},
+                      description="Which jobs to back up: postgres, elasticsearch, storage (default all three)."),
+        "keep": Param(config.DEFAULT_BACKUPS_KEPT, type="integer", minimum=config.MIN_BACKUPS_KEPT,
+                      description="How many bundles rotation keeps (the spec's BACKUPS_KEPT; at least 7)."),
+        "index_pattern": Param("*", type="string",
+                               description="Elasticsearch indices to back up; hidden and dot-indices are always left out."),
+        "rotation_dry_run": Param(False, type="boolean",
+                                  description="Log which old bundles rotation would delete, and delete none."),
+    },
+    doc_md=__doc__,
+)
+def archivist_backup():
+    @task
+    def check(params: dict) -> dict:
+        """Every connection and bucket reachable, pg_dump new enough; fails in seconds otherwise."""
+        jobs = config.parse_jobs(params["jobs"])
+        results = checks.run_checks(jobs, backups=True, keep=params["keep"])
+        for result in results:
+            print(result.line())
+        checks.require(results)
+        key = BackupKey.new()
+        print(f"backup key: {key}")
+        return {"key": key.name, "jobs": list(jobs), "index_pattern": params["index_pattern"]}
+
+    @task(**JOB_RETRIES)
+    def postgres(plan: dict) -> dict:
+        return _run_job("postgres", plan)
+
+    @task(**JOB_RETRIES)
+    def elasticsearch(plan: dict) -> dict:
+        return _run_job("elasticsearch", plan)
+
+    @task(**JOB_RETRIES)
+    def storage(plan: dict) -> dict:
+        return _run_job("storage", plan)
+
+    @task(trigger_rule="none_failed")
+    def bundle_and_upload(plan: dict, *job_results: dict | None) -> dict:
+        """Streams the staged artifacts into the bundle, uploaded under its final name only when whole."""
+        ctx = get_current_context()
+        results = [JobResult.from_dict(r) for r in job_results if r]
+        return backup.upload(_store(), BackupKey.parse(plan["key"]), results, config.load_namespace(),
+                             ctx["dag"].dag_id, ctx["run_id"])
+
+    @task
+    def rotate(uploaded: dict, params: dict) -> list[str]:
+        deleted = _store().rotate(params["keep"], protect={uploaded["key"]}, dry_run=params["rotation_dry_run"])
+        return [b.key.name for b in deleted]
+
+    @task
+    def cleanup_staging(plan: dict) -> int:
+        """Removes what a failed or retried run left in staging; a successful run left nothing."""
+        return _store().staging(BackupKey.parse(plan["key"])).cleanup()
+
+    plan = check()
+    jobs = [postgres(plan), elasticsearch(plan), storage(plan)]
+    uploaded = bundle_and_upload(plan, *jobs)
+    rotate(uploaded) >> cleanup_staging(plan).as_teardown(setups=plan)
+
+
+archivist_backup()

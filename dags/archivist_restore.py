@@ -1,0 +1,106 @@
+"""archivist_restore: restores a bundle, chosen by its key, into the stack.
+
+locate → verify → [restore_postgres, restore_elasticsearch, restore_storage] → report.
+Nothing is written before `verify` has checked every artifact of the bundle.
+Each restore job streams its own members from the backup bucket.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+from airflow.sdk import Param, dag, task
+
+from archivist import config, restore
+from archivist.bundle import BackupKey
+from archivist.store import BackupStore
+
+
+def _store() -> BackupStore:
+    return BackupStore(config.load_backups())
+
+
+def _opener(located: dict):
+    store, key = _store(), BackupKey.parse(located["key"])
+    return lambda: store.open_bundle(key)
+
+
+def _selected(job: str, verified: dict, params: dict) -> None:
+    if job not in config.parse_jobs(params["jobs"]):
+        raise AirflowSkipException(f"job {job} was not selected")
+    if job not in verified["jobs"]:
+        raise AirflowSkipException(f"the bundle holds no {job} backup")
+
+
+@dag(
+    dag_id="archivist_restore",
+    description="Restore a bundle from the backup bucket, verified first",
+    schedule=None,
+    start_date=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc),
+    catchup=False,
+    max_active_runs=1,
+    tags=["archivist", "restore"],
+    default_args={"owner": "archivist", "retries": 0},
+    params={
+        "key": Param(type="string", minLength=1,
+                     description="Backup key, e.g. bundle-2026-11-26-qQUXdfPnayQ (with or without .tgz), or 'latest'."),
+        "jobs": Param(list(config.JOBS), type="array", items={"type": "string", "enum": list(config.JOBS)},
+                      description="Which jobs to restore: postgres, elasticsearch, storage (default all)."),
+        "indices": Param([], type="array", items={"type": "string"},
+                         description="Elasticsearch index patterns to restore (e.g. products, logs-*); empty for all."),
+        "mode": Param("empty", type="string", enum=list(restore.MODES),
+                      description="'empty' refuses targets that hold data; 'replace' drops and recreates "
+                                  "what the bundle contains, and nothing else."),
+        "dry_run": Param(False, type="boolean", description="Verify and report what would be restored; write nothing."),
+    },
+    doc_md=__doc__,
+)
+def archivist_restore():
+    @task
+    def locate(params: dict) -> dict:
+        """Resolves the key (or 'latest'); an unknown key lists the closest ones."""
+        found = _store().locate(params["key"])
+        print(f"restoring {found.key} ({found.size} bytes)")
+        return found.as_dict()
+
+    @task
+    def verify(located: dict) -> dict:
+        """Checks every artifact against meta.json before any target is touched."""
+        return restore.summary(restore.verify(_opener(located)))
+
+    @task
+    def restore_postgres(located: dict, verified: dict, params: dict) -> dict:
+        _selected("postgres", verified, params)
+        return restore.restore_postgres(_opener(located), config.load_postgres(), params["mode"], params["dry_run"])
+
+    @task
+    def restore_elasticsearch(located: dict, verified: dict, params: dict) -> dict:
+        _selected("elasticsearch", verified, params)
+        return restore.restore_elasticsearch(_opener(located), config.load_elasticsearch(), params["mode"],
+                                             params["indices"] or None, params["dry_run"])
+
+    @task
+    def restore_storage(located: dict, verified: dict, params: dict) -> dict:
+        _selected("storage", verified, params)
+        return restore.restore_storage(_opener(located), config.load_storage(), params["mode"], params["dry_run"])
+
+    @task(trigger_rule="none_failed")
+    def report(verified: dict, params: dict, postgres: dict | None, elasticsearch: dict | None,
+               storage: dict | None) -> dict:
+        """Compares what was restored with meta.json's counts; any difference fails the run."""
+        restored = {"postgres": postgres, "elasticsearch": elasticsearch, "storage": storage}
+        problems = restore.compare(verified["counts"], restored, params["indices"] or None)
+        for job, got in restored.items():
+            print(f"{job}: {got if got is not None else 'skipped'}")
+        if problems:
+            raise AirflowFailException("restore does not match the bundle: " + "; ".join(problems))
+        return {"key": verified["key"], "restored": restored}
+
+    located = locate()
+    verified = verify(located)
+    report(verified, postgres=restore_postgres(located, verified), elasticsearch=restore_elasticsearch(located, verified),
+           storage=restore_storage(located, verified))
+
+
+archivist_restore()

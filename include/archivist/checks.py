@@ -1,0 +1,90 @@
+"""The pre-flight check: every setting present and valid, every server and bucket reachable.
+
+Used by the DAGs' first task and by `archivist check` / `simple-check`. Each
+item gives one line, so a user sees everything wrong at once, not just the first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from archivist import config, elasticsearch, postgres, storage
+from archivist.errors import ArchivistError, ConfigurationError
+from archivist.store import BackupStore
+
+
+@dataclass
+class CheckResult:
+    """One checked item: what it is, whether it passed, and what was found or is wrong."""
+
+    item: str
+    ok: bool
+    detail: str
+    exit_code: int = 0
+
+    def line(self) -> str:
+        return f"{'ok  ' if self.ok else 'FAIL'} {self.item}: {self.detail}"
+
+
+def _run(item: str, probe: Callable[[], str]) -> CheckResult:
+    try:
+        return CheckResult(item, True, probe())
+    except ArchivistError as exc:
+        return CheckResult(item, False, str(exc), exc.exit_code)
+    except Exception as exc:  # an unexpected failure is still one line, not a traceback
+        return CheckResult(item, False, f"{type(exc).__name__}: {exc}", 1)
+
+
+def _postgres(conn_id: str) -> str:
+    settings = config.load_postgres(conn_id)
+    version = postgres.check(settings)
+    return f"PostgreSQL {version}, database '{settings.dbname}' at {settings.host}:{settings.port}; pg_dump and psql fit"
+
+
+def _elasticsearch(conn_id: str) -> str:
+    settings = config.load_elasticsearch(conn_id)
+    return f"Elasticsearch {elasticsearch.check(settings, quick=True)} at {settings.url}"
+
+
+def _storage(conn_id: str) -> str:
+    settings = config.load_storage(conn_id)
+    storage.check(settings)
+    return f"bucket '{settings.bucket}' at {settings.endpoint_url or 'AWS S3'}"
+
+
+def _backups(conn_id: str) -> str:
+    settings = config.load_backups(conn_id)
+    BackupStore(settings).check()
+    return f"bucket '{settings.bucket}' at {settings.endpoint_url or 'AWS S3'}"
+
+
+def _backups_kept(keep: int | str | None) -> str:
+    return f"{config.parse_backups_kept(keep)} backups kept"
+
+
+def run_checks(jobs: tuple[str, ...] = config.JOBS, backups: bool = True, keep: int | str | None = None,
+               conn_ids: config.ConnIds | None = None) -> list[CheckResult]:
+    """Checks what a backup or restore of `jobs` needs; `backups=False` for the simple commands."""
+    ids = conn_ids or config.conn_ids()
+    results = []
+    if backups:
+        results.append(_run("BACKUPS_KEPT", lambda: _backups_kept(keep if keep is not None else config.load_env_backups_kept())))
+    probes = {"postgres": ("database", lambda: _postgres(ids.postgres)),
+              "elasticsearch": ("elasticsearch", lambda: _elasticsearch(ids.elasticsearch)),
+              "storage": ("storage", lambda: _storage(ids.storage))}
+    for job in jobs:
+        item, probe = probes[job]
+        results.append(_run(item, probe))
+    if backups:
+        results.append(_run("backup bucket", lambda: _backups(ids.backups)))
+    return results
+
+
+def require(results: list[CheckResult]) -> None:
+    """Raises one error listing every failed item."""
+    failed = [r for r in results if not r.ok]
+    if failed:
+        error = ConfigurationError("check failed:\n" + "\n".join(r.line() for r in failed))
+        error.exit_code = max(r.exit_code for r in failed)
+        raise error
