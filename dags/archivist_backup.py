@@ -100,7 +100,7 @@ def archivist_backup():
     plan = check()
     jobs = [postgres(plan), elasticsearch(plan), storage(plan)]
     uploaded = bundle_and_upload(plan, *jobs)
-    rotate(uploaded) >> cleanup_staging(plan).as_teardown(setups=plan)
+    rotate(uploaded) >> cleanup_staging(plan).as_teardown()
 
 
 archivist_backup()

@@ -236,12 +236,19 @@ def write_bundle(
                 tar.addfile(info)
             body = json.dumps(meta, indent=2, sort_keys=False).encode()
             tar.addfile(_file_info(f"{key.name}/{META}", len(body), mtime), _BytesReader(body))
-            for artifact in sorted(artifacts, key=lambda a: a.path):
+            for artifact in sorted(artifacts, key=member_order):
                 source = open_artifact(artifact.path)
                 try:
                     tar.addfile(_file_info(f"{key.name}/{artifact.path}", artifact.size, mtime), source)
                 finally:
                     getattr(source, "close", lambda: None)()
+
+
+def member_order(artifact: Artifact) -> tuple[int, int, str]:
+    """Jobs in a fixed order, and in each job the small descriptions before the data,
+    so a streaming restore has templates, mappings and the manifest before it needs them."""
+    is_data = artifact.path.endswith((".ndjson", ".sql", ".tgz")) and "/manifest-" not in artifact.path
+    return (list(JOB_DIRS).index(job_of_path(artifact.path) or "postgres"), int(is_data), artifact.path)
 
 
 def _file_info(name: str, size: int, mtime: int) -> tarfile.TarInfo:

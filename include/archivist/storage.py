@@ -67,7 +67,11 @@ def dump(settings: S3Settings, staging, backup_id: str) -> JobResult:
              tarfile.open(fileobj=gz, mode="w|", format=tarfile.PAX_FORMAT) as tar:
             for listed in iter_objects(s3, settings.bucket):
                 key = listed["Key"]
-                obj = s3.get_object(Bucket=settings.bucket, Key=key)
+                try:
+                    obj = s3.get_object(Bucket=settings.bucket, Key=key)
+                except s3.exceptions.NoSuchKey:  # deleted since it was listed: not part of this backup
+                    log.warning("object %s was deleted during the backup; skipped", key)
+                    continue
                 content_type = obj.get("ContentType") or "binary/octet-stream"
                 metadata = obj.get("Metadata") or {}
                 info = tarfile.TarInfo(_tar_name(key))
