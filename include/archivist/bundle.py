@@ -32,6 +32,7 @@ JOB_DIRS = {"postgres": "jobs.postgres", "elasticsearch": "jobs.elasticsearch", 
 KEY_RE = re.compile(r"^bundle-(\d{4}-\d{2}-\d{2})-([A-Za-z0-9_-]{11})$")
 GZIP_LEVEL = 6
 COPY_CHUNK = 1024 * 1024
+MAX_META_BYTES = 64 * 1024 * 1024
 
 
 def new_backup_id() -> str:
@@ -324,17 +325,15 @@ class VerifyReport:
         return sorted({j for p in self.members if (j := job_of_path(p))})
 
 
-def verify(stream: IO[bytes]) -> VerifyReport:
-    """Reads the whole bundle once and checks it against its meta.json.
-
-    Our bundles must match every size and sha256 listed; a bundle of the
-    original tool (no `artifacts` in meta.json) is accepted with a warning.
-    """
+def _read_all(stream: IO[bytes]) -> tuple[dict[str, Any] | None, dict[str, Artifact]]:
+    """Hashes every member and parses meta.json, reading the stream once."""
     meta: dict[str, Any] | None = None
     members: dict[str, Artifact] = {}
     for path, info, fileobj in iter_members(stream):
         digest, size = hashlib.sha256(), 0
         chunks = [] if path == META else None
+        if path == META and info.size > MAX_META_BYTES:
+            raise VerificationError(f"meta.json is {info.size} bytes, too large to be a bundle's meta.json")
         while chunk := fileobj.read(COPY_CHUNK):
             digest.update(chunk)
             size += len(chunk)
@@ -350,6 +349,19 @@ def verify(stream: IO[bytes]) -> VerifyReport:
             check_format_version(meta)
         else:
             members[path] = Artifact(path, size, digest.hexdigest())
+    return meta, members
+
+
+def verify(stream: IO[bytes]) -> VerifyReport:
+    """Reads the whole bundle once and checks it against its meta.json.
+
+    Our bundles must match every size and sha256 listed; a bundle of the
+    original tool (no `artifacts` in meta.json) is accepted with a warning.
+    """
+    try:
+        meta, members = _read_all(stream)
+    except _BROKEN as exc:  # damage found while reading a member's bytes
+        raise VerificationError(f"the bundle is damaged or truncated: {exc}") from None
     if meta is None:
         raise VerificationError("not a bundle: it has no meta.json")
     report = VerifyReport(meta=meta, members=members)

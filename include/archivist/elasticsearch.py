@@ -180,7 +180,12 @@ def matches_any(index: str, patterns: list[str] | None) -> bool:
 
 
 def put_templates(es: Elasticsearch, data: dict[str, Any]) -> int:
-    """Component, then composable, then legacy templates: the order their references need."""
+    """Component, then composable, then legacy templates: the order their references need.
+
+    A templates file of the original tool is the plain `GET _template` answer
+    (legacy templates by name), and is read as such."""
+    if data and not {"component_templates", "index_templates", "legacy_templates"} & set(data):
+        data = {"legacy_templates": data}
     count = 0
     for t in data.get("component_templates", []):
         es.cluster.put_component_template(name=t["name"], body=t["component_template"])

@@ -7,6 +7,7 @@ staging upload, the bundle member goes straight to psql's stdin.
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import re
@@ -27,9 +28,14 @@ from archivist.progress import Progress, ProgressReader
 log = logging.getLogger(__name__)
 
 CHUNK = 1024 * 1024
-# --clean --if-exists lets a `replace` restore drop and recreate what the dump holds;
-# owners and grants are left out so the dump restores on a server with other roles.
-PG_DUMP_ARGS = ["--format=plain", "--clean", "--if-exists", "--no-owner", "--no-privileges", "--no-password"]
+# No --clean: its DROP section cannot run on an empty database (pg_dump emits
+# `CREATE OR REPLACE VIEW` placeholders there), so `replace` drops schemas itself.
+# Owners and grants are left out so the dump restores on a server with other roles.
+PG_DUMP_ARGS = ["--format=plain", "--no-owner", "--no-privileges", "--no-password"]
+CREATE_RE = re.compile(
+    rb"^CREATE (?:SCHEMA|TABLE|UNLOGGED TABLE|VIEW|MATERIALIZED VIEW|SEQUENCE|TYPE|FUNCTION|DOMAIN) "
+    rb"(?:IF NOT EXISTS )?(\"[^\"]+\"|[a-z_][a-z0-9_$]*)[.;\s(]"
+)
 PSQL_ARGS = ["-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction", "--no-password", "-f", "-"]
 USER_TABLES = """
     SELECT n.nspname || '.' || c.relname, greatest(c.reltuples, 0)::bigint
@@ -135,8 +141,38 @@ def dump(settings: PostgresSettings, staging, backup_id: str) -> JobResult:
     return JobResult("postgres", [artifact], job_counts, time.monotonic() - started, version)
 
 
-def restore(settings: PostgresSettings, sql: IO[bytes], mode: str = "empty") -> dict[str, int]:
-    """Runs the dump's SQL through psql in one transaction, stopping at the first error."""
+def schemas_in_dump(sql: IO[bytes]) -> list[str]:
+    """The schemas a plain pg_dump creates objects in, read line by line, skipping COPY data."""
+    found: set[str] = set()
+    in_copy = False
+    for line in io.BufferedReader(sql, CHUNK):
+        if in_copy:
+            in_copy = line.rstrip(b"\r\n") != b"\\."
+        elif line.startswith(b"COPY ") and line.rstrip().endswith(b"FROM stdin;"):
+            in_copy = True
+        elif match := CREATE_RE.match(line):
+            found.add(match.group(1).decode().strip('"'))
+    return sorted(found)
+
+
+def replace_prologue(schemas: list[str]) -> bytes:
+    """SQL that drops the schemas the dump recreates (and nothing else), in the restore's transaction."""
+    statements = []
+    for schema in schemas:
+        quoted = '"' + schema.replace('"', '""') + '"'
+        statements.append(f"DROP SCHEMA IF EXISTS {quoted} CASCADE;")
+        if schema == "public":  # pg_dump assumes public exists and does not create it
+            statements.append("CREATE SCHEMA public;")
+    return ("\n".join(statements) + "\n").encode()
+
+
+def restore(settings: PostgresSettings, sql: IO[bytes], mode: str = "empty",
+            replace_schemas: list[str] | None = None) -> dict[str, int]:
+    """Runs the dump's SQL through psql in one transaction, stopping at the first error.
+
+    In `replace` mode the schemas in `replace_schemas` (those the dump holds) are
+    dropped first, inside the same transaction, so a failure leaves them as they were.
+    """
     check(settings)
     if mode == "empty":
         existing = user_tables(settings)
@@ -153,6 +189,9 @@ def restore(settings: PostgresSettings, sql: IO[bytes], mode: str = "empty") -> 
             env={**os.environ, **settings.libpq_env()},
         )
         try:
+            if mode == "replace" and replace_schemas:
+                log.info("replace mode: dropping and recreating schema(s) %s", ", ".join(replace_schemas))
+                proc.stdin.write(replace_prologue(replace_schemas))
             while chunk := sql.read(CHUNK):
                 proc.stdin.write(chunk)
                 progress.add(len(chunk))

@@ -65,12 +65,16 @@ def _member(open_bundle: Opener, wanted: Callable[[str], bool]):
 def restore_postgres(open_bundle: Opener, settings: config.PostgresSettings, mode: str = "empty",
                      dry_run: bool = False) -> dict[str, Any]:
     check_mode(mode)
-    for path, sql in _member(open_bundle, lambda p: p.startswith("jobs.postgres/") and p.endswith(".sql")):
+    is_dump = lambda p: p.startswith("jobs.postgres/") and p.endswith(".sql")  # noqa: E731
+    schemas = None
+    if mode == "replace" or dry_run:  # one extra streaming pass to learn what the dump recreates
+        schemas = next((postgres.schemas_in_dump(sql) for _, sql in _member(open_bundle, is_dump)), None)
+    for path, sql in _member(open_bundle, is_dump):
         if dry_run:
-            log.info("dry run: would restore %s into database %s", path, settings.dbname)
-            return {"dry_run": True, "artifact": path}
+            log.info("dry run: would restore %s into database %s (schemas %s)", path, settings.dbname, schemas)
+            return {"dry_run": True, "artifact": path, "schemas": schemas}
         log.info("restoring %s into database %s (%s mode)", path, settings.dbname, mode)
-        return postgres.restore(settings, sql, mode)
+        return postgres.restore(settings, sql, mode, replace_schemas=schemas)
     raise VerificationError("the bundle has no PostgreSQL dump (jobs.postgres/postgres-<id>.sql)")
 
 

@@ -1,0 +1,98 @@
+"""Shared fixtures: the real servers started by `make services`, reached through the
+same four Airflow connections the DAGs use. A server that does not answer fails
+the test that needs it with a message naming what to start; nothing is skipped."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "include"))
+
+from archivist import config, elasticsearch, postgres, s3io  # noqa: E402
+from archivist.config import S3Settings  # noqa: E402
+
+START_HINT = "start the servers with `make services` and `source .local/env.sh`"
+
+
+def _require_env() -> None:
+    if "AIRFLOW_CONN_ARCHIVIST_POSTGRES" not in os.environ:
+        pytest.fail(f"the archivist connections are not set: {START_HINT}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def pg_settings() -> config.PostgresSettings:
+    _require_env()
+    settings = config.load_postgres()
+    try:
+        postgres.server_version(settings)
+    except Exception as exc:
+        pytest.fail(f"PostgreSQL does not answer ({exc}): {START_HINT}", pytrace=False)
+    return settings
+
+
+@pytest.fixture(scope="session")
+def es_settings() -> config.ElasticsearchSettings:
+    _require_env()
+    settings = config.load_elasticsearch()
+    try:
+        elasticsearch.check(settings, quick=True)
+    except Exception as exc:
+        pytest.fail(f"Elasticsearch does not answer ({exc}): {START_HINT}", pytrace=False)
+    return settings
+
+
+@pytest.fixture(scope="session")
+def storage_settings() -> S3Settings:
+    _require_env()
+    settings = config.load_storage()
+    try:
+        s3io.client(settings).head_bucket(Bucket=settings.bucket)
+    except Exception as exc:
+        pytest.fail(f"the S3 server does not answer ({exc}): {START_HINT}", pytrace=False)
+    return settings
+
+
+@pytest.fixture(scope="session")
+def backups_settings(storage_settings) -> S3Settings:
+    return config.load_backups()
+
+
+@pytest.fixture(scope="session")
+def es_client(es_settings):
+    return elasticsearch.client(es_settings)
+
+
+@pytest.fixture
+def scratch_bucket(storage_settings):
+    """A fresh, empty bucket of the real S3 server, removed after the test."""
+    s3 = s3io.client(storage_settings)
+    name = f"archivist-test-{uuid.uuid4().hex[:10]}"
+    s3.create_bucket(Bucket=name)
+    yield S3Settings(bucket=name, access_key_id=storage_settings.access_key_id,
+                     secret_access_key=storage_settings.secret_access_key,
+                     endpoint_url=storage_settings.endpoint_url, region_name=storage_settings.region_name,
+                     source="test bucket")
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=name):
+        for obj in page.get("Contents", []):
+            s3.delete_object(Bucket=name, Key=obj["Key"])
+    s3.delete_bucket(Bucket=name)
+
+
+@pytest.fixture
+def seeded(pg_settings, es_settings, storage_settings):
+    """The demo stack, freshly seeded into all three servers; returns the seeder's counts."""
+    from archivist.demo import seed
+
+    return seed.seed(pg_settings, es_settings, storage_settings)
+
+
+def airflow(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    """Runs the `airflow` command of this environment, output captured."""
+    return subprocess.run(["airflow", *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT)

@@ -1,0 +1,77 @@
+"""What a round trip must preserve, read straight from the real servers for comparison."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+
+from archivist import elasticsearch, s3io
+from archivist.config import ElasticsearchSettings, PostgresSettings, S3Settings
+
+DEMO_TEMPLATES = ("archivist-demo-logs", "archivist-demo-logs-mappings", "archivist-demo-legacy")
+
+
+def pg_dump_text(settings: PostgresSettings) -> str:
+    """The database as pg_dump prints it: equal text means equal schema and data.
+    The \\restrict lines carry a random key per dump, so they are left out."""
+    text = subprocess.run(["pg_dump", "--no-owner", "--no-privileges"], capture_output=True, text=True, check=True,
+                          env={**os.environ, **settings.libpq_env()}).stdout
+    return "\n".join(line for line in text.splitlines() if not line.startswith(("\\restrict", "\\unrestrict")))
+
+
+def es_snapshot(settings: ElasticsearchSettings) -> dict:
+    """Every user index's documents (_id, _routing, _source), mappings and aliases, and the templates."""
+    es = elasticsearch.client(settings)
+    snapshot = {"indices": {}, "templates": elasticsearch.templates(es)}
+    for index in elasticsearch.list_indices(es):
+        es.indices.refresh(index=index)
+        total, lines = elasticsearch.iter_documents(es, index)
+        docs = sorted(lines)
+        body = es.indices.get(index=index)[index]
+        snapshot["indices"][index] = {"docs": docs, "count": total, "mappings": body["mappings"],
+                                      "aliases": body.get("aliases", {}),
+                                      "shards": body["settings"]["index"]["number_of_shards"]}
+    return snapshot
+
+
+def s3_snapshot(settings: S3Settings) -> dict:
+    """Every object's sha256, content type and user metadata, by key."""
+    s3 = s3io.client(settings)
+    found = {}
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=settings.bucket):
+        for obj in page.get("Contents", []):
+            got = s3.get_object(Bucket=settings.bucket, Key=obj["Key"])
+            digest = hashlib.sha256()
+            for chunk in iter(lambda: got["Body"].read(1 << 20), b""):
+                digest.update(chunk)
+            found[obj["Key"]] = (digest.hexdigest(), got["ContentType"], got.get("Metadata", {}))
+    return found
+
+
+def wipe_postgres(settings: PostgresSettings) -> None:
+    from archivist import postgres
+
+    with postgres.connect(settings) as conn:
+        for (schema,) in conn.execute(
+            "SELECT nspname FROM pg_namespace WHERE nspname NOT LIKE 'pg_%' AND nspname <> 'information_schema'"
+        ).fetchall():
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        conn.execute("CREATE SCHEMA public")
+
+
+def wipe_elasticsearch(settings: ElasticsearchSettings) -> None:
+    es = elasticsearch.client(settings)
+    for index in elasticsearch.list_indices(es):
+        es.indices.delete(index=index)
+    es.options(ignore_status=404).indices.delete_index_template(name="archivist-demo-logs")
+    es.options(ignore_status=404).cluster.delete_component_template(name="archivist-demo-logs-mappings")
+    es.options(ignore_status=404).indices.delete_template(name="archivist-demo-legacy")
+
+
+def wipe_bucket(settings: S3Settings) -> None:
+    s3 = s3io.client(settings)
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=settings.bucket):
+        keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+        if keys:
+            s3.delete_objects(Bucket=settings.bucket, Delete={"Objects": keys})
