@@ -21,7 +21,7 @@ airflow: services  ## start Airflow (scheduler, dag-processor, triggerer, API se
 	bash scripts/airflow.sh start
 
 demo: seed airflow  ## a real backup and restore through Airflow
-	$(ENV) && python scripts/demo.py
+	$(ENV) && python -m archivist.demo.run
 
 test: services  ## run the test suite against the real servers
 	bash scripts/airflow.sh migrate

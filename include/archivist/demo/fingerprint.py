@@ -1,4 +1,4 @@
-"""What a round trip must preserve, read straight from the real servers for comparison."""
+"""What a round trip must preserve, read straight from the real servers, and how to wipe it (demo stack only)."""
 
 from __future__ import annotations
 
