@@ -55,7 +55,7 @@ def _run_job(job: str, plan: dict) -> dict:
     doc_md=__doc__,
 )
 def archivist_backup():
-    @task
+    @task(retries=0)
     def check(params: dict) -> dict:
         """Every connection and bucket reachable, pg_dump new enough; fails in seconds otherwise."""
         jobs = config.parse_jobs(params["jobs"])

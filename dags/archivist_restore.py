@@ -67,7 +67,7 @@ def archivist_restore():
     @task
     def verify(located: dict) -> dict:
         """Checks every artifact against meta.json before any target is touched."""
-        return restore.summary(restore.verify(_opener(located)))
+        return restore.summary(restore.verify(_opener(located)), located["key"])
 
     @task
     def restore_postgres(located: dict, verified: dict, params: dict) -> dict:

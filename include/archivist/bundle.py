@@ -69,7 +69,13 @@ class BackupKey:
     @classmethod
     def is_bundle_object(cls, object_key: str) -> bool:
         """Whether an object key is a bundle name, and so may ever be rotated away."""
-        return object_key.endswith(".tgz") and bool(KEY_RE.match(object_key[: -len(".tgz")]))
+        if not object_key.endswith(".tgz") or not KEY_RE.match(object_key[: -len(".tgz")]):
+            return False
+        try:
+            cls.parse(object_key)
+        except BackupNotFoundError:  # the right shape but an impossible date: not ours
+            return False
+        return True
 
     @property
     def name(self) -> str:

@@ -44,9 +44,9 @@ def verify(open_bundle: Opener) -> VerifyReport:
     return report
 
 
-def summary(report: VerifyReport) -> dict[str, Any]:
+def summary(report: VerifyReport, key: str) -> dict[str, Any]:
     """The small facts of a verified bundle that later tasks need (safe for XCom)."""
-    return {"key": report.meta.get("key"), "jobs": report.jobs, "checksummed": report.checksummed,
+    return {"key": key, "jobs": report.jobs, "checksummed": report.checksummed,
             "format_version": report.meta.get("format_version", 0), "counts": report.meta.get("counts", {}),
             "warnings": report.warnings}
 

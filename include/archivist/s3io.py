@@ -157,15 +157,15 @@ def upload_writer(s3: Any, bucket: str, key: str, content_type: str = "applicati
     try:
         yield writer
         pipe.close()
-    except BaseException:
+    except BaseException as exc:
         reader.aborted = True
         try:
             pipe.close()
         except OSError:  # the reader may already be gone
             pass
         thread.join()
-        if failure:  # the upload failed first; the writer only saw the broken pipe
-            raise failure[0]
+        if failure and isinstance(exc, (BrokenPipeError, ConnectionResetError)):
+            raise failure[0] from None  # the upload failed first; the writer only saw the pipe break
         raise
     thread.join()
     if failure:

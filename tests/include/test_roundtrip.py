@@ -19,7 +19,7 @@ from archivist import backup, bundle, config, restore, s3io
 from archivist.bundle import BackupKey
 from archivist.errors import BackupNotFoundError, TargetNotEmptyError, VerificationError
 from archivist.store import BackupStore
-from fingerprints import es_snapshot, pg_dump_text, s3_snapshot, wipe_bucket, wipe_elasticsearch, wipe_postgres
+from archivist.demo.fingerprint import es_snapshot, pg_dump_text, s3_snapshot, wipe_bucket, wipe_elasticsearch, wipe_postgres
 
 BIG_INDEX_DOCS = 12_000
 BIG_OBJECT_BYTES = 20 * 1024 * 1024

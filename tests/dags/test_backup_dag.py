@@ -1,0 +1,98 @@
+"""archivist_backup run for real with `airflow dags test` against the demo stack."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import tarfile
+
+import pytest
+
+from archivist import bundle
+from archivist.bundle import BackupKey
+from archivist.store import BackupStore
+from conftest import ROOT
+
+SPEC_CI_FIELDS = {"CI_COMMIT_MESSAGE", "CI_COMMIT_REF_NAME", "CI_COMMIT_REF_SLUG", "CI_COMMIT_SHA",
+                  "CI_COMMIT_SHORT_SHA", "CI_COMMIT_TAG", "CI_JOB_ID", "CI_PIPELINE_IID", "CI_PROJECT_NAME",
+                  "CI_REGISTRY_IMAGE"}
+
+
+@pytest.fixture(autouse=True)
+def no_scheduler_interference():
+    """A running scheduler would pick up the `dags test` run's tasks (with its own
+    connections); paused DAGs keep them to this process. Unknown DAGs are fine."""
+    for dag_id in ("archivist_backup", "archivist_restore"):
+        subprocess.run(["airflow", "dags", "pause", dag_id], capture_output=True, cwd=ROOT, timeout=120)
+
+
+def dags_test(dag_id: str, conf: dict | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
+    args = ["airflow", "dags", "test", dag_id]
+    if conf is not None:
+        args += ["-c", json.dumps(conf)]
+    return subprocess.run(args, capture_output=True, text=True, timeout=600, cwd=ROOT, env={**os.environ, **(env or {})})
+
+
+def staging_objects(store: BackupStore) -> list[str]:
+    return [o["Key"] for o in store.s3.list_objects_v2(Bucket=store.bucket, Prefix="staging/").get("Contents", [])]
+
+
+def test_backup_dag_makes_one_bundle_in_the_spec_layout(seeded, backups_settings):
+    store = BackupStore(backups_settings)
+    before = {b.key.name for b in store.list_bundles()}
+    run = dags_test("archivist_backup")
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+
+    new = [b for b in store.list_bundles() if b.key.name not in before]
+    assert len(new) == 1
+    key = new[0].key
+    assert re.fullmatch(r"bundle-\d{4}-\d{2}-\d{2}-[A-Za-z0-9_-]{11}", key.name)
+    i = key.backup_id
+    with tarfile.open(fileobj=store.open_bundle(key), mode="r|gz") as tar:
+        names, meta = [], None
+        for member in tar:
+            names.append(member.name)
+            if member.name.endswith("/meta.json"):
+                meta = json.load(tar.extractfile(member))
+    spec_tree = {
+        f"{key.name}", f"{key.name}/jobs.elasticsearch", f"{key.name}/jobs.postgres", f"{key.name}/jobs.storage",
+        f"{key.name}/meta.json", f"{key.name}/jobs.postgres/postgres-{i}.sql",
+        f"{key.name}/jobs.storage/storage-{i}.tgz", f"{key.name}/jobs.elasticsearch/templates-{i}.json",
+        *(f"{key.name}/jobs.elasticsearch/elasticsearch-{index}-{i}.ndjson"
+          for index in ("customers", "legacy-events", "logs-demo-2026.11", "products")),
+    }
+    ours = {f"{key.name}/jobs.elasticsearch/indices-{i}.json", f"{key.name}/jobs.storage/manifest-{i}.ndjson"}
+    assert set(names) == spec_tree | ours
+    assert len(names) == len(set(names))
+
+    assert set(meta["archivist"]) == SPEC_CI_FIELDS
+    assert set(meta["stats"]) == {"jobs.elasticsearch", "jobs.postgres", "jobs.storage"}
+    assert all(s["time_seconds"] > 0 for s in meta["stats"].values())
+    assert meta["format_version"] == bundle.FORMAT_VERSION and meta["key"] == key.name
+    assert meta["airflow"]["dag_id"] == "archivist_backup" and meta["airflow"]["run_id"]
+    assert meta["counts"]["jobs.elasticsearch"]["indices"] == {"customers": 400, "legacy-events": 150,
+                                                               "logs-demo-2026.11": 1000, "products": 200}
+    assert meta["counts"]["jobs.storage"]["objects"] == seeded["storage"]["objects"]
+    assert meta["counts"]["jobs.postgres"]["tables"] == 5
+    assert meta["servers"]["postgres"].startswith("15") and meta["servers"]["elasticsearch"].startswith("8.")
+
+    report = bundle.verify(store.open_bundle(key))  # every sha256 and size in meta.json holds
+    assert set(report.members) == {n.split("/", 1)[1] for n in spec_tree | ours if n.count("/") >= 2}
+    assert staging_objects(store) == []
+
+
+def test_backup_dag_fails_at_check_when_elasticsearch_is_unreachable(seeded, backups_settings):
+    store = BackupStore(backups_settings)
+    before = {b.key.name: (b.size, b.last_modified) for b in store.list_bundles()}
+    assert before, "an earlier good bundle must exist for this test to mean anything"
+    broken = json.dumps({"conn_type": "elasticsearch", "host": "127.0.0.1", "port": 1, "extra": {"scheme": "http"}})
+    run = dags_test("archivist_backup", env={"AIRFLOW_CONN_ARCHIVIST_ELASTICSEARCH": broken})
+    output = run.stdout + run.stderr
+    assert run.returncode != 0
+    assert "cannot reach Elasticsearch at http://127.0.0.1:1 (connection 'archivist_elasticsearch')" in output
+    assert "starting task_id=postgres" not in output, "jobs ran although check failed"
+    after = {b.key.name: (b.size, b.last_modified) for b in store.list_bundles()}
+    assert after == before, "a failed backup added, changed or removed a bundle"
+    assert staging_objects(store) == []
