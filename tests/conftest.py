@@ -4,6 +4,7 @@ the test that needs it with a message naming what to start; nothing is skipped."
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -93,6 +94,12 @@ def seeded(pg_settings, es_settings, storage_settings):
     return seed.seed(pg_settings, es_settings, storage_settings)
 
 
-def airflow(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    """Runs the `airflow` command of this environment, output captured."""
-    return subprocess.run(["airflow", *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+def dags_test(dag_id: str, conf: dict | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
+    """`airflow dags test` of one DAG, output captured. The DAG is paused first: a running
+    scheduler would otherwise pick up this run's tasks (with its own connections)."""
+    subprocess.run(["airflow", "dags", "pause", dag_id], capture_output=True, cwd=ROOT, timeout=120)
+    args = ["airflow", "dags", "test", dag_id]
+    if conf is not None:
+        args += ["-c", json.dumps(conf)]
+    return subprocess.run(args, capture_output=True, text=True, timeout=600, cwd=ROOT,
+                          env={**os.environ, **(env or {})})

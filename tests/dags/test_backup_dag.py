@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
 import tarfile
 
 import pytest
@@ -13,26 +11,11 @@ import pytest
 from archivist import bundle
 from archivist.bundle import BackupKey
 from archivist.store import BackupStore
-from conftest import ROOT
+from conftest import dags_test
 
 SPEC_CI_FIELDS = {"CI_COMMIT_MESSAGE", "CI_COMMIT_REF_NAME", "CI_COMMIT_REF_SLUG", "CI_COMMIT_SHA",
                   "CI_COMMIT_SHORT_SHA", "CI_COMMIT_TAG", "CI_JOB_ID", "CI_PIPELINE_IID", "CI_PROJECT_NAME",
                   "CI_REGISTRY_IMAGE"}
-
-
-@pytest.fixture(autouse=True)
-def no_scheduler_interference():
-    """A running scheduler would pick up the `dags test` run's tasks (with its own
-    connections); paused DAGs keep them to this process. Unknown DAGs are fine."""
-    for dag_id in ("archivist_backup", "archivist_restore"):
-        subprocess.run(["airflow", "dags", "pause", dag_id], capture_output=True, cwd=ROOT, timeout=120)
-
-
-def dags_test(dag_id: str, conf: dict | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
-    args = ["airflow", "dags", "test", dag_id]
-    if conf is not None:
-        args += ["-c", json.dumps(conf)]
-    return subprocess.run(args, capture_output=True, text=True, timeout=600, cwd=ROOT, env={**os.environ, **(env or {})})
 
 
 def staging_objects(store: BackupStore) -> list[str]:
