@@ -92,15 +92,21 @@ def archivist_backup():
         deleted = _store().rotate(params["keep"], protect={uploaded["key"]}, dry_run=params["rotation_dry_run"])
         return [b.key.name for b in deleted]
 
-    @task
-    def cleanup_staging(plan: dict) -> int:
+    @task(retries=0)
+    def cleanup_staging() -> int:
         """Removes what a failed or retried run left in staging; a successful run left nothing."""
+        plan = get_current_context()["ti"].xcom_pull(task_ids="check")
+        if not plan:
+            print("check did not finish, so nothing was staged")
+            return 0
         return _store().staging(BackupKey.parse(plan["key"])).cleanup()
 
     plan = check()
     jobs = [postgres(plan), elasticsearch(plan), storage(plan)]
     uploaded = bundle_and_upload(plan, *jobs)
-    rotate(uploaded) >> cleanup_staging(plan).as_teardown()
+    teardown = cleanup_staging().as_teardown()
+    plan >> teardown
+    rotate(uploaded) >> teardown
 
 
 archivist_backup()

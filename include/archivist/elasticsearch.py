@@ -76,7 +76,14 @@ def list_indices(es: Elasticsearch, pattern: str = "*") -> list[str]:
 
 
 def _portable_settings(index_settings: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in index_settings.items() if k not in UNPORTABLE_SETTINGS and not k.startswith("routing.allocation.initial")}
+    """The index settings a new cluster accepts: without identity, version and shrink/resize traces."""
+    portable = {k: v for k, v in index_settings.items() if k not in UNPORTABLE_SETTINGS}
+    allocation = (portable.get("routing") or {}).get("allocation") or {}
+    if "initial_recovery" in allocation:  # names a node of the old cluster
+        allocation = {k: v for k, v in allocation.items() if k != "initial_recovery"}
+        routing = {**portable["routing"], "allocation": allocation}
+        portable["routing"] = {k: v for k, v in routing.items() if v}
+    return portable
 
 
 def index_definitions(es: Elasticsearch, indices: list[str]) -> dict[str, Any]:
