@@ -99,7 +99,9 @@ def archivist_backup():
         if not plan:
             print("check did not finish, so nothing was staged")
             return 0
-        return _store().staging(BackupKey.parse(plan["key"])).cleanup()
+        store, key = _store(), BackupKey.parse(plan["key"])
+        store.abort_unfinished_bundle(key)
+        return store.staging(key).cleanup()
 
     plan = check()
     jobs = [postgres(plan), elasticsearch(plan), storage(plan)]

@@ -184,6 +184,19 @@ def open_object(s3: Any, bucket: str, key: str) -> Any:
     return s3.get_object(Bucket=bucket, Key=key)["Body"]
 
 
+def abort_uploads(s3: Any, bucket: str, prefix: str) -> int:
+    """Aborts unfinished multipart uploads under `prefix`, such as those of a killed task."""
+    aborted = 0
+    # Filtered here, not by the server: MinIO matches a Prefix only against whole keys.
+    for page in s3.get_paginator("list_multipart_uploads").paginate(Bucket=bucket):
+        for upload in page.get("Uploads", []):
+            if not upload["Key"].startswith(prefix):
+                continue
+            s3.abort_multipart_upload(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+            aborted += 1
+    return aborted
+
+
 def delete_prefix(s3: Any, bucket: str, prefix: str) -> int:
     """Deletes every object under `prefix`; returns how many."""
     if not prefix or not prefix.endswith("/"):

@@ -50,6 +50,8 @@ class S3Staging:
         return s3io.open_object(self.s3, self.bucket, self.prefix + path)
 
     def cleanup(self) -> int:
+        """Deletes the staged artifacts, and the parts of any upload a killed task left behind."""
+        s3io.abort_uploads(self.s3, self.bucket, self.prefix)
         return s3io.delete_prefix(self.s3, self.bucket, self.prefix)
 
 

@@ -94,6 +94,10 @@ class BackupStore:
         with s3io.upload_writer(self.s3, self.bucket, key.object_key, "application/gzip") as out:
             yield out
 
+    def abort_unfinished_bundle(self, key: BackupKey) -> int:
+        """Aborts the multipart upload of a bundle whose writer was killed; a finished one is untouched."""
+        return s3io.abort_uploads(self.s3, self.bucket, key.object_key)
+
     def open_bundle(self, key: BackupKey) -> IO[bytes]:
         return s3io.open_object(self.s3, self.bucket, key.object_key)
 

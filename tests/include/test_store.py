@@ -256,3 +256,16 @@ def test_an_object_with_an_impossible_date_does_not_break_rotation(filled):
     deleted = store.rotate(30)
     assert sorted(b.key for b in deleted) == keys[:10]
     assert "bundle-2026-02-30-qQUXdfPnayQ.tgz" in _objects(s3, store.bucket)
+
+
+def test_cleanup_aborts_uploads_a_killed_task_left_unfinished(scratch_bucket):
+    store, key = BackupStore(scratch_bucket), _key(7)
+    s3 = s3io.client(scratch_bucket)
+    for object_key in (f"staging/{key.name}/jobs.postgres/postgres-{key.backup_id}.sql", key.object_key):
+        upload = s3.create_multipart_upload(Bucket=scratch_bucket.bucket, Key=object_key)
+        s3.upload_part(Bucket=scratch_bucket.bucket, Key=object_key, UploadId=upload["UploadId"], PartNumber=1,
+                       Body=b"half an artifact")
+    store.staging(key).cleanup()
+    store.abort_unfinished_bundle(key)
+    assert not s3.list_multipart_uploads(Bucket=scratch_bucket.bucket).get("Uploads")
+    assert _objects(s3, scratch_bucket.bucket) == set()
