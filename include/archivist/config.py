@@ -85,6 +85,7 @@ class S3Settings:
     endpoint_url: str | None = None
     region_name: str | None = None
     source: str = STORAGE_CONN_ID
+    session_token: str = field(default="", repr=False)
 
 
 @dataclass(frozen=True)
@@ -191,6 +192,7 @@ def s3_from_env(env: Mapping[str, str], prefix: str) -> S3Settings:
         endpoint_url=env.get(f"{prefix}ENDPOINT_URL") or None,
         region_name=env.get(f"{prefix}REGION") or env.get("AWS_DEFAULT_REGION") or None,
         source=f"{prefix}* variables",
+        session_token=env.get(f"{prefix}SESSION_TOKEN", ""),
     )
 
 
@@ -264,6 +266,7 @@ def s3_from_connection(conn: Any) -> S3Settings:
         endpoint_url=extra.get("endpoint_url") or None,
         region_name=extra.get("region_name") or None,
         source=f"connection '{conn.conn_id}'",
+        session_token=extra.get("aws_session_token", ""),
     )
 
 

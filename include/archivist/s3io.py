@@ -35,6 +35,7 @@ def client(settings: S3Settings) -> Any:
         endpoint_url=settings.endpoint_url,
         aws_access_key_id=settings.access_key_id or None,
         aws_secret_access_key=settings.secret_access_key or None,
+        aws_session_token=settings.session_token or None,
         region_name=settings.region_name or "us-east-1",
         config=Config(
             s3={"addressing_style": "path"},
@@ -50,6 +51,9 @@ def explain(exc: Exception, settings: S3Settings, action: str) -> Exception:
     where = f"bucket '{settings.bucket}' at {settings.endpoint_url or 'AWS S3'} ({settings.source})"
     if isinstance(exc, ClientError):
         code = exc.response.get("Error", {}).get("Code", "")
+        if code in ("AccessDenied", "403", "Forbidden") and action.startswith("write"):
+            return ConfigurationError(f"cannot {action} {where}: access denied ({code}); these credentials may "
+                                      "read but not write: grant s3:PutObject and s3:DeleteObject on the bucket")
         if code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "403", "Forbidden"):
             return ConfigurationError(f"cannot {action} {where}: access denied ({code}); check the access key and secret")
         if code in ("NoSuchBucket", "404", "NotFound"):

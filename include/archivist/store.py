@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from archivist.bundle import BackupKey, closest_keys
 from archivist.config import MIN_BACKUPS_KEPT, S3Settings, parse_backups_kept
 from archivist.errors import BackupNotFoundError, ConfigurationError
 from archivist.s3io import HashingWriter
-from archivist.staging import S3Staging
+from archivist.staging import STAGING_ROOT, S3Staging
 
 log = logging.getLogger(__name__)
 
@@ -51,12 +52,21 @@ class BackupStore:
         self.bucket = settings.bucket
         self.s3 = s3 or s3io.client(settings)
 
-    def check(self) -> None:
-        """Raises an error naming the bucket and the setting to fix if the bucket is out of reach."""
+    def check(self, writable: bool = True) -> None:
+        """Raises an error naming the bucket and the setting to fix if the bucket is out of
+        reach or, with `writable`, if these credentials may not write and delete in it."""
         try:
             self.s3.head_bucket(Bucket=self.bucket)
         except Exception as exc:
             raise s3io.explain(exc, self.settings, "reach") from None
+        if not writable:
+            return
+        probe = f"{STAGING_ROOT}.archivist-check-{secrets.token_hex(6)}"
+        try:
+            self.s3.put_object(Bucket=self.bucket, Key=probe, Body=b"")
+            self.s3.delete_object(Bucket=self.bucket, Key=probe)
+        except Exception as exc:
+            raise s3io.explain(exc, self.settings, "write to") from None
 
     def list_bundles(self) -> list[StoredBundle]:
         """Every bundle in the bucket, newest first; other objects are ignored."""
