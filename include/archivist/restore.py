@@ -10,13 +10,14 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import IO, Any
 
 import orjson
 
 from archivist import bundle, config, elasticsearch, postgres, storage
 from archivist.bundle import META, VerifyReport
-from archivist.errors import ConfigurationError, JobFailedError, VerificationError
+from archivist.errors import ArchivistError, ConfigurationError, JobFailedError, VerificationError
 
 log = logging.getLogger(__name__)
 
@@ -166,3 +167,61 @@ def compare(expected_counts: dict[str, Any], restored: dict[str, dict[str, Any]]
                     problems.append(f"elasticsearch: index {index} has {got.get('indices', {}).get(index)} "
                                     f"documents restored, bundle has {docs}")
     return problems
+
+
+_LOADERS = {"postgres": config.load_postgres, "elasticsearch": config.load_elasticsearch,
+            "storage": config.load_storage}
+
+
+def _restore_job(job: str, open_bundle: Opener, settings: Any, mode: str, patterns: list[str] | None,
+                 dry_run: bool) -> dict[str, Any]:
+    if job == "postgres":
+        return restore_postgres(open_bundle, settings, mode, dry_run)
+    if job == "elasticsearch":
+        return restore_elasticsearch(open_bundle, settings, mode, patterns, dry_run)
+    return restore_storage(open_bundle, settings, mode, dry_run)
+
+
+def run_restore(open_bundle: Opener, key: str, jobs: str | list[str] | tuple[str, ...] | None = None,
+                mode: str = "empty", patterns: list[str] | None = None, dry_run: bool = False,
+                settings: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A whole restore in one process: verify, the selected jobs in parallel threads, then compare.
+
+    The settings of the selected jobs are loaded first, so a bad configuration fails before the
+    bundle is read. Jobs the bundle does not hold are skipped. Returns the verified summary with
+    `restored` (each job's result, None when skipped) and `problems` (differences from meta.json's
+    counts; empty when the restore matches the bundle).
+    """
+    check_mode(mode)
+    selected = config.parse_jobs(jobs)
+    settings = dict(settings or {})
+    for job in selected:
+        if job not in settings:
+            settings[job] = _LOADERS[job]()
+    report = verify(open_bundle)
+    present = [job for job in selected if job in report.jobs]
+    for job in selected:
+        if job not in present:
+            log.warning("the bundle holds no %s backup; skipped", job)
+    restored: dict[str, dict[str, Any] | None] = {job: None for job in selected}
+    failures: list[tuple[str, Exception]] = []
+    if present:
+        with ThreadPoolExecutor(max_workers=len(present), thread_name_prefix="restore") as pool:
+            futures = {job: pool.submit(_restore_job, job, open_bundle, settings[job], mode, patterns, dry_run)
+                       for job in present}
+            for job, future in futures.items():
+                try:
+                    restored[job] = future.result()
+                except Exception as exc:  # keep every job's message, not just the first
+                    failures.append((job, exc))
+    if failures:
+        message = "; ".join(f"{job}: {exc if isinstance(exc, ArchivistError) else f'{type(exc).__name__}: {exc}'}"
+                            for job, exc in failures)
+        codes = {getattr(exc, "exit_code", JobFailedError.exit_code) for _, exc in failures}
+        error = JobFailedError(f"restore of {key} failed: {message}")
+        error.exit_code = codes.pop() if len(codes) == 1 else JobFailedError.exit_code
+        raise error
+    result = summary(report, key)
+    result.update(restored=restored, dry_run=dry_run, mode=mode,
+                  problems=compare(report.meta.get("counts", {}), restored, patterns))
+    return result

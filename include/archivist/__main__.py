@@ -1,0 +1,6 @@
+"""`python -m archivist`: the `archivist` command."""
+
+from archivist.cli import main
+
+if __name__ == "__main__":
+    main()

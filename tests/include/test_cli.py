@@ -1,0 +1,228 @@
+"""The `archivist` command, run as a user of the original tool runs it: the spec's
+environment variables set, no Airflow connection in sight, against the real servers."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from urllib.parse import urlsplit
+
+import pytest
+
+from archivist import bundle
+from archivist.demo.fingerprint import es_snapshot, pg_dump_text, s3_snapshot, wipe_bucket, wipe_elasticsearch, wipe_postgres
+from conftest import ROOT
+
+COMMANDS = ["backup", "check", "info", "list", "restore", "simple-backup", "simple-check", "simple-restore", "verify"]
+SPEC_PREFIXES = ("DATABASE_", "ELASTICSEARCH_", "S3_", "BACKUP_")
+KEY_RE = re.compile(r"^key\s+(bundle-\d{4}-\d{2}-\d{2}-[A-Za-z0-9_-]{11})$", re.M)
+
+
+@pytest.fixture(scope="session")
+def spec_env(pg_settings, es_settings, storage_settings, backups_settings) -> dict[str, str]:
+    """The process environment with the original tool's variables and without any AIRFLOW_CONN_*."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("AIRFLOW_CONN_", *SPEC_PREFIXES)) and k not in ("BACKUPS_KEPT", "NAMESPACE")}
+    es = urlsplit(es_settings.url)
+    env.update({
+        "DATABASE_HOST": pg_settings.host, "DATABASE_PORT": str(pg_settings.port),
+        "DATABASE_NAME": pg_settings.dbname, "DATABASE_USER": pg_settings.user,
+        "DATABASE_PASSWORD": pg_settings.password,
+        "ELASTICSEARCH_PROTOCOL": es.scheme, "ELASTICSEARCH_HOST": es.hostname, "ELASTICSEARCH_PORT": str(es.port),
+        "BACKUPS_KEPT": "30", "NAMESPACE": "global-namespace",
+    })
+    for prefix, s3 in (("S3_", storage_settings), ("BACKUP_", backups_settings)):
+        env.update({f"{prefix}ACCESS_KEY_ID": s3.access_key_id, f"{prefix}SECRET_ACCESS_KEY": s3.secret_access_key,
+                    f"{prefix}BUCKET_NAME": s3.bucket, f"{prefix}ENDPOINT_URL": s3.endpoint_url or ""})
+    return env
+
+
+def archivist(env: dict[str, str], *args: str, cwd=None, timeout: int = 300) -> subprocess.CompletedProcess:
+    """The installed `archivist` command (scripts/install.sh puts it in .local/bin)."""
+    command = shutil.which("archivist", path=env.get("PATH"))
+    assert command, "the archivist command is not on PATH: run `bash scripts/install.sh python` and source .local/env.sh"
+    return subprocess.run([command, *args], capture_output=True, text=True, env=env, cwd=cwd or ROOT, timeout=timeout)
+
+
+def assert_one_error_line(run: subprocess.CompletedProcess, code: int, *phrases: str) -> None:
+    assert run.returncode == code, run.stdout + run.stderr
+    errors = [line for line in run.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "Traceback" not in run.stderr, run.stderr
+    for phrase in phrases:
+        assert phrase in errors[0], errors[0]
+
+
+def fingerprint(pg, es, s3):
+    return pg_dump_text(pg), es_snapshot(es), s3_snapshot(s3)
+
+
+def wipe(pg, es, s3):
+    wipe_postgres(pg)
+    wipe_elasticsearch(es)
+    wipe_bucket(s3)
+
+
+def assert_same(after, before):
+    assert after[0] == before[0], "pg_dump differs after the round trip"
+    assert after[1] == before[1], "Elasticsearch documents, mappings, aliases or templates differ"
+    assert after[2] == before[2], "objects, content types or metadata differ"
+
+
+def make_backup(spec_env) -> str:
+    run = archivist(spec_env, "backup")
+    assert run.returncode == 0, run.stdout + run.stderr
+    return KEY_RE.search(run.stdout).group(1)
+
+
+def test_help_lists_the_spec_commands_and_the_exit_codes(spec_env):
+    run = archivist(spec_env, "--help")
+    assert run.returncode == 0, run.stderr
+    listed = re.findall(r"^  ([a-z-]+)\s{2,}\S", run.stdout.split("Commands:")[1], re.M)
+    assert listed == COMMANDS
+    assert "Entrypoint for all archivist commands." in run.stdout
+    assert "Performs a full system backup." in run.stdout
+    for code, meaning in (("2", "bad configuration"), ("3", "unreachable"), ("4", "verification failure"),
+                          ("5", "backup not found"), ("6", "not empty"), ("7", "failed")):
+        assert re.search(rf"^\s+{code}\s+.*{meaning}", run.stdout, re.M), f"exit code {code} is not documented"
+    module = subprocess.run([os.path.join(os.environ["ARCHIVIST_ROOT"], ".local/venv/bin/python"), "-m", "archivist",
+                             "--help"], capture_output=True, text=True, env=spec_env, cwd="/")
+    assert module.returncode == 0 and module.stdout == run.stdout
+
+
+def test_info_shows_every_option_and_its_source_but_no_secret(spec_env):
+    secrets = {"DATABASE_PASSWORD": "pg-Zq7-unprintable", "ELASTICSEARCH_PASSWORD": "es-Kx3-unprintable",
+               "S3_SECRET_ACCESS_KEY": "s3-Wm9-unprintable", "BACKUP_SECRET_ACCESS_KEY": "bk-Tr4-unprintable"}
+    env = {**spec_env, **secrets, "ELASTICSEARCH_USER": "elastic", "ELASTICSEARCH_PORT": "not-a-port",
+           "CRON_SCHEDULE": "30 2 * * *"}
+    run = archivist(env, "info")
+    assert run.returncode == 0, run.stderr
+    out = run.stdout + run.stderr
+    for secret in secrets.values():
+        assert secret not in out
+    rows = {line.split()[0]: line for line in run.stdout.splitlines()}
+    for name in ("DATABASE_HOST", "DATABASE_PORT", "DATABASE_NAME", "DATABASE_USER", "DATABASE_PASSWORD",
+                 "S3_ACCESS_KEY_ID", "S3_SECRET_ACCESS_KEY", "S3_BUCKET_NAME", "S3_ENDPOINT_URL",
+                 "BACKUP_ACCESS_KEY_ID", "BACKUP_SECRET_ACCESS_KEY", "BACKUP_BUCKET_NAME", "BACKUP_ENDPOINT_URL",
+                 "BACKUPS_KEPT", "NAMESPACE", "CRON_SCHEDULE"):
+        assert name in rows, f"{name} missing from info:\n{run.stdout}"
+    assert "****" in rows["DATABASE_PASSWORD"] and "(environment)" in rows["DATABASE_PASSWORD"]
+    assert spec_env["DATABASE_HOST"] in rows["DATABASE_HOST"] and "(environment)" in rows["DATABASE_HOST"]
+    assert "global-namespace" in rows["NAMESPACE"] and "30 2 * * *" in rows["CRON_SCHEDULE"]
+    # The broken part says why on its own line, and the parts after it still print.
+    assert "ELASTICSEARCH_PORT must be a port number" in rows["ELASTICSEARCH_*"]
+
+    from_connections = archivist({k: v for k, v in os.environ.items() if not k.startswith(SPEC_PREFIXES)}, "info")
+    assert from_connections.returncode == 0, from_connections.stderr
+    assert "(connection 'archivist_postgres')" in from_connections.stdout
+    assert spec_env["DATABASE_PASSWORD"] not in from_connections.stdout + from_connections.stderr
+    assert spec_env["S3_SECRET_ACCESS_KEY"] not in from_connections.stdout + from_connections.stderr
+
+
+def test_check_and_simple_check_pass_from_the_spec_variables(spec_env):
+    run = archivist(spec_env, "check")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert [line.split(":")[0] for line in run.stdout.splitlines()] == [
+        "ok   BACKUPS_KEPT", "ok   database", "ok   elasticsearch", "ok   storage", "ok   backup bucket"]
+    simple = archivist({k: v for k, v in spec_env.items() if not k.startswith("BACKUP_")}, "simple-check")
+    assert simple.returncode == 0, simple.stdout + simple.stderr
+    assert "backup bucket" not in simple.stdout and simple.stdout.count("ok   ") == 3
+
+
+def test_check_refuses_fewer_than_seven_backups_kept(spec_env):
+    run = archivist({**spec_env, "BACKUPS_KEPT": "5"}, "check")
+    assert_one_error_line(run, 2, "BACKUPS_KEPT")
+    assert "FAIL BACKUPS_KEPT" in run.stdout and "minimum is 7" in run.stdout
+
+
+def test_check_names_the_database_on_a_wrong_password_or_an_unreachable_server(spec_env):
+    run = archivist({**spec_env, "DATABASE_PASSWORD": "wrong-Pw-8812"}, "check")
+    assert_one_error_line(run, 2, "database")
+    failed = [line for line in run.stdout.splitlines() if line.startswith("FAIL")]
+    assert len(failed) == 1 and f"database '{spec_env['DATABASE_NAME']}'" in failed[0], run.stdout
+    assert "DATABASE_* variables" in failed[0] and "wrong-Pw-8812" not in run.stdout + run.stderr
+
+    down = archivist({**spec_env, "ELASTICSEARCH_PORT": "1"}, "simple-check", "--jobs", "elasticsearch")
+    assert_one_error_line(down, 3, "elasticsearch")
+    assert "cannot reach Elasticsearch at http://127.0.0.1:1" in down.stdout
+
+
+def test_simple_backup_then_simple_restore_round_trips_the_demo_stack(seeded, spec_env, pg_settings, es_settings,
+                                                                       storage_settings, tmp_path):
+    before = fingerprint(pg_settings, es_settings, storage_settings)
+    made = archivist({k: v for k, v in spec_env.items() if not k.startswith("BACKUP_")}, "simple-backup",
+                     "--output", str(tmp_path))
+    assert made.returncode == 0, made.stdout + made.stderr
+    assert made.stderr == "", "not on a terminal, a backup logs only warnings"
+    key = KEY_RE.search(made.stdout).group(1)
+    path = tmp_path / f"{key}.tgz"
+    assert path.is_file() and f"file     {path}" in made.stdout
+
+    checked = archivist(spec_env, "verify", str(path))
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert f"format_version {bundle.FORMAT_VERSION}" in checked.stdout and "every checksum matches" in checked.stdout
+
+    refused = archivist(spec_env, "simple-restore", str(path))  # mode empty, and the targets hold the demo data
+    assert_one_error_line(refused, 6, "already")
+
+    wipe(pg_settings, es_settings, storage_settings)
+    restored = archivist(spec_env, "-v", "simple-restore", str(path))
+    assert restored.returncode == 0, restored.stdout + restored.stderr
+    assert "counts match the bundle" in restored.stdout
+    assert "archivist.progress: restore products: 200 docs" in restored.stderr  # -v logs progress
+    assert_same(fingerprint(pg_settings, es_settings, storage_settings), before)
+
+
+def test_backup_list_verify_and_restore_from_the_backup_bucket(seeded, spec_env, pg_settings, es_settings,
+                                                               storage_settings):
+    before = fingerprint(pg_settings, es_settings, storage_settings)
+    key = make_backup(spec_env)
+
+    listed = archivist(spec_env, "list", "--json", "--meta")
+    assert listed.returncode == 0, listed.stderr
+    rows = {row["key"]: row for row in json.loads(listed.stdout)}
+    assert rows[key]["format_version"] == bundle.FORMAT_VERSION and rows[key]["size"] > 0
+    text = archivist(spec_env, "list")
+    assert text.returncode == 0 and any(line.startswith(f"{key}  ") for line in text.stdout.splitlines())
+
+    checked = archivist(spec_env, "verify", key)
+    assert checked.returncode == 0 and f"verified {key}" in checked.stdout, checked.stdout + checked.stderr
+
+    dry = archivist(spec_env, "restore", key, "--dry-run", "--indices", "products,logs-*")
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    assert "['logs-demo-2026.11', 'products']" in dry.stdout and "nothing was written" in dry.stdout
+
+    wipe(pg_settings, es_settings, storage_settings)
+    restored = archivist(spec_env, "restore", key, "--mode", "replace")
+    assert restored.returncode == 0, restored.stdout + restored.stderr
+    assert_same(fingerprint(pg_settings, es_settings, storage_settings), before)
+
+
+def test_errors_are_one_line_with_the_documented_exit_codes(spec_env, tmp_path):
+    missing = archivist(spec_env, "restore", "bundle-2000-01-01-aaaaaaaaaaa")
+    assert_one_error_line(missing, 5, "no bundle named 'bundle-2000-01-01-aaaaaaaaaaa'")
+    damaged = tmp_path / "bundle-2000-01-01-bbbbbbbbbbb.tgz"
+    damaged.write_bytes(b"\x1f\x8b\x08\x00 certainly not a whole gzip stream")
+    assert_one_error_line(archivist(spec_env, "verify", str(damaged)), 4, "damaged or truncated")
+    assert_one_error_line(archivist(spec_env, "simple-restore", str(tmp_path / "nothing.tgz")), 5, "no bundle file")
+    assert_one_error_line(archivist(spec_env, "restore", "latest", "--jobs", "mysql"), 2, "unknown job(s) mysql")
+    no_bucket = {k: v for k, v in spec_env.items() if not k.startswith("BACKUP_")}
+    assert_one_error_line(archivist(no_bucket, "list"), 2, "archivist_backups")  # no variables, no connection
+
+
+def test_a_bundle_made_by_the_command_restores_through_the_restore_dag(seeded, spec_env, pg_settings, es_settings,
+                                                                       storage_settings):
+    before = fingerprint(pg_settings, es_settings, storage_settings)
+    key = make_backup(spec_env)
+    wipe(pg_settings, es_settings, storage_settings)
+
+    airflow_env = {k: v for k, v in os.environ.items() if not k.startswith(SPEC_PREFIXES)}  # the DAG's connections
+    subprocess.run(["airflow", "dags", "pause", "archivist_restore"], capture_output=True, cwd=ROOT, env=airflow_env,
+                   timeout=120)
+    run = subprocess.run(["airflow", "dags", "test", "archivist_restore", "-c",
+                          json.dumps({"key": key, "mode": "replace"})],
+                         capture_output=True, text=True, cwd=ROOT, env=airflow_env, timeout=600)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert_same(fingerprint(pg_settings, es_settings, storage_settings), before)
