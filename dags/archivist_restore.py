@@ -65,9 +65,15 @@ def archivist_restore():
         return found.as_dict()
 
     @task
-    def verify(located: dict) -> dict:
-        """Checks every artifact against meta.json before any target is touched."""
-        return restore.summary(restore.verify(_opener(located)), located["key"])
+    def verify(located: dict, params: dict) -> dict:
+        """Checks every artifact against meta.json, and in `empty` mode that every target is
+        empty, before any target is touched."""
+        report = restore.verify(_opener(located))
+        if params["mode"] == "empty" and not params["dry_run"]:
+            jobs = config.parse_jobs(params["jobs"])
+            settings = {job: restore.load_settings(job) for job in jobs if job in report.jobs}
+            restore.require_empty(restore.refuse_non_empty(report, jobs, settings, params["indices"] or None))
+        return restore.summary(report, located["key"])
 
     @task
     def restore_postgres(located: dict, verified: dict, params: dict) -> dict:

@@ -17,7 +17,7 @@ import orjson
 
 from archivist import bundle, config, elasticsearch, postgres, storage
 from archivist.bundle import META, VerifyReport
-from archivist.errors import ArchivistError, ConfigurationError, JobFailedError, VerificationError
+from archivist.errors import ArchivistError, ConfigurationError, JobFailedError, TargetNotEmptyError, VerificationError
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,42 @@ def summary(report: VerifyReport, key: str) -> dict[str, Any]:
     return {"key": key, "jobs": report.jobs, "checksummed": report.checksummed,
             "format_version": report.meta.get("format_version", 0), "counts": report.meta.get("counts", {}),
             "warnings": report.warnings}
+
+
+def bundle_indices(report: VerifyReport) -> list[str]:
+    """The indices whose documents the bundle holds."""
+    return sorted({i for p in report.members if (i := bundle.index_of_path(p))})
+
+
+def refuse_non_empty(report: VerifyReport, jobs: tuple[str, ...], settings: dict[str, Any],
+                     patterns: list[str] | None = None) -> list[str]:
+    """In `empty` mode, checks every selected target before any is written, so that one
+    target holding data stops the whole restore instead of leaving it half done.
+    Returns the targets that hold data (empty when the restore may go ahead)."""
+    found = []
+    if "postgres" in jobs and "postgres" in report.jobs:
+        tables = postgres.user_tables(settings["postgres"])
+        if tables:
+            found.append(f"database '{settings['postgres'].dbname}' holds {len(tables)} table(s)")
+    if "elasticsearch" in jobs and "elasticsearch" in report.jobs:
+        es = elasticsearch.client(settings["elasticsearch"])
+        wanted = [i for i in bundle_indices(report) if elasticsearch.matches_any(i, patterns)]
+        existing = [i for i in wanted if es.indices.exists(index=i)]
+        if existing:
+            found.append(f"Elasticsearch already has index(es) {', '.join(existing)}")
+    if "storage" in jobs and "storage" in report.jobs:
+        target = settings["storage"]
+        if not storage.bucket_is_empty(storage.s3io.client(target), target.bucket):
+            found.append(f"bucket '{target.bucket}' holds objects")
+    return found
+
+
+def require_empty(found: list[str]) -> None:
+    if found:
+        raise TargetNotEmptyError(
+            "restore refused, nothing was written: " + "; ".join(found)
+            + ". Restore with mode 'replace' to drop and recreate what the bundle contains, or empty them first"
+        )
 
 
 def _member(open_bundle: Opener, wanted: Callable[[str], bool]):
@@ -173,6 +209,11 @@ _LOADERS = {"postgres": config.load_postgres, "elasticsearch": config.load_elast
             "storage": config.load_storage}
 
 
+def load_settings(job: str) -> Any:
+    """The settings of the target `job` restores into."""
+    return _LOADERS[job]()
+
+
 def _restore_job(job: str, open_bundle: Opener, settings: Any, mode: str, patterns: list[str] | None,
                  dry_run: bool) -> dict[str, Any]:
     if job == "postgres":
@@ -200,6 +241,13 @@ def run_restore(open_bundle: Opener, key: str, jobs: str | list[str] | tuple[str
             settings[job] = _LOADERS[job]()
     report = verify(open_bundle)
     present = [job for job in selected if job in report.jobs]
+    if mode == "empty":
+        found = refuse_non_empty(report, tuple(present), settings, patterns)
+        if dry_run:
+            for target in found:
+                log.warning("dry run: an empty-mode restore would be refused: %s", target)
+        else:
+            require_empty(found)
     for job in selected:
         if job not in present:
             log.warning("the bundle holds no %s backup; skipped", job)
