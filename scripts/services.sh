@@ -83,7 +83,7 @@ CONF
     touch "$ES_HOME/.version-$ES_VERSION"
     if [ "$(id -u)" = 0 ]; then chown -R "$SERVICE_USER" "$ES_HOME"; fi
   fi
-  if ! curl -sf "http://$BIND:$ES_PORT/" >/dev/null; then
+  if ! curl -sf "http://$BIND:$ES_PORT/_cluster/health" >/dev/null; then  # `GET /` is absent here (405)
     as_service_user mkdir -p "$LOCAL/es/data" "$LOGS/elasticsearch"
     as_service_user env ES_JAVA_HOME="$JAVA_HOME_17" ES_JAVA_OPTS="-Xms768m -Xmx768m" \
       "$ES_HOME/bin/elasticsearch" -d -p "$LOCAL/es/es.pid" >"$LOGS/elasticsearch.out" 2>&1 \
@@ -98,13 +98,16 @@ start_minio() {
   if ! cmp -s "$CACHE/go/bin/minio" "$bin"; then cp "$CACHE/go/bin/minio" "$bin"; chmod 0755 "$bin"; fi
   if ! curl -sf "http://$BIND:$MINIO_PORT/minio/health/live" >/dev/null; then
     as_service_user mkdir -p "$MINIO_DATA"
-    as_service_user env MINIO_ROOT_USER="$MINIO_USER" MINIO_ROOT_PASSWORD="$MINIO_PASSWORD" \
-      MINIO_BROWSER=off MINIO_UPDATE=off HOME="$LOCAL/minio" \
-      nohup "$bin" server --quiet --address "$BIND:$MINIO_PORT" \
-      --console-address "$BIND:$MINIO_CONSOLE_PORT" "$MINIO_DATA" >"$LOGS/minio.log" 2>&1 &
-    echo $! > "$LOCAL/run/minio.pid"
+    # Credentials go through the environment, never argv, where `ps` would show them.
+    local run=()
+    if [ "$(id -u)" = 0 ]; then run=(runuser -u "$SERVICE_USER" -m --); fi
+    ( export MINIO_ROOT_USER="$MINIO_USER" MINIO_ROOT_PASSWORD="$MINIO_PASSWORD" MINIO_BROWSER=off MINIO_UPDATE=off \
+        HOME="$LOCAL/minio"
+      nohup "${run[@]}" "$bin" server --quiet --address "$BIND:$MINIO_PORT" \
+        --console-address "$BIND:$MINIO_CONSOLE_PORT" "$MINIO_DATA" >"$LOGS/minio.log" 2>&1 & )
   fi
   wait_for MinIO "$LOGS/minio.log" 60 curl -sf "http://$BIND:$MINIO_PORT/minio/health/live"
+  pgrep -f "^$bin server" | head -n1 > "$LOCAL/run/minio.pid"
 }
 
 create_buckets() {
@@ -122,10 +125,20 @@ PY
 
 stop_all() {
   [ -f "$PG_DATA/PG_VERSION" ] && as_service_user "$PG_BIN/pg_ctl" -D "$PG_DATA" -m fast stop >/dev/null 2>&1 || true
-  for pidfile in "$LOCAL/es/es.pid" "$LOCAL/run/minio.pid"; do
-    if [ -f "$pidfile" ]; then kill "$(cat "$pidfile")" 2>/dev/null || true; rm -f "$pidfile"; fi
-  done
+  if [ -f "$LOCAL/es/es.pid" ]; then kill "$(cat "$LOCAL/es/es.pid")" 2>/dev/null || true; rm -f "$LOCAL/es/es.pid"; fi
+  pkill -f "^$LOCAL/bin/minio server" || true; rm -f "$LOCAL/run/minio.pid"
   log "services stopped"
+}
+
+# Stops one server abruptly, as a crash or a lost host would (fault tests use it).
+kill_server() {
+  case "$1" in
+    postgres) as_service_user "$PG_BIN/pg_ctl" -D "$PG_DATA" -m immediate stop >/dev/null 2>&1 || true ;;
+    elasticsearch) [ -f "$LOCAL/es/es.pid" ] && kill -9 "$(cat "$LOCAL/es/es.pid")" 2>/dev/null; rm -f "$LOCAL/es/es.pid" ;;
+    minio) pkill -9 -f "^$LOCAL/bin/minio server" || true; rm -f "$LOCAL/run/minio.pid" ;;
+    *) die "unknown server $1: postgres, elasticsearch or minio" ;;
+  esac
+  log "$1 killed"
 }
 
 case "${1:-start}" in
@@ -140,5 +153,6 @@ case "${1:-start}" in
     "$ROOT/scripts/write_env.sh"
     ;;
   stop) stop_all ;;
-  *) die "usage: services.sh [start|stop]" ;;
+  kill) kill_server "${2:?which server}" ;;
+  *) die "usage: services.sh [start|stop|kill SERVER]" ;;
 esac
