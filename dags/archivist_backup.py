@@ -63,6 +63,7 @@ def archivist_backup():
         for result in results:
             print(result.line())
         checks.require(results)
+        _store().sweep_stale_staging()
         key = BackupKey.new()
         print(f"backup key: {key}")
         return {"key": key.name, "jobs": list(jobs), "index_pattern": params["index_pattern"]}

@@ -15,7 +15,7 @@ from typing import Any
 
 from archivist import bundle, config, elasticsearch, postgres, storage
 from archivist.bundle import BackupKey, JobResult
-from archivist.errors import ArchivistError, JobFailedError
+from archivist.errors import ArchivistError, JobFailedError, failures_named
 from archivist.staging import LocalStaging, Staging
 from archivist.store import BackupStore
 
@@ -25,6 +25,11 @@ log = logging.getLogger(__name__)
 def run_job(job: str, key: BackupKey, staging: Staging, settings: Any, index_pattern: str = "*") -> JobResult:
     """Runs one job (postgres, elasticsearch or storage) into `staging`."""
     log.info("job %s of backup %s starting", job, key)
+    with failures_named(job, settings):
+        return _run_job(job, key, staging, settings, index_pattern)
+
+
+def _run_job(job: str, key: BackupKey, staging: Staging, settings: Any, index_pattern: str) -> JobResult:
     if job == "postgres":
         result = postgres.dump(settings, staging, key.backup_id)
     elif job == "elasticsearch":
@@ -81,19 +86,30 @@ def _run_parallel(jobs: tuple[str, ...], key: BackupKey, staging: Staging, index
     return results
 
 
+def _cleanup_after_failure(store: BackupStore, key: BackupKey) -> None:
+    """Best effort: when the bucket itself is down this fails too, and the next
+    run's sweep removes what is left; the original error is what the user needs."""
+    try:
+        store.abort_unfinished_bundle(key)
+        store.staging(key).cleanup()
+    except Exception as exc:
+        log.warning("could not clean staging of %s now (%s); the next backup sweeps it", key, exc)
+
+
 def run_backup(jobs: tuple[str, ...] = config.JOBS, keep: int | None = None, index_pattern: str = "*",
                dry_run_rotation: bool = False) -> dict[str, Any]:
     """The `archivist backup` command: jobs in parallel, one bundle uploaded, then rotation."""
     keep = config.load_backups_kept() if keep is None else config.parse_backups_kept(keep)
     store = BackupStore(config.load_backups())
     store.check()
+    store.sweep_stale_staging()
     key = BackupKey.new()
     staging = store.staging(key)
     try:
         results = _run_parallel(jobs, key, staging, index_pattern)
         summary = upload(store, key, results, config.load_namespace())
     except BaseException:
-        staging.cleanup()
+        _cleanup_after_failure(store, key)
         raise
     deleted = store.rotate(keep, protect={key.name}, dry_run=dry_run_rotation)
     summary["rotated"] = [b.key.name for b in deleted]

@@ -1,5 +1,12 @@
 """Exceptions a user can act on. Each carries the CLI exit code for its kind."""
 
+from __future__ import annotations
+
+import errno
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
 
 class ArchivistError(Exception):
     """Base of every error archivist raises on purpose."""
@@ -41,3 +48,37 @@ class JobFailedError(ArchivistError):
     """A backup or restore job failed while running."""
 
     exit_code = 7
+
+
+@contextmanager
+def failures_named(job: str, settings: Any) -> Iterator[None]:
+    """Turns a low-level failure in the middle of a job (a server lost, a disk full)
+    into an ArchivistError that names the server or place; ours pass through."""
+    try:
+        yield
+    except ArchivistError:
+        raise
+    except Exception as exc:
+        raise _named(job, settings, exc) from exc
+
+
+def _named(job: str, settings: Any, exc: Exception) -> Exception:
+    """A low-level failure in the middle of a job, turned into an error that names the server."""
+    import botocore.exceptions
+    import elastic_transport
+    import psycopg
+
+    if isinstance(exc, (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError, OSError)) \
+            and not isinstance(exc, psycopg.Error):
+        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+            return JobFailedError(f"the {job} job ran out of local disk space ({exc.filename or 'temporary folder'}): "
+                                  "free some space, or write the bundle elsewhere")
+        where = f"bucket '{settings.bucket}' ({settings.source}) or the backup bucket" if job == "storage" \
+            else "the backup bucket"
+        return UnreachableError(f"the {job} job lost its S3 server while using {where}: {exc}")
+    if isinstance(exc, (elastic_transport.TransportError, elastic_transport.ApiError)):
+        return UnreachableError(f"the {job} job lost Elasticsearch at {settings.url} ({settings.source}): {exc}")
+    if isinstance(exc, psycopg.Error):
+        return UnreachableError(f"the {job} job lost database '{settings.dbname}' at {settings.host}:{settings.port} "
+                                f"({settings.source}): {exc}")
+    return JobFailedError(f"the {job} job failed: {type(exc).__name__}: {exc}")

@@ -17,7 +17,8 @@ import orjson
 
 from archivist import bundle, config, elasticsearch, postgres, storage
 from archivist.bundle import META, VerifyReport
-from archivist.errors import ArchivistError, ConfigurationError, JobFailedError, TargetNotEmptyError, VerificationError
+from archivist.errors import (ArchivistError, ConfigurationError, JobFailedError, TargetNotEmptyError,
+                              VerificationError, failures_named)
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +100,7 @@ def _member(open_bundle: Opener, wanted: Callable[[str], bool]):
         getattr(stream, "close", lambda: None)()
 
 
-def restore_postgres(open_bundle: Opener, settings: config.PostgresSettings, mode: str = "empty",
+def _restore_postgres(open_bundle: Opener, settings: config.PostgresSettings, mode: str = "empty",
                      dry_run: bool = False) -> dict[str, Any]:
     check_mode(mode)
     is_dump = lambda p: p.startswith("jobs.postgres/") and p.endswith(".sql")  # noqa: E731
@@ -115,7 +116,7 @@ def restore_postgres(open_bundle: Opener, settings: config.PostgresSettings, mod
     raise VerificationError("the bundle has no PostgreSQL dump (jobs.postgres/postgres-<id>.sql)")
 
 
-def restore_storage(open_bundle: Opener, settings: config.S3Settings, mode: str = "empty",
+def _restore_storage(open_bundle: Opener, settings: config.S3Settings, mode: str = "empty",
                     dry_run: bool = False) -> dict[str, Any]:
     check_mode(mode)
     for path, tgz in _member(open_bundle, lambda p: p.startswith("jobs.storage/storage-") and p.endswith(".tgz")):
@@ -149,7 +150,7 @@ def _es_metadata(open_bundle: Opener) -> tuple[dict[str, Any], dict[str, Any], l
     return templates, definitions or {}, indices
 
 
-def restore_elasticsearch(open_bundle: Opener, settings: config.ElasticsearchSettings, mode: str = "empty",
+def _restore_elasticsearch(open_bundle: Opener, settings: config.ElasticsearchSettings, mode: str = "empty",
                           patterns: list[str] | None = None, dry_run: bool = False) -> dict[str, Any]:
     """Templates, then each index with its settings and mappings, its documents, its aliases."""
     check_mode(mode)
@@ -180,6 +181,27 @@ def restore_elasticsearch(open_bundle: Opener, settings: config.ElasticsearchSet
             elasticsearch.finish_index(es, index, definitions[index])
             loaded[index] = 0
     return {"indices": loaded, "documents": sum(loaded.values())}
+
+
+def restore_postgres(open_bundle: Opener, settings: config.PostgresSettings, mode: str = "empty",
+                     dry_run: bool = False) -> dict[str, Any]:
+    """Restores the bundle's SQL dump with psql, in one transaction."""
+    with failures_named("postgres", settings):
+        return _restore_postgres(open_bundle, settings, mode, dry_run)
+
+
+def restore_storage(open_bundle: Opener, settings: config.S3Settings, mode: str = "empty",
+                    dry_run: bool = False) -> dict[str, Any]:
+    """Puts every object of the bundle's storage archive back into the bucket."""
+    with failures_named("storage", settings):
+        return _restore_storage(open_bundle, settings, mode, dry_run)
+
+
+def restore_elasticsearch(open_bundle: Opener, settings: config.ElasticsearchSettings, mode: str = "empty",
+                          patterns: list[str] | None = None, dry_run: bool = False) -> dict[str, Any]:
+    """Templates, then each index with its settings and mappings, its documents, its aliases."""
+    with failures_named("elasticsearch", settings):
+        return _restore_elasticsearch(open_bundle, settings, mode, patterns, dry_run)
 
 
 def compare(expected_counts: dict[str, Any], restored: dict[str, dict[str, Any]],

@@ -23,6 +23,9 @@ from archivist.staging import STAGING_ROOT, S3Staging
 
 log = logging.getLogger(__name__)
 
+# Far longer than any backup runs: staging younger than this may belong to one in progress.
+STALE_STAGING = dt.timedelta(hours=6)
+
 
 @dataclass(frozen=True)
 class StoredBundle:
@@ -103,6 +106,27 @@ class BackupStore:
         """Streams a new bundle to its final name; it appears only if the block succeeds."""
         with s3io.upload_writer(self.s3, self.bucket, key.object_key, "application/gzip") as out:
             yield out
+
+    def sweep_stale_staging(self, older_than: dt.timedelta = STALE_STAGING) -> int:
+        """Deletes staging objects and unfinished uploads older than `older_than`: what runs
+        that died with the bucket unreachable could not clean. Younger ones may belong to a
+        backup still running, so they are left alone."""
+        cutoff = dt.datetime.now(dt.timezone.utc) - older_than
+        swept = 0
+        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=STAGING_ROOT):
+            for obj in page.get("Contents", []):
+                if obj["LastModified"] <= cutoff:
+                    self.s3.delete_object(Bucket=self.bucket, Key=obj["Key"])
+                    swept += 1
+        for page in self.s3.get_paginator("list_multipart_uploads").paginate(Bucket=self.bucket):
+            for upload in page.get("Uploads", []):
+                if upload["Initiated"] <= cutoff and (upload["Key"].startswith(STAGING_ROOT)
+                                                       or BackupKey.is_bundle_object(upload["Key"])):
+                    self.s3.abort_multipart_upload(Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+                    swept += 1
+        if swept:
+            log.info("swept %d stale staging object(s) and upload(s) left by earlier failed runs", swept)
+        return swept
 
     def abort_unfinished_bundle(self, key: BackupKey) -> int:
         """Aborts the multipart upload of a bundle whose writer was killed; a finished one is untouched."""
