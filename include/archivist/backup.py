@@ -13,7 +13,7 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from archivist import bundle, config, elasticsearch, postgres, storage
+from archivist import bundle, checks, config, elasticsearch, postgres, storage
 from archivist.bundle import BackupKey, JobResult
 from archivist.errors import ArchivistError, JobFailedError, failures_named
 from archivist.staging import LocalStaging, Staging
@@ -100,8 +100,8 @@ def run_backup(jobs: tuple[str, ...] = config.JOBS, keep: int | None = None, ind
                dry_run_rotation: bool = False) -> dict[str, Any]:
     """The `archivist backup` command: jobs in parallel, one bundle uploaded, then rotation."""
     keep = config.load_backups_kept() if keep is None else config.parse_backups_kept(keep)
+    checks.require(checks.run_checks(jobs, backups=True, keep=keep))  # fail in seconds, before any work
     store = BackupStore(config.load_backups())
-    store.check()
     store.sweep_stale_staging()
     key = BackupKey.new()
     staging = store.staging(key)
@@ -119,6 +119,7 @@ def run_backup(jobs: tuple[str, ...] = config.JOBS, keep: int | None = None, ind
 def run_simple_backup(output: str | None = None, jobs: tuple[str, ...] = config.JOBS,
                       index_pattern: str = "*") -> dict[str, Any]:
     """The `archivist simple-backup` command: the bundle is left in a local file."""
+    checks.require(checks.run_checks(jobs, backups=False))
     key = BackupKey.new()
     output = output or os.path.join(os.getcwd(), key.object_key)
     if os.path.isdir(output):

@@ -1,0 +1,138 @@
+"""Each server killed in the middle of a backup and of a restore.
+
+A backup that loses a server fails with a message naming it, leaves no bundle under
+a final name and no earlier bundle changed; staging is cleaned at once, or by the next
+run's sweep when the bucket itself was down. A restore that loses a server fails
+naming it; PostgreSQL rolls back, and a rerun in `replace` mode completes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+
+import pytest
+
+from archivist import backup, config, postgres, restore
+from archivist.bundle import BackupKey
+from archivist.demo.fingerprint import wipe_bucket, wipe_postgres
+from archivist.errors import ArchivistError
+from archivist.store import BackupStore
+from faults_support import (Background, heavy_index, heavy_objects, heavy_table, kill_server,  # noqa: F401
+                            process_running, restart_after, start_servers, wait_until)
+
+HEAVY_INDEX = "heavy-events"
+
+
+def bundles(store: BackupStore) -> dict:
+    return {b.key.name: (b.size, b.last_modified) for b in store.list_bundles()}
+
+
+def leftovers(store: BackupStore) -> tuple[list, list]:
+    staged = [o["Key"] for o in store.s3.list_objects_v2(Bucket=store.bucket, Prefix="staging/").get("Contents", [])]
+    uploads = [u["Key"] for u in store.s3.list_multipart_uploads(Bucket=store.bucket).get("Uploads", [])]
+    return staged, uploads
+
+
+def staged_under(store: BackupStore, fragment: str) -> bool:
+    return any(fragment in o["Key"] for o in store.s3.list_objects_v2(
+        Bucket=store.bucket, Prefix="staging/").get("Contents", []))
+
+
+@pytest.fixture
+def store(backups_settings):
+    store = BackupStore(backups_settings)
+    if not store.list_bundles():
+        backup.run_backup(jobs=("postgres",))  # an earlier good bundle that must survive
+    return store
+
+
+def test_postgres_killed_during_backup(heavy_table, store, restart_after):
+    before = bundles(store)
+    job = Background(lambda: backup.run_backup(jobs=("postgres",)))
+    wait_until(lambda: process_running("pg_dump"), what="pg_dump to start")
+    time.sleep(0.3)
+    kill_server("postgres")
+    job.join()
+    assert isinstance(job.error, ArchivistError), job.error
+    assert "pg_dump of database 'archivist_demo' at 127.0.0.1:55432" in str(job.error)
+    start_servers()
+    assert bundles(store) == before
+    assert leftovers(store) == ([], [])
+
+
+def test_elasticsearch_killed_during_backup(heavy_index, store, restart_after):
+    before = bundles(store)
+    job = Background(lambda: backup.run_backup(jobs=("elasticsearch",), index_pattern="heavy*"))
+    wait_until(lambda: staged_under(store, "/jobs.elasticsearch/indices-"), what="the export to start")
+    kill_server("elasticsearch")
+    job.join()
+    assert isinstance(job.error, ArchivistError), job.error
+    assert "Elasticsearch at http://127.0.0.1:59200" in str(job.error)
+    start_servers()
+    assert bundles(store) == before
+    assert leftovers(store) == ([], [])
+
+
+def test_s3_server_killed_during_backup(heavy_objects, store, restart_after):
+    before = bundles(store)
+    job = Background(lambda: backup.run_backup(jobs=("storage",)))
+    wait_until(lambda: bool(leftovers(store)[1]), what="a multipart upload to start")
+    kill_server("minio")
+    job.join()
+    assert isinstance(job.error, ArchivistError), job.error
+    assert "storage" in str(job.error)
+    start_servers()
+    assert bundles(store) == before, "a bundle appeared, changed or vanished"
+    # The bucket was down, so the failed run could not clean up; the next run's sweep does.
+    store.sweep_stale_staging(older_than=dt.timedelta(0))
+    assert leftovers(store) == ([], [])
+
+
+@pytest.fixture
+def heavy_bundle(heavy_table, heavy_index, heavy_objects, store):
+    made = backup.run_backup(index_pattern="*")
+    key = BackupKey.parse(made["key"])
+    return lambda: store.open_bundle(key)
+
+
+def test_postgres_killed_during_restore_rolls_back(heavy_bundle, pg_settings, restart_after):
+    wipe_postgres(pg_settings)
+    job = Background(lambda: restore.restore_postgres(heavy_bundle, pg_settings, "empty"))
+    wait_until(lambda: process_running("psql"), what="psql to start")
+    time.sleep(0.5)
+    kill_server("postgres")
+    job.join()
+    assert isinstance(job.error, ArchivistError), job.error
+    assert "psql restore into database 'archivist_demo'" in str(job.error)
+    start_servers()
+    assert postgres.user_tables(pg_settings) == [], "a failed restore left part of the dump behind"
+
+
+def test_elasticsearch_killed_during_restore_then_replace_completes(heavy_bundle, es_settings, es_client,
+                                                                    restart_after):
+    es_client.indices.delete(index=HEAVY_INDEX)
+    job = Background(lambda: restore.restore_elasticsearch(heavy_bundle, es_settings, "replace", ["heavy*"]))
+    wait_until(lambda: es_client.options(ignore_status=404).indices.exists(index=HEAVY_INDEX),
+               what="the index to be created")
+    time.sleep(0.5)
+    kill_server("elasticsearch")
+    job.join()
+    assert isinstance(job.error, ArchivistError), job.error
+    assert "Elasticsearch at http://127.0.0.1:59200" in str(job.error)
+    start_servers()
+    done = restore.restore_elasticsearch(heavy_bundle, es_settings, "replace", ["heavy*"])
+    assert done["indices"] == {HEAVY_INDEX: 80_000}
+
+
+def test_s3_server_killed_during_restore_then_replace_completes(heavy_bundle, storage_settings, restart_after):
+    wipe_bucket(storage_settings)
+    job = Background(lambda: restore.restore_storage(heavy_bundle, storage_settings, "empty"))
+    time.sleep(1.0)
+    kill_server("minio")
+    job.join()
+    assert isinstance(job.error, ArchivistError), job.error
+    assert "S3" in str(job.error) or "bucket" in str(job.error)
+    start_servers()
+    done = restore.restore_storage(heavy_bundle, storage_settings, "replace")
+    assert done["objects"] >= 24
