@@ -7,6 +7,7 @@ The DAG calls these steps as separate tasks; the `archivist` command calls
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import logging
 import os
 import tempfile
@@ -130,8 +131,14 @@ def run_simple_backup(output: str | None = None, jobs: tuple[str, ...] = config.
         results = _run_parallel(jobs, key, staging, index_pattern)
         # Written under a temporary name and renamed: a failure never leaves a half bundle.
         fd, partial = tempfile.mkstemp(prefix=".partial-", suffix=".tgz", dir=os.path.dirname(os.path.abspath(output)))
-        with os.fdopen(fd, "wb") as out:
-            meta = assemble(out, key, results, staging, config.load_namespace())
+        try:
+            with os.fdopen(fd, "wb") as out:
+                meta = assemble(out, key, results, staging, config.load_namespace())
+        except OSError as exc:
+            if exc.errno == errno.ENOSPC:
+                raise JobFailedError(f"the bundle ran out of local disk space writing {output}: free some "
+                                     "space there, or write the bundle elsewhere") from exc
+            raise
         os.replace(partial, output)
         partial = None
     finally:

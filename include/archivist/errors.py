@@ -71,8 +71,8 @@ def _named(job: str, settings: Any, exc: Exception) -> Exception:
     if isinstance(exc, (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError, OSError)) \
             and not isinstance(exc, psycopg.Error):
         if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
-            return JobFailedError(f"the {job} job ran out of local disk space ({exc.filename or 'temporary folder'}): "
-                                  "free some space, or write the bundle elsewhere")
+            return JobFailedError(f"the {job} step ran out of local disk space writing under {exc.filename or 'the temporary folder'}: "
+                                  "free some space there, or write the bundle elsewhere")
         where = f"bucket '{settings.bucket}' ({settings.source}) or the backup bucket" if job == "storage" \
             else "the backup bucket"
         return UnreachableError(f"the {job} job lost its S3 server while using {where}: {exc}")

@@ -7,6 +7,7 @@ back from there. `simple-backup` needs no bucket and stages in a local folder.
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import tempfile
@@ -64,9 +65,14 @@ class LocalStaging:
     @contextmanager
     def writer(self, path: str, content_type: str = "application/octet-stream") -> Iterator[HashingWriter]:
         target = os.path.join(self.root, path)
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        with open(target, "wb") as f:
-            yield HashingWriter(f)
+        try:
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            with open(target, "wb") as f:
+                yield HashingWriter(f)
+        except OSError as exc:
+            if exc.errno == errno.ENOSPC and not exc.filename:  # say where, so the user knows which disk
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), self.root) from exc
+            raise
 
     def put_stream(self, path: str, stream: IO[bytes]) -> Artifact:
         with self.writer(path) as out:
