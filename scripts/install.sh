@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what is missing, idempotently: the Python venv, PostgreSQL from
-# apt, Elasticsearch from Maven Central, MinIO from the Go module proxy.
+# apt, Elasticsearch from Maven Central, MinIO from the Go module proxy, Chromium
+# from apt for the browser tests.
 # Downloads and builds are cached in $CACHE; a second run does neither.
 source "$(dirname "$0")/common.sh"
 mkdir -p "$CACHE" "$LOCAL/bin"
@@ -76,6 +77,17 @@ install_minio() {
   fi
 }
 
+# Debian's Chromium, for the browser tests of the Airflow UI's Backups page (Playwright for
+# Python drives it through its bundled driver; Playwright's own browser downloads are never used).
+install_browser() {
+  if [ ! -x /usr/bin/chromium ]; then
+    log "installing Chromium from apt (browser tests)"
+    apt_install chromium
+  else
+    log "Chromium installed"
+  fi
+}
+
 ensure_service_user() {
   [ "$(id -u)" = 0 ] || return 0
   id "$SERVICE_USER" >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin "$SERVICE_USER"
@@ -84,6 +96,7 @@ ensure_service_user() {
 case "${1:-all}" in
   python) install_python ;;
   servers) install_postgres; install_elasticsearch; install_minio; ensure_service_user ;;
-  all) install_python; install_postgres; install_elasticsearch; install_minio; ensure_service_user ;;
-  *) die "usage: install.sh [all|python|servers]" ;;
+  browser) install_browser ;;
+  all) install_python; install_postgres; install_elasticsearch; install_minio; ensure_service_user; install_browser ;;
+  *) die "usage: install.sh [all|python|servers|browser]" ;;
 esac

@@ -1,0 +1,247 @@
+"""The Backups page's HTTP API, mounted in Airflow's API server under /archivist.
+
+Every /api route authenticates and authorizes exactly like Airflow's own REST
+API, with the same dependencies (airflow.api_fastapi.core_api.security): a
+bearer JWT or the UI's `_token` cookie, then the auth manager's decision on the
+DAG the route is about.
+
+    GET  /archivist/                          the page (static; its data come from the routes below)
+    GET  /archivist/api/me                    who is calling and whether they may start a restore
+    GET  /archivist/api/bundles               bundles, newest first, with their meta.json summarized
+    GET  /archivist/api/bundles/{key}/meta    one bundle's meta.json
+    POST /archivist/api/bundles/{key}/verify  trigger archivist_restore with dry_run true
+    POST /archivist/api/bundles/{key}/restore trigger archivist_restore with {jobs, mode, dry_run}
+    GET  /archivist/api/runs                  recent runs of archivist_backup and archivist_restore
+
+Reading bundles needs read access to archivist_backup's runs (which made them);
+reading runs needs read access to both DAGs' runs; starting a verify or a
+restore needs permission to create runs of archivist_restore, like
+`POST /api/v2/dags/archivist_restore/dagRuns`. The run is created in-process by
+Airflow's own trigger route function, so it is validated against the DAG's
+params and recorded exactly as one triggered from the REST API or UI.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, status
+from fastapi.responses import FileResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+
+from airflow.api_fastapi.app import API_ROOT_PATH, get_auth_manager
+from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity, DagDetails
+from airflow.api_fastapi.common.dagbag import DagBagDep
+from airflow.api_fastapi.common.db.common import SessionDep
+from airflow.api_fastapi.core_api.datamodels.dag_run import TriggerDAGRunPostBody
+from airflow.api_fastapi.core_api.routes.public.dag_run import trigger_dag_run
+from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_dag
+from airflow.models.dag import DagModel
+from airflow.models.dagrun import DagRun
+from airflow.models.log import Log
+
+from archivist import config
+from archivist.bundle import BackupKey
+from archivist.errors import ArchivistError, BackupNotFoundError
+from archivist.restore import MODES
+from archivist.store import BackupStore, StoredBundle
+from archivist_backups.catalog import Catalog, run_url
+
+BACKUP_DAG = "archivist_backup"
+RESTORE_DAG = "archivist_restore"
+STATIC = Path(__file__).with_name("static")
+UI_ROOT = API_ROOT_PATH or "/"  # where Airflow's UI lives, from [api] base_url
+
+JobName = Literal["postgres", "elasticsearch", "storage"]
+
+can_read_bundles = requires_access_dag(method="GET", access_entity=DagAccessEntity.RUN, param_dag_id=BACKUP_DAG)
+can_read_restores = requires_access_dag(method="GET", access_entity=DagAccessEntity.RUN, param_dag_id=RESTORE_DAG)
+can_restore = requires_access_dag(method="POST", access_entity=DagAccessEntity.RUN, param_dag_id=RESTORE_DAG)
+
+
+def json_request(request: Request) -> None:
+    """POSTs must say they carry JSON: a cross-site form cannot, so the UI's cookie cannot be ridden."""
+    if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
+        raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, "send the body as application/json")
+
+
+# --- the bucket ---------------------------------------------------------------------------
+
+_catalogs: dict[Any, Catalog] = {}
+_catalogs_lock = threading.Lock()
+
+
+def catalog() -> Catalog:
+    """The catalog of the bucket the archivist_backups connection names (one per bucket settings)."""
+    try:
+        settings = config.load_backups()
+    except ArchivistError as exc:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"backup bucket not configured: {exc}") from None
+    with _catalogs_lock:
+        if settings not in _catalogs:
+            _catalogs[settings] = Catalog(BackupStore(settings))
+        return _catalogs[settings]
+
+
+CatalogDep = Annotated[Catalog, Depends(catalog)]
+
+
+def locate(cat: Catalog, key: str) -> StoredBundle:
+    """The bundle named `key` (with or without .tgz); 404 naming the closest keys when absent."""
+    try:
+        BackupKey.parse(key)
+        return cat.store.locate(key)
+    except BackupNotFoundError as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+    except ArchivistError as exc:
+        raise HTTPException(status.HTTP_502_BAD_GATEWAY, str(exc)) from None
+
+
+# --- models -------------------------------------------------------------------------------
+
+
+class VerifyBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    jobs: list[JobName] = Field(default_factory=lambda: list(config.JOBS), min_length=1)
+
+
+class RestoreBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    jobs: list[JobName] = Field(default_factory=lambda: list(config.JOBS), min_length=1)
+    mode: Literal[MODES] = "empty"  # type: ignore[valid-type]
+    dry_run: bool = False
+    indices: list[str] = Field(default_factory=list)
+
+
+class TriggeredRun(BaseModel):
+    dag_id: str
+    dag_run_id: str
+    state: str | None
+    url: str
+    conf: dict[str, Any]
+
+
+# --- the app ------------------------------------------------------------------------------
+
+
+def create_app() -> FastAPI:
+    app = FastAPI(title="archivist backups", docs_url=None, redoc_url=None, openapi_url="/api/openapi.json")
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/", include_in_schema=False)
+    def page() -> FileResponse:
+        """The Backups page; public like Airflow's own index.html, its data need a login."""
+        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
+    @app.get("/index.html", include_in_schema=False)
+    def page_alias(request: Request) -> RedirectResponse:
+        return RedirectResponse(str(request.url_for("page")))
+
+    @app.get("/api/me")
+    def me(user: GetUserDep) -> dict[str, Any]:
+        """The caller and what the page may offer them."""
+        am = get_auth_manager()
+
+        def allowed(method: str, dag_id: str) -> bool:
+            return am.is_authorized_dag(method=method, access_entity=DagAccessEntity.RUN,
+                                        details=DagDetails(id=dag_id, team_name=DagModel.get_team_name(dag_id)),
+                                        user=user)
+
+        return {"user": user.get_name(), "can_read_bundles": allowed("GET", BACKUP_DAG),
+                "can_read_restores": allowed("GET", RESTORE_DAG), "can_restore": allowed("POST", RESTORE_DAG),
+                "ui_root": UI_ROOT}
+
+    @app.get("/api/bundles", dependencies=[Depends(can_read_bundles)])
+    def list_bundles(cat: CatalogDep) -> dict[str, Any]:
+        """Every bundle in the backup bucket, newest first, with its meta.json summarized."""
+        try:
+            bundles = cat.list(UI_ROOT)
+        except ArchivistError as exc:
+            raise HTTPException(status.HTTP_502_BAD_GATEWAY, str(exc)) from None
+        return {"bucket": cat.store.bucket, "bundles": bundles, "total_entries": len(bundles)}
+
+    @app.get("/api/bundles/{key}/meta", dependencies=[Depends(can_read_bundles)])
+    def bundle_meta(key: str, cat: CatalogDep) -> dict[str, Any]:
+        """One bundle's meta.json, as stored."""
+        meta, error = cat.meta(locate(cat, key))
+        if meta is None:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"cannot read meta.json: {error}")
+        return meta
+
+    def start(key: str, conf: dict[str, Any], note: str, request: Request, user: Any, session: Any,
+              dag_bag: Any, cat: Catalog) -> TriggeredRun:
+        stored = locate(cat, key)
+        conf = {"key": stored.key.name, **conf}
+        # Airflow's own POST /api/v2/dags/{dag_id}/dagRuns, called in-process: same checks
+        # (DAG present, no import errors, manual runs allowed, params valid), same run record.
+        run = trigger_dag_run(dag_id=RESTORE_DAG, body=TriggerDAGRunPostBody(logical_date=None, conf=conf, note=note),
+                              dag_bag=dag_bag, user=user, session=session, request=request)
+        session.add(Log(event="trigger_dag_run", owner=user.get_name(), owner_display_name=user.get_name(),
+                        dag_id=RESTORE_DAG, run_id=run.run_id,
+                        extra=json.dumps({"via": "archivist Backups page", "conf": conf, "method": "POST"})))
+        return TriggeredRun(dag_id=RESTORE_DAG, dag_run_id=run.run_id, state=str(run.state) if run.state else None,
+                            url=run_url(UI_ROOT, RESTORE_DAG, run.run_id) or "", conf=conf)
+
+    @app.post("/api/bundles/{key}/verify", dependencies=[Depends(can_restore), Depends(json_request)])
+    def verify(key: str, request: Request, user: GetUserDep, session: SessionDep, dag_bag: DagBagDep,
+               cat: CatalogDep, body: VerifyBody | None = None) -> TriggeredRun:
+        """Starts a dry run of archivist_restore: the whole bundle is checked, nothing is written."""
+        body = body or VerifyBody()
+        conf = {"jobs": list(body.jobs), "mode": "empty", "dry_run": True}
+        return start(key, conf, f"Verify of {key} from the Backups page", request, user, session, dag_bag, cat)
+
+    @app.post("/api/bundles/{key}/restore", dependencies=[Depends(can_restore), Depends(json_request)])
+    def restore(key: str, body: RestoreBody, request: Request, user: GetUserDep, session: SessionDep,
+                dag_bag: DagBagDep, cat: CatalogDep) -> TriggeredRun:
+        """Starts archivist_restore of the bundle with the jobs and mode chosen."""
+        conf: dict[str, Any] = {"jobs": list(body.jobs), "mode": body.mode, "dry_run": body.dry_run}
+        if body.indices:
+            conf["indices"] = list(body.indices)
+        what = "Dry-run restore" if body.dry_run else f"Restore ({body.mode})"
+        return start(key, conf, f"{what} of {key} from the Backups page", request, user, session, dag_bag, cat)
+
+    @app.get("/api/runs", dependencies=[Depends(can_read_bundles), Depends(can_read_restores)])
+    def runs(session: SessionDep, limit: Annotated[int, Query(ge=1, le=100)] = 10) -> dict[str, Any]:
+        """The latest runs of archivist_backup and archivist_restore, each list newest first."""
+        out: dict[str, Any] = {}
+        for dag_id in (BACKUP_DAG, RESTORE_DAG):
+            dag = session.scalar(select(DagModel).where(DagModel.dag_id == dag_id))
+            rows = session.scalars(select(DagRun).where(DagRun.dag_id == dag_id)
+                                   .order_by(DagRun.run_after.desc(), DagRun.id.desc()).limit(limit))
+            out[dag_id] = {
+                "dag_id": dag_id,
+                "known": dag is not None and not dag.is_stale,
+                "is_paused": bool(dag.is_paused) if dag is not None else None,
+                "url": f"{UI_ROOT.rstrip('/')}/dags/{dag_id}",
+                "runs": [_run(r) for r in rows],
+            }
+        return {"dags": out}
+
+    return app
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _run(run: DagRun) -> dict[str, Any]:
+    conf = run.conf if isinstance(run.conf, dict) else {}
+    return {
+        "dag_id": run.dag_id,
+        "dag_run_id": run.run_id,
+        "state": str(run.state) if run.state is not None else None,
+        "run_type": str(run.run_type),
+        "triggered_by": run.triggered_by.value if run.triggered_by is not None else None,
+        "triggering_user_name": run.triggering_user_name,
+        "run_after": _iso(run.run_after),
+        "queued_at": _iso(run.queued_at),
+        "start_date": _iso(run.start_date),
+        "end_date": _iso(run.end_date),
+        "conf": {k: conf[k] for k in ("key", "jobs", "mode", "dry_run", "indices") if k in conf},
+        "url": run_url(UI_ROOT, run.dag_id, run.run_id),
+    }

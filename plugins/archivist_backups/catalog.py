@@ -1,0 +1,158 @@
+"""The bundles in the backup bucket with what their meta.json says, for the Backups page.
+
+meta.json is the first file of a bundle (after the folder entries), so it is
+read from a ranged GET of the object's first bytes: a bundle of any size costs
+one small request, never a download. Bundles are immutable (a key is never
+reused), so each meta.json is read once per API server process and cached.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tarfile
+import threading
+import zlib
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+from urllib.parse import quote
+
+from archivist import bundle
+from archivist.bundle import JOB_DIRS, META, MAX_META_BYTES
+from archivist.errors import VerificationError
+from archivist.store import BackupStore, StoredBundle
+
+log = logging.getLogger(__name__)
+
+FIRST_PROBE = 256 * 1024  # bytes of the compressed object read to find meta.json; grows if needed
+LAST_PROBE = 16 * 1024 * 1024  # meta.json not found within this many bytes: not a bundle of ours
+CACHE_SIZE = 4096
+READERS = 8
+
+
+class _NeedMore(Exception):
+    """The range read so far ends before meta.json does."""
+
+
+class _NotABundle(VerificationError):
+    """What the first bytes show for certain, however many more there are."""
+
+
+def _meta_from_prefix(stream: Any, complete: bool) -> dict[str, Any]:
+    """meta.json from a bundle's first bytes; `complete` tells whether they are the whole object."""
+    try:
+        for path, info, fileobj in bundle.iter_members(stream):
+            if path != META:
+                raise _NotABundle(f"its first file is {path!r}, not {META}")
+            if info.size > MAX_META_BYTES:
+                raise _NotABundle(f"{META} is {info.size} bytes, too large to be a bundle's {META}")
+            body = fileobj.read()
+            if len(body) != info.size:
+                raise _NeedMore()
+            try:
+                meta = json.loads(body)
+            except ValueError as exc:
+                raise _NotABundle(f"{META} is not valid JSON: {exc}") from None
+            if not isinstance(meta, dict):
+                raise _NotABundle(f"{META} is not a JSON object")
+            return meta
+    except VerificationError as exc:  # iter_members' own errors may only mean "read further"
+        if complete or isinstance(exc, _NotABundle):
+            raise
+        raise _NeedMore() from None
+    except (EOFError, OSError, ValueError, tarfile.TarError, zlib.error) as exc:  # the range ended mid-member
+        if complete:
+            raise VerificationError(f"the bundle is damaged or truncated: {exc}") from None
+        raise _NeedMore() from None
+    raise VerificationError(f"not a bundle: it holds no {META}")
+
+
+def read_meta(store: BackupStore, stored: StoredBundle) -> dict[str, Any]:
+    """A bundle's meta.json, from as few of its first bytes as will do."""
+    want = min(FIRST_PROBE, stored.size)
+    while True:
+        complete = want >= stored.size
+        rng = f"bytes=0-{max(want, 1) - 1}"
+        body = store.s3.get_object(Bucket=store.bucket, Key=stored.key.object_key, Range=rng)["Body"]
+        try:
+            return _meta_from_prefix(body, complete)
+        except _NeedMore:
+            if want >= LAST_PROBE:
+                raise VerificationError(f"no {META} in the first {want} bytes: not a bundle, or damaged") from None
+            want = min(want * 4, stored.size, LAST_PROBE)
+        finally:
+            body.close()
+
+
+def run_url(ui_root: str, dag_id: str | None, run_id: str | None) -> str | None:
+    """The Airflow UI page of a dag run, or None when the bundle was not made by Airflow."""
+    if not dag_id or not run_id:
+        return None
+    return f"{ui_root.rstrip('/')}/dags/{quote(dag_id, safe='')}/runs/{quote(run_id, safe='')}"
+
+
+def summarize(stored: StoredBundle, meta: dict[str, Any] | None, error: str | None,
+              ui_root: str = "/") -> dict[str, Any]:
+    """One row of the bundle list: the object, and what its meta.json says per job."""
+    row = stored.as_dict()
+    row.update(format_version=None, archivist_version=None, created_at=None, namespace=None,
+               jobs=[], airflow={"dag_id": None, "run_id": None, "url": None}, error=error)
+    if meta is None:
+        return row
+    counts, stats, servers = (meta.get("counts") or {}), (meta.get("stats") or {}), (meta.get("servers") or {})
+    jobs = []
+    for job, folder in JOB_DIRS.items():
+        if folder not in counts and folder not in stats:
+            continue
+        jobs.append({"job": job, "counts": counts.get(folder) or {},
+                     "time_seconds": (stats.get(folder) or {}).get("time_seconds"),
+                     "server_version": servers.get(job)})
+    airflow = meta.get("airflow") or {}
+    row.update(format_version=meta.get("format_version"), archivist_version=meta.get("archivist_version"),
+               created_at=meta.get("created_at"), namespace=meta.get("namespace"), jobs=jobs,
+               airflow={"dag_id": airflow.get("dag_id"), "run_id": airflow.get("run_id"),
+                        "url": run_url(ui_root, airflow.get("dag_id"), airflow.get("run_id"))})
+    return row
+
+
+class Catalog:
+    """The bucket's bundles with their meta.json, each read once and then kept."""
+
+    def __init__(self, store: BackupStore, cache_size: int = CACHE_SIZE):
+        self.store = store
+        self._cache: OrderedDict[tuple, tuple[dict[str, Any] | None, str | None]] = OrderedDict()
+        self._lock = threading.Lock()
+        self._cache_size = cache_size
+
+    @staticmethod
+    def _cache_key(stored: StoredBundle) -> tuple:
+        return stored.key.object_key, stored.size, stored.last_modified.isoformat()
+
+    def meta(self, stored: StoredBundle) -> tuple[dict[str, Any] | None, str | None]:
+        """(meta.json, None), or (None, why it cannot be read) for a damaged bundle."""
+        ck = self._cache_key(stored)
+        with self._lock:
+            if ck in self._cache:
+                self._cache.move_to_end(ck)
+                return self._cache[ck]
+        try:
+            found: tuple[dict[str, Any] | None, str | None] = (read_meta(self.store, stored), None)
+        except VerificationError as exc:  # damage is as permanent as the bundle: cache it too
+            found = (None, str(exc))
+        with self._lock:
+            self._cache[ck] = found
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        return found
+
+    def cached(self) -> int:
+        with self._lock:
+            return len(self._cache)
+
+    def list(self, ui_root: str = "/") -> list[dict[str, Any]]:
+        """Every bundle, newest first, with its meta.json summarized; new ones read in parallel."""
+        bundles = self.store.list_bundles()
+        with ThreadPoolExecutor(max_workers=READERS, thread_name_prefix="meta") as pool:
+            metas = list(pool.map(self.meta, bundles))
+        return [summarize(b, meta, error, ui_root) for b, (meta, error) in zip(bundles, metas)]

@@ -1,0 +1,194 @@
+"""A real Airflow API server for the Backups plugin's tests, shared by both test modules.
+
+It runs with the environment of .local/env.sh (same metadata database, plugins
+folder, users and connections) on a free loopback port of its own, so it never
+disturbs the stack's API server on 8080 nor another test run. The DAGs are
+written to the metadata database first with `airflow dags reserialize`: an API
+server does not parse DAGs, and triggering archivist_restore needs it serialized.
+`airflow db migrate` is done by `make test` beforehand.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "tests" / "artifacts"
+PLUGINS = ROOT / "plugins"
+if str(PLUGINS) not in sys.path:  # the plugin's package, for tests that call its modules directly
+    sys.path.insert(0, str(PLUGINS))
+
+from archivist import backup  # noqa: E402
+from archivist.airflow_api import AirflowClient  # noqa: E402
+from archivist.errors import JobFailedError  # noqa: E402
+
+PREFERRED_PORT = 18080
+START_TIMEOUT = 180
+RESTORE_DAG = "archivist_restore"
+
+
+def _free_port(preferred: int = PREFERRED_PORT) -> int:
+    """`preferred` if nothing listens there, else any free loopback port."""
+    for port in (preferred, 0):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return s.getsockname()[1]
+    raise RuntimeError("no free port on 127.0.0.1")
+
+
+def _password(user: str) -> str:
+    path = os.environ["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"]
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)[user]
+
+
+@dataclass
+class Server:
+    """The running test server, and the dag runs tests started on it (deleted at the end)."""
+
+    url: str
+    process: subprocess.Popen
+    log: Path
+    started_runs: list[tuple[str, str]] = field(default_factory=list)
+
+    def client(self, user: str) -> AirflowClient:
+        return AirflowClient(base_url=self.url, username=user, password=_password(user))
+
+    def password(self, user: str) -> str:
+        return _password(user)
+
+    def token(self, user: str) -> str:
+        resp = requests.post(f"{self.url}/auth/token", json={"username": user, "password": _password(user)}, timeout=30)
+        assert resp.status_code == 201, resp.text
+        return resp.json()["access_token"]
+
+    def started(self, dag_id: str, run_id: str) -> None:
+        self.started_runs.append((dag_id, run_id))
+
+    def log_tail(self, n: int = 60) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return ""
+
+
+_server: Server | None = None
+
+
+def _start() -> Server:
+    if "AIRFLOW_HOME" not in os.environ or "AIRFLOW_CONN_ARCHIVIST_BACKUPS" not in os.environ:
+        pytest.fail("the stack's environment is not set: `make services` and `source .local/env.sh`", pytrace=False)
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "AIRFLOW__API__PORT": str(port), "AIRFLOW__API__BASE_URL": url,
+           "AIRFLOW__API__WORKERS": "1", "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{url}/execution/"}
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    log = ARTIFACTS / "airflow-api-server-test.log"
+    with open(log, "w") as out:
+        process = subprocess.Popen(["airflow", "api-server", "--host", "127.0.0.1", "--port", str(port)],
+                                   cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL, start_new_session=True)
+    server = Server(url, process, log)
+    # While the server starts, write the DAGs to the metadata database.
+    reserialize = subprocess.run(["airflow", "dags", "reserialize"], cwd=ROOT, env=env, capture_output=True,
+                                 text=True, timeout=600)
+    if reserialize.returncode != 0:
+        _stop(server)
+        pytest.fail(f"airflow dags reserialize failed:\n{reserialize.stdout[-2000:]}\n{reserialize.stderr[-2000:]}",
+                    pytrace=False)
+    deadline = time.monotonic() + START_TIMEOUT
+    while True:
+        if process.poll() is not None:
+            pytest.fail(f"the Airflow API server exited ({process.returncode}):\n{server.log_tail()}", pytrace=False)
+        try:
+            health = requests.get(f"{url}/api/v2/monitor/health", timeout=5).json()
+            if health.get("metadatabase", {}).get("status") == "healthy":
+                break
+        except (requests.RequestException, ValueError):
+            pass
+        if time.monotonic() > deadline:
+            _stop(server)
+            pytest.fail(f"the Airflow API server did not answer within {START_TIMEOUT}s:\n{server.log_tail()}",
+                        pytrace=False)
+        time.sleep(1)
+    return server
+
+
+def _stop(server: Server) -> None:
+    """Deletes the runs the tests started, then ends the server's process group."""
+    if server.process.poll() is None and server.started_runs:
+        try:
+            admin = server.client("admin")
+            for dag_id, run_id in server.started_runs:
+                try:
+                    admin.request("DELETE", f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}")
+                except Exception:  # already gone, or picked up and finished: nothing to undo
+                    pass
+        except Exception:
+            pass
+    if server.process.poll() is None:
+        os.killpg(server.process.pid, signal.SIGTERM)
+        try:
+            server.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.process.pid, signal.SIGKILL)
+            server.process.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def airflow_server():
+    """One API server for the whole session, whichever test module asks first."""
+    global _server
+    if _server is None:
+        _server = _start()
+    yield _server
+    if _server is not None:
+        _stop(_server)
+        _server = None
+
+
+_seeded: dict | None = None
+
+
+@pytest.fixture(scope="session")
+def seeded_once(pg_settings, es_settings, storage_settings) -> dict:
+    """The demo stack seeded once for the session, by the same code as conftest's `seeded`.
+
+    The servers are shared with other test runs, whose seeding races with ours; seeding
+    once instead of before every test keeps that window small."""
+    global _seeded
+    if _seeded is None:
+        from archivist.demo import seed
+
+        _seeded = seed.seed(pg_settings, es_settings, storage_settings)
+    return _seeded
+
+
+@pytest.fixture
+def demo_bundle(seeded_once, pg_settings, es_settings, storage_settings) -> dict:
+    """A new bundle of the demo stack, made by `archivist backup`'s code: the newest in the bucket.
+
+    Another test run may wipe or reseed the shared demo data while this backup reads it;
+    then the stack is seeded again and the backup made once more."""
+    try:
+        return backup.run_backup()
+    except JobFailedError:
+        from archivist.demo import seed
+
+        seed.seed(pg_settings, es_settings, storage_settings)
+        return backup.run_backup()

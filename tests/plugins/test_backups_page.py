@@ -1,0 +1,154 @@
+"""The Backups page in a real browser (Debian's Chromium driven by Playwright) inside the
+real Airflow UI: log in, open "Backups" from the navigation, find the new bundle, go
+through the Restore dialog's confirmation and start a dry run, see the run appear, and
+follow its link into Airflow's own run page. The screenshot lands in
+tests/artifacts/backups-page.png and is copied to docs/backups-page.png."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from urllib.parse import quote
+
+import pytest
+
+from backups_server import ARTIFACTS, RESTORE_DAG, ROOT, airflow_server, demo_bundle, seeded_once  # noqa: F401  (fixtures)
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+VIEWPORT = {"width": 1600, "height": 1400}
+TIMEOUT_MS = 30_000
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.fail(f"{CHROMIUM} is missing: install it with `bash scripts/install.sh browser`", pytrace=False)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+def open_backups(browser, server, user: str):
+    """A page logged in through Airflow's login form, on "Backups" from the navigation; and its frame."""
+    from playwright.sync_api import expect
+
+    context = browser.new_context(viewport=VIEWPORT)
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    page.goto(server.url + "/")
+    page.get_by_label("Username").fill(user)
+    page.get_by_label("Password").fill(server.password(user))
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(re.compile(re.escape(server.url) + r"/(\?.*)?$"))
+    page.get_by_role("link", name="Backups").click()
+    page.wait_for_url(re.compile(r"/plugin/backups"))
+    frame = page.frame_locator("iframe[title=Backups]")
+    expect(frame.locator("#bundles tbody tr[data-key]").first).to_be_visible()
+    return context, page, frame
+
+
+def bundle_row(frame, key: str):
+    from playwright.sync_api import expect
+
+    row = frame.locator(f'#bundles tr[data-key="{key}"]')
+    if not row.count():  # more than a page of newer bundles: show them all
+        frame.locator("#show-all").click()
+    expect(row).to_be_visible()
+    return row
+
+
+def test_admin_restores_a_bundle_as_a_dry_run_from_the_backups_page(browser, airflow_server, demo_bundle):
+    from playwright.sync_api import expect
+
+    key, backup_id = demo_bundle["key"], demo_bundle["key"].rsplit("-", 1)[1]
+    context, page, frame = open_backups(browser, airflow_server, "admin")
+    try:
+        expect(frame.locator("#who")).to_have_text("Signed in as admin")
+        row = bundle_row(frame, key)
+        expect(row.locator("td.num")).to_have_attribute("title", f"{demo_bundle['size']:,} bytes")
+        counts = demo_bundle["counts"]
+        expect(row.locator("td.job").first).to_contain_text(f"{counts['jobs.postgres']['tables']:,} table")
+        expect(row).to_contain_text(f"{counts['jobs.elasticsearch']['documents']:,} doc")
+        expect(row).to_contain_text("archivist command")
+
+        # the confirmation names the bundle, the jobs and the mode, and what would be overwritten
+        row.get_by_role("button", name="Restore…").click()
+        dialog = frame.locator("#restore-dialog")
+        expect(dialog).to_be_visible()
+        expect(dialog.locator("#restore-title")).to_have_text(f"Restore {key}")
+        impact = dialog.locator("#restore-impact")
+        expect(impact).to_contain_text(key)
+        expect(impact).to_contain_text("jobs: postgres, elasticsearch, storage — mode: empty")
+        expect(impact).to_contain_text("Nothing is overwritten")
+        submit = dialog.locator("#restore-submit")
+
+        dialog.locator('input[name="mode"][value="replace"]').check()
+        expect(impact).to_contain_text("mode: replace")
+        expect(impact).to_contain_text("This overwrites live data")
+        for index in sorted(counts["jobs.elasticsearch"]["indices"])[:2]:
+            expect(impact).to_contain_text(index)  # the indices to be recreated, by name
+        expect(submit).to_have_text("Overwrite and restore")
+        expect(submit).to_be_disabled()  # until the bundle's id is typed
+        dialog.locator("#restore-confirm-input").fill(backup_id)
+        expect(submit).to_be_enabled()
+        dialog.locator("#restore-confirm-input").fill("")
+
+        dialog.locator('input[name="job"][value="storage"]').uncheck()
+        expect(impact).to_contain_text("jobs: postgres, elasticsearch — mode: replace")
+        dialog.locator("#restore-dry-run").check()
+        expect(impact).to_contain_text("Nothing is written")
+        expect(submit).to_have_text("Start dry run")
+        expect(submit).to_be_enabled()
+        submit.click()
+        expect(dialog).to_be_hidden()
+
+        alert = frame.locator("#alerts")
+        expect(alert).to_contain_text(f"Started the dry-run restore of {key}")
+        run_id = alert.locator("a").inner_text()
+        airflow_server.started(RESTORE_DAG, run_id)
+        run = airflow_server.client("admin").run(RESTORE_DAG, run_id)
+        assert run["conf"] == {"key": key, "jobs": ["postgres", "elasticsearch"], "mode": "replace", "dry_run": True}
+
+        new_row = frame.locator(f'#runs-{RESTORE_DAG} tr[data-run="{run_id}"]')
+        expect(new_row).to_be_visible()
+        expect(new_row).to_contain_text(key)
+        expect(new_row).to_contain_text("dry run")
+        expect(new_row).to_contain_text("postgres, elasticsearch · replace")
+
+        frame.locator("body").evaluate("() => window.scrollTo(0, 0)")
+        page.wait_for_timeout(300)  # the row's highlight settles
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        shot = ARTIFACTS / "backups-page.png"
+        page.screenshot(path=str(shot))
+        (ROOT / "docs").mkdir(exist_ok=True)
+        shutil.copyfile(shot, ROOT / "docs" / "backups-page.png")
+
+        # the run's link opens Airflow's own run page, in the UI around the iframe
+        new_row.locator("a").click()
+        page.wait_for_url(re.compile(re.escape(f"/dags/{RESTORE_DAG}/runs/{quote(run_id, safe='')}")))
+        expect(page.get_by_text("from the Backups page")).to_be_visible()  # the run's note
+    finally:
+        context.close()
+
+
+def test_viewer_sees_the_bundles_but_no_restore(browser, airflow_server, demo_bundle):
+    from playwright.sync_api import expect
+
+    context, page, frame = open_backups(browser, airflow_server, "viewer")
+    try:
+        expect(frame.locator("#who")).to_have_text("Signed in as viewer (read only)")
+        row = bundle_row(frame, demo_bundle["key"])
+        expect(row.get_by_role("button", name="Restore…")).to_be_disabled()
+        expect(row.get_by_role("button", name="Verify")).to_be_disabled()
+        expect(frame.locator(f"#runs-{RESTORE_DAG}")).to_be_visible()
+        # meta.json opens from the key
+        row.locator("a[data-meta]").click()
+        expect(frame.locator("#meta-body")).to_contain_text(f'"key": "{demo_bundle["key"]}"')
+    finally:
+        context.close()
