@@ -42,6 +42,7 @@ def client(settings: S3Settings) -> Any:
             retries={"max_attempts": 5, "mode": "standard"},
             connect_timeout=5,
             read_timeout=60,
+            max_pool_connections=16,  # room for the storage job's transfer threads plus multipart parts
         ),
     )
 
@@ -54,8 +55,10 @@ def explain(exc: Exception, settings: S3Settings, action: str) -> Exception:
         if code in ("AccessDenied", "403", "Forbidden") and action.startswith("write"):
             return ConfigurationError(f"cannot {action} {where}: access denied ({code}); these credentials may "
                                       "read but not write: grant s3:PutObject and s3:DeleteObject on the bucket")
-        if code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "403", "Forbidden"):
-            return ConfigurationError(f"cannot {action} {where}: access denied ({code}); check the access key and secret")
+        if code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "403", "Forbidden",
+                    "InvalidTokenId", "InvalidToken", "ExpiredToken"):
+            what = "the access key, secret and session token" if settings.session_token else "the access key and secret"
+            return ConfigurationError(f"cannot {action} {where}: access denied ({code}); check {what}")
         if code in ("NoSuchBucket", "404", "NotFound"):
             return ConfigurationError(f"cannot {action} {where}: the bucket does not exist; create it or fix the bucket name")
         return UnreachableError(f"cannot {action} {where}: {code or exc}")

@@ -1,0 +1,159 @@
+"""Backups and restores at the same time. Two backups started together both succeed with
+distinct keys, each bundle verifies and neither leaves staging; restores started while a
+backup runs (a dry run, and a real one into a bucket of their own) succeed and so does the
+backup. The DAGs themselves run one at a time (max_active_runs=1: a second scheduled run
+queues), so concurrency comes from the command, another DAG, or a manual run."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import secrets
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+
+from archivist import backup, bundle, s3io
+from archivist.bundle import BackupKey
+from archivist.store import BackupStore
+from conftest import ROOT
+from secrets_support import archivist, objects_under, spec_env, unfinished_uploads
+
+BIG_OBJECTS = 8
+BIG_OBJECT_BYTES = 8 * 1024 * 1024
+
+# `archivist backup` (backup.run_backup: checks, sweep, jobs, upload, rotation) limited to one
+# index: the command has no index option, and other tests' indices come and go meanwhile.
+BACKUP = """
+import json, sys, time
+from archivist import backup
+started = time.time()
+made = backup.run_backup(index_pattern=sys.argv[1])
+print(json.dumps({"key": made["key"], "started": started, "ended": time.time(), "counts": made["counts"]}))
+"""
+
+
+@pytest.fixture(scope="module")
+def probe_index(es_client):
+    name = f"concurrency-probe-{secrets.token_hex(4)}"
+    es_client.indices.create(index=name, settings={"number_of_shards": 1, "number_of_replicas": 0})
+    for i in range(200):
+        es_client.index(index=name, id=str(i), document={"n": i, "text": f"document {i}"})
+    es_client.indices.refresh(index=name)
+    yield name
+    es_client.options(ignore_status=404).indices.delete(index=name)
+
+
+@pytest.fixture(scope="module")
+def env(pg_settings, es_settings, storage_settings, backups_settings):
+    return spec_env(pg_settings, es_settings, storage_settings, backups_settings)
+
+
+def _new_bucket(root, s3):
+    name = f"archivist-conc-{uuid.uuid4().hex[:10]}"
+    s3.create_bucket(Bucket=name)
+    return dataclasses.replace(root, bucket=name, source=f"test bucket {name}")
+
+
+def _remove(s3, bucket: str) -> None:
+    s3io.abort_uploads(s3, bucket, "")
+    for key in objects_under(s3, bucket, ""):
+        s3.delete_object(Bucket=bucket, Key=key)
+    s3.delete_bucket(Bucket=bucket)
+
+
+@pytest.fixture
+def buckets(storage_settings):
+    """(a bucket with ~64 MB to back up, so a backup runs for seconds; an empty restore target)."""
+    s3 = s3io.client(storage_settings)
+    big, target = _new_bucket(storage_settings, s3), _new_bucket(storage_settings, s3)
+    for i in range(BIG_OBJECTS):
+        s3.put_object(Bucket=big.bucket, Key=f"big/blob-{i}.bin", Body=os.urandom(BIG_OBJECT_BYTES))
+    yield big, target
+    for settings in (big, target):
+        _remove(s3, settings.bucket)
+
+
+def _start_backup(env: dict, index: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", BACKUP, index], env=env, cwd=ROOT, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def _finish(proc: subprocess.Popen) -> dict:
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err[-3000:]
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def _assert_whole_and_clean(store: BackupStore, key: str) -> bundle.VerifyReport:
+    parsed = BackupKey.parse(key)
+    report = bundle.verify(store.open_bundle(parsed))
+    assert report.checksummed and set(report.jobs) == {"postgres", "elasticsearch", "storage"}
+    assert objects_under(store.s3, store.bucket, f"staging/{key}/") == [], f"staging of {key} left behind"
+    assert unfinished_uploads(store.s3, store.bucket, f"staging/{key}/") == []
+    assert unfinished_uploads(store.s3, store.bucket, parsed.object_key) == []
+    return report
+
+
+def test_both_dags_run_one_at_a_time():
+    from airflow.dag_processing.dagbag import DagBag
+
+    dags = DagBag(dag_folder=str(ROOT / "dags"), safe_mode=False).dags
+    assert dags["archivist_backup"].max_active_runs == 1, "a second scheduled backup must queue, not overlap"
+    assert dags["archivist_restore"].max_active_runs == 1
+
+
+def test_two_backups_at_once_both_succeed(env, probe_index, backups_settings):
+    store = BackupStore(backups_settings)
+    procs = [_start_backup(env, probe_index) for _ in range(2)]
+    made = [_finish(p) for p in procs]
+    assert made[0]["key"] != made[1]["key"]
+    assert max(m["started"] for m in made) < min(m["ended"] for m in made), "the two backups did not overlap"
+    names = {b.key.name for b in store.list_bundles()}
+    for m in made:
+        assert m["key"] in names, "one backup's rotation removed the other's bundle"
+        report = _assert_whole_and_clean(store, m["key"])
+        assert report.meta["counts"]["jobs.elasticsearch"]["indices"] == {probe_index: 200}
+
+
+def test_restores_while_a_backup_runs(env, probe_index, buckets, backups_settings):
+    big, target = buckets
+    store = BackupStore(backups_settings)
+    older = backup.run_backup(index_pattern=probe_index)["key"]  # in this process, with the connections
+
+    slow = {**env, "S3_BUCKET_NAME": big.bucket}  # ~64 MB of storage: the backup runs for seconds
+    running = _start_backup(slow, probe_index)
+    deadline = time.monotonic() + 120
+    while not any(k.startswith("staging/") and "/jobs." in k for k in unfinished_uploads(store.s3, store.bucket)):
+        assert running.poll() is None, "the backup ended before it was seen streaming: " + running.communicate()[1]
+        assert time.monotonic() < deadline, "the backup never started streaming to staging"
+        time.sleep(0.05)
+    restores = {
+        "dry run": subprocess.Popen(
+            [sys.executable, "-m", "archivist", "restore", older, "--mode", "replace", "--dry-run",
+             "--indices", probe_index], env=env, cwd=ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE),
+        "into a new bucket": subprocess.Popen(
+            [sys.executable, "-m", "archivist", "restore", older, "--jobs", "storage", "--mode", "empty"],
+            env={**env, "S3_BUCKET_NAME": target.bucket}, cwd=ROOT, text=True,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE),
+    }
+    assert running.poll() is None, "the backup ended before the restores started"
+    outputs = {name: p.communicate(timeout=300) for name, p in restores.items()}
+    made = _finish(running)
+
+    for name, proc in restores.items():
+        assert proc.returncode == 0, f"{name}: {outputs[name][0]}{outputs[name][1]}"
+    assert "dry run: nothing was written" in outputs["dry run"][0]
+    assert "restored " in outputs["into a new bucket"][0]
+    meta = bundle.verify(store.open_bundle(BackupKey.parse(older))).meta
+    restored = s3io.client(target)
+    assert len(objects_under(restored, target.bucket, "")) == meta["counts"]["jobs.storage"]["objects"]
+
+    assert made["key"] != older
+    assert made["counts"]["jobs.storage"] == {"objects": BIG_OBJECTS, "bytes": BIG_OBJECTS * BIG_OBJECT_BYTES}
+    _assert_whole_and_clean(store, made["key"])
+    _assert_whole_and_clean(store, older)
