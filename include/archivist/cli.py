@@ -87,13 +87,16 @@ def _secret_values() -> set[str]:
     for name, value in os.environ.items():
         if not value or len(value) < 4:
             continue
-        if name.endswith(("PASSWORD", "SECRET_ACCESS_KEY")):
+        if name.endswith(("PASSWORD", "SECRET_ACCESS_KEY", "SESSION_TOKEN")):
             found.add(value)
         elif name.startswith("AIRFLOW_CONN_"):
             try:
                 conn = json.loads(value)
                 if isinstance(conn, dict) and conn.get("password"):
                     found.add(str(conn["password"]))
+                extra = conn.get("extra") if isinstance(conn, dict) else None
+                if isinstance(extra, dict) and extra.get("aws_session_token"):
+                    found.add(str(extra["aws_session_token"]))
             except ValueError:
                 parsed = urlsplit(value)
                 if parsed.password:
