@@ -47,7 +47,7 @@ def store(backups_settings):
     return store
 
 
-def test_postgres_killed_during_backup(heavy_table, store, restart_after):
+def test_postgres_killed_during_backup(heavy_table, store, restart_after, pg_settings):
     before = bundles(store)
     job = Background(lambda: backup.run_backup(jobs=("postgres",)))
     wait_until(lambda: process_running("pg_dump"), what="pg_dump to start")
@@ -55,20 +55,20 @@ def test_postgres_killed_during_backup(heavy_table, store, restart_after):
     kill_server("postgres")
     job.join()
     assert isinstance(job.error, ArchivistError), job.error
-    assert "pg_dump of database 'archivist_demo' at 127.0.0.1:55432" in str(job.error)
+    assert f"pg_dump of database 'archivist_demo' at 127.0.0.1:{pg_settings.port}" in str(job.error)
     start_servers()
     assert bundles(store) == before
     assert leftovers(store) == ([], [])
 
 
-def test_elasticsearch_killed_during_backup(heavy_index, store, restart_after):
+def test_elasticsearch_killed_during_backup(heavy_index, store, restart_after, es_settings):
     before = bundles(store)
     job = Background(lambda: backup.run_backup(jobs=("elasticsearch",), index_pattern="heavy*"))
     wait_until(lambda: staged_under(store, "/jobs.elasticsearch/indices-"), what="the export to start")
     kill_server("elasticsearch")
     job.join()
     assert isinstance(job.error, ArchivistError), job.error
-    assert "Elasticsearch at http://127.0.0.1:59200" in str(job.error)
+    assert f"Elasticsearch at {es_settings.url}" in str(job.error)
     start_servers()
     assert bundles(store) == before
     assert leftovers(store) == ([], [])
@@ -119,7 +119,7 @@ def test_elasticsearch_killed_during_restore_then_replace_completes(heavy_bundle
     kill_server("elasticsearch")
     job.join()
     assert isinstance(job.error, ArchivistError), job.error
-    assert "Elasticsearch at http://127.0.0.1:59200" in str(job.error)
+    assert f"Elasticsearch at {es_settings.url}" in str(job.error)
     start_servers()
     done = restore.restore_elasticsearch(heavy_bundle, es_settings, "replace", ["heavy*"])
     assert done["indices"] == {HEAVY_INDEX: 80_000}
