@@ -88,9 +88,12 @@ def scratch_bucket(storage_settings):
 
 @pytest.fixture
 def seeded(pg_settings, es_settings, storage_settings):
-    """The demo stack, freshly seeded into all three servers; returns the seeder's counts."""
-    from archivist.demo import seed
+    """The demo stack, freshly seeded into all three servers; returns the seeder's counts.
+    Whatever an earlier test left (tables, indices, objects) is wiped first."""
+    from archivist.demo import fingerprint, seed
 
+    fingerprint.wipe_postgres(pg_settings)
+    fingerprint.wipe_elasticsearch(es_settings)
     return seed.seed(pg_settings, es_settings, storage_settings)
 
 

@@ -95,6 +95,10 @@ def heavy_table(seeded, pg_settings):
         conn.execute("DROP TABLE IF EXISTS public.heavy")
         conn.execute("CREATE TABLE public.heavy AS SELECT g AS id, md5(g::text) || repeat('x', 120) AS body "
                      f"FROM generate_series(1, {HEAVY_TABLE_ROWS}) g")
+    yield
+    start_servers()  # the test may have killed PostgreSQL; the table must go either way
+    with postgres.connect(pg_settings) as conn:
+        conn.execute("DROP TABLE IF EXISTS public.heavy")
 
 
 @pytest.fixture
