@@ -165,10 +165,13 @@ def dump(settings: ElasticsearchSettings, staging, backup_id: str, pattern: str 
         expected, lines = iter_documents(es, index)
         progress, written = Progress(f"export {index}", "docs"), 0
         with staging.writer(path, "application/x-ndjson") as out:
-            for line in lines:
-                out.write(line)
-                written += 1
-                progress.add(1)
+            try:
+                for line in lines:
+                    out.write(line)
+                    written += 1
+                    progress.add(1)
+            finally:
+                lines.close()  # closes the point in time now, not whenever the generator is collected
             if written != expected:
                 raise JobFailedError(f"index {index} of {_where(settings)}: wrote {written} documents "
                                      f"but the server reported {expected}; nothing of this backup was kept")
