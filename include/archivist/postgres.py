@@ -161,8 +161,10 @@ def replace_prologue(schemas: list[str]) -> bytes:
     for schema in schemas:
         quoted = '"' + schema.replace('"', '""') + '"'
         statements.append(f"DROP SCHEMA IF EXISTS {quoted} CASCADE;")
-        if schema == "public":  # pg_dump assumes public exists and does not create it
-            statements.append("CREATE SCHEMA public;")
+        if schema == "public":  # pg_dump assumes public exists as initdb made it, and only dumps differences
+            statements += ["CREATE SCHEMA public;", "ALTER SCHEMA public OWNER TO pg_database_owner;",
+                           "GRANT USAGE ON SCHEMA public TO PUBLIC;",
+                           "COMMENT ON SCHEMA public IS 'standard public schema';"]
     return ("\n".join(statements) + "\n").encode()
 
 

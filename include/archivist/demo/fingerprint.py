@@ -57,7 +57,10 @@ def wipe_postgres(settings: PostgresSettings) -> None:
             "SELECT nspname FROM pg_namespace WHERE nspname NOT LIKE 'pg_%' AND nspname <> 'information_schema'"
         ).fetchall():
             conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
-        conn.execute("CREATE SCHEMA public")
+        # Recreated as initdb makes it, so pg_dump sees no difference to dump.
+        conn.execute("CREATE SCHEMA public AUTHORIZATION pg_database_owner")
+        conn.execute("GRANT USAGE ON SCHEMA public TO PUBLIC")
+        conn.execute("COMMENT ON SCHEMA public IS 'standard public schema'")
 
 
 def wipe_elasticsearch(settings: ElasticsearchSettings) -> None:
