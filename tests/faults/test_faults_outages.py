@@ -51,11 +51,11 @@ def test_postgres_killed_during_backup(heavy_table, store, restart_after, pg_set
     before = bundles(store)
     job = Background(lambda: backup.run_backup(jobs=("postgres",)))
     wait_until(lambda: process_running("pg_dump"), what="pg_dump to start")
-    time.sleep(0.3)
-    kill_server("postgres")
+    kill_server("postgres")  # at once: on a fast machine the dump takes only a few seconds
     job.join()
     assert isinstance(job.error, ArchivistError), job.error
-    assert f"pg_dump of database 'archivist_demo' at 127.0.0.1:{pg_settings.port}" in str(job.error)
+    # pg_dump's own error, or our connection's when the kill lands on it first: both name the database
+    assert f"database 'archivist_demo' at 127.0.0.1:{pg_settings.port}" in str(job.error)
     start_servers()
     assert bundles(store) == before
     assert leftovers(store) == ([], [])
