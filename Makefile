@@ -1,4 +1,4 @@
-# The two commands a newcomer needs: `make demo` and `make test`.
+# The two commands a newcomer needs: `make demo` and `make test` (and `make bench SCALE=1` for the benchmark).
 SHELL := /bin/bash
 ENV := source .local/env.sh
 
@@ -26,3 +26,9 @@ demo: seed airflow  ## a real backup and restore through Airflow
 test: services  ## run the test suite against the real servers
 	bash scripts/airflow.sh migrate
 	$(ENV) && python -m pytest $(PYTEST_ARGS)
+
+SCALE ?= 0.1
+bench: services  ## benchmark archivist against pg_dump, elasticdump, rclone and tar: make bench SCALE=1
+	bash bench/setup.sh
+	bash scripts/airflow.sh migrate
+	$(ENV) && python -m bench.run --scale $(SCALE) $(BENCH_ARGS)

@@ -2,10 +2,13 @@
 mappings and aliases, and the restore that puts them back in working order.
 
 Each index is read at one point in time, in `_shard_doc` order with
-`search_after`, a page at a time; the count written must equal the count the
-server reported for that point in time. Restores create each index with its
-settings and mappings before any document, load with `parallel_bulk` in
-byte-bounded chunks, then restore aliases and check counts.
+`search_after`, a page at a time, by EXPORT_SLICES threads that each read one
+slice of the point in time; their pages go into the one ndjson of the index as
+they arrive. The count written must equal the count the server reported for
+that point in time. Restores create each index with its settings and mappings
+before any document, send its documents as bulk bodies built with orjson,
+BULK_THREADS requests at a time in byte-bounded chunks, then restore aliases
+and check counts. Responses are parsed with orjson too.
 """
 
 from __future__ import annotations
@@ -13,16 +16,21 @@ from __future__ import annotations
 import fnmatch
 import io
 import logging
+import queue
+import re
+import threading
 import time
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import IO, Any
 
 import orjson
 from elasticsearch import ApiError, Elasticsearch, NotFoundError, TransportError
 from elasticsearch import AuthenticationException, AuthorizationException
-from elasticsearch import helpers
+from elasticsearch.serializer import OrjsonSerializer
 
-from archivist import bundle
+from archivist import bundle, s3io
 from archivist.bundle import JobResult
 from archivist.config import ElasticsearchSettings
 from archivist.errors import ConfigurationError, JobFailedError, TargetNotEmptyError, UnreachableError
@@ -31,9 +39,13 @@ from archivist.progress import Progress
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 5000
+EXPORT_PAGE_SIZE = 2000   # per slice; a page of each slice is read while another waits in the queue
+EXPORT_SLICES = 2         # threads reading one index, each its own slice of the point in time
 KEEP_ALIVE = "5m"
 BULK_CHUNK_DOCS = 2000
 BULK_CHUNK_BYTES = 8 * 1024 * 1024
+BULK_THREADS = 2          # bulk requests in flight during a restore
+EXPORT_FILTER = ["pit_id", "hits.hits._id", "hits.hits._routing", "hits.hits._source", "hits.hits.sort"]
 # Settings a new cluster sets itself and must not receive.
 UNPORTABLE_SETTINGS = {"uuid", "creation_date", "creation_date_string", "version", "provided_name",
                        "resize", "verified_before_close", "history_uuid", "shrink", "downsample"}
@@ -43,12 +55,19 @@ def _where(settings: ElasticsearchSettings) -> str:
     return f"Elasticsearch at {settings.url} ({settings.source})"
 
 
+class _OrjsonCompatibilitySerializer(OrjsonSerializer):
+    mimetype = "application/vnd.elasticsearch+json"
+
+
 def client(settings: ElasticsearchSettings, quick: bool = False) -> Elasticsearch:
-    """A client; `quick` for checks that must fail in seconds rather than retry."""
+    """A client; `quick` for checks that must fail in seconds rather than retry. JSON goes through orjson,
+    several times faster than the standard library's on the pages an export reads."""
     return Elasticsearch(
         settings.url,
         basic_auth=(settings.user, settings.password) if settings.user else None,
         request_timeout=10 if quick else 120, max_retries=0 if quick else 3, retry_on_timeout=not quick,
+        serializers={"application/json": OrjsonSerializer(),
+                     "application/vnd.elasticsearch+json": _OrjsonCompatibilitySerializer()},
     )
 
 
@@ -148,11 +167,173 @@ def iter_documents(es: Elasticsearch, index: str, page_size: int = PAGE_SIZE) ->
     return total, lines()
 
 
+def _hit_lines(index: str, hits: list[dict[str, Any]]) -> bytes:
+    out = []
+    for hit in hits:
+        doc = {"_index": index, "_id": hit["_id"]}
+        if "_routing" in hit:
+            doc["_routing"] = hit["_routing"]
+        doc["_source"] = hit["_source"]
+        out.append(orjson.dumps(doc))
+    out.append(b"")
+    return b"\n".join(out)
+
+
+_HITS = b'"hits":{"hits":['
+_SORT = b',"sort":['
+
+
+def _page_lines(index: str, page: bytes) -> tuple[int, bytes, Any, str | None] | None:
+    """(documents, ndjson lines, the last sort value, the newest PIT id) of one raw page of hits, or
+    None when the page is empty.
+
+    Elasticsearch answers each hit, after `EXPORT_RAW_FILTER`, as `{"_index":…,"_id":…[,"_routing":…],
+    "_source":{…},"sort":[n]}`: exactly an ndjson line of the export once its sort value is cut off,
+    with the source as stored. So lines are cut from the answer's bytes instead of parsing every
+    document into Python objects and serialising it again, which costs more than everything else the
+    export does. Every hit is checked to have that shape; a page where any does not (a source with
+    line breaks, a hit without `_source`, a separator found inside a document) is parsed and
+    written the ordinary way instead. Either way the documents written are counted against the
+    point in time's total."""
+    start = page.find(_HITS)
+    if start < 0:
+        return None
+    head = page[:start]
+    pit_id = orjson.loads(head[:-1] + b"}").get("pit_id") if head != b"{" else None
+    first = b'{"_index":' + orjson.dumps(index) + b',"_id":'
+    body = page[start + len(_HITS):]
+    lines = None
+    if body.startswith(first) and body.endswith(b"}]}}") and b"\n" not in body and b"\r" not in body:
+        pieces = body[len(first):-4].split(b"}," + first)
+        out, ok = [], True
+        for piece in pieces:
+            cut = piece.rfind(_SORT)
+            if cut < 0 or not piece.endswith(b"]") or b',"_source":' not in piece or \
+                    not piece[cut + len(_SORT):-1].lstrip(b"-").isdigit():
+                ok = False
+                break
+            out.append(first + piece[:cut] + b"}\n")
+        if ok:
+            last = pieces[-1]
+            return len(pieces), b"".join(out), orjson.loads(last[last.rfind(_SORT) + len(_SORT) - 1:]), pit_id
+    parsed = orjson.loads(page)
+    hits = parsed.get("hits", {}).get("hits", [])
+    if not hits:
+        return None
+    return len(hits), _hit_lines(index, hits), hits[-1]["sort"], parsed.get("pit_id")
+
+
+class _RawSerializer(OrjsonSerializer):
+    """Leaves answers as bytes (requests are still serialised with orjson)."""
+
+    def loads(self, data: bytes) -> bytes:
+        return data
+
+
+class _RawCompatibilitySerializer(_RawSerializer):
+    mimetype = "application/vnd.elasticsearch+json"
+
+
+def raw_client(settings: ElasticsearchSettings) -> Elasticsearch:
+    """A client whose answers are the raw bytes Elasticsearch sent, for the export's pages."""
+    return Elasticsearch(
+        settings.url,
+        basic_auth=(settings.user, settings.password) if settings.user else None,
+        request_timeout=120, max_retries=3, retry_on_timeout=True,
+        serializers={"application/json": _RawSerializer(),
+                     "application/vnd.elasticsearch+json": _RawCompatibilitySerializer()},
+    )
+
+
+EXPORT_RAW_FILTER = ["pit_id", "hits.hits._index", "hits.hits._id", "hits.hits._routing", "hits.hits._source",
+                     "hits.hits.sort"]
+_DONE = object()
+
+
+def export_index(es: Elasticsearch, index: str, write, progress: Progress | None = None,
+                 slices: int = EXPORT_SLICES, page_size: int = EXPORT_PAGE_SIZE,
+                 raw: Elasticsearch | None = None) -> tuple[int, int]:
+    """Writes the index's documents as ndjson through `write`; returns (written, expected).
+
+    `slices` threads each read one slice of one point in time, in `_shard_doc` order with
+    `search_after`, and hand their pages (already ndjson, see `_page_lines`) to this thread
+    through a queue of a few pages, so memory stays bounded whatever the index's size.
+    `raw` is a client from `raw_client`; without one, pages are parsed the ordinary way."""
+    pit = es.open_point_in_time(index=index, keep_alive=KEEP_ALIVE)["id"]
+    pages: queue.Queue = queue.Queue(maxsize=slices)
+    stop = threading.Event()
+
+    def put(item) -> None:
+        while not stop.is_set():
+            try:
+                pages.put(item, timeout=0.5)
+                return
+            except queue.Full:
+                continue
+
+    def read(slice_id: int) -> None:
+        try:
+            pit_id, after = pit, None
+            while not stop.is_set():
+                body: dict[str, Any] = {"pit": {"id": pit_id, "keep_alive": KEEP_ALIVE}, "size": page_size,
+                                        "sort": ["_shard_doc"], "track_total_hits": False}
+                if slices > 1:
+                    body["slice"] = {"id": slice_id, "max": slices}
+                if after is not None:
+                    body["search_after"] = after
+                if raw is not None:
+                    got = _page_lines(index, raw.search(body=body, filter_path=EXPORT_RAW_FILTER).body)
+                    if got is None:
+                        break
+                    count, data, after, new_pit = got
+                else:
+                    page = es.search(body=body, filter_path=EXPORT_FILTER)
+                    hits = page.get("hits", {}).get("hits", [])
+                    if not hits:
+                        break
+                    count, data, after, new_pit = len(hits), _hit_lines(index, hits), hits[-1]["sort"], page.get("pit_id")
+                pit_id = new_pit or pit_id
+                put((count, data))
+            put(_DONE)
+        except BaseException as exc:  # handed to the writing thread, which raises it
+            put(exc)
+
+    try:
+        first = es.search(pit={"id": pit, "keep_alive": KEEP_ALIVE}, size=0, track_total_hits=True)
+        expected = first["hits"]["total"]["value"]
+        threads = [threading.Thread(target=read, args=(i,), name=f"export:{index}:{i}", daemon=True)
+                   for i in range(slices)]
+        for thread in threads:
+            thread.start()
+        written, running = 0, slices
+        try:
+            while running:
+                item = pages.get()
+                if item is _DONE:
+                    running -= 1
+                elif isinstance(item, BaseException):
+                    raise item
+                else:
+                    count, data = item
+                    write(data)
+                    written += count
+                    if progress is not None:
+                        progress.add(count)
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join()
+    finally:
+        es.options(ignore_status=404).close_point_in_time(id=pit)
+    return written, expected
+
+
 def dump(settings: ElasticsearchSettings, staging, backup_id: str, pattern: str = "*") -> JobResult:
     """Writes templates, index definitions and one ndjson per index into `staging`."""
     started = time.monotonic()
+    s3io.limit_malloc_arenas()  # the slice threads' pages would otherwise fragment a heap each
     version = check(settings)
-    es = client(settings)
+    es, raw = client(settings), raw_client(settings)
     indices = list_indices(es, pattern)
     artifacts, docs = [], {}
     for path, value in ((bundle.templates_path(backup_id), templates(es)),
@@ -162,16 +343,9 @@ def dump(settings: ElasticsearchSettings, staging, backup_id: str, pattern: str 
         artifacts.append(bundle.Artifact(path, out.size, out.sha256))
     for index in indices:
         path = bundle.elasticsearch_index_path(index, backup_id)
-        expected, lines = iter_documents(es, index)
-        progress, written = Progress(f"export {index}", "docs"), 0
+        progress = Progress(f"export {index}", "docs")
         with staging.writer(path, "application/x-ndjson") as out:
-            try:
-                for line in lines:
-                    out.write(line)
-                    written += 1
-                    progress.add(1)
-            finally:
-                lines.close()  # closes the point in time now, not whenever the generator is collected
+            written, expected = export_index(es, index, out.write, progress, raw=raw)
             if written != expected:
                 raise JobFailedError(f"index {index} of {_where(settings)}: wrote {written} documents "
                                      f"but the server reported {expected}; nothing of this backup was kept")
@@ -211,16 +385,49 @@ def put_templates(es: Elasticsearch, data: dict[str, Any]) -> int:
     return count
 
 
-def _actions(lines: IO[bytes], index: str, progress: Progress) -> Iterator[dict[str, Any]]:
+# An export line as archivist writes it: `{"_index":"…","_id":"…"[,"_routing":"…"],"_source":{…}}`.
+_LINE_RE = re.compile(rb'\{"_index":"(?:[^"\\]|\\.)*","_id":("(?:[^"\\]|\\.)*")(?:,"_routing":("(?:[^"\\]|\\.)*"))?,"_source":')
+
+
+def _bulk_pair(raw: bytes) -> tuple[bytes, bytes]:
+    """The bulk action line and source line of one ndjson line.
+
+    A line in the shape archivist writes is cut, not parsed: its id and routing are copied as the
+    JSON strings they are, its source as the bytes it is. Any other line (the original tool's, a
+    document without `_source`, …) is parsed and serialised with orjson."""
+    line = raw.rstrip()
+    match = _LINE_RE.match(line)
+    if match and line.endswith(b"}}") and b"\n" not in line:
+        meta = b'{"index":{"_id":' + match.group(1)
+        if match.group(2) is not None:
+            meta += b',"routing":' + match.group(2)
+        return meta + b"}}\n", line[match.end():-1] + b"\n"
+    doc = orjson.loads(raw)
+    meta = {"_id": doc["_id"]}
+    if doc.get("_routing") is not None:
+        meta["routing"] = doc["_routing"]
+    return b'{"index":' + orjson.dumps(meta) + b"}\n", orjson.dumps(doc["_source"]) + b"\n"
+
+
+def _bulk_bodies(lines: IO[bytes], progress: Progress) -> Iterator[tuple[bytes, int]]:
+    """Bulk request bodies (action and source lines) of at most BULK_CHUNK_DOCS documents or
+    BULK_CHUNK_BYTES bytes, each with its number of documents."""
+    parts: list[bytes] = []
+    docs = size = 0
     for raw in lines:
         if not raw.strip():
             continue
-        doc = orjson.loads(raw)
-        action = {"_op_type": "index", "_index": index, "_id": doc["_id"], "_source": doc["_source"]}
-        if doc.get("_routing") is not None:
-            action["_routing"] = doc["_routing"]
-        progress.add(1)
-        yield action
+        action, source = _bulk_pair(raw)
+        if docs and (docs >= BULK_CHUNK_DOCS or size + len(action) + len(source) > BULK_CHUNK_BYTES):
+            yield b"".join(parts), docs
+            progress.add(docs)
+            parts, docs, size = [], 0, 0
+        parts += (action, source)
+        docs += 1
+        size += len(action) + len(source)
+    if docs:
+        progress.add(docs)
+        yield b"".join(parts), docs
 
 
 def prepare_targets(es: Elasticsearch, indices: list[str], mode: str, settings: ElasticsearchSettings) -> None:
@@ -257,15 +464,32 @@ def finish_index(es: Elasticsearch, index: str, definition: dict[str, Any] | Non
         es.indices.put_alias(index=index, name=alias, body=spec)
 
 
+def _send_bulk(es: Elasticsearch, index: str, body: bytes, docs: int) -> int:
+    resp = es.bulk(index=index, operations=body, filter_path=["errors", "items.*.error", "items.*._id"])
+    if resp.get("errors"):
+        failed = [item for item in resp.get("items", []) if "error" in next(iter(item.values()))]
+        first = next(iter(failed[0].values())) if failed else {}
+        raise JobFailedError(f"index {index}: {len(failed)} of {docs} documents of a bulk request were refused, "
+                             f"the first ({first.get('_id')}): {first.get('error')}")
+    return docs
+
+
 def load_documents(es: Elasticsearch, index: str, lines: IO[bytes]) -> int:
-    """Sends the ndjson documents with parallel bulk in byte-bounded chunks; returns how many."""
+    """Sends the ndjson documents as bulk bodies, BULK_THREADS requests in flight; returns how many."""
     progress = Progress(f"restore {index}", "docs")
     loaded = 0
-    for ok, item in helpers.parallel_bulk(
-        es, _actions(io.BufferedReader(lines, 1024 * 1024), index, progress), thread_count=2,
-        chunk_size=BULK_CHUNK_DOCS, max_chunk_bytes=BULK_CHUNK_BYTES, raise_on_error=True,
-    ):
-        loaded += ok
+    pending: deque[Future] = deque()
+    with ThreadPoolExecutor(max_workers=BULK_THREADS, thread_name_prefix=f"bulk:{index}") as pool:
+        try:
+            for body, docs in _bulk_bodies(io.BufferedReader(lines, 1024 * 1024), progress):
+                while len(pending) >= BULK_THREADS:  # one body ready while the others are sent
+                    loaded += pending.popleft().result()
+                pending.append(pool.submit(_send_bulk, es, index, body, docs))
+            while pending:
+                loaded += pending.popleft().result()
+        finally:
+            for future in pending:
+                future.cancel()
     progress.done()
     return loaded
 

@@ -1,6 +1,11 @@
 """The storage job: every object of the application bucket into one tgz, and back.
 
-Objects stream from S3 into the tar and from the tar into S3, one at a time.
+Objects go into the tar in listing order. Small ones are fetched ahead by a
+few threads within a memory budget, large ones stream straight from S3 into
+the tar; the tar is deflated by several threads (`bundle.GzipWriter`), which
+store blocks that do not compress (images, archives) instead of deflating them.
+A restore reads the tar once and uploads small objects from a pool of
+threads, again within a memory budget, and large ones as multipart uploads.
 Each tar entry carries the object's exact key, content type and user
 metadata in its PAX header, so a restore needs nothing else; a manifest with
 the same facts, one JSON line per object, sits beside the tgz for other tools.
@@ -9,15 +14,18 @@ the same facts, one JSON line per object, sits beside the tgz for other tools.
 from __future__ import annotations
 
 import gzip
+import io
 import logging
 import mimetypes
 import tarfile
 import time
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import IO, Any
 
 import orjson
-from boto3.s3.transfer import TransferConfig
+from botocore import handlers
 
 from archivist import bundle, s3io
 from archivist.bundle import JobResult
@@ -30,9 +38,15 @@ log = logging.getLogger(__name__)
 PAX_KEY = "ARCHIVIST.key"
 PAX_CONTENT_TYPE = "ARCHIVIST.content_type"
 PAX_METADATA = "ARCHIVIST.metadata"
-# Objects are often compressed already; a light level keeps the job fast.
+# Objects are often compressed already; a light level keeps the job fast (and blocks that do not
+# compress are stored, see bundle.GzipWriter).
 GZIP_LEVEL = 1
-RESTORE_TRANSFER = TransferConfig(multipart_threshold=s3io.CHUNK, multipart_chunksize=s3io.CHUNK, max_concurrency=4)
+RESTORE_TRANSFER = s3io.TRANSFER
+# Objects up to SMALL_OBJECT bytes are fetched (backup) or uploaded (restore) whole by TRANSFER_THREADS
+# threads, with at most IN_FLIGHT_BYTES of them in memory; larger ones stream.
+SMALL_OBJECT = 1024 * 1024
+TRANSFER_THREADS = 12
+IN_FLIGHT_BYTES = 16 * 1024 * 1024
 
 
 def check(settings: S3Settings, s3: Any | None = None) -> None:
@@ -53,9 +67,56 @@ def _tar_name(key: str) -> str:
     return key.lstrip("/") or "_"
 
 
+def _get(s3: Any, bucket: str, key: str, whole: bool) -> tuple[dict[str, Any], bytes | None] | None:
+    """The object (its body read when `whole`), or None when it was deleted since it was listed."""
+    try:
+        obj = s3.get_object(Bucket=bucket, Key=key)
+    except s3.exceptions.NoSuchKey:
+        return None
+    if not whole:
+        return obj, None
+    try:
+        return obj, obj["Body"].read()
+    finally:
+        obj["Body"].close()
+
+
+def iter_fetched(s3: Any, bucket: str) -> Iterator[tuple[str, dict[str, Any] | None, bytes | None]]:
+    """Every object of the bucket in listing order as (key, GetObject answer, body or None).
+
+    Objects up to SMALL_OBJECT bytes come with their body, fetched ahead by TRANSFER_THREADS
+    threads with at most IN_FLIGHT_BYTES of them held at once; a larger one comes with a
+    streaming body to read. The answer is None for an object deleted since it was listed."""
+    listing = iter_objects(s3, bucket)
+    ahead: deque[tuple[str, int, Future | None]] = deque()
+    held = 0
+    with ThreadPoolExecutor(max_workers=TRANSFER_THREADS, thread_name_prefix="fetch") as pool:
+        try:
+            while True:
+                while held < IN_FLIGHT_BYTES and len(ahead) < 4 * TRANSFER_THREADS:
+                    listed = next(listing, None)
+                    if listed is None:
+                        break
+                    small = listed["Size"] <= SMALL_OBJECT
+                    future = pool.submit(_get, s3, bucket, listed["Key"], True) if small else None
+                    ahead.append((listed["Key"], listed["Size"] if small else 0, future))
+                    held += listed["Size"] if small else 0
+                if not ahead:
+                    return
+                key, size, future = ahead.popleft()
+                got = future.result() if future is not None else _get(s3, bucket, key, False)
+                held -= size
+                yield key, *(got or (None, None))
+        finally:
+            for _, _, future in ahead:
+                if future is not None:
+                    future.cancel()
+
+
 def dump(settings: S3Settings, staging, backup_id: str) -> JobResult:
     """Streams every object of the bucket into `jobs.storage/storage-<id>.tgz` plus its manifest."""
     started = time.monotonic()
+    s3io.limit_malloc_arenas()
     s3 = s3io.client(settings)
     check(settings, s3)
     objects = total = 0
@@ -63,13 +124,11 @@ def dump(settings: S3Settings, staging, backup_id: str) -> JobResult:
     tgz_path, manifest_path = bundle.storage_path(backup_id), bundle.storage_manifest_path(backup_id)
     with staging.writer(tgz_path, "application/gzip") as out, \
          staging.writer(manifest_path, "application/x-ndjson") as manifest:
-        with gzip.GzipFile(filename="", fileobj=out, mode="wb", compresslevel=GZIP_LEVEL, mtime=0) as gz, \
-             tarfile.open(fileobj=gz, mode="w|", format=tarfile.PAX_FORMAT) as tar:
-            for listed in iter_objects(s3, settings.bucket):
-                key = listed["Key"]
-                try:
-                    obj = s3.get_object(Bucket=settings.bucket, Key=key)
-                except s3.exceptions.NoSuchKey:  # deleted since it was listed: not part of this backup
+        with bundle.GzipWriter(out, compresslevel=GZIP_LEVEL, mtime=0) as gz, \
+             tarfile.open(fileobj=gz, mode="w|", format=tarfile.PAX_FORMAT, bufsize=bundle.COPY_CHUNK,
+                          copybufsize=bundle.COPY_CHUNK) as tar:
+            for key, obj, body in iter_fetched(s3, settings.bucket):
+                if obj is None:  # deleted since it was listed: not part of this backup
                     log.warning("object %s was deleted during the backup; skipped", key)
                     continue
                 content_type = obj.get("ContentType") or "binary/octet-stream"
@@ -80,7 +139,7 @@ def dump(settings: S3Settings, staging, backup_id: str) -> JobResult:
                 info.pax_headers = {PAX_KEY: key, PAX_CONTENT_TYPE: content_type,
                                     PAX_METADATA: orjson.dumps(metadata).decode()}
                 try:
-                    tar.addfile(info, ProgressReader(obj["Body"], progress))
+                    tar.addfile(info, ProgressReader(io.BytesIO(body) if body is not None else obj["Body"], progress))
                 finally:
                     obj["Body"].close()
                 manifest.write(orjson.dumps({"key": key, "size": info.size, "content_type": content_type,
@@ -106,27 +165,58 @@ def restore(settings: S3Settings, tgz: IO[bytes], mode: str = "empty") -> dict[s
             f"bucket '{settings.bucket}' ({settings.source}) already holds objects: restore with mode "
             "'replace' to overwrite the objects the bundle contains, or empty the bucket first"
         )
+    # Small objects go up whole, without the `Expect: 100-continue` round trip botocore adds to
+    # every PUT: it spares sending a large body the server would refuse, and costs a small one
+    # a third of its time. Large objects keep it (their multipart uploads use `s3`).
+    s3io.limit_malloc_arenas()
+    small_s3 = s3io.client(settings)
+    small_s3.meta.events.unregister("before-call.s3", handlers.add_expect_header)
     objects = total = 0
     progress = Progress(f"restore storage {settings.bucket}")
-    try:
-        with tarfile.open(fileobj=tgz, mode="r|gz") as tar:
-            for member in tar:
-                if not member.isfile():
-                    continue
-                key = member.pax_headers.get(PAX_KEY, member.name)
-                content_type = member.pax_headers.get(PAX_CONTENT_TYPE) or \
-                    mimetypes.guess_type(key)[0] or "binary/octet-stream"
-                metadata = orjson.loads(member.pax_headers.get(PAX_METADATA, "{}"))
-                s3.upload_fileobj(
-                    ProgressReader(tar.extractfile(member), progress), settings.bucket, key,
-                    ExtraArgs={"ContentType": content_type, "Metadata": metadata}, Config=RESTORE_TRANSFER,
-                )
-                objects += 1
-                total += member.size
-    except (tarfile.TarError, EOFError, OSError) as exc:
-        if isinstance(exc, OSError) and not isinstance(exc, (EOFError, gzip.BadGzipFile)):
-            raise
-        raise VerificationError(f"the storage archive in the bundle is damaged: {exc}") from None
+    uploads: deque[tuple[int, Future]] = deque()
+    held = 0
+
+    def settle(limit: int) -> None:
+        """Waits for the oldest uploads until at most `limit` bytes are in flight; raises their errors."""
+        nonlocal held
+        while uploads and (held > limit or uploads[0][1].done()):
+            size, future = uploads.popleft()
+            future.result()
+            held -= size
+
+    with ThreadPoolExecutor(max_workers=TRANSFER_THREADS, thread_name_prefix="upload") as pool:
+        try:
+            with tarfile.open(fileobj=tgz, mode="r|gz", bufsize=bundle.COPY_CHUNK) as tar:
+                for member in tar:
+                    if not member.isfile():
+                        continue
+                    key = member.pax_headers.get(PAX_KEY, member.name)
+                    content_type = member.pax_headers.get(PAX_CONTENT_TYPE) or \
+                        mimetypes.guess_type(key)[0] or "binary/octet-stream"
+                    metadata = orjson.loads(member.pax_headers.get(PAX_METADATA, "{}"))
+                    if member.size <= SMALL_OBJECT:
+                        body = tar.extractfile(member).read()
+                        progress.add(len(body))
+                        settle(IN_FLIGHT_BYTES - len(body))
+                        uploads.append((len(body), pool.submit(
+                            small_s3.put_object, Bucket=settings.bucket, Key=key, Body=body, ContentType=content_type,
+                            Metadata=metadata)))
+                        held += len(body)
+                    else:
+                        s3.upload_fileobj(
+                            ProgressReader(tar.extractfile(member), progress), settings.bucket, key,
+                            ExtraArgs={"ContentType": content_type, "Metadata": metadata}, Config=RESTORE_TRANSFER,
+                        )
+                    objects += 1
+                    total += member.size
+            settle(-1)
+        except (tarfile.TarError, EOFError, OSError) as exc:
+            if isinstance(exc, OSError) and not isinstance(exc, (EOFError, gzip.BadGzipFile)):
+                raise
+            raise VerificationError(f"the storage archive in the bundle is damaged: {exc}") from None
+        finally:
+            for _, future in uploads:
+                future.cancel()
     progress.done()
     return {"objects": objects, "bytes": total}
 

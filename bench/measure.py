@@ -1,0 +1,89 @@
+"""Running one measured command: wall time, and the peak resident memory of its whole process tree.
+
+A sampler thread sums the RSS of the command's process and all its
+descendants every 50 ms (psutil), so a pipeline (`pg_dump | gzip`) or a tool
+that forks workers is measured as a whole, like a task process with its children.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+
+import psutil
+
+SAMPLE_SECONDS = 0.05
+
+
+@dataclass
+class Measurement:
+    label: str
+    seconds: float
+    peak_rss_mb: float
+    returncode: int
+    stdout: str = ""
+    stderr: str = field(default="", repr=False)
+
+    def check(self) -> "Measurement":
+        if self.returncode != 0:
+            raise RuntimeError(f"{self.label} failed (exit {self.returncode}):\n{self.stderr[-4000:]}\n{self.stdout[-2000:]}")
+        return self
+
+
+def tree_rss(proc: psutil.Process) -> int:
+    total = 0
+    try:
+        members = [proc] + proc.children(recursive=True)
+    except psutil.Error:
+        return 0
+    for p in members:
+        try:
+            total += p.memory_info().rss
+        except psutil.Error:
+            pass
+    return total
+
+
+def run(label: str, args: list[str] | str, env: dict[str, str] | None = None, cwd: str | None = None,
+        shell: bool = False, timeout: float | None = None, log=None, inherit_env: bool = True) -> Measurement:
+    """Runs the command to completion; stdout and stderr are kept (both go to files, never a pipe that fills).
+    `env` adds to this process's environment, or with `inherit_env=False` is the whole environment."""
+    import tempfile
+
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        started = time.monotonic()
+        popen = subprocess.Popen(args, stdout=out, stderr=err, env={**(os.environ if inherit_env else {}), **(env or {})}, cwd=cwd,
+                                 shell=shell, executable="/bin/bash" if shell else None)
+        peak = 0
+        stop = threading.Event()
+
+        def sample() -> None:
+            nonlocal peak
+            try:
+                proc = psutil.Process(popen.pid)
+            except psutil.Error:
+                return
+            while not stop.is_set():
+                peak = max(peak, tree_rss(proc))
+                stop.wait(SAMPLE_SECONDS)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        try:
+            code = popen.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            popen.kill()
+            code = popen.wait()
+        seconds = time.monotonic() - started
+        stop.set()
+        sampler.join()
+        out.seek(0)
+        err.seek(0)
+        m = Measurement(label, seconds, round(peak / 1024 / 1024, 1), code,
+                        out.read().decode(errors="replace"), err.read().decode(errors="replace"))
+    if log:
+        log(f"{label}: {m.seconds:.2f}s, peak RSS {m.peak_rss_mb:.0f} MB" + (f", exit {code}" if code else ""))
+    return m

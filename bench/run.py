@@ -1,0 +1,289 @@
+"""The benchmark: archivist against the baselines, per job and end to end, at one scale.
+
+    python -m bench.run --scale 1          (make bench SCALE=1)
+    python -m bench.run --quick            (tiny scale, seconds; tests/bench/test_bench_quick.py)
+
+Steps: generate the scale's data once (cached under .local/bench/data/), load
+it into the bench targets (idempotent, counts checked before every
+measurement), then measure
+  1. each archivist backup task in its own process (check, postgres,
+     elasticsearch, storage, bundle_and_upload, rotate) and each baseline backup;
+  2. a real backup DAG run (`airflow dags test archivist_backup`) and the
+     baselines one after another, as a cron script would run them;
+  3. each archivist restore task (verify, restore_*) and each baseline restore,
+     each into an emptied target, with the restored counts checked;
+  4. a real restore DAG run and the baseline restores one after another;
+then unload the bench data from the servers and write bench/results/<run>.json and .md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import psutil
+
+from archivist import __version__ as archivist_version
+from archivist import elasticsearch, postgres
+from archivist.bundle import BackupKey
+from archivist.store import BackupStore
+from bench import baselines, generate, load, measure, profile_summary, report, run_job, targets
+from bench.baselines import Step
+from bench.targets import Targets
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+WORK = ROOT / ".local" / "bench" / "work"
+PROFILES = ROOT / "bench" / "results" / "profiles"
+RAW_PROFILES = ROOT / ".local" / "bench" / "profiles"
+QUICK_SCALE = 0.001
+JOBS = ("postgres", "elasticsearch", "storage")
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def other_pytest_running() -> list[str]:
+    """Test runs of other engineers (they wipe indices and buckets the bench would measure)."""
+    mine = {os.getpid(), *(p.pid for p in psutil.Process().parents())}
+    found = []
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        cmd = " ".join(proc.info["cmdline"] or [])
+        if proc.info["pid"] not in mine and "pytest" in cmd:
+            found.append(f"{proc.info['pid']} {cmd[:120]}")
+    return found
+
+
+def wait_for_quiet(minutes: float) -> None:
+    deadline = time.monotonic() + minutes * 60
+    while (running := other_pytest_running()):
+        if time.monotonic() > deadline:
+            raise SystemExit(f"other test runs are still going after {minutes:g} minutes: {running}")
+        log(f"waiting for other test runs to finish: {running[0]}")
+        time.sleep(20)
+
+
+class Bench:
+    def __init__(self, scale: float, t: Targets, dags: bool, profile: bool):
+        self.scale, self.t, self.dags, self.profile = scale, t, dags, profile
+        self.work = WORK / f"{t.prefix}-{generate.scale_name(scale)}"
+        self.es_version = elasticsearch.check(t.elasticsearch)
+        self.env = run_job.targets_to_env(t)
+        self.base_env = baselines.env(t, self.es_version)
+        self.tasks: dict[str, dict] = {}      # archivist task -> seconds, peak RSS, result
+        self.baseline: dict[str, list] = {}   # baseline -> its steps' measurements
+        self.e2e: dict[str, dict] = {}
+        self.checks: list[str] = []
+
+    # --- helpers -------------------------------------------------------------------------------------
+
+    def ensure(self, *jobs: str) -> None:
+        load.ensure(self.t, self.scale, jobs)
+
+    def expect_restored(self, job: str, what: str) -> None:
+        got, want = load.counts(self.t, job), load.expected(self.t, self.scale, job)
+        if got != want:
+            raise RuntimeError(f"{what}: {job} holds {got} after the restore, expected {want}")
+        self.checks.append(f"{what}: {job} restored exactly ({json.dumps(want, sort_keys=True)})")
+
+    def task(self, name: str, key: str, *extra: str) -> dict:
+        out = self.work / f"task-{name}.json"
+        args = [sys.executable, "-m", "bench.run_job", name, "--key", key, "--out", str(out), *extra]
+        raw = RAW_PROFILES / f"{generate.scale_name(self.scale)}-{name}.txt"
+        if self.profile:
+            RAW_PROFILES.mkdir(parents=True, exist_ok=True)
+            args = [baselines.tool("py-spy"), "record", "--rate", "100", "--threads", "--format", "raw",
+                    "--output", str(raw), "--", *args]
+        m = measure.run(f"archivist {name}", args, env=self.env, cwd=str(ROOT), log=log).check()
+        if self.profile:  # the collapsed stacks stay under .local/; the summary goes with the results
+            PROFILES.mkdir(parents=True, exist_ok=True)
+            (PROFILES / raw.name).write_text(profile_summary.summarise(str(raw), top=30).replace(f"{ROOT}/", "") + "\n")
+        result = json.loads(out.read_text())
+        self.tasks[name] = {"seconds": round(m.seconds, 3), "peak_rss_mb": m.peak_rss_mb, "result": result}
+        return result
+
+    def steps(self, name: str, steps: list[Step]) -> list[dict]:
+        done = []
+        for step in steps:
+            m = measure.run(f"baseline {step.label}", baselines.bash(step.command), env=self.base_env,
+                            cwd=str(self.work), log=log).check()
+            done.append({"step": step.label, "seconds": round(m.seconds, 3), "peak_rss_mb": m.peak_rss_mb})
+        self.baseline[name] = done
+        return done
+
+    def dags_test(self, dag_id: str, conf: dict) -> dict:
+        """A real DAG run with `airflow dags test`, its connections pointed at the bench targets. The DAG is
+        paused first so a running scheduler does not take its tasks (with its own connections)."""
+        clean = {k: v for k, v in os.environ.items() if not k.startswith(targets.SHADOWING_PREFIXES)}
+        env = {**clean, **self.t.airflow_env()}
+        subprocess.run(["airflow", "dags", "pause", dag_id], capture_output=True, cwd=ROOT, timeout=300, env=env)
+        m = measure.run(f"airflow dags test {dag_id}", ["airflow", "dags", "test", dag_id, "-c", json.dumps(conf)],
+                        env=env, cwd=str(ROOT), log=log, inherit_env=False)
+        (self.work / f"dags-test-{dag_id}.log").write_text(m.stdout + m.stderr)
+        if m.returncode != 0 or "state=success" not in (m.stdout + m.stderr):
+            raise RuntimeError(f"airflow dags test {dag_id} failed (exit {m.returncode}); "
+                               f"log in {self.work}/dags-test-{dag_id}.log:\n{(m.stdout + m.stderr)[-3000:]}")
+        return {"seconds": round(m.seconds, 3), "airflow_tree_peak_rss_mb": m.peak_rss_mb}
+
+    # --- the run -------------------------------------------------------------------------------------
+
+    def run(self) -> dict:
+        baselines.prepare(self.work)
+        started = time.monotonic()
+        self.ensure(*JOBS)
+        loaded_seconds = time.monotonic() - started
+        indices = sorted(load.expected(self.t, self.scale, "elasticsearch"))
+        store = BackupStore(self.t.backups)
+        key = BackupKey.new().name
+        url = self.t.elasticsearch.url
+
+        # 1. backup, per task and per baseline
+        self.task("check", key)
+        staged = []
+        for job in JOBS:
+            self.ensure(job)
+            self.task(job, key)
+            staged.append(str(self.work / f"task-{job}.json"))
+        self.task("bundle_and_upload", key, "--results", *staged)
+        self.task("rotate", key)
+        self.ensure("postgres")
+        self.steps("pg_backup", baselines.pg_backup(self.work))
+        self.ensure("elasticsearch")
+        self.steps("es_export", baselines.es_export(self.work, url, indices))
+        self.ensure("storage")
+        self.steps("storage_backup", baselines.storage_backup(self.work, self.t.storage.bucket))
+
+        # 2. backup end to end
+        e2e_key = None
+        if self.dags:
+            self.ensure(*JOBS)
+            before = {b.key.name for b in store.list_bundles()}
+            self.e2e["archivist_backup"] = self.dags_test("archivist_backup",
+                                                          {"index_pattern": self.t.index_pattern, "keep": 7})
+            made = [b for b in store.list_bundles() if b.key.name not in before]
+            if len(made) != 1:
+                raise RuntimeError(f"the backup DAG run made {len(made)} bundles in {self.t.backups.bucket}")
+            e2e_key = made[0].key.name
+            self.e2e["archivist_backup"].update(bundle=e2e_key, bundle_bytes=made[0].size)
+        self.steps("backup_e2e_extra", [baselines.archive_everything(self.work),
+                                        baselines.upload_archive(self.work, self.t.backups.bucket, "baseline.tgz")])
+
+        # 3. restore, per task and per baseline, each into an emptied target
+        self.task("verify", key)
+        for job in JOBS:
+            load.wipe(self.t, job)
+            self.task(f"restore_{job}", key)
+            self.expect_restored(job, f"archivist restore_{job}")
+        load.wipe(self.t, "postgres")
+        self.steps("pg_restore", baselines.pg_restore(self.work))
+        self.expect_restored("postgres", "baseline pg restore")
+        load.wipe(self.t, "elasticsearch")
+        self.steps("es_restore", baselines.es_import(self.work, url, indices))
+        self.expect_restored("elasticsearch", "baseline elasticdump import")
+        load.wipe(self.t, "storage")
+        self.steps("storage_restore", baselines.storage_restore(self.work, self.t.storage.bucket))
+        self.expect_restored("storage", "baseline rclone restore")
+
+        # 4. restore end to end
+        if self.dags and e2e_key:
+            for job in JOBS:
+                load.wipe(self.t, job)
+            self.e2e["archivist_restore"] = self.dags_test("archivist_restore", {
+                "key": e2e_key, "mode": "empty", "indices": [self.t.index_pattern]})
+            for job in JOBS:
+                self.expect_restored(job, "archivist_restore DAG run")
+        self.steps("restore_e2e_extra", [baselines.download_archive(self.work, self.t.backups.bucket, "baseline.tgz"),
+                                         baselines.extract_everything(self.work)])
+
+        sizes = {
+            "pg_dump_gz": baselines.size_of(self.work / "pg" / "dump.sql.gz"),
+            "elasticdump_files": baselines.size_of(self.work / "es"),
+            "storage_tgz": baselines.size_of(self.work / "storage.tgz"),
+            "backup_tgz": baselines.size_of(self.work / "backup.tgz"),
+        }
+        return {"loaded_seconds": round(loaded_seconds, 1), "baseline_sizes": sizes, "indices": indices}
+
+
+def machine() -> dict:
+    return {"cores": os.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 1024 ** 3, 1),
+            "platform": platform.platform(), "python": platform.python_version()}
+
+
+def versions(t: Targets, es_version: str) -> dict:
+    import boto3
+    import elasticsearch as es_client
+    import orjson
+
+    pg_num, pg_text = postgres.server_version(t.postgres)
+    minio = "unknown"
+    try:
+        import urllib.request
+        with urllib.request.urlopen(f"{t.storage.endpoint_url}/minio/health/live", timeout=5) as resp:
+            minio = resp.headers.get("Server", "MinIO")
+    except Exception:
+        pass
+    airflow = subprocess.run([sys.executable, "-c", "import airflow; print(airflow.__version__)"],
+                             capture_output=True, text=True).stdout.strip() or "not installed"
+    return {
+        "archivist": archivist_version, "apache-airflow": airflow, "python": platform.python_version(),
+        "elasticsearch-py": es_client.__versionstr__, "boto3": boto3.__version__, "orjson": orjson.__version__,
+        "PostgreSQL server": pg_text, "Elasticsearch server": es_version, "MinIO server": minio,
+        **baselines.versions(),
+    }
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description="archivist's benchmark against pg_dump, elasticdump, rclone and tar")
+    parser.add_argument("--scale", type=float, default=None, help="data scale: 1 is ~1 GB per server (default 0.1)")
+    parser.add_argument("--quick", action="store_true", help=f"scale {QUICK_SCALE:g}, own targets, no DAG runs")
+    parser.add_argument("--no-dags", action="store_true", help="skip the end-to-end DAG runs")
+    parser.add_argument("--profile", action="store_true", help="record each archivist task with py-spy")
+    parser.add_argument("--results-dir", default=str(RESULTS))
+    parser.add_argument("--wait-minutes", type=float, default=20,
+                        help="how long to wait for other test runs to finish (scale 0.1 and above)")
+    parser.add_argument("--no-wait", action="store_true", help="measure even while other test runs go on (noisy)")
+    parser.add_argument("--keep-loaded", action="store_true", help="leave the data on the servers afterwards")
+    args = parser.parse_args(argv)
+    scale = QUICK_SCALE if args.quick else (args.scale if args.scale is not None else 0.1)
+    prefix = targets.QUICK_PREFIX if args.quick else targets.PREFIX
+    if scale >= 0.1 and not (args.quick or args.no_wait):
+        wait_for_quiet(args.wait_minutes)
+    t = targets.load(prefix)
+    log(f"bench at scale {scale:g} against database {t.postgres.dbname}, indices {t.index_pattern}, "
+        f"buckets {t.storage.bucket} and {t.backups.bucket}")
+    bench = Bench(scale, t, dags=not (args.quick or args.no_dags), profile=args.profile)
+    started = dt.datetime.now(dt.timezone.utc)
+    try:
+        load.ensure(t, scale, ())
+        load.ensure_postgres(t, scale)
+        found_versions = versions(t, bench.es_version)
+        extra = bench.run()
+    except BaseException:
+        traceback.print_exc()
+        raise
+    finally:
+        if not args.keep_loaded:
+            load.unload(t)
+        shutil.rmtree(bench.work, ignore_errors=True)
+    data = {part: generate.marker(generate.data_dir(scale) / part) for part in generate.PARTS}
+    results = report.build(scale=scale, started=started, machine=machine(), versions=found_versions,
+                           data=data, tasks=bench.tasks, baseline=bench.baseline, e2e=bench.e2e,
+                           checks=bench.checks, extra=extra, quick=args.quick)
+    paths = report.write(results, Path(args.results_dir))
+    log(f"results: {', '.join(str(p) for p in paths)}")
+    print(report.headline(results))
+    return results
+
+
+if __name__ == "__main__":
+    main()

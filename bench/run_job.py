@@ -1,0 +1,96 @@
+"""One archivist task in its own process, so its wall time and peak RSS are the task's alone.
+
+    python -m bench.run_job TASK --key BUNDLE_KEY [--out result.json] [--results job.json ...]
+
+TASK is one of the DAG's task names: check, postgres, elasticsearch, storage,
+bundle_and_upload, rotate (backup), verify, restore_postgres,
+restore_elasticsearch, restore_storage (restore). The bench targets come in
+BENCH_TARGETS (JSON, from the parent) so this process does not import Airflow:
+what is measured is archivist's own work, as an Airflow worker would run it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import os
+import sys
+
+from archivist import backup, checks, elasticsearch, postgres, restore, storage
+from archivist.bundle import BackupKey, JobResult
+from archivist.config import ElasticsearchSettings, PostgresSettings, S3Settings
+from archivist.store import BackupStore
+from bench.targets import Targets
+
+BACKUP_TASKS = ("check", "postgres", "elasticsearch", "storage", "bundle_and_upload", "rotate")
+RESTORE_TASKS = ("verify", "restore_postgres", "restore_elasticsearch", "restore_storage")
+TASKS = BACKUP_TASKS + RESTORE_TASKS
+
+
+def targets_to_env(t: Targets) -> dict[str, str]:
+    data = {name: dataclasses.asdict(getattr(t, name)) for name in ("postgres", "elasticsearch", "storage", "backups")}
+    return {"BENCH_TARGETS": json.dumps({**data, "prefix": t.prefix})}
+
+
+def targets_from_env() -> Targets:
+    data = json.loads(os.environ["BENCH_TARGETS"])
+    return Targets(postgres=PostgresSettings(**data["postgres"]),
+                   elasticsearch=ElasticsearchSettings(**data["elasticsearch"]),
+                   storage=S3Settings(**data["storage"]), backups=S3Settings(**data["backups"]), prefix=data["prefix"])
+
+
+def run(task: str, key: BackupKey, t: Targets, results: list[str], mode: str) -> dict:
+    store = BackupStore(t.backups)
+    opener = lambda: store.open_bundle(key)  # noqa: E731
+    if task == "check":
+        postgres.check(t.postgres)
+        elasticsearch.check(t.elasticsearch, quick=True)
+        storage.check(t.storage)
+        store.check()
+        return {"ok": True}
+    if task in ("postgres", "elasticsearch", "storage"):
+        return backup.run_job(task, key, store.staging(key), t.for_job(task), t.index_pattern).as_dict()
+    if task == "bundle_and_upload":
+        loaded = []
+        for path in results:
+            with open(path) as f:
+                loaded.append(JobResult.from_dict(json.load(f)))
+        return backup.upload(store, key, loaded, "", "bench", "per-task")
+    if task == "rotate":
+        return {"deleted": [b.key.name for b in store.rotate(7, protect={key.name})]}
+    if task == "verify":
+        return restore.summary(restore.verify(opener), key.name)
+    if task == "restore_postgres":
+        return restore.restore_postgres(opener, t.postgres, mode)
+    if task == "restore_elasticsearch":
+        return restore.restore_elasticsearch(opener, t.elasticsearch, mode, [t.index_pattern])
+    if task == "restore_storage":
+        return restore.restore_storage(opener, t.storage, mode)
+    raise SystemExit(f"unknown task {task!r}; choose from {', '.join(TASKS)}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("task", choices=TASKS)
+    parser.add_argument("--key", required=True)
+    parser.add_argument("--out")
+    parser.add_argument("--results", nargs="*", default=[])
+    parser.add_argument("--mode", default="empty")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for name in ("elastic_transport", "urllib3", "botocore", "boto3", "s3transfer", "elasticsearch"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    result = run(args.task, BackupKey.parse(args.key), targets_from_env(), args.results, args.mode)
+    text = json.dumps(result, default=str)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(text)
+    else:
+        print(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Installs the bench's baselines and profiler, pinned and idempotently, into the
+# per-user cache ($CACHE, shared by every clone), and links them into
+# .local/bench/bin. A second run installs nothing.
+#   elasticdump  npm    elasticdump@6.125.1      (the ES export/import baseline)
+#   rclone       Go     github.com/rclone/rclone@v1.76.0 (the storage baseline; a long first build)
+#   py-spy       PyPI   py-spy==0.4.3            (the sampling profiler, `make bench PROFILE=1`)
+# pg_dump/psql come with PostgreSQL (scripts/install.sh), tar and gzip with the system.
+source "$(dirname "$0")/../scripts/common.sh"
+
+ELASTICDUMP_VERSION="6.125.1"
+RCLONE_VERSION="v1.76.0"
+PYSPY_VERSION="0.4.3"
+BIN="$LOCAL/bench/bin"
+mkdir -p "$BIN" "$CACHE"
+
+install_elasticdump() {
+  local prefix="$CACHE/npm/elasticdump-$ELASTICDUMP_VERSION"
+  if [ ! -f "$prefix/.complete" ]; then
+    log "installing elasticdump $ELASTICDUMP_VERSION from npm (first run only)"
+    rm -rf "$prefix"; mkdir -p "$prefix"
+    npm install --silent --no-audit --no-fund --prefix "$prefix" --cache "$CACHE/npm/cache" \
+      "elasticdump@$ELASTICDUMP_VERSION" >/dev/null
+    touch "$prefix/.complete"
+  else
+    log "elasticdump $ELASTICDUMP_VERSION cached"
+  fi
+  ln -sfn "$prefix/node_modules/.bin/elasticdump" "$BIN/elasticdump"
+}
+
+install_rclone() {
+  local bin="$CACHE/go/bin/rclone" stamp="$CACHE/go/rclone.version"
+  if [ ! -x "$bin" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$RCLONE_VERSION" ]; then
+    log "building rclone $RCLONE_VERSION with go install (first run only, several minutes)"
+    GOPATH="$CACHE/go" GOMODCACHE="$CACHE/go/pkg/mod" GOCACHE="$CACHE/go/cache" GOFLAGS=-mod=mod \
+      go install "github.com/rclone/rclone@$RCLONE_VERSION"
+    echo "$RCLONE_VERSION" > "$stamp"
+  else
+    log "rclone $RCLONE_VERSION cached"
+  fi
+  ln -sfn "$bin" "$BIN/rclone"
+}
+
+install_pyspy() {
+  local target="$CACHE/py-spy-$PYSPY_VERSION"
+  if [ ! -x "$target/bin/py-spy" ]; then
+    log "installing py-spy $PYSPY_VERSION from PyPI (first run only)"
+    rm -rf "$target"
+    "$LOCAL/venv/bin/pip" install -q --target "$target" "py-spy==$PYSPY_VERSION"
+  else
+    log "py-spy $PYSPY_VERSION cached"
+  fi
+  ln -sfn "$target/bin/py-spy" "$BIN/py-spy"
+}
+
+for tool in pg_dump psql tar gzip node npm go; do
+  command -v "$tool" >/dev/null || die "$tool is not installed (run make install, or apt-get install it)"
+done
+case "${1:-all}" in
+  elasticdump) install_elasticdump ;;
+  rclone) install_rclone ;;
+  py-spy) install_pyspy ;;
+  all) install_elasticdump; install_pyspy; install_rclone; log "bench tools ready in $BIN" ;;
+  *) die "usage: bench/setup.sh [all|elasticdump|rclone|py-spy]" ;;
+esac

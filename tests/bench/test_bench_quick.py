@@ -1,0 +1,54 @@
+"""The bench's quick mode, so the benchmark code cannot rot: the whole run (generate, load,
+every archivist task in its own process, every baseline, restores checked, unload, report)
+at a tiny scale against its own targets (database archivist_benchquick, indices benchquick-*,
+buckets archivist-benchquick and archivist-benchquick-backups). Only the two `airflow dags
+test` runs are left out here; tests/dags runs both DAGs for real."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from archivist import elasticsearch, s3io
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from bench import report, targets  # noqa: E402
+
+
+def test_quick_bench_measures_everything_and_cleans_up(tmp_path, pg_settings, es_client, storage_settings):
+    # The baselines, pinned and cached per user; a no-op once installed (the first run builds rclone).
+    subprocess.run(["bash", str(ROOT / "bench" / "setup.sh")], check=True, cwd=ROOT, timeout=1800)
+    run = subprocess.run([sys.executable, "-m", "bench.run", "--quick", "--results-dir", str(tmp_path)],
+                         cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
+
+    [json_file] = tmp_path.glob("bench-scale-0.001-*.json")
+    [md_file] = tmp_path.glob("bench-scale-0.001-*.md")
+    results = json.loads(json_file.read_text())
+    assert results["scale"] == 0.001 and results["quick"] is True
+    assert set(results["speedup"]) == set(report.SPEEDUP_KEYS)
+    assert all(v > 0 for v in results["speedup"].values())
+    assert set(results["peak_rss_mb"]) == set(report.TASK_ORDER)
+    assert all(0 < mb < 1024 for mb in results["peak_rss_mb"].values())
+    for job in results["jobs"].values():
+        assert job["archivist"]["seconds"] > 0 and job["baseline"]["seconds"] > 0
+    # Every restore, archivist's and each baseline's, was checked against the generated data.
+    assert len(results["checks"]) == 6 and all("restored exactly" in c for c in results["checks"])
+    assert {"elasticdump", "rclone", "pg_dump", "tar", "gzip", "archivist"} <= set(results["versions"])
+
+    table = md_file.read_text()
+    assert "## Speedups" in table and "## Peak resident memory" in table and "## Versions" in table
+    assert f"{results['machine']['cores']} cores" in table
+
+    # The run took its data off the servers again.
+    quick = targets.load(targets.QUICK_PREFIX)
+    assert not elasticsearch.list_indices(es_client, quick.index_pattern)
+    s3 = s3io.client(storage_settings)
+    for bucket in (quick.storage.bucket, quick.backups.bucket):
+        assert not s3.list_objects_v2(Bucket=bucket).get("Contents")
+    from bench import load
+    assert not load.pg_exists(quick.postgres)
