@@ -4,14 +4,11 @@ from __future__ import annotations
 
 from archivist import backup
 from archivist.bundle import BackupKey
-from archivist.demo.fingerprint import (es_snapshot, pg_dump_text, s3_snapshot, wipe_bucket, wipe_elasticsearch,
-                                        wipe_postgres)
+from archivist.demo.fingerprint import stack_snapshot as fingerprint
+from archivist.demo.fingerprint import wipe_bucket, wipe_elasticsearch, wipe_postgres
 from archivist.store import BackupStore
 from conftest import dags_test
 
-
-def fingerprint(pg, es, s3):
-    return pg_dump_text(pg), es_snapshot(es), s3_snapshot(s3)
 
 
 def test_restore_dag_round_trip(seeded, pg_settings, es_settings, storage_settings):

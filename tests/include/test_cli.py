@@ -13,7 +13,8 @@ from urllib.parse import urlsplit
 import pytest
 
 from archivist import bundle
-from archivist.demo.fingerprint import es_snapshot, pg_dump_text, s3_snapshot, wipe_bucket, wipe_elasticsearch, wipe_postgres
+from archivist.demo.fingerprint import stack_snapshot as fingerprint
+from archivist.demo.fingerprint import wipe_bucket, wipe_elasticsearch, wipe_postgres
 from conftest import ROOT
 
 COMMANDS = ["backup", "check", "info", "list", "restore", "simple-backup", "simple-check", "simple-restore", "verify"]
@@ -54,9 +55,6 @@ def assert_one_error_line(run: subprocess.CompletedProcess, code: int, *phrases:
     for phrase in phrases:
         assert phrase in errors[0], errors[0]
 
-
-def fingerprint(pg, es, s3):
-    return pg_dump_text(pg), es_snapshot(es), s3_snapshot(s3)
 
 
 def wipe(pg, es, s3):

@@ -15,11 +15,12 @@ import tarfile
 import pytest
 from elasticsearch import helpers
 
-from archivist import backup, bundle, config, restore, s3io
+from archivist import backup, bundle, restore, s3io
 from archivist.bundle import BackupKey
 from archivist.errors import BackupNotFoundError, TargetNotEmptyError, VerificationError
 from archivist.store import BackupStore
-from archivist.demo.fingerprint import es_snapshot, pg_dump_text, s3_snapshot, wipe_bucket, wipe_elasticsearch, wipe_postgres
+from archivist.demo.fingerprint import es_snapshot, wipe_bucket, wipe_elasticsearch, wipe_postgres
+from archivist.demo.fingerprint import stack_snapshot as fingerprint
 
 BIG_INDEX_DOCS = 12_000
 BIG_OBJECT_BYTES = 20 * 1024 * 1024
@@ -37,9 +38,6 @@ def big_stack(seeded, es_client, storage_settings):
     yield
     es_client.options(ignore_status=404).indices.delete(index="bulk-events")
 
-
-def fingerprint(pg, es, s3):
-    return pg_dump_text(pg), es_snapshot(es), s3_snapshot(s3)
 
 
 def wipe(pg, es, s3):

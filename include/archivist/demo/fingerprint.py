@@ -49,6 +49,11 @@ def s3_snapshot(settings: S3Settings) -> dict:
     return found
 
 
+def stack_snapshot(pg: PostgresSettings, es: ElasticsearchSettings, s3: S3Settings) -> tuple[str, dict, dict]:
+    """All three servers at once, for comparing before and after a round trip."""
+    return pg_dump_text(pg), es_snapshot(es), s3_snapshot(s3)
+
+
 def wipe_postgres(settings: PostgresSettings) -> None:
     from archivist import postgres
 

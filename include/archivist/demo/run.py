@@ -44,7 +44,7 @@ def main() -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     pg, es, s3 = config.load_postgres(), config.load_elasticsearch(), config.load_storage()
     api = AirflowClient()
-    before = (fingerprint.pg_dump_text(pg), fingerprint.es_snapshot(es), fingerprint.s3_snapshot(s3))
+    before = fingerprint.stack_snapshot(pg, es, s3)
 
     run_id = _run(api, BACKUP, {})
     made = api.xcom(BACKUP, run_id, "bundle_and_upload")
@@ -58,7 +58,7 @@ def main() -> None:
     fingerprint.wipe_bucket(s3)
 
     _run(api, RESTORE, {"key": made["key"]})
-    after = (fingerprint.pg_dump_text(pg), fingerprint.es_snapshot(es), fingerprint.s3_snapshot(s3))
+    after = fingerprint.stack_snapshot(pg, es, s3)
     checks = {"PostgreSQL (pg_dump identical)": before[0] == after[0],
               "Elasticsearch (documents, mappings, aliases, templates)": before[1] == after[1],
               "object storage (bytes, content types, metadata)": before[2] == after[2]}
