@@ -23,7 +23,7 @@ def _store() -> BackupStore:
 
 def _opener(located: dict):
     store, key = _store(), BackupKey.parse(located["key"])
-    return lambda: store.open_bundle(key)
+    return store.bundle_source(key)
 
 
 def _selected(job: str, verified: dict, params: dict) -> None:

@@ -11,22 +11,21 @@ import datetime as dt
 import difflib
 import gzip
 import hashlib
+import io
 import json
 import os
 import re
 import secrets
-import struct
 import subprocess
 import tarfile
 import zlib
-from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from archivist import __version__
+from archivist import __version__, bundle_index
 from archivist.errors import BackupNotFoundError, VerificationError
+from archivist.pgzip import GzipWriter
 from archivist.s3io import Artifact
 
 FORMAT_VERSION = 1
@@ -36,9 +35,6 @@ KEY_RE = re.compile(r"^bundle-(\d{4}-\d{2}-\d{2})-([A-Za-z0-9_-]{11})$")
 GZIP_LEVEL = 4  # with GzipWriter's threads: 6 made bundles about 6% smaller at 2.4 times the CPU (bench/README.md)
 COPY_CHUNK = 1024 * 1024
 MAX_META_BYTES = 64 * 1024 * 1024
-# Parallel gzip: blocks of this size are deflated by this many threads (zlib releases the GIL).
-GZIP_BLOCK = 1024 * 1024
-GZIP_THREADS = max(1, min(4, os.cpu_count() or 1))
 
 
 def new_backup_id() -> str:
@@ -98,108 +94,6 @@ class BackupKey:
 def closest_keys(wanted: str, existing: list[str], n: int = 3) -> list[str]:
     """The existing keys that look most like `wanted`, for a helpful not-found message."""
     return difflib.get_close_matches(wanted.removesuffix(".tgz"), existing, n=n, cutoff=0.3)
-
-
-# --- parallel gzip ---------------------------------------------------------------------------
-
-_WINDOW = 32 * 1024
-_SAMPLE = 16 * 1024
-_STORED_ABOVE = 0.97  # a block whose sample level-1 deflates to more than this fraction is stored
-
-
-def _deflate_block(data: bytes, level: int, zdict: bytes, last: bool) -> bytes:
-    """One block as raw deflate, ending on a byte boundary (sync flush) or, for the last, the final block.
-
-    A block that does not compress is stored: three samples of it are deflated at level 1 first, and
-    when they save less than 3% the block goes out as stored deflate blocks, at memory speed. Data
-    that is compressed already (images, archives, the storage job's tgz inside the bundle) so costs
-    next to nothing instead of a full deflate that gains nothing."""
-    if level > 0 and len(data) >= 4 * _SAMPLE:
-        mid = len(data) // 2
-        sample = data[:_SAMPLE] + data[mid:mid + _SAMPLE] + data[-_SAMPLE:]
-        probe = zlib.compressobj(1, zlib.DEFLATED, -zlib.MAX_WBITS)
-        if len(probe.compress(sample) + probe.flush()) > _STORED_ABOVE * len(sample):
-            level = 0
-    if zdict and level > 0:
-        c = zlib.compressobj(level, zlib.DEFLATED, -zlib.MAX_WBITS, 8, zlib.Z_DEFAULT_STRATEGY, zdict)
-    else:
-        c = zlib.compressobj(level, zlib.DEFLATED, -zlib.MAX_WBITS)
-    return c.compress(data) + c.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH)
-
-
-class GzipWriter:
-    """A writable gzip stream deflated by several threads, as pigz does.
-
-    The input is cut into blocks; each is deflated on its own, primed with the last 32 KiB of the
-    block before it, and ends on a byte boundary, so the blocks join into one ordinary deflate
-    stream: a single gzip member that gzip, tar and Python read like any other (the same format
-    as `gzip.GzipFile` writes; only the compressed bytes differ). Blocks that do not compress are
-    stored (see `_deflate_block`). Memory is bounded: at most 2 blocks per thread are in flight.
-    """
-
-    def __init__(self, fileobj: IO[bytes], compresslevel: int = GZIP_LEVEL, mtime: int = 0,
-                 threads: int | None = None, block: int = GZIP_BLOCK):
-        self._out, self._level, self._block = fileobj, compresslevel, block
-        self._threads = threads or GZIP_THREADS
-        self._pool = ThreadPoolExecutor(max_workers=self._threads, thread_name_prefix="gzip")
-        self._pending: deque[Future] = deque()
-        self._buf = bytearray()
-        self._window = b""
-        self._crc = 0
-        self._size = 0
-        self._closed = False
-        xfl = b"\002" if compresslevel == 9 else b"\004" if compresslevel == 1 else b"\000"
-        # The header gzip.GzipFile(filename="") writes: no name, the given mtime, unknown OS.
-        self._out.write(b"\037\213\010\000" + struct.pack("<L", int(mtime) & 0xFFFFFFFF) + xfl + b"\377")
-
-    def write(self, data) -> int:
-        if self._closed:
-            raise ValueError("write to a closed GzipWriter")
-        n = len(data)
-        self._crc = zlib.crc32(data, self._crc)
-        self._size += n
-        self._buf += data
-        while len(self._buf) >= self._block:
-            chunk = bytes(self._buf[:self._block])
-            del self._buf[:self._block]
-            self._submit(chunk, last=False)
-        return n
-
-    def _submit(self, chunk: bytes, last: bool) -> None:
-        self._pending.append(self._pool.submit(_deflate_block, chunk, self._level, self._window, last))
-        self._window = chunk[-_WINDOW:] if len(chunk) >= _WINDOW else (self._window + chunk)[-_WINDOW:]
-        while len(self._pending) > 2 * self._threads:
-            self._out.write(self._pending.popleft().result())
-
-    def flush(self) -> None:  # blocks go out whole; there is nothing smaller to flush
-        pass
-
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        try:
-            self._submit(bytes(self._buf), last=True)
-            self._buf = bytearray()
-            while self._pending:
-                self._out.write(self._pending.popleft().result())
-            self._out.write(struct.pack("<LL", self._crc & 0xFFFFFFFF, self._size & 0xFFFFFFFF))
-        finally:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-
-    def abort(self) -> None:
-        """Stops the workers without writing the rest (the stream is left incomplete)."""
-        self._closed = True
-        self._pool.shutdown(wait=True, cancel_futures=True)
-
-    def __enter__(self) -> GzipWriter:
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
 
 
 # --- member paths, relative to the bundle folder ------------------------------------------
@@ -341,9 +235,11 @@ def write_bundle(
 ) -> None:
     """Streams the bundle into `out`: folders, meta.json, then each artifact from `open_artifact`."""
     mtime = int(dt.datetime.fromisoformat(meta["created_at"]).timestamp())
+    starts: dict[str, int] = {}  # where each file's gzip member begins, for the seek index
     with GzipWriter(out, compresslevel=compresslevel, mtime=mtime) as gz:
-        with tarfile.open(fileobj=gz, mode="w|", format=tarfile.PAX_FORMAT, bufsize=COPY_CHUNK,
-                          copybufsize=COPY_CHUNK) as tar:
+        # "w:" rather than the stream mode: tarfile then writes straight through, so a member
+        # boundary falls exactly where a file begins.
+        with tarfile.open(fileobj=gz, mode="w:", format=tarfile.PAX_FORMAT, copybufsize=COPY_CHUNK) as tar:
             folders = [key.name] + [f"{key.name}/{JOB_DIRS[job]}" for job in JOB_DIRS
                                      if any(job_of_path(a.path) == job for a in artifacts)]
             for folder in folders:
@@ -351,13 +247,17 @@ def write_bundle(
                 info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, mtime
                 tar.addfile(info)
             body = json.dumps(meta, indent=2, sort_keys=False).encode()
-            tar.addfile(_file_info(f"{key.name}/{META}", len(body), mtime), _BytesReader(body))
+            starts[META] = gz.new_member()
+            tar.addfile(_file_info(f"{key.name}/{META}", len(body), mtime), io.BytesIO(body))
             for artifact in sorted(artifacts, key=member_order):
                 source = open_artifact(artifact.path)
                 try:
+                    starts[artifact.path] = gz.new_member()
                     tar.addfile(_file_info(f"{key.name}/{artifact.path}", artifact.size, mtime), source)
                 finally:
                     getattr(source, "close", lambda: None)()
+        gz.close()
+        out.write(bundle_index.trailer(starts, gz.bytes_out, mtime))
 
 
 def member_order(artifact: Artifact) -> tuple[int, int, str]:
@@ -371,16 +271,6 @@ def _file_info(name: str, size: int, mtime: int) -> tarfile.TarInfo:
     info = tarfile.TarInfo(name)
     info.size, info.mode, info.mtime = size, 0o644, mtime
     return info
-
-
-class _BytesReader:
-    def __init__(self, data: bytes):
-        self._data, self._pos = data, 0
-
-    def read(self, n: int = -1) -> bytes:
-        end = len(self._data) if n < 0 else self._pos + n
-        chunk, self._pos = self._data[self._pos:end], min(end, len(self._data))
-        return chunk
 
 
 # --- reading and verifying -----------------------------------------------------------------

@@ -23,6 +23,7 @@ from elasticsearch import ElasticsearchWarning
 
 from archivist import __version__, backup, bundle, checks, config, restore
 from archivist.bundle import BackupKey
+from archivist.bundle_index import BundleSource
 from archivist.errors import ArchivistError, BackupNotFoundError, JobFailedError, VerificationError
 from archivist.store import BackupStore
 
@@ -385,7 +386,7 @@ def list_cmd(with_meta: bool, as_json: bool) -> None:
 def _locate(store: BackupStore, text: str) -> tuple[str, Callable[[], Any]]:
     found = store.locate(text)
     click.echo(f"bundle   {found.key} ({human_size(found.size)}) in bucket '{store.bucket}'")
-    return found.key.name, lambda: store.open_bundle(found.key)
+    return found.key.name, store.bundle_source(found.key)
 
 
 def _local(path: str) -> tuple[str, Callable[[], Any]]:
@@ -395,7 +396,7 @@ def _local(path: str) -> tuple[str, Callable[[], Any]]:
         name = BackupKey.parse(os.path.basename(path)).name
     except BackupNotFoundError:
         name = os.path.basename(path)  # a renamed file is fine: its folder inside names the backup
-    return name, lambda: open(path, "rb")
+    return name, BundleSource.file(path)
 
 
 @cli.command()

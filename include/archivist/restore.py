@@ -15,7 +15,7 @@ from typing import IO, Any
 
 import orjson
 
-from archivist import bundle, config, elasticsearch, postgres, storage
+from archivist import bundle, bundle_index, config, elasticsearch, postgres, storage
 from archivist.bundle import META, VerifyReport
 from archivist.errors import (ArchivistError, ConfigurationError, JobFailedError, TargetNotEmptyError,
                               VerificationError, failures_named)
@@ -90,7 +90,12 @@ def require_empty(found: list[str]) -> None:
 
 
 def _member(open_bundle: Opener, wanted: Callable[[str], bool]):
-    """Yields (path, file) for each member `wanted` selects, streaming the bundle once."""
+    """Yields (path, file) for each member `wanted` selects: read from its own byte range when
+    the bundle has a seek index, else by streaming the bundle once."""
+    indexed = bundle_index.iter_indexed(open_bundle, wanted)
+    if indexed is not None:
+        yield from indexed
+        return
     stream = open_bundle()
     try:
         for path, _info, fileobj in bundle.iter_members(stream):

@@ -2,7 +2,7 @@
 
 Objects go into the tar in listing order. Small ones are fetched ahead by a
 few threads within a memory budget, large ones stream straight from S3 into
-the tar; the tar is deflated by several threads (`bundle.GzipWriter`), which
+the tar; the tar is deflated by several threads (`pgzip.GzipWriter`), which
 store blocks that do not compress (images, archives) instead of deflating them.
 A restore reads the tar once and uploads small objects from a pool of
 threads, again within a memory budget, and large ones as multipart uploads.
@@ -27,7 +27,7 @@ from typing import IO, Any
 import orjson
 from botocore import handlers
 
-from archivist import bundle, s3io
+from archivist import bundle, pgzip, s3io
 from archivist.bundle import JobResult
 from archivist.config import S3Settings
 from archivist.errors import ConfigurationError, TargetNotEmptyError, VerificationError
@@ -39,7 +39,7 @@ PAX_KEY = "ARCHIVIST.key"
 PAX_CONTENT_TYPE = "ARCHIVIST.content_type"
 PAX_METADATA = "ARCHIVIST.metadata"
 # Objects are often compressed already; a light level keeps the job fast (and blocks that do not
-# compress are stored, see bundle.GzipWriter).
+# compress are stored, see pgzip.GzipWriter).
 GZIP_LEVEL = 1
 RESTORE_TRANSFER = s3io.TRANSFER
 # Objects up to SMALL_OBJECT bytes are fetched (backup) or uploaded (restore) whole by TRANSFER_THREADS
@@ -124,7 +124,7 @@ def dump(settings: S3Settings, staging, backup_id: str) -> JobResult:
     tgz_path, manifest_path = bundle.storage_path(backup_id), bundle.storage_manifest_path(backup_id)
     with staging.writer(tgz_path, "application/gzip") as out, \
          staging.writer(manifest_path, "application/x-ndjson") as manifest:
-        with bundle.GzipWriter(out, compresslevel=GZIP_LEVEL, mtime=0) as gz, \
+        with pgzip.GzipWriter(out, compresslevel=GZIP_LEVEL, mtime=0) as gz, \
              tarfile.open(fileobj=gz, mode="w|", format=tarfile.PAX_FORMAT, bufsize=bundle.COPY_CHUNK,
                           copybufsize=bundle.COPY_CHUNK) as tar:
             for key, obj, body in iter_fetched(s3, settings.bucket):

@@ -16,6 +16,7 @@ from typing import IO, Any
 
 from archivist import s3io
 from archivist.bundle import BackupKey, closest_keys
+from archivist.bundle_index import BundleSource
 from archivist.config import MIN_BACKUPS_KEPT, S3Settings, parse_backups_kept
 from archivist.errors import BackupNotFoundError, ConfigurationError
 from archivist.s3io import HashingWriter
@@ -134,6 +135,10 @@ class BackupStore:
 
     def open_bundle(self, key: BackupKey) -> IO[bytes]:
         return s3io.open_object(self.s3, self.bucket, key.object_key)
+
+    def bundle_source(self, key: BackupKey) -> BundleSource:
+        """The bundle as a source a restore reads whole or, through its seek index, by ranges."""
+        return BundleSource.s3(self.s3, self.bucket, key.object_key)
 
     def rotate(self, keep: int, protect: set[str] = frozenset(), dry_run: bool = False) -> list[StoredBundle]:
         """Deletes all but the newest `keep` bundles (at least 7); returns what it deleted."""

@@ -1,0 +1,130 @@
+"""Tests of the bundle's seek index (archivist.bundle_index): each file's range holds exactly
+that file, tar and gzip still read the bundle whole, a restore reads only its own ranges from
+a file and from the real S3 server, and a bundle without an index (or with a wrong one) is
+read whole or refused, never misread."""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import io
+import random
+import subprocess
+import tarfile
+
+import pytest
+
+from archivist import bundle, bundle_index, restore, s3io
+from archivist.bundle import BackupKey, JobResult
+from archivist.bundle_index import BundleSource
+from archivist.errors import VerificationError
+from archivist.s3io import Artifact
+from archivist.staging import LocalStaging
+
+KEY = BackupKey(dt.date(2026, 11, 26), "qQUXdfPnayQ")
+CREATED = dt.datetime(2026, 11, 26, 1, 0, 7, tzinfo=dt.timezone.utc)
+BID = KEY.backup_id
+FILES = {
+    bundle.postgres_path(BID): b"-- dump\n" + b"INSERT INTO t VALUES (1, 'text');\n" * 40_000,
+    bundle.templates_path(BID): b'{"index_templates": []}',
+    bundle.indices_path(BID): b'{"alpha": {}}',
+    bundle.elasticsearch_index_path("alpha", BID): b'{"_id":"1","_source":{"a":1}}\n' * 20_000,
+    bundle.storage_path(BID): random.Random(4).randbytes(300_000),
+    bundle.storage_manifest_path(BID): b'{"key":"a.png"}\n',
+}
+
+
+@pytest.fixture(scope="module")
+def written() -> bytes:
+    staging = LocalStaging()
+    try:
+        artifacts = []
+        for path, data in FILES.items():
+            with staging.writer(path) as out:
+                out.write(data)
+            artifacts.append(Artifact(path, out.size, out.sha256))
+        results = [JobResult(bundle.job_of_path(a.path), [a], {}, 0.1, "1") for a in artifacts]
+        meta = bundle.build_meta(KEY, results, CREATED)
+        out = io.BytesIO()
+        bundle.write_bundle(out, KEY, meta, artifacts, staging.open)
+        return out.getvalue()
+    finally:
+        staging.cleanup()
+
+
+def _ranges(data: bytes) -> dict[str, tuple[int, int]]:
+    return bundle_index.parse_tail(data[-bundle_index.TAIL_BYTES:], len(data))
+
+
+def test_every_file_has_a_range_holding_exactly_that_file(written):
+    ranges = _ranges(written)
+    assert set(ranges) == {*FILES, bundle.META}
+    for path, (start, end) in ranges.items():
+        with tarfile.open(fileobj=io.BytesIO(gzip.decompress(written[start:end])), mode="r:") as tar:
+            first = tar.next()
+            assert first.name == f"{KEY.name}/{path}"
+            if path in FILES:
+                assert tar.extractfile(first).read() == FILES[path]
+
+
+def test_the_ranges_tile_the_bundle_after_the_folders(written):
+    spans = sorted(_ranges(written).values())
+    assert all(a[1] == b[0] for a, b in zip(spans, spans[1:]))
+    assert spans[-1][1] < len(written)  # the index member itself follows the last file
+
+
+def test_tar_gzip_and_verify_read_the_indexed_bundle_whole(written, tmp_path):
+    path = tmp_path / f"{KEY.name}.tgz"
+    path.write_bytes(written)
+    subprocess.run(["gzip", "-t", str(path)], check=True)
+    listing = subprocess.run(["tar", "tzf", str(path)], capture_output=True, text=True, check=True).stdout.split()
+    assert {f"{KEY.name}/{p}" for p in FILES} < set(listing)
+    assert bundle.verify(io.BytesIO(written)).warnings == []
+
+
+def test_a_bundle_without_an_index_has_no_ranges():
+    plain = gzip.compress(b"x" * 1000)
+    assert bundle_index.parse_tail(plain, len(plain)) is None
+    assert bundle_index.parse_tail(b"", 0) is None
+
+
+def test_an_index_pointing_outside_the_object_is_ignored(written):
+    assert bundle_index.parse_tail(written[-bundle_index.TAIL_BYTES:], 1000) is None
+
+
+def test_a_restore_reads_its_files_from_a_local_bundle(written, tmp_path):
+    path = tmp_path / f"{KEY.name}.tgz"
+    path.write_bytes(written)
+    source = BundleSource.file(str(path))
+    got = {p: f.read() for p, f in restore._member(source, lambda p: p.startswith("jobs.storage/"))}
+    assert got == {p: d for p, d in FILES.items() if p.startswith("jobs.storage/")}
+
+
+def test_an_index_pointing_at_the_wrong_file_is_refused(written, tmp_path):
+    ranges = _ranges(written)
+    wrong = {**ranges, bundle.storage_path(BID): ranges[bundle.postgres_path(BID)]}
+    source = BundleSource(len(written), lambda: io.BytesIO(written),
+                          lambda a, b: io.BytesIO(written[a:b]))
+    source._ranges = wrong
+    with pytest.raises(VerificationError, match="index points jobs.storage/"):
+        list(restore._member(source, lambda p: p == bundle.storage_path(BID)))
+
+
+def test_damage_inside_a_range_is_caught_by_its_crc(written):
+    start, end = _ranges(written)[bundle.storage_manifest_path(BID)]
+    damaged = bytearray(written)
+    damaged[end - 5] ^= 0x01  # the member's length field in its gzip trailer
+    source = BundleSource(len(damaged), lambda: io.BytesIO(damaged), lambda a, b: io.BytesIO(bytes(damaged[a:b])))
+    with pytest.raises(VerificationError, match="damaged or truncated near jobs.storage/manifest"):
+        for _path, f in restore._member(source, lambda p: p == bundle.storage_manifest_path(BID)):
+            f.read()
+
+
+def test_ranged_reads_from_the_s3_server_return_only_the_files_asked_for(written, scratch_bucket):
+    s3 = s3io.client(scratch_bucket)
+    s3.put_object(Bucket=scratch_bucket.bucket, Key=KEY.object_key, Body=written)
+    source = BundleSource.s3(s3, scratch_bucket.bucket, KEY.object_key)
+    assert source.size == len(written)
+    wanted = {bundle.elasticsearch_index_path("alpha", BID), bundle.indices_path(BID)}
+    got = {p: f.read() for p, f in restore._member(source, lambda p: p in wanted)}
+    assert got == {p: FILES[p] for p in wanted}
