@@ -43,7 +43,7 @@ def targets_from_env() -> Targets:
 
 def run(task: str, key: BackupKey, t: Targets, results: list[str], mode: str) -> dict:
     store = BackupStore(t.backups)
-    opener = lambda: store.open_bundle(key)  # noqa: E731
+    opener = store.bundle_source(key)
     if task == "check":
         postgres.check(t.postgres)
         elasticsearch.check(t.elasticsearch, quick=True)

@@ -11,6 +11,7 @@ or any older) are read from the start as before. See docs/FORMAT.md.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import json
 import logging
@@ -75,19 +76,19 @@ def parse_tail(tail: bytes, object_size: int) -> dict[str, tuple[int, int]] | No
 class BundleSource:
     """A bundle that can be read whole (call it) or by byte ranges: a backup bucket's object or a file."""
 
-    def __init__(self, size: int, open_all: Callable[[], IO[bytes]], open_range: Callable[[int, int], IO[bytes]]):
-        self.size = size
-        self._open_all, self._open_range = open_all, open_range
+    def __init__(self, size: Callable[[], int], open_all: Callable[[], IO[bytes]],
+                 open_range: Callable[[int, int], IO[bytes]]):
+        self._size, self._open_all, self._open_range = size, open_all, open_range
         self._ranges: dict[str, tuple[int, int]] | None | bool = False  # False: not read yet
 
     @classmethod
     def s3(cls, s3: Any, bucket: str, key: str) -> BundleSource:
-        size = s3.head_object(Bucket=bucket, Key=key)["ContentLength"]
-
+        """The object `key`; nothing is requested until it is read."""
         def ranged(start: int, end: int) -> IO[bytes]:
             return s3.get_object(Bucket=bucket, Key=key, Range=f"bytes={start}-{end - 1}")["Body"]
 
-        return cls(size, lambda: s3.get_object(Bucket=bucket, Key=key)["Body"], ranged)
+        return cls(lambda: s3.head_object(Bucket=bucket, Key=key)["ContentLength"],
+                   lambda: s3.get_object(Bucket=bucket, Key=key)["Body"], ranged)
 
     @classmethod
     def file(cls, path: str) -> BundleSource:
@@ -96,7 +97,11 @@ class BundleSource:
             f.seek(start)
             return _Limited(f, end - start)
 
-        return cls(os.path.getsize(path), lambda: open(path, "rb"), ranged)
+        return cls(lambda: os.path.getsize(path), lambda: open(path, "rb"), ranged)
+
+    @functools.cached_property
+    def size(self) -> int:
+        return self._size()
 
     def __call__(self) -> IO[bytes]:
         return self._open_all()

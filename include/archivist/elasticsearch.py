@@ -330,8 +330,12 @@ def export_index(es: Elasticsearch, index: str, write, progress: Progress | None
 
 def dump(settings: ElasticsearchSettings, staging, backup_id: str, pattern: str = "*") -> JobResult:
     """Writes templates, index definitions and one ndjson per index into `staging`."""
+    with s3io.malloc_arenas(2):  # the slice threads' pages would otherwise fragment a heap each
+        return _dump(settings, staging, backup_id, pattern)
+
+
+def _dump(settings: ElasticsearchSettings, staging, backup_id: str, pattern: str) -> JobResult:
     started = time.monotonic()
-    s3io.limit_malloc_arenas()  # the slice threads' pages would otherwise fragment a heap each
     version = check(settings)
     es, raw = client(settings), raw_client(settings)
     indices = list_indices(es, pattern)

@@ -25,10 +25,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import IO, Any
 
 import orjson
-from botocore import handlers
 
-from archivist import bundle, pgzip, s3io
+from archivist import bundle, object_uploads, pgzip, s3io
 from archivist.bundle import JobResult
+from archivist.object_uploads import ObjectUploads
 from archivist.config import S3Settings
 from archivist.errors import ConfigurationError, TargetNotEmptyError, VerificationError
 from archivist.progress import Progress, ProgressReader
@@ -41,7 +41,6 @@ PAX_METADATA = "ARCHIVIST.metadata"
 # Objects are often compressed already; a light level keeps the job fast (and blocks that do not
 # compress are stored, see pgzip.GzipWriter).
 GZIP_LEVEL = 1
-RESTORE_TRANSFER = s3io.TRANSFER
 # Objects up to SMALL_OBJECT bytes are fetched (backup) or uploaded (restore) whole by TRANSFER_THREADS
 # threads, with at most IN_FLIGHT_BYTES of them in memory; larger ones stream.
 SMALL_OBJECT = 1024 * 1024
@@ -115,8 +114,12 @@ def iter_fetched(s3: Any, bucket: str) -> Iterator[tuple[str, dict[str, Any] | N
 
 def dump(settings: S3Settings, staging, backup_id: str) -> JobResult:
     """Streams every object of the bucket into `jobs.storage/storage-<id>.tgz` plus its manifest."""
+    with s3io.malloc_arenas(2):  # the fetch threads' bodies would otherwise fragment a heap each
+        return _dump(settings, staging, backup_id)
+
+
+def _dump(settings: S3Settings, staging, backup_id: str) -> JobResult:
     started = time.monotonic()
-    s3io.limit_malloc_arenas()
     s3 = s3io.client(settings)
     check(settings, s3)
     objects = total = 0
@@ -165,26 +168,10 @@ def restore(settings: S3Settings, tgz: IO[bytes], mode: str = "empty") -> dict[s
             f"bucket '{settings.bucket}' ({settings.source}) already holds objects: restore with mode "
             "'replace' to overwrite the objects the bundle contains, or empty the bucket first"
         )
-    # Small objects go up whole, without the `Expect: 100-continue` round trip botocore adds to
-    # every PUT: it spares sending a large body the server would refuse, and costs a small one
-    # a third of its time. Large objects keep it (their multipart uploads use `s3`).
-    s3io.limit_malloc_arenas()
-    small_s3 = s3io.client(settings)
-    small_s3.meta.events.unregister("before-call.s3", handlers.add_expect_header)
     objects = total = 0
     progress = Progress(f"restore storage {settings.bucket}")
-    uploads: deque[tuple[int, Future]] = deque()
-    held = 0
-
-    def settle(limit: int) -> None:
-        """Waits for the oldest uploads until at most `limit` bytes are in flight; raises their errors."""
-        nonlocal held
-        while uploads and (held > limit or uploads[0][1].done()):
-            size, future = uploads.popleft()
-            future.result()
-            held -= size
-
-    with ThreadPoolExecutor(max_workers=TRANSFER_THREADS, thread_name_prefix="upload") as pool:
+    with s3io.malloc_arenas(2), \
+         ObjectUploads(s3io.client(settings), settings.bucket, TRANSFER_THREADS, IN_FLIGHT_BYTES) as uploads:
         try:
             with tarfile.open(fileobj=tgz, mode="r|gz", bufsize=bundle.COPY_CHUNK) as tar:
                 for member in tar:
@@ -194,29 +181,20 @@ def restore(settings: S3Settings, tgz: IO[bytes], mode: str = "empty") -> dict[s
                     content_type = member.pax_headers.get(PAX_CONTENT_TYPE) or \
                         mimetypes.guess_type(key)[0] or "binary/octet-stream"
                     metadata = orjson.loads(member.pax_headers.get(PAX_METADATA, "{}"))
-                    if member.size <= SMALL_OBJECT:
+                    if member.size <= object_uploads.PART:
                         body = tar.extractfile(member).read()
                         progress.add(len(body))
-                        settle(IN_FLIGHT_BYTES - len(body))
-                        uploads.append((len(body), pool.submit(
-                            small_s3.put_object, Bucket=settings.bucket, Key=key, Body=body, ContentType=content_type,
-                            Metadata=metadata)))
-                        held += len(body)
+                        uploads.put(key, body, content_type, metadata)
                     else:
-                        s3.upload_fileobj(
-                            ProgressReader(tar.extractfile(member), progress), settings.bucket, key,
-                            ExtraArgs={"ContentType": content_type, "Metadata": metadata}, Config=RESTORE_TRANSFER,
-                        )
+                        uploads.put_large(key, tar.extractfile(member), member.size, content_type, metadata,
+                                          on_read=progress.add)
                     objects += 1
                     total += member.size
-            settle(-1)
+            uploads.wait()
         except (tarfile.TarError, EOFError, OSError) as exc:
             if isinstance(exc, OSError) and not isinstance(exc, (EOFError, gzip.BadGzipFile)):
                 raise
             raise VerificationError(f"the storage archive in the bundle is damaged: {exc}") from None
-        finally:
-            for _, future in uploads:
-                future.cancel()
     progress.done()
     return {"objects": objects, "bytes": total}
 

@@ -103,7 +103,7 @@ def test_a_restore_reads_its_files_from_a_local_bundle(written, tmp_path):
 def test_an_index_pointing_at_the_wrong_file_is_refused(written, tmp_path):
     ranges = _ranges(written)
     wrong = {**ranges, bundle.storage_path(BID): ranges[bundle.postgres_path(BID)]}
-    source = BundleSource(len(written), lambda: io.BytesIO(written),
+    source = BundleSource(lambda: len(written), lambda: io.BytesIO(written),
                           lambda a, b: io.BytesIO(written[a:b]))
     source._ranges = wrong
     with pytest.raises(VerificationError, match="index points jobs.storage/"):
@@ -114,7 +114,7 @@ def test_damage_inside_a_range_is_caught_by_its_crc(written):
     start, end = _ranges(written)[bundle.storage_manifest_path(BID)]
     damaged = bytearray(written)
     damaged[end - 5] ^= 0x01  # the member's length field in its gzip trailer
-    source = BundleSource(len(damaged), lambda: io.BytesIO(damaged), lambda a, b: io.BytesIO(bytes(damaged[a:b])))
+    source = BundleSource(lambda: len(damaged), lambda: io.BytesIO(damaged), lambda a, b: io.BytesIO(bytes(damaged[a:b])))
     with pytest.raises(VerificationError, match="damaged or truncated near jobs.storage/manifest"):
         for _path, f in restore._member(source, lambda p: p == bundle.storage_manifest_path(BID)):
             f.read()

@@ -1,0 +1,75 @@
+"""Tests of archivist.object_uploads against the real S3 server: small objects and multipart
+ones arrive whole with their content type and metadata, and a failed large upload leaves neither an object nor an unfinished multipart upload."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import random
+
+import pytest
+
+from archivist import s3io
+from archivist.object_uploads import ObjectUploads
+
+MIB = 1024 * 1024
+PART = 5 * MIB  # S3's smallest part
+
+
+def _body(s3, bucket: str, key: str) -> bytes:
+    return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+
+
+def test_small_and_large_objects_arrive_whole(scratch_bucket):
+    s3 = s3io.client(scratch_bucket)
+    rng = random.Random(5)
+    small = {f"small/{i:03d}.bin": rng.randbytes(rng.randint(0, 200_000)) for i in range(60)}
+    large = rng.randbytes(2 * PART + 12345)
+    with ObjectUploads(s3io.client(scratch_bucket), scratch_bucket.bucket, threads=6, budget=3 * MIB,
+                       part=PART) as uploads:
+        for key, body in small.items():
+            uploads.put(key, body, "application/octet-stream", {"n": key[-7:-4]})
+        read = []
+        uploads.put_large("large/video.mp4", io.BytesIO(large), len(large), "video/mp4", {"kind": "big"},
+                          on_read=read.append)
+        uploads.wait()
+    assert sum(read) == len(large) and len(read) == 3
+    for key, body in small.items():
+        assert _body(s3, scratch_bucket.bucket, key) == body
+    head = s3.head_object(Bucket=scratch_bucket.bucket, Key="large/video.mp4")
+    assert head["ContentType"] == "video/mp4" and head["Metadata"] == {"kind": "big"}
+    assert head["ETag"].strip('"').endswith("-3")  # really a three-part upload
+    got = _body(s3, scratch_bucket.bucket, "large/video.mp4")
+    assert hashlib.sha256(got).digest() == hashlib.sha256(large).digest()
+
+
+class _Breaks(io.RawIOBase):
+    """A body that fails after `n` bytes, like a bundle cut short."""
+
+    def __init__(self, n: int):
+        self._left = n
+
+    def read(self, size: int = -1) -> bytes:
+        if self._left <= 0:
+            raise OSError("the archive ended early")
+        size = self._left if size < 0 else min(size, self._left)
+        self._left -= size
+        return b"x" * size
+
+
+def test_a_large_upload_that_fails_leaves_nothing_behind(scratch_bucket):
+    s3 = s3io.client(scratch_bucket)
+    with ObjectUploads(s3io.client(scratch_bucket), scratch_bucket.bucket, threads=4, budget=3 * MIB,
+                       part=PART) as uploads:
+        with pytest.raises(OSError, match="ended early"):
+            uploads.put_large("cut.bin", _Breaks(PART + 10), 3 * PART, "application/octet-stream", {})
+    assert s3.list_objects_v2(Bucket=scratch_bucket.bucket).get("KeyCount", 0) == 0
+    assert s3.list_multipart_uploads(Bucket=scratch_bucket.bucket).get("Uploads", []) == []
+
+
+def test_an_upload_error_reaches_the_caller(scratch_bucket):
+    missing = f"{scratch_bucket.bucket}-gone"
+    with ObjectUploads(s3io.client(scratch_bucket), missing, threads=2, budget=MIB) as uploads:
+        uploads.put("a", b"x", "text/plain", {})
+        with pytest.raises(Exception, match="NoSuchBucket"):
+            uploads.wait()
