@@ -58,8 +58,9 @@ def malloc_arenas(arenas: int) -> Iterator[None]:
         mallopt(M_ARENA_MAX, 0)  # 0: glibc's own limit again
 
 
-def client(settings: S3Settings) -> Any:
-    """A boto3 S3 client for `settings`, path-style so MinIO and AWS both work."""
+def client(settings: S3Settings, checksums: bool = True) -> Any:
+    """A boto3 S3 client for `settings`, path-style so MinIO and AWS both work. Without
+    `checksums`, requests carry no CRC32 of their body (ObjectUploads sends Content-MD5 instead)."""
     return boto3.session.Session().client(
         "s3",
         endpoint_url=settings.endpoint_url,
@@ -75,6 +76,7 @@ def client(settings: S3Settings) -> Any:
             retries={"max_attempts": 5, "mode": "standard"},
             connect_timeout=5,
             read_timeout=60,
+            request_checksum_calculation="when_supported" if checksums else "when_required",
             max_pool_connections=24,  # room for the storage job's transfer threads plus multipart parts
         ),
     )

@@ -44,7 +44,7 @@ GZIP_LEVEL = 1
 # Objects up to SMALL_OBJECT bytes are fetched (backup) or uploaded (restore) whole by TRANSFER_THREADS
 # threads, with at most IN_FLIGHT_BYTES of them in memory; larger ones stream.
 SMALL_OBJECT = 1024 * 1024
-TRANSFER_THREADS = 12
+TRANSFER_THREADS = 8
 IN_FLIGHT_BYTES = 16 * 1024 * 1024
 
 
@@ -171,7 +171,7 @@ def restore(settings: S3Settings, tgz: IO[bytes], mode: str = "empty") -> dict[s
     objects = total = 0
     progress = Progress(f"restore storage {settings.bucket}")
     with s3io.malloc_arenas(2), \
-         ObjectUploads(s3io.client(settings), settings.bucket, TRANSFER_THREADS, IN_FLIGHT_BYTES) as uploads:
+         ObjectUploads(s3io.client(settings, checksums=False), settings.bucket, TRANSFER_THREADS, IN_FLIGHT_BYTES) as uploads:
         try:
             with tarfile.open(fileobj=tgz, mode="r|gz", bufsize=bundle.COPY_CHUNK) as tar:
                 for member in tar:
