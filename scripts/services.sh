@@ -61,8 +61,61 @@ CONF
   done
 }
 
+# Bump when the configuration appended below changes: an older home is then unpacked again
+# (the data in $LOCAL/es/data stays).
+ES_CONFIG_REVISION=2
+ES_MARKER="$ES_HOME/.version-$ES_VERSION-config-$ES_CONFIG_REVISION"
+ES_NETRC="$LOCAL/es/curl.netrc"
+
+# curl to the local Elasticsearch as $ES_USER; the password is read from a 0600 netrc file,
+# never passed on argv where `ps` would show it.
+es_curl() {
+  curl -sf --netrc-file "$ES_NETRC" "http://$BIND:$ES_PORT/$1"
+}
+
+write_es_netrc() {
+  ( umask 077; printf 'machine %s login %s password %s\n' "$BIND" "$ES_USER" "$ES_PASSWORD" > "$ES_NETRC" )
+}
+
+es_users() {  # the file-realm tool, as the service user
+  as_service_user env ES_JAVA_HOME="$JAVA_HOME_17" "$ES_HOME/bin/elasticsearch-users" "$@" >>"$LOGS/elasticsearch-users.log" 2>&1 \
+    || { tail -n 5 "$LOGS/elasticsearch-users.log" >&2; die "elasticsearch-users $1 $2 failed; see $LOGS/elasticsearch-users.log"; }
+}
+
+es_user_exists() { grep -q "^$1:" "$ES_HOME/config/users" 2>/dev/null; }
+
+# The stack's user in the file realm, made or given the current password; the password goes
+# through stdin (the tool prompts for it twice), never argv. Only while the server is down.
+ensure_es_user() {
+  if es_user_exists "$ES_USER"; then
+    printf '%s\n%s\n' "$ES_PASSWORD" "$ES_PASSWORD" | es_users passwd "$ES_USER"
+  else
+    printf '%s\n%s\n' "$ES_PASSWORD" "$ES_PASSWORD" | es_users useradd "$ES_USER" -r superuser
+  fi
+}
+
+# `es-user add NAME [ROLE]` makes a file-realm user anew, its password read from stdin;
+# `es-user del NAME` removes it. The running server picks the change up within a second or two.
+# (Users made with the security API would live in the .security index, which this distribution
+# cannot create: its analyzer needs the missing analysis-common module.)
+es_user_command() {
+  local action="${1:-}" name="${2:-}" role="${3:-}" password=""
+  case "$action" in add|del) [ -n "$name" ] ;; *) false ;; esac \
+    || die "usage: services.sh es-user add NAME [ROLE] < password | es-user del NAME"
+  if [ "$action" = add ]; then
+    IFS= read -r password || true
+    [ -n "$password" ] || die "es-user add $name: give the password on stdin"
+  fi
+  if es_user_exists "$name"; then es_users userdel "$name"; fi
+  if [ "$action" = add ]; then
+    printf '%s\n%s\n' "$password" "$password" | es_users useradd "$name" ${role:+-r "$role"}
+  fi
+}
+
 start_elasticsearch() {
-  if [ ! -f "$ES_HOME/.version-$ES_VERSION" ]; then
+  write_es_netrc
+  if [ ! -f "$ES_MARKER" ]; then
+    stop_elasticsearch  # one started from an older home would keep its old configuration
     log "unpacking Elasticsearch $ES_VERSION into $ES_HOME"
     rm -rf "$ES_HOME" "$LOCAL/es/unpack"
     mkdir -p "$LOCAL/es/unpack"
@@ -77,20 +130,30 @@ discovery.type: single-node
 path.data: $LOCAL/es/data
 path.logs: $LOGS/elasticsearch
 action.destructive_requires_name: false
-# Security off for the local stack; its presence also stops the TLS auto-configuration.
-xpack.security.enabled: false
+# Users added to the file realm while the server runs count within a second.
+resource.reload.interval.high: 1s
+# Security on over plain HTTP on loopback: users must log in, nothing is encrypted. Setting
+# these explicitly also stops the TLS auto-configuration of a first start.
+xpack.security.enabled: true
+xpack.security.http.ssl.enabled: false
+xpack.security.transport.ssl.enabled: false
 CONF
-    touch "$ES_HOME/.version-$ES_VERSION"
+    touch "$ES_MARKER"
     if [ "$(id -u)" = 0 ]; then chown -R "$SERVICE_USER" "$ES_HOME"; fi
   fi
-  if ! curl -sf "http://$BIND:$ES_PORT/_cluster/health" >/dev/null; then  # `GET /` is absent here (405)
+  if ! es_curl _cluster/health >/dev/null; then  # `GET /` is absent here (405)
+    ensure_es_user
     as_service_user mkdir -p "$LOCAL/es/data" "$LOGS/elasticsearch"
     as_service_user env ES_JAVA_HOME="$JAVA_HOME_17" ES_JAVA_OPTS="-Xms768m -Xmx768m" \
       "$ES_HOME/bin/elasticsearch" -d -p "$LOCAL/es/es.pid" >"$LOGS/elasticsearch.out" 2>&1 \
       || { tail -n 20 "$LOGS/elasticsearch.out" >&2; die "Elasticsearch failed to start; see $LOGS/elasticsearch.out"; }
   fi
   wait_for Elasticsearch "$LOGS/elasticsearch/elasticsearch.log" 120 \
-    curl -sf "http://$BIND:$ES_PORT/_cluster/health?wait_for_status=yellow&timeout=1s"
+    es_curl "_cluster/health?wait_for_status=yellow&timeout=1s"
+  local anonymous
+  anonymous="$(curl -s -o /dev/null -w '%{http_code}' "http://$BIND:$ES_PORT/_cluster/health" || true)"
+  [ "$anonymous" = 401 ] || die "Elasticsearch on port $ES_PORT answers $anonymous without credentials, not 401:" \
+    "a server started with an older configuration still runs; stop it and run this again"
 }
 
 start_minio() {
@@ -123,9 +186,19 @@ PY
   log "buckets $APP_BUCKET and $BACKUP_BUCKET exist"
 }
 
+# Stops the Elasticsearch this clone started and waits until it has exited.
+stop_elasticsearch() {
+  local pidfile="$LOCAL/es/es.pid" pid
+  [ -f "$pidfile" ] || return 0
+  pid="$(cat "$pidfile")"
+  kill "$pid" 2>/dev/null || true
+  for _ in $(seq 60); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
+  rm -f "$pidfile"
+}
+
 stop_all() {
   [ -f "$PG_DATA/PG_VERSION" ] && as_service_user "$PG_BIN/pg_ctl" -D "$PG_DATA" -m fast stop >/dev/null 2>&1 || true
-  if [ -f "$LOCAL/es/es.pid" ]; then kill "$(cat "$LOCAL/es/es.pid")" 2>/dev/null || true; rm -f "$LOCAL/es/es.pid"; fi
+  stop_elasticsearch
   pkill -f "^$LOCAL/bin/minio server" || true; rm -f "$LOCAL/run/minio.pid"
   log "services stopped"
 }
@@ -154,5 +227,6 @@ case "${1:-start}" in
     ;;
   stop) stop_all ;;
   kill) kill_server "${2:?which server}" ;;
-  *) die "usage: services.sh [start|stop|kill SERVER]" ;;
+  es-user) shift; es_user_command "$@" ;;
+  *) die "usage: services.sh [start|stop|kill SERVER|es-user add NAME [ROLE]|es-user del NAME]" ;;
 esac

@@ -29,7 +29,7 @@ export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE='$LOCAL/airflow/passwor
 export AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL=10
 export AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK=False
 export AIRFLOW_CONN_ARCHIVIST_POSTGRES='{"conn_type":"postgres","host":"$BIND","port":$PG_PORT,"login":"$PG_USER","password":"$PG_PASSWORD","schema":"$PG_DB"}'
-export AIRFLOW_CONN_ARCHIVIST_ELASTICSEARCH='{"conn_type":"elasticsearch","host":"$BIND","port":$ES_PORT,"extra":{"scheme":"http"}}'
+export AIRFLOW_CONN_ARCHIVIST_ELASTICSEARCH='{"conn_type":"elasticsearch","host":"$BIND","port":$ES_PORT,"login":"$ES_USER","password":"$ES_PASSWORD","extra":{"scheme":"http"}}'
 export AIRFLOW_CONN_ARCHIVIST_STORAGE='$(s3_conn "$APP_BUCKET")'
 export AIRFLOW_CONN_ARCHIVIST_BACKUPS='$(s3_conn "$BACKUP_BUCKET")'
 ENV

@@ -8,10 +8,12 @@ import json
 import os
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
 import pytest
+from elasticsearch import AuthenticationException
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "include"))
@@ -68,6 +70,40 @@ def backups_settings(storage_settings) -> S3Settings:
 @pytest.fixture(scope="session")
 def es_client(es_settings):
     return elasticsearch.client(es_settings)
+
+
+def _es_user_command(*args: str, password: str = "") -> None:
+    """`scripts/services.sh es-user ...`: the password goes on stdin, never argv."""
+    run = subprocess.run(["bash", str(ROOT / "scripts" / "services.sh"), "es-user", *args], input=password,
+                         capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert run.returncode == 0, run.stderr
+
+
+@pytest.fixture
+def es_user(es_settings):
+    """Makes users of the local Elasticsearch's file realm: `es_user(name, password, role)`
+    (no role: a user who may log in and do nothing). Each is removed after the test. (The
+    security API cannot make users here: its .security index needs a module this
+    distribution lacks; see README.)"""
+    made = []
+
+    def make(name: str, password: str, role: str = "") -> str:
+        made.append(name)
+        _es_user_command("add", name, *([role] if role else []), password=password + "\n")
+        as_user = elasticsearch.client(config.ElasticsearchSettings(es_settings.url, name, password), quick=True)
+        deadline = time.monotonic() + 30
+        while True:  # the server reads the realm's files again every second
+            try:
+                assert as_user.security.authenticate()["username"] == name
+                return name
+            except AuthenticationException:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+
+    yield make
+    for name in made:
+        _es_user_command("del", name)
 
 
 @pytest.fixture

@@ -80,3 +80,12 @@ def test_published_ports_bind_loopback_only(services):
 def test_elasticsearch_is_8x(services):
     image = services["elasticsearch"]["image"]
     assert re.search(r":8\.\d+\.\d+$", image), image
+
+
+def test_elasticsearch_requires_the_login_the_connection_carries(services):
+    env = dict(item.split("=", 1) for item in services["elasticsearch"]["environment"])
+    assert env["xpack.security.enabled"] == "true"
+    conn = json.loads(services["airflow-scheduler"]["environment"]["AIRFLOW_CONN_ARCHIVIST_ELASTICSEARCH"])
+    assert conn["login"] == "elastic" and conn["password"] == env["ELASTIC_PASSWORD"]
+    health = services["elasticsearch"]["healthcheck"]["test"][1]
+    assert "ELASTIC_PASSWORD" in health and "-K -" in health, "the health check must log in, password off argv"

@@ -75,7 +75,7 @@ def test_elasticsearch_python_hook_from_the_connection():
 
     conn = _connection("archivist_elasticsearch")
     url = f"{conn.get('extra', {}).get('scheme', 'http')}://{conn['host']}:{conn['port']}"
-    hook = ElasticsearchPythonHook(hosts=[url])
+    hook = ElasticsearchPythonHook(hosts=[url], es_conn_args={"basic_auth": (conn["login"], conn["password"])})
     assert hook.get_conn.cluster.health()["status"] in ("green", "yellow")
     result = hook.search(index="*", query={"query": {"match_all": {}}, "size": 0})
     assert "total" in result

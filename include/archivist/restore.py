@@ -69,6 +69,7 @@ def refuse_non_empty(report: VerifyReport, jobs: tuple[str, ...], settings: dict
         if tables:
             found.append(f"database '{settings['postgres'].dbname}' holds {len(tables)} table(s)")
     if "elasticsearch" in jobs and "elasticsearch" in report.jobs:
+        elasticsearch.check(settings["elasticsearch"], quick=True)  # a refused login names what to fix
         es = elasticsearch.client(settings["elasticsearch"])
         wanted = [i for i in bundle_indices(report) if elasticsearch.matches_any(i, patterns)]
         existing = [i for i in wanted if es.indices.exists(index=i)]

@@ -1,15 +1,18 @@
-"""Helpers for the secrets, concurrency and killed-task fault tests: the `archivist` command run
-with the spec's variables, S3 listings of staging and unfinished uploads, and a bundle reader."""
+"""Helpers for the secrets, concurrency, killed-task and bad-configuration fault tests: the
+`archivist` command run with the spec's variables, S3 listings of staging and unfinished uploads,
+a bundle reader, and small indices of a test's own."""
 
 from __future__ import annotations
 
 import gzip
 import io
 import os
+import secrets
 import shutil
 import subprocess
 import tarfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -47,6 +50,21 @@ def archivist(env: dict[str, str], *args: str, timeout: int = 300, cwd: Any = No
     assert command, "the archivist command is not on PATH: source .local/env.sh"
     return subprocess.run([command, *args], capture_output=True, text=True, env=env, cwd=cwd or ROOT,
                           timeout=timeout)
+
+
+@contextmanager
+def small_index(es: Any, prefix: str, docs: int) -> Iterator[str]:
+    """An index named `<prefix>-<random>` holding `docs` tiny documents, deleted afterwards, so a
+    test never races another over the demo indices."""
+    name = f"{prefix}-{secrets.token_hex(4)}"
+    es.indices.create(index=name, settings={"number_of_shards": 1, "number_of_replicas": 0})
+    try:
+        for i in range(docs):
+            es.index(index=name, id=str(i), document={"n": i, "text": f"document {i}"})
+        es.indices.refresh(index=name)
+        yield name
+    finally:
+        es.options(ignore_status=404).indices.delete(index=name)
 
 
 def objects_under(s3: Any, bucket: str, prefix: str) -> list[str]:

@@ -16,6 +16,8 @@ import pytest
 from archivist import backup, checks, config
 from archivist.errors import ArchivistError
 from archivist.store import BackupStore
+from conftest import dags_test
+from secrets_support import SPEC_PREFIXES, archivist, small_index
 
 UNKNOWN_HOST = "no-such-host.invalid"
 
@@ -39,6 +41,11 @@ CASES = {
     "postgres wrong password": (("archivist_postgres", {"password": "wrong-password"}),
                                 "database", "password authentication failed"),
     "postgres unknown host": (("archivist_postgres", {"host": UNKNOWN_HOST}), "database", "cannot reach database"),
+    "elasticsearch wrong password": (("archivist_elasticsearch", {"password": "wrong-password"}), "elasticsearch",
+                                     "unable to authenticate user [archivist] (401); check the user and password"),
+    "elasticsearch without a login": (("archivist_elasticsearch", {"login": None, "password": None}), "elasticsearch",
+                                      "the server requires a user and password (missing authentication credentials, "
+                                      "401); set the user and password"),
     "elasticsearch unknown host": (("archivist_elasticsearch", {"host": UNKNOWN_HOST}), "elasticsearch",
                                    f"cannot reach Elasticsearch at http://{UNKNOWN_HOST}"),
     "storage wrong secret": (("archivist_storage", {"password": "wrong-secret"}), "storage",
@@ -56,6 +63,20 @@ CASES = {
 def test_bad_connection_fails_check_naming_it(case, monkeypatch, backups_settings):
     (conn_id, change), item, phrase = CASES[case]
     fields = endpoint_on(UNKNOWN_HOST, conn_id) if change == "endpoint" else change
+    assert_check_and_backup_fail(conn_id, fields, item, phrase, monkeypatch, backups_settings)
+
+
+def test_elasticsearch_user_without_privileges_fails_check_naming_it(es_user, monkeypatch, backups_settings):
+    user = es_user("archivist-no-privileges", "no-privileges-pw")  # may log in, and nothing else
+    assert_check_and_backup_fail("archivist_elasticsearch", {"login": user, "password": "no-privileges-pw"},
+                                 "elasticsearch", f"user '{user}' may not read Elasticsearch at", monkeypatch,
+                                 backups_settings)
+
+
+def assert_check_and_backup_fail(conn_id: str, fields: dict, item: str, phrase: str, monkeypatch,
+                                 backups_settings) -> None:
+    """With `fields` changed in the connection, the check fails in seconds on `item` alone with
+    `phrase` and the connection's name, and a backup fails without touching any bundle."""
     for name, value in conn_env(conn_id, **fields).items():
         monkeypatch.setenv(name, value)
     store = BackupStore(backups_settings)
@@ -71,6 +92,44 @@ def test_bad_connection_fails_check_naming_it(case, monkeypatch, backups_setting
     with pytest.raises(ArchivistError):
         backup.run_backup()
     assert {b.key.name for b in store.list_bundles()} == before
+
+
+ES_LOGIN_REFUSED = ("cannot log in to Elasticsearch at {url} (connection 'archivist_elasticsearch') as user '{user}': "
+                    "unable to authenticate user [{user}] (401); check the user and password")
+
+
+@pytest.fixture
+def probe_index(es_client):
+    with small_index(es_client, "bad-config-probe", 20) as name:
+        yield name
+
+
+def test_wrong_elasticsearch_password_stops_the_backup_dag_the_backup_and_restore_commands(
+        probe_index, es_client, es_settings, backups_settings):
+    """The DAG fails at `check` before any job starts; `archivist backup` and `archivist restore`
+    (empty and replace mode) exit 2 with the same line; no bundle and no index is touched."""
+    key = backup.run_backup(jobs=("elasticsearch",), index_pattern=probe_index)["key"]  # with the right password
+    store = BackupStore(backups_settings)
+    before = {b.key.name: (b.size, b.last_modified) for b in store.list_bundles()}
+    index_uuid = es_client.indices.get_settings(index=probe_index)[probe_index]["settings"]["index"]["uuid"]
+    wrong = conn_env("archivist_elasticsearch", password="wrong-password")
+    message = ES_LOGIN_REFUSED.format(url=es_settings.url, user=es_settings.user)
+
+    run = dags_test("archivist_backup", {"index_pattern": probe_index}, env=wrong)
+    output = run.stdout + run.stderr
+    assert run.returncode != 0 and message in output, output[-3000:]
+    assert "starting task_id=elasticsearch" not in output, "a job ran although check failed"
+
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith(SPEC_PREFIXES)}, **wrong}
+    for args in (["backup", "--jobs", "elasticsearch"], ["restore", key],
+                 ["restore", key, "--mode", "replace", "--indices", probe_index]):
+        run = archivist(env, *args)
+        assert run.returncode == 2, (args, run.stdout, run.stderr)
+        assert message in run.stderr, (args, run.stderr)
+
+    assert {b.key.name: (b.size, b.last_modified) for b in store.list_bundles()} == before
+    assert es_client.indices.get_settings(index=probe_index)[probe_index]["settings"]["index"]["uuid"] == index_uuid
+    assert es_client.count(index=probe_index)["count"] == 20
 
 
 def test_missing_connection_id_is_named(monkeypatch):

@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import secrets
 import subprocess
 import sys
 import time
@@ -21,7 +20,7 @@ from archivist import backup, bundle, s3io
 from archivist.bundle import BackupKey
 from archivist.store import BackupStore
 from conftest import ROOT
-from secrets_support import archivist, objects_under, spec_env, unfinished_uploads
+from secrets_support import archivist, objects_under, small_index, spec_env, unfinished_uploads
 
 BIG_OBJECTS = 8
 BIG_OBJECT_BYTES = 8 * 1024 * 1024
@@ -39,13 +38,8 @@ print(json.dumps({"key": made["key"], "started": started, "ended": time.time(), 
 
 @pytest.fixture(scope="module")
 def probe_index(es_client):
-    name = f"concurrency-probe-{secrets.token_hex(4)}"
-    es_client.indices.create(index=name, settings={"number_of_shards": 1, "number_of_replicas": 0})
-    for i in range(200):
-        es_client.index(index=name, id=str(i), document={"n": i, "text": f"document {i}"})
-    es_client.indices.refresh(index=name)
-    yield name
-    es_client.options(ignore_status=404).indices.delete(index=name)
+    with small_index(es_client, "concurrency-probe", 200) as name:
+        yield name
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,10 @@ argv of every process sampled every 50 ms while the runs went on.
 
 The backups read the demo stack; the restores (which run at the same time) write into two
 databases, two buckets and Elasticsearch indices of this test's own, so no other test's data
-is touched. Credentials: a PostgreSQL superuser role made for the test, MinIO STS temporary
-keys (secret + session token) and an Elasticsearch user/password (the local server runs with
-security off, so it ignores them, but the client still sends them)."""
+is touched. Credentials, each made for the test and removed after it: a PostgreSQL superuser
+role, MinIO STS temporary keys (secret + session token), and an Elasticsearch superuser in the
+server's file realm, which every request must log in as (the local server runs with security
+on)."""
 
 from __future__ import annotations
 
@@ -195,7 +196,7 @@ def _variants(secret: str) -> set[bytes]:
 
 def test_no_secret_leaks_from_dags_cli_logs_xcom_bundles_or_argv(
         secret_postgres, probe_indices, restore_buckets, pg_settings, es_settings, storage_settings,
-        backups_settings, tmp_path, monkeypatch):
+        backups_settings, es_user, tmp_path, monkeypatch):
     for name in list(os.environ):  # the DAG runs must read the connections, not spec variables
         if name.startswith(SPEC_PREFIXES):
             monkeypatch.delenv(name)
@@ -206,6 +207,7 @@ def test_no_secret_leaks_from_dags_cli_logs_xcom_bundles_or_argv(
     source_key = backup.run_backup(index_pattern=f"{probe['r1']},{probe['r2']}")["key"]
 
     es = ElasticsearchSettings(es_settings.url, ES_USER, f"es-S3cr3t-{secrets.token_hex(12)}", "secret test")
+    es_user(es.user, es.password, "superuser")
     storage = _temporary_credentials(storage_settings, storage_settings.bucket)
     backups = _temporary_credentials(storage_settings, backups_settings.bucket)
     the_secrets = {"postgres password": pg.password, "elasticsearch password": es.password,
@@ -270,6 +272,8 @@ def test_no_secret_leaks_from_dags_cli_logs_xcom_bundles_or_argv(
     assert failed.returncode == 2, _output(failed)
     assert "FAIL database: cannot log in to database 'archivist_demo'" in failed.stdout
     assert "password authentication failed" in failed.stdout
+    assert f"FAIL elasticsearch: cannot log in to Elasticsearch at {es.url} (ELASTICSEARCH_* variables) as user " \
+           f"'{ES_USER}': unable to authenticate user [{ES_USER}] (401); check the user and password" in failed.stdout
     for item in ("storage: cannot reach bucket", "backup bucket: cannot reach bucket"):  # wrong secret; wrong token
         line = next(line for line in failed.stdout.splitlines() if line.startswith(f"FAIL {item}"))
         assert "access denied" in line and line.endswith("check the access key, secret and session token"), line

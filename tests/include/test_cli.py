@@ -33,6 +33,7 @@ def spec_env(pg_settings, es_settings, storage_settings, backups_settings) -> di
         "DATABASE_NAME": pg_settings.dbname, "DATABASE_USER": pg_settings.user,
         "DATABASE_PASSWORD": pg_settings.password,
         "ELASTICSEARCH_PROTOCOL": es.scheme, "ELASTICSEARCH_HOST": es.hostname, "ELASTICSEARCH_PORT": str(es.port),
+        "ELASTICSEARCH_USER": es_settings.user, "ELASTICSEARCH_PASSWORD": es_settings.password,
         "BACKUPS_KEPT": "30", "NAMESPACE": "global-namespace",
     })
     for prefix, s3 in (("S3_", storage_settings), ("BACKUP_", backups_settings)):
