@@ -21,11 +21,13 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from archivist.config import ElasticsearchSettings
 from bench.targets import Targets
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = ROOT / ".local" / "bench" / "bin"
 SHIM = Path(__file__).resolve().parent / "elasticdump_shim.js"
+AUTH_FILE = "elasticdump-auth.ini"
 PG_DUMP_ARGS = "--format=plain --no-owner --no-privileges --no-password"
 PSQL_ARGS = "-X -q -v ON_ERROR_STOP=1 --single-transaction --no-password -f -"
 ELASTICDUMP_LIMIT = 10_000           # the largest scroll page Elasticsearch allows (index.max_result_window)
@@ -111,7 +113,7 @@ def es_export(work: Path, url: str, indices: list[str]) -> list[Step]:
             limit = f" --limit={ELASTICDUMP_LIMIT}" if kind == "data" else ""
             steps.append(Step(f"elasticdump {kind} {index}",
                               f"{ed} --input={_q(url + '/' + index)} --output={_q(work / 'es' / f'{index}.{kind}.json')} "
-                              f"--type={kind}{limit} >/dev/null"))
+                              f"--type={kind}{limit}{_auth(work)} >/dev/null"))
     return steps
 
 
@@ -122,7 +124,7 @@ def es_import(work: Path, url: str, indices: list[str]) -> list[Step]:
             extra = f" --limit={ELASTICDUMP_LIMIT} --noRefresh" if kind == "data" else ""
             steps.append(Step(f"elasticdump import {kind} {index}",
                               f"{ed} --input={_q(work / 'es' / f'{index}.{kind}.json')} --output={_q(url + '/' + index)} "
-                              f"--type={kind}{extra} >/dev/null"))
+                              f"--type={kind}{extra}{_auth(work)} >/dev/null"))
     return steps
 
 
@@ -172,11 +174,20 @@ def extract_everything(work: Path) -> Step:
     return Step("tar xzf everything", f"tar xzf {_q(dest / 'backup.tgz')} -C {_q(dest)}")
 
 
-def prepare(work: Path) -> None:
+def prepare(work: Path, es: ElasticsearchSettings | None = None) -> None:
+    """A fresh work folder; with `es`, elasticdump's login in a 0600 file (`--httpAuthFile`), never argv."""
     if work.exists():
         shutil.rmtree(work)
     for sub in ("pg", "es", "storage", "restore"):
         (work / sub).mkdir(parents=True)
+    if es is not None and es.user:
+        auth = work / AUTH_FILE
+        auth.touch(mode=0o600)
+        auth.write_text(f"user={es.user}\npassword={es.password}\n")
+
+
+def _auth(work: Path) -> str:
+    return f" --httpAuthFile={_q(work / AUTH_FILE)}" if (work / AUTH_FILE).exists() else ""
 
 
 def size_of(path: Path) -> int:

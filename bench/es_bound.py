@@ -16,6 +16,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from pathlib import Path
 
 from archivist import elasticsearch as es_job
 from bench import baselines, targets
@@ -58,9 +59,11 @@ def main() -> None:
     total = es.count(index=args.index)["count"]
     env = baselines.env(t, es_job.check(t.elasticsearch))
     with tempfile.TemporaryDirectory() as tmp:
+        baselines.prepare(Path(tmp), t.elasticsearch)
+        auth = [f"--httpAuthFile={Path(tmp) / baselines.AUTH_FILE}"] if t.elasticsearch.user else []
         started = time.monotonic()
         subprocess.run([baselines.tool("elasticdump"), f"--input={t.elasticsearch.url}/{args.index}",
-                        f"--output={tmp}/data.json", "--type=data", f"--limit={baselines.ELASTICDUMP_LIMIT}"],
+                        f"--output={tmp}/data.json", "--type=data", f"--limit={baselines.ELASTICDUMP_LIMIT}", *auth],
                        env={**__import__("os").environ, **env}, check=True, capture_output=True)
         rows = [("elasticdump --type=data --limit=10000", time.monotonic() - started, total)]
     for slices in (1, 2):

@@ -138,7 +138,7 @@ class Bench:
     # --- the run -------------------------------------------------------------------------------------
 
     def run(self) -> dict:
-        baselines.prepare(self.work)
+        baselines.prepare(self.work, self.t.elasticsearch)
         started = time.monotonic()
         self.ensure(*JOBS)
         loaded_seconds = time.monotonic() - started
