@@ -4,11 +4,13 @@ mappings and aliases, and the restore that puts them back in working order.
 Each index is read at one point in time, in `_shard_doc` order with
 `search_after`, a page at a time, by EXPORT_SLICES threads that each read one
 slice of the point in time; their pages go into the one ndjson of the index as
-they arrive. The count written must equal the count the server reported for
-that point in time. Restores create each index with its settings and mappings
-before any document, send its documents as bulk bodies built with orjson,
-BULK_THREADS requests at a time in byte-bounded chunks, then restore aliases
-and check counts. Responses are parsed with orjson too.
+they arrive, and EXPORT_INDICES_AT_ONCE indices are read at once. The count
+written must equal the count the server reported for that point in time.
+Restores create each index with its settings and mappings (and LOADING_SETTINGS
+while it loads) before any document, send its documents as bulk bodies built
+with orjson, BULK_THREADS requests at a time in byte-bounded chunks, then put
+back the index's own settings and aliases and check counts. Responses are
+parsed with orjson too.
 """
 
 from __future__ import annotations
