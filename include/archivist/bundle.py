@@ -235,10 +235,10 @@ def write_bundle(
 ) -> None:
     """Streams the bundle into `out`: folders, meta.json, then each artifact from `open_artifact`."""
     mtime = int(dt.datetime.fromisoformat(meta["created_at"]).timestamp())
-    starts: dict[str, int] = {}  # where each file's gzip member begins, for the seek index
+    starts: list[tuple[str, int, int]] = []  # (file, where its restart point is, CRC32 of the span before)
     with GzipWriter(out, compresslevel=compresslevel, mtime=mtime) as gz:
-        # "w:" rather than the stream mode: tarfile then writes straight through, so a member
-        # boundary falls exactly where a file begins.
+        # "w:" rather than the stream mode: tarfile then writes straight through, so a restart
+        # point falls exactly where a file's tar header begins.
         with tarfile.open(fileobj=gz, mode="w:", format=tarfile.PAX_FORMAT, copybufsize=COPY_CHUNK) as tar:
             folders = [key.name] + [f"{key.name}/{JOB_DIRS[job]}" for job in JOB_DIRS
                                      if any(job_of_path(a.path) == job for a in artifacts)]
@@ -247,17 +247,18 @@ def write_bundle(
                 info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, mtime
                 tar.addfile(info)
             body = json.dumps(meta, indent=2, sort_keys=False).encode()
-            starts[META] = gz.new_member()
+            starts.append((META, *gz.restart_point()))
             tar.addfile(_file_info(f"{key.name}/{META}", len(body), mtime), io.BytesIO(body))
             for artifact in sorted(artifacts, key=member_order):
                 source = open_artifact(artifact.path)
                 try:
-                    starts[artifact.path] = gz.new_member()
+                    starts.append((artifact.path, *gz.restart_point()))
                     tar.addfile(_file_info(f"{key.name}/{artifact.path}", artifact.size, mtime), source)
                 finally:
                     getattr(source, "close", lambda: None)()
-        gz.close()
-        out.write(bundle_index.trailer(starts, gz.bytes_out, mtime))
+        index = bundle_index.index_block(bundle_index.spans(starts, *gz.restart_point()))
+        if index is not None:
+            gz.append_stored(index)  # after the tar's end-of-archive blocks, where tar readers stop
 
 
 def member_order(artifact: Artifact) -> tuple[int, int, str]:

@@ -1,75 +1,77 @@
 """The seek index at the end of a bundle, and reading one file of a bundle without the rest.
 
-archivist writes a bundle as consecutive gzip members, a new one where meta.json and each
-artifact begin, and ends it with an empty gzip member whose header carries the index in its
-extra field (subfield "AR"): each file's byte range in the bundle object. To gzip, tar and any
-other reader the bundle is the same gzipped tar (the last member inflates to nothing). A restore
-task fetches the last bytes, then only the ranges of its own files, instead of downloading and
-inflating every job's data that precedes its own. Bundles without an index (the original tool's,
-or any older) are read from the start as before. See docs/FORMAT.md.
+A bundle stays one gzip member of one tar, but archivist starts a fresh, unprimed deflate block
+where meta.json and each artifact begin (a restart point, see pgzip), and after the tar's end
+writes the index as a stored deflate block: each file's compressed byte range and the CRC32 of
+what that range inflates to. tar and gzip ignore it (it lies after the tar's end-of-archive
+blocks). A restore task fetches the last bytes, then only the ranges of its own files, instead of
+downloading and inflating every job's data that precedes its own. Bundles without an index (the
+original tool's, or any older) are read from the start as before. See docs/FORMAT.md.
 """
 
 from __future__ import annotations
 
 import functools
-import gzip
 import json
 import logging
 import os
-import struct
+import re
 import tarfile
+import zlib
 from contextlib import closing
 from collections.abc import Callable, Iterator
 from typing import IO, Any
 
 from archivist.errors import VerificationError
-from archivist.pgzip import empty_member
+from archivist.pgzip import MAX_STORED
 
 log = logging.getLogger(__name__)
 
-SUBFIELD = b"AR"
+MAGIC = b"ARCHIVIST-INDEX"
 INDEX_VERSION = 1
-MAX_EXTRA = 65535 - 4  # the extra field's length is 16 bits, and the subfield header takes 4 bytes
-TAIL_BYTES = 65536 + 64
-_MAGIC = b"\037\213\010\004"  # gzip, deflate, FEXTRA
+TAIL_BYTES = 65536 + 64  # the stored block that holds the index, and the gzip trailer after it
+_FOOTER = re.compile(rb"\n" + MAGIC + rb" v(\d+) (\d{1,10}) ([0-9a-f]{8})\n")
 
 
-def trailer(starts: dict[str, int], end: int, mtime: int) -> bytes:
-    """The empty last member carrying each file's [start, end) range, or b"" when the index
-    would not fit a gzip extra field (tens of thousands of indices); readers then read it all."""
-    ordered = sorted(starts.items(), key=lambda item: item[1])
-    ranges = {path: [start, ordered[i + 1][1] if i + 1 < len(ordered) else end]
-              for i, (path, start) in enumerate(ordered)}
-    payload = json.dumps({"archivist_index": INDEX_VERSION, "ranges": ranges}, separators=(",", ":")).encode()
-    if len(payload) > MAX_EXTRA:
-        log.warning("the bundle's seek index (%d bytes) does not fit a gzip header; restores will read it whole",
-                    len(payload))
-        return b""
-    return empty_member(mtime, SUBFIELD + struct.pack("<H", len(payload)) + payload)
-
-
-def parse_tail(tail: bytes, object_size: int) -> dict[str, tuple[int, int]] | None:
-    """The ranges from the last bytes of a bundle, or None if it ends without an index."""
-    pos = len(tail)
-    while (pos := tail.rfind(_MAGIC, 0, pos)) >= 0:
-        body = tail[pos + 10:]
-        if len(body) < 6:
-            continue
-        xlen, = struct.unpack_from("<H", body)
-        # The member must be exactly: header, extra field, an empty final block, CRC and size of 0.
-        if body[2:4] != SUBFIELD or 2 + xlen + 10 != len(body) or body[2 + xlen:] != b"\003\000" + bytes(8):
-            continue
-        sublen, = struct.unpack_from("<H", body, 4)
-        try:
-            index = json.loads(body[6:6 + sublen])
-            ranges = {str(p): (int(r[0]), int(r[1])) for p, r in index["ranges"].items()}
-        except (ValueError, KeyError, TypeError, IndexError, AttributeError):
-            return None
-        if index.get("archivist_index") != INDEX_VERSION:
-            return None
-        if all(0 <= a < b <= object_size for a, b in ranges.values()):
-            return ranges
+def index_block(ranges: dict[str, tuple[int, int, int]]) -> bytes | None:
+    """The index as written after the tar: compact JSON, then a footer line with its length and
+    CRC32 so a reader can find and check it from the end. None when it would not fit one stored
+    block (tens of thousands of indices): readers then read the bundle whole."""
+    payload = json.dumps({"ranges": ranges}, separators=(",", ":")).encode()
+    block = payload + b"\n" + MAGIC + b" v%d %d %08x\n" % (INDEX_VERSION, len(payload), zlib.crc32(payload))
+    if len(block) > MAX_STORED:
+        log.warning("the bundle's seek index (%d bytes) does not fit one stored block; restores will read it whole",
+                    len(block))
         return None
+    return block
+
+
+def spans(starts: list[tuple[str, int, int]], end: int, end_crc: int) -> dict[str, tuple[int, int, int]]:
+    """Each file's [start, end) and CRC32 from the restart points taken before each file (path,
+    offset, CRC32 of what came before it) and after the last one."""
+    out = {}
+    for i, (path, start, _) in enumerate(starts):
+        stop, crc = (starts[i + 1][1], starts[i + 1][2]) if i + 1 < len(starts) else (end, end_crc)
+        out[path] = (start, stop, crc)
+    return out
+
+
+def parse_tail(tail: bytes, object_size: int) -> dict[str, tuple[int, int, int]] | None:
+    """The ranges from the last bytes of a bundle, or None if it ends without a (sound) index."""
+    footers = list(_FOOTER.finditer(tail))
+    if not footers:
+        return None
+    footer = footers[-1]
+    version, length, crc = int(footer.group(1)), int(footer.group(2)), int(footer.group(3), 16)
+    payload = tail[footer.start() - length:footer.start()]
+    if version != INDEX_VERSION or len(payload) != length or zlib.crc32(payload) != crc:
+        return None
+    try:
+        ranges = {str(p): (int(r[0]), int(r[1]), int(r[2])) for p, r in json.loads(payload)["ranges"].items()}
+    except (ValueError, KeyError, TypeError, IndexError, AttributeError):
+        return None
+    if all(0 < a < b <= object_size for a, b, _ in ranges.values()):
+        return ranges
     return None
 
 
@@ -115,21 +117,21 @@ class BundleSource:
         return self._ranges
 
     def open_member(self, path: str) -> Iterator[IO[bytes]]:
-        """Yields the file `path` read from its own range; the gzip CRC of that range is checked
-        when the file has been read. Damage surfaces as VerificationError, as for a whole read."""
-        start, end = self.ranges()[path]
+        """Yields the file `path` read from its own range; once it has been read, the CRC32 of the
+        whole range is checked. Damage surfaces as VerificationError, as for a whole read."""
+        start, end, crc = self.ranges()[path]
         with closing(self._open_range(start, end)) as body:
+            inflated = _RawInflater(body, crc, path)
             try:
-                gz = gzip.GzipFile(fileobj=body, mode="rb")
-                tar = tarfile.open(fileobj=gz, mode="r|", bufsize=1024 * 1024)
+                tar = tarfile.open(fileobj=inflated, mode="r|", bufsize=1024 * 1024)
                 member = tar.next()
                 if member is None or not member.isfile() or member.name.partition("/")[2] != path:
                     raise VerificationError(f"the bundle's index points {path} at {member and member.name!r}")
-                yield tar.extractfile(member)
-                while gz.read(1024 * 1024):  # the rest of the range: padding, then the CRC check
-                    pass
-            except (tarfile.TarError, EOFError, gzip.BadGzipFile, OSError) as exc:
+            except (tarfile.TarError, EOFError, zlib.error) as exc:
                 raise VerificationError(f"the bundle is damaged or truncated near {path}: {exc}") from None
+            yield tar.extractfile(member)
+            while inflated.read(1024 * 1024):  # the rest of the range (tar padding), then the CRC check
+                pass
 
 
 def iter_indexed(source: Any, wanted: Callable[[str], bool]) -> Iterator[tuple[str, IO[bytes]]] | None:
@@ -145,6 +147,38 @@ def iter_indexed(source: Any, wanted: Callable[[str], bool]) -> Iterator[tuple[s
                 yield path, fileobj
 
     return members()
+
+
+class _RawInflater:
+    """Inflates one range of raw deflate (from a restart point to the next) as it is read, and
+    checks its CRC32 when the range ends."""
+
+    def __init__(self, body: IO[bytes], crc: int, path: str):
+        self._body, self._want, self._path = body, crc, path
+        self._z = zlib.decompressobj(-zlib.MAX_WBITS)
+        self._crc = 0
+        self._done = False
+
+    def read(self, n: int = -1) -> bytes:
+        n = 1024 * 1024 if n is None or n < 0 else n
+        out = b""
+        try:
+            while not out and not self._done:
+                if self._z.unconsumed_tail:
+                    out = self._z.decompress(self._z.unconsumed_tail, n)
+                    continue
+                chunk = self._body.read(1024 * 1024)
+                if not chunk:
+                    out = self._z.flush()
+                    self._done = True
+                    break
+                out = self._z.decompress(chunk, n)
+        except zlib.error as exc:
+            raise VerificationError(f"the bundle is damaged near {self._path}: {exc}") from None
+        self._crc = zlib.crc32(out, self._crc)
+        if self._done and self._crc != self._want:
+            raise VerificationError(f"the bundle is damaged near {self._path}: its CRC32 does not match the index")
+        return out
 
 
 class _Limited:

@@ -1,10 +1,12 @@
-"""A gzip writer that deflates on several threads, as pigz does, and can start new gzip members.
+"""A gzip writer that deflates on several threads, as pigz does, with restart points.
 
 The input is cut into blocks; each is deflated on its own, primed with the last 32 KiB of the
 block before it, and ends on a byte boundary, so the blocks join into one ordinary deflate
-stream (zlib releases the GIL while it deflates). `new_member()` ends the current gzip member
-and starts another: gzip, tar and Python read consecutive members as one stream (RFC 1952,
-section 2.2), and a reader that knows where a member starts can inflate from there alone.
+stream in one gzip member (zlib releases the GIL while it deflates). `restart_point()` ends the
+current block and starts the next one unprimed: nothing after that byte offset refers to
+anything before it, so a reader can inflate from there alone (as raw deflate) while every other
+reader sees one plain gzip stream. `append_stored()` adds bytes as a stored (uncompressed)
+deflate block, so they can be read straight out of the compressed file.
 """
 
 from __future__ import annotations
@@ -43,17 +45,13 @@ def _deflate_block(data: bytes, level: int, zdict: bytes, last: bool) -> bytes:
     return c.compress(data) + c.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH)
 
 
-def member_header(mtime: int, level: int = 6, extra: bytes = b"") -> bytes:
-    """The header gzip.GzipFile(filename="") writes (no name, unknown OS), with an optional extra field."""
+def _header(mtime: int, level: int) -> bytes:
+    """The header gzip.GzipFile(filename="") writes: no name, the given mtime, unknown OS."""
     xfl = b"\002" if level == 9 else b"\004" if level == 1 else b"\000"
-    flags = b"\004" if extra else b"\000"
-    head = b"\037\213\010" + flags + struct.pack("<L", int(mtime) & 0xFFFFFFFF) + xfl + b"\377"
-    return head + (struct.pack("<H", len(extra)) + extra if extra else b"")
+    return b"\037\213\010\000" + struct.pack("<L", int(mtime) & 0xFFFFFFFF) + xfl + b"\377"
 
 
-def empty_member(mtime: int, extra: bytes) -> bytes:
-    """A gzip member holding no data, only the extra field (subfields, RFC 1952 section 2.3.1.1)."""
-    return member_header(mtime, extra=extra) + b"\003\000" + struct.pack("<LL", 0, 0)
+MAX_STORED = 65535  # the most one stored deflate block holds
 
 
 class GzipWriter:
@@ -62,32 +60,27 @@ class GzipWriter:
 
     def __init__(self, fileobj: IO[bytes], compresslevel: int = 6, mtime: int = 0,
                  threads: int | None = None, block: int = BLOCK):
-        self._out, self._level, self._block, self._mtime = fileobj, compresslevel, block, int(mtime)
+        self._out, self._level, self._block = fileobj, compresslevel, block
         self._threads = threads or THREADS
         self._pool = ThreadPoolExecutor(max_workers=self._threads, thread_name_prefix="gzip")
         self._pending: deque[Future] = deque()
         self._buf = bytearray()
+        self._window = b""
+        self._crc = 0
         self._closed = False
-        self.bytes_in = 0   # uncompressed bytes written, over all members
+        self.bytes_in = 0   # uncompressed bytes written
         self.bytes_out = 0  # compressed bytes handed to `fileobj`
-        self._start_member()
+        self._span_crc = 0  # CRC32 of the bytes since the last restart point
+        self._emit(_header(mtime, compresslevel))
 
     def _emit(self, data: bytes) -> None:
         self._out.write(data)
         self.bytes_out += len(data)
 
-    def _start_member(self) -> None:
-        self._window = b""
-        self._crc = 0
-        self._size = 0
-        self._emit(member_header(self._mtime, self._level))
-
-    def _end_member(self) -> None:
-        self._submit(bytes(self._buf), last=True)
-        self._buf = bytearray()
-        while self._pending:
-            self._emit(self._pending.popleft().result())
-        self._emit(struct.pack("<LL", self._crc & 0xFFFFFFFF, self._size & 0xFFFFFFFF))
+    def _take(self, data) -> None:
+        self._crc = zlib.crc32(data, self._crc)
+        self._span_crc = zlib.crc32(data, self._span_crc)
+        self.bytes_in += len(data)
 
     def tell(self) -> int:  # tarfile's writer asks where it is in the uncompressed stream
         return self.bytes_in
@@ -95,26 +88,37 @@ class GzipWriter:
     def write(self, data) -> int:
         if self._closed:
             raise ValueError("write to a closed GzipWriter")
-        n = len(data)
-        self._crc = zlib.crc32(data, self._crc)
-        self._size += n
-        self.bytes_in += n
+        self._take(data)
         self._buf += data
         while len(self._buf) >= self._block:
             chunk = bytes(self._buf[:self._block])
             del self._buf[:self._block]
             self._submit(chunk, last=False)
-        return n
+        return len(data)
 
-    def new_member(self) -> int:
-        """Ends the current member (unless it is still empty) and starts another; returns the
-        offset in the compressed output where the next bytes written begin their member."""
-        if self._size:
-            self._end_member()
-            start = self.bytes_out
-            self._start_member()
-            return start
-        return self.bytes_out - len(member_header(self._mtime, self._level))
+    def restart_point(self) -> tuple[int, int]:
+        """Ends the current block and writes out everything pending; the next block is not primed.
+        Returns (offset in the compressed output where the next block begins, CRC32 of the bytes
+        written since the previous restart point)."""
+        if self._buf:
+            self._submit(bytes(self._buf), last=False)
+            self._buf = bytearray()
+        while self._pending:
+            self._emit(self._pending.popleft().result())
+        self._window = b""
+        crc, self._span_crc = self._span_crc, 0
+        return self.bytes_out, crc
+
+    def append_stored(self, data: bytes) -> None:
+        """Adds `data` as one stored deflate block after a restart point: its bytes appear as they
+        are in the compressed output, where a reader can find them without inflating anything."""
+        if len(data) > MAX_STORED:
+            raise ValueError(f"a stored block holds at most {MAX_STORED} bytes, not {len(data)}")
+        self.restart_point()
+        self._take(data)
+        # Byte-aligned after the sync flush: BFINAL 0, BTYPE 00 and padding make one zero byte.
+        self._emit(b"\000" + struct.pack("<HH", len(data), len(data) ^ 0xFFFF) + data)
+        self.restart_point()
 
     def _submit(self, chunk: bytes, last: bool) -> None:
         self._pending.append(self._pool.submit(_deflate_block, chunk, self._level, self._window, last))
@@ -130,7 +134,11 @@ class GzipWriter:
             return
         self._closed = True
         try:
-            self._end_member()
+            self._submit(bytes(self._buf), last=True)
+            self._buf = bytearray()
+            while self._pending:
+                self._emit(self._pending.popleft().result())
+            self._emit(struct.pack("<LL", self._crc & 0xFFFFFFFF, self.bytes_in & 0xFFFFFFFF))
         finally:
             self._pool.shutdown(wait=True, cancel_futures=True)
 

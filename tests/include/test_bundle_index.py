@@ -1,7 +1,7 @@
 """Tests of the bundle's seek index (archivist.bundle_index): each file's range holds exactly
-that file, tar and gzip still read the bundle whole, a restore reads only its own ranges from
-a file and from the real S3 server, and a bundle without an index (or with a wrong one) is
-read whole or refused, never misread."""
+that file, tar, gzip and Python's streaming tarfile still read the bundle whole, a restore reads
+only its own ranges from a file and from the real S3 server, and a bundle without an index (or
+with a wrong one) is read whole or refused, never misread."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import io
 import random
 import subprocess
 import tarfile
+import zlib
 
 import pytest
 
@@ -52,25 +53,32 @@ def written() -> bytes:
         staging.cleanup()
 
 
-def _ranges(data: bytes) -> dict[str, tuple[int, int]]:
+def _ranges(data: bytes) -> dict[str, tuple[int, int, int]]:
     return bundle_index.parse_tail(data[-bundle_index.TAIL_BYTES:], len(data))
+
+
+def _inflate_raw(data: bytes) -> bytes:
+    z = zlib.decompressobj(-zlib.MAX_WBITS)
+    return z.decompress(data) + z.flush()
 
 
 def test_every_file_has_a_range_holding_exactly_that_file(written):
     ranges = _ranges(written)
     assert set(ranges) == {*FILES, bundle.META}
-    for path, (start, end) in ranges.items():
-        with tarfile.open(fileobj=io.BytesIO(gzip.decompress(written[start:end])), mode="r:") as tar:
+    for path, (start, end, crc) in ranges.items():
+        inflated = _inflate_raw(written[start:end])
+        assert zlib.crc32(inflated) == crc
+        with tarfile.open(fileobj=io.BytesIO(inflated), mode="r:") as tar:
             first = tar.next()
             assert first.name == f"{KEY.name}/{path}"
             if path in FILES:
                 assert tar.extractfile(first).read() == FILES[path]
 
 
-def test_the_ranges_tile_the_bundle_after_the_folders(written):
-    spans = sorted(_ranges(written).values())
+def test_the_ranges_follow_each_other_up_to_the_index(written):
+    spans = sorted((a, b) for a, b, _ in _ranges(written).values())
     assert all(a[1] == b[0] for a, b in zip(spans, spans[1:]))
-    assert spans[-1][1] < len(written)  # the index member itself follows the last file
+    assert written.rfind(bundle_index.MAGIC) > spans[-1][1]  # the index itself follows the last file
 
 
 def test_tar_gzip_and_verify_read_the_indexed_bundle_whole(written, tmp_path):
@@ -79,6 +87,8 @@ def test_tar_gzip_and_verify_read_the_indexed_bundle_whole(written, tmp_path):
     subprocess.run(["gzip", "-t", str(path)], check=True)
     listing = subprocess.run(["tar", "tzf", str(path)], capture_output=True, text=True, check=True).stdout.split()
     assert {f"{KEY.name}/{p}" for p in FILES} < set(listing)
+    with tarfile.open(fileobj=io.BytesIO(written), mode="r|gz") as tar:  # Python's one-pass reader
+        assert {m.name for m in tar} == {name.rstrip("/") for name in listing}
     assert bundle.verify(io.BytesIO(written)).warnings == []
 
 
@@ -111,12 +121,12 @@ def test_an_index_pointing_at_the_wrong_file_is_refused(written, tmp_path):
 
 
 def test_damage_inside_a_range_is_caught_by_its_crc(written):
-    start, end = _ranges(written)[bundle.storage_manifest_path(BID)]
+    start, end, _ = _ranges(written)[bundle.storage_path(BID)]
     damaged = bytearray(written)
-    damaged[end - 5] ^= 0x01  # the member's length field in its gzip trailer
+    damaged[(start + end) // 2] ^= 0x01  # inside the stored (incompressible) archive: only the CRC sees it
     source = BundleSource(lambda: len(damaged), lambda: io.BytesIO(damaged), lambda a, b: io.BytesIO(bytes(damaged[a:b])))
-    with pytest.raises(VerificationError, match="damaged or truncated near jobs.storage/manifest"):
-        for _path, f in restore._member(source, lambda p: p == bundle.storage_manifest_path(BID)):
+    with pytest.raises(VerificationError, match="damaged near jobs.storage/storage-.*CRC32"):
+        for _path, f in restore._member(source, lambda p: p == bundle.storage_path(BID)):
             f.read()
 
 

@@ -1,6 +1,6 @@
-"""Tests of the parallel gzip writer (archivist.pgzip): what it writes is ordinary gzip to
-Python and to the gzip command, member boundaries land where asked, and data that does not
-compress is stored rather than deflated."""
+"""Tests of the parallel gzip writer (archivist.pgzip): what it writes is one ordinary gzip
+member to Python and to the gzip command, a restart point can be inflated from on its own,
+stored blocks appear as they are, and data that does not compress is stored, not deflated."""
 
 from __future__ import annotations
 
@@ -12,21 +12,28 @@ import zlib
 
 import pytest
 
-from archivist.pgzip import GzipWriter, empty_member
+from archivist.pgzip import MAX_STORED, GzipWriter
 
 TEXT = b"".join(b"line %d of some fairly repetitive log text\n" % i for i in range(60_000))
 NOISE = random.Random(3).randbytes(700_000)
 
 
-def _written(*parts: bytes, boundaries: bool = False, block: int = 64 * 1024) -> tuple[bytes, list[int]]:
+def _written(*parts: bytes, restarts: bool = False, block: int = 64 * 1024) -> tuple[bytes, list[tuple[int, int]]]:
     out = io.BytesIO()
-    starts = []
+    points = []
     with GzipWriter(out, compresslevel=4, mtime=1, threads=3, block=block) as gz:
         for part in parts:
-            if boundaries:
-                starts.append(gz.new_member())
+            if restarts:
+                points.append(gz.restart_point())
             gz.write(part)
-    return out.getvalue(), starts
+        if restarts:
+            points.append(gz.restart_point())
+    return out.getvalue(), points
+
+
+def _inflate_raw(data: bytes) -> bytes:
+    z = zlib.decompressobj(-zlib.MAX_WBITS)
+    return z.decompress(data) + z.flush()
 
 
 @pytest.mark.parametrize("data", [b"", b"x", TEXT, NOISE, TEXT + NOISE + TEXT], ids=["empty", "one byte", "text",
@@ -44,35 +51,40 @@ def test_text_is_deflated_and_noise_is_stored_at_about_its_size():
     assert len(NOISE) < len(_written(NOISE)[0]) < len(NOISE) * 1.01
 
 
-def test_each_member_inflates_on_its_own_from_its_start():
+def test_each_span_between_restart_points_inflates_on_its_own():
     parts = [TEXT, NOISE, b"short", TEXT[:1000]]
-    written, starts = _written(*parts, boundaries=True)
-    assert gzip.decompress(written) == b"".join(parts)
-    ends = starts[1:] + [len(written)]
-    for part, start, end in zip(parts, starts, ends):
-        assert gzip.decompress(written[start:end]) == part
+    written, points = _written(*parts, restarts=True)
+    assert gzip.decompress(written) == b"".join(parts)  # still one plain gzip member
+    for part, (start, _), (end, crc) in zip(parts, points, points[1:]):
+        assert _inflate_raw(written[start:end]) == part
+        assert crc == zlib.crc32(part)
 
 
-def test_a_new_member_before_any_data_is_the_first_member():
+def test_a_restart_point_before_any_data_is_just_after_the_header():
     out = io.BytesIO()
     with GzipWriter(out, mtime=1) as gz:
-        assert gz.new_member() == 0
-        assert gz.new_member() == 0  # still empty: no empty member is written
+        assert gz.restart_point() == (10, 0)
+        assert gz.restart_point() == (10, 0)  # nothing written: nothing ends
         gz.write(b"abc")
         assert gz.tell() == 3
     assert gzip.decompress(out.getvalue()) == b"abc"
 
 
-def test_a_damaged_member_fails_its_crc():
-    written, starts = _written(TEXT, TEXT, boundaries=True)
+def test_stored_bytes_appear_as_they_are_and_belong_to_the_stream():
+    out = io.BytesIO()
+    with GzipWriter(out, mtime=1) as gz:
+        gz.write(TEXT)
+        gz.append_stored(b"FIND ME: an index")
+    written = out.getvalue()
+    assert b"FIND ME: an index" in written[-64:]
+    assert gzip.decompress(written) == TEXT + b"FIND ME: an index"
+    with pytest.raises(ValueError, match="at most"):
+        GzipWriter(io.BytesIO()).append_stored(b"x" * (MAX_STORED + 1))
+
+
+def test_a_damaged_stream_fails_its_crc():
+    written, _ = _written(TEXT, TEXT)
     damaged = bytearray(written)
-    damaged[starts[1] - 6] ^= 0x01  # inside the first member's CRC
+    damaged[-6] ^= 0x01  # inside the CRC
     with pytest.raises(gzip.BadGzipFile, match="CRC"):
         gzip.decompress(bytes(damaged))
-
-
-def test_an_empty_member_with_an_extra_field_inflates_to_nothing():
-    member = empty_member(1, b"AR\x03\x00abc")
-    assert gzip.decompress(member) == b""
-    assert gzip.decompress(gzip.compress(b"data") + member) == b"data"
-    assert zlib.decompress(member, 31) == b""
