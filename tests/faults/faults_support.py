@@ -1,11 +1,5 @@
 """Helpers for the outage fault tests: servers killed and brought back, background jobs,
-and data big enough that a job is really running when its server goes away.
-
-NOTE: the helper functions above the fixtures (start_servers, kill_server, process_running,
-wait_until, Background) were RECONSTRUCTED from their uses in test_faults_outages.py by the
-secrets/concurrency helper, whose file write accidentally replaced this module at 03:33:56;
-the fixtures below are the outage author's own. Check them against the original.
-"""
+and data big enough that a job is really running when its server goes away."""
 
 from __future__ import annotations
 
