@@ -84,12 +84,13 @@ class BundleSource:
         self._ranges: dict[str, tuple[int, int]] | None | bool = False  # False: not read yet
 
     @classmethod
-    def s3(cls, s3: Any, bucket: str, key: str) -> BundleSource:
-        """The object `key`; nothing is requested until it is read."""
+    def s3(cls, s3: Any, bucket: str, key: str, size: int | None = None) -> BundleSource:
+        """The object `key` (of `size` bytes, if known from a listing); nothing is requested until
+        it is read."""
         def ranged(start: int, end: int) -> IO[bytes]:
             return s3.get_object(Bucket=bucket, Key=key, Range=f"bytes={start}-{end - 1}")["Body"]
 
-        return cls(lambda: s3.head_object(Bucket=bucket, Key=key)["ContentLength"],
+        return cls(lambda: size if size is not None else s3.head_object(Bucket=bucket, Key=key)["ContentLength"],
                    lambda: s3.get_object(Bucket=bucket, Key=key)["Body"], ranged)
 
     @classmethod
@@ -111,9 +112,10 @@ class BundleSource:
     def ranges(self) -> dict[str, tuple[int, int]] | None:
         """The index at the end of the bundle (read once), or None if it has none."""
         if self._ranges is False:
-            start = max(0, self.size - TAIL_BYTES)
-            with closing(self._open_range(start, self.size)) as body:
-                self._ranges = parse_tail(body.read(), self.size) if self.size else None
+            self._ranges = None
+            if self.size:
+                with closing(self._open_range(max(0, self.size - TAIL_BYTES), self.size)) as body:
+                    self._ranges = parse_tail(body.read(), self.size)
         return self._ranges
 
     def open_member(self, path: str) -> Iterator[IO[bytes]]:

@@ -1,9 +1,11 @@
 """The bundles in the backup bucket with what their meta.json says, for the Backups page.
 
-meta.json is the first file of a bundle (after the folder entries), so it is
-read from a ranged GET of the object's first bytes: a bundle of any size costs
-one small request, never a download. Bundles are immutable (a key is never
-reused), so each meta.json is read once per API server process and cached.
+A bundle's seek index (docs/FORMAT.md §1.1) says where meta.json lies, so it
+costs two small ranged GETs (the index at the end, then meta.json's range),
+never a download. A bundle without an index (the original tool's) has
+meta.json as its first file and is read from ranged GETs of its first bytes.
+Bundles are immutable (a key is never reused), so each meta.json is read once
+per API server process and cached.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from urllib.parse import quote
 
 from archivist import bundle
 from archivist.bundle import JOB_DIRS, META, MAX_META_BYTES
+from archivist.bundle_index import BundleSource
 from archivist.errors import VerificationError
 from archivist.store import BackupStore, StoredBundle
 
@@ -39,6 +42,16 @@ class _NotABundle(VerificationError):
     """What the first bytes show for certain, however many more there are."""
 
 
+def _parse_meta(body: bytes) -> dict[str, Any]:
+    try:
+        meta = json.loads(body)
+    except ValueError as exc:
+        raise _NotABundle(f"{META} is not valid JSON: {exc}") from None
+    if not isinstance(meta, dict):
+        raise _NotABundle(f"{META} is not a JSON object")
+    return meta
+
+
 def _meta_from_prefix(stream: Any, complete: bool) -> dict[str, Any]:
     """meta.json from a bundle's first bytes; `complete` tells whether they are the whole object."""
     try:
@@ -50,13 +63,7 @@ def _meta_from_prefix(stream: Any, complete: bool) -> dict[str, Any]:
             body = fileobj.read()
             if len(body) != info.size:
                 raise _NeedMore()
-            try:
-                meta = json.loads(body)
-            except ValueError as exc:
-                raise _NotABundle(f"{META} is not valid JSON: {exc}") from None
-            if not isinstance(meta, dict):
-                raise _NotABundle(f"{META} is not a JSON object")
-            return meta
+            return _parse_meta(body)
     except VerificationError as exc:  # iter_members' own errors may only mean "read further"
         if complete or isinstance(exc, _NotABundle):
             raise
@@ -69,7 +76,13 @@ def _meta_from_prefix(stream: Any, complete: bool) -> dict[str, Any]:
 
 
 def read_meta(store: BackupStore, stored: StoredBundle) -> dict[str, Any]:
-    """A bundle's meta.json, from as few of its first bytes as will do."""
+    """A bundle's meta.json: from its range when the bundle has a seek index, else from as few
+    of its first bytes as will do."""
+    source = BundleSource.s3(store.s3, store.bucket, stored.key.object_key, size=stored.size)
+    ranges = source.ranges()
+    if ranges and META in ranges and ranges[META][1] - ranges[META][0] <= MAX_META_BYTES:
+        for fileobj in source.open_member(META):
+            return _parse_meta(fileobj.read())
     want = min(FIRST_PROBE, stored.size)
     while True:
         complete = want >= stored.size

@@ -8,6 +8,7 @@ runs started here are dry runs (nothing is written) and are deleted at the end.
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import json
 from urllib.parse import quote
 
@@ -189,7 +190,7 @@ class RecordingS3:
         return getattr(self._s3, name)
 
 
-def test_catalog_reads_only_the_start_of_each_bundle_and_caches_it(demo_bundle, backups_settings, scratch_bucket,
+def test_catalog_reads_small_ranges_of_each_bundle_and_caches_it(demo_bundle, backups_settings, scratch_bucket,
                                                                    monkeypatch):
     source = BackupStore(backups_settings)
     data = source.open_bundle(BackupKey.parse(demo_bundle["key"])).read()
@@ -198,6 +199,9 @@ def test_catalog_reads_only_the_start_of_each_bundle_and_caches_it(demo_bundle, 
     store.s3.put_object(Bucket=store.bucket, Key=good.object_key, Body=data)
     garbage = BackupKey.new()
     store.s3.put_object(Bucket=store.bucket, Key=garbage.object_key, Body=b"not a gzipped tar" * 100)
+    # the same bundle gzipped again in one go, as another tool would: no seek index to find
+    unindexed = BackupKey(good.date, "unindexed00")
+    store.s3.put_object(Bucket=store.bucket, Key=unindexed.object_key, Body=gzip.compress(gzip.decompress(data)))
     store.s3.put_object(Bucket=store.bucket, Key="notes.txt", Body=b"not a bundle name")
     # a first probe far smaller than any bundle, so reading all of one would show
     monkeypatch.setattr(catalog, "FIRST_PROBE", 2048)
@@ -206,16 +210,21 @@ def test_catalog_reads_only_the_start_of_each_bundle_and_caches_it(demo_bundle, 
     cat = catalog.Catalog(BackupStore(scratch_bucket, s3=recorder))
 
     rows = {r["key"]: r for r in cat.list()}
-    assert set(rows) == {good.name, garbage.name}
+    assert set(rows) == {good.name, garbage.name, unindexed.name}
+    assert rows[unindexed.name]["error"] is None and rows[unindexed.name]["format_version"] == 1
     assert rows[good.name]["error"] is None and rows[good.name]["format_version"] == 1
     meta = meta_in_bundle(source, good.name)
     assert {j["job"] for j in rows[good.name]["jobs"]} == {j for j, d in bundle.JOB_DIRS.items() if d in meta["counts"]}
     assert "gzip" in rows[garbage.name]["error"] or "damaged" in rows[garbage.name]["error"]
     reads = [g for g in recorder.gets if g["Key"] == good.object_key]
-    assert reads, "meta.json is read with ranged GETs"
-    for get in reads:  # each from the start of the object, and never the whole bundle
-        first, last = get["Range"].removeprefix("bytes=").split("-")
-        assert first == "0" and int(last) < len(data) // 4, get
+    # the seek index at the end, then meta.json's own range: two small reads, never the bundle
+    assert len(reads) == 2, reads
+    for get in reads:
+        first, last = map(int, get["Range"].removeprefix("bytes=").split("-"))
+        assert last - first < len(data) // 4, get
+    for get in (g for g in recorder.gets if g["Key"] == unindexed.object_key):  # its tail, then its first bytes
+        first, last = map(int, get["Range"].removeprefix("bytes=").split("-"))
+        assert last - first + 1 < len(data), get
     gets = len(recorder.gets)
     cat.list()
     assert cat.meta(store.locate(good.name)) == (meta, None)
