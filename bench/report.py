@@ -260,13 +260,17 @@ def headline(results: dict) -> str:
 
 
 def main() -> None:
-    """Renders the Markdown table of saved results again: python -m bench.report bench/results/X.json ..."""
+    """Evaluates saved results again against the newest scale-0.1 run (made after them, say) and
+    renders their Markdown table: python -m bench.report bench/results/X.json ..."""
     import sys
 
     for name in sys.argv[1:]:
         path = Path(name)
         results = json.loads(path.read_text())
         reference = latest(path.parent, 0.1) if results["scale"] > 0.1 else None
+        results["targets"] = [{"what": w, "wanted": want, "found": f, "met": met}
+                              for w, want, f, met in evaluate(results, reference)]
+        path.write_text(json.dumps(results, indent=2) + "\n")  # the targets against the newest reference
         path.with_name(path.name[:-len(".json")] + ".md").write_text(markdown(results, reference))
         print(f"wrote {path.name[:-len('.json')]}.md")
 

@@ -41,7 +41,7 @@ from archivist.progress import Progress
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 5000
-EXPORT_PAGE_SIZE = 3000   # per slice; a page of each slice is read while another waits in the queue
+EXPORT_PAGE_SIZE = 2000   # per slice; a page of each slice is read while another waits in the queue
 EXPORT_SLICES = 2         # threads reading one index, each its own slice of the point in time
 EXPORT_INDICES_AT_ONCE = 1
 KEEP_ALIVE = "5m"
@@ -517,7 +517,8 @@ def load_documents(es: Elasticsearch, index: str, lines: IO[bytes]) -> int:
     progress = Progress(f"restore {index}", "docs")
     loaded = 0
     pending: deque[Future] = deque()
-    with ThreadPoolExecutor(max_workers=BULK_THREADS, thread_name_prefix=f"bulk:{index}") as pool:
+    # Two malloc arenas: the bulk threads' bodies and answers would otherwise fragment a heap each.
+    with s3io.malloc_arenas(2), ThreadPoolExecutor(max_workers=BULK_THREADS, thread_name_prefix=f"bulk:{index}") as pool:
         try:
             for body, docs in _bulk_bodies(io.BufferedReader(lines, 1024 * 1024), progress):
                 while len(pending) >= BULK_THREADS:  # one body ready while the others are sent
