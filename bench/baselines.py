@@ -106,26 +106,25 @@ def pg_restore(work: Path) -> list[Step]:
 # --- Elasticsearch ------------------------------------------------------------------------------------
 
 
-def es_export(work: Path, url: str, indices: list[str]) -> list[Step]:
+def _elasticdump(work: Path, url: str, indices: list[str], importing: bool) -> list[Step]:
+    """settings, mapping and data of each index, from the server to files or back."""
     ed, steps = tool("elasticdump"), []
     for index in indices:
         for kind in ("settings", "mapping", "data"):
-            limit = f" --limit={ELASTICDUMP_LIMIT}" if kind == "data" else ""
-            steps.append(Step(f"elasticdump {kind} {index}",
-                              f"{ed} --input={_q(url + '/' + index)} --output={_q(work / 'es' / f'{index}.{kind}.json')} "
-                              f"--type={kind}{limit}{_auth(work)} >/dev/null"))
+            server, file = _q(url + "/" + index), _q(work / "es" / f"{index}.{kind}.json")
+            source, target = (file, server) if importing else (server, file)
+            extra = (f" --limit={ELASTICDUMP_LIMIT}" + (" --noRefresh" if importing else "")) if kind == "data" else ""
+            steps.append(Step(f"elasticdump {'import ' if importing else ''}{kind} {index}",
+                              f"{ed} --input={source} --output={target} --type={kind}{extra}{_auth(work)} >/dev/null"))
     return steps
+
+
+def es_export(work: Path, url: str, indices: list[str]) -> list[Step]:
+    return _elasticdump(work, url, indices, importing=False)
 
 
 def es_import(work: Path, url: str, indices: list[str]) -> list[Step]:
-    ed, steps = tool("elasticdump"), []
-    for index in indices:
-        for kind in ("settings", "mapping", "data"):
-            extra = f" --limit={ELASTICDUMP_LIMIT} --noRefresh" if kind == "data" else ""
-            steps.append(Step(f"elasticdump import {kind} {index}",
-                              f"{ed} --input={_q(work / 'es' / f'{index}.{kind}.json')} --output={_q(url + '/' + index)} "
-                              f"--type={kind}{extra}{_auth(work)} >/dev/null"))
-    return steps
+    return _elasticdump(work, url, indices, importing=True)
 
 
 # --- storage ------------------------------------------------------------------------------------------

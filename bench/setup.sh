@@ -29,16 +29,8 @@ install_elasticdump() {
 }
 
 install_rclone() {
-  local bin="$CACHE/go/bin/rclone" stamp="$CACHE/go/rclone.version"
-  if [ ! -x "$bin" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$RCLONE_VERSION" ]; then
-    log "building rclone $RCLONE_VERSION with go install (first run only, several minutes)"
-    GOPATH="$CACHE/go" GOMODCACHE="$CACHE/go/pkg/mod" GOCACHE="$CACHE/go/cache" GOFLAGS=-mod=mod \
-      go install "github.com/rclone/rclone@$RCLONE_VERSION"
-    echo "$RCLONE_VERSION" > "$stamp"
-  else
-    log "rclone $RCLONE_VERSION cached"
-  fi
-  ln -sfn "$bin" "$BIN/rclone"
+  go_install_cached rclone github.com/rclone/rclone "$RCLONE_VERSION" rclone
+  ln -sfn "$CACHE/go/bin/rclone" "$BIN/rclone"
 }
 
 install_pyspy() {

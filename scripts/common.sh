@@ -47,3 +47,16 @@ venv_dir() {
 as_service_user() {
   if [ "$(id -u)" = 0 ]; then runuser -u "$SERVICE_USER" -- "$@"; else "$@"; fi
 }
+
+# `go install MODULE@VERSION` into the per-user cache, once per version; NAME is the binary.
+go_install_cached() {
+  local name="$1" module="$2" version="$3" label="$4" bin="$CACHE/go/bin/$1" stamp="$CACHE/go/$1.version"
+  if [ ! -x "$bin" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$version" ]; then
+    log "building $label $version with go install (first run only, a few minutes)"
+    GOPATH="$CACHE/go" GOMODCACHE="$CACHE/go/pkg/mod" GOCACHE="$CACHE/go/cache" GOFLAGS=-mod=mod \
+      go install "$module@$version"
+    echo "$version" > "$stamp"
+  else
+    log "$label $version cached"
+  fi
+}

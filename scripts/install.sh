@@ -66,15 +66,7 @@ install_elasticsearch() {
 }
 
 install_minio() {
-  local bin="$CACHE/go/bin/minio" stamp="$CACHE/go/minio.version"
-  if [ ! -x "$bin" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$MINIO_VERSION" ]; then
-    log "building MinIO $MINIO_VERSION with go install (first run only, a few minutes)"
-    GOPATH="$CACHE/go" GOMODCACHE="$CACHE/go/pkg/mod" GOCACHE="$CACHE/go/cache" GOFLAGS=-mod=mod \
-      go install "github.com/minio/minio@$MINIO_VERSION"
-    echo "$MINIO_VERSION" > "$stamp"
-  else
-    log "MinIO $MINIO_VERSION cached"
-  fi
+  go_install_cached minio github.com/minio/minio "$MINIO_VERSION" MinIO
 }
 
 # Debian's Chromium, for the browser tests of the Airflow UI's Backups page (Playwright for

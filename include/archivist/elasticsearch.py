@@ -4,8 +4,8 @@ mappings and aliases, and the restore that puts them back in working order.
 Each index is read at one point in time, in `_shard_doc` order with
 `search_after`, a page at a time, by EXPORT_SLICES threads that each read one
 slice of the point in time; their pages go into the one ndjson of the index as
-they arrive, and EXPORT_INDICES_AT_ONCE indices are read at once. The count
-written must equal the count the server reported for that point in time.
+they arrive, one index after another. The count written must equal the count
+the server reported for that point in time.
 Restores create each index with its settings and mappings (and LOADING_SETTINGS
 while it loads) before any document, send its documents as bulk bodies built
 with orjson, BULK_THREADS requests at a time in byte-bounded chunks, then put
@@ -43,7 +43,6 @@ log = logging.getLogger(__name__)
 PAGE_SIZE = 5000
 EXPORT_PAGE_SIZE = 2000   # per slice; a page of each slice is read while another waits in the queue
 EXPORT_SLICES = 2         # threads reading one index, each its own slice of the point in time
-EXPORT_INDICES_AT_ONCE = 1
 KEEP_ALIVE = "5m"
 BULK_CHUNK_DOCS = 2000
 BULK_CHUNK_BYTES = 8 * 1024 * 1024
@@ -354,10 +353,6 @@ def dump(settings: ElasticsearchSettings, staging, backup_id: str, pattern: str 
         return _dump(settings, staging, backup_id, pattern)
 
 
-def _doc_count(es: Elasticsearch, index: str) -> int:
-    return int(es.cat.count(index=index, format="json")[0]["count"])
-
-
 def _dump(settings: ElasticsearchSettings, staging, backup_id: str, pattern: str) -> JobResult:
     started = time.monotonic()
     version = check(settings)
@@ -369,7 +364,7 @@ def _dump(settings: ElasticsearchSettings, staging, backup_id: str, pattern: str
         with staging.writer(path, "application/json") as out:
             out.write(orjson.dumps(value, option=orjson.OPT_INDENT_2))
         artifacts.append(bundle.Artifact(path, out.size, out.sha256))
-    def export(index: str) -> tuple[bundle.Artifact, int]:
+    for index in indices:  # one at a time: two at once were no faster and held more (bench/README.md)
         path = bundle.elasticsearch_index_path(index, backup_id)
         progress = Progress(f"export {index}", "docs")
         with staging.writer(path, "application/x-ndjson") as out:
@@ -378,16 +373,8 @@ def _dump(settings: ElasticsearchSettings, staging, backup_id: str, pattern: str
                 raise JobFailedError(f"index {index} of {_where(settings)}: wrote {written} documents "
                                      f"but the server reported {expected}; nothing of this backup was kept")
         progress.done()
-        return bundle.Artifact(path, out.size, out.sha256), written
-
-    # Indices are read EXPORT_INDICES_AT_ONCE at a time, largest first so none is left alone at
-    # the end. On the 2-core bench machine two at a time were no faster than one (each index
-    # already has EXPORT_SLICES readers) and held 60 MB more, so the default is one.
-    by_size = sorted(indices, key=lambda i: -_doc_count(es, i))
-    with ThreadPoolExecutor(max_workers=EXPORT_INDICES_AT_ONCE, thread_name_prefix="export") as pool:
-        for index, (artifact, written) in zip(by_size, pool.map(export, by_size)):
-            artifacts.append(artifact)
-            docs[index] = written
+        artifacts.append(bundle.Artifact(path, out.size, out.sha256))
+        docs[index] = written
     counts = {"indices": docs, "documents": sum(docs.values())}
     return JobResult("elasticsearch", artifacts, counts, time.monotonic() - started, version)
 

@@ -1,8 +1,9 @@
 """A restore from start to finish: locate, verify, restore each job, report.
 
 Nothing touches a target before the whole bundle has been verified. Each
-job then streams the bundle again and reads only its own members, so jobs
-can run on different machines and memory stays bounded.
+job then reads only its own members, by byte range through the bundle's seek
+index (or, for a bundle without one, by streaming it again), so jobs can run
+on different machines and memory stays bounded.
 """
 
 from __future__ import annotations
