@@ -81,7 +81,7 @@ class BundleSource:
     def __init__(self, size: Callable[[], int], open_all: Callable[[], IO[bytes]],
                  open_range: Callable[[int, int], IO[bytes]]):
         self._size, self._open_all, self._open_range = size, open_all, open_range
-        self._ranges: dict[str, tuple[int, int]] | None | bool = False  # False: not read yet
+        self._ranges: dict[str, tuple[int, int, int]] | None | bool = False  # False: not read yet
 
     @classmethod
     def s3(cls, s3: Any, bucket: str, key: str, size: int | None = None) -> BundleSource:
@@ -109,7 +109,7 @@ class BundleSource:
     def __call__(self) -> IO[bytes]:
         return self._open_all()
 
-    def ranges(self) -> dict[str, tuple[int, int]] | None:
+    def ranges(self) -> dict[str, tuple[int, int, int]] | None:
         """The index at the end of the bundle (read once), or None if it has none."""
         if self._ranges is False:
             self._ranges = None
