@@ -18,11 +18,35 @@ from typing import IO, Any
 
 from botocore import handlers
 
+from archivist import s3crt, s3io
+from archivist.config import S3Settings
+
 PART = 8 * 1024 * 1024
 MAX_PARTS = 9_000  # S3 allows 10,000 parts; larger objects get larger parts
+# Whole-object PUTs in flight at once: enough to keep MinIO or S3 busy while the next bodies are read.
+REQUESTS_IN_FLIGHT = 32
+# Bodies up to this go through awscrt, where the per-request cost matters; larger ones through
+# botocore, since awscrt copies each body it sends and so held twice the budget (bench/README.md).
+NATIVE_PUT = 1024 * 1024
+READ_WINDOW = 1024 * 1024
 
 
-def content_md5(body: bytes) -> str:
+def read_exactly(fileobj: IO[bytes], n: int) -> bytearray:
+    """The next `n` bytes of `fileobj` in one buffer, read a window at a time. A tar member read at
+    once is copied several times over inside tarfile's stream reader, and those part-sized copies
+    made a restore's heap grow with the number of large objects (bench/README.md)."""
+    body = bytearray(n)
+    got = 0
+    while got < n:
+        chunk = fileobj.read(min(READ_WINDOW, n - got))
+        if not chunk:
+            raise EOFError(f"the archive ended {n - got:,} bytes before the end of an object of {n:,} bytes")
+        body[got:got + len(chunk)] = chunk
+        got += len(chunk)
+    return body
+
+
+def content_md5(body: bytes | bytearray) -> str:
     """The Content-MD5 header the server checks the body against (as rclone sends it): cheaper
     here than botocore's CRC32, which it computes in a Python loop over the body."""
     return base64.b64encode(hashlib.md5(body).digest()).decode()
@@ -31,11 +55,14 @@ def content_md5(body: bytes) -> str:
 class ObjectUploads:
     """Use as a context manager; `wait()` before leaving it to raise any upload's error."""
 
-    def __init__(self, s3: Any, bucket: str, threads: int, budget: int, part: int = PART):
+    def __init__(self, settings: S3Settings, threads: int, budget: int, part: int = PART):
+        """Into `settings.bucket`: parts on `threads` threads, at most `budget` bytes of bodies held."""
+        self._s3 = s3io.client(settings, checksums=False)  # parts carry Content-MD5 instead
         # No `Expect: 100-continue` round trip (botocore adds it to every PUT): it spares sending
-        # a large body the server would refuse, and costs a small one a third of its time.
-        s3.meta.events.unregister("before-call.s3", handlers.add_expect_header)
-        self._s3, self._bucket, self._budget, self._part = s3, bucket, budget, part
+        # a large body the server would refuse, and costs a part a round trip.
+        self._s3.meta.events.unregister("before-call.s3", handlers.add_expect_header)
+        self._puts = s3crt.Puts(settings, settings.bucket, part)
+        self._bucket, self._budget, self._part = settings.bucket, budget, part
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="upload")
         self._pending: deque[tuple[int, Future]] = deque()
         self._held = 0
@@ -46,25 +73,36 @@ class ObjectUploads:
     def __exit__(self, *exc: Any) -> None:
         for _, future in self._pending:
             future.cancel()
+        concurrent.futures.wait([future for _, future in self._pending])  # requests already sent end first
         self._pool.shutdown(wait=True)
 
     def _submit(self, size: int, call, **kwargs) -> Future:
         self._settle(self._budget - size)
-        future = self._pool.submit(call, Bucket=self._bucket, **kwargs)
+        return self._hold(size, self._pool.submit(call, Bucket=self._bucket, **kwargs))
+
+    def _hold(self, size: int, future: Future) -> Future:
         self._pending.append((size, future))
         self._held += size
         return future
 
-    def _settle(self, limit: int) -> None:
-        """Waits for the oldest uploads until at most `limit` bytes are held; raises their errors."""
-        while self._pending and (self._held > limit or self._pending[0][1].done()):
+    def _settle(self, limit: int, requests: int = REQUESTS_IN_FLIGHT) -> None:
+        """Waits for the oldest uploads until at most `limit` bytes and fewer than `requests`
+        uploads are held; raises their errors."""
+        while self._pending and (self._held > limit or len(self._pending) >= requests or self._pending[0][1].done()):
             size, future = self._pending.popleft()
             self._held -= size
             future.result()
 
-    def put(self, key: str, body: bytes, content_type: str, metadata: dict[str, str]) -> None:
-        self._submit(len(body), self._s3.put_object, Key=key, Body=body, ContentMD5=content_md5(body),
-                     ContentType=content_type, Metadata=metadata)
+    def put(self, key: str, body: bytes | bytearray, content_type: str, metadata: dict[str, str]) -> None:
+        """Sends a whole object (at most a part's size) in one PUT."""
+        if len(body) > NATIVE_PUT:
+            self._submit(len(body), self._s3.put_object, Key=key, Body=body, ContentMD5=content_md5(body),
+                         ContentType=content_type, Metadata=metadata)
+            return
+        self._settle(self._budget - len(body))
+        headers = [("Content-Type", content_type), ("Content-MD5", content_md5(body)),
+                   *((f"x-amz-meta-{name}", value) for name, value in metadata.items())]
+        self._hold(len(body), self._puts.put(key, body, headers))
 
     def put_large(self, key: str, fileobj: IO[bytes], size: int, content_type: str, metadata: dict[str, str],
                   on_read=lambda n: None) -> None:
@@ -75,11 +113,14 @@ class ObjectUploads:
                                                   Metadata=metadata)["UploadId"]
         parts: list[Future] = []
         try:
-            while chunk := fileobj.read(part):
-                on_read(len(chunk))
-                parts.append(self._submit(len(chunk), self._s3.upload_part, Key=key, UploadId=upload,
+            for offset in range(0, size, part):
+                n = min(part, size - offset)
+                self._settle(self._budget - n)  # before reading, so the part read counts in the budget
+                chunk = read_exactly(fileobj, n)
+                on_read(n)
+                parts.append(self._submit(n, self._s3.upload_part, Key=key, UploadId=upload,
                                           PartNumber=len(parts) + 1, Body=chunk, ContentMD5=content_md5(chunk)))
-            done = [{"PartNumber": n, "ETag": f.result()["ETag"]} for n, f in enumerate(parts, start=1)]
+            done = [{"PartNumber": number, "ETag": f.result()["ETag"]} for number, f in enumerate(parts, start=1)]
             self._s3.complete_multipart_upload(Bucket=self._bucket, Key=key, UploadId=upload,
                                                MultipartUpload={"Parts": done})
         except BaseException:

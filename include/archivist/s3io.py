@@ -30,7 +30,9 @@ CHUNK = 8 * 1024 * 1024
 # max_in_memory_upload_chunks parts are held, so an upload holds 2 x 8 MiB whatever its size
 # (s3transfer's default of 10 parts let a large artifact's upload hold 80 MiB, which made a job's
 # peak memory grow with the size of what it wrote until the queue was full).
-TRANSFER = TransferConfig(multipart_threshold=CHUNK, multipart_chunksize=CHUNK, max_concurrency=4)
+# "classic": s3transfer's own manager, whose memory bound this sets, even where awscrt is installed.
+TRANSFER = TransferConfig(multipart_threshold=CHUNK, multipart_chunksize=CHUNK, max_concurrency=4,
+                          preferred_transfer_client="classic")
 TRANSFER.max_in_memory_upload_chunks = 2  # s3transfer's setting; boto3's constructor does not take it
 PIPE_BUFFER = 1024 * 1024  # each end of an upload_writer's pipe
 M_ARENA_MAX = -8  # mallopt's parameter number in glibc's malloc.h

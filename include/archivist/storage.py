@@ -4,8 +4,9 @@ Objects go into the tar in listing order. Small ones are fetched ahead by a
 few threads within a memory budget, large ones stream straight from S3 into
 the tar; the tar is deflated by several threads (`pgzip.GzipWriter`), which
 store blocks that do not compress (images, archives) instead of deflating them.
-A restore reads the tar once and uploads small objects from a pool of
-threads, again within a memory budget, and large ones as multipart uploads.
+A restore reads the tar once and hands every object to `ObjectUploads`
+(small ones sent by awscrt's native client, large ones as multipart uploads),
+again within a memory budget.
 Each tar entry carries the object's exact key, content type and user
 metadata in its PAX header, so a restore needs nothing else; a manifest with
 the same facts, one JSON line per object, sits beside the tgz for other tools.
@@ -19,6 +20,7 @@ import logging
 import mimetypes
 import tarfile
 import time
+import zlib
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -46,6 +48,7 @@ GZIP_LEVEL = 1
 SMALL_OBJECT = 1024 * 1024
 TRANSFER_THREADS = 8
 IN_FLIGHT_BYTES = 16 * 1024 * 1024
+TAR_READ_BUFFER = 16 * 1024
 
 
 def check(settings: S3Settings, s3: Any | None = None) -> None:
@@ -171,9 +174,12 @@ def restore(settings: S3Settings, tgz: IO[bytes], mode: str = "empty") -> dict[s
     objects = total = 0
     progress = Progress(f"restore storage {settings.bucket}")
     with s3io.malloc_arenas(2), \
-         ObjectUploads(s3io.client(settings, checksums=False), settings.bucket, TRANSFER_THREADS, IN_FLIGHT_BYTES) as uploads:
+         ObjectUploads(settings, TRANSFER_THREADS, IN_FLIGHT_BYTES) as uploads:
         try:
-            with tarfile.open(fileobj=tgz, mode="r|gz", bufsize=bundle.COPY_CHUNK) as tar:
+            # gzip.GzipFile inflates no more than each read asks for; tarfile's own "r|gz" inflates a
+            # whole input buffer (tens of MiB from a compressible one) and copies what is left at every
+            # read. tarfile's stream copies its buffer at every read too, so the buffer stays small.
+            with tarfile.open(fileobj=gzip.GzipFile(fileobj=tgz, mode="rb"), mode="r|", bufsize=TAR_READ_BUFFER) as tar:
                 for member in tar:
                     if not member.isfile():
                         continue
@@ -182,7 +188,11 @@ def restore(settings: S3Settings, tgz: IO[bytes], mode: str = "empty") -> dict[s
                         mimetypes.guess_type(key)[0] or "binary/octet-stream"
                     metadata = orjson.loads(member.pax_headers.get(PAX_METADATA, "{}"))
                     if member.size <= object_uploads.PART:
-                        body = tar.extractfile(member).read()
+                        fileobj = tar.extractfile(member)
+                        # Larger bodies a window at a time (see read_exactly); a small one is one bytes
+                        # object the upload can send without copying it again.
+                        body = fileobj.read() if member.size <= object_uploads.NATIVE_PUT else \
+                            object_uploads.read_exactly(fileobj, member.size)
                         progress.add(len(body))
                         uploads.put(key, body, content_type, metadata)
                     else:
@@ -191,7 +201,7 @@ def restore(settings: S3Settings, tgz: IO[bytes], mode: str = "empty") -> dict[s
                     objects += 1
                     total += member.size
             uploads.wait()
-        except (tarfile.TarError, EOFError, OSError) as exc:
+        except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
             if isinstance(exc, OSError) and not isinstance(exc, (EOFError, gzip.BadGzipFile)):
                 raise
             raise VerificationError(f"the storage archive in the bundle is damaged: {exc}") from None

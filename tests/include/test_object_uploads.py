@@ -3,6 +3,7 @@ ones arrive whole with their content type and metadata, and a failed large uploa
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import random
@@ -25,8 +26,7 @@ def test_small_and_large_objects_arrive_whole(scratch_bucket):
     rng = random.Random(5)
     small = {f"small/{i:03d}.bin": rng.randbytes(rng.randint(0, 200_000)) for i in range(60)}
     large = rng.randbytes(2 * PART + 12345)
-    with ObjectUploads(s3io.client(scratch_bucket), scratch_bucket.bucket, threads=6, budget=3 * MIB,
-                       part=PART) as uploads:
+    with ObjectUploads(scratch_bucket, threads=6, budget=3 * MIB, part=PART) as uploads:
         for key, body in small.items():
             uploads.put(key, body, "application/octet-stream", {"n": key[-7:-4]})
         read = []
@@ -59,8 +59,7 @@ class _Breaks(io.RawIOBase):
 
 def test_a_large_upload_that_fails_leaves_nothing_behind(scratch_bucket):
     s3 = s3io.client(scratch_bucket)
-    with ObjectUploads(s3io.client(scratch_bucket), scratch_bucket.bucket, threads=4, budget=3 * MIB,
-                       part=PART) as uploads:
+    with ObjectUploads(scratch_bucket, threads=4, budget=3 * MIB, part=PART) as uploads:
         with pytest.raises(OSError, match="ended early"):
             uploads.put_large("cut.bin", _Breaks(PART + 10), 3 * PART, "application/octet-stream", {})
     assert s3.list_objects_v2(Bucket=scratch_bucket.bucket).get("KeyCount", 0) == 0
@@ -69,7 +68,7 @@ def test_a_large_upload_that_fails_leaves_nothing_behind(scratch_bucket):
 
 def test_an_upload_error_reaches_the_caller(scratch_bucket):
     missing = f"{scratch_bucket.bucket}-gone"
-    with ObjectUploads(s3io.client(scratch_bucket), missing, threads=2, budget=MIB) as uploads:
+    with ObjectUploads(dataclasses.replace(scratch_bucket, bucket=missing), threads=2, budget=MIB) as uploads:
         uploads.put("a", b"x", "text/plain", {})
         with pytest.raises(Exception, match="NoSuchBucket"):
             uploads.wait()
