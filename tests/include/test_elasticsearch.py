@@ -1,0 +1,88 @@
+"""Tests of how archivist.elasticsearch turns export lines into bulk bodies: lines in archivist's
+shape are cut exactly as parsing them would give, other shapes are parsed, bodies hold whole
+documents at any size limit; and documents the server refuses fail the restore with the server's reason."""
+
+from __future__ import annotations
+
+import io
+import secrets
+
+import orjson
+import pytest
+
+from archivist import elasticsearch
+from archivist.errors import JobFailedError
+from archivist.progress import Progress
+
+ARCHIVIST_LINES = [
+    b'{"_index":"logs","_id":"a1","_source":{"msg":"hello","n":1}}\n',
+    b'{"_index":"logs","_id":"quote \\" and \\\\ slash","_routing":"user-7","_source":{"msg":"routed"}}\n',
+    '{"_index":"logs","_id":"unicode é 日本","_source":{"msg":"{\\"_index\\":\\"x\\"}\\n","nested":{"a":[1,{"b":"}"}]}}}\n'.encode(),
+    b'{"_index":"logs","_id":"empty","_source":{}}\n',
+]
+# The original tool's lines (elasticdump's shape: spaces, _type, _score) and a blank line.
+FOREIGN_LINES = [
+    b'{"_index": "logs", "_type": "_doc", "_id": "old-1", "_score": 1, "_source": {"msg": "from tranque"}}\n',
+    b'\n',
+]
+
+
+def _parsed(lines: list[bytes]) -> bytes:
+    """The bulk body a full JSON parse of each line gives."""
+    out = []
+    for raw in lines:
+        if raw.strip():
+            doc = orjson.loads(raw)
+            meta = {"_id": doc["_id"], **({"routing": doc["_routing"]} if "_routing" in doc else {})}
+            out += [orjson.dumps({"index": meta}), orjson.dumps(doc["_source"])]
+    return b"".join(line + b"\n" for line in out)
+
+
+def _parsed_shape(lines: list[bytes]) -> bytes:
+    """The body line by line through _bulk_pair, for comparing bodies cut at different limits."""
+    return b"".join(part for raw in lines if raw.strip() for part in elasticsearch._bulk_pair(raw))
+
+
+def _bodies(data: bytes, docs: int, size: int, monkeypatch) -> list[tuple[bytes, int]]:
+    monkeypatch.setattr(elasticsearch, "BULK_CHUNK_DOCS", docs)
+    monkeypatch.setattr(elasticsearch, "BULK_CHUNK_BYTES", size)
+    return list(elasticsearch._bulk_bodies(io.BytesIO(data), Progress("test", "docs")))
+
+
+@pytest.mark.parametrize("lines", [ARCHIVIST_LINES, ARCHIVIST_LINES + FOREIGN_LINES, FOREIGN_LINES],
+                         ids=["archivist", "mixed", "foreign"])
+def test_lines_become_the_bulk_body_parsing_them_gives(lines, monkeypatch):
+    (body, docs), = _bodies(b"".join(lines), 1000, 1 << 20, monkeypatch)
+    assert orjson.loads(b"[" + b",".join(body.splitlines()) + b"]") == \
+        orjson.loads(b"[" + b",".join(_parsed(lines).splitlines()) + b"]")
+    assert docs == sum(1 for line in lines if line.strip())
+
+
+def test_archivist_lines_are_cut_not_parsed(monkeypatch):
+    monkeypatch.setattr(elasticsearch.orjson, "loads", lambda raw: pytest.fail(f"parsed: {raw!r}"))
+    action, source = elasticsearch._bulk_pair(ARCHIVIST_LINES[1])
+    assert action == b'{"index":{"_id":"quote \\" and \\\\ slash","routing":"user-7"}}\n'
+    assert source == b'{"msg":"routed"}\n'
+
+
+@pytest.mark.parametrize("docs,size", [(1, 1 << 20), (3, 1 << 20), (1000, 1), (1000, 300)])
+def test_bodies_hold_whole_documents_within_the_limits(docs, size, monkeypatch):
+    lines = ARCHIVIST_LINES * 5 + FOREIGN_LINES + ARCHIVIST_LINES
+    data = b"".join(lines)[:-1]  # the last line without its newline
+    bodies = _bodies(data, docs, size, monkeypatch)
+    assert b"".join(body for body, _ in bodies) == _parsed_shape(lines)
+    assert sum(n for _, n in bodies) == sum(1 for line in lines if line.strip())
+    assert all(body.endswith(b"\n") and body.count(b"\n") == 2 * n and n <= docs for body, n in bodies)
+    assert all(len(body) <= size or n == 1 for body, n in bodies)
+
+
+def test_documents_the_server_refuses_fail_with_its_reason(es_client):
+    index = f"test-refused-{secrets.token_hex(4)}"
+    es_client.indices.create(index=index, body={"mappings": {"properties": {"n": {"type": "long"}}}})
+    try:
+        lines = b'{"_index":"x","_id":"good","_source":{"n":1}}\n{"_index":"x","_id":"bad","_source":{"n":"not a number"}}\n'
+        with pytest.raises(JobFailedError, match=rf"index {index}: 1 of 2 documents .* \(bad\): .*not a number"):
+            elasticsearch.load_documents(es_client, index, io.BytesIO(lines))
+    finally:
+        es_client.indices.delete(index=index)
+
