@@ -220,6 +220,7 @@ def machine() -> dict:
 
 
 def versions(t: Targets, es_version: str) -> dict:
+    import awscrt
     import boto3
     import elasticsearch as es_client
     import orjson
@@ -236,7 +237,8 @@ def versions(t: Targets, es_version: str) -> dict:
                              capture_output=True, text=True).stdout.strip() or "not installed"
     return {
         "archivist": archivist_version, "apache-airflow": airflow, "python": platform.python_version(),
-        "elasticsearch-py": es_client.__versionstr__, "boto3": boto3.__version__, "orjson": orjson.__version__,
+        "elasticsearch-py": es_client.__versionstr__, "boto3": boto3.__version__,
+        "awscrt": awscrt.__version__, "orjson": orjson.__version__,
         "PostgreSQL server": pg_text, "Elasticsearch server": es_version, "MinIO server": minio,
         **baselines.versions(),
     }
