@@ -1,5 +1,6 @@
 """Tests of archivist.object_uploads against the real S3 server: small objects and multipart
-ones arrive whole with their content type and metadata, and a failed large upload leaves neither an object nor an unfinished multipart upload."""
+ones arrive whole with their content type and metadata, and a failed large upload leaves neither an object nor an unfinished multipart upload.
+A block left early by an error returns once the requests already sent have ended."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ import dataclasses
 import hashlib
 import io
 import random
+import socket
+import threading
+import time
 
 import pytest
 
@@ -72,3 +76,27 @@ def test_an_upload_error_reaches_the_caller(scratch_bucket):
         uploads.put("a", b"x", "text/plain", {})
         with pytest.raises(Exception, match="NoSuchBucket"):
             uploads.wait()
+
+
+def test_leaving_early_waits_for_requests_already_sent_and_returns(scratch_bucket):
+    """A restore that fails while PUTs are still in flight (here: to a port nothing listens on)
+    leaves the block once those requests have ended, instead of waiting forever for them."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        gone = dataclasses.replace(scratch_bucket, endpoint_url=f"http://127.0.0.1:{probe.getsockname()[1]}")
+    left: list[float] = []
+
+    def restore_that_fails() -> None:
+        started = time.monotonic()
+        try:
+            with ObjectUploads(gone, threads=2, budget=MIB) as uploads:
+                for i in range(20):
+                    uploads.put(f"k/{i}", b"x" * 100, "text/plain", {})
+                raise RuntimeError("the archive is damaged")
+        except RuntimeError:
+            left.append(time.monotonic() - started)
+
+    thread = threading.Thread(target=restore_that_fails, daemon=True)
+    thread.start()
+    thread.join(timeout=120)
+    assert left, "ObjectUploads did not return after an error with requests in flight"
