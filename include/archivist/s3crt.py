@@ -23,7 +23,8 @@ from botocore.exceptions import ClientError
 
 from archivist.config import S3Settings
 
-# awscrt refuses less (its buffer pool is reserved lazily: small PUTs hold their own bodies).
+# The least awscrt accepts. Its buffer pool grows only as bodies are copied into it, and the bodies
+# sent here are small and few at a time (object_uploads.NATIVE_PUT, REQUESTS_IN_FLIGHT).
 MEMORY_LIMIT = 256 * 1024 * 1024
 # Bodies sent here are below this, so every one is a single PutObject, never a multipart upload.
 SINGLE_REQUEST_LIMIT = 5 * 1024 * 1024 * 1024
