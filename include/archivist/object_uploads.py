@@ -61,7 +61,7 @@ class ObjectUploads:
         # No `Expect: 100-continue` round trip (botocore adds it to every PUT): it spares sending
         # a large body the server would refuse, and costs a part a round trip.
         self._s3.meta.events.unregister("before-call.s3", handlers.add_expect_header)
-        self._puts = s3crt.Puts(settings, settings.bucket, part)
+        self._puts = s3crt.Puts(settings, part)
         self._bucket, self._budget, self._part = settings.bucket, budget, part
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="upload")
         self._pending: deque[tuple[int, Future]] = deque()
@@ -103,6 +103,18 @@ class ObjectUploads:
         headers = [("Content-Type", content_type), ("Content-MD5", content_md5(body)),
                    *((f"x-amz-meta-{name}", value) for name, value in metadata.items())]
         self._hold(len(body), self._puts.put(key, body, headers))
+
+    def send(self, key: str, fileobj: IO[bytes], size: int, content_type: str, metadata: dict[str, str],
+             on_read=lambda n: None) -> None:
+        """Reads the `size` bytes of `fileobj` (a tar member, say) and uploads them the way their size
+        calls for: a small body in one bytes object sent as it is, a larger one read a window at a
+        time (see read_exactly), one over a part as a multipart upload."""
+        if size > self._part:
+            self.put_large(key, fileobj, size, content_type, metadata, on_read)
+            return
+        body = fileobj.read() if size <= NATIVE_PUT else read_exactly(fileobj, size)
+        on_read(len(body))
+        self.put(key, body, content_type, metadata)
 
     def put_large(self, key: str, fileobj: IO[bytes], size: int, content_type: str, metadata: dict[str, str],
                   on_read=lambda n: None) -> None:

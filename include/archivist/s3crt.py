@@ -33,7 +33,9 @@ SINGLE_REQUEST_LIMIT = 5 * 1024 * 1024 * 1024
 class Puts:
     """PutObject requests to one bucket; `put` returns a Future of the request."""
 
-    def __init__(self, settings: S3Settings, bucket: str, max_part: int):
+    def __init__(self, settings: S3Settings, max_part: int):
+        """PUTs into `settings.bucket`."""
+        bucket = settings.bucket
         endpoint = urlsplit(settings.endpoint_url or f"https://s3.{settings.region_name or 'us-east-1'}.amazonaws.com")
         self._host, self._prefix = endpoint.netloc, f"{endpoint.path.rstrip('/')}/{quote(bucket, safe='')}/"
         self._bucket = bucket

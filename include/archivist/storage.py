@@ -28,7 +28,7 @@ from typing import IO, Any
 
 import orjson
 
-from archivist import bundle, object_uploads, pgzip, s3io
+from archivist import bundle, pgzip, s3io
 from archivist.bundle import JobResult
 from archivist.object_uploads import ObjectUploads
 from archivist.config import S3Settings
@@ -187,17 +187,8 @@ def restore(settings: S3Settings, tgz: IO[bytes], mode: str = "empty") -> dict[s
                     content_type = member.pax_headers.get(PAX_CONTENT_TYPE) or \
                         mimetypes.guess_type(key)[0] or "binary/octet-stream"
                     metadata = orjson.loads(member.pax_headers.get(PAX_METADATA, "{}"))
-                    if member.size <= object_uploads.PART:
-                        fileobj = tar.extractfile(member)
-                        # Larger bodies a window at a time (see read_exactly); a small one is one bytes
-                        # object the upload can send without copying it again.
-                        body = fileobj.read() if member.size <= object_uploads.NATIVE_PUT else \
-                            object_uploads.read_exactly(fileobj, member.size)
-                        progress.add(len(body))
-                        uploads.put(key, body, content_type, metadata)
-                    else:
-                        uploads.put_large(key, tar.extractfile(member), member.size, content_type, metadata,
-                                          on_read=progress.add)
+                    uploads.send(key, tar.extractfile(member), member.size, content_type, metadata,
+                                 on_read=progress.add)
                     objects += 1
                     total += member.size
             uploads.wait()

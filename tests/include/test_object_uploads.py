@@ -100,3 +100,17 @@ def test_leaving_early_waits_for_requests_already_sent_and_returns(scratch_bucke
     thread.start()
     thread.join(timeout=120)
     assert left, "ObjectUploads did not return after an error with requests in flight"
+
+
+def test_send_reads_each_size_its_own_way_and_every_object_arrives_whole(scratch_bucket):
+    rng = random.Random(9)
+    bodies = {"small.bin": rng.randbytes(1000), "middle.bin": rng.randbytes(2 * MIB), "large.bin": rng.randbytes(PART + 7)}
+    read = []
+    with ObjectUploads(scratch_bucket, threads=4, budget=3 * MIB, part=PART) as uploads:
+        for key, body in bodies.items():
+            uploads.send(key, io.BytesIO(body), len(body), "application/octet-stream", {}, on_read=read.append)
+        uploads.wait()
+    s3 = s3io.client(scratch_bucket)
+    assert {key: _body(s3, scratch_bucket.bucket, key) for key in bodies} == bodies
+    assert sum(read) == sum(len(b) for b in bodies.values())
+    assert s3.head_object(Bucket=scratch_bucket.bucket, Key="large.bin")["ETag"].strip('"').endswith("-2")
