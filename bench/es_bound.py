@@ -35,7 +35,7 @@ def raw_pages(es, raw, index: str, slices: int, page: int = 10_000) -> int:
                 body["slice"] = {"id": i, "max": slices}
             if after is not None:
                 body["search_after"] = after
-            got = es_job._page_lines(index, raw.search(body=body, filter_path=es_job.EXPORT_RAW_FILTER).body)
+            got = es_job._page_lines(index, raw.search(body=body).body)
             if got is None:
                 return
             counted[i] += got[0]

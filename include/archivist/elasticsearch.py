@@ -198,48 +198,62 @@ def _hit_lines(index: str, hits: list[dict[str, Any]]) -> bytes:
     return b"\n".join(out)
 
 
-_HITS = b'"hits":{"hits":['
+_HITS = b'"hits":{'
+_HIT_LIST = b'"hits":['
+_SCORE = b',"_score":null'
+_SOURCE = b',"_source":'
 _SORT = b',"sort":['
+_ROUTING = re.compile(rb',"_routing":"(?:[^"\\]|\\.)*"')
 
 
 def _page_lines(index: str, page: bytes) -> tuple[int, bytes, Any, str | None] | None:
     """(documents, ndjson lines, the last sort value, the newest PIT id) of one raw page of hits, or
     None when the page is empty.
 
-    Elasticsearch answers each hit, after `EXPORT_RAW_FILTER`, as `{"_index":…,"_id":…[,"_routing":…],
-    "_source":{…},"sort":[n]}`: exactly an ndjson line of the export once its sort value is cut off,
-    with the source as stored. So lines are cut from the answer's bytes instead of parsing every
-    document into Python objects and serialising it again, which costs more than everything else the
-    export does. Every hit is checked to have that shape; a page where any does not (a source with
-    line breaks, a hit without `_source`, a separator found inside a document) is parsed and
-    written the ordinary way instead. Either way the documents written are counted against the
-    point in time's total."""
+    Elasticsearch answers each hit as `{"_index":…,"_id":…,"_score":null[,"_routing":…],
+    "_source":{…},"sort":[n]}`, the source copied as it was stored: an ndjson line of the export
+    once the score and sort value are cut out. So lines are cut from the answer's bytes instead of
+    parsing every document into Python objects and serialising it again, which costs more than
+    everything else the export does. (No `filter_path` is asked for: a filtered answer makes the
+    server parse and write every source again, a third more of its CPU.) Every hit is checked to
+    have that shape; a page where any does not (a source with line breaks, other metadata such as
+    `_ignored`, a separator found inside a document) is parsed and written the ordinary way
+    instead. Either way the documents written are counted against the point in time's total."""
     start = page.find(_HITS)
     if start < 0:
         return None
-    head = page[:start]
-    pit_id = orjson.loads(head[:-1] + b"}").get("pit_id") if head != b"{" else None
+    head = orjson.loads(page[:start].rstrip(b",") + b"}")
+    failed = (head.get("_shards") or {}).get("failed", 0)
+    if failed:
+        reasons = {str((f.get("reason") or {}).get("reason", f)) for f in head["_shards"].get("failures", [])}
+        raise JobFailedError(f"Elasticsearch could not read {failed} shard(s) of index {index}: "
+                             f"{'; '.join(sorted(reasons)) or 'no reason given'}. Check the cluster's health "
+                             f"(GET _cluster/health/{index}) and back up again.")
+    pit_id = head.get("pit_id")
     first = b'{"_index":' + orjson.dumps(index) + b',"_id":'
-    body = page[start + len(_HITS):]
-    lines = None
+    listed = page.find(_HIT_LIST, start)
+    body = page[listed + len(_HIT_LIST):] if listed >= 0 else b""
     if body.startswith(first) and body.endswith(b"}]}}") and b"\n" not in body and b"\r" not in body:
         pieces = body[len(first):-4].split(b"}," + first)
-        out, ok = [], True
+        out: list[bytes] = []
         for piece in pieces:
-            cut = piece.rfind(_SORT)
-            if cut < 0 or not piece.endswith(b"]") or b',"_source":' not in piece or \
+            score, cut = piece.find(_SCORE), piece.rfind(_SORT)
+            if score < 0 or cut < 0 or not piece.endswith(b"]") or \
                     not piece[cut + len(_SORT):-1].lstrip(b"-").isdigit():
-                ok = False
                 break
-            out.append(first + piece[:cut] + b"}\n")
-        if ok:
+            meta = score + len(_SCORE)
+            if not piece.startswith(_SOURCE, meta):
+                routing = _ROUTING.match(piece, meta)
+                if routing is None or not piece.startswith(_SOURCE, routing.end()):
+                    break
+            out += (first, piece[:score], piece[meta:cut], b"}\n")
+        else:
             last = pieces[-1]
             return len(pieces), b"".join(out), orjson.loads(last[last.rfind(_SORT) + len(_SORT) - 1:]), pit_id
-    parsed = orjson.loads(page)
-    hits = parsed.get("hits", {}).get("hits", [])
+    hits = orjson.loads(page).get("hits", {}).get("hits", [])
     if not hits:
         return None
-    return len(hits), _hit_lines(index, hits), hits[-1]["sort"], parsed.get("pit_id")
+    return len(hits), _hit_lines(index, hits), hits[-1]["sort"], pit_id
 
 
 class _RawSerializer(OrjsonSerializer):
@@ -264,8 +278,6 @@ def raw_client(settings: ElasticsearchSettings) -> Elasticsearch:
     )
 
 
-EXPORT_RAW_FILTER = ["pit_id", "hits.hits._index", "hits.hits._id", "hits.hits._routing", "hits.hits._source",
-                     "hits.hits.sort"]
 _DONE = object()
 
 
@@ -301,7 +313,7 @@ def export_index(es: Elasticsearch, index: str, write, progress: Progress | None
                 if after is not None:
                     body["search_after"] = after
                 if raw is not None:
-                    got = _page_lines(index, raw.search(body=body, filter_path=EXPORT_RAW_FILTER).body)
+                    got = _page_lines(index, raw.search(body=body).body)
                     if got is None:
                         break
                     count, data, after, new_pit = got
