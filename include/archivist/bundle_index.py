@@ -22,6 +22,8 @@ from contextlib import closing
 from collections.abc import Callable, Iterator
 from typing import IO, Any
 
+from isal import isal_zlib
+
 from archivist.errors import VerificationError
 from archivist.pgzip import MAX_STORED
 
@@ -129,7 +131,7 @@ class BundleSource:
                 member = tar.next()
                 if member is None or not member.isfile() or member.name.partition("/")[2] != path:
                     raise VerificationError(f"the bundle's index points {path} at {member and member.name!r}")
-            except (tarfile.TarError, EOFError, zlib.error) as exc:
+            except (tarfile.TarError, EOFError, zlib.error, isal_zlib.error) as exc:
                 raise VerificationError(f"the bundle is damaged or truncated near {path}: {exc}") from None
             yield tar.extractfile(member)
             while inflated.read(1024 * 1024):  # the rest of the range (tar padding), then the CRC check
@@ -153,11 +155,12 @@ def iter_indexed(source: Any, wanted: Callable[[str], bool]) -> Iterator[tuple[s
 
 class _RawInflater:
     """Inflates one range of raw deflate (from a restart point to the next) as it is read, and
-    checks its CRC32 when the range ends."""
+    checks its CRC32 when the range ends. ISA-L inflates and sums the same bytes as zlib in about
+    half the CPU time, which a restore's reading of its members is mostly made of."""
 
     def __init__(self, body: IO[bytes], crc: int, path: str):
         self._body, self._want, self._path = body, crc, path
-        self._z = zlib.decompressobj(-zlib.MAX_WBITS)
+        self._z = isal_zlib.decompressobj(-zlib.MAX_WBITS)
         self._crc = 0
         self._done = False
 
@@ -175,9 +178,9 @@ class _RawInflater:
                     self._done = True
                     break
                 out = self._z.decompress(chunk, n)
-        except zlib.error as exc:
+        except (zlib.error, isal_zlib.error) as exc:
             raise VerificationError(f"the bundle is damaged near {self._path}: {exc}") from None
-        self._crc = zlib.crc32(out, self._crc)
+        self._crc = isal_zlib.crc32(out, self._crc)
         if self._done and self._crc != self._want:
             raise VerificationError(f"the bundle is damaged near {self._path}: its CRC32 does not match the index")
         return out
