@@ -169,14 +169,14 @@ def _restore_elasticsearch(open_bundle: Opener, settings: config.ElasticsearchSe
         log.info("dry run: would restore templates and indices %s", ", ".join(chosen))
         return {"dry_run": True, "indices": chosen}
     elasticsearch.check(settings)
-    es = elasticsearch.client(settings)
+    es, raw = elasticsearch.client(settings), elasticsearch.raw_client(settings)
     elasticsearch.prepare_targets(es, chosen, mode, settings)
     elasticsearch.put_templates(es, templates)
     loaded: dict[str, int] = {}
     for path, lines in _member(open_bundle, lambda p: bundle.index_of_path(p) in chosen):
         index = bundle.index_of_path(path)
         elasticsearch.create_index(es, index, definitions.get(index))
-        sent = elasticsearch.load_documents(es, index, lines)
+        sent = elasticsearch.load_documents(raw, index, lines)
         elasticsearch.finish_index(es, index, definitions.get(index))
         found = elasticsearch.count(es, index)
         if found != sent:

@@ -140,6 +140,22 @@ def test_archivist_lines_are_cut_not_parsed(monkeypatch):
     assert source == b'{"msg":"routed"}\n'
 
 
+def test_archivist_lines_reach_the_bodies_without_parsing_or_regex(monkeypatch):
+    expected = _parsed_shape(ARCHIVIST_LINES)
+    monkeypatch.setattr(elasticsearch, "_bulk_pair", lambda raw: pytest.fail(f"cut line by line: {raw!r}"))
+    (body, docs), = _bodies(b"".join(ARCHIVIST_LINES), 1000, 1 << 20, monkeypatch)
+    assert body == expected and docs == len(ARCHIVIST_LINES)
+
+
+@pytest.mark.parametrize("block", [1, 7, 64, 1 << 20])
+def test_lines_cut_across_read_blocks_give_the_same_bodies(block, monkeypatch):
+    # Lines longer than a read block, blank lines, Windows line ends and no newline at the end.
+    lines = ARCHIVIST_LINES + [b"\n", b"\r\n", ARCHIVIST_LINES[1][:-1] + b"\r\n"] + FOREIGN_LINES + ARCHIVIST_LINES
+    monkeypatch.setattr(elasticsearch, "READ_BLOCK", block)
+    bodies = _bodies(b"".join(lines)[:-1], 1000, 1 << 20, monkeypatch)
+    assert bodies == [(_parsed_shape(lines), sum(1 for line in lines if line.strip()))]
+
+
 @pytest.mark.parametrize("docs,size", [(1, 1 << 20), (3, 1 << 20), (1000, 1), (1000, 300)])
 def test_bodies_hold_whole_documents_within_the_limits(docs, size, monkeypatch):
     lines = ARCHIVIST_LINES * 5 + FOREIGN_LINES + ARCHIVIST_LINES
@@ -151,13 +167,13 @@ def test_bodies_hold_whole_documents_within_the_limits(docs, size, monkeypatch):
     assert all(len(body) <= size or n == 1 for body, n in bodies)
 
 
-def test_documents_the_server_refuses_fail_with_its_reason(es_client):
+def test_documents_the_server_refuses_fail_with_its_reason(es_client, es_settings):
     index = f"test-refused-{secrets.token_hex(4)}"
     es_client.indices.create(index=index, body={"mappings": {"properties": {"n": {"type": "long"}}}})
     try:
         lines = b'{"_index":"x","_id":"good","_source":{"n":1}}\n{"_index":"x","_id":"bad","_source":{"n":"not a number"}}\n'
         with pytest.raises(JobFailedError, match=rf"index {index}: 1 of 2 documents .* \(bad\): .*not a number"):
-            elasticsearch.load_documents(es_client, index, io.BytesIO(lines))
+            elasticsearch.load_documents(elasticsearch.raw_client(es_settings), index, io.BytesIO(lines))
     finally:
         es_client.indices.delete(index=index)
 
