@@ -35,11 +35,13 @@ TRANSFER = TransferConfig(multipart_threshold=CHUNK, multipart_chunksize=CHUNK, 
                           preferred_transfer_client="classic")
 TRANSFER.max_in_memory_upload_chunks = 2  # s3transfer's setting; boto3's constructor does not take it
 PIPE_BUFFER = 1024 * 1024  # each end of an upload_writer's pipe
-M_ARENA_MAX = -8  # mallopt's parameter number in glibc's malloc.h
+M_ARENA_MAX = -8  # mallopt's parameter numbers in glibc's malloc.h
+M_MMAP_THRESHOLD = -3
+GLIBC_MMAP_THRESHOLD = 128 * 1024  # where glibc's threshold starts
 
 
 @contextmanager
-def malloc_arenas(arenas: int) -> Iterator[None]:
+def malloc_arenas(arenas: int, mmap_threshold: int | None = None) -> Iterator[None]:
     """Caps glibc's malloc arenas while the block runs, then puts glibc's default back (a no-op
     without glibc). Scoped, so a task run inside a longer-lived process (`airflow dags test`, a
     worker that runs several tasks) does not keep the cap after the task.
@@ -47,17 +49,27 @@ def malloc_arenas(arenas: int) -> Iterator[None]:
     glibc gives threads that allocate their own arenas, up to 8 per core, and keeps freed memory
     in each; a dozen transfer threads reading object bodies of every size so fragment the heap that
     the storage job's peak RSS grew with the number of objects (279 MB for 10,000 objects against
-    186 MB for 1,000). Two arenas keep it bounded, at no measurable cost in time (bench/README.md)."""
+    186 MB for 1,000). Two arenas keep it bounded, at no measurable cost in time (bench/README.md).
+
+    With `mmap_threshold`, every block of at least that many bytes is mapped on its own and given
+    back when freed. Left alone, glibc raises its threshold to the largest block freed so far, so
+    that after the first multi-MiB body all of them come from the arenas, which they fragment
+    (the ES restore's peak grew by a fifth from scale 0.1 to 1). glibc has no way back to that
+    moving threshold: afterwards it stays at glibc's starting value."""
     try:
         mallopt = ctypes.CDLL("libc.so.6").mallopt
     except (OSError, AttributeError):
         yield
         return
     mallopt(M_ARENA_MAX, arenas)
+    if mmap_threshold is not None:
+        mallopt(M_MMAP_THRESHOLD, mmap_threshold)
     try:
         yield
     finally:
         mallopt(M_ARENA_MAX, 0)  # 0: glibc's own limit again
+        if mmap_threshold is not None:
+            mallopt(M_MMAP_THRESHOLD, GLIBC_MMAP_THRESHOLD)
 
 
 def client(settings: S3Settings, checksums: bool = True) -> Any:
