@@ -31,6 +31,10 @@ log = logging.getLogger(__name__)
 
 MAGIC = b"ARCHIVIST-INDEX"
 INDEX_VERSION = 1
+# Compressed bytes given to the inflater at a time: what a read leaves unconsumed is copied again
+# at the next read, so a large input (1 MiB was tried) copied an incompressible member several
+# times over and churned megabyte buffers.
+INFLATE_INPUT = 64 * 1024
 TAIL_BYTES = 65536 + 64  # the stored block that holds the index, and the gzip trailer after it
 _FOOTER = re.compile(rb"\n" + MAGIC + rb" v(\d+) (\d{1,10}) ([0-9a-f]{8})\n")
 
@@ -172,7 +176,7 @@ class _RawInflater:
                 if self._z.unconsumed_tail:
                     out = self._z.decompress(self._z.unconsumed_tail, n)
                     continue
-                chunk = self._body.read(1024 * 1024)
+                chunk = self._body.read(INFLATE_INPUT)
                 if not chunk:
                     out = self._z.flush()
                     self._done = True
