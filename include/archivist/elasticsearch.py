@@ -377,13 +377,16 @@ def _dump(settings: ElasticsearchSettings, staging, backup_id: str, pattern: str
         artifacts.append(bundle.Artifact(path, out.size, out.sha256))
     for index in indices:  # one at a time: two at once were no faster and held more (bench/README.md)
         path = bundle.elasticsearch_index_path(index, backup_id)
-        progress = Progress(f"export {index}", "docs")
-        with staging.writer(path, "application/x-ndjson") as out:
-            written, expected = export_index(es, index, out.write, progress, raw=raw)
-            if written != expected:
-                raise JobFailedError(f"index {index} of {_where(settings)}: wrote {written} documents "
-                                     f"but the server reported {expected}; nothing of this backup was kept")
-        progress.done()
+        written, expected, out = _export_to(staging, path, es, index, raw)
+        if written != expected:
+            # A source holding, as JSON structure, what looks like the boundary between two hits
+            # misleads the cut of raw pages; parsed pages cannot be misled, so the index is read again.
+            log.warning("index %s: %d lines cut from raw pages for %d documents; reading it again, "
+                        "parsing every page", index, written, expected)
+            written, expected, out = _export_to(staging, path, es, index, None)
+        if written != expected:
+            raise JobFailedError(f"index {index} of {_where(settings)}: wrote {written} documents "
+                                 f"but the server reported {expected}; nothing of this backup was kept")
         artifacts.append(bundle.Artifact(path, out.size, out.sha256))
         docs[index] = written
     counts = {"indices": docs, "documents": sum(docs.values())}
@@ -391,6 +394,16 @@ def _dump(settings: ElasticsearchSettings, staging, backup_id: str, pattern: str
 
 
 # --- restore ---------------------------------------------------------------------------------
+
+
+def _export_to(staging, path: str, es: Elasticsearch, index: str,
+               raw: Elasticsearch | None) -> tuple[int, int, Any]:
+    """Exports one index into `path` of the staging; (written, expected, the finished writer)."""
+    progress = Progress(f"export {index}", "docs")
+    with staging.writer(path, "application/x-ndjson") as out:
+        written, expected = export_index(es, index, out.write, progress, raw=raw)
+    progress.done()
+    return written, expected, out
 
 
 def matches_any(index: str, patterns: list[str] | None) -> bool:

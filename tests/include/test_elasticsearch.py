@@ -13,9 +13,10 @@ import secrets
 import orjson
 import pytest
 
-from archivist import elasticsearch
+from archivist import bundle, elasticsearch
 from archivist.errors import JobFailedError
 from archivist.progress import Progress
+from archivist.staging import LocalStaging
 
 ARCHIVIST_LINES = [
     b'{"_index":"logs","_id":"a1","_source":{"msg":"hello","n":1}}\n',
@@ -87,6 +88,25 @@ def test_export_cuts_clean_pages_without_parsing_documents(es_client, es_setting
     assert sorted(lines) == sorted(orjson.dumps({"_index": export_index, "_id": f"doc-{i}",
                                                  **({"_routing": "r1"} if i % 2 else {}), "_source": source})
                                    for i, source in enumerate(sources))
+
+
+def test_a_source_shaped_like_the_boundary_between_hits_is_exported_whole(es_client, es_settings, export_index):
+    # As JSON structure, not inside a string: the cut of a raw page splits this source in two,
+    # the count shows it, and the index is read again with every page parsed.
+    tricky = {"hits": [{"x": 0, "sort": [1]}, {"_index": export_index, "_id": "fake", "_score": None,
+                                                "_source": {}, "sort": [2]}]}
+    es_client.index(index=export_index, id="tricky", document=tricky)
+    es_client.index(index=export_index, id="plain", document={"msg": "hello"})
+    es_client.indices.refresh(index=export_index)
+    staging = LocalStaging()
+    try:
+        result = elasticsearch.dump(es_settings, staging, "tricky-backup", export_index)
+        with staging.open(bundle.elasticsearch_index_path(export_index, "tricky-backup")) as f:
+            docs = {doc["_id"]: doc["_source"] for doc in map(orjson.loads, f.read().splitlines())}
+    finally:
+        staging.cleanup()
+    assert docs == {"tricky": tricky, "plain": {"msg": "hello"}}
+    assert result.counts["indices"] == {export_index: 2}
 
 
 def test_a_page_missing_shards_fails_naming_the_reason():
