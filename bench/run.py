@@ -223,6 +223,7 @@ def versions(t: Targets, es_version: str) -> dict:
     import awscrt
     import boto3
     import elasticsearch as es_client
+    import isal
     import orjson
 
     pg_num, pg_text = postgres.server_version(t.postgres)
@@ -238,7 +239,7 @@ def versions(t: Targets, es_version: str) -> dict:
     return {
         "archivist": archivist_version, "apache-airflow": airflow, "python": platform.python_version(),
         "elasticsearch-py": es_client.__versionstr__, "boto3": boto3.__version__,
-        "awscrt": awscrt.__version__, "orjson": orjson.__version__,
+        "awscrt": awscrt.__version__, "isal": isal.__version__, "orjson": orjson.__version__,
         "PostgreSQL server": pg_text, "Elasticsearch server": es_version, "MinIO server": minio,
         **baselines.versions(),
     }
