@@ -29,7 +29,7 @@ from typing import IO, Any
 import orjson
 from elasticsearch import ApiError, Elasticsearch, NotFoundError, TransportError
 from elasticsearch import AuthenticationException, AuthorizationException
-from elasticsearch.serializer import OrjsonSerializer
+from elasticsearch.serializer import NdjsonSerializer, OrjsonSerializer
 
 from archivist import bundle, s3io
 from archivist.bundle import JobResult
@@ -48,7 +48,6 @@ BULK_CHUNK_BYTES = 8 * 1024 * 1024
 # While an index loads: no replicas, no refresh, and the translog synced every few seconds
 # rather than at every bulk request; finish_index puts back what the index had, then flushes.
 LOADING_SETTINGS = {"number_of_replicas": 0, "refresh_interval": "-1", "translog": {"durability": "async"}}
-BULK_MMAP_THRESHOLD = 2 * 1024 * 1024
 BULK_THREADS = 6          # bulk requests in flight during a restore (2 left the server's two cores half idle)
 EXPORT_FILTER = ["pit_id", "hits.hits._id", "hits.hits._routing", "hits.hits._source", "hits.hits.sort"]
 # Settings a new cluster sets itself and must not receive.
@@ -76,8 +75,20 @@ def _client(settings: ElasticsearchSettings, quick: bool, json: OrjsonSerializer
         settings.url,
         basic_auth=(settings.user, settings.password) if settings.user else None,
         request_timeout=10 if quick else 120, max_retries=0 if quick else 3, retry_on_timeout=not quick,
-        serializers={"application/json": json, "application/vnd.elasticsearch+json": compatible},
+        serializers={"application/json": json, "application/vnd.elasticsearch+json": compatible,
+                     "application/x-ndjson": _BodyNdjsonSerializer()},
     )
+
+
+class _BodyNdjsonSerializer(NdjsonSerializer):
+    """Sends a bulk body that is already ndjson bytes as it is. The client's own serializer copies
+    every body twice (into a bytearray, then into new bytes), so each request in flight held its
+    body three times over at the peak."""
+
+    def dumps(self, data: Any) -> bytes:
+        if isinstance(data, bytes) and data.endswith(b"\n"):
+            return data
+        return super().dumps(data)
 
 
 def _reason(exc: ApiError) -> str:
@@ -607,9 +618,8 @@ def load_documents(raw: Elasticsearch, index: str, lines: IO[bytes]) -> int:
     progress = Progress(f"restore {index}", "docs")
     loaded = 0
     pending: deque[Future] = deque()
-    # Two malloc arenas: the bulk threads' bodies and answers would otherwise fragment a heap each;
-    # bodies (2–8 MiB) mapped on their own, read blocks (1 MiB) not: mapping those cost 10% in time.
-    with s3io.malloc_arenas(2, mmap_threshold=BULK_MMAP_THRESHOLD), ThreadPoolExecutor(max_workers=BULK_THREADS, thread_name_prefix=f"bulk:{index}") as pool:
+    # Two malloc arenas: the bulk threads' bodies and answers would otherwise fragment a heap each.
+    with s3io.malloc_arenas(2), ThreadPoolExecutor(max_workers=BULK_THREADS, thread_name_prefix=f"bulk:{index}") as pool:
         try:
             for body, docs in _bulk_bodies(lines, progress):
                 while len(pending) >= BULK_THREADS:  # one body ready while the others are sent
