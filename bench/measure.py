@@ -16,6 +16,10 @@ from dataclasses import dataclass, field
 import psutil
 
 SAMPLE_SECONDS = 0.05
+# Before a measurement the machine is idle when all its cores together are busy less than this
+# (a fraction of one core) for IDLE_SECONDS in a row.
+IDLE_BELOW_CORES = 0.15
+IDLE_SECONDS = 2
 
 
 @dataclass
@@ -31,6 +35,22 @@ class Measurement:
         if self.returncode != 0:
             raise RuntimeError(f"{self.label} failed (exit {self.returncode}):\n{self.stderr[-4000:]}\n{self.stdout[-2000:]}")
         return self
+
+
+def wait_for_idle(most_seconds: float = 90, log=None) -> float:
+    """Waits until the servers have finished what the previous step left them doing (Elasticsearch
+    merging the segments of a load, MinIO emptying its trash after a bucket was wiped) so that this
+    work is not counted against whichever command happens to run next; returns the seconds waited.
+    Gives up, and measures anyway, after `most_seconds`."""
+    started = time.monotonic()
+    quiet = 0
+    while quiet < IDLE_SECONDS and time.monotonic() - started < most_seconds:
+        busy_cores = psutil.cpu_percent(interval=1) / 100 * (psutil.cpu_count() or 1)
+        quiet = quiet + 1 if busy_cores < IDLE_BELOW_CORES else 0
+    waited = time.monotonic() - started
+    if log is not None and waited > IDLE_SECONDS + 1:
+        log(f"waited {waited:.0f}s for the machine to be idle" + ("" if quiet >= IDLE_SECONDS else " (gave up)"))
+    return waited
 
 
 def tree_rss(proc: psutil.Process) -> int:

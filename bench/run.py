@@ -14,6 +14,8 @@ measurement), then measure
      each into an emptied target, with the restored counts checked;
   4. a real restore DAG run and the baseline restores one after another;
 then unload the bench data from the servers and write bench/results/<run>.json and .md.
+Every measurement starts once the machine is idle (measure.wait_for_idle), so what the servers
+still do after a load or a wipe is not counted against the next command.
 """
 
 from __future__ import annotations
@@ -74,8 +76,8 @@ def wait_for_quiet(minutes: float) -> None:
 
 
 class Bench:
-    def __init__(self, scale: float, t: Targets, dags: bool, profile: bool):
-        self.scale, self.t, self.dags, self.profile = scale, t, dags, profile
+    def __init__(self, scale: float, t: Targets, dags: bool, profile: bool, settle: bool = True):
+        self.scale, self.t, self.dags, self.profile, self.settle = scale, t, dags, profile, settle
         self.work = WORK / f"{t.prefix}-{generate.scale_name(scale)}"
         self.es_version = elasticsearch.check(t.elasticsearch)
         self.env = run_job.targets_to_env(t)
@@ -86,6 +88,11 @@ class Bench:
         self.checks: list[str] = []
 
     # --- helpers -------------------------------------------------------------------------------------
+
+    def idle(self) -> None:
+        """Every measurement starts on an idle machine (measure.wait_for_idle)."""
+        if self.settle:
+            measure.wait_for_idle(log=log)
 
     def ensure(self, *jobs: str) -> None:
         load.ensure(self.t, self.scale, jobs)
@@ -104,6 +111,7 @@ class Bench:
             RAW_PROFILES.mkdir(parents=True, exist_ok=True)
             args = [baselines.tool("py-spy"), "record", "--rate", "100", "--threads", "--format", "raw",
                     "--output", str(raw), "--", *args]
+        self.idle()
         m = measure.run(f"archivist {name}", args, env=self.env, cwd=str(ROOT), log=log).check()
         if self.profile:  # the collapsed stacks stay under .local/; the summary goes with the results
             PROFILES.mkdir(parents=True, exist_ok=True)
@@ -115,6 +123,7 @@ class Bench:
     def steps(self, name: str, steps: list[Step]) -> list[dict]:
         done = []
         for step in steps:
+            self.idle()
             m = measure.run(f"baseline {step.label}", baselines.bash(step.command), env=self.base_env,
                             cwd=str(self.work), log=log).check()
             done.append({"step": step.label, "seconds": round(m.seconds, 3), "peak_rss_mb": m.peak_rss_mb})
@@ -127,6 +136,7 @@ class Bench:
         clean = {k: v for k, v in os.environ.items() if not k.startswith(targets.SHADOWING_PREFIXES)}
         env = {**clean, **self.t.airflow_env()}
         subprocess.run(["airflow", "dags", "pause", dag_id], capture_output=True, cwd=ROOT, timeout=300, env=env)
+        self.idle()
         m = measure.run(f"airflow dags test {dag_id}", ["airflow", "dags", "test", dag_id, "-c", json.dumps(conf)],
                         env=env, cwd=str(ROOT), log=log, inherit_env=False)
         (self.work / f"dags-test-{dag_id}.log").write_text(m.stdout + m.stderr)
@@ -264,7 +274,7 @@ def main(argv: list[str] | None = None) -> dict:
     t = targets.load(prefix)
     log(f"bench at scale {scale:g} against database {t.postgres.dbname}, indices {t.index_pattern}, "
         f"buckets {t.storage.bucket} and {t.backups.bucket}")
-    bench = Bench(scale, t, dags=not (args.quick or args.no_dags), profile=args.profile)
+    bench = Bench(scale, t, dags=not (args.quick or args.no_dags), profile=args.profile, settle=not args.quick)
     started = dt.datetime.now(dt.timezone.utc)
     try:
         load.ensure(t, scale, ())

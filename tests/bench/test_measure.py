@@ -1,0 +1,29 @@
+"""bench/measure.py: the peak memory of a whole process tree, and the wait for an idle machine
+that every measurement at scale 0.1 and above starts with."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from bench import measure  # noqa: E402
+
+HOLD_200_MB = "b = bytearray(200 * 2**20); import time; time.sleep(0.5)"
+
+
+def test_peak_rss_counts_the_children_of_the_command():
+    m = measure.run("tree", f"{sys.executable} -c '{HOLD_200_MB}' & {sys.executable} -c '{HOLD_200_MB}' & wait",
+                    shell=True).check()
+    assert m.peak_rss_mb >= 400  # two children holding 200 MB each, at the same time
+    assert 0.5 <= m.seconds < 10
+
+
+def test_waiting_for_idle_ends_within_its_bound():
+    started = time.monotonic()
+    waited = measure.wait_for_idle(most_seconds=4)
+    # At least IDLE_SECONDS of sampling whether or not the machine is busy; a busy one gives up.
+    assert measure.IDLE_SECONDS <= waited <= time.monotonic() - started < 4 + 2
