@@ -248,9 +248,14 @@ def _page_lines(index: str, page: bytes) -> tuple[int, bytes, Any, str | None] |
     pit_id = head.get("pit_id")
     first = b'{"_index":' + orjson.dumps(index) + b',"_id":'
     listed = page.find(_HIT_LIST, start)
-    body = page[listed + len(_HIT_LIST):] if listed >= 0 else b""
-    if body.startswith(first) and body.endswith(b"}]}}") and b"\n" not in body and b"\r" not in body:
-        pieces = body[len(first):-4].split(b"}," + first)
+    at = listed + len(_HIT_LIST)  # where the first hit starts
+    separator = b"}," + first
+    # The page is split where it is, not sliced first: slices of a page of several MiB are copies.
+    if listed >= 0 and page.startswith(first, at) and page.endswith(b"}]}}") and \
+            page.find(b"\n", at) < 0 and page.find(b"\r", at) < 0 and page.find(separator, 0, at) < 0:
+        pieces = page.split(separator)
+        pieces[0] = pieces[0][at + len(first):]
+        pieces[-1] = pieces[-1][:-4]  # after the first: with one hit, they are one piece
         out: list[bytes] = []
         for piece in pieces:
             score, cut = piece.find(_SCORE), piece.rfind(_SORT)
