@@ -34,7 +34,7 @@ from elasticsearch.serializer import NdjsonSerializer, OrjsonSerializer
 from archivist import bundle, s3io
 from archivist.bundle import JobResult
 from archivist.config import ElasticsearchSettings
-from archivist.errors import ConfigurationError, JobFailedError, TargetNotEmptyError, UnreachableError
+from archivist.errors import ConfigurationError, elasticsearch_reason, JobFailedError, TargetNotEmptyError, UnreachableError
 from archivist.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -91,13 +91,6 @@ class _BodyNdjsonSerializer(NdjsonSerializer):
         return super().dumps(data)
 
 
-def _reason(exc: ApiError) -> str:
-    """The server's own reason for refusing, without the request path it repeats."""
-    error = exc.body.get("error") if isinstance(exc.body, dict) else None
-    reason = (error.get("reason") if isinstance(error, dict) else None) or exc.message
-    return re.sub(r" for REST request \[[^\]]*\]$", "", str(reason))
-
-
 def check(settings: ElasticsearchSettings, quick: bool = False) -> str:
     """Reaches the cluster and returns its version, or names what to fix."""
     try:
@@ -105,11 +98,11 @@ def check(settings: ElasticsearchSettings, quick: bool = False) -> str:
     except AuthenticationException as exc:  # 401: wrong or missing user and password
         if not settings.user:
             raise ConfigurationError(f"cannot log in to {_where(settings)}: the server requires a user and password "
-                                     f"({_reason(exc)}, 401); set the user and password") from None
-        raise ConfigurationError(f"cannot log in to {_where(settings)} as user '{settings.user}': {_reason(exc)} (401); "
+                                     f"({elasticsearch_reason(exc)}, 401); set the user and password") from None
+        raise ConfigurationError(f"cannot log in to {_where(settings)} as user '{settings.user}': {elasticsearch_reason(exc)} (401); "
                                  "check the user and password") from None
     except AuthorizationException as exc:  # 403: logged in, but not allowed
-        raise ConfigurationError(f"user '{settings.user}' may not read {_where(settings)}: {_reason(exc)} (403); "
+        raise ConfigurationError(f"user '{settings.user}' may not read {_where(settings)}: {elasticsearch_reason(exc)} (403); "
                                  "give the user a role that allows backups and restores, for example superuser") from None
     except (TransportError, ApiError) as exc:
         raise UnreachableError(f"cannot reach {_where(settings)}: {exc}") from None

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import errno
+import json
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -76,9 +78,40 @@ def _named(job: str, settings: Any, exc: Exception) -> Exception:
         where = f"bucket '{settings.bucket}' ({settings.source}) or the backup bucket" if job == "storage" \
             else "the backup bucket"
         return UnreachableError(f"the {job} job lost its S3 server while using {where}: {exc}")
+    if isinstance(exc, elastic_transport.ApiError) and 400 <= exc.meta.status < 500 and exc.meta.status != 429:
+        return _refused_by_elasticsearch(job, settings, exc)
     if isinstance(exc, (elastic_transport.TransportError, elastic_transport.ApiError)):
         return UnreachableError(f"the {job} job lost Elasticsearch at {settings.url} ({settings.source}): {exc}")
     if isinstance(exc, psycopg.Error):
         return UnreachableError(f"the {job} job lost database '{settings.dbname}' at {settings.host}:{settings.port} "
                                 f"({settings.source}): {exc}")
     return JobFailedError(f"the {job} job failed: {type(exc).__name__}: {exc}")
+
+
+def _refused_by_elasticsearch(job: str, settings: Any, exc: Any) -> Exception:
+    """A request of a running job that Elasticsearch answered with a refusal (4xx): the server is
+    there, so this names what it refused rather than reporting it lost."""
+    where, status = f"Elasticsearch at {settings.url} ({settings.source})", exc.meta.status
+    reason = elasticsearch_reason(exc)
+    if status == 401:  # the password was changed, or the user removed, while the job ran
+        return ConfigurationError(f"{where} stopped accepting user '{settings.user}' during the {job} job: "
+                                  f"{reason} (401); check the user and password")
+    if status == 403:
+        return ConfigurationError(f"user '{settings.user}' may not do what the {job} job asked of {where}: "
+                                  f"{reason} (403); give the user a role that allows backups and restores, "
+                                  "for example superuser")
+    return JobFailedError(f"{where} refused a request of the {job} job: {reason} ({status})")
+
+
+def elasticsearch_reason(exc: Any) -> str:
+    """The server's own reason in an Elasticsearch error answer, without the request path it
+    repeats. The answer may still be bytes: the raw clients leave answers unparsed."""
+    body = exc.body
+    if isinstance(body, (bytes, str)):
+        try:
+            body = json.loads(body)
+        except ValueError:
+            body = None
+    error = body.get("error") if isinstance(body, dict) else None
+    reason = (error.get("reason") if isinstance(error, dict) else error) or exc.message
+    return re.sub(r" for REST request \[[^\]]*\]$", "", str(reason))
