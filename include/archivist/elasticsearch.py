@@ -34,7 +34,8 @@ from elasticsearch.serializer import NdjsonSerializer, OrjsonSerializer
 from archivist import bundle, s3io
 from archivist.bundle import JobResult
 from archivist.config import ElasticsearchSettings
-from archivist.errors import ConfigurationError, elasticsearch_reason, JobFailedError, TargetNotEmptyError, UnreachableError
+from archivist.errors import (ConfigurationError, JobFailedError, TargetNotEmptyError, UnreachableError,
+                              elasticsearch_reason)
 from archivist.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -69,17 +70,6 @@ def client(settings: ElasticsearchSettings, quick: bool = False) -> Elasticsearc
     return _client(settings, quick, OrjsonSerializer(), _OrjsonCompatibilitySerializer())
 
 
-def _client(settings: ElasticsearchSettings, quick: bool, json: OrjsonSerializer,
-            compatible: OrjsonSerializer) -> Elasticsearch:
-    return Elasticsearch(
-        settings.url,
-        basic_auth=(settings.user, settings.password) if settings.user else None,
-        request_timeout=10 if quick else 120, max_retries=0 if quick else 3, retry_on_timeout=not quick,
-        serializers={"application/json": json, "application/vnd.elasticsearch+json": compatible,
-                     "application/x-ndjson": _BodyNdjsonSerializer()},
-    )
-
-
 class _BodyNdjsonSerializer(NdjsonSerializer):
     """Sends a bulk body that is already ndjson bytes as it is. The client's own serializer copies
     every body twice (into a bytearray, then into new bytes), so each request in flight held its
@@ -89,6 +79,17 @@ class _BodyNdjsonSerializer(NdjsonSerializer):
         if isinstance(data, bytes) and data.endswith(b"\n"):
             return data
         return super().dumps(data)
+
+
+def _client(settings: ElasticsearchSettings, quick: bool, json: OrjsonSerializer,
+            compatible: OrjsonSerializer) -> Elasticsearch:
+    return Elasticsearch(
+        settings.url,
+        basic_auth=(settings.user, settings.password) if settings.user else None,
+        request_timeout=10 if quick else 120, max_retries=0 if quick else 3, retry_on_timeout=not quick,
+        serializers={"application/json": json, "application/vnd.elasticsearch+json": compatible,
+                     "application/x-ndjson": _BodyNdjsonSerializer()},
+    )
 
 
 def check(settings: ElasticsearchSettings, quick: bool = False) -> str:

@@ -38,9 +38,10 @@ PIPE_BUFFER = 1024 * 1024  # each end of an upload_writer's pipe
 M_ARENA_MAX = -8  # mallopt's parameter numbers in glibc's malloc.h
 M_MMAP_THRESHOLD = -3
 GLIBC_MMAP_THRESHOLD = 128 * 1024  # where glibc's threshold starts
-# Blocks this large (multipart parts, bulk bodies) are mapped on their own; the 1 MiB blocks that
-# come and go by the thousand (read windows, small objects) stay in the arenas: mapping each of
-# those cost the ES restore a tenth of its time in page faults.
+# Blocks this large (multipart parts, bulk bodies, export pages) are mapped on their own; the 1 MiB
+# blocks that come and go by the thousand (read windows, small objects) stay in the arenas: mapping
+# each of those cost the ES restore a tenth of its time in page faults. The export's 3 MB pages and
+# 8 MiB upload parts still cost it about a CPU-second of page faults at scale 1 (bench/README.md, item 21).
 MMAP_THRESHOLD = 2 * 1024 * 1024
 
 

@@ -198,7 +198,6 @@ def test_documents_the_server_refuses_fail_with_its_reason(es_client, es_setting
         es_client.indices.delete(index=index)
 
 
-
 def test_bulk_bodies_go_out_without_copies(es_settings):
     """The client's own ndjson serializer copies a bytes body twice; each request in flight held it
     three times over."""
