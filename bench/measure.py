@@ -38,11 +38,13 @@ class Measurement:
 
 
 def wait_for_idle(most_seconds: float = 90, log=None) -> float:
-    """Waits until the servers have finished what the previous step left them doing (Elasticsearch
-    merging the segments of a load, MinIO emptying its trash after a bucket was wiped) so that this
-    work is not counted against whichever command happens to run next; returns the seconds waited.
-    Gives up, and measures anyway, after `most_seconds`."""
+    """Waits until the machine has finished what the previous step left it doing (the kernel
+    writing back the gigabyte a step wrote, Elasticsearch merging the segments of a load, MinIO
+    emptying its trash after a bucket was wiped) so that this work is not counted against whichever
+    command happens to run next; returns the seconds waited. Gives up waiting for the CPU, and
+    measures anyway, after `most_seconds`."""
     started = time.monotonic()
+    os.sync()  # else the write-back starts 30 s after the writes, in the middle of the next step
     quiet = 0
     while quiet < IDLE_SECONDS and time.monotonic() - started < most_seconds:
         busy_cores = psutil.cpu_percent(interval=1) / 100 * (psutil.cpu_count() or 1)
