@@ -1,4 +1,5 @@
-"""bench/measure.py: the peak memory of a whole process tree, and the wait for an idle machine
+"""bench/measure.py: the peak memory of a whole process tree (spikes between samples included), and
+the wait for an idle machine
 that every measurement at scale 0.1 and above starts with."""
 
 from __future__ import annotations
@@ -29,3 +30,9 @@ def test_waiting_for_idle_ends_within_its_bound():
     waited = measure.wait_for_idle(most_seconds=4)
     # At least IDLE_SECONDS of sampling whether or not the machine is busy; a busy one gives up.
     assert measure.IDLE_SECONDS <= waited <= time.monotonic() - started < 4 + 2
+
+
+def test_a_spike_between_two_samples_still_counts():
+    spike = "b = bytearray(300 * 2**20); del b; import time; time.sleep(0.5)"  # held for a few ms only
+    m = measure.run("spike", [sys.executable, "-c", spike]).check()
+    assert m.peak_rss_mb >= 300
