@@ -1,6 +1,5 @@
-"""bench/measure.py: the peak memory of a whole process tree (spikes between samples included), and
-the wait for an idle machine
-that every measurement at scale 0.1 and above starts with."""
+"""bench/measure.py: the peak memory of a whole process tree (spikes between samples included),
+and the wait for an idle machine that every measurement at scale 0.1 and above starts with."""
 
 from __future__ import annotations
 
