@@ -404,9 +404,6 @@ def _dump(settings: ElasticsearchSettings, staging, backup_id: str, pattern: str
     return JobResult("elasticsearch", artifacts, counts, time.monotonic() - started, version)
 
 
-# --- restore ---------------------------------------------------------------------------------
-
-
 def _export_to(staging, path: str, es: Elasticsearch, index: str,
                raw: Elasticsearch | None) -> tuple[int, int, Any]:
     """Exports one index into `path` of the staging; (written, expected, the finished writer)."""
@@ -415,6 +412,9 @@ def _export_to(staging, path: str, es: Elasticsearch, index: str,
         written, expected = export_index(es, index, out.write, progress, raw=raw)
     progress.done()
     return written, expected, out
+
+
+# --- restore ---------------------------------------------------------------------------------
 
 
 def matches_any(index: str, patterns: list[str] | None) -> bool:
