@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import IO, Any
 
 import orjson
@@ -157,6 +157,15 @@ def _es_metadata(open_bundle: Opener) -> tuple[dict[str, Any], dict[str, Any], l
     return templates, definitions or {}, indices
 
 
+def _finish_index(es: Any, index: str, definition: dict[str, Any] | None, sent: int) -> int:
+    """Puts back the loaded index's own settings and aliases, and counts what it holds."""
+    elasticsearch.finish_index(es, index, definition)
+    found = elasticsearch.count(es, index)
+    if found != sent:
+        raise JobFailedError(f"index {index}: sent {sent} documents but Elasticsearch holds {found}")
+    return found
+
+
 def _restore_elasticsearch(open_bundle: Opener, settings: config.ElasticsearchSettings, mode: str = "empty",
                           patterns: list[str] | None = None, dry_run: bool = False) -> dict[str, Any]:
     """Templates, then each index with its settings and mappings, its documents, its aliases."""
@@ -173,15 +182,17 @@ def _restore_elasticsearch(open_bundle: Opener, settings: config.ElasticsearchSe
     elasticsearch.prepare_targets(es, chosen, mode, settings)
     elasticsearch.put_templates(es, templates)
     loaded: dict[str, int] = {}
-    for path, lines in _member(open_bundle, lambda p: bundle.index_of_path(p) in chosen):
-        index = bundle.index_of_path(path)
-        elasticsearch.create_index(es, index, definitions.get(index))
-        sent = elasticsearch.load_documents(raw, index, lines)
-        elasticsearch.finish_index(es, index, definitions.get(index))
-        found = elasticsearch.count(es, index)
-        if found != sent:
-            raise JobFailedError(f"index {index}: sent {sent} documents but Elasticsearch holds {found}")
-        loaded[index] = found
+    # Each index is finished (settings put back, flushed, counted) while the next one loads: the
+    # server would otherwise sit idle through every flush.
+    with ThreadPoolExecutor(1, thread_name_prefix="finish") as finisher:
+        finishing: dict[str, Future] = {}
+        for path, lines in _member(open_bundle, lambda p: bundle.index_of_path(p) in chosen):
+            index = bundle.index_of_path(path)
+            elasticsearch.create_index(es, index, definitions.get(index))
+            sent = elasticsearch.load_documents(raw, index, lines)
+            finishing[index] = finisher.submit(_finish_index, es, index, definitions.get(index), sent)
+        for index, finished in finishing.items():
+            loaded[index] = finished.result()
     for index in chosen:  # an index with no documents has no ndjson worth streaming, but exists
         if index not in loaded and index in definitions:
             elasticsearch.create_index(es, index, definitions[index])
