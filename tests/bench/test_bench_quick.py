@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from bench import report, targets  # noqa: E402
+from bench import run as run_bench  # noqa: E402
 
 
 def test_quick_bench_measures_everything_and_cleans_up(tmp_path, pg_settings, es_client, storage_settings):
@@ -36,8 +37,16 @@ def test_quick_bench_measures_everything_and_cleans_up(tmp_path, pg_settings, es
     assert all(0 < mb < 1024 for mb in results["peak_rss_mb"].values())
     for job in results["jobs"].values():
         assert job["archivist"]["seconds"] > 0 and job["baseline"]["seconds"] > 0
-    # Every restore, archivist's and each baseline's, was checked against the generated data.
-    assert len(results["checks"]) == 6 and all("restored exactly" in c for c in results["checks"])
+    # Every restore, archivist's and each baseline's, was checked against the generated data, the
+    # Elasticsearch ones in each round.
+    rounds = run_bench.QUICK_ROUNDS
+    assert len(results["checks"]) == 6 + 2 * (rounds - 1) and all("restored exactly" in c for c in results["checks"])
+    for key in ("es_export", "es_restore"):  # measured in rounds, each showing its median round
+        job = results["jobs"][key]
+        for tool in ("archivist", "baseline"):
+            assert len(job[tool]["rounds_seconds"]) == rounds
+            assert job[tool]["seconds"] == sorted(job[tool]["rounds_seconds"])[(rounds - 1) // 2]
+    assert "rounds_seconds" not in results["jobs"]["pg_backup"]["archivist"]
     assert {"elasticdump", "rclone", "pg_dump", "tar", "gzip", "archivist"} <= set(results["versions"])
 
     table = md_file.read_text()
