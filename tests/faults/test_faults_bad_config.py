@@ -13,11 +13,12 @@ import time
 import boto3
 import pytest
 
-from archivist import backup, checks, config
+from archivist import backup, checks
 from archivist.errors import ArchivistError
 from archivist.store import BackupStore
 from conftest import dags_test
-from secrets_support import SPEC_PREFIXES, archivist, small_index
+from secrets_support import small_index
+from spec_support import SPEC_PREFIXES, archivist
 
 UNKNOWN_HOST = "no-such-host.invalid"
 

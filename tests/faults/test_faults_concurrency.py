@@ -20,7 +20,8 @@ from archivist import backup, bundle, s3io
 from archivist.bundle import BackupKey
 from archivist.store import BackupStore
 from conftest import ROOT
-from secrets_support import archivist, objects_under, small_index, spec_env, unfinished_uploads
+from secrets_support import objects_under, small_index, unfinished_uploads
+from spec_support import spec_env
 
 BIG_OBJECTS = 8
 BIG_OBJECT_BYTES = 8 * 1024 * 1024

@@ -36,7 +36,8 @@ from archivist.bundle import BackupKey
 from archivist.config import ElasticsearchSettings, PostgresSettings, S3Settings
 from archivist.store import BackupStore
 from conftest import dags_test
-from secrets_support import SPEC_PREFIXES, archivist, bundle_blobs, objects_under, spec_env
+from secrets_support import bundle_blobs, objects_under
+from spec_support import SPEC_PREFIXES, archivist, spec_env
 
 ROLE = "archivist_secret_test"
 ES_USER = "archivist-es-secret-user"

@@ -6,9 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
-from urllib.parse import urlsplit
 
 import pytest
 
@@ -16,37 +14,18 @@ from archivist import bundle
 from archivist.demo.fingerprint import stack_snapshot as fingerprint
 from archivist.demo.fingerprint import wipe_bucket, wipe_elasticsearch, wipe_postgres
 from conftest import ROOT
+from spec_support import SPEC_PREFIXES, archivist
+from spec_support import spec_env as spec_variables
 
 COMMANDS = ["backup", "check", "info", "list", "restore", "simple-backup", "simple-check", "simple-restore", "verify"]
-SPEC_PREFIXES = ("DATABASE_", "ELASTICSEARCH_", "S3_", "BACKUP_")
 KEY_RE = re.compile(r"^key\s+(bundle-\d{4}-\d{2}-\d{2}-[A-Za-z0-9_-]{11})$", re.M)
 
 
 @pytest.fixture(scope="session")
 def spec_env(pg_settings, es_settings, storage_settings, backups_settings) -> dict[str, str]:
-    """The process environment with the original tool's variables and without any AIRFLOW_CONN_*."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("AIRFLOW_CONN_", *SPEC_PREFIXES)) and k not in ("BACKUPS_KEPT", "NAMESPACE")}
-    es = urlsplit(es_settings.url)
-    env.update({
-        "DATABASE_HOST": pg_settings.host, "DATABASE_PORT": str(pg_settings.port),
-        "DATABASE_NAME": pg_settings.dbname, "DATABASE_USER": pg_settings.user,
-        "DATABASE_PASSWORD": pg_settings.password,
-        "ELASTICSEARCH_PROTOCOL": es.scheme, "ELASTICSEARCH_HOST": es.hostname, "ELASTICSEARCH_PORT": str(es.port),
-        "ELASTICSEARCH_USER": es_settings.user, "ELASTICSEARCH_PASSWORD": es_settings.password,
-        "BACKUPS_KEPT": "30", "NAMESPACE": "global-namespace",
-    })
-    for prefix, s3 in (("S3_", storage_settings), ("BACKUP_", backups_settings)):
-        env.update({f"{prefix}ACCESS_KEY_ID": s3.access_key_id, f"{prefix}SECRET_ACCESS_KEY": s3.secret_access_key,
-                    f"{prefix}BUCKET_NAME": s3.bucket, f"{prefix}ENDPOINT_URL": s3.endpoint_url or ""})
-    return env
-
-
-def archivist(env: dict[str, str], *args: str, cwd=None, timeout: int = 300) -> subprocess.CompletedProcess:
-    """The installed `archivist` command (scripts/install.sh puts it in .local/bin)."""
-    command = shutil.which("archivist", path=env.get("PATH"))
-    assert command, "the archivist command is not on PATH: run `bash scripts/install.sh python` and source .local/env.sh"
-    return subprocess.run([command, *args], capture_output=True, text=True, env=env, cwd=cwd or ROOT, timeout=timeout)
+    """The original tool's variables, a namespace among them, and no AIRFLOW_CONN_*."""
+    return {**spec_variables(pg_settings, es_settings, storage_settings, backups_settings),
+            "NAMESPACE": "global-namespace"}
 
 
 def assert_one_error_line(run: subprocess.CompletedProcess, code: int, *phrases: str) -> None:
