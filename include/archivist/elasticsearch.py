@@ -34,8 +34,8 @@ from elasticsearch.serializer import NdjsonSerializer, OrjsonSerializer
 from archivist import bundle, s3io
 from archivist.bundle import JobResult
 from archivist.config import ElasticsearchSettings
-from archivist.errors import (ConfigurationError, JobFailedError, TargetNotEmptyError, UnreachableError,
-                              elasticsearch_reason)
+from archivist.errors import (ELASTICSEARCH_LOGIN_FIX, ELASTICSEARCH_ROLE_FIX, ConfigurationError, JobFailedError,
+                              TargetNotEmptyError, UnreachableError, elasticsearch_reason, elasticsearch_where)
 from archivist.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -54,10 +54,6 @@ EXPORT_FILTER = ["pit_id", "hits.hits._id", "hits.hits._routing", "hits.hits._so
 # Settings a new cluster sets itself and must not receive.
 UNPORTABLE_SETTINGS = {"uuid", "creation_date", "creation_date_string", "version", "provided_name",
                        "resize", "verified_before_close", "history_uuid", "shrink", "downsample"}
-
-
-def _where(settings: ElasticsearchSettings) -> str:
-    return f"Elasticsearch at {settings.url} ({settings.source})"
 
 
 class _OrjsonCompatibilitySerializer(OrjsonSerializer):
@@ -94,19 +90,20 @@ def _client(settings: ElasticsearchSettings, quick: bool, json: OrjsonSerializer
 
 def check(settings: ElasticsearchSettings, quick: bool = False) -> str:
     """Reaches the cluster and returns its version, or names what to fix."""
+    where = elasticsearch_where(settings)
     try:
         return server_version(client(settings, quick))
     except AuthenticationException as exc:  # 401: wrong or missing user and password
         if not settings.user:
-            raise ConfigurationError(f"cannot log in to {_where(settings)}: the server requires a user and password "
+            raise ConfigurationError(f"cannot log in to {where}: the server requires a user and password "
                                      f"({elasticsearch_reason(exc)}, 401); set the user and password") from None
-        raise ConfigurationError(f"cannot log in to {_where(settings)} as user '{settings.user}': {elasticsearch_reason(exc)} (401); "
-                                 "check the user and password") from None
+        raise ConfigurationError(f"cannot log in to {where} as user '{settings.user}': {elasticsearch_reason(exc)} "
+                                 f"(401); {ELASTICSEARCH_LOGIN_FIX}") from None
     except AuthorizationException as exc:  # 403: logged in, but not allowed
-        raise ConfigurationError(f"user '{settings.user}' may not read {_where(settings)}: {elasticsearch_reason(exc)} (403); "
-                                 "give the user a role that allows backups and restores, for example superuser") from None
+        raise ConfigurationError(f"user '{settings.user}' may not read {where}: {elasticsearch_reason(exc)} (403); "
+                                 f"{ELASTICSEARCH_ROLE_FIX}") from None
     except (TransportError, ApiError) as exc:
-        raise UnreachableError(f"cannot reach {_where(settings)}: {exc}") from None
+        raise UnreachableError(f"cannot reach {where}: {exc}") from None
 
 
 def server_version(es: Elasticsearch) -> str:
@@ -396,7 +393,7 @@ def _dump(settings: ElasticsearchSettings, staging, backup_id: str, pattern: str
                         "parsing every page", index, written, expected)
             written, expected, out = _export_to(staging, path, es, index, None)
         if written != expected:
-            raise JobFailedError(f"index {index} of {_where(settings)}: wrote {written} documents "
+            raise JobFailedError(f"index {index} of {elasticsearch_where(settings)}: wrote {written} documents "
                                  f"but the server reported {expected}; nothing of this backup was kept")
         artifacts.append(bundle.Artifact(path, out.size, out.sha256))
         docs[index] = written
@@ -567,7 +564,7 @@ def prepare_targets(es: Elasticsearch, indices: list[str], mode: str, settings: 
     existing = [i for i in indices if es.indices.exists(index=i)]
     if existing and mode == "empty":
         raise TargetNotEmptyError(
-            f"{_where(settings)} already has the index(es) {', '.join(existing)}: restore with mode "
+            f"{elasticsearch_where(settings)} already has the index(es) {', '.join(existing)}: restore with mode "
             "'replace' to drop and recreate them, or delete them first"
         )
     for index in existing:

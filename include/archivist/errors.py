@@ -81,25 +81,35 @@ def _named(job: str, settings: Any, exc: Exception) -> Exception:
     if isinstance(exc, elastic_transport.ApiError) and 400 <= exc.meta.status < 500 and exc.meta.status != 429:
         return _refused_by_elasticsearch(job, settings, exc)
     if isinstance(exc, (elastic_transport.TransportError, elastic_transport.ApiError)):
-        return UnreachableError(f"the {job} job lost Elasticsearch at {settings.url} ({settings.source}): {exc}")
+        return UnreachableError(f"the {job} job lost {elasticsearch_where(settings)}: {exc}")
     if isinstance(exc, psycopg.Error):
         return UnreachableError(f"the {job} job lost database '{settings.dbname}' at {settings.host}:{settings.port} "
                                 f"({settings.source}): {exc}")
     return JobFailedError(f"the {job} job failed: {type(exc).__name__}: {exc}")
 
 
+# What to do about an Elasticsearch login refused (401) or a request not allowed (403), whether
+# before a job (elasticsearch.check) or during one (_refused_by_elasticsearch).
+ELASTICSEARCH_LOGIN_FIX = "check the user and password"
+ELASTICSEARCH_ROLE_FIX = "give the user a role that allows backups and restores, for example superuser"
+
+
+def elasticsearch_where(settings: Any) -> str:
+    """How messages name an Elasticsearch server: its URL and where that setting came from."""
+    return f"Elasticsearch at {settings.url} ({settings.source})"
+
+
 def _refused_by_elasticsearch(job: str, settings: Any, exc: Any) -> Exception:
     """A request of a running job that Elasticsearch answered with a refusal (4xx): the server is
     there, so this names what it refused rather than reporting it lost."""
-    where, status = f"Elasticsearch at {settings.url} ({settings.source})", exc.meta.status
+    where, status = elasticsearch_where(settings), exc.meta.status
     reason = elasticsearch_reason(exc)
     if status == 401:  # the password was changed, or the user removed, while the job ran
         return ConfigurationError(f"{where} stopped accepting user '{settings.user}' during the {job} job: "
-                                  f"{reason} (401); check the user and password")
+                                  f"{reason} (401); {ELASTICSEARCH_LOGIN_FIX}")
     if status == 403:
         return ConfigurationError(f"user '{settings.user}' may not do what the {job} job asked of {where}: "
-                                  f"{reason} (403); give the user a role that allows backups and restores, "
-                                  "for example superuser")
+                                  f"{reason} (403); {ELASTICSEARCH_ROLE_FIX}")
     return JobFailedError(f"{where} refused a request of the {job} job: {reason} ({status})")
 
 
