@@ -142,6 +142,8 @@ class Bench:
         """Rounds 2 to `rounds` of one comparison (the first was measured in the main sequence),
         archivist's task and the baseline in turn; each keeps its median round. A task's peak RSS is
         the highest of its rounds."""
+        if self.rounds < 2:
+            return
         tasks, bases = [self.tasks[task]], [self.baseline[job]]
         for _ in range(self.rounds - 1):
             archivist()
