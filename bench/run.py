@@ -154,8 +154,9 @@ class Bench:
         kept = sorted(tasks, key=lambda m: m["seconds"])[median]
         self.tasks[task] = {**kept, "peak_rss_mb": max(m["peak_rss_mb"] for m in tasks),
                             "rounds_seconds": [m["seconds"] for m in tasks]}
-        self.baseline[job] = sorted(bases, key=lambda steps: sum(st["seconds"] for st in steps))[median]
-        self.baseline_rounds[job] = [round(sum(st["seconds"] for st in steps), 3) for steps in bases]
+        totals = [round(sum(st["seconds"] for st in steps), 3) for steps in bases]
+        self.baseline[job] = bases[sorted(range(len(bases)), key=totals.__getitem__)[median]]
+        self.baseline_rounds[job] = totals
 
     def dags_test(self, dag_id: str, conf: dict) -> dict:
         """A real DAG run with `airflow dags test`, its connections pointed at the bench targets. The DAG is

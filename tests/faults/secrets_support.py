@@ -1,6 +1,6 @@
-"""Helpers for the secrets, concurrency, killed-task and bad-configuration fault tests (the
-`archivist` command with the spec's variables is in tests/spec_support.py): S3 listings of staging and unfinished uploads,
-a bundle reader, and small indices of a test's own."""
+"""Helpers for the secrets, concurrency, killed-task and bad-configuration fault tests: S3
+listings of staging and unfinished uploads, a bundle reader, and small indices of a test's own.
+The `archivist` command with the spec's variables is in tests/spec_support.py."""
 
 from __future__ import annotations
 
