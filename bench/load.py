@@ -17,6 +17,7 @@ from pathlib import Path
 import boto3
 import orjson
 import psycopg
+from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 
 from archivist import elasticsearch, postgres, s3io
@@ -25,6 +26,8 @@ from bench import generate, targets
 from bench.targets import Targets
 
 COPY_CHUNK = 1024 * 1024
+# Files of the bench's objects, uploaded by s3transfer: multipart above 8 MiB, parts of 8 MiB.
+TRANSFER = TransferConfig(multipart_threshold=8 * 1024 * 1024, multipart_chunksize=8 * 1024 * 1024)
 BULK_DOCS = 2000
 
 
@@ -237,7 +240,7 @@ def ensure_storage(t: Targets, scale: float) -> dict[str, int]:
         def put(entry: dict) -> None:
             extra = {"ContentType": entry["content_type"], "Metadata": entry["metadata"]}
             s3.upload_file(str(objects_dir / entry["file"]), t.storage.bucket, entry["key"], ExtraArgs=extra,
-                           Config=s3io.TRANSFER)
+                           Config=TRANSFER)
 
         with ThreadPoolExecutor(max_workers=16) as pool:
             for f in [pool.submit(put, e) for e in missing]:

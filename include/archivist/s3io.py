@@ -1,7 +1,7 @@
 """Streaming to and from S3-compatible buckets with bounded memory.
 
-Uploads go through boto3's transfer manager (multipart above a threshold, a
-few parts in flight), so memory is bounded by chunk size times concurrency.
+Uploads are multipart, a few parts in flight from reused buffers
+(`multipart.MultipartWriter`), so memory is bounded by part size times parts.
 Every byte written is counted and hashed on the way, which gives each
 artifact its size and sha256 without reading it twice.
 """
@@ -10,31 +10,20 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
-import os
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO, Any
 
 import boto3
-from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
 from archivist.config import S3Settings
 from archivist.errors import ConfigurationError, UnreachableError
+from archivist.multipart import MultipartWriter
 
 CHUNK = 8 * 1024 * 1024
-# A stream (a pipe, pg_dump's output, a tar member) is read into memory a part at a time; at most
-# max_in_memory_upload_chunks parts are held, so an upload holds 2 x 8 MiB whatever its size
-# (s3transfer's default of 10 parts let a large artifact's upload hold 80 MiB, which made a job's
-# peak memory grow with the size of what it wrote until the queue was full).
-# "classic": s3transfer's own manager, whose memory bound this sets, even where awscrt is installed.
-TRANSFER = TransferConfig(multipart_threshold=CHUNK, multipart_chunksize=CHUNK, max_concurrency=4,
-                          preferred_transfer_client="classic")
-TRANSFER.max_in_memory_upload_chunks = 2  # s3transfer's setting; boto3's constructor does not take it
-PIPE_BUFFER = 1024 * 1024  # each end of an upload_writer's pipe
 M_ARENA_MAX = -8  # mallopt's parameter numbers in glibc's malloc.h
 M_MMAP_THRESHOLD = -3
 GLIBC_MMAP_THRESHOLD = 128 * 1024  # where glibc's threshold starts
@@ -150,24 +139,6 @@ class HashingReader:
         return self._hash.hexdigest()
 
 
-class _AbortableReader:
-    """The read end of a pipe that fails at EOF when the writer gave up,
-    so the transfer manager aborts the upload instead of completing it."""
-
-    def __init__(self, fd: int):
-        self._file = os.fdopen(fd, "rb", buffering=PIPE_BUFFER)
-        self.aborted = False
-
-    def read(self, n: int = -1) -> bytes:
-        data = self._file.read(n)
-        if not data and self.aborted:
-            raise OSError("upload aborted by its writer")
-        return data
-
-    def close(self) -> None:
-        self._file.close()
-
-
 class HashingWriter:
     """A writable stream that counts and hashes, then hands bytes to `sink`."""
 
@@ -192,49 +163,20 @@ class HashingWriter:
 
 @contextmanager
 def upload_writer(s3: Any, bucket: str, key: str, content_type: str = "application/octet-stream") -> Iterator[HashingWriter]:
-    """A writable stream whose bytes become the object `key`, streamed as multipart.
+    """A writable stream whose bytes become the object `key`, uploaded a part at a time.
 
     The object appears only when the block ends without error: S3 makes a
     multipart upload visible atomically on completion, and an error aborts it.
     """
-    read_fd, write_fd = os.pipe()
-    reader = _AbortableReader(read_fd)
-    failure: list[BaseException] = []
-
-    def upload() -> None:
-        try:
-            s3.upload_fileobj(reader, bucket, key, ExtraArgs={"ContentType": content_type}, Config=TRANSFER)
-        except BaseException as exc:  # reported to the writer's thread below
-            failure.append(exc)
-        finally:
-            reader.close()
-
-    thread = threading.Thread(target=upload, name=f"upload:{key}", daemon=True)
-    thread.start()
-    pipe = os.fdopen(write_fd, "wb", buffering=PIPE_BUFFER)
-    writer = HashingWriter(pipe)
-    try:
-        yield writer
-        pipe.close()
-    except BaseException as exc:
-        reader.aborted = True
-        try:
-            pipe.close()
-        except OSError:  # the reader may already be gone
-            pass
-        thread.join()
-        if failure and isinstance(exc, (BrokenPipeError, ConnectionResetError)):
-            raise failure[0] from None  # the upload failed first; the writer only saw the pipe break
-        raise
-    thread.join()
-    if failure:
-        raise failure[0]
+    with MultipartWriter(s3, bucket, key, content_type) as sink:
+        yield HashingWriter(sink)
 
 
 def upload_reader(s3: Any, bucket: str, key: str, stream: IO[bytes], content_type: str = "application/octet-stream") -> HashingReader:
     """Uploads everything `stream` yields to `key`, returning the counted, hashed reader."""
     reader = HashingReader(stream)
-    s3.upload_fileobj(reader, bucket, key, ExtraArgs={"ContentType": content_type}, Config=TRANSFER)
+    with MultipartWriter(s3, bucket, key, content_type) as sink:
+        sink.copy_from(reader)
     return reader
 
 
