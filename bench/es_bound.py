@@ -29,7 +29,7 @@ def raw_pages(es, raw, index: str, slices: int, page: int = 10_000) -> int:
     def read(i: int) -> None:
         after = None
         while True:
-            body = {"pit": {"id": pit, "keep_alive": "5m"}, "size": page, "sort": ["_shard_doc"],
+            body = {"pit": {"id": pit, "keep_alive": "5m"}, "size": page, "sort": es_job.EXPORT_SORT,
                     "track_total_hits": False}
             if slices > 1:
                 body["slice"] = {"id": i, "max": slices}

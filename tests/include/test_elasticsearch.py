@@ -119,7 +119,18 @@ def test_a_page_missing_shards_fails_naming_the_reason():
     with pytest.raises(JobFailedError, match=r"1 shard\(s\) of index logs: disk read failed\. Check"):
         elasticsearch._page_lines("logs", page)
     assert elasticsearch._page_lines("logs", page.replace(b'"failed":1', b'"failed":0'))[:3] == \
-        (1, b'{"_index":"logs","_id":"a","_source":{}}\n', [1])
+        (1, [b'{"_index":"logs","_id":"a","_source":{}}\n'], [1])
+
+
+def test_a_page_is_cut_into_chunks_of_join_docs_documents():
+    hits = b",".join(b'{"_index":"logs","_id":"%d","_score":null,"_source":{"n":%d},"sort":[%d,7]}' % (i, i, i)
+                     for i in range(2 * elasticsearch.JOIN_DOCS + 1))
+    page = b'{"pit_id":"p","took":1,"timed_out":false,"_shards":{"failed":0},"hits":{"hits":[' + hits + b"]}}"
+    count, chunks, after, pit_id = elasticsearch._page_lines("logs", page)
+    assert (count, after, pit_id) == (2 * elasticsearch.JOIN_DOCS + 1, [2 * elasticsearch.JOIN_DOCS, 7], "p")
+    assert [c.count(b"\n") for c in chunks] == [elasticsearch.JOIN_DOCS, elasticsearch.JOIN_DOCS, 1]
+    assert b"".join(chunks).splitlines()[-1] == \
+        b'{"_index":"logs","_id":"%d","_source":{"n":%d}}' % ((2 * elasticsearch.JOIN_DOCS,) * 2)
 
 
 def _parsed(lines: list[bytes]) -> bytes:
