@@ -1,7 +1,7 @@
 """A writable stream that becomes one S3 object, uploaded a part at a time while it is written.
 
-Bytes are copied once, into a part buffer; a full part goes to a thread of its own (a few in
-flight) while the next one fills, and its buffer is reused once the part is sent. There is no
+Bytes are copied once, into a part buffer; a full part is sent from a thread of its own while
+the next one fills, and its buffer is reused once the part is sent. There is no
 pipe and no transfer manager between the writer and the request, so no second copy, no thread
 hand-off per 64 KiB and no fresh mapping of every 8 MiB part (bench/README.md, item 27). The
 object appears only when `close` completes the upload; `abort` (or an error) leaves nothing.
@@ -9,22 +9,32 @@ object appears only when `close` completes the upload; `abort` (or an error) lea
 
 from __future__ import annotations
 
+import base64
 import queue
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import IO, Any
 
+from awscrt import checksums
+
 from archivist.errors import JobFailedError
 
 PART = 8 * 1024 * 1024
-IN_FLIGHT = 2      # parts being sent while the next one fills: memory is (IN_FLIGHT + 1) parts
+IN_FLIGHT = 1      # parts being sent while the next one fills: memory is (IN_FLIGHT + 1) parts
 MAX_PARTS = 10_000  # S3's limit for one upload
 READ = 1024 * 1024  # what `copy_from` reads at a time: below glibc's mmap threshold, so reused
 # Parts grow by PART every GROW_EVERY parts, so an object of unknown size can reach
 # 8 MiB x 2,000 x (1 + 2 + 3 + 4 + 5) = 240 GB (8 MiB parts throughout would stop at 80 GB).
 GROW_EVERY = 2_000
 # CRC32C, not botocore's default CRC32: the CPU computes it in hardware (SSE 4.2), where CRC32
-# went through a table-driven loop costing 0.3 CPU-seconds a GB in the export's profile.
+# went through a table-driven loop costing 0.3 CPU-seconds a GB in the export's profile. Each
+# part's sum is computed here and sent as a header, so botocore neither computes one nor, over
+# https, copies the part into a stream to send the sum as a trailer.
 CHECKSUM = "CRC32C"
+
+
+def crc32c(body: bytearray) -> str:
+    """The base64 CRC32C S3 expects in `x-amz-checksum-crc32c`."""
+    return base64.b64encode(checksums.crc32c(body).to_bytes(4, "big")).decode()
 
 
 def part_size(number: int) -> int:
@@ -77,8 +87,9 @@ class MultipartWriter:
         self.closed = True
         try:
             if self._upload_id is None:
-                self._s3.put_object(Bucket=self._bucket, Key=self._key, Body=self._tail(),
-                                    ContentType=self._type, ChecksumAlgorithm=CHECKSUM)
+                body = self._tail()
+                self._s3.put_object(Bucket=self._bucket, Key=self._key, Body=body, ContentType=self._type,
+                                    ChecksumCRC32C=crc32c(body))
             else:
                 if self._fill:
                     self._send(self._tail())
@@ -113,15 +124,18 @@ class MultipartWriter:
 
     # --- parts ----------------------------------------------------------------------------
 
-    def _tail(self) -> bytes:
-        """The part being filled, as bytes of its own (its buffer is not reused after it)."""
-        return bytes(memoryview(self._buf)[:self._fill])
+    def _tail(self) -> bytearray:
+        """The part being filled, cut to what it holds: the last one, so its buffer is not reused,
+        and cut in place rather than copied."""
+        body, self._buf = self._buf, bytearray()
+        del body[self._fill:]
+        return body
 
     def _send_full_part(self) -> None:
         self._send(self._buf)
         self._buf, self._fill = self._next_buffer(part_size(self._number)), 0
 
-    def _send(self, body: bytes | bytearray) -> None:
+    def _send(self, body: bytearray) -> None:
         if self._number > MAX_PARTS:
             raise JobFailedError(f"{self._key} grew past what one S3 upload of {MAX_PARTS:,} parts can hold "
                                  f"({sum(part_size(n) for n in range(1, MAX_PARTS + 1)) / 1e9:,.0f} GB); "
@@ -136,13 +150,12 @@ class MultipartWriter:
         self._sent.append(self._pool.submit(self._upload_part, self._number, body))
         self._number += 1
 
-    def _upload_part(self, number: int, body: bytes | bytearray) -> dict[str, Any]:
+    def _upload_part(self, number: int, body: bytearray) -> dict[str, Any]:
         try:
             answer = self._s3.upload_part(Bucket=self._bucket, Key=self._key, UploadId=self._upload_id,
-                                          PartNumber=number, Body=body, ChecksumAlgorithm=CHECKSUM)
+                                          PartNumber=number, Body=body, ChecksumCRC32C=crc32c(body))
         finally:
-            if isinstance(body, bytearray):
-                self._free.put(body)
+            self._free.put(body)
         return {"PartNumber": number, "ETag": answer["ETag"], f"Checksum{CHECKSUM}": answer[f"Checksum{CHECKSUM}"]}
 
     def _next_buffer(self, size: int) -> bytearray:

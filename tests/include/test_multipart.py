@@ -40,6 +40,8 @@ def test_an_object_within_one_part_is_one_put(scratch_bucket, size):
     assert _read(s3, scratch_bucket.bucket, "small.bin") == data
     assert head["ContentType"] == "application/x-test"
     assert "-" not in head["ETag"]  # a single PUT, not a one-part upload
+    checked = s3.head_object(Bucket=scratch_bucket.bucket, Key="small.bin", ChecksumMode="ENABLED")
+    assert checked["ChecksumCRC32C"] == multipart.crc32c(bytearray(data))  # the sum the server verified
 
 
 def test_writes_of_every_size_become_parts_in_order(scratch_bucket):
@@ -99,4 +101,13 @@ def test_more_parts_than_s3_allows_fail_clearly(scratch_bucket, monkeypatch):
     with pytest.raises(JobFailedError, match="grew past what one S3 upload of 2 parts can hold"):
         with MultipartWriter(s3, scratch_bucket.bucket, "huge.bin") as out:
             out.write(os.urandom(2 * multipart.PART + 1))
+    assert _keys(s3, scratch_bucket.bucket) == [] and _unfinished(s3, scratch_bucket.bucket) == []
+
+
+def test_a_part_whose_sum_does_not_match_is_refused_and_leaves_nothing(scratch_bucket, monkeypatch):
+    monkeypatch.setattr(multipart, "crc32c", lambda body: "AAAAAA==")  # the sum of other bytes
+    s3 = s3io.client(scratch_bucket)
+    with pytest.raises(ClientError):
+        with MultipartWriter(s3, scratch_bucket.bucket, "corrupt.bin") as out:
+            out.write(os.urandom(multipart.PART + 1))
     assert _keys(s3, scratch_bucket.bucket) == [] and _unfinished(s3, scratch_bucket.bucket) == []
