@@ -1,25 +1,38 @@
-"""How fast Elasticsearch itself hands out documents, against elasticdump and archivist's export.
+"""How fast Elasticsearch itself hands out and takes in documents: the floors of the ES ratios.
 
     python -m bench.es_bound [--index bench-logs-2026.11]   (the index must be loaded: bench.load)
+    python -m bench.es_bound --restore-key bundle-…  [--rounds 2]   (a bundle in the bench's backup bucket)
 
 Reads the whole index four ways and prints documents per second: elasticdump (--limit=10000, to
 a file); Elasticsearch alone (point-in-time pages fetched as raw bytes and thrown away, one slice
 and two slices in parallel: no client work at all, so no client can be faster); and archivist's
 export (`export_index`, two slices, lines cut from the raw pages, written nowhere). The first of
 these bounds the ES export speedup any client can reach on this machine.
+
+With --restore-key, the restore's floor: every bulk body of the bundle's indices is built in
+memory first, then the indices are created, loaded and finished as archivist's restore does
+(the same loading settings, BULK_THREADS requests in flight), so the time counts the server's
+indexing and nothing of the client's reading or cutting. Rounds alternate with archivist's own
+restore of the same bundle; each prints its wall time and the server's CPU seconds (/proc).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from archivist import bundle, restore
 from archivist import elasticsearch as es_job
-from bench import baselines, targets
+from archivist.bundle import BackupKey
+from archivist.progress import Progress
+from archivist.store import BackupStore
+from bench import baselines, load, measure, targets
 
 
 def raw_pages(es, raw, index: str, slices: int, page: int = 10_000) -> int:
@@ -50,11 +63,58 @@ def raw_pages(es, raw, index: str, slices: int, page: int = 10_000) -> int:
     return sum(counted)
 
 
+def server_cpu_seconds() -> float:
+    """User and system CPU seconds the Elasticsearch server's process has used so far."""
+    pid = subprocess.run(["pgrep", "-f", "org.elasticsearch.bootstrap.Elasticsearch"], capture_output=True,
+                         text=True, check=True).stdout.split()[0]
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def restore_floor(t, key: str, rounds: int) -> None:
+    opener = BackupStore(t.backups).bundle_source(BackupKey.parse(key))
+    _, definitions, indices = restore._es_metadata(opener)
+    chosen = [i for i in indices if es_job.matches_any(i, [t.index_pattern])]
+    bodies = {bundle.index_of_path(path): list(es_job._bulk_bodies(lines, Progress("build", "docs")))
+              for path, lines in restore._member(opener, lambda p: bundle.index_of_path(p) in chosen)}
+    es, raw = es_job.client(t.elasticsearch), es_job.raw_client(t.elasticsearch)
+
+    def server_alone() -> int:
+        sent = 0
+        with ThreadPoolExecutor(es_job.BULK_THREADS) as pool:
+            for index in chosen:
+                es_job.create_index(es, index, definitions.get(index))
+                loaded = sum(pool.map(lambda b: es_job._send_bulk(raw, index, *b), bodies[index]))
+                es_job.finish_index(es, index, definitions.get(index))
+                if es_job.count(es, index) != loaded:
+                    raise SystemExit(f"index {index}: {loaded} sent, {es_job.count(es, index)} held")
+                sent += loaded
+        return sent
+
+    def archivist() -> int:
+        return restore.restore_elasticsearch(opener, t.elasticsearch, "empty", [t.index_pattern])["documents"]
+
+    for _ in range(rounds):
+        for label, run in (("Elasticsearch alone, bodies built beforehand", server_alone),
+                           ("archivist restore_elasticsearch", archivist)):
+            load.wipe(t, "elasticsearch")
+            measure.wait_for_idle()
+            cpu, started = server_cpu_seconds(), time.monotonic()
+            docs = run()
+            print(f"  {label:47s} {time.monotonic() - started:6.2f} s  {docs:,} docs, "
+                  f"server {server_cpu_seconds() - cpu:5.1f} CPU-s", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--index", default="bench-logs-2026.11")
+    parser.add_argument("--restore-key", help="measure the restore's floor with this bundle instead")
+    parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
     t = targets.load()
+    if args.restore_key:
+        restore_floor(t, args.restore_key, args.rounds)
+        return
     es, raw = es_job.client(t.elasticsearch), es_job.raw_client(t.elasticsearch)
     total = es.count(index=args.index)["count"]
     env = baselines.env(t, es_job.check(t.elasticsearch))
