@@ -31,7 +31,7 @@ from elasticsearch import ApiError, Elasticsearch, NotFoundError, TransportError
 from elasticsearch import AuthenticationException, AuthorizationException
 from elasticsearch.serializer import NdjsonSerializer, OrjsonSerializer
 
-from archivist import bundle, s3io
+from archivist import bundle, collector, s3io
 from archivist.bundle import JobResult
 from archivist.config import ElasticsearchSettings
 from archivist.errors import (ELASTICSEARCH_LOGIN_FIX, ELASTICSEARCH_ROLE_FIX, ConfigurationError, JobFailedError,
@@ -376,7 +376,7 @@ def export_index(es: Elasticsearch, index: str, write, progress: Progress | None
 
 def dump(settings: ElasticsearchSettings, staging, backup_id: str, pattern: str = "*") -> JobResult:
     """Writes templates, index definitions and one ndjson per index into `staging`."""
-    with s3io.malloc_arenas(2):  # the slice threads' pages would otherwise fragment a heap each
+    with s3io.malloc_arenas(2), collector.frozen():  # the slice threads' pages would otherwise fragment a heap each
         return _dump(settings, staging, backup_id, pattern)
 
 
@@ -623,7 +623,8 @@ def load_documents(raw: Elasticsearch, index: str, lines: IO[bytes]) -> int:
     loaded = 0
     pending: deque[Future] = deque()
     # Two malloc arenas: the bulk threads' bodies and answers would otherwise fragment a heap each.
-    with s3io.malloc_arenas(2), ThreadPoolExecutor(max_workers=BULK_THREADS, thread_name_prefix=f"bulk:{index}") as pool:
+    with s3io.malloc_arenas(2), collector.frozen(), \
+            ThreadPoolExecutor(max_workers=BULK_THREADS, thread_name_prefix=f"bulk:{index}") as pool:
         try:
             for body, docs in _bulk_bodies(lines, progress):
                 while len(pending) >= BULK_THREADS:  # one body ready while the others are sent
