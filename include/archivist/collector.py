@@ -16,14 +16,16 @@ from contextlib import contextmanager
 
 _lock = threading.Lock()
 _jobs = 0  # jobs inside `frozen`: restore jobs run side by side in one process
+_thaw = False  # whether the first of them froze from nothing (a process that froze its own keeps it)
 
 
 @contextmanager
 def frozen() -> Iterator[None]:
     """Freezes the objects that exist now for the block's duration (gc.freeze), then thaws them."""
-    global _jobs
+    global _jobs, _thaw
     with _lock:
         if _jobs == 0:
+            _thaw = gc.get_freeze_count() == 0
             gc.freeze()
         _jobs += 1
     try:
@@ -31,5 +33,5 @@ def frozen() -> Iterator[None]:
     finally:
         with _lock:
             _jobs -= 1
-            if _jobs == 0:
+            if _jobs == 0 and _thaw:
                 gc.unfreeze()
