@@ -2,9 +2,10 @@
 mappings and aliases, and the restore that puts them back in working order.
 
 Each index is read at one point in time, in `_doc` order (the point in time
-adds `_shard_doc` as the tiebreaker) with `search_after`, a page at a time, by EXPORT_SLICES threads that each read one
-slice of the point in time; their pages go into the one ndjson of the index as
-they arrive, one index after another. The count written must equal the count
+adds `_shard_doc` as the tiebreaker) with `search_after`, a page at a time, by
+EXPORT_SLICES threads that each read one slice of the point in time; their
+pages go into the one ndjson of the index as they arrive, one index after
+another. The count written must equal the count
 the server reported for that point in time.
 Restores create each index with its settings and mappings (and LOADING_SETTINGS
 while it loads) before any document, send its documents as bulk bodies built
@@ -43,8 +44,8 @@ log = logging.getLogger(__name__)
 PAGE_SIZE = 5000
 EXPORT_PAGE_SIZE = 2000   # per slice; a page of each slice is read while another waits in the queue
 EXPORT_SLICES = 2         # threads reading one index, each its own slice of the point in time
-# Index order: the server stops each page's query once it has the page, where a `_shard_doc`
-# primary sort cost it twice the time a page (9.4 against 4.3 ms for 2,000 documents, bench/README).
+# Index order: the server took half the time a page that a `_shard_doc` sort cost it (4.3 against
+# 9.4 ms for 2,000 documents, bench/README.md item 27).
 EXPORT_SORT = ["_doc"]
 KEEP_ALIVE = "5m"
 BULK_CHUNK_DOCS = 2000
