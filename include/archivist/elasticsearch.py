@@ -209,7 +209,7 @@ def _hit_lines(index: str, hits: list[dict[str, Any]]) -> bytes:
 
 
 # Lines are joined this many documents at a time: a whole page's lines (over 2 MiB) would be
-# mapped afresh for every page, and their page faults cost the export about 0.3 CPU-seconds a GB.
+# mapped afresh, and faulted in, for every page (bench/README.md item 29).
 JOIN_DOCS = 500
 _HITS = b'"hits":{'
 _HIT_LIST = b'"hits":['

@@ -1,10 +1,10 @@
 """A writable stream that becomes one S3 object, uploaded a part at a time while it is written.
 
 Bytes are copied once, into a part buffer; a full part is sent from a thread of its own while
-the next one fills, and its buffer is reused once the part is sent. There is no
-pipe and no transfer manager between the writer and the request, so no second copy, no thread
-hand-off per 64 KiB and no fresh mapping of every 8 MiB part (bench/README.md, item 27). The
-object appears only when `close` completes the upload; `abort` (or an error) leaves nothing.
+the next one fills, and its buffer is reused once the part is sent. There is no pipe and no
+transfer manager between the writer and the request, so no second copy, no thread hand-off per
+64 KiB and no fresh mapping of every 8 MiB part (bench/README.md, item 28). The object appears
+only when `close` completes the upload; `abort` (or an error) leaves nothing.
 """
 
 from __future__ import annotations
