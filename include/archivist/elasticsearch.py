@@ -5,13 +5,13 @@ Each index is read at one point in time, in `_doc` order (the point in time
 adds `_shard_doc` as the tiebreaker) with `search_after`, a page at a time, by
 EXPORT_SLICES threads that each read one slice of the point in time; their
 pages go into the one ndjson of the index as they arrive, one index after
-another. The count written must equal the count
-the server reported for that point in time.
+another. The count written must equal the count the server reported for that
+point in time.
 Restores create each index with its settings and mappings (and LOADING_SETTINGS
-while it loads) before any document, send its documents as bulk bodies built
-with orjson, BULK_THREADS requests at a time in byte-bounded chunks, then put
-back the index's own settings and aliases and check counts. Responses are
-parsed with orjson too.
+while it loads) before any document, send its documents as bulk bodies cut
+from the lines (orjson for any other shape), BULK_THREADS requests at a time in
+byte-bounded chunks, then put back the index's own settings and aliases and
+check counts. Responses are parsed with orjson too.
 """
 
 from __future__ import annotations

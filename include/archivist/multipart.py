@@ -56,6 +56,7 @@ class MultipartWriter:
         self._buf, self._fill = bytearray(part_size(1)), 0
         self._upload_id: str | None = None
         self._sent: list[Future] = []
+        self._checked = 0  # parts in _sent known to have been sent
         self.closed = False
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
@@ -140,9 +141,13 @@ class MultipartWriter:
             raise JobFailedError(f"{self._key} grew past what one S3 upload of {MAX_PARTS:,} parts can hold "
                                  f"({sum(part_size(n) for n in range(1, MAX_PARTS + 1)) / 1e9:,.0f} GB); "
                                  "nothing was kept")
-        for future in self._sent:  # a part that failed stops the writer at its next part
-            if future.done() and future.exception() is not None:
-                raise future.exception()  # type: ignore[misc]
+        # A part that failed stops the writer at its next part. Parts finish in order (one thread),
+        # so only those sent since the last look are looked at, not all of up to 10,000 each time.
+        while self._checked < len(self._sent) and self._sent[self._checked].done():
+            error = self._sent[self._checked].exception()
+            if error is not None:
+                raise error
+            self._checked += 1
         if self._upload_id is None:
             self._upload_id = self._s3.create_multipart_upload(Bucket=self._bucket, Key=self._key,
                                                                ContentType=self._type,

@@ -1,7 +1,7 @@
 """Streaming to and from S3-compatible buckets with bounded memory.
 
-Uploads are multipart, a few parts in flight from reused buffers
-(`multipart.MultipartWriter`), so memory is bounded by part size times parts.
+Uploads are multipart, one part sent while the next fills a reused buffer
+(`multipart.MultipartWriter`), so an upload holds two parts whatever its size.
 Every byte written is counted and hashed on the way, which gives each
 artifact its size and sha256 without reading it twice.
 """
@@ -76,8 +76,9 @@ def client(settings: S3Settings, checksums: bool = True) -> Any:
         region_name=settings.region_name or "us-east-1",
         config=Config(
             # No SHA-256 of every body for the signature (botocore's choice over plain http): the
-            # CRC32 botocore sends with each upload is checked by the server, and the bundle's
-            # artifacts carry sha256 sums of their own, checked end to end by verify.
+            # checksum sent with each upload (botocore's CRC32, MultipartWriter's own CRC32C) is
+            # checked by the server, and the bundle's artifacts carry sha256 sums of their own,
+            # checked end to end by verify.
             s3={"addressing_style": "path", "payload_signing_enabled": False},
             retries={"max_attempts": 5, "mode": "standard"},
             connect_timeout=5,
