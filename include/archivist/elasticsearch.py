@@ -22,9 +22,8 @@ import queue
 import re
 import threading
 import time
-from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import IO, Any
 
 import orjson
@@ -622,17 +621,20 @@ def load_documents(raw: Elasticsearch, index: str, lines: IO[bytes]) -> int:
     (a client from `raw_client`); returns how many."""
     progress = Progress(f"restore {index}", "docs")
     loaded = 0
-    pending: deque[Future] = deque()
+    pending: set[Future] = set()
     # Two malloc arenas: the bulk threads' bodies and answers would otherwise fragment a heap each.
     with s3io.malloc_arenas(2), collector.frozen(), \
             ThreadPoolExecutor(max_workers=BULK_THREADS, thread_name_prefix=f"bulk:{index}") as pool:
         try:
             for body, docs in _bulk_bodies(lines, progress):
-                while len(pending) >= BULK_THREADS:  # one body ready while the others are sent
-                    loaded += pending.popleft().result()
-                pending.append(pool.submit(_send_bulk, raw, index, body, docs))
-            while pending:
-                loaded += pending.popleft().result()
+                if len(pending) >= BULK_THREADS:
+                    # Whichever request ends first frees its place: waiting for the oldest left the
+                    # server a request or none while the oldest waited on a segment being written.
+                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    loaded += sum(future.result() for future in done)
+                pending.add(pool.submit(_send_bulk, raw, index, body, docs))
+            done, pending = wait(pending)
+            loaded += sum(future.result() for future in done)
         finally:
             for future in pending:
                 future.cancel()

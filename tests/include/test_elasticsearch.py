@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import secrets
+import time
 
 import orjson
 import pytest
@@ -207,6 +208,37 @@ def test_documents_the_server_refuses_fail_with_its_reason(es_client, es_setting
             elasticsearch.load_documents(elasticsearch.raw_client(es_settings), index, io.BytesIO(lines))
     finally:
         es_client.indices.delete(index=index)
+
+
+def test_a_slow_request_does_not_hold_back_the_others(es_client, es_settings, monkeypatch):
+    """The first request is held until more requests than there are places beside it have been
+    answered (or 10 s): only a loop that refills whichever place frees first sends them. Waiting for
+    the oldest request left the server idle while that one waited on a segment being written."""
+    index = f"test-inflight-{secrets.token_hex(4)}"
+    es_client.indices.create(index=index)
+    monkeypatch.setattr(elasticsearch, "BULK_CHUNK_DOCS", 1)
+    send, answered, held_while = elasticsearch._send_bulk, [], []
+
+    def send_holding_the_first(raw, target, body, docs):
+        if not held_while:
+            held_while.append(0)
+            deadline = time.monotonic() + 10
+            while len(answered) <= elasticsearch.BULK_THREADS and time.monotonic() < deadline:
+                time.sleep(0.01)
+            held_while[0] = len(answered)
+        sent = send(raw, target, body, docs)
+        answered.append(body)
+        return sent
+
+    monkeypatch.setattr(elasticsearch, "_send_bulk", send_holding_the_first)
+    lines = b"".join(b'{"_index":"x","_id":"%d","_source":{"n":%d}}\n' % (n, n)
+                     for n in range(3 * elasticsearch.BULK_THREADS))
+    try:
+        loaded = elasticsearch.load_documents(elasticsearch.raw_client(es_settings), index, io.BytesIO(lines))
+        assert elasticsearch.count(es_client, index) == loaded == 3 * elasticsearch.BULK_THREADS
+    finally:
+        es_client.indices.delete(index=index)
+    assert held_while[0] > elasticsearch.BULK_THREADS
 
 
 def test_bulk_bodies_go_out_without_copies(es_settings):
