@@ -52,7 +52,7 @@ BULK_CHUNK_BYTES = 8 * 1024 * 1024
 # While an index loads: no replicas, no refresh, and the translog synced every few seconds
 # rather than at every bulk request; finish_index puts back what the index had, then flushes.
 LOADING_SETTINGS = {"number_of_replicas": 0, "refresh_interval": "-1", "translog": {"durability": "async"}}
-BULK_THREADS = 6          # bulk requests in flight during a restore (2 left the server's two cores half idle)
+BULK_THREADS = 4          # bulk requests in flight during a restore (bench/README.md, items 8 and 32)
 EXPORT_FILTER = ["pit_id", "hits.hits._id", "hits.hits._routing", "hits.hits._source", "hits.hits.sort"]
 # Settings a new cluster sets itself and must not receive.
 UNPORTABLE_SETTINGS = {"uuid", "creation_date", "creation_date_string", "version", "provided_name",
