@@ -629,7 +629,7 @@ def load_documents(raw: Elasticsearch, index: str, lines: IO[bytes]) -> int:
             for body, docs in _bulk_bodies(lines, progress):
                 if len(pending) >= BULK_THREADS:
                     # Whichever request ends first frees its place: waiting for the oldest left the
-                    # server a request or none while the oldest waited on a segment being written.
+                    # server one request or none whenever the oldest was held up (bench/README.md, item 32).
                     done, pending = wait(pending, return_when=FIRST_COMPLETED)
                     loaded += sum(future.result() for future in done)
                 pending.add(pool.submit(_send_bulk, raw, index, body, docs))
