@@ -376,7 +376,8 @@ def export_index(es: Elasticsearch, index: str, write, progress: Progress | None
 
 def dump(settings: ElasticsearchSettings, staging, backup_id: str, pattern: str = "*") -> JobResult:
     """Writes templates, index definitions and one ndjson per index into `staging`."""
-    with s3io.malloc_arenas(2), collector.frozen():  # the slice threads' pages would otherwise fragment a heap each
+    # Two malloc arenas: the slice threads' pages would otherwise fragment a heap each.
+    with s3io.malloc_arenas(2), collector.frozen():
         return _dump(settings, staging, backup_id, pattern)
 
 

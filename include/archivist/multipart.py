@@ -141,8 +141,9 @@ class MultipartWriter:
             raise JobFailedError(f"{self._key} grew past what one S3 upload of {MAX_PARTS:,} parts can hold "
                                  f"({sum(part_size(n) for n in range(1, MAX_PARTS + 1)) / 1e9:,.0f} GB); "
                                  "nothing was kept")
-        # A part that failed stops the writer at its next part. Parts finish in order (one thread),
-        # so only those sent since the last look are looked at, not all of up to 10,000 each time.
+        # A part that failed stops the writer at its next part. Only parts sent since the last look
+        # are looked at, not all of up to 10,000 each time; with one sending thread they finish in
+        # order (with more, a failure behind an unfinished part would surface a part later).
         while self._checked < len(self._sent) and self._sent[self._checked].done():
             error = self._sent[self._checked].exception()
             if error is not None:
