@@ -19,9 +19,12 @@ import secrets
 import subprocess
 import tarfile
 import zlib
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
+
+from isal import igzip, isal_zlib
 
 from archivist import __version__, bundle_index
 from archivist.errors import BackupNotFoundError, VerificationError
@@ -276,19 +279,71 @@ def _file_info(name: str, size: int, mtime: int) -> tarfile.TarInfo:
 
 # --- reading and verifying -----------------------------------------------------------------
 
-_BROKEN = (tarfile.TarError, EOFError, gzip.BadGzipFile, zlib.error)
+# What reading a damaged or cut bundle raises, from tarfile, gzip and either inflater.
+DAMAGE_ERRORS = (tarfile.TarError, EOFError, gzip.BadGzipFile, zlib.error, isal_zlib.error)
+_BROKEN = DAMAGE_ERRORS
 
 
-def iter_members(stream: IO[bytes]) -> Iterator[tuple[str, tarfile.TarInfo, IO[bytes]]]:
+# After the tar's end: the end-of-archive blocks and record padding (zeros), then at most one
+# seek index (a stored block of at most 65,535 bytes). Anything more is refused.
+MAX_TRAILER = tarfile.RECORDSIZE + 2 * tarfile.BLOCKSIZE + 65535
+
+
+class _ReadInto(io.RawIOBase):
+    """A stream with only `read`, given the `readinto` that igzip reads with."""
+
+    def __init__(self, stream: IO[bytes]):
+        self._stream = stream
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._stream.read(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
+
+
+class _Tail:
+    """Passes reads through and keeps the last `keep` bytes read, without copying them."""
+
+    def __init__(self, stream: IO[bytes], keep: int):
+        self._stream, self._keep = stream, keep
+        self.chunks: deque[bytes] = deque()
+        self.held = self.position = 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._stream.read(n)
+        self.position += len(data)
+        self.chunks.append(data)
+        self.held += len(data)
+        while self.held - len(self.chunks[0]) >= self._keep:
+            self.held -= len(self.chunks.popleft())
+        return data
+
+    def since(self, offset: int) -> bytes | None:
+        """What was read from `offset` on, or None when that is no longer held."""
+        start = self.position - self.held
+        if offset < start:
+            return None
+        return b"".join(self.chunks)[offset - start:]
+
+
+def iter_members(stream: IO[bytes], trailer: list[bytes] | None = None) -> Iterator[tuple[str, tarfile.TarInfo, IO[bytes]]]:
     """Streams a bundle's files as (path inside the bundle folder, tar info, file object).
 
     Reads the archive once, front to back, in bounded memory. Damage of any kind
     (truncation, a flipped byte, something that is not a gzipped tar) surfaces
-    as VerificationError; the gzip trailer's CRC is checked at the end.
+    as VerificationError; the gzip trailer's CRC is checked at the end. Whatever follows
+    the tar's end-of-archive blocks must be zeros and at most one seek index: its bytes
+    (the index, or b"") are appended to `trailer` when given.
     """
-    gz = gzip.GzipFile(fileobj=stream, mode="rb")
+    if not hasattr(stream, "readinto"):
+        stream = _ReadInto(stream)
+    gz = igzip.GzipFile(fileobj=stream, mode="rb")  # ISA-L: same stream, several times faster to inflate
+    tail = _Tail(gz, MAX_TRAILER + COPY_CHUNK)
     try:
-        tar = tarfile.open(fileobj=gz, mode="r|", bufsize=COPY_CHUNK)
+        tar = tarfile.open(fileobj=tail, mode="r|", bufsize=COPY_CHUNK)
         top = None
         for member in tar:
             first, _, rel = member.name.partition("/")
@@ -304,8 +359,19 @@ def iter_members(stream: IO[bytes]) -> Iterator[tuple[str, tarfile.TarInfo, IO[b
                 yield rel, member, tar.extractfile(member)
         if top is None:
             raise VerificationError("not a bundle: the archive is empty")
-        while gz.read(COPY_CHUNK):  # reach the gzip trailer so its CRC and length are checked
-            pass
+        end = tar.offset
+        rest = tail.since(end)
+        while rest is not None and len(rest) <= MAX_TRAILER and (chunk := tail.read(COPY_CHUNK)):
+            rest += chunk  # to the gzip trailer, whose CRC and length are then checked
+        if rest is None or len(rest) > MAX_TRAILER:
+            raise VerificationError("the bundle holds data after the tar's end that is neither padding nor its "
+                                    "seek index: refused")
+        index = rest.lstrip(b"\0")
+        if index and not bundle_index.is_index_block(index):
+            raise VerificationError("the bundle holds data after the tar's end that is neither padding nor its "
+                                    "seek index: refused")
+        if trailer is not None:
+            trailer.append(index)
     except _BROKEN as exc:
         raise VerificationError(f"the bundle is damaged or truncated, or is not a gzipped tar: {exc}") from None
     except OSError as exc:
@@ -321,6 +387,8 @@ class VerifyReport:
     meta: dict[str, Any]
     members: dict[str, Artifact] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    index: bytes = b""  # the seek index found after the tar's end, as its bytes
+    meta_member: Artifact | None = None
 
     @property
     def checksummed(self) -> bool:
@@ -331,15 +399,19 @@ class VerifyReport:
         return sorted({j for p in self.members if (j := job_of_path(p))})
 
 
-def _read_all(stream: IO[bytes]) -> tuple[dict[str, Any] | None, dict[str, Artifact]]:
-    """Hashes every member and parses meta.json, reading the stream once."""
+def _read_all(stream: IO[bytes]) -> tuple[dict[str, Any] | None, dict[str, Artifact], bytes]:
+    """Hashes every member (meta.json too) and parses meta.json, reading the stream once; also
+    returns the seek index found after the tar's end."""
     meta: dict[str, Any] | None = None
     members: dict[str, Artifact] = {}
-    for path, info, fileobj in iter_members(stream):
+    trailer: list[bytes] = []
+    for path, info, fileobj in iter_members(stream, trailer):
         digest, size = hashlib.sha256(), 0
         chunks = [] if path == META else None
         if path == META and info.size > MAX_META_BYTES:
             raise VerificationError(f"meta.json is {info.size} bytes, too large to be a bundle's meta.json")
+        if path in members or (path == META and meta is not None):
+            raise VerificationError(f"the bundle holds {path} twice")
         while chunk := fileobj.read(COPY_CHUNK):
             digest.update(chunk)
             size += len(chunk)
@@ -352,35 +424,59 @@ def _read_all(stream: IO[bytes]) -> tuple[dict[str, Any] | None, dict[str, Artif
                 meta = json.loads(b"".join(chunks))
             except ValueError as exc:
                 raise VerificationError(f"meta.json is not valid JSON: {exc}") from None
+            if not isinstance(meta, dict):
+                raise VerificationError("meta.json is not a JSON object")
             check_format_version(meta)
-        else:
-            members[path] = Artifact(path, size, digest.hexdigest())
-    return meta, members
+        members[path] = Artifact(path, size, digest.hexdigest())
+    return meta, members, trailer[0] if trailer else b""
 
 
-def verify(stream: IO[bytes]) -> VerifyReport:
+UNCHECKED_HINT = ("to restore it anyway, knowing that nothing in it can be checked, ask for it: the restore "
+                  "param allow_unchecked, `--allow-unchecked` on the command line, or the Backups page's "
+                  "'restore without checksums' box")
+
+
+def verify(stream: IO[bytes], allow_unchecked: bool = False) -> VerifyReport:
     """Reads the whole bundle once and checks it against its meta.json.
 
-    Our bundles must match every size and sha256 listed; a bundle of the
-    original tool (no `artifacts` in meta.json) is accepted with a warning.
+    Our bundles must match every size and sha256 listed. A bundle of the original tool (no
+    `artifacts`, no `format_version` in meta.json) cannot be checked: it is refused unless
+    `allow_unchecked`, and then passes with a warning. A meta.json that claims archivist's
+    format but lists no checksums is refused: stripping them must not be a way around them.
     """
     try:
-        meta, members = _read_all(stream)
+        meta, members, index = _read_all(stream)
     except _BROKEN as exc:  # damage found while reading a member's bytes
         raise VerificationError(f"the bundle is damaged or truncated: {exc}") from None
     if meta is None:
         raise VerificationError("not a bundle: it has no meta.json")
-    report = VerifyReport(meta=meta, members=members)
+    meta_member = members.pop(META)
+    report = VerifyReport(meta=meta, members=members, index=index, meta_member=meta_member)
     for path in members:
         if job_of_path(path) is None:
             raise VerificationError(f"unexpected file {path} outside the jobs.* folders")
     expected = meta.get("artifacts")
     if expected is None:
+        if "format_version" in meta:
+            raise VerificationError(
+                f"meta.json claims archivist's format_version {meta['format_version']!r} but lists no "
+                "checksums (`artifacts`): refused, a bundle of ours always has them and this one may "
+                "have been altered"
+            )
+        if not allow_unchecked:
+            raise VerificationError(
+                "this bundle has no checksums (the original tool's format): its contents cannot be "
+                f"verified, so it is not restored; {UNCHECKED_HINT}"
+            )
         report.warnings.append(
-            "this bundle has no checksums (made by the original tool or an old version): "
-            "its structure was checked but its contents cannot be verified"
+            "this bundle has no checksums (made by the original tool): its structure was checked but "
+            "its contents cannot be verified; restoring it because that was asked for"
         )
         return report
+    if not isinstance(expected, dict) or not all(
+            isinstance(w, dict) and isinstance(w.get("size"), int) and isinstance(w.get("sha256"), str)
+            for w in expected.values()):
+        raise VerificationError("meta.json's `artifacts` is not a map of path to {size, sha256}")
     missing = sorted(set(expected) - set(members))
     extra = sorted(set(members) - set(expected))
     if missing:

@@ -12,11 +12,15 @@ original tool's, or any older) are read from the start as before. See docs/FORMA
 from __future__ import annotations
 
 import functools
+import hashlib
+import io
 import json
 import logging
 import os
+import queue
 import re
 import tarfile
+import threading
 import zlib
 from contextlib import closing
 from collections.abc import Callable, Iterator
@@ -62,6 +66,26 @@ def spans(starts: list[tuple[str, int, int]], end: int, end_crc: int) -> dict[st
     return out
 
 
+def _parse_block(block: bytes) -> dict[str, tuple[int, int, int]] | None:
+    """The ranges of an index block that is exactly payload and footer, else None."""
+    footer = _FOOTER.search(block)
+    if footer is None or footer.end() != len(block):
+        return None
+    version, length, crc = int(footer.group(1)), int(footer.group(2)), int(footer.group(3), 16)
+    payload = block[:footer.start()]
+    if version != INDEX_VERSION or len(payload) != length or zlib.crc32(payload) != crc:
+        return None
+    try:
+        return {str(p): (int(r[0]), int(r[1]), int(r[2])) for p, r in json.loads(payload)["ranges"].items()}
+    except (ValueError, KeyError, TypeError, IndexError, AttributeError):
+        return None
+
+
+def is_index_block(block: bytes) -> bool:
+    """Whether `block` is one well-formed seek index and nothing else."""
+    return _parse_block(block) is not None
+
+
 def parse_tail(tail: bytes, object_size: int) -> dict[str, tuple[int, int, int]] | None:
     """The ranges from the last bytes of a bundle, or None if it ends without a (sound) index."""
     footers = list(_FOOTER.finditer(tail))
@@ -82,31 +106,77 @@ def parse_tail(tail: bytes, object_size: int) -> dict[str, tuple[int, int, int]]
 
 
 class BundleSource:
-    """A bundle that can be read whole (call it) or by byte ranges: a backup bucket's object or a file."""
+    """A bundle that can be read whole (call it) or by byte ranges: a backup bucket's object or a file.
+
+    Every read after the first is pinned to the object the first one saw (its ETag, or the file's
+    identity): a bundle replaced between `verify` and a restore job fails with an error saying so,
+    instead of restoring bytes that were never verified."""
 
     def __init__(self, size: Callable[[], int], open_all: Callable[[], IO[bytes]],
-                 open_range: Callable[[int, int], IO[bytes]]):
+                 open_range: Callable[[int, int], IO[bytes]], name: str = "the bundle"):
         self._size, self._open_all, self._open_range = size, open_all, open_range
         self._ranges: dict[str, tuple[int, int, int]] | None | bool = False  # False: not read yet
+        self.name = name
+        self.pin: str | None = None  # the ETag (or file identity) every read must match
+        self.checksums: dict[str, Any] | None = None  # meta.json's `artifacts`, once known
 
     @classmethod
-    def s3(cls, s3: Any, bucket: str, key: str, size: int | None = None) -> BundleSource:
-        """The object `key` (of `size` bytes, if known from a listing); nothing is requested until
-        it is read."""
-        def ranged(start: int, end: int) -> IO[bytes]:
-            return s3.get_object(Bucket=bucket, Key=key, Range=f"bytes={start}-{end - 1}")["Body"]
+    def s3(cls, s3: Any, bucket: str, key: str, size: int | None = None, etag: str | None = None) -> BundleSource:
+        """The object `key` (of `size` bytes, if known from a listing), pinned to `etag` when given
+        (else to the ETag its first read sees); nothing is requested until it is read."""
+        source: BundleSource
 
-        return cls(lambda: size if size is not None else s3.head_object(Bucket=bucket, Key=key)["ContentLength"],
-                   lambda: s3.get_object(Bucket=bucket, Key=key)["Body"], ranged)
+        def pinned(request: Callable[..., Any], **extra: Any) -> Any:
+            if source.pin:
+                extra["IfMatch"] = source.pin
+            try:
+                answer = request(Bucket=bucket, Key=key, **extra)
+            except Exception as exc:
+                if _status(exc) == 412:
+                    raise VerificationError(
+                        f"{source.name} was replaced after it was verified (its ETag is no longer {source.pin}): "
+                        "nothing more was read from it; start the restore again to verify the new object"
+                    ) from None
+                raise
+            source.pin = source.pin or answer.get("ETag")
+            return answer
+
+        def get(**extra: Any) -> IO[bytes]:
+            return pinned(s3.get_object, **extra)["Body"]
+
+        def head() -> int:
+            return size if size is not None else pinned(s3.head_object)["ContentLength"]
+
+        source = cls(head, get, lambda start, end: get(Range=f"bytes={start}-{end - 1}"), f"bundle object {key!r}")
+        source.pin = etag
+        return source
 
     @classmethod
     def file(cls, path: str) -> BundleSource:
-        def ranged(start: int, end: int) -> IO[bytes]:
+        source: BundleSource
+
+        def opened() -> IO[bytes]:
             f = open(path, "rb")
+            st = os.fstat(f.fileno())
+            identity = f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
+            if source.pin and identity != source.pin:
+                f.close()
+                raise VerificationError(f"{path} was replaced or changed after it was verified: "
+                                        "start the restore again to verify it anew")
+            source.pin = identity
+            return f
+
+        def ranged(start: int, end: int) -> IO[bytes]:
+            f = opened()
             f.seek(start)
             return _Limited(f, end - start)
 
-        return cls(lambda: os.path.getsize(path), lambda: open(path, "rb"), ranged)
+        def size() -> int:
+            with opened() as f:
+                return os.fstat(f.fileno()).st_size
+
+        source = cls(size, opened, ranged, path)
+        return source
 
     @functools.cached_property
     def size(self) -> int:
@@ -129,17 +199,74 @@ class BundleSource:
         whole range is checked. Damage surfaces as VerificationError, as for a whole read."""
         start, end, crc = self.ranges()[path]
         with closing(self._open_range(start, end)) as body:
-            inflated = _RawInflater(body, crc, path)
-            try:
-                tar = tarfile.open(fileobj=inflated, mode="r|", bufsize=1024 * 1024)
-                member = tar.next()
-                if member is None or not member.isfile() or member.name.partition("/")[2] != path:
-                    raise VerificationError(f"the bundle's index points {path} at {member and member.name!r}")
-            except (tarfile.TarError, EOFError, zlib.error, isal_zlib.error) as exc:
-                raise VerificationError(f"the bundle is damaged or truncated near {path}: {exc}") from None
-            yield tar.extractfile(member)
-            while inflated.read(1024 * 1024):  # the rest of the range (tar padding), then the CRC check
-                pass
+            yield from read_range(body, crc, path)
+
+
+def read_range(body: IO[bytes], crc: int, path: str) -> Iterator[IO[bytes]]:
+    """Yields the file `path` from `body`, one range of raw deflate holding its tar entry; once it
+    has been read, the rest of the range is read and its CRC32 checked."""
+    inflated = _RawInflater(body, crc, path)
+    try:
+        tar = tarfile.open(fileobj=inflated, mode="r|", bufsize=1024 * 1024)
+        member = tar.next()
+        if member is None or not member.isfile() or member.name.partition("/")[2] != path:
+            raise VerificationError(f"the bundle's index points {path} at {member and member.name!r}")
+    except (tarfile.TarError, EOFError, zlib.error, isal_zlib.error) as exc:
+        raise VerificationError(f"the bundle is damaged or truncated near {path}: {exc}") from None
+    yield tar.extractfile(member)
+    while inflated.read(1024 * 1024):  # the rest of the range (tar padding), then the CRC check
+        pass
+
+
+def _status(exc: Exception) -> int | None:
+    return getattr(exc, "response", {}).get("ResponseMetadata", {}).get("HTTPStatusCode")
+
+
+class CheckedReader(io.RawIOBase):
+    """A member's bytes as a restore reads them, hashed on the way: at their end, their size and
+    sha256 must be what meta.json lists (what `verify` checked), or the read fails."""
+
+    def __init__(self, fileobj: IO[bytes], path: str, size: int, sha256: str):
+        self._f, self.path, self._size, self._sha256 = fileobj, path, size, sha256
+        self._digest, self._read = hashlib.sha256(), 0
+        self._checked = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
+
+    def read(self, n: int | None = -1) -> bytes:
+        whole = n is None or n < 0
+        data = self._f.read() if whole else self._f.read(n)
+        self._digest.update(data)
+        self._read += len(data)
+        if self._read > self._size:
+            raise self._mismatch()
+        if whole or (not data and n != 0):
+            self._check()
+        return data
+
+    def finish(self) -> None:
+        """Reads what the consumer left (tar padding, a gzip trailer), then checks the whole."""
+        while self.read(1024 * 1024):
+            pass
+
+    def _check(self) -> None:
+        if not self._checked:
+            if self._read != self._size or self._digest.hexdigest() != self._sha256:
+                raise self._mismatch()
+            self._checked = True
+
+    def _mismatch(self) -> VerificationError:
+        return VerificationError(
+            f"{self.path} as read for the restore does not match meta.json ({self._read} bytes, sha256 "
+            f"{self._digest.hexdigest()[:12]}…; expected {self._size} bytes, sha256 {self._sha256[:12]}…): "
+            "these are not the bytes verify checked, so the restore stops here"
+        )
 
 
 def iter_indexed(source: Any, wanted: Callable[[str], bool]) -> Iterator[tuple[str, IO[bytes]]] | None:
@@ -155,6 +282,110 @@ def iter_indexed(source: Any, wanted: Callable[[str], bool]) -> Iterator[tuple[s
                 yield path, fileobj
 
     return members()
+
+
+class RangeTee:
+    """Passes a bundle's bytes through to the front-to-back reader of `verify` and, from the same
+    bytes, on a thread of its own, reads every range of the seek index exactly as a restore job
+    will (a fresh inflater per range, the tar entry there, its CRC32), recording each file's size
+    and sha256. `verify` then requires both readings to agree, so the index cannot lead a restore
+    to bytes that `verify` never checked, and requires the index to be the object's last block."""
+
+    def __init__(self, stream: IO[bytes], ranges: dict[str, tuple[int, int, int]]):
+        self._stream = stream
+        self._ranges = ranges
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=16)
+        self.found: dict[str, tuple[int, str]] = {}
+        self.index_block: bytes | None = None
+        self.error: VerificationError | None = None
+        self._thread = threading.Thread(target=self._run, name="verify-ranges", daemon=True)
+        self._thread.start()
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._stream.read(n)
+        self._queue.put(data)
+        return data
+
+    def close(self) -> None:
+        self._queue.put(None)
+        getattr(self._stream, "close", lambda: None)()
+
+    def result(self) -> dict[str, tuple[int, str]]:
+        """Each range's file and its (size, sha256), once the whole object has been read."""
+        self._queue.put(None)
+        self._thread.join()
+        if self.error is not None:
+            raise self.error
+        return self.found
+
+    def _run(self) -> None:
+        source = _Queued(self._queue)
+        try:
+            self._read_ranges(source)
+        except VerificationError as exc:
+            self.error = exc
+        except Exception as exc:  # any damage the ranges' reading meets is a verification failure
+            self.error = VerificationError(f"the bundle's seek index cannot be followed: {type(exc).__name__}: {exc}")
+        source.drain()
+
+    def _read_ranges(self, source: _Queued) -> None:
+        order = sorted(self._ranges.items(), key=lambda item: item[1][0])
+        source.skip(order[0][1][0])
+        at = order[0][1][0]
+        for path, (start, end, crc) in order:
+            if start != at:
+                raise VerificationError(f"the bundle's seek index leaves a gap or an overlap before {path}: refused")
+            body = _Limited(source, end - start)
+            digest, size = hashlib.sha256(), 0
+            for fileobj in read_range(body, crc, path):
+                while chunk := fileobj.read(1024 * 1024):
+                    digest.update(chunk)
+                    size += len(chunk)
+            while body.read(1024 * 1024):
+                pass
+            self.found[path] = (size, digest.hexdigest())
+            at = end
+        # What follows the last range: the stored block holding the index, the final empty
+        # block and the gzip trailer (8 bytes), nothing else.
+        rest = _Limited(source, 5 + MAX_STORED + 64).read()
+        length = int.from_bytes(rest[1:3], "little") if len(rest) >= 5 else -1
+        block = rest[5:5 + length] if length >= 0 else b""
+        if (rest[:1] != b"\0" or rest[3:5] != (length ^ 0xFFFF).to_bytes(2, "little")
+                or _parse_block(block) != self._ranges or len(rest) - 5 - length > 16):
+            raise VerificationError("the bundle's seek index is not its last block, or bytes follow it: refused")
+        self.index_block = block
+
+
+class _Queued:
+    """The reading end of RangeTee's queue, as a file."""
+
+    def __init__(self, chunks: queue.Queue[bytes | None]):
+        self._chunks, self._buf, self._ended = chunks, b"", False
+
+    def read(self, n: int = -1) -> bytes:
+        while not self._ended and (n < 0 or len(self._buf) < n):
+            chunk = self._chunks.get()
+            if not chunk:
+                self._ended = True
+                break
+            self._buf += chunk
+        if n < 0:
+            n = len(self._buf)
+        data, self._buf = self._buf[:n], self._buf[n:]
+        return data
+
+    def skip(self, n: int) -> None:
+        while n > 0:
+            got = self.read(min(n, 1024 * 1024))
+            if not got:
+                return
+            n -= len(got)
+
+    def drain(self) -> None:
+        self._buf = b""
+        while not self._ended:
+            if not self._chunks.get():
+                self._ended = True
 
 
 class _RawInflater:

@@ -172,9 +172,9 @@ jobs_option = click.option("--jobs", metavar="JOB,...",
 
 def restore_options(func: Callable) -> Callable:
     func = click.option("--dry-run", is_flag=True, help="Verify and report what would be restored; write nothing.")(func)
+    func = click.option("--allow-unchecked", is_flag=True, help=restore.UNCHECKED_HELP)(func)
     func = click.option("--mode", type=click.Choice(restore.MODES), default="empty", show_default=True,
-                        help="'empty' refuses targets that hold data; 'replace' drops and recreates what "
-                             "the bundle contains, and nothing else.")(func)
+                        help=restore.MODE_HELP)(func)
     func = click.option("--indices", metavar="PATTERN,...",
                         help="Elasticsearch index patterns to restore (e.g. products,logs-*); default all.")(func)
     return jobs_option(func)
@@ -401,7 +401,9 @@ def _local(path: str) -> tuple[str, Callable[[], Any]]:
 
 @cli.command()
 @click.argument("target", metavar="KEY|PATH")
-def verify(target: str) -> None:
+@click.option("--allow-unchecked", is_flag=True,
+              help="Accept a bundle without checksums (the original tool's format): only its structure is checked.")
+def verify(target: str, allow_unchecked: bool) -> None:
     """Checks a bundle (a backup key, 'latest', or a local file) against its meta.json."""
     if os.path.isfile(target):
         name, opener = _local(target)
@@ -409,7 +411,7 @@ def verify(target: str) -> None:
         raise BackupNotFoundError(f"no bundle file at {target}")
     else:
         name, opener = _locate(_store(), target)
-    report = restore.verify(opener)
+    report = restore.verify(opener, allow_unchecked)
     click.echo(f"verified {name}: {len(report.members)} members, jobs {', '.join(report.jobs) or 'none'}, "
                f"format_version {report.meta.get('format_version', '0 (original tool)')}, "
                f"{'every checksum matches' if report.checksummed else 'no checksums to compare'}")
@@ -421,8 +423,9 @@ def verify(target: str) -> None:
 
 
 def _restore(name: str, opener: Callable[[], Any], jobs: str | None, indices: str | None, mode: str,
-             dry_run: bool) -> None:
-    result = restore.run_restore(opener, name, config.parse_jobs(jobs), mode, _split(indices), dry_run)
+             dry_run: bool, allow_unchecked: bool) -> None:
+    result = restore.run_restore(opener, name, config.parse_jobs(jobs), mode, _split(indices), dry_run,
+                                 allow_unchecked=allow_unchecked)
     click.echo(f"verified {name}: jobs {', '.join(result['jobs']) or 'none'}, format_version {result['format_version']}")
     for warning in result["warnings"]:
         click.echo(f"warning: {warning}")
@@ -444,20 +447,22 @@ def _restore(name: str, opener: Callable[[], Any], jobs: str | None, indices: st
 @cli.command(name="restore")
 @click.argument("key", metavar="KEY|latest")
 @restore_options
-def restore_cmd(key: str, jobs: str | None, indices: str | None, mode: str, dry_run: bool) -> None:
+def restore_cmd(key: str, jobs: str | None, indices: str | None, mode: str, dry_run: bool,
+                allow_unchecked: bool) -> None:
     """Performs a full system restore, given a backup key name."""
     config.parse_jobs(jobs)  # a wrong option fails before the bucket is read
     name, opener = _locate(_store(), key)
-    _restore(name, opener, jobs, indices, mode, dry_run)
+    _restore(name, opener, jobs, indices, mode, dry_run, allow_unchecked)
 
 
 @cli.command(name="simple-restore")
 @click.argument("path", metavar="PATH")
 @restore_options
-def simple_restore(path: str, jobs: str | None, indices: str | None, mode: str, dry_run: bool) -> None:
+def simple_restore(path: str, jobs: str | None, indices: str | None, mode: str, dry_run: bool,
+                   allow_unchecked: bool) -> None:
     """Performs a full system restore, given a backup archive."""
     name, opener = _local(path)
-    _restore(name, opener, jobs, indices, mode, dry_run)
+    _restore(name, opener, jobs, indices, mode, dry_run, allow_unchecked)
 
 
 # --- entry point -----------------------------------------------------------------------------------

@@ -7,7 +7,6 @@ staging upload, the bundle member goes straight to psql's stdin.
 
 from __future__ import annotations
 
-import io
 import logging
 import os
 import re
@@ -19,10 +18,12 @@ from typing import IO
 
 import psycopg
 
-from archivist import bundle
+from archivist import bundle, psql_script
 from archivist.bundle import JobResult
+from archivist.dump_scan import DumpPlan
 from archivist.config import PostgresSettings
-from archivist.errors import ConfigurationError, JobFailedError, TargetNotEmptyError, UnreachableError
+from archivist.errors import (ConfigurationError, JobFailedError, TargetNotEmptyError, UnreachableError,
+                              VerificationError)
 from archivist.progress import Progress, ProgressReader
 
 log = logging.getLogger(__name__)
@@ -32,10 +33,6 @@ CHUNK = 1024 * 1024
 # `CREATE OR REPLACE VIEW` placeholders there), so `replace` drops schemas itself.
 # Owners and grants are left out so the dump restores on a server with other roles.
 PG_DUMP_ARGS = ["--format=plain", "--no-owner", "--no-privileges", "--no-password"]
-CREATE_RE = re.compile(
-    rb"^CREATE (?:SCHEMA|TABLE|UNLOGGED TABLE|VIEW|MATERIALIZED VIEW|SEQUENCE|TYPE|FUNCTION|DOMAIN) "
-    rb"(?:IF NOT EXISTS )?(\"[^\"]+\"|[a-z_][a-z0-9_$]*)[.;\s(]"
-)
 PSQL_ARGS = ["-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction", "--no-password", "-f", "-"]
 USER_TABLES = """
     SELECT n.nspname || '.' || c.relname, greatest(c.reltuples, 0)::bigint
@@ -44,6 +41,17 @@ USER_TABLES = """
       AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%'
     ORDER BY 1
 """
+
+
+# What a child process may see of the worker's environment: the worker's own secrets
+# (AIRFLOW_CONN_*, BACKUP_SECRET_ACCESS_KEY, ...) must never reach a process a bundle can steer.
+CHILD_ENV_KEEP = ("PATH", "LANG", "LANGUAGE", "TZ")
+
+
+def child_env(settings: PostgresSettings) -> dict[str, str]:
+    """pg_dump's and psql's whole environment: PATH and locale, and this connection's PG* variables."""
+    kept = {k: v for k, v in os.environ.items() if k in CHILD_ENV_KEEP or k.startswith("LC_")}
+    return {**kept, **settings.libpq_env()}
 
 
 def _where(settings: PostgresSettings) -> str:
@@ -82,24 +90,37 @@ def tool(name: str) -> str:
     return path
 
 
-def tool_major(name: str) -> int:
-    out = subprocess.run([tool(name), "--version"], capture_output=True, text=True, check=True).stdout
-    match = re.search(r"(\d+)(?:\.\d+)?", out)
+def tool_version(name: str) -> tuple[int, int]:
+    """The (major, minor) version of pg_dump or psql."""
+    out = subprocess.run([tool(name), "--version"], capture_output=True, text=True, check=True,
+                         env={k: v for k, v in os.environ.items() if k in CHILD_ENV_KEEP}).stdout
+    match = re.search(r"(\d+)(?:\.(\d+))?", out)
     if not match:
         raise ConfigurationError(f"cannot read the version of {name} from {out!r}")
-    return int(match.group(1))
+    return int(match.group(1)), int(match.group(2) or 0)
+
+
+# The first minor release of each major whose psql has `\restrict` (restricted mode).
+RESTRICT_SINCE = {13: 22, 14: 19, 15: 14, 16: 10, 17: 6}
 
 
 def check(settings: PostgresSettings) -> str:
-    """Logs in and checks that pg_dump and psql are at least the server's major version."""
+    """Logs in and checks that pg_dump and psql are at least the server's major version, and that
+    psql can run a dump in restricted mode."""
     num, text = server_version(settings)
     server_major = num // 10000
     for name in ("pg_dump", "psql"):
-        major = tool_major(name)
+        major, minor = tool_version(name)
         if major < server_major:
             raise ConfigurationError(
                 f"{name} {major} is older than the PostgreSQL {text} server of {_where(settings)}: "
                 f"install postgresql-client-{server_major} or newer"
+            )
+        if name == "psql" and major < 18 and minor < RESTRICT_SINCE.get(major, 10**6):
+            since = f"{major}.{RESTRICT_SINCE[major]}" if major in RESTRICT_SINCE else "13.22"
+            raise ConfigurationError(
+                f"psql {major}.{minor} has no restricted mode (\\restrict, since {since}), which archivist needs to "
+                f"restore a dump without running its backslash commands: upgrade postgresql-client-{major}"
             )
     return text
 
@@ -126,7 +147,7 @@ def dump(settings: PostgresSettings, staging, backup_id: str) -> JobResult:
     with tempfile.TemporaryFile() as errors:
         proc = subprocess.Popen(
             [tool("pg_dump"), *PG_DUMP_ARGS], stdout=subprocess.PIPE, stderr=errors,
-            env={**os.environ, **settings.libpq_env()},
+            env=child_env(settings),
         )
         progress = Progress(f"pg_dump {settings.dbname}")
         try:
@@ -141,39 +162,105 @@ def dump(settings: PostgresSettings, staging, backup_id: str) -> JobResult:
     return JobResult("postgres", [artifact], job_counts, time.monotonic() - started, version)
 
 
-def schemas_in_dump(sql: IO[bytes]) -> list[str]:
-    """The schemas a plain pg_dump creates objects in, read line by line, skipping COPY data."""
-    found: set[str] = set()
-    in_copy = False
-    for line in io.BufferedReader(sql, CHUNK):
-        if in_copy:
-            in_copy = line.rstrip(b"\r\n") != b"\\."
-        elif line.startswith(b"COPY ") and line.rstrip().endswith(b"FROM stdin;"):
-            in_copy = True
-        elif match := CREATE_RE.match(line):
-            found.add(match.group(1).decode().strip('"'))
-    return sorted(found)
+def _literal(text: str) -> str:
+    """A standard SQL string literal (the prologue turns standard_conforming_strings on first)."""
+    if "\0" in text:
+        raise VerificationError(f"the dump names an object with a NUL byte: {text!r}")
+    return "'" + text.replace("'", "''") + "'"
 
 
-def replace_prologue(schemas: list[str]) -> bytes:
-    """SQL that drops the schemas the dump recreates (and nothing else), in the restore's transaction."""
-    statements = []
-    for schema in schemas:
-        quoted = '"' + schema.replace('"', '""') + '"'
-        statements.append(f"DROP SCHEMA IF EXISTS {quoted} CASCADE;")
-        if schema == "public":  # pg_dump assumes public exists as initdb made it, and only dumps differences
-            statements += ["CREATE SCHEMA public;", "ALTER SCHEMA public OWNER TO pg_database_owner;",
-                           "GRANT USAGE ON SCHEMA public TO PUBLIC;",
-                           "COMMENT ON SCHEMA public IS 'standard public schema';"]
-    return ("\n".join(statements) + "\n").encode()
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+# Drop order for objects in public; a drop that others still depend on is retried after the rest.
+_PUBLIC_DROPS = (("materialized view", "MATERIALIZED VIEW"), ("view", "VIEW"), ("table", "TABLE"),
+                 ("sequence", "SEQUENCE"), ("domain", "DOMAIN"), ("type", "TYPE"))
+
+
+def replace_prologue(plan: DumpPlan) -> bytes:
+    """SQL that drops what the dump recreates (and nothing else), in the restore's transaction:
+    the schemas it creates, with everything in them, and in `public`, which pg_dump expects to
+    exist and never creates, only the objects it creates there, each by its exact name and
+    without CASCADE, so that anything else depending on them stops the restore instead."""
+    lines = ["SET LOCAL standard_conforming_strings = on;"]
+    lines += [f"DROP SCHEMA IF EXISTS {_ident(schema)} CASCADE;" for schema in plan.schemas]
+    drops = [f"DROP {sql} IF EXISTS public.{_ident(name)}" for kind, sql in _PUBLIC_DROPS
+             for name in plan.public.get(kind, [])]
+    signatures = plan.public.get("function", []) + plan.public.get("procedure", [])
+    if (drops or signatures) and "public" not in plan.schemas:
+        lines.append(_DROP_PUBLIC_OBJECTS.format(
+            drops=", ".join(_literal(d) for d in drops) or "",
+            signatures=", ".join(_literal(s) for s in signatures) or ""))
+    return ("\n".join(lines) + "\n").encode()
+
+
+# Functions are matched on pg_dump's own signature text (`name(type, type)`). Drops are retried
+# while they make progress, so the order of kinds never matters; what is left names the obstacle.
+_DROP_PUBLIC_OBJECTS = """DO $archivist$
+DECLARE
+  pending text[] := ARRAY[{drops}]::text[];
+  stuck text[];
+  statement text;
+  reason text;
+  detail text;
+  fn record;
+BEGIN
+  PERFORM pg_catalog.set_config('search_path', '', true);
+  FOR fn IN SELECT p.oid::pg_catalog.regprocedure AS signature, p.prokind FROM pg_catalog.pg_proc p
+      WHERE p.pronamespace = 'public'::pg_catalog.regnamespace
+        AND p.proname || '(' || coalesce((SELECT pg_catalog.string_agg(pg_catalog.format_type(t, NULL), ', ' ORDER BY i)
+              FROM pg_catalog.unnest(p.proargtypes::pg_catalog.oid[]) WITH ORDINALITY AS a(t, i)), '') || ')'
+            = ANY (ARRAY[{signatures}]::text[])
+  LOOP
+    pending := pending || pg_catalog.format('DROP %s %s', CASE fn.prokind WHEN 'p' THEN 'PROCEDURE' ELSE 'FUNCTION' END,
+                                            fn.signature);
+  END LOOP;
+  WHILE pg_catalog.cardinality(pending) > 0 LOOP
+    stuck := '{{}}';
+    FOREACH statement IN ARRAY pending LOOP
+      BEGIN
+        EXECUTE statement;
+      EXCEPTION WHEN dependent_objects_still_exist THEN
+        stuck := stuck || statement;
+        GET STACKED DIAGNOSTICS reason = MESSAGE_TEXT, detail = PG_EXCEPTION_DETAIL;
+        reason := reason || ' (' || pg_catalog.replace(detail, E'\n', '; ') || ')';
+      END;
+    END LOOP;
+    IF pg_catalog.cardinality(stuck) = pg_catalog.cardinality(pending) THEN
+      RAISE EXCEPTION 'replace mode drops only what the bundle recreates, and cannot: %', reason;
+    END IF;
+    pending := stuck;
+  END LOOP;
+END
+$archivist$;"""
+
+
+def replace_epilogue(plan: DumpPlan) -> bytes:
+    """SQL run last, before the commit: fails the restore (so the drops roll back) when the dump
+    did not recreate a schema or public relation that the prologue dropped."""
+    wanted = [f"pg_catalog.to_regnamespace({_literal(_ident(s))})" for s in plan.schemas]
+    wanted += [f"pg_catalog.to_regclass({_literal('public.' + _ident(n))})" for kind in
+               ("materialized view", "view", "table", "sequence") for n in plan.public.get(kind, [])
+               if "public" not in plan.schemas]
+    if not wanted:
+        return b""
+    names = [f"schema {s}" for s in plan.schemas] + [f"public.{n}" for kind in
+             ("materialized view", "view", "table", "sequence") for n in plan.public.get(kind, [])
+             if "public" not in plan.schemas]
+    checks = " OR ".join(f"{w} IS NULL" for w in wanted)
+    return (f"DO $archivist$ BEGIN IF {checks} THEN RAISE EXCEPTION 'the dump did not recreate what replace mode "
+            f"dropped (one of: %)', {_literal(', '.join(names))}; END IF; END $archivist$;\n").encode()
 
 
 def restore(settings: PostgresSettings, sql: IO[bytes], mode: str = "empty",
-            replace_schemas: list[str] | None = None) -> dict[str, int]:
-    """Runs the dump's SQL through psql in one transaction, stopping at the first error.
+            plan: DumpPlan | None = None) -> dict[str, int]:
+    """Runs the dump's SQL through psql in restricted mode and one transaction, stopping at the
+    first error.
 
-    In `replace` mode the schemas in `replace_schemas` (those the dump holds) are
-    dropped first, inside the same transaction, so a failure leaves them as they were.
+    In `replace` mode what `plan` lists (what the dump recreates) is dropped first, inside the
+    same transaction, so a failure leaves it as it was. An error raised while reading `sql` (its
+    checksum does not match) kills psql before it can commit.
     """
     check(settings)
     if mode == "empty":
@@ -184,22 +271,27 @@ def restore(settings: PostgresSettings, sql: IO[bytes], mode: str = "empty",
                 f"{_where(settings)} already holds {len(existing)} table(s) ({names}): restore with mode "
                 "'replace' to drop and recreate what the bundle contains, or empty the database first"
             )
+    prologue = epilogue = b""
+    if mode == "replace" and plan is not None:
+        log.info("replace mode: dropping %s", plan.describe())
+        prologue, epilogue = replace_prologue(plan), replace_epilogue(plan)
     progress = Progress(f"psql {settings.dbname}")
     with tempfile.TemporaryFile() as errors:
         proc = subprocess.Popen(
             [tool("psql"), *PSQL_ARGS], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=errors,
-            env={**os.environ, **settings.libpq_env()},
+            env=child_env(settings),
         )
         try:
-            if mode == "replace" and replace_schemas:
-                log.info("replace mode: dropping and recreating schema(s) %s", ", ".join(replace_schemas))
-                proc.stdin.write(replace_prologue(replace_schemas))
-            while chunk := sql.read(CHUNK):
+            for chunk in psql_script.script(sql, psql_script.new_key(), prologue, epilogue):
                 proc.stdin.write(chunk)
                 progress.add(len(chunk))
             proc.stdin.close()
         except BrokenPipeError:  # psql stopped at an error; its stderr says which
             pass
+        except BaseException:  # psql must not reach the end of its input, where it would commit
+            proc.kill()
+            proc.wait()
+            raise
         code = proc.wait()
         if code != 0:
             errors.seek(0)

@@ -16,14 +16,24 @@ from typing import IO, Any
 
 import orjson
 
-from archivist import bundle, bundle_index, config, elasticsearch, postgres, storage
+from archivist import bundle, bundle_index, config, dump_scan, elasticsearch, postgres, storage
 from archivist.bundle import META, VerifyReport
+from archivist.bundle_index import BundleSource, CheckedReader
 from archivist.errors import (ArchivistError, ConfigurationError, JobFailedError, TargetNotEmptyError,
                               VerificationError, failures_named)
 
 log = logging.getLogger(__name__)
 
 MODES = ("empty", "replace")
+# One wording of what each mode does, for the DAG's params, the command's help and the Backups page.
+MODE_HELP = ("'empty' refuses any target that already holds data, naming it. 'replace' first drops exactly "
+             "what the bundle recreates: the PostgreSQL schemas its dump creates, with everything in them, "
+             "and in schema public only the tables, views, sequences, types and functions the dump creates "
+             "there (public itself is kept); the Elasticsearch indices, templates and aliases the bundle "
+             "holds, by exact name; and it overwrites the objects the bundle holds. Nothing else is touched, "
+             "all in one transaction for PostgreSQL.")
+UNCHECKED_HELP = ("Restore a bundle without checksums (the original tool's format). Nothing in such a bundle "
+                  "can be verified: a damaged or altered one restores as it is. Off by default.")
 Opener = Callable[[], IO[bytes]]
 
 
@@ -33,13 +43,25 @@ def check_mode(mode: str) -> str:
     return mode
 
 
-def verify(open_bundle: Opener) -> VerifyReport:
-    """Streams the bundle once and checks it; logs any warning (for a bundle without checksums)."""
+def verify(open_bundle: Opener, allow_unchecked: bool = False) -> VerifyReport:
+    """Streams the bundle once and checks it; logs any warning (for a bundle without checksums).
+
+    When the bundle has a seek index, its ranges are read from the same bytes as a restore job
+    will read them, and must give the very files the front-to-back reading checked. Later reads
+    of `open_bundle` are pinned to the object this one read."""
+    ranges = open_bundle.ranges() if isinstance(open_bundle, BundleSource) else None
     stream = open_bundle()
+    tee = bundle_index.RangeTee(stream, ranges) if ranges else None
     try:
-        report = bundle.verify(stream)
+        report = bundle.verify(tee or stream, allow_unchecked)
+        if tee is not None:
+            _same_files(report, tee.result(), tee.index_block)
+        elif report.index and isinstance(open_bundle, BundleSource):  # a plain stream never seeks
+            raise VerificationError("the bundle's seek index is not at its end, where readers look for it: refused")
     finally:
-        getattr(stream, "close", lambda: None)()
+        getattr(tee or stream, "close", lambda: None)()
+    if isinstance(open_bundle, BundleSource):
+        open_bundle.checksums = report.meta.get("artifacts")
     for warning in report.warnings:
         log.warning(warning)
     log.info("bundle verified: %d artifacts, jobs %s, format_version %s", len(report.members),
@@ -47,9 +69,25 @@ def verify(open_bundle: Opener) -> VerifyReport:
     return report
 
 
-def summary(report: VerifyReport, key: str) -> dict[str, Any]:
-    """The small facts of a verified bundle that later tasks need (safe for XCom)."""
-    return {"key": key, "jobs": report.jobs, "checksummed": report.checksummed,
+def _same_files(report: VerifyReport, ranged: dict[str, tuple[int, str]], index_block: bytes | None) -> None:
+    """The seek index must be the one after the tar's end, and reading by its ranges must give
+    every file of the bundle exactly as reading it front to back did."""
+    if index_block != report.index:
+        raise VerificationError("the seek index at the end of the bundle is not the one after its tar: refused")
+    linear = {path: (a.size, a.sha256) for path, a in report.members.items()}
+    if report.meta_member is not None:
+        linear[META] = (report.meta_member.size, report.meta_member.sha256)
+    if ranged != linear:
+        differ = sorted(p for p in set(ranged) | set(linear) if ranged.get(p) != linear.get(p))
+        raise VerificationError(
+            f"the bundle's seek index leads to other bytes than its tar holds ({', '.join(differ[:5])}): refused"
+        )
+
+
+def summary(report: VerifyReport, key: str, pin: str | None = None) -> dict[str, Any]:
+    """The small facts of a verified bundle that later tasks need (safe for XCom): `pin` is the
+    ETag every later read of the bundle must match."""
+    return {"key": key, "etag": pin, "jobs": report.jobs, "checksummed": report.checksummed,
             "format_version": report.meta.get("format_version", 0), "counts": report.meta.get("counts", {}),
             "warnings": report.warnings}
 
@@ -91,9 +129,22 @@ def require_empty(found: list[str]) -> None:
         )
 
 
-def _member(open_bundle: Opener, wanted: Callable[[str], bool]):
+def _member(open_bundle: Opener, wanted: Callable[[str], bool], checked: bool = True):
     """Yields (path, file) for each member `wanted` selects: read from its own byte range when
-    the bundle has a seek index, else by streaming the bundle once."""
+    the bundle has a seek index, else by streaming the bundle once. With `checked`, each file is
+    hashed as it is read and must match meta.json's checksums (see CheckedReader)."""
+    checksums = _checksums(open_bundle) if checked else None
+    for path, fileobj in _unchecked_members(open_bundle, wanted):
+        want = (checksums or {}).get(path)
+        if path == META:  # not in its own list; pinned to the object verify read
+            yield path, fileobj
+            continue
+        if checksums is not None and want is None:
+            raise VerificationError(f"{path} is not listed in the bundle's meta.json")
+        yield path, CheckedReader(fileobj, path, want["size"], want["sha256"]) if want else fileobj
+
+
+def _unchecked_members(open_bundle: Opener, wanted: Callable[[str], bool]):
     indexed = bundle_index.iter_indexed(open_bundle, wanted)
     if indexed is not None:
         yield from indexed
@@ -107,19 +158,50 @@ def _member(open_bundle: Opener, wanted: Callable[[str], bool]):
         getattr(stream, "close", lambda: None)()
 
 
+def _checksums(open_bundle: Opener) -> dict[str, Any] | None:
+    """meta.json's `artifacts` (None for a bundle without checksums), read from the bundle once."""
+    known = getattr(open_bundle, "checksums", None)
+    if known is not None:
+        return known
+    for _, fileobj in _unchecked_members(open_bundle, lambda p: p == META):
+        data = fileobj.read(bundle.MAX_META_BYTES + 1)
+        if len(data) > bundle.MAX_META_BYTES:
+            raise VerificationError(f"meta.json is over {bundle.MAX_META_BYTES} bytes: not a bundle's meta.json")
+        try:
+            known = orjson.loads(data).get("artifacts")
+        except (orjson.JSONDecodeError, AttributeError):
+            raise VerificationError("meta.json is not a JSON object") from None
+        break
+    if isinstance(open_bundle, BundleSource):
+        open_bundle.checksums = known
+    return known
+
+
+def _finish(fileobj: IO[bytes]) -> None:
+    """Reads what the job left of a member, so its checksum is checked in full."""
+    if isinstance(fileobj, CheckedReader):
+        fileobj.finish()
+
+
 def _restore_postgres(open_bundle: Opener, settings: config.PostgresSettings, mode: str = "empty",
                      dry_run: bool = False) -> dict[str, Any]:
     check_mode(mode)
     is_dump = lambda p: p.startswith("jobs.postgres/") and p.endswith(".sql")  # noqa: E731
-    schemas = None
+    plan = None
     if mode == "replace" or dry_run:  # one extra streaming pass to learn what the dump recreates
-        schemas = next((postgres.schemas_in_dump(sql) for _, sql in _member(open_bundle, is_dump)), None)
+        for _, sql in _member(open_bundle, is_dump):
+            plan = dump_scan.scan(sql)
+            _finish(sql)
+            break
     for path, sql in _member(open_bundle, is_dump):
         if dry_run:
-            log.info("dry run: would restore %s into database %s (schemas %s)", path, settings.dbname, schemas)
-            return {"dry_run": True, "artifact": path, "schemas": schemas}
+            what = plan.describe() if plan else "nothing"
+            log.info("dry run: would restore %s into database %s; replace mode would drop %s", path,
+                     settings.dbname, what)
+            return {"dry_run": True, "artifact": path, "schemas": plan.schemas if plan else [],
+                    "replace_drops": what}
         log.info("restoring %s into database %s (%s mode)", path, settings.dbname, mode)
-        return postgres.restore(settings, sql, mode, replace_schemas=schemas)
+        return postgres.restore(settings, sql, mode, plan=plan)
     raise VerificationError("the bundle has no PostgreSQL dump (jobs.postgres/postgres-<id>.sql)")
 
 
@@ -131,7 +213,9 @@ def _restore_storage(open_bundle: Opener, settings: config.S3Settings, mode: str
             log.info("dry run: would restore %s into bucket %s", path, settings.bucket)
             return {"dry_run": True, "artifact": path}
         log.info("restoring %s into bucket %s (%s mode)", path, settings.bucket, mode)
-        return storage.restore(settings, tgz, mode)
+        restored = storage.restore(settings, tgz, mode)
+        _finish(tgz)
+        return restored
     raise VerificationError("the bundle has no storage archive (jobs.storage/storage-<id>.tgz)")
 
 
@@ -265,7 +349,7 @@ def _restore_job(job: str, open_bundle: Opener, settings: Any, mode: str, patter
 
 def run_restore(open_bundle: Opener, key: str, jobs: str | list[str] | tuple[str, ...] | None = None,
                 mode: str = "empty", patterns: list[str] | None = None, dry_run: bool = False,
-                settings: dict[str, Any] | None = None) -> dict[str, Any]:
+                settings: dict[str, Any] | None = None, allow_unchecked: bool = False) -> dict[str, Any]:
     """A whole restore in one process: verify, the selected jobs in parallel threads, then compare.
 
     The settings of the selected jobs are loaded first, so a bad configuration fails before the
@@ -279,7 +363,7 @@ def run_restore(open_bundle: Opener, key: str, jobs: str | list[str] | tuple[str
     for job in selected:
         if job not in settings:
             settings[job] = _LOADERS[job]()
-    report = verify(open_bundle)
+    report = verify(open_bundle, allow_unchecked)
     present = [job for job in selected if job in report.jobs]
     if mode == "empty":
         found = refuse_non_empty(report, tuple(present), settings, patterns)
@@ -309,7 +393,7 @@ def run_restore(open_bundle: Opener, key: str, jobs: str | list[str] | tuple[str
         error = JobFailedError(f"restore of {key} failed: {message}")
         error.exit_code = codes.pop() if len(codes) == 1 else JobFailedError.exit_code
         raise error
-    result = summary(report, key)
+    result = summary(report, key, getattr(open_bundle, "pin", None))
     result.update(restored=restored, dry_run=dry_run, mode=mode,
                   problems=compare(report.meta.get("counts", {}), restored, patterns))
     return result

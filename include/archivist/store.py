@@ -136,9 +136,10 @@ class BackupStore:
     def open_bundle(self, key: BackupKey) -> IO[bytes]:
         return s3io.open_object(self.s3, self.bucket, key.object_key)
 
-    def bundle_source(self, key: BackupKey) -> BundleSource:
-        """The bundle as a source a restore reads whole or, through its seek index, by ranges."""
-        return BundleSource.s3(self.s3, self.bucket, key.object_key)
+    def bundle_source(self, key: BackupKey, etag: str | None = None) -> BundleSource:
+        """The bundle as a source a restore reads whole or, through its seek index, by ranges;
+        every read is pinned to `etag` (when given) or to the ETag the first read sees."""
+        return BundleSource.s3(self.s3, self.bucket, key.object_key, etag=etag)
 
     def rotate(self, keep: int, protect: set[str] = frozenset(), dry_run: bool = False) -> list[StoredBundle]:
         """Deletes all but the newest `keep` bundles (at least 7); returns what it deleted."""

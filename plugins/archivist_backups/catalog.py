@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
-import tarfile
 import threading
-import zlib
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -68,7 +66,7 @@ def _meta_from_prefix(stream: Any, complete: bool) -> dict[str, Any]:
         if complete or isinstance(exc, _NotABundle):
             raise
         raise _NeedMore() from None
-    except (EOFError, OSError, ValueError, tarfile.TarError, zlib.error) as exc:  # the range ended mid-member
+    except (OSError, ValueError, *bundle.DAMAGE_ERRORS) as exc:  # the range ended mid-member
         if complete:
             raise VerificationError(f"the bundle is damaged or truncated: {exc}") from None
         raise _NeedMore() from None

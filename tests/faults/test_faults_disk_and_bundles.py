@@ -114,11 +114,13 @@ def test_unknown_key_lists_the_closest(good_bundle):
     assert run.returncode == 5 and f"closest: {key}" in run.stderr, run.stderr
 
 
-def test_bundle_without_checksums_verifies_with_a_warning(good_bundle, tmp_path):
+def test_bundle_without_checksums_verifies_only_when_asked_and_with_a_warning(good_bundle, tmp_path):
     _, _, data = good_bundle
     seed_format = _rewrite_meta(data, lambda m: [m.pop(k) for k in list(m) if k not in ("archivist", "stats")])
     local = tmp_path / f"bundle-{uuid.uuid4().hex[:4]}.tgz"
     local.write_bytes(seed_format)
-    run = archivist("verify", str(local))
+    refused = archivist("verify", str(local))
+    assert refused.returncode == 4 and "--allow-unchecked" in refused.stderr, refused.stderr
+    run = archivist("verify", str(local), "--allow-unchecked")
     assert run.returncode == 0, run.stderr
     assert "cannot be verified" in run.stdout + run.stderr

@@ -396,8 +396,9 @@ def test_file_outside_the_job_folders_fails():
 # --- a bundle of the original tool ----------------------------------------------------------
 
 
-def test_bundle_made_from_the_spec_alone_verifies_with_a_warning():
-    """The spec's meta.json: the archivist block and stats, no format_version, no artifacts."""
+def test_bundle_made_from_the_spec_alone_is_refused_unless_asked_for():
+    """The spec's meta.json: the archivist block and stats, no format_version, no artifacts. Such
+    a bundle cannot be checked, so it passes only on request, and then with a warning."""
     bid = KEY.backup_id
     meta = {"archivist": {k: "" for k in CI_KEYS},
             "stats": {"jobs.postgres": {"time_seconds": 3}, "jobs.elasticsearch": {"time_seconds": 4}}}
@@ -405,7 +406,9 @@ def test_bundle_made_from_the_spec_alone_verifies_with_a_warning():
              f"jobs.postgres/postgres-{bid}.sql": b"CREATE TABLE t (id int);\n",
              f"jobs.elasticsearch/templates-{bid}.json": b"{}",
              f"jobs.elasticsearch/elasticsearch-products-{bid}.ndjson": b'{"id": 1}\n'}
-    report = bundle.verify(io.BytesIO(_hand_made(files)))
+    with pytest.raises(VerificationError, match="no checksums.*allow_unchecked"):
+        bundle.verify(io.BytesIO(_hand_made(files)))
+    report = bundle.verify(io.BytesIO(_hand_made(files)), allow_unchecked=True)
     assert not report.checksummed
     assert len(report.warnings) == 1 and "no checksums" in report.warnings[0]
     assert report.jobs == ["elasticsearch", "postgres"]

@@ -120,13 +120,16 @@ def test_an_index_pointing_at_the_wrong_file_is_refused(written, tmp_path):
         list(restore._member(source, lambda p: p == bundle.storage_path(BID)))
 
 
-def test_damage_inside_a_range_is_caught_by_its_crc(written):
+@pytest.mark.parametrize("checked", [False, True])
+def test_damage_inside_a_range_is_caught_by_its_crc_and_its_sha256(written, checked):
     start, end, _ = _ranges(written)[bundle.storage_path(BID)]
     damaged = bytearray(written)
-    damaged[(start + end) // 2] ^= 0x01  # inside the stored (incompressible) archive: only the CRC sees it
+    damaged[(start + end) // 2] ^= 0x01  # inside the stored (incompressible) archive: no inflate error
     source = BundleSource(lambda: len(damaged), lambda: io.BytesIO(damaged), lambda a, b: io.BytesIO(bytes(damaged[a:b])))
-    with pytest.raises(VerificationError, match="damaged near jobs.storage/storage-.*CRC32"):
-        for _path, f in restore._member(source, lambda p: p == bundle.storage_path(BID)):
+    # The CRC32 of the range is checked once the range is read; meta.json's sha256 as soon as the file ends.
+    caught = "as read for the restore does not match meta.json" if checked else "damaged near jobs.storage/storage-.*CRC32"
+    with pytest.raises(VerificationError, match=caught):
+        for _path, f in restore._member(source, lambda p: p == bundle.storage_path(BID), checked=checked):
             f.read()
 
 

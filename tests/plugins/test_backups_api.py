@@ -134,14 +134,14 @@ def test_verify_and_restore_trigger_archivist_restore_runs(airflow_server, demo_
     airflow_server.started(RESTORE_DAG, started["dag_run_id"])
     assert started["dag_id"] == RESTORE_DAG
     assert started["conf"] == {"key": key, "jobs": ["postgres", "elasticsearch", "storage"], "mode": "empty",
-                               "dry_run": True}
+                               "dry_run": True, "allow_unchecked": False}
     assert started["url"] == f"/dags/{RESTORE_DAG}/runs/{quote(started['dag_run_id'], safe='')}"
     run = admin.run(RESTORE_DAG, started["dag_run_id"])  # GET /api/v2/dags/archivist_restore/dagRuns/{id}
     assert run["conf"] == started["conf"]
     assert run["run_type"] == "manual" and run["triggering_user_name"] == "admin"
     assert run["state"] in ("queued", "running", "success")
 
-    body = {"jobs": ["postgres", "storage"], "mode": "replace", "dry_run": True}
+    body = {"jobs": ["postgres", "storage"], "mode": "replace", "dry_run": True, "allow_unchecked": True}
     restore = call(airflow_server, "POST", f"{API}/bundles/{key}/restore", admin_token, json=body)
     assert restore.status_code == 200, restore.text
     second = restore.json()

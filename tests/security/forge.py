@@ -14,9 +14,10 @@ import subprocess
 import tarfile
 from typing import Any
 
-from archivist import bundle
+from archivist import bundle, bundle_index
 from archivist.bundle import BackupKey, JobResult
 from archivist.s3io import Artifact
+from archivist.pgzip import GzipWriter
 from archivist.staging import LocalStaging
 from conftest import ROOT
 
@@ -42,11 +43,60 @@ def forge(files: dict[str, bytes], key: BackupKey | None = None, change_meta=Non
         meta = bundle.build_meta(key, results, CREATED, "test", "archivist_backup", "manual__forged")
         if change_meta:
             change_meta(meta)
+            if "created_at" not in meta:  # the original tool's meta.json: written as its plain tar
+                return key, _plain_tar(key, {bundle.META: json.dumps(meta).encode(), **files})
         out_bytes = io.BytesIO()
         bundle.write_bundle(out_bytes, key, meta, [a for arts in by_job.values() for a in arts], staging.open)
         return key, out_bytes.getvalue()
     finally:
         staging.cleanup()
+
+
+def _plain_tar(key: BackupKey, files: dict[str, bytes]) -> bytes:
+    """A bundle as `tar czf` of its folder makes it: no restart points, no seek index."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w:gz") as tar:
+        for path, body in files.items():
+            info = tarfile.TarInfo(f"{key.name}/{path}")
+            info.size = len(body)
+            tar.addfile(info, io.BytesIO(body))
+    return out.getvalue()
+
+
+def forge_appended(files: dict[str, bytes], smuggled: dict[str, bytes],
+                   key: BackupKey | None = None) -> tuple[BackupKey, bytes]:
+    """A bundle whose tar holds `files` (checksums consistent), followed, after the tar's end, by
+    other contents for some of those paths (`smuggled`), with a seek index pointing at those
+    instead: what `tar tzf` and a front-to-back read see differs from what a ranged read sees."""
+    key = key or BackupKey.new()
+    files = {path.replace("{id}", key.backup_id): body for path, body in files.items()}
+    smuggled = {path.replace("{id}", key.backup_id): body for path, body in smuggled.items()}
+    _, honest = forge(files, key)
+    meta_body = members(honest)[bundle.META]
+    mtime = int(CREATED.timestamp())
+    starts: list[tuple[str, int, int]] = []
+    out = io.BytesIO()
+    with GzipWriter(out, compresslevel=bundle.GZIP_LEVEL, mtime=mtime) as gz:
+        with tarfile.open(fileobj=gz, mode="w:", format=tarfile.PAX_FORMAT) as tar:
+            for folder in [key.name, *sorted({f"{key.name}/{p.split('/')[0]}" for p in files})]:
+                info = tarfile.TarInfo(folder)
+                info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, mtime
+                tar.addfile(info)
+            for path, body in [(bundle.META, meta_body), *files.items()]:
+                starts.append((path, *gz.restart_point()))
+                info = tarfile.TarInfo(f"{key.name}/{path}")
+                info.size, info.mtime = len(body), mtime
+                tar.addfile(info, io.BytesIO(body))
+        ranges = bundle_index.spans(starts, *gz.restart_point())
+        for path, body in smuggled.items():  # after the tar's end: tar readers never look here
+            start, _ = gz.restart_point()
+            info = tarfile.TarInfo(f"{key.name}/{path}")
+            info.size, info.mtime = len(body), mtime
+            gz.write(info.tobuf(tarfile.PAX_FORMAT) + body + b"\0" * (-len(body) % tarfile.BLOCKSIZE))
+            end, crc = gz.restart_point()
+            ranges[path] = (start, end, crc)
+        gz.append_stored(bundle_index.index_block(ranges))
+    return key, out.getvalue()
 
 
 def members(data: bytes) -> dict[str, bytes]:
