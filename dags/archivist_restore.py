@@ -21,9 +21,10 @@ def _store() -> BackupStore:
     return BackupStore(config.load_backups())
 
 
-def _opener(located: dict):
+def _opener(located: dict, verified: dict | None = None):
+    """The bundle, pinned to the ETag `verify` saw once it has run: a replaced object fails."""
     store, key = _store(), BackupKey.parse(located["key"])
-    return store.bundle_source(key)
+    return store.bundle_source(key, etag=(verified or {}).get("etag"))
 
 
 def _selected(job: str, verified: dict, params: dict) -> None:
@@ -49,9 +50,8 @@ def _selected(job: str, verified: dict, params: dict) -> None:
                       description="Which jobs to restore: postgres, elasticsearch, storage (default all)."),
         "indices": Param([], type="array", items={"type": "string"},
                          description="Elasticsearch index patterns to restore (e.g. products, logs-*); empty for all."),
-        "mode": Param("empty", type="string", enum=list(restore.MODES),
-                      description="'empty' refuses targets that hold data; 'replace' drops and recreates "
-                                  "what the bundle contains, and nothing else."),
+        "mode": Param("empty", type="string", enum=list(restore.MODES), description=restore.MODE_HELP),
+        "allow_unchecked": Param(False, type="boolean", description=restore.UNCHECKED_HELP),
         "dry_run": Param(False, type="boolean", description="Verify and report what would be restored; write nothing."),
     },
     doc_md=__doc__,
@@ -68,28 +68,29 @@ def archivist_restore():
     def verify(located: dict, params: dict) -> dict:
         """Checks every artifact against meta.json, and in `empty` mode that every target is
         empty, before any target is touched."""
-        report = restore.verify(_opener(located))
+        source = _opener(located)
+        report = restore.verify(source, params.get("allow_unchecked", False))
         if params["mode"] == "empty" and not params["dry_run"]:
             jobs = config.parse_jobs(params["jobs"])
             settings = {job: restore.load_settings(job) for job in jobs if job in report.jobs}
             restore.require_empty(restore.refuse_non_empty(report, jobs, settings, params["indices"] or None))
-        return restore.summary(report, located["key"])
+        return restore.summary(report, located["key"], source.pin)
 
     @task
     def restore_postgres(located: dict, verified: dict, params: dict) -> dict:
         _selected("postgres", verified, params)
-        return restore.restore_postgres(_opener(located), config.load_postgres(), params["mode"], params["dry_run"])
+        return restore.restore_postgres(_opener(located, verified), config.load_postgres(), params["mode"], params["dry_run"])
 
     @task
     def restore_elasticsearch(located: dict, verified: dict, params: dict) -> dict:
         _selected("elasticsearch", verified, params)
-        return restore.restore_elasticsearch(_opener(located), config.load_elasticsearch(), params["mode"],
+        return restore.restore_elasticsearch(_opener(located, verified), config.load_elasticsearch(), params["mode"],
                                              params["indices"] or None, params["dry_run"])
 
     @task
     def restore_storage(located: dict, verified: dict, params: dict) -> dict:
         _selected("storage", verified, params)
-        return restore.restore_storage(_opener(located), config.load_storage(), params["mode"], params["dry_run"])
+        return restore.restore_storage(_opener(located, verified), config.load_storage(), params["mode"], params["dry_run"])
 
     @task(trigger_rule="none_failed")
     def report(verified: dict, params: dict, postgres: dict | None, elasticsearch: dict | None,

@@ -48,7 +48,7 @@ from airflow.models.log import Log
 from archivist import config
 from archivist.bundle import BackupKey
 from archivist.errors import ArchivistError, BackupNotFoundError
-from archivist.restore import MODES
+from archivist.restore import MODES, UNCHECKED_HELP
 from archivist.store import BackupStore, StoredBundle
 from archivist_backups.catalog import Catalog, run_url
 
@@ -108,6 +108,7 @@ def locate(cat: Catalog, key: str) -> StoredBundle:
 class VerifyBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     jobs: list[JobName] = Field(default_factory=lambda: list(config.JOBS), min_length=1)
+    allow_unchecked: bool = Field(False, description=UNCHECKED_HELP)
 
 
 class RestoreBody(BaseModel):
@@ -116,6 +117,7 @@ class RestoreBody(BaseModel):
     mode: Literal[MODES] = "empty"  # type: ignore[valid-type]
     dry_run: bool = False
     indices: list[str] = Field(default_factory=list)
+    allow_unchecked: bool = Field(False, description=UNCHECKED_HELP)
 
 
 class TriggeredRun(BaseModel):
@@ -192,14 +194,15 @@ def create_app() -> FastAPI:
                cat: CatalogDep, body: VerifyBody | None = None) -> TriggeredRun:
         """Starts a dry run of archivist_restore: the whole bundle is checked, nothing is written."""
         body = body or VerifyBody()
-        conf = {"jobs": list(body.jobs), "mode": "empty", "dry_run": True}
+        conf = {"jobs": list(body.jobs), "mode": "empty", "dry_run": True, "allow_unchecked": body.allow_unchecked}
         return start(key, conf, f"Verify of {key} from the Backups page", request, user, session, dag_bag, cat)
 
     @app.post("/api/bundles/{key}/restore", dependencies=[Depends(can_restore), Depends(json_request)])
     def restore(key: str, body: RestoreBody, request: Request, user: GetUserDep, session: SessionDep,
                 dag_bag: DagBagDep, cat: CatalogDep) -> TriggeredRun:
         """Starts archivist_restore of the bundle with the jobs and mode chosen."""
-        conf: dict[str, Any] = {"jobs": list(body.jobs), "mode": body.mode, "dry_run": body.dry_run}
+        conf: dict[str, Any] = {"jobs": list(body.jobs), "mode": body.mode, "dry_run": body.dry_run,
+                                "allow_unchecked": body.allow_unchecked}
         if body.indices:
             conf["indices"] = list(body.indices)
         what = "Dry-run restore" if body.dry_run else f"Restore ({body.mode})"
@@ -242,6 +245,7 @@ def _run(run: DagRun) -> dict[str, Any]:
         "queued_at": _iso(run.queued_at),
         "start_date": _iso(run.start_date),
         "end_date": _iso(run.end_date),
-        "conf": {k: conf[k] for k in ("key", "jobs", "mode", "dry_run", "indices") if k in conf},
+        "conf": {k: conf[k] for k in ("key", "jobs", "mode", "dry_run", "indices", "allow_unchecked")
+                 if k in conf},
         "url": run_url(UI_ROOT, run.dag_id, run.run_id),
     }

@@ -383,10 +383,11 @@
       jobs: [...form.querySelectorAll('input[name="job"]:checked')].map((i) => i.value),
       mode: form.querySelector('input[name="mode"]:checked').value,
       dry_run: form.querySelector("#restore-dry-run").checked,
+      allow_unchecked: form.querySelector("#restore-allow-unchecked").checked,
     };
   }
 
-  function impact(b, { jobs, mode, dry_run: dryRun }) {
+  function impact(b, { jobs, mode, dry_run: dryRun, allow_unchecked: unchecked }) {
     const box = $("#restore-impact");
     box.replaceChildren();
     box.classList.remove("danger", "callout-info");
@@ -394,6 +395,7 @@
     const head = el("p", { style: "margin:0" }, el("b", { text: dryRun ? "Dry run" : "Restore" }), ` of `,
       el("code", { text: b.key }), ` — jobs: ${jobs.join(", ") || "none"} — mode: ${mode}`);
     box.append(head);
+    if (unchecked) box.append(el("p", { style: "margin:6px 0 0", text: "Without checksums: if this bundle has none, its contents are restored unverified." }));
     if (!jobs.length) {
       box.append(el("p", { style: "margin:6px 0 0", text: "Choose at least one job." }));
       return;
@@ -410,8 +412,8 @@
       const c = counts[job] || {};
       let text;
       if (mode === "replace") {
-        if (job === "postgres") text = `the schemas in the dump are dropped and recreated with ${jobText(job, c).filter(Boolean).join(", ")}`;
-        else if (job === "elasticsearch") text = `indices ${indices.join(", ") || "in the bundle"} are deleted and recreated (${jobText(job, c).filter(Boolean).join(", ")})`;
+        if (job === "postgres") text = `the schemas the dump creates are dropped with everything in them, and in public only the tables, views, sequences, types and functions the dump creates (public itself stays); then ${jobText(job, c).filter(Boolean).join(", ")} are restored`;
+        else if (job === "elasticsearch") text = `indices ${indices.join(", ") || "in the bundle"} and the bundle's templates and aliases, by exact name, are deleted and recreated (${jobText(job, c).filter(Boolean).join(", ")})`;
         else text = `the bundle's ${jobText(job, c).filter(Boolean).join(" (")}${"bytes" in c ? ")" : ""} overwrite the objects with the same keys in the bucket`;
       } else {
         if (job === "postgres") text = `restores ${jobText(job, c).filter(Boolean).join(", ")} into the database, which must hold none of its tables`;
