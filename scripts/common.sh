@@ -48,6 +48,17 @@ as_service_user() {
   if [ "$(id -u)" = 0 ]; then runuser -u "$SERVICE_USER" -- "$@"; else "$@"; fi
 }
 
+# Writes TEXT to FILE readable by its owner only (mode 0600, made by mktemp beside it, never in
+# /tmp), owned by the service user when OWNER is `service` and we are root. The old file is
+# replaced, not rewritten, so a looser mode it had does not survive.
+write_secret() {  # FILE TEXT [OWNER]
+  local file="$1" text="$2" tmp
+  tmp="$(mktemp "$file.XXXXXX")"
+  printf '%s\n' "$text" > "$tmp"
+  if [ "${3:-}" = service ] && [ "$(id -u)" = 0 ]; then chown "$SERVICE_USER" "$tmp"; fi
+  mv -f "$tmp" "$file"
+}
+
 # `go install MODULE@VERSION` into the per-user cache, once per version; NAME is the binary.
 go_install_cached() {
   local name="$1" module="$2" version="$3" label="$4" bin="$CACHE/go/bin/$1" stamp="$CACHE/go/$1.version"

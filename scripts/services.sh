@@ -31,16 +31,22 @@ prepare_dirs() {
   if [ "$(id -u)" = 0 ]; then
     # The service user must reach its folders through the clone's path.
     chown "$SERVICE_USER" "$LOCAL/pg" "$LOCAL/es" "$LOCAL/minio" "$LOGS"
-    chmod 0777 "$LOCAL/run"
   fi
+  # Pid files, written by this user (the servers' own pid files live in their folders): no one
+  # else needs to write here. Older clones made it world-writable.
+  chmod 0750 "$LOCAL/run"
+  chmod 0755 "$LOCAL/pg" "$LOCAL/es" "$LOCAL/minio" "$LOGS"
 }
 
 start_postgres() {
   if [ ! -f "$PG_DATA/PG_VERSION" ]; then
     log "initialising PostgreSQL cluster in $PG_DATA"
-    local pwfile; pwfile="$(mktemp)"; echo "$PG_PASSWORD" > "$pwfile"; chmod 0644 "$pwfile"
+    # initdb runs as the service user and reads the password from a file only it may read.
+    local pwfile="$LOCAL/pg/initdb-password"
+    write_secret "$pwfile" "$PG_PASSWORD" service
     as_service_user "$PG_BIN/initdb" -D "$PG_DATA" -U "$PG_USER" --pwfile="$pwfile" \
-      --auth-local=trust --auth-host=scram-sha-256 -E UTF8 --locale=C.UTF-8 >"$LOGS/initdb.log"
+      --auth-local=trust --auth-host=scram-sha-256 -E UTF8 --locale=C.UTF-8 >"$LOGS/initdb.log" \
+      || { rm -f "$pwfile"; die "initdb failed; see $LOGS/initdb.log"; }
     rm -f "$pwfile"
     cat >>"$PG_DATA/postgresql.conf" <<CONF
 listen_addresses = '$BIND'
@@ -74,7 +80,7 @@ es_curl() {
 }
 
 write_es_netrc() {
-  ( umask 077; printf 'machine %s login %s password %s\n' "$BIND" "$ES_USER" "$ES_PASSWORD" > "$ES_NETRC" )
+  write_secret "$ES_NETRC" "machine $BIND login $ES_USER password $ES_PASSWORD"
 }
 
 es_users() {  # the file-realm tool, as the service user
@@ -84,6 +90,14 @@ es_users() {  # the file-realm tool, as the service user
 
 es_user_exists() { grep -q "^$1:" "$ES_HOME/config/users" 2>/dev/null; }
 
+# The file realm's password hashes and the keystore: for the service user alone (the tool leaves 0660).
+protect_es_secrets() {
+  local f
+  for f in users users_roles elasticsearch.keystore; do
+    if [ -f "$ES_HOME/config/$f" ]; then chmod 0600 "$ES_HOME/config/$f"; fi
+  done
+}
+
 # The stack's user in the file realm, made or given the current password; the password goes
 # through stdin (the tool prompts for it twice), never argv. Only while the server is down.
 ensure_es_user() {
@@ -92,6 +106,7 @@ ensure_es_user() {
   else
     printf '%s\n%s\n' "$ES_PASSWORD" "$ES_PASSWORD" | es_users useradd "$ES_USER" -r superuser
   fi
+  protect_es_secrets
 }
 
 # `es-user add NAME [ROLE]` makes a file-realm user anew, its password read from stdin;
@@ -110,6 +125,7 @@ es_user_command() {
   if [ "$action" = add ]; then
     printf '%s\n%s\n' "$password" "$password" | es_users useradd "$name" ${role:+-r "$role"}
   fi
+  protect_es_secrets
 }
 
 start_elasticsearch() {
@@ -141,10 +157,12 @@ CONF
     touch "$ES_MARKER"
     if [ "$(id -u)" = 0 ]; then chown -R "$SERVICE_USER" "$ES_HOME"; fi
   fi
+  protect_es_secrets
   if ! es_curl _cluster/health >/dev/null; then  # `GET /` is absent here (405)
     ensure_es_user
     as_service_user mkdir -p "$LOCAL/es/data" "$LOGS/elasticsearch"
-    as_service_user env ES_JAVA_HOME="$JAVA_HOME_17" ES_JAVA_OPTS="-Xms768m -Xmx768m" \
+    as_service_user mkdir -p "$LOCAL/es/tmp"
+    as_service_user env ES_JAVA_HOME="$JAVA_HOME_17" ES_JAVA_OPTS="-Xms768m -Xmx768m" ES_TMPDIR="$LOCAL/es/tmp" \
       "$ES_HOME/bin/elasticsearch" -d -p "$LOCAL/es/es.pid" >"$LOGS/elasticsearch.out" 2>&1 \
       || { tail -n 20 "$LOGS/elasticsearch.out" >&2; die "Elasticsearch failed to start; see $LOGS/elasticsearch.out"; }
   fi

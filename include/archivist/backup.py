@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 def run_job(job: str, key: BackupKey, staging: Staging, settings: Any, index_pattern: str = "*") -> JobResult:
     """Runs one job (postgres, elasticsearch or storage) into `staging`."""
     log.info("job %s of backup %s starting", job, key)
-    with failures_named(job, settings):
+    with failures_named(job, settings), staging.alive():  # the sweep leaves a live backup's staging alone
         return _run_job(job, key, staging, settings, index_pattern)
 
 
@@ -56,11 +56,11 @@ def upload(store: BackupStore, key: BackupKey, results: list[JobResult], namespa
            dag_id: str | None = None, run_id: str | None = None) -> dict[str, Any]:
     """Builds the bundle from the staging prefix straight into the backup bucket, then clears staging."""
     staging = store.staging(key)
-    with store.bundle_writer(key) as out:
+    with staging.alive(), store.bundle_writer(key) as out:
         meta = assemble(out, key, results, staging, namespace, dag_id, run_id)
-    staging.cleanup()
-    log.info("uploaded %s (%d bytes)", key.object_key, out.size)
-    return {"key": key.name, "object": key.object_key, "size": out.size,
+    staging.cleanup()  # after the lease stopped, so no refresh outlives it
+    log.info("uploaded %s (%d bytes)", store.object_key(key.object_key), out.size)
+    return {"key": key.name, "object": store.object_key(key.object_key), "size": out.size,
             "stats": meta["stats"], "counts": meta["counts"]}
 
 

@@ -275,7 +275,10 @@ def _s3_rows(load: Callable[[], config.S3Settings], prefix: str) -> Callable[[],
         s = load()
         values = {f"{prefix}ACCESS_KEY_ID": s.access_key_id, f"{prefix}SECRET_ACCESS_KEY": s.secret_access_key,
                   f"{prefix}BUCKET_NAME": s.bucket, f"{prefix}ENDPOINT_URL": s.endpoint_url or "(AWS S3)"}
-        yield from _rows(values, s.source, (f"{prefix}SECRET_ACCESS_KEY",), set())
+        defaulted = set()
+        if prefix == "BACKUP_":
+            values["BACKUP_PREFIX"], defaulted = s.prefix or "(bucket root)", {"BACKUP_PREFIX"}
+        yield from _rows(values, s.source, (f"{prefix}SECRET_ACCESS_KEY",), defaulted)
     return rows
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from archivist.errors import ConfigurationError
@@ -22,6 +22,9 @@ BACKUPS_CONN_ID = "archivist_backups"
 
 DEFAULT_BACKUPS_KEPT = 30
 MIN_BACKUPS_KEPT = 7
+# The backup connection's extra naming the key prefix of this stack's bundles and staging.
+PREFIX_EXTRA = "key_prefix"
+MAX_PREFIX_BYTES = 512  # leaves room for the longest staging key under S3's 1,024 bytes
 DEFAULT_CRON_SCHEDULE = "0 1 * * *"
 JOBS = ("postgres", "elasticsearch", "storage")
 
@@ -86,6 +89,9 @@ class S3Settings:
     region_name: str | None = None
     source: str = STORAGE_CONN_ID
     session_token: str = field(default="", repr=False)
+    # Backup bucket only: where this stack's bundles and staging live in a bucket shared by
+    # several stacks ("" for the bucket's root); validated by parse_key_prefix.
+    prefix: str = ""
 
 
 @dataclass(frozen=True)
@@ -123,6 +129,26 @@ def parse_backups_kept(value: str | int | None) -> int:
             "archivist never keeps fewer than 7 backups"
         )
     return kept
+
+
+def parse_key_prefix(value: str | None, source: str) -> str:
+    """A key prefix for the backup bucket, e.g. `stack-a/`: "" when unset, else ending in `/`.
+    Refuses what would reach outside its own folder or could never be a key."""
+    text = (value or "").strip()
+    if not text:
+        return ""
+    text = text if text.endswith("/") else text + "/"
+    problem = None
+    if text.startswith("/"):
+        problem = "starts with '/'"
+    elif any(segment in ("", ".", "..") for segment in text[:-1].split("/")):
+        problem = "has an empty, '.' or '..' segment"
+    elif len(text.encode("utf-8", "surrogatepass")) > MAX_PREFIX_BYTES:
+        problem = f"is longer than {MAX_PREFIX_BYTES} bytes"
+    if problem:
+        raise ConfigurationError(f"the backup key prefix {value!r} ({source}) {problem}: use folder names "
+                                 "joined by '/', such as 'stack-a/' or 'team/stack-a/'")
+    return text
 
 
 def parse_jobs(jobs: str | list[str] | tuple[str, ...] | None) -> tuple[str, ...]:
@@ -295,10 +321,18 @@ def load_storage(conn_id: str | None = None, env: Mapping[str, str] | None = Non
 
 
 def load_backups(conn_id: str | None = None, env: Mapping[str, str] | None = None) -> S3Settings:
+    """The backup bucket, with its key prefix: BACKUP_PREFIX, or the connection's extra `key_prefix`."""
     env = os.environ if env is None else env
     if _any_set(env, "BACKUP_"):
-        return s3_from_env(env, "BACKUP_")
-    return s3_from_connection(_get_connection(conn_id or conn_ids(env).backups))
+        settings = s3_from_env(env, "BACKUP_")
+        prefix = env.get("BACKUP_PREFIX")
+    else:
+        conn = _get_connection(conn_id or conn_ids(env).backups)
+        settings = s3_from_connection(conn)
+        prefix = conn.extra_dejson.get(PREFIX_EXTRA)
+    if prefix is not None and not isinstance(prefix, str):
+        raise ConfigurationError(f"the backup key prefix ({settings.source}) must be a string, got {prefix!r}")
+    return replace(settings, prefix=parse_key_prefix(prefix, settings.source))
 
 
 def load_backups_kept(env: Mapping[str, str] | None = None) -> int:

@@ -34,14 +34,17 @@ READ_WINDOW = 1024 * 1024
 def read_exactly(fileobj: IO[bytes], n: int) -> bytearray:
     """The next `n` bytes of `fileobj` in one buffer, read a window at a time. A tar member read at
     once is copied several times over inside tarfile's stream reader, and those part-sized copies
-    made a restore's heap grow with the number of large objects (bench/README.md)."""
-    body = bytearray(n)
+    made a restore's heap grow with the number of large objects (bench/README.md).
+
+    `n` comes from the archive, which may lie: at most PART bytes are set aside before data
+    arrives, and the buffer grows past that only as it fills."""
+    body = bytearray(min(n, PART))
     got = 0
     while got < n:
         chunk = fileobj.read(min(READ_WINDOW, n - got))
         if not chunk:
             raise EOFError(f"the archive ended {n - got:,} bytes before the end of an object of {n:,} bytes")
-        body[got:got + len(chunk)] = chunk
+        body[got:got + len(chunk)] = chunk  # past the end, this slice assignment extends the buffer
         got += len(chunk)
     return body
 

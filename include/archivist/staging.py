@@ -3,22 +3,35 @@
 In a DAG the jobs may run on different machines, so each streams its artifact
 to a staging prefix of the backup bucket and `bundle_and_upload` reads them
 back from there. `simple-backup` needs no bucket and stages in a local folder.
+
+A backup's staging prefix also holds its lease, an object its tasks rewrite every minute while
+they run: the sweep of stale staging (`BackupStore.sweep_stale_staging`) leaves a prefix alone
+while its lease is fresh, whichever machine the tasks run on.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import errno
+import json
+import logging
 import os
 import shutil
+import socket
 import tempfile
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import IO, Any, Protocol
 
 from archivist import s3io
 from archivist.s3io import Artifact, HashingWriter
 
+log = logging.getLogger(__name__)
+
 STAGING_ROOT = "staging/"
+LEASE = "lease.json"  # in the staging prefix, beside the jobs' folders
+LEASE_EVERY = 60.0  # seconds between refreshes of a running backup's lease
 
 
 class Staging(Protocol):
@@ -30,13 +43,45 @@ class Staging(Protocol):
 
     def cleanup(self) -> int: ...
 
+    def alive(self) -> Any: ...
+
 
 class S3Staging:
-    """Artifacts under `staging/<bundle name>/` in the backup bucket."""
+    """Artifacts under `prefix` (`[<stack prefix>]staging/<bundle name>/`) in the backup bucket."""
 
-    def __init__(self, s3: Any, bucket: str, bundle_name: str):
-        self.s3, self.bucket = s3, bucket
-        self.prefix = f"{STAGING_ROOT}{bundle_name}/"
+    def __init__(self, s3: Any, bucket: str, prefix: str):
+        self.s3, self.bucket, self.prefix = s3, bucket, prefix
+
+    def touch(self) -> None:
+        """Writes the lease now: the backup is running. Its Last-Modified is what the sweep reads;
+        the body only tells a person looking at the bucket who holds it."""
+        body = json.dumps({"host": socket.gethostname(), "pid": os.getpid(),
+                           "at": dt.datetime.now(dt.timezone.utc).isoformat()})
+        self.s3.put_object(Bucket=self.bucket, Key=self.prefix + LEASE, Body=body.encode(),
+                           ContentType="application/json")
+
+    @contextmanager
+    def alive(self, every: float | None = None) -> Iterator[None]:
+        """Keeps the lease fresh while the block runs (a thread rewrites it every `every` seconds,
+        LEASE_EVERY by default)."""
+        every = every or LEASE_EVERY
+        self.touch()
+        stop = threading.Event()
+
+        def refresh() -> None:
+            while not stop.wait(every):
+                try:
+                    self.touch()
+                except Exception as exc:  # the job itself will meet a lost bucket and say so
+                    log.warning("could not refresh the staging lease %s%s: %s", self.prefix, LEASE, exc)
+
+        beat = threading.Thread(target=refresh, name="staging-lease", daemon=True)
+        beat.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            beat.join()
 
     @contextmanager
     def writer(self, path: str, content_type: str = "application/octet-stream") -> Iterator[HashingWriter]:
@@ -73,6 +118,9 @@ class LocalStaging:
             if exc.errno == errno.ENOSPC and not exc.filename:  # say where, so the user knows which disk
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), self.root) from exc
             raise
+
+    def alive(self) -> Any:
+        return nullcontext()  # a local folder: no sweep elsewhere can reach it
 
     def put_stream(self, path: str, stream: IO[bytes]) -> Artifact:
         with self.writer(path) as out:

@@ -29,10 +29,11 @@ from typing import IO, Any
 import orjson
 
 from archivist import bundle, pgzip, s3io
+from archivist.archive_limits import BoundedHeaders, check_member, describe_key, key_problem, skip_member
 from archivist.bundle import JobResult
 from archivist.object_uploads import ObjectUploads
 from archivist.config import S3Settings
-from archivist.errors import ConfigurationError, TargetNotEmptyError, VerificationError
+from archivist.errors import ConfigurationError, JobFailedError, TargetNotEmptyError, VerificationError
 from archivist.progress import Progress, ProgressReader
 
 log = logging.getLogger(__name__)
@@ -163,7 +164,10 @@ def bucket_is_empty(s3: Any, bucket: str) -> bool:
 
 
 def restore(settings: S3Settings, tgz: IO[bytes], mode: str = "empty") -> dict[str, int]:
-    """Puts every object of the tgz back under its key, with its content type and metadata."""
+    """Puts every object of the tgz back under its key, with its content type and metadata.
+
+    An object whose key `key_problem` refuses is skipped with an error naming it and the others
+    are restored; then JobFailedError names every key skipped."""
     s3 = s3io.client(settings)
     check(settings, s3)
     if mode == "empty" and not bucket_is_empty(s3, settings.bucket):
@@ -172,6 +176,7 @@ def restore(settings: S3Settings, tgz: IO[bytes], mode: str = "empty") -> dict[s
             "'replace' to overwrite the objects the bundle contains, or empty the bucket first"
         )
     objects = total = 0
+    skipped: list[str] = []
     progress = Progress(f"restore storage {settings.bucket}")
     with s3io.malloc_arenas(2), \
          ObjectUploads(settings, TRANSFER_THREADS, IN_FLIGHT_BYTES) as uploads:
@@ -179,11 +184,20 @@ def restore(settings: S3Settings, tgz: IO[bytes], mode: str = "empty") -> dict[s
             # gzip.GzipFile inflates no more than each read asks for; tarfile's own "r|gz" inflates a
             # whole input buffer (tens of MiB from a compressible one) and copies what is left at every
             # read. tarfile's stream copies its buffer at every read too, so the buffer stays small.
-            with tarfile.open(fileobj=gzip.GzipFile(fileobj=tgz, mode="rb"), mode="r|", bufsize=TAR_READ_BUFFER) as tar:
+            with tarfile.open(fileobj=gzip.GzipFile(fileobj=tgz, mode="rb"), mode="r|", bufsize=TAR_READ_BUFFER,
+                              tarinfo=BoundedHeaders) as tar:
                 for member in tar:
-                    if not member.isfile():
-                        continue
                     key = member.pax_headers.get(PAX_KEY, member.name)
+                    check_member(member, key)
+                    if not member.isfile():
+                        skip_member(tar, member)
+                        continue
+                    problem = key_problem(key)
+                    if problem:
+                        log.error("object %s not restored: its key %s", describe_key(key), problem)
+                        skipped.append(f"{describe_key(key)} ({problem})")
+                        skip_member(tar, member)
+                        continue
                     content_type = member.pax_headers.get(PAX_CONTENT_TYPE) or \
                         mimetypes.guess_type(key)[0] or "binary/octet-stream"
                     metadata = orjson.loads(member.pax_headers.get(PAX_METADATA, "{}"))
@@ -197,6 +211,10 @@ def restore(settings: S3Settings, tgz: IO[bytes], mode: str = "empty") -> dict[s
                 raise
             raise VerificationError(f"the storage archive in the bundle is damaged: {exc}") from None
     progress.done()
+    if skipped:
+        raise JobFailedError(f"{len(skipped)} object(s) of the storage archive were not restored into bucket "
+                             f"'{settings.bucket}', their keys refused: {'; '.join(skipped)}. The other "
+                             f"{objects} object(s) were restored")
     return {"objects": objects, "bytes": total}
 
 

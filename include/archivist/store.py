@@ -1,7 +1,11 @@
 """The backup store: the bucket that holds bundles, and their rotation.
 
-Rotation is stateless: it lists the bucket, keeps the newest N bundles by the
-date in their names, and deletes only objects whose names are bundle names.
+Anyone who can write one object to the bucket chooses its name, so nothing here trusts the date
+in a bundle's name for order: bundles are ordered by when the bucket received them (the object's
+Last-Modified, set by the server), and names dated after tomorrow are ignored. Rotation is
+stateless: it lists the bucket, keeps the newest N bundles in that order, and deletes only
+objects whose names are bundle names. Several stacks may share one bucket, each under its own
+key prefix (`S3Settings.prefix`); a store sees only the bundles and staging under its own.
 """
 
 from __future__ import annotations
@@ -9,52 +13,83 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO, Any
 
 from archivist import s3io
-from archivist.bundle import BackupKey, closest_keys
+from archivist.bundle import KEY_RE, BackupKey, closest_keys
 from archivist.bundle_index import BundleSource
 from archivist.config import MIN_BACKUPS_KEPT, S3Settings, parse_backups_kept
 from archivist.errors import BackupNotFoundError, ConfigurationError
 from archivist.s3io import HashingWriter
-from archivist.staging import STAGING_ROOT, S3Staging
+from archivist.staging import LEASE, STAGING_ROOT, S3Staging
 
 log = logging.getLogger(__name__)
 
-# Far longer than any backup runs: staging younger than this may belong to one in progress.
+# Far longer than any backup goes without a sign of life: a running backup refreshes its staging
+# lease every minute (staging.LEASE_EVERY), and its tasks wait between retries for minutes at most.
 STALE_STAGING = dt.timedelta(hours=6)
+PROBE = ".archivist-check-"  # a write test of `check`, deleted at once; left only by a killed check
 
 
 @dataclass(frozen=True)
 class StoredBundle:
-    """A bundle object in the backup bucket."""
+    """A bundle object in the backup bucket; `prefix` is the key prefix of its stack."""
 
     key: BackupKey
     size: int
     last_modified: dt.datetime
+    prefix: str = ""
+
+    @property
+    def object_key(self) -> str:
+        return self.prefix + self.key.object_key
 
     def as_dict(self) -> dict[str, Any]:
-        return {"key": self.key.name, "object": self.key.object_key, "date": self.key.date.isoformat(),
+        return {"key": self.key.name, "object": self.object_key, "date": self.key.date.isoformat(),
                 "size": self.size, "last_modified": self.last_modified.isoformat()}
 
 
-def plan_rotation(bundles: list[StoredBundle], keep: int, protect: set[str] = frozenset()) -> list[StoredBundle]:
-    """The bundles rotation deletes: all but the newest `keep`, never one in `protect`."""
+def newest_first(bundles: Iterable[StoredBundle]) -> list[StoredBundle]:
+    """By when the bucket received them; the name's date and id only break ties."""
+    return sorted(bundles, key=lambda b: (b.last_modified, b.key.date, b.key.backup_id), reverse=True)
+
+
+def is_future(key: BackupKey, today: dt.date | None = None) -> bool:
+    """Whether the name is dated after tomorrow (UTC): no backup of ours can be, whatever the
+    time zone of the machine that made it, so such a name was planted or its clock is wrong."""
+    today = today or dt.datetime.now(dt.timezone.utc).date()
+    return key.date > today + dt.timedelta(days=1)
+
+
+def plan_rotation(bundles: list[StoredBundle], keep: int, protect: set[str] = frozenset(),
+                  today: dt.date | None = None) -> list[StoredBundle]:
+    """The bundles rotation deletes: all but the newest `keep` by Last-Modified, never one in
+    `protect` and never one dated after tomorrow (those are left alone, not counted)."""
     keep = parse_backups_kept(keep)
-    newest_first = sorted(bundles, key=lambda b: (b.key.date, b.last_modified), reverse=True)
-    return [b for b in newest_first[keep:] if b.key.name not in protect]
+    ordered = newest_first(b for b in bundles if not is_future(b.key, today))
+    return [b for b in ordered[keep:] if b.key.name not in protect]
 
 
 class BackupStore:
-    """The backup bucket, reached with `settings`."""
+    """The backup bucket, reached with `settings`, under `settings.prefix`."""
 
     def __init__(self, settings: S3Settings, s3: Any | None = None):
         self.settings = settings
         self.bucket = settings.bucket
+        self.prefix = settings.prefix
         self.s3 = s3 or s3io.client(settings)
+
+    def object_key(self, key: str) -> str:
+        """The object key of `key` (a bundle's object name, or a staging path) in this stack."""
+        return self.prefix + key
+
+    @property
+    def where(self) -> str:
+        """How messages name this store: the bucket, and the prefix when there is one."""
+        return f"bucket '{self.bucket}'" + (f" under prefix '{self.prefix}'" if self.prefix else "")
 
     def check(self, writable: bool = True) -> None:
         """Raises an error naming the bucket and the setting to fix if the bucket is out of
@@ -65,7 +100,7 @@ class BackupStore:
             raise s3io.explain(exc, self.settings, "reach") from None
         if not writable:
             return
-        probe = f"{STAGING_ROOT}.archivist-check-{secrets.token_hex(6)}"
+        probe = self.object_key(f"{STAGING_ROOT}{PROBE}{secrets.token_hex(6)}")
         try:
             self.s3.put_object(Bucket=self.bucket, Key=probe, Body=b"")
             self.s3.delete_object(Bucket=self.bucket, Key=probe)
@@ -73,88 +108,151 @@ class BackupStore:
             raise s3io.explain(exc, self.settings, "write to") from None
 
     def list_bundles(self) -> list[StoredBundle]:
-        """Every bundle in the bucket, newest first; other objects are ignored."""
-        found = []
+        """This stack's bundles, newest first (by Last-Modified); other objects are ignored, and
+        so, with a warning naming them, are bundles dated after tomorrow."""
+        found, future = [], []
         try:
-            for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket):
+            # Delimiter: only objects directly under the prefix, not other stacks' folders.
+            pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self.prefix,
+                                                                       Delimiter="/")
+            for page in pages:
                 for obj in page.get("Contents", []):
-                    if "/" not in obj["Key"] and BackupKey.is_bundle_object(obj["Key"]):
-                        found.append(StoredBundle(BackupKey.parse(obj["Key"]), obj["Size"], obj["LastModified"]))
+                    name = obj["Key"][len(self.prefix):]
+                    if "/" in name or not BackupKey.is_bundle_object(name):
+                        continue
+                    stored = StoredBundle(BackupKey.parse(name), obj["Size"], obj["LastModified"], self.prefix)
+                    (future if is_future(stored.key) else found).append(stored)
         except Exception as exc:
             raise s3io.explain(exc, self.settings, "list") from None
-        return sorted(found, key=lambda b: (b.key.date, b.last_modified), reverse=True)
+        if future:
+            log.warning("ignored %d bundle(s) in %s dated after tomorrow, which no backup can be (planted, "
+                        "or made on a machine whose clock is wrong): %s", len(future), self.where,
+                        ", ".join(b.object_key for b in future))
+        return newest_first(found)
 
     def locate(self, text: str) -> StoredBundle:
         """The bundle named by `text` (a key, with or without .tgz, or `latest`)."""
         bundles = self.list_bundles()
         if text.strip() == "latest":
             if not bundles:
-                raise BackupNotFoundError(f"there is no bundle in bucket '{self.bucket}' yet: run a backup first")
+                raise BackupNotFoundError(f"there is no bundle in {self.where} yet: run a backup first")
             return bundles[0]
         wanted = text.strip().removesuffix(".tgz")
         for bundle in bundles:
             if bundle.key.name == wanted:
                 return bundle
         near = closest_keys(wanted, [b.key.name for b in bundles])
-        hint = f"; closest: {', '.join(near)}" if near else ("; the bucket holds no bundle" if not bundles else "")
-        raise BackupNotFoundError(f"no bundle named {wanted!r} in bucket '{self.bucket}'{hint}")
+        hint = f"; closest: {', '.join(near)}" if near else ("; it holds no bundle" if not bundles else "")
+        if BackupKey.is_bundle_object(f"{wanted}.tgz") and is_future(BackupKey.parse(wanted)):
+            hint = "; it is dated after tomorrow, and such bundles are ignored (planted, or a wrong clock)"
+        raise BackupNotFoundError(f"no bundle named {wanted!r} in {self.where}{hint}")
 
     def staging(self, key: BackupKey) -> S3Staging:
-        return S3Staging(self.s3, self.bucket, key.name)
+        return S3Staging(self.s3, self.bucket, self.object_key(f"{STAGING_ROOT}{key.name}/"))
 
     @contextmanager
     def bundle_writer(self, key: BackupKey) -> Iterator[HashingWriter]:
         """Streams a new bundle to its final name; it appears only if the block succeeds."""
-        with s3io.upload_writer(self.s3, self.bucket, key.object_key, "application/gzip") as out:
+        with s3io.upload_writer(self.s3, self.bucket, self.object_key(key.object_key), "application/gzip") as out:
             yield out
 
     def sweep_stale_staging(self, older_than: dt.timedelta = STALE_STAGING) -> int:
-        """Deletes staging objects and unfinished uploads older than `older_than`: what runs
-        that died with the bucket unreachable could not clean. Younger ones may belong to a
-        backup still running, so they are left alone."""
+        """Deletes the staging, and aborts the unfinished bundle uploads, of backups that have
+        shown no sign of life for `older_than`: what runs that died with the bucket unreachable
+        could not clean. A backup's signs of life are its staging lease, which its tasks refresh
+        while they run, and every object and upload it made; one newer than `older_than` leaves
+        all of that backup alone. Returns how many objects and uploads it removed."""
         cutoff = dt.datetime.now(dt.timezone.utc) - older_than
+        root = self.object_key(STAGING_ROOT)
+        runs: dict[str, _Run] = {}
         swept = 0
-        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=STAGING_ROOT):
+        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=root):
             for obj in page.get("Contents", []):
-                if obj["LastModified"] <= cutoff:
+                name, sep, _ = obj["Key"][len(root):].partition("/")
+                if sep and KEY_RE.match(name):
+                    runs.setdefault(name, _Run()).add_object(obj["Key"], obj["LastModified"])
+                elif not sep and name.startswith(PROBE) and obj["LastModified"] <= cutoff:
                     self.s3.delete_object(Bucket=self.bucket, Key=obj["Key"])
                     swept += 1
+        # Filtered here, not by the server: MinIO matches a Prefix only against whole keys.
         for page in self.s3.get_paginator("list_multipart_uploads").paginate(Bucket=self.bucket):
             for upload in page.get("Uploads", []):
-                if upload["Initiated"] <= cutoff and (upload["Key"].startswith(STAGING_ROOT)
-                                                       or BackupKey.is_bundle_object(upload["Key"])):
-                    self.s3.abort_multipart_upload(Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"])
-                    swept += 1
+                name = self._run_of_upload(upload["Key"], root)
+                if name:
+                    runs.setdefault(name, _Run()).add_upload(upload["Key"], upload["UploadId"], upload["Initiated"])
+        for name, run in runs.items():
+            if run.last_seen > cutoff or self._lease_renewed_since(name, cutoff):
+                log.info("staging of %s was active at %s: a backup still running, left alone", name,
+                         run.last_seen.isoformat())
+                continue
+            for key in run.objects:
+                self.s3.delete_object(Bucket=self.bucket, Key=key)
+            for key, upload_id in run.uploads:
+                self.s3.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+            swept += len(run.objects) + len(run.uploads)
         if swept:
             log.info("swept %d stale staging object(s) and upload(s) left by earlier failed runs", swept)
         return swept
 
+    def _run_of_upload(self, object_key: str, root: str) -> str | None:
+        """The backup an unfinished upload belongs to (a staged artifact, or the bundle itself)."""
+        if object_key.startswith(root):
+            name, sep, _ = object_key[len(root):].partition("/")
+            return name if sep and KEY_RE.match(name) else None
+        name = object_key[len(self.prefix):] if object_key.startswith(self.prefix) else ""
+        return name.removesuffix(".tgz") if "/" not in name and BackupKey.is_bundle_object(name) else None
+
+    def _lease_renewed_since(self, name: str, cutoff: dt.datetime) -> bool:
+        """Looks at the lease again just before deleting: the listing may be minutes old."""
+        try:
+            head = self.s3.head_object(Bucket=self.bucket, Key=self.object_key(f"{STAGING_ROOT}{name}/{LEASE}"))
+        except Exception:  # no lease (an older archivist's staging, or a run that never wrote one)
+            return False
+        return head["LastModified"] > cutoff
+
     def abort_unfinished_bundle(self, key: BackupKey) -> int:
         """Aborts the multipart upload of a bundle whose writer was killed; a finished one is untouched."""
-        return s3io.abort_uploads(self.s3, self.bucket, key.object_key)
+        return s3io.abort_uploads(self.s3, self.bucket, self.object_key(key.object_key))
 
     def open_bundle(self, key: BackupKey) -> IO[bytes]:
-        return s3io.open_object(self.s3, self.bucket, key.object_key)
+        return s3io.open_object(self.s3, self.bucket, self.object_key(key.object_key))
 
     def bundle_source(self, key: BackupKey, etag: str | None = None) -> BundleSource:
         """The bundle as a source a restore reads whole or, through its seek index, by ranges;
         every read is pinned to `etag` (when given) or to the ETag the first read sees."""
-        return BundleSource.s3(self.s3, self.bucket, key.object_key, etag=etag)
+        return BundleSource.s3(self.s3, self.bucket, self.object_key(key.object_key), etag=etag)
 
     def rotate(self, keep: int, protect: set[str] = frozenset(), dry_run: bool = False) -> list[StoredBundle]:
-        """Deletes all but the newest `keep` bundles (at least 7); returns what it deleted."""
+        """Deletes all but the newest `keep` bundles (at least 7) of this stack; returns what it deleted."""
         try:
             keep = parse_backups_kept(keep)
         except ConfigurationError as exc:
             raise ConfigurationError(f"rotation refused, nothing deleted: {exc}") from None
         doomed = plan_rotation(self.list_bundles(), keep, set(protect))
         for bundle in doomed:
-            if not BackupKey.is_bundle_object(bundle.key.object_key):  # belt and braces
-                continue
-            log.info("%s %s (%s, %d bytes)", "would delete" if dry_run else "deleting",
-                     bundle.key.object_key, bundle.key.date, bundle.size)
+            if not bundle.object_key.startswith(self.prefix) or not BackupKey.is_bundle_object(bundle.key.object_key):
+                continue  # belt and braces
+            log.info("%s %s (%s, received %s, %d bytes)", "would delete" if dry_run else "deleting",
+                     bundle.object_key, bundle.key.date, bundle.last_modified.isoformat(), bundle.size)
             if not dry_run:
-                self.s3.delete_object(Bucket=self.bucket, Key=bundle.key.object_key)
-        log.info("rotation kept the newest %d bundles (minimum %d); %s %d", keep, MIN_BACKUPS_KEPT,
-                 "would delete" if dry_run else "deleted", len(doomed))
+                self.s3.delete_object(Bucket=self.bucket, Key=bundle.object_key)
+        log.info("rotation kept the newest %d bundles (minimum %d) in %s; %s %d", keep, MIN_BACKUPS_KEPT,
+                 self.where, "would delete" if dry_run else "deleted", len(doomed))
         return doomed
+
+
+class _Run:
+    """What one backup left in the bucket: staged objects and unfinished uploads, and when it last did anything."""
+
+    def __init__(self) -> None:
+        self.objects: list[str] = []
+        self.uploads: list[tuple[str, str]] = []
+        self.last_seen = dt.datetime.min.replace(tzinfo=dt.timezone.utc)
+
+    def add_object(self, key: str, modified: dt.datetime) -> None:
+        self.objects.append(key)
+        self.last_seen = max(self.last_seen, modified)
+
+    def add_upload(self, key: str, upload_id: str, initiated: dt.datetime) -> None:
+        self.uploads.append((key, upload_id))
+        self.last_seen = max(self.last_seen, initiated)

@@ -76,7 +76,7 @@ def _meta_from_prefix(stream: Any, complete: bool) -> dict[str, Any]:
 def read_meta(store: BackupStore, stored: StoredBundle) -> dict[str, Any]:
     """A bundle's meta.json: from its range when the bundle has a seek index, else from as few
     of its first bytes as will do."""
-    source = BundleSource.s3(store.s3, store.bucket, stored.key.object_key, size=stored.size)
+    source = BundleSource.s3(store.s3, store.bucket, stored.object_key, size=stored.size)
     ranges = source.ranges()
     if ranges and META in ranges and ranges[META][1] - ranges[META][0] <= MAX_META_BYTES:
         for fileobj in source.open_member(META):
@@ -85,7 +85,7 @@ def read_meta(store: BackupStore, stored: StoredBundle) -> dict[str, Any]:
     while True:
         complete = want >= stored.size
         rng = f"bytes=0-{max(want, 1) - 1}"
-        body = store.s3.get_object(Bucket=store.bucket, Key=stored.key.object_key, Range=rng)["Body"]
+        body = store.s3.get_object(Bucket=store.bucket, Key=stored.object_key, Range=rng)["Body"]
         try:
             return _meta_from_prefix(body, complete)
         except _NeedMore:
@@ -138,7 +138,7 @@ class Catalog:
 
     @staticmethod
     def _cache_key(stored: StoredBundle) -> tuple:
-        return stored.key.object_key, stored.size, stored.last_modified.isoformat()
+        return stored.object_key, stored.size, stored.last_modified.isoformat()
 
     def meta(self, stored: StoredBundle) -> tuple[dict[str, Any] | None, str | None]:
         """(meta.json, None), or (None, why it cannot be read) for a damaged bundle."""

@@ -21,6 +21,7 @@ import pytest
 from archivist import backup, bundle, s3io
 from archivist.bundle import BackupKey, JobResult
 from archivist.config import S3Settings
+from archivist.staging import LEASE
 from archivist.store import BackupStore
 from secrets_support import objects_under, unfinished_uploads
 
@@ -141,13 +142,18 @@ def test_storage_job_killed_mid_upload_then_retried(buckets):
     assert set(left) - set(_uploads(store)) == set(left), "the killed job's upload was not aborted"
 
 
+def _artifacts_staged(store: BackupStore, key: BackupKey) -> dict[str, int]:
+    """The staged artifacts and their sizes (the staging lease aside, which each task rewrites)."""
+    return {o["Key"]: o["Size"] for o in store.s3.list_objects_v2(
+        Bucket=store.bucket, Prefix=f"staging/{key.name}/")["Contents"] if not o["Key"].endswith(f"/{LEASE}")}
+
+
 def test_bundle_upload_killed_mid_upload_then_retried(buckets):
     app, backups = buckets
     store, key = BackupStore(backups), BackupKey.new()
     before = store.list_bundles()
     result = backup.run_job("storage", key, store.staging(key), app)
-    staged = {p: (o["Size"]) for p, o in ((o["Key"], o) for o in store.s3.list_objects_v2(
-        Bucket=store.bucket, Prefix=f"staging/{key.name}/")["Contents"])}
+    staged = _artifacts_staged(store, key)
     assert len(staged) == 2
 
     killed = _worker(buckets, "upload", key.name, results=[result.as_dict()])
@@ -155,8 +161,7 @@ def test_bundle_upload_killed_mid_upload_then_retried(buckets):
                "the bundle's multipart upload started")
     assert key.object_key not in objects_under(store.s3, store.bucket, ""), "a half bundle appeared under its final name"
     assert store.list_bundles() == before
-    assert {o["Key"]: o["Size"] for o in store.s3.list_objects_v2(
-        Bucket=store.bucket, Prefix=f"staging/{key.name}/")["Contents"]} == staged, "the killed upload lost staging"
+    assert _artifacts_staged(store, key) == staged, "the killed upload lost staging"
 
     uploaded = backup.upload(store, key, [result])  # the retry
     assert uploaded["size"] == store.s3.head_object(Bucket=store.bucket, Key=key.object_key)["ContentLength"]

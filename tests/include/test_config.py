@@ -285,3 +285,37 @@ def test_cron_schedule():
 def test_namespace():
     assert config.load_namespace(env={}) == ""
     assert config.load_namespace(env={"NAMESPACE": "prod"}) == "prod"
+
+
+# --- the backup bucket's key prefix ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(("value", "expected"), [(None, ""), ("", ""), ("  ", ""), ("stack-a/", "stack-a/"),
+                                                 ("stack-a", "stack-a/"), ("team/stack-a", "team/stack-a/")])
+def test_parse_key_prefix_accepts(value, expected):
+    assert config.parse_key_prefix(value, "test") == expected
+
+
+@pytest.mark.parametrize(("value", "problem"), [
+    ("/stack-a/", "starts with '/'"), ("../stack-a/", "'..' segment"), ("a/../b", "'..' segment"),
+    ("a/./b/", "'.' or '..' segment"), ("a//b/", "empty"), ("x" * 600, "longer than 512 bytes")])
+def test_parse_key_prefix_refuses_with_the_prefix_and_source_named(value, problem):
+    with pytest.raises(ConfigurationError) as info:
+        config.parse_key_prefix(value, "BACKUP_* variables")
+    assert problem in str(info.value) and "(BACKUP_* variables)" in str(info.value)
+    assert repr(value)[:40] in str(info.value)
+
+
+def test_backup_prefix_from_the_variable_or_the_connection_extra(monkeypatch):
+    env = {"BACKUP_BUCKET_NAME": "shared", "BACKUP_PREFIX": "stack-a"}
+    assert config.load_backups(env=env).prefix == "stack-a/"
+    assert config.load_backups(env={"BACKUP_BUCKET_NAME": "shared"}).prefix == ""
+    conn = _connection_json("archivist_backups")
+    conn["extra"]["key_prefix"] = "stack-b/"
+    monkeypatch.setenv("AIRFLOW_CONN_ARCHIVIST_PREFIXED", json.dumps(conn))
+    assert config.load_backups("archivist_prefixed", env={}).prefix == "stack-b/"
+    conn["extra"]["key_prefix"] = "../elsewhere/"
+    monkeypatch.setenv("AIRFLOW_CONN_ARCHIVIST_PREFIXED", json.dumps(conn))
+    with pytest.raises(ConfigurationError, match="connection 'archivist_prefixed'"):
+        config.load_backups("archivist_prefixed", env={})
+    assert config.load_storage(env={"S3_BUCKET_NAME": "app", "S3_PREFIX": "x/"}).prefix == ""

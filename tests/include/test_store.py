@@ -1,13 +1,17 @@
 """Tests of the backup store (archivist.store): the pure rotation plan, and BackupStore
 against the real S3 server in a fresh scratch bucket: rotation keeps the newest
-bundles and never touches other objects, the minimum of 7 is enforced before
-anything is deleted, dry runs delete nothing, and locate finds or explains."""
+bundles (by when the bucket received them) and never touches other objects, the
+minimum of 7 is enforced before anything is deleted, dry runs delete nothing,
+locate finds or explains, a key prefix keeps stacks apart, and the staging sweep
+leaves a backup with a fresh lease alone."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import io
 import random
+import time
 
 import pytest
 from botocore.exceptions import ClientError
@@ -15,7 +19,7 @@ from botocore.exceptions import ClientError
 from archivist import bundle, s3io
 from archivist.bundle import BackupKey, JobResult
 from archivist.errors import BackupNotFoundError, ConfigurationError
-from archivist.staging import LocalStaging
+from archivist.staging import LEASE, LocalStaging
 from archivist.store import BackupStore, StoredBundle, plan_rotation
 
 START = dt.date(2026, 1, 1)
@@ -45,12 +49,37 @@ def test_plan_keeps_the_newest_by_date_whatever_the_input_order():
     assert sorted(b.key.date for b in doomed) == [START + dt.timedelta(days=d) for d in range(10)]
 
 
-def test_plan_orders_by_the_date_in_the_name_not_the_upload_time():
-    # the oldest backup was uploaded last (e.g. copied in from another bucket)
+def test_plan_orders_by_upload_time_not_the_date_in_the_name():
+    # the name is whatever its writer chose; Last-Modified is the server's
     bundles = [_stored(d) for d in range(1, 10)]
-    late_copy = StoredBundle(_key(0), 100, dt.datetime(2030, 1, 1, tzinfo=UTC))
+    late_copy = StoredBundle(_key(0), 100, dt.datetime(2026, 6, 1, tzinfo=UTC))
     doomed = plan_rotation(bundles + [late_copy], 9)
-    assert doomed == [late_copy]
+    assert doomed == [_stored(1)]
+
+
+def test_plan_ignores_names_dated_after_tomorrow():
+    today = dt.date(2026, 1, 20)
+    real = [_stored(d) for d in range(19)]
+    tomorrow = StoredBundle(BackupKey(today + dt.timedelta(days=1), "T" * 11), 1, dt.datetime(2026, 1, 20, tzinfo=UTC))
+    planted = [StoredBundle(BackupKey(dt.date(2099, 1, d), f"{d:011d}"), 1, dt.datetime(2026, 1, 20, tzinfo=UTC))
+               for d in range(1, 8)]
+    doomed = plan_rotation(real + [tomorrow] + planted, 7, today=today)
+    assert not set(doomed) & set(planted)
+    assert tomorrow not in doomed  # a clock a day ahead still counts, and is the newest
+    assert doomed == list(reversed(real[:13]))
+
+
+def test_plan_never_deletes_a_bundle_newer_than_one_it_keeps():
+    rng = random.Random(7)
+    for _ in range(50):
+        bundles = [StoredBundle(_key(rng.randrange(300), seed=i), 1,
+                                dt.datetime(2026, 1, 1, tzinfo=UTC) + dt.timedelta(minutes=rng.randrange(10_000)))
+                   for i in range(rng.randrange(40))]
+        doomed = plan_rotation(bundles, 7)
+        kept = [b for b in bundles if b not in doomed]
+        if doomed:
+            assert max(b.last_modified for b in doomed) <= min(b.last_modified for b in kept)
+            assert len(kept) == 7
 
 
 def test_plan_breaks_same_day_ties_by_upload_time():
@@ -101,10 +130,10 @@ def _objects(s3, bucket: str) -> set[str]:
 
 @pytest.fixture
 def filled(scratch_bucket):
-    """40 bundles of 40 different days (uploaded in random order), 2 foreign objects and a staged artifact."""
+    """40 bundles of 40 different days (uploaded oldest first), 2 foreign objects and a staged artifact."""
     s3 = s3io.client(scratch_bucket)
     keys = [_key(d) for d in range(40)]
-    for key in random.Random(5).sample(keys, len(keys)):
+    for key in keys:
         s3.put_object(Bucket=scratch_bucket.bucket, Key=key.object_key, Body=f"bundle {key}".encode())
     for name in FOREIGN + [STAGED]:
         s3.put_object(Bucket=scratch_bucket.bucket, Key=name, Body=b"not a bundle")
@@ -269,3 +298,58 @@ def test_cleanup_aborts_uploads_a_killed_task_left_unfinished(scratch_bucket):
     store.abort_unfinished_bundle(key)
     assert not s3.list_multipart_uploads(Bucket=scratch_bucket.bucket).get("Uploads")
     assert _objects(s3, scratch_bucket.bucket) == set()
+
+
+# --- key prefixes and the staging sweep -----------------------------------------------------
+
+
+def _with_prefix(settings, prefix: str):
+    return dataclasses.replace(settings, prefix=prefix)
+
+
+def test_a_prefixed_store_names_every_object_under_its_prefix(scratch_bucket):
+    store, key = BackupStore(_with_prefix(scratch_bucket, "stack-a/")), _key(8)
+    s3 = s3io.client(scratch_bucket)
+    with store.bundle_writer(key) as out:
+        out.write(b"bundle")
+    with store.staging(key).writer("jobs.storage/manifest.ndjson") as out:
+        out.write(b"{}\n")
+    assert _objects(s3, scratch_bucket.bucket) == {
+        f"stack-a/{key.object_key}", f"stack-a/staging/{key.name}/jobs.storage/manifest.ndjson"}
+    assert store.open_bundle(key).read() == b"bundle"
+    assert store.locate("latest").object_key == f"stack-a/{key.object_key}"
+    assert store.staging(key).cleanup() == 1
+    store.check()  # its write probe goes under the prefix too, and is deleted
+    assert _objects(s3, scratch_bucket.bucket) == {f"stack-a/{key.object_key}"}
+
+
+def test_a_store_without_prefix_sees_only_the_bucket_root(scratch_bucket):
+    s3 = s3io.client(scratch_bucket)
+    root, nested = _key(1), _key(2)
+    s3.put_object(Bucket=scratch_bucket.bucket, Key=root.object_key, Body=b"x")
+    s3.put_object(Bucket=scratch_bucket.bucket, Key=f"stack-a/{nested.object_key}", Body=b"x")
+    assert [b.key for b in BackupStore(scratch_bucket).list_bundles()] == [root]
+    assert [b.key for b in BackupStore(_with_prefix(scratch_bucket, "stack-a/")).list_bundles()] == [nested]
+
+
+def _stage(store: BackupStore, key: BackupKey) -> None:
+    with store.staging(key).writer("jobs.postgres/postgres.sql") as out:
+        out.write(b"SELECT 1;\n")
+
+
+def test_sweep_removes_staging_without_a_fresh_lease_and_keeps_the_rest(scratch_bucket):
+    store, s3 = BackupStore(scratch_bucket), s3io.client(scratch_bucket)
+    dead, alive, other_stack = _key(10), _key(11), _key(12)
+    _stage(store, dead)
+    _stage(BackupStore(_with_prefix(scratch_bucket, "stack-b/")), other_stack)
+    s3.put_object(Bucket=scratch_bucket.bucket, Key="staging/notes.txt", Body=b"not ours")
+    with store.staging(alive).alive(every=0.3):
+        _stage(store, alive)
+        time.sleep(2)
+        assert store.sweep_stale_staging(older_than=dt.timedelta(seconds=1)) == 1
+    assert _objects(s3, scratch_bucket.bucket) == {
+        f"staging/{alive.name}/jobs.postgres/postgres.sql", f"staging/{alive.name}/{LEASE}",
+        f"stack-b/staging/{other_stack.name}/jobs.postgres/postgres.sql", "staging/notes.txt"}
+    time.sleep(2)  # the lease is no longer refreshed: the backup is gone
+    assert store.sweep_stale_staging(older_than=dt.timedelta(seconds=1)) == 2
+    assert f"staging/{alive.name}/{LEASE}" not in _objects(s3, scratch_bucket.bucket)

@@ -1,0 +1,88 @@
+"""What the hostile-bundle tests share: storage archives built entry by entry the way archivist
+writes them (or with headers it never writes), buckets made for one test, and the environment
+that points the `archivist` command at them."""
+
+from __future__ import annotations
+
+import gzip
+import tarfile
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from archivist import s3io, storage
+from archivist.config import S3Settings
+
+
+def storage_entry(key: str, body: bytes, name: str | None = None, **pax: str) -> bytes:
+    """One tar entry as archivist writes it: the exact key in the pax header, then the body."""
+    info = tarfile.TarInfo(name or (key.lstrip("/") or "_"))
+    info.size, info.mode = len(body), 0o644
+    info.pax_headers = {storage.PAX_KEY: key, storage.PAX_CONTENT_TYPE: "text/plain", storage.PAX_METADATA: "{}",
+                        **pax}
+    padding = b"\0" * (-len(body) % tarfile.BLOCKSIZE)
+    return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape") + body + padding
+
+
+def lying_entry(key: str, declared: int, body: bytes) -> bytes:
+    """An entry whose header claims `declared` bytes, followed by only `body`: a forged size."""
+    info = tarfile.TarInfo(key)
+    info.size, info.mode = declared, 0o644  # above 8 GiB tarfile records the size in the pax header
+    info.pax_headers = {storage.PAX_KEY: key}
+    return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape") + body
+
+
+def storage_tgz(*entries: bytes, end: bool = True) -> bytes:
+    """A storage archive of `entries`, gzipped; `end=False` leaves out the tar's end blocks."""
+    return gzip.compress(b"".join(entries) + (b"\0" * 2 * tarfile.BLOCKSIZE if end else b""), mtime=0)
+
+
+def storage_files(tgz: bytes) -> dict[str, bytes]:
+    """The files of a bundle whose only job is storage (for forge.forge)."""
+    return {"jobs.storage/storage-{id}.tgz": tgz, "jobs.storage/manifest-{id}.ndjson": b""}
+
+
+def s3_env(prefix: str, settings: S3Settings) -> dict[str, str]:
+    """The spec's variables (`S3_` or `BACKUP_`) for `settings`' bucket."""
+    return {f"{prefix}BUCKET_NAME": settings.bucket, f"{prefix}ACCESS_KEY_ID": settings.access_key_id,
+            f"{prefix}SECRET_ACCESS_KEY": settings.secret_access_key, f"{prefix}ENDPOINT_URL": settings.endpoint_url or ""}
+
+
+def objects(settings: S3Settings) -> dict[str, bytes]:
+    """Every object of the bucket with its body."""
+    s3 = s3io.client(settings)
+    found = {}
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=settings.bucket):
+        for obj in page.get("Contents", []):
+            found[obj["Key"]] = s3.get_object(Bucket=settings.bucket, Key=obj["Key"])["Body"].read()
+    return found
+
+
+def unfinished_uploads(settings: S3Settings) -> list[str]:
+    return [u["Key"] for u in s3io.client(settings).list_multipart_uploads(Bucket=settings.bucket).get("Uploads", [])]
+
+
+@pytest.fixture
+def make_bucket(storage_settings) -> Iterator:
+    """Makes empty buckets of the real S3 server: `make_bucket()`; all removed after the test."""
+    s3 = s3io.client(storage_settings)
+    made = []
+
+    def make() -> S3Settings:
+        name = f"archivist-sec-{uuid.uuid4().hex[:10]}"
+        s3.create_bucket(Bucket=name)
+        made.append(name)
+        return S3Settings(bucket=name, access_key_id=storage_settings.access_key_id,
+                          secret_access_key=storage_settings.secret_access_key,
+                          endpoint_url=storage_settings.endpoint_url, region_name=storage_settings.region_name,
+                          source="test bucket")
+
+    yield make
+    for name in made:
+        for upload in s3.list_multipart_uploads(Bucket=name).get("Uploads", []):
+            s3.abort_multipart_upload(Bucket=name, Key=upload["Key"], UploadId=upload["UploadId"])
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=name):
+            for obj in page.get("Contents", []):
+                s3.delete_object(Bucket=name, Key=obj["Key"])
+        s3.delete_bucket(Bucket=name)
