@@ -16,7 +16,7 @@ from typing import IO, Any
 
 import orjson
 
-from archivist import bundle, bundle_index, config, elasticsearch, postgres, storage
+from archivist import bundle, bundle_index, config, elasticsearch, limits, postgres, storage
 from archivist.bundle import META, VerifyReport
 from archivist.errors import (ArchivistError, ConfigurationError, JobFailedError, TargetNotEmptyError,
                               VerificationError, failures_named)
@@ -135,6 +135,14 @@ def _restore_storage(open_bundle: Opener, settings: config.S3Settings, mode: str
     raise VerificationError("the bundle has no storage archive (jobs.storage/storage-<id>.tgz)")
 
 
+def _json(fileobj: IO[bytes], cap: int, path: str) -> Any:
+    """A JSON member of at most `cap` bytes, parsed."""
+    try:
+        return orjson.loads(limits.read_at_most(fileobj, cap, path))
+    except orjson.JSONDecodeError as exc:
+        raise VerificationError(f"{path} is not valid JSON: {exc}") from None
+
+
 def _es_metadata(open_bundle: Opener) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
     """Templates, index definitions and the indices with documents, in one early-stopping pass."""
     templates: dict[str, Any] = {}
@@ -143,13 +151,13 @@ def _es_metadata(open_bundle: Opener) -> tuple[dict[str, Any], dict[str, Any], l
     for path, fileobj in _member(open_bundle, lambda p: p.startswith("jobs.elasticsearch/") or p == META):
         name = os.path.basename(path)
         if path == META:
-            counted = orjson.loads(fileobj.read()).get("counts", {}).get("jobs.elasticsearch", {})
+            counted = _json(fileobj, limits.META_BYTES, path).get("counts", {}).get("jobs.elasticsearch", {})
             if "indices" in counted:
                 indices = sorted(counted["indices"])
         elif name.startswith("templates-") and name.endswith(".json"):
-            templates = orjson.loads(fileobj.read())
+            templates = _json(fileobj, limits.ES_JSON_BYTES, path)
         elif name.startswith("indices-") and name.endswith(".json"):
-            definitions = orjson.loads(fileobj.read())
+            definitions = _json(fileobj, limits.ES_JSON_BYTES, path)
         elif (index := bundle.index_of_path(path)) and index not in indices:
             indices.append(index)
         if templates and definitions is not None and indices:
