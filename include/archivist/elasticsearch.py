@@ -35,7 +35,7 @@ from archivist import bundle, collector, limits, s3io
 from archivist.bundle import JobResult
 from archivist.config import ElasticsearchSettings
 from archivist.errors import (ELASTICSEARCH_LOGIN_FIX, ELASTICSEARCH_ROLE_FIX, ConfigurationError, JobFailedError,
-                              TargetNotEmptyError, UnreachableError, elasticsearch_reason, elasticsearch_where)
+                              UnreachableError, elasticsearch_reason, elasticsearch_where)
 from archivist.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -600,19 +600,6 @@ class LineTooLongError(JobFailedError):
         super().__init__(
             f"line {line} is longer than {limits.human(LINE_MAX_BYTES)} (http.max_content_length, the largest "
             "request Elasticsearch takes, is 100mb by default): the bundle is damaged or was not made by archivist")
-
-
-def prepare_targets(es: Elasticsearch, indices: list[str], mode: str, settings: ElasticsearchSettings) -> None:
-    """In `empty` mode refuse existing indices; in `replace` mode delete just those."""
-    existing = [i for i in indices if es.indices.exists(index=i)]
-    if existing and mode == "empty":
-        raise TargetNotEmptyError(
-            f"{elasticsearch_where(settings)} already has the index(es) {', '.join(existing)}: restore with mode "
-            "'replace' to drop and recreate them, or delete them first"
-        )
-    for index in existing:
-        log.info("replace mode: deleting index %s", index)
-        es.indices.delete(index=index)
 
 
 def create_index(es: Elasticsearch, index: str, definition: dict[str, Any] | None) -> None:
