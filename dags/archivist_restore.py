@@ -73,7 +73,8 @@ def archivist_restore():
         if params["mode"] == "empty" and not params["dry_run"]:
             jobs = config.parse_jobs(params["jobs"])
             settings = {job: restore.load_settings(job) for job in jobs if job in report.jobs}
-            restore.require_empty(restore.refuse_non_empty(report, jobs, settings, params["indices"] or None))
+            restore.require_empty(restore.refuse_non_empty(report, jobs, settings, params["indices"] or None,
+                                                            source))
         return restore.summary(report, located["key"], source.pin)
 
     @task

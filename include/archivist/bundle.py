@@ -26,8 +26,8 @@ from typing import IO, Any
 
 from isal import igzip, isal_zlib
 
-from archivist import __version__, bundle_index
-from archivist.errors import BackupNotFoundError, VerificationError
+from archivist import __version__, bundle_index, limits
+from archivist.errors import BackupNotFoundError, ConfigurationError, VerificationError
 from archivist.pgzip import GzipWriter
 from archivist.s3io import Artifact
 
@@ -37,7 +37,7 @@ JOB_DIRS = {"postgres": "jobs.postgres", "elasticsearch": "jobs.elasticsearch", 
 KEY_RE = re.compile(r"^bundle-(\d{4}-\d{2}-\d{2})-([A-Za-z0-9_-]{11})$")
 GZIP_LEVEL = 4  # with GzipWriter's threads: 6 made bundles about 6% smaller at 2.4 times the CPU (bench/README.md)
 COPY_CHUNK = 1024 * 1024
-MAX_META_BYTES = 64 * 1024 * 1024
+MAX_META_BYTES = limits.META_BYTES
 
 
 def new_backup_id() -> str:
@@ -250,6 +250,10 @@ def write_bundle(
                 info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, mtime
                 tar.addfile(info)
             body = json.dumps(meta, indent=2, sort_keys=False).encode()
+            if len(body) > MAX_META_BYTES:  # readers would refuse the bundle
+                raise ConfigurationError(
+                    f"meta.json would be {len(body)} bytes, more than the {limits.human(MAX_META_BYTES)} readers accept "
+                    "(docs/FORMAT.md): back up fewer indices per bundle with the param index_pattern")
             starts.append((META, *gz.restart_point()))
             tar.addfile(_file_info(f"{key.name}/{META}", len(body), mtime), io.BytesIO(body))
             for artifact in sorted(artifacts, key=member_order):
@@ -343,7 +347,7 @@ def iter_members(stream: IO[bytes], trailer: list[bytes] | None = None) -> Itera
     gz = igzip.GzipFile(fileobj=stream, mode="rb")  # ISA-L: same stream, several times faster to inflate
     tail = _Tail(gz, MAX_TRAILER + COPY_CHUNK)
     try:
-        tar = tarfile.open(fileobj=tail, mode="r|", bufsize=COPY_CHUNK)
+        tar = tarfile.open(fileobj=tail, mode="r|", bufsize=COPY_CHUNK, tarinfo=limits.CappedTarInfo)
         top = None
         for member in tar:
             first, _, rel = member.name.partition("/")
@@ -422,7 +426,7 @@ def _read_all(stream: IO[bytes]) -> tuple[dict[str, Any] | None, dict[str, Artif
         if path == META:
             try:
                 meta = json.loads(b"".join(chunks))
-            except ValueError as exc:
+            except (ValueError, RecursionError) as exc:
                 raise VerificationError(f"meta.json is not valid JSON: {exc}") from None
             if not isinstance(meta, dict):
                 raise VerificationError("meta.json is not a JSON object")

@@ -28,6 +28,7 @@ from typing import IO, Any
 
 from isal import isal_zlib
 
+from archivist import limits
 from archivist.errors import VerificationError
 from archivist.pgzip import MAX_STORED
 
@@ -207,7 +208,7 @@ def read_range(body: IO[bytes], crc: int, path: str) -> Iterator[IO[bytes]]:
     has been read, the rest of the range is read and its CRC32 checked."""
     inflated = _RawInflater(body, crc, path)
     try:
-        tar = tarfile.open(fileobj=inflated, mode="r|", bufsize=1024 * 1024)
+        tar = tarfile.open(fileobj=inflated, mode="r|", bufsize=1024 * 1024, tarinfo=limits.CappedTarInfo)
         member = tar.next()
         if member is None or not member.isfile() or member.name.partition("/")[2] != path:
             raise VerificationError(f"the bundle's index points {path} at {member and member.name!r}")

@@ -31,11 +31,11 @@ from elasticsearch import ApiError, Elasticsearch, NotFoundError, TransportError
 from elasticsearch import AuthenticationException, AuthorizationException
 from elasticsearch.serializer import NdjsonSerializer, OrjsonSerializer
 
-from archivist import bundle, collector, s3io
+from archivist import bundle, collector, limits, s3io
 from archivist.bundle import JobResult
 from archivist.config import ElasticsearchSettings
 from archivist.errors import (ELASTICSEARCH_LOGIN_FIX, ELASTICSEARCH_ROLE_FIX, ConfigurationError, JobFailedError,
-                              TargetNotEmptyError, UnreachableError, elasticsearch_reason, elasticsearch_where)
+                              UnreachableError, elasticsearch_reason, elasticsearch_where)
 from archivist.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -389,8 +389,13 @@ def _dump(settings: ElasticsearchSettings, staging, backup_id: str, pattern: str
     artifacts, docs = [], {}
     for path, value in ((bundle.templates_path(backup_id), templates(es)),
                         (bundle.indices_path(backup_id), index_definitions(es, indices))):
+        body = orjson.dumps(value, option=orjson.OPT_INDENT_2)
+        if len(body) > limits.ES_JSON_BYTES:  # a restore would refuse it
+            raise ConfigurationError(f"{path} would be {len(body)} bytes, more than the "
+                                     f"{limits.human(limits.ES_JSON_BYTES)} a restore reads (docs/FORMAT.md): back "
+                                     "up fewer indices per bundle with the param index_pattern")
         with staging.writer(path, "application/json") as out:
-            out.write(orjson.dumps(value, option=orjson.OPT_INDENT_2))
+            out.write(body)
         artifacts.append(bundle.Artifact(path, out.size, out.sha256))
     for index in indices:  # one at a time: two at once were no faster and held more (bench/README.md)
         path = bundle.elasticsearch_index_path(index, backup_id)
@@ -468,25 +473,37 @@ def _bulk_pair(raw: bytes) -> tuple[bytes, bytes]:
 
 
 READ_BLOCK = 1024 * 1024
+LINE_MAX_BYTES = limits.NDJSON_LINE_BYTES
 _LINE_START = b'{"_index":"'   # index names hold no quotes or backslashes
 _ID_KEY = b'","_id":'
 # The id, and the routing after it, of a line whose metadata holds escapes or routing.
 _META_RE = re.compile(b"(" + _JSON_STRING + rb')(?:,"_routing":(' + _JSON_STRING + b"))?")
 
 
+class _LineTooLong(Exception):
+    """A line ran past LINE_MAX_BYTES without its newline."""
+
+
 def _line_blocks(stream: IO[bytes]) -> Iterator[tuple[bytes, int, int]]:
     """(buffer, start, stop): spans of whole lines, read READ_BLOCK bytes at a time and left in
-    the buffers they were read into; a last line without its newline gets one."""
+    the buffers they were read into; a last line without its newline gets one. A line longer than
+    LINE_MAX_BYTES raises _LineTooLong once that much of it is held, and no later."""
     rest: list[bytes] = []
+    pending = 0  # bytes in `rest`: the only place a line grows past one block
     while chunk := stream.read(READ_BLOCK):
         first = chunk.find(b"\n")
         if first < 0:
             rest.append(chunk)
+            pending += len(chunk)
+            if pending > LINE_MAX_BYTES:
+                raise _LineTooLong()
             continue
         start = 0
         if rest:
+            if pending + first > LINE_MAX_BYTES:
+                raise _LineTooLong()
             head = b"".join([*rest, chunk[:first + 1]])
-            rest = []
+            rest, pending = [], 0
             yield head, 0, len(head)
             start = first + 1
         last = chunk.rfind(b"\n")
@@ -494,6 +511,7 @@ def _line_blocks(stream: IO[bytes]) -> Iterator[tuple[bytes, int, int]]:
             yield chunk, start, last + 1
         if last + 1 < len(chunk):
             rest.append(chunk[last + 1:])
+            pending = len(chunk) - last - 1
     if rest:
         tail = b"".join([*rest, b"\n"])
         yield tail, 0, len(tail)
@@ -539,46 +557,49 @@ def _bulk_bodies(lines: IO[bytes], progress: Progress) -> Iterator[tuple[bytes, 
     `_bulk_pair`."""
     parts: list[bytes | memoryview] = []
     docs = size = 0
-    for block, pos, stop in _line_blocks(lines):
-        view = memoryview(block)
-        while pos < stop:
-            end = block.index(b"\n", pos)
-            cut = _cut_line(block, pos, end)
-            if cut is not None:
-                action, source_at = cut
-                source = view[source_at:end - 1]
-            else:
-                line = block[pos:end]
-                if not line.strip():
-                    pos = end + 1
-                    continue
-                action, source = _bulk_pair(line)
-                source = source[:-1]
-            pos = end + 1
-            grow = len(action) + len(source) + 1
-            if docs and (docs >= BULK_CHUNK_DOCS or size + grow > BULK_CHUNK_BYTES):
-                yield b"".join(parts), docs
-                progress.add(docs)
-                parts, docs, size = [], 0, 0
-            parts += (action, source, b"\n")
-            docs += 1
-            size += grow
+    counted = 0  # lines before the current body's: documents of the bodies yielded, and blank lines
+    try:
+        for block, pos, stop in _line_blocks(lines):
+            view = memoryview(block)
+            while pos < stop:
+                end = block.index(b"\n", pos)
+                cut = _cut_line(block, pos, end)
+                if cut is not None:
+                    action, source_at = cut
+                    source = view[source_at:end - 1]
+                else:
+                    line = block[pos:end]
+                    if not line.strip():
+                        pos = end + 1
+                        counted += 1
+                        continue
+                    action, source = _bulk_pair(line)
+                    source = source[:-1]
+                pos = end + 1
+                grow = len(action) + len(source) + 1
+                if docs and (docs >= BULK_CHUNK_DOCS or size + grow > BULK_CHUNK_BYTES):
+                    yield b"".join(parts), docs
+                    progress.add(docs)
+                    counted += docs
+                    parts, docs, size = [], 0, 0
+                parts += (action, source, b"\n")
+                docs += 1
+                size += grow
+    except _LineTooLong:
+        raise LineTooLongError(counted + docs + 1) from None
     if docs:
         progress.add(docs)
         yield b"".join(parts), docs
 
 
-def prepare_targets(es: Elasticsearch, indices: list[str], mode: str, settings: ElasticsearchSettings) -> None:
-    """In `empty` mode refuse existing indices; in `replace` mode delete just those."""
-    existing = [i for i in indices if es.indices.exists(index=i)]
-    if existing and mode == "empty":
-        raise TargetNotEmptyError(
-            f"{elasticsearch_where(settings)} already has the index(es) {', '.join(existing)}: restore with mode "
-            "'replace' to drop and recreate them, or delete them first"
-        )
-    for index in existing:
-        log.info("replace mode: deleting index %s", index)
-        es.indices.delete(index=index)
+class LineTooLongError(JobFailedError):
+    """An ndjson line longer than any document Elasticsearch could have taken."""
+
+    def __init__(self, line: int):
+        self.line = line
+        super().__init__(
+            f"line {line} is longer than {limits.human(LINE_MAX_BYTES)} (http.max_content_length, the largest "
+            "request Elasticsearch takes, is 100mb by default): the bundle is damaged or was not made by archivist")
 
 
 def create_index(es: Elasticsearch, index: str, definition: dict[str, Any] | None) -> None:
@@ -636,6 +657,8 @@ def load_documents(raw: Elasticsearch, index: str, lines: IO[bytes]) -> int:
                 pending.add(pool.submit(_send_bulk, raw, index, body, docs))
             done, pending = wait(pending)
             loaded += sum(future.result() for future in done)
+        except LineTooLongError as exc:
+            raise JobFailedError(f"index {index}: {exc}") from None
         finally:
             for future in pending:
                 future.cancel()

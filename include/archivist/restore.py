@@ -16,11 +16,12 @@ from typing import IO, Any
 
 import orjson
 
-from archivist import bundle, bundle_index, config, dump_scan, elasticsearch, postgres, storage
+from archivist import (bundle, bundle_index, config, dump_scan, elasticsearch, es_names, es_targets, limits,
+                       postgres, storage)
 from archivist.bundle import META, VerifyReport
 from archivist.bundle_index import BundleSource, CheckedReader
 from archivist.errors import (ArchivistError, ConfigurationError, JobFailedError, TargetNotEmptyError,
-                              VerificationError, failures_named)
+                              VerificationError, elasticsearch_where, failures_named)
 
 log = logging.getLogger(__name__)
 
@@ -62,11 +63,32 @@ def verify(open_bundle: Opener, allow_unchecked: bool = False) -> VerifyReport:
         getattr(tee or stream, "close", lambda: None)()
     if isinstance(open_bundle, BundleSource):
         open_bundle.checksums = report.meta.get("artifacts")
+    check_elasticsearch_names(open_bundle, report)
     for warning in report.warnings:
         log.warning(warning)
     log.info("bundle verified: %d artifacts, jobs %s, format_version %s", len(report.members),
              ", ".join(report.jobs), report.meta.get("format_version", "none (original tool)"))
     return report
+
+
+def check_elasticsearch_names(open_bundle: Opener, report: VerifyReport) -> None:
+    """Refuses a bundle whose index, alias or template names break Elasticsearch's rules or do
+    not agree with its members: such a name could reach indices the bundle does not hold."""
+    if "elasticsearch" not in report.jobs:
+        return
+    templates, definitions, _ = _es_metadata(open_bundle)
+    counts = (report.meta.get("counts") or {}).get(bundle.JOB_DIRS["elasticsearch"]) \
+        if isinstance(report.meta.get("counts"), dict) else None
+    counted = counts.get("indices") if isinstance(counts, dict) else None
+    members = [index for path in report.members if (index := bundle.index_of_path(path))]
+    _, problems = es_names.check_bundle(members, counted, definitions, templates)
+    if problems:
+        raise VerificationError(_names_refused(problems))
+
+
+def _names_refused(problems: list[str]) -> str:
+    shown = "; ".join(problems[:10]) + (f"; and {len(problems) - 10} more" if len(problems) > 10 else "")
+    return f"the bundle's Elasticsearch names cannot be restored safely: {shown}"
 
 
 def _same_files(report: VerifyReport, ranged: dict[str, tuple[int, str]], index_block: bytes | None) -> None:
@@ -98,10 +120,12 @@ def bundle_indices(report: VerifyReport) -> list[str]:
 
 
 def refuse_non_empty(report: VerifyReport, jobs: tuple[str, ...], settings: dict[str, Any],
-                     patterns: list[str] | None = None) -> list[str]:
+                     patterns: list[str] | None = None, open_bundle: Opener | None = None) -> list[str]:
     """In `empty` mode, checks every selected target before any is written, so that one
     target holding data stops the whole restore instead of leaving it half done.
-    Returns the targets that hold data (empty when the restore may go ahead)."""
+    Returns the targets that hold data (empty when the restore may go ahead). With
+    `open_bundle`, Elasticsearch's templates and aliases of the bundle's names are checked too
+    (the Elasticsearch job checks them again before it writes)."""
     found = []
     if "postgres" in jobs and "postgres" in report.jobs:
         tables = postgres.user_tables(settings["postgres"])
@@ -110,10 +134,12 @@ def refuse_non_empty(report: VerifyReport, jobs: tuple[str, ...], settings: dict
     if "elasticsearch" in jobs and "elasticsearch" in report.jobs:
         elasticsearch.check(settings["elasticsearch"], quick=True)  # a refused login names what to fix
         es = elasticsearch.client(settings["elasticsearch"])
-        wanted = [i for i in bundle_indices(report) if elasticsearch.matches_any(i, patterns)]
-        existing = [i for i in wanted if es.indices.exists(index=i)]
-        if existing:
-            found.append(f"Elasticsearch already has index(es) {', '.join(existing)}")
+        names = es_names.BundleNames(indices=bundle_indices(report))
+        if open_bundle is not None:
+            templates, definitions, _ = _es_metadata(open_bundle)
+            names, _ = es_names.collect(names.indices, definitions, templates)
+        wanted = [i for i in names.indices if elasticsearch.matches_any(i, patterns)]
+        found += es_targets.refusals(es, names, wanted, "empty")[0]
     if "storage" in jobs and "storage" in report.jobs:
         target = settings["storage"]
         if not storage.bucket_is_empty(storage.s3io.client(target), target.bucket):
@@ -219,6 +245,14 @@ def _restore_storage(open_bundle: Opener, settings: config.S3Settings, mode: str
     raise VerificationError("the bundle has no storage archive (jobs.storage/storage-<id>.tgz)")
 
 
+def _json(fileobj: IO[bytes], cap: int, path: str) -> Any:
+    """A JSON member of at most `cap` bytes, parsed."""
+    try:
+        return orjson.loads(limits.read_at_most(fileobj, cap, path))
+    except orjson.JSONDecodeError as exc:
+        raise VerificationError(f"{path} is not valid JSON: {exc}") from None
+
+
 def _es_metadata(open_bundle: Opener) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
     """Templates, index definitions and the indices with documents, in one early-stopping pass."""
     templates: dict[str, Any] = {}
@@ -227,13 +261,13 @@ def _es_metadata(open_bundle: Opener) -> tuple[dict[str, Any], dict[str, Any], l
     for path, fileobj in _member(open_bundle, lambda p: p.startswith("jobs.elasticsearch/") or p == META):
         name = os.path.basename(path)
         if path == META:
-            counted = orjson.loads(fileobj.read()).get("counts", {}).get("jobs.elasticsearch", {})
+            counted = _json(fileobj, limits.META_BYTES, path).get("counts", {}).get("jobs.elasticsearch", {})
             if "indices" in counted:
                 indices = sorted(counted["indices"])
         elif name.startswith("templates-") and name.endswith(".json"):
-            templates = orjson.loads(fileobj.read())
+            templates = _json(fileobj, limits.ES_JSON_BYTES, path)
         elif name.startswith("indices-") and name.endswith(".json"):
-            definitions = orjson.loads(fileobj.read())
+            definitions = _json(fileobj, limits.ES_JSON_BYTES, path)
         elif (index := bundle.index_of_path(path)) and index not in indices:
             indices.append(index)
         if templates and definitions is not None and indices:
@@ -255,6 +289,9 @@ def _restore_elasticsearch(open_bundle: Opener, settings: config.ElasticsearchSe
     """Templates, then each index with its settings and mappings, its documents, its aliases."""
     check_mode(mode)
     templates, definitions, indices = _es_metadata(open_bundle)
+    names, problems = es_names.collect(indices, definitions, templates)
+    if problems:  # verify refused these already; checked again where they are used
+        raise VerificationError(_names_refused(problems))
     chosen = [i for i in indices if elasticsearch.matches_any(i, patterns)]
     if patterns and not chosen:
         raise ConfigurationError(f"no index in the bundle matches {', '.join(patterns)}; it holds {', '.join(indices)}")
@@ -263,7 +300,13 @@ def _restore_elasticsearch(open_bundle: Opener, settings: config.ElasticsearchSe
         return {"dry_run": True, "indices": chosen}
     elasticsearch.check(settings)
     es, raw = elasticsearch.client(settings), elasticsearch.raw_client(settings)
-    elasticsearch.prepare_targets(es, chosen, mode, settings)
+    refused, cluster = es_targets.refusals(es, names, chosen, mode)
+    if refused:
+        hint = ". Restore with mode 'replace' to drop and recreate what the bundle holds, or remove them first" \
+            if mode == "empty" else ""
+        raise TargetNotEmptyError(f"restore refused, nothing was written to {elasticsearch_where(settings)}: "
+                                  + "; ".join(refused) + hint)
+    es_targets.delete_indices(es, [i for i in chosen if i in cluster.indices])
     elasticsearch.put_templates(es, templates)
     loaded: dict[str, int] = {}
     # Each index is finished (settings put back, flushed, counted) while the next one loads: the
@@ -366,7 +409,7 @@ def run_restore(open_bundle: Opener, key: str, jobs: str | list[str] | tuple[str
     report = verify(open_bundle, allow_unchecked)
     present = [job for job in selected if job in report.jobs]
     if mode == "empty":
-        found = refuse_non_empty(report, tuple(present), settings, patterns)
+        found = refuse_non_empty(report, tuple(present), settings, patterns, open_bundle)
         if dry_run:
             for target in found:
                 log.warning("dry run: an empty-mode restore would be refused: %s", target)

@@ -4,6 +4,8 @@ A bundle's seek index (docs/FORMAT.md §1.1) says where meta.json lies, so it
 costs two small ranged GETs (the index at the end, then meta.json's range),
 never a download. A bundle without an index (the original tool's) has
 meta.json as its first file and is read from ranged GETs of its first bytes.
+Either way no more than MAX_META_BYTES of meta.json is inflated, whatever its
+tar header claims.
 Bundles are immutable (a key is never reused), so each meta.json is read once
 per API server process and cached.
 """
@@ -18,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import quote
 
-from archivist import bundle
+from archivist import bundle, limits
 from archivist.bundle import JOB_DIRS, META, MAX_META_BYTES
 from archivist.bundle_index import BundleSource
 from archivist.errors import VerificationError
@@ -45,6 +47,8 @@ def _parse_meta(body: bytes) -> dict[str, Any]:
         meta = json.loads(body)
     except ValueError as exc:
         raise _NotABundle(f"{META} is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise _NotABundle(f"{META} nests deeper than a JSON parser follows") from None
     if not isinstance(meta, dict):
         raise _NotABundle(f"{META} is not a JSON object")
     return meta
@@ -80,7 +84,7 @@ def read_meta(store: BackupStore, stored: StoredBundle) -> dict[str, Any]:
     ranges = source.ranges()
     if ranges and META in ranges and ranges[META][1] - ranges[META][0] <= MAX_META_BYTES:
         for fileobj in source.open_member(META):
-            return _parse_meta(fileobj.read())
+            return _parse_meta(limits.read_at_most(fileobj, MAX_META_BYTES, META))
     want = min(FIRST_PROBE, stored.size)
     while True:
         complete = want >= stored.size

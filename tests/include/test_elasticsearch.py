@@ -252,3 +252,18 @@ def test_bulk_bodies_go_out_without_copies(es_settings):
         assert client.transport.serializers.dumps(b'{"n":1}', "application/x-ndjson") == b'{"n":1}\n'
         assert client.transport.serializers.dumps([{"index": {}}, {"n": 1}], "application/x-ndjson") == \
             b'{"index":{}}\n{"n":1}\n'
+
+
+@pytest.mark.parametrize("block", [7, 64])
+def test_a_line_longer_than_the_cap_fails_naming_its_number(block, monkeypatch):
+    # Only a line that spans read blocks is held: the cap is far above a block, so blocks are small here.
+    monkeypatch.setattr(elasticsearch, "READ_BLOCK", block)
+    monkeypatch.setattr(elasticsearch, "LINE_MAX_BYTES", 100)
+    head = b'{"_index":"logs","_id":"a","_source":{"s":"'
+    at_cap = head + b"x" * (100 - len(head) - 3) + b'"}}'
+    lines = [ARCHIVIST_LINES[0], b"\n", at_cap + b"\n", at_cap + b"\n"]
+    assert sum(n for _, n in _bodies(b"".join(lines)[:-1], 1000, 1 << 20, monkeypatch)) == 3
+    with pytest.raises(elasticsearch.LineTooLongError, match=r"^line 4 is longer than 100 bytes"):
+        _bodies(b"".join(lines[:3]) + at_cap + b"x" * 10_000, 2, 1 << 20, monkeypatch)
+    with pytest.raises(elasticsearch.LineTooLongError, match=r"^line 5 is longer"):  # just over, newline after
+        _bodies(b"".join(lines) + at_cap[:-1] + b'x"}}\n', 2, 1 << 20, monkeypatch)

@@ -1,0 +1,56 @@
+"""The most a reader takes from a bundle where the bundle says how much there is.
+
+Whoever can write the backup bucket chooses a bundle's bytes, and a few kilobytes of gzip inflate
+to gigabytes. So every part that is read into memory whole has a cap, checked before or while it
+is read, never after: docs/FORMAT.md, "Limits a reader enforces", gives each cap and why it is
+far above what archivist writes.
+"""
+
+from __future__ import annotations
+
+import tarfile
+from typing import IO
+
+from archivist.errors import VerificationError
+
+MiB = 1024 * 1024
+# meta.json: about 230 bytes per backed-up index (its count and its artifact's size and sha256),
+# so 1 MiB holds some 4,500 indices of 20-character names; a writer refuses to make a bigger one.
+META_BYTES = 1 * MiB
+# templates-<id>.json and indices-<id>.json, parsed whole.
+ES_JSON_BYTES = 64 * MiB
+# One ndjson line, without its newline: Elasticsearch's default http.max_content_length (100mb)
+# bounds the document it could have taken; the extra MiB leaves room for `_index`, `_id`, `_routing`.
+NDJSON_LINE_BYTES = 101 * MiB
+# A tar extended (pax) or GNU long-name header, which tarfile reads whole before the file: ours
+# hold a path and a few records.
+TAR_HEADER_BYTES = 1 * MiB
+
+
+def read_at_most(fileobj: IO[bytes], cap: int, what: str) -> bytes:
+    """The whole of `fileobj`, refused with a VerificationError naming `what` when it is longer
+    than `cap` bytes; no more than cap + 1 bytes are ever held."""
+    data = fileobj.read(cap + 1)
+    if len(data) > cap:
+        raise VerificationError(f"{what} is larger than {human(cap)}, the most a reader accepts (docs/FORMAT.md, "
+                                "\"Limits a reader enforces\"): the bundle is not one archivist made")
+    return data
+
+
+def human(n: int) -> str:
+    return f"{n / MiB:g} MiB" if n >= MiB else f"{n} bytes"
+
+
+class CappedTarInfo(tarfile.TarInfo):
+    """A tar header that refuses an extended or long-name header above TAR_HEADER_BYTES before
+    tarfile reads it into memory (pass as `tarinfo=` to tarfile.open)."""
+
+    def _proc_member(self, tarfile_):
+        if self.type in _READ_WHOLE and self.size > TAR_HEADER_BYTES:
+            raise tarfile.HeaderError(f"the tar header of {self.name!r} declares {self.size} bytes of extended "
+                                      f"header, more than the {human(TAR_HEADER_BYTES)} a bundle's may hold")
+        return super()._proc_member(tarfile_)
+
+
+_READ_WHOLE = (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE, tarfile.GNUTYPE_LONGNAME,
+               tarfile.GNUTYPE_LONGLINK)

@@ -1,0 +1,19 @@
+"""The backup bucket as a fixture: the bundles a test plants in it are deleted after the test.
+Import `store` into a test module to use it."""
+
+from __future__ import annotations
+
+import pytest
+
+from archivist import config
+from archivist.store import BackupStore
+
+
+@pytest.fixture
+def store(backups_settings):
+    """The backup bucket; append each object key planted to `store.planted`."""
+    bucket = BackupStore(config.load_backups())
+    bucket.planted = []
+    yield bucket
+    for object_key in bucket.planted:
+        bucket.s3.delete_object(Bucket=bucket.bucket, Key=object_key)
