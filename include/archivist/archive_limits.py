@@ -11,10 +11,6 @@ from archivist.errors import VerificationError
 MAX_KEY_BYTES = 1024  # S3's limit on an object key, in UTF-8
 MAX_OBJECT_BYTES = 5 * 1024 ** 4  # S3's limit on an object: 5 TiB
 SKIP_WINDOW = 1024 * 1024
-# A key (1 KiB) and user metadata (2 KiB on S3) need far less; tarfile reads these headers whole.
-MAX_HEADER_BYTES = 1024 * 1024
-HEADER_TYPES = (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE, tarfile.GNUTYPE_LONGNAME,
-                tarfile.GNUTYPE_LONGLINK)
 
 
 def key_problem(key: str) -> str | None:
@@ -51,18 +47,6 @@ def skip_member(tar: tarfile.TarFile, member: tarfile.TarInfo) -> None:
     data = tar.extractfile(member) if member.isreg() or member.type not in tarfile.SUPPORTED_TYPES else None
     while data is not None and data.read(SKIP_WINDOW):
         pass
-
-
-class BoundedHeaders(tarfile.TarInfo):
-    """Entries whose extended headers (pax records, GNU long names) are read whole by tarfile:
-    refused above MAX_HEADER_BYTES before any is read, as a gzip of zeros inflates a thousandfold."""
-
-    def _proc_member(self, tar: tarfile.TarFile) -> tarfile.TarInfo:
-        if self.type in HEADER_TYPES and self.size > MAX_HEADER_BYTES:
-            raise VerificationError(f"the storage archive has an extended header of {self.size:,} bytes, over "
-                                    f"the {MAX_HEADER_BYTES:,} any object's key and metadata need: the archive "
-                                    "is forged; nothing after it was restored")
-        return super()._proc_member(tar)
 
 
 def check_member(member: tarfile.TarInfo, key: str) -> None:

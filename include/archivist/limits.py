@@ -43,12 +43,14 @@ def human(n: int) -> str:
 
 class CappedTarInfo(tarfile.TarInfo):
     """A tar header that refuses an extended or long-name header above TAR_HEADER_BYTES before
-    tarfile reads it into memory (pass as `tarinfo=` to tarfile.open)."""
+    tarfile reads it into memory (pass as `tarinfo=` to tarfile.open): a gzip of zeros inflates a
+    thousandfold, and a path, a key and their metadata need far less."""
 
     def _proc_member(self, tarfile_):
         if self.type in _READ_WHOLE and self.size > TAR_HEADER_BYTES:
-            raise tarfile.HeaderError(f"the tar header of {self.name!r} declares {self.size} bytes of extended "
-                                      f"header, more than the {human(TAR_HEADER_BYTES)} a bundle's may hold")
+            raise VerificationError(f"the tar entry {self.name!r} has an extended header of {self.size:,} bytes, "
+                                    f"over the {human(TAR_HEADER_BYTES)} an entry of ours needs: the archive is "
+                                    "forged; nothing after it was read")
         return super()._proc_member(tarfile_)
 
 

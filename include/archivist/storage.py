@@ -29,7 +29,8 @@ from typing import IO, Any
 import orjson
 
 from archivist import bundle, pgzip, s3io
-from archivist.archive_limits import BoundedHeaders, check_member, describe_key, key_problem, skip_member
+from archivist.archive_limits import check_member, describe_key, key_problem, skip_member
+from archivist.limits import CappedTarInfo
 from archivist.bundle import JobResult
 from archivist.object_uploads import ObjectUploads
 from archivist.config import S3Settings
@@ -185,7 +186,7 @@ def restore(settings: S3Settings, tgz: IO[bytes], mode: str = "empty") -> dict[s
             # whole input buffer (tens of MiB from a compressible one) and copies what is left at every
             # read. tarfile's stream copies its buffer at every read too, so the buffer stays small.
             with tarfile.open(fileobj=gzip.GzipFile(fileobj=tgz, mode="rb"), mode="r|", bufsize=TAR_READ_BUFFER,
-                              tarinfo=BoundedHeaders) as tar:
+                              tarinfo=CappedTarInfo) as tar:
                 for member in tar:
                     key = member.pax_headers.get(PAX_KEY, member.name)
                     check_member(member, key)

@@ -143,7 +143,7 @@ def test_a_meta_json_bomb_costs_the_backups_page_no_more_than_a_normal_bundle(st
     assert refused["jobs"] == []
     expected = {"indexed": "meta.json is larger than 1 MiB, the most a reader accepts",
                 "unindexed": f"meta.json is {BOMB} bytes, too large to be a bundle's meta.json",
-                "pax-header": f"declares {BOMB} bytes of extended header, more than the 1 MiB"}[how]
+                "pax-header": f"has an extended header of {BOMB:,} bytes, over the 1 MiB"}[how]
     assert expected in refused["error"]
     print(f"peak RSS: normal {normal_peak / MB:.0f} MB, bomb {bomb_peak / MB:.0f} MB")
     assert bomb_peak - normal_peak < MARGIN, (bomb_peak, normal_peak)
