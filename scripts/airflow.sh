@@ -188,7 +188,7 @@ status() {
 }
 
 case "${1:-start}" in
-  migrate) migrate ;;
+  migrate) migrate; seed_passwords ;;  # before anything else writes it, and 0600
   start) start_all ;;
   stop) stop_all ;;
   status) status ;;
