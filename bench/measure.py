@@ -59,8 +59,8 @@ def wait_for_idle(most_seconds: float = 90, log=None) -> float:
 
 def own_peak_rss(pid: int) -> int:
     """The kernel's high-water mark of the process's own RSS (VmHWM), so a spike shorter than the
-    sampling interval still counts: a task process holds all of its memory itself, and a 2-second
-    run at scale 0.1 gave the sampler fewer chances to see a spike than a 20-second run at scale 1."""
+    sampling interval still counts: a task process holds all of its memory itself, and a short run
+    gives the sampler fewer chances to see a spike than a long one."""
     try:
         with open(f"/proc/{pid}/status", "rb") as status:
             for line in status:

@@ -3,7 +3,7 @@
     python -m bench.profile_summary PROFILE.txt [--top 25]
 
 Prints, per thread, the share of samples, then the functions with the most samples anywhere on
-the stack (inclusive) and at the top of the stack (self), which is what the bench README cites.
+the stack (inclusive) and at the top of the stack (self), as docs/PERFORMANCE.md cites them.
 """
 
 from __future__ import annotations

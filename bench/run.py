@@ -50,10 +50,8 @@ PROFILES = ROOT / "bench" / "results" / "profiles"
 RAW_PROFILES = ROOT / ".local" / "bench" / "profiles"
 QUICK_SCALE = 0.001
 JOBS = ("postgres", "elasticsearch", "storage")
-# The Elasticsearch comparisons are measured in interleaved rounds, archivist and elasticdump in turn,
-# and each keeps its median round: the same restore took 40 to 58 s on this host within an hour
-# (the server's CPU for it went from 67 to 80 seconds), wider than the margins of their targets;
-# one run's three rounds of it were 37.9, 44.7 and 45.4 s, so five give the median more room.
+# The Elasticsearch comparisons run in interleaved rounds and keep each one's median round: one
+# measurement moves by more than their targets' margins (bench/README.md#run-to-run-noise).
 ROUNDS = 5
 QUICK_ROUNDS = 2  # enough to run the rounds' code in the test suite
 

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Installs the bench's baselines and profiler, pinned and idempotently, into the
 # per-user cache ($CACHE, shared by every clone), and links them into
-# .local/bench/bin. A second run installs nothing.
+# .local/bench/bin. Running it again installs nothing.
 #   elasticdump  npm    elasticdump@6.125.1      (the ES export/import baseline)
 #   rclone       Go     github.com/rclone/rclone@v1.76.0 (the storage baseline; a long first build)
-#   py-spy       PyPI   py-spy==0.4.3            (the sampling profiler, `make bench PROFILE=1`)
+#   py-spy       PyPI   py-spy==0.4.3            (the sampling profiler, `make bench BENCH_ARGS=--profile`)
 # pg_dump/psql come with PostgreSQL (scripts/install.sh), tar and gzip with the system.
 source "$(dirname "$0")/../scripts/common.sh"
 

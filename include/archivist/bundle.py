@@ -35,7 +35,7 @@ FORMAT_VERSION = 1
 META = "meta.json"
 JOB_DIRS = {"postgres": "jobs.postgres", "elasticsearch": "jobs.elasticsearch", "storage": "jobs.storage"}
 KEY_RE = re.compile(r"^bundle-(\d{4}-\d{2}-\d{2})-([A-Za-z0-9_-]{11})$")
-GZIP_LEVEL = 4  # with GzipWriter's threads: 6 made bundles about 6% smaller at 2.4 times the CPU (bench/README.md)
+GZIP_LEVEL = 4  # 6 saves ~6% of size for ~2.4x the CPU (docs/PERFORMANCE.md#deflate-level-of-the-bundle)
 COPY_CHUNK = 1024 * 1024
 MAX_META_BYTES = limits.META_BYTES
 

@@ -37,8 +37,7 @@ log = logging.getLogger(__name__)
 MAGIC = b"ARCHIVIST-INDEX"
 INDEX_VERSION = 1
 # Compressed bytes given to the inflater at a time: what a read leaves unconsumed is copied again
-# at the next read, so a large input (1 MiB was tried) copied an incompressible member several
-# times over and churned megabyte buffers.
+# at the next read (docs/PERFORMANCE.md#inflater-input-size).
 INFLATE_INPUT = 64 * 1024
 TAIL_BYTES = 65536 + 64  # the stored block that holds the index, and the gzip trailer after it
 _FOOTER = re.compile(rb"\n" + MAGIC + rb" v(\d+) (\d{1,10}) ([0-9a-f]{8})\n")

@@ -2,9 +2,9 @@
 
 A job that makes objects by the million (the ES restore's bulk bodies, the export's pages) sets
 off a young collection every 700 of them, and every so often a full one that walks every object
-the process holds: the modules of boto3, the Elasticsearch client and Airflow. A profile of the ES
-restore at scale 1 put 7.5% of the task's CPU in those collections (bench/README.md, item 31).
-Frozen objects are left out of every collection; what the job itself makes is still collected.
+the process holds: the modules of boto3, the Elasticsearch client and Airflow
+(docs/PERFORMANCE.md#gc-freeze-during-export-and-restore). Frozen objects are left out of every
+collection; what the job itself makes is still collected.
 """
 
 from __future__ import annotations

@@ -43,8 +43,7 @@ log = logging.getLogger(__name__)
 PAGE_SIZE = 5000
 EXPORT_PAGE_SIZE = 2000   # per slice; a page of each slice is read while another waits in the queue
 EXPORT_SLICES = 2         # threads reading one index, each its own slice of the point in time
-# Index order: the server took half the time a page that a `_shard_doc` sort cost it (4.3 against
-# 9.4 ms for 2,000 documents, bench/README.md item 27).
+# Index order costs the server half what a `_shard_doc` sort does (docs/PERFORMANCE.md#export-page-order)
 EXPORT_SORT = ["_doc"]
 KEEP_ALIVE = "5m"
 BULK_CHUNK_DOCS = 2000
@@ -52,7 +51,7 @@ BULK_CHUNK_BYTES = 8 * 1024 * 1024
 # While an index loads: no replicas, no refresh, and the translog synced every few seconds
 # rather than at every bulk request; finish_index puts back what the index had, then flushes.
 LOADING_SETTINGS = {"number_of_replicas": 0, "refresh_interval": "-1", "translog": {"durability": "async"}}
-BULK_THREADS = 4          # bulk requests in flight during a restore (bench/README.md, items 8 and 32)
+BULK_THREADS = 4          # as fast as six, less memory (docs/PERFORMANCE.md#bulk-requests-in-flight)
 EXPORT_FILTER = ["pit_id", "hits.hits._id", "hits.hits._routing", "hits.hits._source", "hits.hits.sort"]
 # Settings a new cluster sets itself and must not receive.
 UNPORTABLE_SETTINGS = {"uuid", "creation_date", "creation_date_string", "version", "provided_name",
@@ -71,8 +70,8 @@ def client(settings: ElasticsearchSettings, quick: bool = False) -> Elasticsearc
 
 class _BodyNdjsonSerializer(NdjsonSerializer):
     """Sends a bulk body that is already ndjson bytes as it is. The client's own serializer copies
-    every body twice (into a bytearray, then into new bytes), so each request in flight held its
-    body three times over at the peak."""
+    every body twice (into a bytearray, then into new bytes), so each request in flight would hold
+    its body three times over (docs/PERFORMANCE.md#bulk-bodies-sent-as-they-are)."""
 
     def dumps(self, data: Any) -> bytes:
         if isinstance(data, bytes) and data.endswith(b"\n"):
@@ -207,8 +206,8 @@ def _hit_lines(index: str, hits: list[dict[str, Any]]) -> bytes:
     return b"\n".join(out)
 
 
-# Lines are joined this many documents at a time: a whole page's lines (over 2 MiB) would be
-# mapped afresh, and faulted in, for every page (bench/README.md item 29).
+# Lines are joined this many documents at a time, so each block stays under the mmap threshold and
+# is reused (docs/PERFORMANCE.md#joining-export-lines).
 JOIN_DOCS = 500
 _HITS = b'"hits":{'
 _HIT_LIST = b'"hits":['
@@ -397,7 +396,7 @@ def _dump(settings: ElasticsearchSettings, staging, backup_id: str, pattern: str
         with staging.writer(path, "application/json") as out:
             out.write(body)
         artifacts.append(bundle.Artifact(path, out.size, out.sha256))
-    for index in indices:  # one at a time: two at once were no faster and held more (bench/README.md)
+    for index in indices:  # two at once: no faster, more memory (docs/PERFORMANCE.md#one-index-at-a-time)
         path = bundle.elasticsearch_index_path(index, backup_id)
         written, expected, out = _export_to(staging, path, es, index, raw)
         if written != expected:
@@ -627,7 +626,7 @@ def finish_index(es: Elasticsearch, index: str, definition: dict[str, Any] | Non
 
 def _send_bulk(raw: Elasticsearch, index: str, body: bytes, docs: int) -> int:
     answer = raw.bulk(index=index, operations=body, filter_path=["errors", "items.*.error", "items.*._id"]).body
-    if answer.startswith(b'{"errors":false'):  # parsing every id of every answer cost a second of CPU a GB
+    if answer.startswith(b'{"errors":false'):  # ids unparsed (docs/PERFORMANCE.md#bulk-answers-left-unparsed)
         return docs
     resp = orjson.loads(answer)
     if resp.get("errors"):
@@ -650,8 +649,8 @@ def load_documents(raw: Elasticsearch, index: str, lines: IO[bytes]) -> int:
         try:
             for body, docs in _bulk_bodies(lines, progress):
                 if len(pending) >= BULK_THREADS:
-                    # Whichever request ends first frees its place: waiting for the oldest left the
-                    # server one request or none whenever the oldest was held up (bench/README.md, item 32).
+                    # Whichever ends first frees its place, so one held-up request does not idle the
+                    # server (docs/PERFORMANCE.md#bulk-requests-in-flight).
                     done, pending = wait(pending, return_when=FIRST_COMPLETED)
                     loaded += sum(future.result() for future in done)
                 pending.add(pool.submit(_send_bulk, raw, index, body, docs))

@@ -3,7 +3,7 @@
 Bytes are copied once, into a part buffer; a full part is sent from a thread of its own while
 the next one fills, and its buffer is reused once the part is sent. There is no pipe and no
 transfer manager between the writer and the request, so no second copy, no thread hand-off per
-64 KiB and no fresh mapping of every 8 MiB part (bench/README.md, item 28). The object appears
+64 KiB and no fresh mapping of every 8 MiB part (docs/PERFORMANCE.md#multipart-writer). The object appears
 only when `close` completes the upload; `abort` (or an error) leaves nothing.
 """
 
@@ -25,10 +25,9 @@ READ = 1024 * 1024  # what `copy_from` reads at a time: below glibc's mmap thres
 # Parts grow by PART every GROW_EVERY parts, so an object of unknown size can reach
 # 8 MiB x 2,000 x (1 + 2 + 3 + 4 + 5) = 240 GB (8 MiB parts throughout would stop at 80 GB).
 GROW_EVERY = 2_000
-# CRC32C, not botocore's default CRC32: the CPU computes it in hardware (SSE 4.2), where CRC32
-# went through a table-driven loop costing 0.3 CPU-seconds a GB in the export's profile. Each
-# part's sum is computed here and sent as a header, so botocore neither computes one nor, over
-# https, copies the part into a stream to send the sum as a trailer.
+# CRC32C, not botocore's default CRC32: computed in hardware (SSE 4.2) here and sent as a header,
+# so botocore neither computes a sum nor copies the part for a trailer
+# (docs/PERFORMANCE.md#multipart-writer).
 CHECKSUM = "CRC32C"
 
 

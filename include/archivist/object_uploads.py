@@ -26,7 +26,7 @@ MAX_PARTS = 9_000  # S3 allows 10,000 parts; larger objects get larger parts
 # Whole-object PUTs in flight at once: enough to keep MinIO or S3 busy while the next bodies are read.
 REQUESTS_IN_FLIGHT = 32
 # Bodies up to this go through awscrt, where the per-request cost matters; larger ones through
-# botocore, since awscrt copies each body it sends and so held twice the budget (bench/README.md).
+# botocore, as awscrt copies every body it sends (docs/PERFORMANCE.md#small-objects-through-awscrt).
 NATIVE_PUT = 1024 * 1024
 READ_WINDOW = 1024 * 1024
 
@@ -34,7 +34,8 @@ READ_WINDOW = 1024 * 1024
 def read_exactly(fileobj: IO[bytes], n: int) -> bytearray:
     """The next `n` bytes of `fileobj` in one buffer, read a window at a time. A tar member read at
     once is copied several times over inside tarfile's stream reader, and those part-sized copies
-    made a restore's heap grow with the number of large objects (bench/README.md).
+    make a restore's heap grow with the number of large objects
+    (docs/PERFORMANCE.md#storage-restore-reading).
 
     `n` comes from the archive, which may lie: at most PART bytes are set aside before data
     arrives, and the buffer grows past that only as it fills."""

@@ -1,8 +1,8 @@
 """Single-request PUTs through the AWS Common Runtime's S3 client (awscrt).
 
 A storage restore sends thousands of small objects. botocore spends about 1.5 ms of Python per
-request (events, serializing, signing, parsing) under the GIL, which made the restore slower than
-rclone; awscrt signs and sends from native threads for about a third of that (bench/README.md).
+request (events, serializing, signing, parsing) under the GIL; awscrt signs and sends from native
+threads for about a third of that (docs/PERFORMANCE.md#small-objects-through-awscrt).
 Addressing is path-style, as in `s3io.client`, so MinIO and AWS both work. Errors come back as
 botocore's `ClientError` (an S3 error response) or `ConnectionError` (no response), the types the
 rest of archivist already explains.

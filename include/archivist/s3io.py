@@ -28,9 +28,8 @@ M_ARENA_MAX = -8  # mallopt's parameter numbers in glibc's malloc.h
 M_MMAP_THRESHOLD = -3
 GLIBC_MMAP_THRESHOLD = 128 * 1024  # where glibc's threshold starts
 # Blocks this large (multipart parts, bulk bodies, export pages) are mapped on their own; the 1 MiB
-# blocks that come and go by the thousand (read windows, small objects) stay in the arenas: mapping
-# each of those cost the ES restore a tenth of its time in page faults. The export's 3 MB pages and
-# 8 MiB upload parts still cost it about a CPU-second of page faults at scale 1 (bench/README.md, item 21).
+# blocks that come and go by the thousand (read windows, small objects) stay in the arenas, where
+# mapping them costs page faults (docs/PERFORMANCE.md#mmap-threshold).
 MMAP_THRESHOLD = 2 * 1024 * 1024
 
 
@@ -41,14 +40,13 @@ def malloc_arenas(arenas: int, mmap_threshold: int = MMAP_THRESHOLD) -> Iterator
     worker that runs several tasks) does not keep the cap after the task.
 
     glibc gives threads that allocate their own arenas, up to 8 per core, and keeps freed memory
-    in each; a dozen transfer threads reading object bodies of every size so fragment the heap that
-    the storage job's peak RSS grew with the number of objects (279 MB for 10,000 objects against
-    186 MB for 1,000). Two arenas keep it bounded, at no measurable cost in time (bench/README.md).
+    in each; a dozen threads handling bodies of every size so fragment the heap that peak RSS grows
+    with the data. Two arenas keep it bounded (docs/PERFORMANCE.md#malloc-arenas).
 
     Every block of at least `mmap_threshold` bytes is mapped on its own and given back when freed.
     Left alone, glibc raises its threshold to the largest block freed so far, so that after the
-    first multi-MiB body or part all of them come from the arenas, which they fragment (the ES
-    restore's peak grew by a fifth from scale 0.1 to 1, the storage restore's by an eighth).
+    first multi-MiB body or part all of them come from the arenas, which they fragment
+    (docs/PERFORMANCE.md#mmap-threshold).
     glibc has no way back to that moving threshold: afterwards it stays at glibc's starting value."""
     try:
         mallopt = ctypes.CDLL("libc.so.6").mallopt

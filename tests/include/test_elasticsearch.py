@@ -213,7 +213,8 @@ def test_documents_the_server_refuses_fail_with_its_reason(es_client, es_setting
 def test_a_slow_request_does_not_hold_back_the_others(es_client, es_settings, monkeypatch):
     """The first request is held until more requests than there are places beside it have been
     answered (or 10 s): only a loop that refills whichever place frees first sends them. Waiting for
-    the oldest request left the server idle whenever that one was held up (bench/README.md item 32)."""
+    the oldest would idle the server whenever that one is held up
+    (docs/PERFORMANCE.md#bulk-requests-in-flight)."""
     index = f"test-inflight-{secrets.token_hex(4)}"
     es_client.indices.create(index=index)
     monkeypatch.setattr(elasticsearch, "BULK_CHUNK_DOCS", 1)
