@@ -114,7 +114,8 @@ def test_admin_restores_a_bundle_as_a_dry_run_from_the_backups_page(browser, air
         run_id = alert.locator("a").inner_text()
         airflow_server.started(RESTORE_DAG, run_id)
         run = airflow_server.client("admin").run(RESTORE_DAG, run_id)
-        assert run["conf"] == {"key": key, "jobs": ["postgres", "elasticsearch"], "mode": "replace", "dry_run": True}
+        assert run["conf"] == {"key": key, "jobs": ["postgres", "elasticsearch"], "mode": "replace", "dry_run": True,
+                               "allow_unchecked": False}
 
         new_row = frame.locator(f'#runs-{RESTORE_DAG} tr[data-run="{run_id}"]')
         expect(new_row).to_be_visible()
