@@ -107,6 +107,24 @@ def es_wipe(settings: ElasticsearchSettings, pattern: str) -> None:
     es.options(ignore_status=404).indices.delete(index=pattern, expand_wildcards="all")
 
 
+def es_drop_templates(settings: ElasticsearchSettings) -> list[str]:
+    """Deletes the cluster's user-made templates. A backup takes every template and an `empty`
+    restore refuses one that exists, so the bench's bundles must hold only what its own restores
+    can put back into an empty cluster: the bench's data has no templates of its own."""
+    es = elasticsearch.client(settings)
+    found = elasticsearch.templates(es)
+    for t in found["index_templates"]:
+        es.indices.delete_index_template(name=t["name"])
+    for t in found["component_templates"]:
+        es.cluster.delete_component_template(name=t["name"])
+    for name in found["legacy_templates"]:
+        es.indices.delete_template(name=name)
+    names = [t["name"] for t in found["index_templates"] + found["component_templates"]] + list(found["legacy_templates"])
+    if names:
+        _log(f"deleted the templates {', '.join(names)}: an empty-mode restore of the bench's bundles refuses them")
+    return names
+
+
 def _bulk_bodies(path: Path):
     with open(path, "rb", buffering=COPY_CHUNK) as f:
         lines = []

@@ -331,6 +331,7 @@ def main(argv: list[str] | None = None) -> dict:
     try:
         load.ensure(t, scale, ())
         load.ensure_postgres(t, scale)
+        load.es_drop_templates(t.elasticsearch)
         found_versions = versions(t, bench.es_version)
         extra = bench.run()
     except BaseException:
