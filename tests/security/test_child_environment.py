@@ -43,8 +43,9 @@ def _assert_clean(env: dict[str, str], settings) -> None:
     assert not leaked, f"the child sees {leaked}"
     assert not set(PLANTED.values()) & set(env.values())
     assert env["PGPASSWORD"] == settings.password and env["PGDATABASE"] == settings.dbname
-    assert set(env) <= {"PATH", "LANG", "LANGUAGE", "TZ", "PGHOST", "PGPORT", "PGUSER", "PGDATABASE", "PGPASSWORD"} \
-        | {k for k in env if k.startswith("LC_")}
+    # PGSYSCONFDIR: set by Debian's pg_wrapper itself before it runs the real binary.
+    assert set(env) <= {"PATH", "LANG", "LANGUAGE", "TZ", "PGHOST", "PGPORT", "PGUSER", "PGDATABASE", "PGPASSWORD",
+                        "PGSYSCONFDIR"} | {k for k in env if k.startswith("LC_")}
 
 
 @pytest.fixture

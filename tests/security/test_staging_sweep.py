@@ -12,7 +12,7 @@ import os
 import threading
 import time
 
-from archivist import backup, staging
+from archivist import backup, staging, storage
 from archivist.bundle import BackupKey
 from archivist.store import BackupStore
 from hostile_support import make_bucket  # noqa: F401
@@ -42,6 +42,14 @@ def test_a_running_backups_staging_survives_the_sweep(make_bucket, monkeypatch):
     with store.staging(dead).writer("jobs.postgres/postgres.sql") as out:
         out.write(b"SELECT 1;\n")  # a backup that died without its lease: sweepable once old enough
     monkeypatch.setattr(staging, "LEASE_EVERY", LEASE_EVERY)
+    fetch = storage._get
+
+    def held_fetch(s3, bucket, object_key, whole):  # holds the job mid-upload past the age limit
+        if object_key == "blob/012":
+            time.sleep(3 * AGE_LIMIT.total_seconds())
+        return fetch(s3, bucket, object_key, whole)
+
+    monkeypatch.setattr(storage, "_get", held_fetch)
 
     key, outcome = BackupKey.new(), {}
     started = time.monotonic()
