@@ -285,7 +285,6 @@ def _file_info(name: str, size: int, mtime: int) -> tarfile.TarInfo:
 
 # What reading a damaged or cut bundle raises, from tarfile, gzip and either inflater.
 DAMAGE_ERRORS = (tarfile.TarError, EOFError, gzip.BadGzipFile, zlib.error, isal_zlib.error)
-_BROKEN = DAMAGE_ERRORS
 
 
 # After the tar's end: the end-of-archive blocks and record padding (zeros), then at most one
@@ -376,7 +375,7 @@ def iter_members(stream: IO[bytes], trailer: list[bytes] | None = None) -> Itera
                                     "seek index: refused")
         if trailer is not None:
             trailer.append(index)
-    except _BROKEN as exc:
+    except DAMAGE_ERRORS as exc:
         raise VerificationError(f"the bundle is damaged or truncated, or is not a gzipped tar: {exc}") from None
     except OSError as exc:
         if "gzip" in str(exc).lower() or "compressed" in str(exc).lower():
@@ -450,7 +449,7 @@ def verify(stream: IO[bytes], allow_unchecked: bool = False) -> VerifyReport:
     """
     try:
         meta, members, index = _read_all(stream)
-    except _BROKEN as exc:  # damage found while reading a member's bytes
+    except DAMAGE_ERRORS as exc:  # damage found while reading a member's bytes
         raise VerificationError(f"the bundle is damaged or truncated: {exc}") from None
     if meta is None:
         raise VerificationError("not a bundle: it has no meta.json")

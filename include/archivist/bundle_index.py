@@ -119,6 +119,7 @@ class BundleSource:
         self.name = name
         self.pin: str | None = None  # the ETag (or file identity) every read must match
         self.checksums: dict[str, Any] | None = None  # meta.json's `artifacts`, once known
+        self.es_metadata: tuple[dict[str, Any], dict[str, Any], list[str]] | None = None  # read once, see restore
 
     @classmethod
     def s3(cls, s3: Any, bucket: str, key: str, size: int | None = None, etag: str | None = None) -> BundleSource:

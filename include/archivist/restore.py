@@ -254,6 +254,17 @@ def _json(fileobj: IO[bytes], cap: int, path: str) -> Any:
 
 
 def _es_metadata(open_bundle: Opener) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
+    """Templates, index definitions and the indices with documents, read once per pinned bundle
+    (verify, the empty-mode check and the job all need them)."""
+    known = getattr(open_bundle, "es_metadata", None)
+    if known is None:
+        known = _read_es_metadata(open_bundle)
+        if isinstance(open_bundle, BundleSource):
+            open_bundle.es_metadata = known
+    return known
+
+
+def _read_es_metadata(open_bundle: Opener) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
     """Templates, index definitions and the indices with documents, in one early-stopping pass."""
     templates: dict[str, Any] = {}
     definitions: dict[str, Any] | None = None
