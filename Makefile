@@ -15,13 +15,13 @@ stop:  ## stop the servers and Airflow
 	bash scripts/services.sh stop
 
 seed: services  ## fill the three servers with the demo stack
-	$(ENV) && python -m archivist.demo.seed
+	$(ENV) && python -m demo.seed
 
 airflow: services  ## start Airflow (scheduler, dag-processor, triggerer, API server on 127.0.0.1:8080)
 	bash scripts/airflow.sh start
 
 demo: seed airflow  ## a real backup and restore through Airflow
-	$(ENV) && python -m archivist.demo.run
+	$(ENV) && python -m demo.run
 
 test: services  ## run the test suite against the real servers
 	bash scripts/airflow.sh migrate

@@ -27,11 +27,12 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from archivist import bundle, restore
-from archivist import elasticsearch as es_job
-from archivist.bundle import BackupKey
+from archivist.format import bundle
+from archivist.runner import restore
+from archivist.sources.elasticsearch import job as es_job
+from archivist.format.bundle import BackupKey
 from archivist.progress import Progress
-from archivist.store import BackupStore
+from archivist.transport.backup_bucket import BackupStore
 from bench import baselines, load, measure, targets
 
 

@@ -16,10 +16,8 @@ with the counts the loader checks; a complete part is never regenerated.
 from __future__ import annotations
 
 import argparse
-import bisect
 import json
 import math
-import os
 import random
 import shutil
 import time

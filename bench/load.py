@@ -20,7 +20,9 @@ import psycopg
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 
-from archivist import elasticsearch, postgres, s3io
+from archivist.sources.elasticsearch import job as elasticsearch
+from archivist.sources.postgres import job as postgres
+from archivist.transport import s3io
 from archivist.config import ElasticsearchSettings, PostgresSettings, S3Settings
 from bench import generate, targets
 from bench.targets import Targets

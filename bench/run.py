@@ -36,9 +36,10 @@ from pathlib import Path
 import psutil
 
 from archivist import __version__ as archivist_version
-from archivist import elasticsearch, postgres
-from archivist.bundle import BackupKey
-from archivist.store import BackupStore
+from archivist.sources.elasticsearch import job as elasticsearch
+from archivist.sources.postgres import job as postgres
+from archivist.format.bundle import BackupKey
+from archivist.transport.backup_bucket import BackupStore
 from bench import baselines, generate, load, measure, profile_summary, report, run_job, targets
 from bench.baselines import Step
 from bench.targets import Targets

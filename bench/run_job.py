@@ -18,10 +18,14 @@ import logging
 import os
 import sys
 
-from archivist import backup, checks, elasticsearch, postgres, restore, storage
-from archivist.bundle import BackupKey, JobResult
+from archivist.runner import backup
+from archivist.sources.elasticsearch import job as elasticsearch
+from archivist.sources.postgres import job as postgres
+from archivist.runner import restore
+from archivist.sources.storage import job as storage
+from archivist.format.bundle import BackupKey, JobResult
 from archivist.config import ElasticsearchSettings, PostgresSettings, S3Settings
-from archivist.store import BackupStore
+from archivist.transport.backup_bucket import BackupStore
 from bench.targets import Targets
 
 BACKUP_TASKS = ("check", "postgres", "elasticsearch", "storage", "bundle_and_upload", "rotate")

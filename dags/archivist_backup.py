@@ -13,9 +13,11 @@ import datetime as dt
 from airflow.sdk.exceptions import AirflowSkipException
 from airflow.sdk import Param, dag, get_current_context, task
 
-from archivist import backup, checks, config
-from archivist.bundle import BackupKey, JobResult
-from archivist.store import BackupStore
+from archivist import config
+from archivist.runner import backup
+from archivist.runner import checks
+from archivist.format.bundle import BackupKey, JobResult
+from archivist.transport.backup_bucket import BackupStore
 
 JOB_RETRIES = {"retries": 2, "retry_delay": dt.timedelta(seconds=30), "retry_exponential_backoff": True,
                "max_retry_delay": dt.timedelta(minutes=10)}

@@ -12,9 +12,10 @@ import datetime as dt
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 from airflow.sdk import Param, dag, task
 
-from archivist import config, restore
-from archivist.bundle import BackupKey
-from archivist.store import BackupStore
+from archivist import config
+from archivist.runner import restore
+from archivist.format.bundle import BackupKey
+from archivist.transport.backup_bucket import BackupStore
 
 
 def _store() -> BackupStore:

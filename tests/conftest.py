@@ -18,7 +18,10 @@ from elasticsearch import AuthenticationException
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "include"))
 
-from archivist import config, elasticsearch, postgres, s3io  # noqa: E402
+from archivist import config  # noqa: E402
+from archivist.sources.elasticsearch import job as elasticsearch
+from archivist.sources.postgres import job as postgres
+from archivist.transport import s3io
 from archivist.config import S3Settings  # noqa: E402
 
 START_HINT = "start the servers with `make services` and `source .local/env.sh`"
@@ -126,7 +129,7 @@ def scratch_bucket(storage_settings):
 def seeded(pg_settings, es_settings, storage_settings):
     """The demo stack, freshly seeded into all three servers; returns the seeder's counts.
     Whatever an earlier test left (tables, indices, objects) is wiped first."""
-    from archivist.demo import fingerprint, seed
+    from demo import fingerprint, seed
 
     fingerprint.wipe_postgres(pg_settings)
     fingerprint.wipe_elasticsearch(es_settings)

@@ -21,11 +21,15 @@ from urllib.parse import urlsplit
 import click
 from elasticsearch import ElasticsearchWarning
 
-from archivist import __version__, backup, bundle, checks, config, restore
-from archivist.bundle import BackupKey
-from archivist.bundle_index import BundleSource
+from archivist import __version__, config
+from archivist.runner import backup
+from archivist.format import bundle
+from archivist.runner import checks
+from archivist.runner import restore
+from archivist.format.bundle import BackupKey
+from archivist.format.bundle_index import BundleSource
 from archivist.errors import ArchivistError, BackupNotFoundError, JobFailedError, VerificationError
-from archivist.store import BackupStore
+from archivist.transport.backup_bucket import BackupStore
 
 NOISY_LOGGERS = ("elastic_transport", "elasticsearch", "botocore", "boto3", "s3transfer", "urllib3", "airflow")
 MASK = "****"

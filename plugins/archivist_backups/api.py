@@ -46,10 +46,10 @@ from airflow.models.dagrun import DagRun
 from airflow.models.log import Log
 
 from archivist import config
-from archivist.bundle import BackupKey
+from archivist.format.bundle import BackupKey
 from archivist.errors import ArchivistError, BackupNotFoundError
-from archivist.restore import MODES, UNCHECKED_HELP
-from archivist.store import BackupStore, StoredBundle
+from archivist.runner.restore import MODES, UNCHECKED_HELP
+from archivist.transport.backup_bucket import BackupStore, StoredBundle
 from archivist_backups.catalog import Catalog, run_url
 
 BACKUP_DAG = "archivist_backup"

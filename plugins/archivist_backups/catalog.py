@@ -20,11 +20,12 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import quote
 
-from archivist import bundle, limits
-from archivist.bundle import JOB_DIRS, META, MAX_META_BYTES
-from archivist.bundle_index import BundleSource
+from archivist.format import bundle
+from archivist.format import limits
+from archivist.format.bundle import JOB_DIRS, META, MAX_META_BYTES
+from archivist.format.bundle_index import BundleSource
 from archivist.errors import VerificationError
-from archivist.store import BackupStore, StoredBundle
+from archivist.transport.backup_bucket import BackupStore, StoredBundle
 
 log = logging.getLogger(__name__)
 

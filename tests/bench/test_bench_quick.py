@@ -11,7 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from archivist import elasticsearch, s3io
+from archivist.sources.elasticsearch import job as elasticsearch
+from archivist.transport import s3io
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))

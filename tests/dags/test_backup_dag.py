@@ -8,9 +8,9 @@ import tarfile
 
 import pytest
 
-from archivist import bundle
-from archivist.bundle import BackupKey
-from archivist.store import BackupStore
+from archivist.format import bundle
+from archivist.format.bundle import BackupKey
+from archivist.transport.backup_bucket import BackupStore
 from conftest import dags_test
 
 SPEC_CI_FIELDS = {"CI_COMMIT_MESSAGE", "CI_COMMIT_REF_NAME", "CI_COMMIT_REF_SLUG", "CI_COMMIT_SHA",

@@ -221,7 +221,7 @@ def test_the_import_probe_catches_network_io(tmp_path):
         import datetime as dt
         from airflow.sdk import dag, task
         from archivist import config
-        from archivist.store import BackupStore
+        from archivist.transport.backup_bucket import BackupStore
 
         BackupStore(config.load_backups()).check()  # network I/O at import: what the DAGs must not do
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from archivist import backup
-from archivist.bundle import BackupKey
-from archivist.demo.fingerprint import stack_snapshot as fingerprint
-from archivist.demo.fingerprint import wipe_bucket, wipe_elasticsearch, wipe_postgres
-from archivist.store import BackupStore
+from archivist.runner import backup
+from archivist.format.bundle import BackupKey
+from demo.fingerprint import stack_snapshot as fingerprint
+from demo.fingerprint import wipe_bucket, wipe_elasticsearch, wipe_postgres
+from archivist.transport.backup_bucket import BackupStore
 from conftest import dags_test
 
 

@@ -15,7 +15,8 @@ import psutil
 import pytest
 from elasticsearch import helpers
 
-from archivist import postgres, s3io
+from archivist.sources.postgres import job as postgres
+from archivist.transport import s3io
 from conftest import ROOT
 
 

@@ -13,9 +13,10 @@ import time
 import boto3
 import pytest
 
-from archivist import backup, checks
+from archivist.runner import backup
+from archivist.runner import checks
 from archivist.errors import ArchivistError
-from archivist.store import BackupStore
+from archivist.transport.backup_bucket import BackupStore
 from conftest import dags_test
 from secrets_support import small_index
 from spec_support import SPEC_PREFIXES, archivist

@@ -16,9 +16,11 @@ import uuid
 
 import pytest
 
-from archivist import backup, bundle, s3io
-from archivist.bundle import BackupKey
-from archivist.store import BackupStore
+from archivist.runner import backup
+from archivist.format import bundle
+from archivist.transport import s3io
+from archivist.format.bundle import BackupKey
+from archivist.transport.backup_bucket import BackupStore
 from conftest import ROOT
 from secrets_support import objects_under, small_index, unfinished_uploads
 from spec_support import spec_env
@@ -30,7 +32,7 @@ BIG_OBJECT_BYTES = 8 * 1024 * 1024
 # index: the command has no index option, and other tests' indices come and go meanwhile.
 BACKUP = """
 import json, sys, time
-from archivist import backup
+from archivist.runner import backup
 started = time.time()
 made = backup.run_backup(index_pattern=sys.argv[1])
 print(json.dumps({"key": made["key"], "started": started, "ended": time.time(), "counts": made["counts"]}))

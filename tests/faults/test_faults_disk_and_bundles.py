@@ -16,10 +16,10 @@ import uuid
 
 import pytest
 
-from archivist import backup
-from archivist.bundle import BackupKey
-from archivist.demo.fingerprint import pg_dump_text, wipe_postgres
-from archivist.store import BackupStore
+from archivist.runner import backup
+from archivist.format.bundle import BackupKey
+from demo.fingerprint import pg_dump_text, wipe_postgres
+from archivist.transport.backup_bucket import BackupStore
 from conftest import ROOT
 
 

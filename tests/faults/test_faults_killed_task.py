@@ -18,11 +18,13 @@ import uuid
 
 import pytest
 
-from archivist import backup, bundle, s3io
-from archivist.bundle import BackupKey, JobResult
+from archivist.runner import backup
+from archivist.format import bundle
+from archivist.transport import s3io
+from archivist.format.bundle import BackupKey, JobResult
 from archivist.config import S3Settings
-from archivist.staging import LEASE
-from archivist.store import BackupStore
+from archivist.transport.staging import LEASE
+from archivist.transport.backup_bucket import BackupStore
 from secrets_support import objects_under, unfinished_uploads
 
 BIG_OBJECTS = 8
@@ -30,10 +32,10 @@ BIG_OBJECT_BYTES = 8 * 1024 * 1024
 
 WORKER = """
 import json, os, sys
-from archivist import backup
-from archivist.bundle import BackupKey, JobResult
+from archivist.runner import backup
+from archivist.format.bundle import BackupKey, JobResult
 from archivist.config import S3Settings
-from archivist.store import BackupStore
+from archivist.transport.backup_bucket import BackupStore
 cfg = json.loads(os.environ["ARCHIVIST_FAULT_SETTINGS"])
 store, key = BackupStore(S3Settings(**cfg["backups"])), BackupKey.parse(sys.argv[2])
 if sys.argv[1] == "job":

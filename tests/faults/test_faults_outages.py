@@ -13,11 +13,14 @@ import time
 
 import pytest
 
-from archivist import backup, config, postgres, restore
-from archivist.bundle import BackupKey
-from archivist.demo.fingerprint import wipe_bucket, wipe_postgres
+from archivist import config
+from archivist.runner import backup
+from archivist.sources.postgres import job as postgres
+from archivist.runner import restore
+from archivist.format.bundle import BackupKey
+from demo.fingerprint import wipe_bucket, wipe_postgres
 from archivist.errors import ArchivistError
-from archivist.store import BackupStore
+from archivist.transport.backup_bucket import BackupStore
 from faults_support import (Background, heavy_index, heavy_objects, heavy_table, kill_server,  # noqa: F401
                             process_running, restart_after, start_servers, wait_until)
 

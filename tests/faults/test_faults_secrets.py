@@ -31,10 +31,11 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from archivist import backup, s3io
-from archivist.bundle import BackupKey
+from archivist.runner import backup
+from archivist.transport import s3io
+from archivist.format.bundle import BackupKey
 from archivist.config import ElasticsearchSettings, PostgresSettings, S3Settings
-from archivist.store import BackupStore
+from archivist.transport.backup_bucket import BackupStore
 from conftest import dags_test
 from secrets_support import bundle_blobs, objects_under
 from spec_support import SPEC_PREFIXES, archivist, spec_env

@@ -15,11 +15,11 @@ import tarfile
 
 import pytest
 
-from archivist import bundle
-from archivist.bundle import BackupKey, JobResult
+from archivist.format import bundle
+from archivist.format.bundle import BackupKey, JobResult
 from archivist.errors import BackupNotFoundError, VerificationError
-from archivist.s3io import Artifact
-from archivist.staging import LocalStaging
+from archivist.format.artifact import Artifact
+from archivist.transport.staging import LocalStaging
 
 CI_KEYS = {"CI_COMMIT_MESSAGE", "CI_COMMIT_REF_NAME", "CI_COMMIT_REF_SLUG", "CI_COMMIT_SHA", "CI_COMMIT_SHORT_SHA",
            "CI_COMMIT_TAG", "CI_JOB_ID", "CI_PIPELINE_IID", "CI_PROJECT_NAME", "CI_REGISTRY_IMAGE"}

@@ -15,12 +15,15 @@ import zlib
 
 import pytest
 
-from archivist import bundle, bundle_index, restore, s3io
-from archivist.bundle import BackupKey, JobResult
-from archivist.bundle_index import BundleSource
+from archivist.format import bundle
+from archivist.format import bundle_index
+from archivist.runner import restore
+from archivist.transport import s3io
+from archivist.format.bundle import BackupKey, JobResult
+from archivist.format.bundle_index import BundleSource
 from archivist.errors import VerificationError
-from archivist.s3io import Artifact
-from archivist.staging import LocalStaging
+from archivist.format.artifact import Artifact
+from archivist.transport.staging import LocalStaging
 
 KEY = BackupKey(dt.date(2026, 11, 26), "qQUXdfPnayQ")
 CREATED = dt.datetime(2026, 11, 26, 1, 0, 7, tzinfo=dt.timezone.utc)

@@ -10,9 +10,9 @@ import subprocess
 
 import pytest
 
-from archivist import bundle
-from archivist.demo.fingerprint import stack_snapshot as fingerprint
-from archivist.demo.fingerprint import wipe_bucket, wipe_elasticsearch, wipe_postgres
+from archivist.format import bundle
+from demo.fingerprint import stack_snapshot as fingerprint
+from demo.fingerprint import wipe_bucket, wipe_elasticsearch, wipe_postgres
 from conftest import ROOT
 from spec_support import SPEC_PREFIXES, archivist
 from spec_support import spec_env as spec_variables

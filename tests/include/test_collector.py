@@ -1,4 +1,4 @@
-"""collector.frozen: what exists before a job is left out of collections, and thawed after."""
+"""runtime.frozen: what exists before a job is left out of collections, and thawed after."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import gc
 import threading
 import weakref
 
-from archivist import collector
+from archivist import runtime
 
 
 class _Cycle:
@@ -16,13 +16,13 @@ class _Cycle:
 
 def test_objects_from_before_are_frozen_and_thawed_after():
     before = gc.get_freeze_count()
-    with collector.frozen():
+    with runtime.frozen():
         assert gc.get_freeze_count() > before
     assert gc.get_freeze_count() == before
 
 
 def test_a_cycle_made_inside_the_block_is_still_collected():
-    with collector.frozen():
+    with runtime.frozen():
         cycle = _Cycle()
         gone = weakref.ref(cycle)
         del cycle
@@ -34,13 +34,13 @@ def test_side_by_side_jobs_thaw_only_when_the_last_one_ends():
     inside, release = threading.Barrier(2), threading.Event()
 
     def job():
-        with collector.frozen():
+        with runtime.frozen():
             inside.wait()
             release.wait()
 
     other = threading.Thread(target=job)
     other.start()
-    with collector.frozen():
+    with runtime.frozen():
         inside.wait()
     assert gc.get_freeze_count() > 0  # the other job still runs
     release.set()
@@ -51,7 +51,7 @@ def test_side_by_side_jobs_thaw_only_when_the_last_one_ends():
 def test_a_process_that_froze_its_own_objects_keeps_them_frozen():
     gc.freeze()
     try:
-        with collector.frozen():
+        with runtime.frozen():
             pass
         assert gc.get_freeze_count() > 0
     finally:

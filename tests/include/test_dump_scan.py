@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import io
 
-from archivist import dump_scan
+from archivist.sources.postgres import dump_plan
 
 HEADER = b"--\n-- PostgreSQL database dump\n--\n\nSET standard_conforming_strings = on;\n"
 
 
-def _scan(sql: bytes) -> dump_scan.DumpPlan:
-    return dump_scan.scan(io.BytesIO(HEADER + sql))
+def _scan(sql: bytes) -> dump_plan.DumpPlan:
+    return dump_plan.scan(io.BytesIO(HEADER + sql))
 
 
 def test_schemas_and_public_objects_of_a_plain_dump():
@@ -66,6 +66,6 @@ def test_dollar_signs_inside_identifiers_are_not_quotes():
 
 
 def test_describe_says_exactly_what_is_dropped():
-    plan = dump_scan.DumpPlan(schemas=["app"], public={"table": ["countries"]})
+    plan = dump_plan.DumpPlan(schemas=["app"], public={"table": ["countries"]})
     assert plan.describe() == "schema app, table public.countries"
-    assert dump_scan.DumpPlan().describe() == "nothing"
+    assert dump_plan.DumpPlan().describe() == "nothing"

@@ -14,10 +14,11 @@ import time
 import orjson
 import pytest
 
-from archivist import bundle, elasticsearch
+from archivist.format import bundle
+from archivist.sources.elasticsearch import job as elasticsearch
 from archivist.errors import JobFailedError
 from archivist.progress import Progress
-from archivist.staging import LocalStaging
+from archivist.transport.staging import LocalStaging
 
 ARCHIVIST_LINES = [
     b'{"_index":"logs","_id":"a1","_source":{"msg":"hello","n":1}}\n',

@@ -8,7 +8,7 @@ import socket
 
 import pytest
 
-from archivist import elasticsearch
+from archivist.sources.elasticsearch import job as elasticsearch
 from archivist.config import ElasticsearchSettings
 from archivist.errors import ConfigurationError, JobFailedError, UnreachableError, failures_named
 

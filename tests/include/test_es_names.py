@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from archivist import es_names
+from archivist.sources.elasticsearch import names as es_names
 
 ALLOWED = ["users", "logs-demo-2026.11", "a", "a.b", "x_y", "é日本", "a" * 255, "a+b", "a-"]
 REFUSED = {

@@ -9,9 +9,10 @@ import os
 import pytest
 from botocore.exceptions import ClientError
 
-from archivist import multipart, s3io
+from archivist.transport import multipart
+from archivist.transport import s3io
 from archivist.errors import JobFailedError
-from archivist.multipart import MultipartWriter
+from archivist.transport.multipart import MultipartWriter
 
 
 def _read(s3, bucket: str, key: str) -> bytes:

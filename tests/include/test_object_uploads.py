@@ -14,8 +14,8 @@ import time
 
 import pytest
 
-from archivist import s3io
-from archivist.object_uploads import ObjectUploads
+from archivist.transport import s3io
+from archivist.transport.object_uploads import ObjectUploads
 
 MIB = 1024 * 1024
 PART = 5 * MIB  # S3's smallest part

@@ -12,7 +12,7 @@ import zlib
 
 import pytest
 
-from archivist.pgzip import MAX_STORED, GzipWriter
+from archivist.format.deflate import MAX_STORED, GzipWriter
 
 TEXT = b"".join(b"line %d of some fairly repetitive log text\n" % i for i in range(60_000))
 NOISE = random.Random(3).randbytes(700_000)

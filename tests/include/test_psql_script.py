@@ -6,7 +6,7 @@ import io
 
 import pytest
 
-from archivist import psql_script
+from archivist.sources.postgres import psql_script
 
 DUMP = (b"--\n-- PostgreSQL database dump\n--\n\n\\restrict dumpKey123\n\n-- Dumped from database version 15\n"
         b"SET x = 1;\nCREATE TABLE public.t (id int);\n\n--\n-- PostgreSQL database dump complete\n--\n\n"

@@ -15,12 +15,15 @@ import tarfile
 import pytest
 from elasticsearch import helpers
 
-from archivist import backup, bundle, restore, s3io
-from archivist.bundle import BackupKey
+from archivist.runner import backup
+from archivist.format import bundle
+from archivist.runner import restore
+from archivist.transport import s3io
+from archivist.format.bundle import BackupKey
 from archivist.errors import BackupNotFoundError, TargetNotEmptyError, VerificationError
-from archivist.store import BackupStore
-from archivist.demo.fingerprint import es_snapshot, wipe_bucket, wipe_elasticsearch, wipe_postgres
-from archivist.demo.fingerprint import stack_snapshot as fingerprint
+from archivist.transport.backup_bucket import BackupStore
+from demo.fingerprint import es_snapshot, wipe_bucket, wipe_elasticsearch, wipe_postgres
+from demo.fingerprint import stack_snapshot as fingerprint
 
 BIG_INDEX_DOCS = 12_000
 BIG_OBJECT_BYTES = 20 * 1024 * 1024
@@ -154,8 +157,8 @@ def test_damaged_bundles_fail_verification_before_any_target_is_touched(
 def _seed_format_bundle(key: BackupKey, pg_settings, es_client, storage_settings) -> bytes:
     """A bundle as the original tool describes it: the ndjson files, templates, SQL,
     storage tgz and a meta.json with only the spec's fields. No checksums, no mappings."""
-    from archivist import elasticsearch as es_job
-    from archivist.staging import LocalStaging
+    from archivist.sources.elasticsearch import job as es_job
+    from archivist.transport.staging import LocalStaging
 
     staging = LocalStaging()
     try:

@@ -9,9 +9,9 @@ import socket
 import pytest
 from botocore.exceptions import ClientError
 
-from archivist import s3io
-from archivist.object_uploads import content_md5
-from archivist.s3crt import Puts
+from archivist.transport import s3io
+from archivist.transport.object_uploads import content_md5
+from archivist.transport.s3crt import Puts
 
 PART = 5 * 1024 * 1024
 KEYS = ["plain.txt", "shared/Quarterly Report (final).pdf", "shared/résumé – José Álvarez.txt",

@@ -16,11 +16,13 @@ import time
 import pytest
 from botocore.exceptions import ClientError
 
-from archivist import bundle, s3io
-from archivist.bundle import BackupKey, JobResult
+from archivist.format import bundle
+from archivist.format.artifact import Artifact
+from archivist.transport import s3io
+from archivist.format.bundle import BackupKey, JobResult
 from archivist.errors import BackupNotFoundError, ConfigurationError
-from archivist.staging import LEASE, LocalStaging
-from archivist.store import BackupStore, StoredBundle, plan_rotation
+from archivist.transport.staging import LEASE, LocalStaging
+from archivist.transport.backup_bucket import BackupStore, StoredBundle, plan_rotation
 
 START = dt.date(2026, 1, 1)
 FOREIGN = ["notes.txt", "bundle-notes.tgz"]
@@ -229,7 +231,7 @@ def test_bundle_written_to_the_store_verifies(scratch_bucket):
     try:
         with staging.writer(bundle.postgres_path(key.backup_id)) as out:
             out.write(b"CREATE TABLE t (id int);\n" * 1000)
-        artifact = s3io.Artifact(bundle.postgres_path(key.backup_id), out.size, out.sha256)
+        artifact = Artifact(bundle.postgres_path(key.backup_id), out.size, out.sha256)
         meta = bundle.build_meta(key, [JobResult("postgres", [artifact], {"rows": 0}, 0.1)],
                                  dt.datetime.now(UTC))
         with store.bundle_writer(key) as sink:

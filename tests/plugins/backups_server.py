@@ -30,8 +30,8 @@ PLUGINS = ROOT / "plugins"
 if str(PLUGINS) not in sys.path:  # the plugin's package, for tests that call its modules directly
     sys.path.insert(0, str(PLUGINS))
 
-from archivist import backup  # noqa: E402
-from archivist.airflow_api import AirflowClient  # noqa: E402
+from archivist.runner import backup  # noqa: E402
+from demo.airflow_api import AirflowClient  # noqa: E402
 from archivist.errors import JobFailedError  # noqa: E402
 
 PREFERRED_PORT = 18080
@@ -173,7 +173,7 @@ def seeded_once(pg_settings, es_settings, storage_settings) -> dict:
     once instead of before every test keeps that window small."""
     global _seeded
     if _seeded is None:
-        from archivist.demo import seed
+        from demo import seed
 
         _seeded = seed.seed(pg_settings, es_settings, storage_settings)
     return _seeded
@@ -188,7 +188,7 @@ def demo_bundle(seeded_once, pg_settings, es_settings, storage_settings) -> dict
     try:
         return backup.run_backup()
     except JobFailedError:
-        from archivist.demo import seed
+        from demo import seed
 
         seed.seed(pg_settings, es_settings, storage_settings)
         return backup.run_backup()

@@ -14,9 +14,9 @@ from urllib.parse import quote
 
 import requests
 
-from archivist import bundle
-from archivist.bundle import BackupKey
-from archivist.store import BackupStore, StoredBundle
+from archivist.format import bundle
+from archivist.format.bundle import BackupKey
+from archivist.transport.backup_bucket import BackupStore, StoredBundle
 from backups_server import RESTORE_DAG, airflow_server, demo_bundle, seeded_once  # noqa: F401  (fixtures)
 
 from archivist_backups import catalog  # noqa: E402  (plugins/ is put on sys.path by backups_server)

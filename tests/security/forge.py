@@ -14,11 +14,12 @@ import subprocess
 import tarfile
 from typing import Any
 
-from archivist import bundle, bundle_index
-from archivist.bundle import BackupKey, JobResult
-from archivist.s3io import Artifact
-from archivist.pgzip import GzipWriter
-from archivist.staging import LocalStaging
+from archivist.format import bundle
+from archivist.format import bundle_index
+from archivist.format.bundle import BackupKey, JobResult
+from archivist.format.artifact import Artifact
+from archivist.format.deflate import GzipWriter
+from archivist.transport.staging import LocalStaging
 from conftest import ROOT
 
 CREATED = dt.datetime(2026, 11, 26, 1, 0, tzinfo=dt.timezone.utc)

@@ -11,7 +11,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from archivist import s3io, storage
+from archivist.transport import s3io
+from archivist.sources.storage import job as storage
 from archivist.config import S3Settings
 
 

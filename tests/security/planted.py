@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from archivist import config
-from archivist.store import BackupStore
+from archivist.transport.backup_bucket import BackupStore
 
 
 @pytest.fixture

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from archivist import restore
-from archivist.bundle import BackupKey
-from archivist.bundle_index import BundleSource
-from archivist.demo.fingerprint import pg_dump_text, wipe_postgres
+from archivist.runner import restore
+from archivist.format.bundle import BackupKey
+from archivist.format.bundle_index import BundleSource
+from demo.fingerprint import pg_dump_text, wipe_postgres
 from archivist.errors import VerificationError
-from archivist.store import BackupStore
+from archivist.transport.backup_bucket import BackupStore
 from forge import archivist, forge, forge_appended, members, plant
 
 DUMP_PATH = "jobs.postgres/postgres-{id}.sql"

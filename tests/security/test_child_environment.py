@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from archivist import postgres
-from archivist.demo.fingerprint import wipe_postgres
-from archivist.staging import LocalStaging
+from archivist.sources.postgres import job as postgres
+from demo.fingerprint import wipe_postgres
+from archivist.transport.staging import LocalStaging
 
 PLANTED = {"ARCHIVIST_TEST_SECRET_ACCESS_KEY": "planted-secret", "AIRFLOW__CORE__FERNET_KEY": "planted-fernet",
            "AIRFLOW_CONN_PLANTED": "postgres://u:planted@h/db", "BACKUP_SECRET_ACCESS_KEY": "planted-backup"}

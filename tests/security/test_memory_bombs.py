@@ -19,10 +19,11 @@ import orjson
 import pytest
 
 import forge
-from archivist import bundle, bundle_index
-from archivist.bundle import BackupKey, JobResult
-from archivist.pgzip import GzipWriter
-from archivist.s3io import Artifact
+from archivist.format import bundle
+from archivist.format import bundle_index
+from archivist.format.bundle import BackupKey, JobResult
+from archivist.format.deflate import GzipWriter
+from archivist.format.artifact import Artifact
 from conftest import ROOT
 from es_state import snapshot
 from planted import store  # noqa: F401  (a fixture)
@@ -78,7 +79,7 @@ def peak_rss(args: list[str], env: dict | None = None) -> tuple[subprocess.Compl
 CATALOG = """
 import json, sys
 from archivist import config
-from archivist.store import BackupStore
+from archivist.transport.backup_bucket import BackupStore
 from archivist_backups.catalog import Catalog
 
 store = BackupStore(config.load_backups())

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from archivist.demo.fingerprint import pg_dump_text, wipe_postgres
-from archivist import postgres
+from demo.fingerprint import pg_dump_text, wipe_postgres
+from archivist.sources.postgres import job as postgres
 from forge import archivist, forge
 
 DUMP_PATH = "jobs.postgres/postgres-{id}.sql"

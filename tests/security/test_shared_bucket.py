@@ -8,8 +8,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-from archivist.bundle import BackupKey
-from archivist.store import BackupStore
+from archivist.format.bundle import BackupKey
+from archivist.transport.backup_bucket import BackupStore
 from forge import archivist, forge
 from hostile_support import make_bucket, s3_env  # noqa: F401
 

@@ -12,9 +12,11 @@ import os
 import threading
 import time
 
-from archivist import backup, staging, storage
-from archivist.bundle import BackupKey
-from archivist.store import BackupStore
+from archivist.runner import backup
+from archivist.transport import staging
+from archivist.sources.storage import job as storage
+from archivist.format.bundle import BackupKey
+from archivist.transport.backup_bucket import BackupStore
 from hostile_support import make_bucket  # noqa: F401
 
 AGE_LIMIT = dt.timedelta(seconds=0.5)

@@ -16,7 +16,7 @@ from dataclasses import replace
 
 import pytest
 
-from archivist import s3io
+from archivist.transport import s3io
 from forge import forge
 from hostile_support import (lying_entry, make_bucket, objects, s3_env, storage_entry,  # noqa: F401
                              storage_files, storage_tgz, unfinished_uploads)

@@ -24,8 +24,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from typing import IO, Any, Protocol
 
-from archivist import s3io
-from archivist.s3io import Artifact, HashingWriter
+from archivist.transport import s3io
+from archivist.format.artifact import Artifact, HashingWriter
 
 log = logging.getLogger(__name__)
 

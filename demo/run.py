@@ -14,8 +14,8 @@ import sys
 import time
 
 from archivist import config
-from archivist.airflow_api import AirflowClient
-from archivist.demo import fingerprint
+from demo.airflow_api import AirflowClient
+from demo import fingerprint
 
 BACKUP, RESTORE = "archivist_backup", "archivist_restore"
 

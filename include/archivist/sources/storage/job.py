@@ -2,7 +2,7 @@
 
 Objects go into the tar in listing order. Small ones are fetched ahead by a
 few threads within a memory budget, large ones stream straight from S3 into
-the tar; the tar is deflated by several threads (`pgzip.GzipWriter`), which
+the tar; the tar is deflated by several threads (`deflate.GzipWriter`), which
 store blocks that do not compress (images, archives) instead of deflating them.
 A restore reads the tar once and hands every object to `ObjectUploads`
 (small ones sent by awscrt's native client, large ones as multipart uploads),
@@ -28,13 +28,16 @@ from typing import IO, Any
 
 import orjson
 
-from archivist import bundle, pgzip, s3io
-from archivist.archive_limits import check_member, describe_key, key_problem, skip_member
-from archivist.limits import CappedTarInfo
-from archivist.bundle import JobResult
-from archivist.object_uploads import ObjectUploads
+from archivist.format import bundle
+from archivist.format import deflate
+from archivist import runtime
+from archivist.transport import s3io
+from archivist.sources.storage.keys import check_member, describe_key, key_problem, skip_member
+from archivist.format.limits import CappedTarInfo
+from archivist.format.bundle import JobResult
+from archivist.transport.object_uploads import ObjectUploads
 from archivist.config import S3Settings
-from archivist.errors import ConfigurationError, JobFailedError, TargetNotEmptyError, VerificationError
+from archivist.errors import JobFailedError, TargetNotEmptyError, VerificationError
 from archivist.progress import Progress, ProgressReader
 
 log = logging.getLogger(__name__)
@@ -43,7 +46,7 @@ PAX_KEY = "ARCHIVIST.key"
 PAX_CONTENT_TYPE = "ARCHIVIST.content_type"
 PAX_METADATA = "ARCHIVIST.metadata"
 # Objects are often compressed already; a light level keeps the job fast (and blocks that do not
-# compress are stored, see pgzip.GzipWriter).
+# compress are stored, see deflate.GzipWriter).
 GZIP_LEVEL = 1
 # Objects up to SMALL_OBJECT bytes are fetched (backup) or uploaded (restore) whole by TRANSFER_THREADS
 # threads, with at most IN_FLIGHT_BYTES of them in memory; larger ones stream.
@@ -119,7 +122,7 @@ def iter_fetched(s3: Any, bucket: str) -> Iterator[tuple[str, dict[str, Any] | N
 
 def dump(settings: S3Settings, staging, backup_id: str) -> JobResult:
     """Streams every object of the bucket into `jobs.storage/storage-<id>.tgz` plus its manifest."""
-    with s3io.malloc_arenas(2):  # the fetch threads' bodies would otherwise fragment a heap each
+    with runtime.malloc_arenas(2):  # the fetch threads' bodies would otherwise fragment a heap each
         return _dump(settings, staging, backup_id)
 
 
@@ -132,7 +135,7 @@ def _dump(settings: S3Settings, staging, backup_id: str) -> JobResult:
     tgz_path, manifest_path = bundle.storage_path(backup_id), bundle.storage_manifest_path(backup_id)
     with staging.writer(tgz_path, "application/gzip") as out, \
          staging.writer(manifest_path, "application/x-ndjson") as manifest:
-        with pgzip.GzipWriter(out, compresslevel=GZIP_LEVEL, mtime=0) as gz, \
+        with deflate.GzipWriter(out, compresslevel=GZIP_LEVEL, mtime=0) as gz, \
              tarfile.open(fileobj=gz, mode="w|", format=tarfile.PAX_FORMAT, bufsize=bundle.COPY_CHUNK,
                           copybufsize=bundle.COPY_CHUNK) as tar:
             for key, obj, body in iter_fetched(s3, settings.bucket):
@@ -179,7 +182,7 @@ def restore(settings: S3Settings, tgz: IO[bytes], mode: str = "empty") -> dict[s
     objects = total = 0
     skipped: list[str] = []
     progress = Progress(f"restore storage {settings.bucket}")
-    with s3io.malloc_arenas(2), \
+    with runtime.malloc_arenas(2), \
          ObjectUploads(settings, TRANSFER_THREADS, IN_FLIGHT_BYTES) as uploads:
         try:
             # gzip.GzipFile inflates no more than each read asks for; tarfile's own "r|gz" inflates a

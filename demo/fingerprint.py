@@ -6,7 +6,8 @@ import hashlib
 import os
 import subprocess
 
-from archivist import elasticsearch, s3io
+from archivist.sources.elasticsearch import job as elasticsearch
+from archivist.transport import s3io
 from archivist.config import ElasticsearchSettings, PostgresSettings, S3Settings
 
 DEMO_TEMPLATES = ("archivist-demo-logs", "archivist-demo-logs-mappings", "archivist-demo-legacy")
@@ -55,7 +56,7 @@ def stack_snapshot(pg: PostgresSettings, es: ElasticsearchSettings, s3: S3Settin
 
 
 def wipe_postgres(settings: PostgresSettings) -> None:
-    from archivist import postgres
+    from archivist.sources.postgres import job as postgres
 
     with postgres.connect(settings) as conn:
         for (schema,) in conn.execute(

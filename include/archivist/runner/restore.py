@@ -16,10 +16,18 @@ from typing import IO, Any
 
 import orjson
 
-from archivist import (bundle, bundle_index, config, dump_scan, elasticsearch, es_names, es_targets, limits,
-                       postgres, storage)
-from archivist.bundle import META, VerifyReport
-from archivist.bundle_index import BundleSource, CheckedReader
+from archivist import config
+from archivist.format import bundle
+from archivist.format import bundle_index
+from archivist.sources.postgres import dump_plan
+from archivist.sources.elasticsearch import job as elasticsearch
+from archivist.sources.elasticsearch import names as es_names
+from archivist.sources.elasticsearch import targets as es_targets
+from archivist.format import limits
+from archivist.sources.postgres import job as postgres
+from archivist.sources.storage import job as storage
+from archivist.format.bundle import META, VerifyReport
+from archivist.format.bundle_index import BundleSource, CheckedReader
 from archivist.errors import (ArchivistError, ConfigurationError, JobFailedError, TargetNotEmptyError,
                               VerificationError, elasticsearch_where, failures_named)
 
@@ -216,7 +224,7 @@ def _restore_postgres(open_bundle: Opener, settings: config.PostgresSettings, mo
     plan = None
     if mode == "replace" or dry_run:  # one extra streaming pass to learn what the dump recreates
         for _, sql in _member(open_bundle, is_dump):
-            plan = dump_scan.scan(sql)
+            plan = dump_plan.scan(sql)
             _finish(sql)
             break
     for path, sql in _member(open_bundle, is_dump):

@@ -18,13 +18,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO, Any
 
-from archivist import s3io
-from archivist.bundle import KEY_RE, BackupKey, closest_keys
-from archivist.bundle_index import BundleSource
+from archivist.transport import s3io
+from archivist.format.bundle import KEY_RE, BackupKey, closest_keys
+from archivist.format.bundle_index import BundleSource
 from archivist.config import MIN_BACKUPS_KEPT, S3Settings, parse_backups_kept
 from archivist.errors import BackupNotFoundError, ConfigurationError
-from archivist.s3io import HashingWriter
-from archivist.staging import LEASE, STAGING_ROOT, S3Staging
+from archivist.format.artifact import HashingWriter
+from archivist.transport.staging import LEASE, STAGING_ROOT, S3Staging
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ It is destructive for the objects it owns (schema `app`, a few `public`
 tables, the indices and templates below, and every object in the bucket):
 point it at the demo stack only.
 
-    python -m archivist.demo.seed
+    python -m demo.seed
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ import psycopg
 from elasticsearch import helpers
 from psycopg.types.json import Jsonb
 
-from archivist import s3io
+from archivist.transport import s3io
 from archivist.config import (
     ElasticsearchSettings,
     PostgresSettings,

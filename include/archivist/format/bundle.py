@@ -26,10 +26,12 @@ from typing import IO, Any
 
 from isal import igzip, isal_zlib
 
-from archivist import __version__, bundle_index, limits
+from archivist import __version__
+from archivist.format import bundle_index
+from archivist.format import limits
 from archivist.errors import BackupNotFoundError, ConfigurationError, VerificationError
-from archivist.pgzip import GzipWriter
-from archivist.s3io import Artifact
+from archivist.format.deflate import GzipWriter
+from archivist.format.artifact import Artifact
 
 FORMAT_VERSION = 1
 META = "meta.json"

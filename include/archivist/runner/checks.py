@@ -9,9 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from archivist import config, elasticsearch, postgres, storage
+from archivist import config
+from archivist.sources.elasticsearch import job as elasticsearch
+from archivist.sources.postgres import job as postgres
+from archivist.sources.storage import job as storage
 from archivist.errors import ArchivistError, ConfigurationError
-from archivist.store import BackupStore
+from archivist.transport.backup_bucket import BackupStore
 
 
 @dataclass

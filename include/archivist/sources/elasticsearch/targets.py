@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 
 from elasticsearch import Elasticsearch
 
-from archivist import es_names
-from archivist.es_names import BundleNames
+from archivist.sources.elasticsearch import names as es_names
+from archivist.sources.elasticsearch.names import BundleNames
 
 log = logging.getLogger(__name__)
 

@@ -28,9 +28,9 @@ from typing import IO, Any
 
 from isal import isal_zlib
 
-from archivist import limits
+from archivist.format import limits
 from archivist.errors import VerificationError
-from archivist.pgzip import MAX_STORED
+from archivist.format.deflate import MAX_STORED
 
 log = logging.getLogger(__name__)
 

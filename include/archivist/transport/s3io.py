@@ -8,11 +8,8 @@ artifact its size and sha256 without reading it twice.
 
 from __future__ import annotations
 
-import ctypes
-import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import IO, Any
 
 import boto3
@@ -21,45 +18,10 @@ from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionEr
 
 from archivist.config import S3Settings
 from archivist.errors import ConfigurationError, UnreachableError
-from archivist.multipart import MultipartWriter
+from archivist.format.artifact import HashingReader, HashingWriter
+from archivist.transport.multipart import MultipartWriter
 
 CHUNK = 8 * 1024 * 1024
-M_ARENA_MAX = -8  # mallopt's parameter numbers in glibc's malloc.h
-M_MMAP_THRESHOLD = -3
-GLIBC_MMAP_THRESHOLD = 128 * 1024  # where glibc's threshold starts
-# Blocks this large (multipart parts, bulk bodies, export pages) are mapped on their own; the 1 MiB
-# blocks that come and go by the thousand (read windows, small objects) stay in the arenas, where
-# mapping them costs page faults (docs/PERFORMANCE.md#mmap-threshold).
-MMAP_THRESHOLD = 2 * 1024 * 1024
-
-
-@contextmanager
-def malloc_arenas(arenas: int, mmap_threshold: int = MMAP_THRESHOLD) -> Iterator[None]:
-    """Caps glibc's malloc arenas while the block runs, then puts glibc's default back (a no-op
-    without glibc). Scoped, so a task run inside a longer-lived process (`airflow dags test`, a
-    worker that runs several tasks) does not keep the cap after the task.
-
-    glibc gives threads that allocate their own arenas, up to 8 per core, and keeps freed memory
-    in each; a dozen threads handling bodies of every size so fragment the heap that peak RSS grows
-    with the data. Two arenas keep it bounded (docs/PERFORMANCE.md#malloc-arenas).
-
-    Every block of at least `mmap_threshold` bytes is mapped on its own and given back when freed.
-    Left alone, glibc raises its threshold to the largest block freed so far, so that after the
-    first multi-MiB body or part all of them come from the arenas, which they fragment
-    (docs/PERFORMANCE.md#mmap-threshold).
-    glibc has no way back to that moving threshold: afterwards it stays at glibc's starting value."""
-    try:
-        mallopt = ctypes.CDLL("libc.so.6").mallopt
-    except (OSError, AttributeError):
-        yield
-        return
-    mallopt(M_ARENA_MAX, arenas)
-    mallopt(M_MMAP_THRESHOLD, mmap_threshold)
-    try:
-        yield
-    finally:
-        mallopt(M_ARENA_MAX, 0)  # 0: glibc's own limit again
-        mallopt(M_MMAP_THRESHOLD, GLIBC_MMAP_THRESHOLD)
 
 
 def client(settings: S3Settings, checksums: bool = True) -> Any:
@@ -105,59 +67,6 @@ def explain(exc: Exception, settings: S3Settings, action: str) -> Exception:
     if isinstance(exc, (EndpointConnectionError, BotoCoreError)):
         return UnreachableError(f"cannot {action} {where}: {exc}")
     return exc
-
-
-@dataclass
-class Artifact:
-    """One file of a bundle: its path inside the bundle folder, size in bytes and sha256."""
-
-    path: str
-    size: int
-    sha256: str
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"path": self.path, "size": self.size, "sha256": self.sha256}
-
-
-class HashingReader:
-    """Wraps a readable stream, counting and hashing what passes through."""
-
-    def __init__(self, raw: IO[bytes]):
-        self._raw = raw
-        self.size = 0
-        self._hash = hashlib.sha256()
-
-    def read(self, n: int = -1) -> bytes:
-        data = self._raw.read(n)
-        self.size += len(data)
-        self._hash.update(data)
-        return data
-
-    @property
-    def sha256(self) -> str:
-        return self._hash.hexdigest()
-
-
-class HashingWriter:
-    """A writable stream that counts and hashes, then hands bytes to `sink`."""
-
-    def __init__(self, sink: IO[bytes]):
-        self._sink = sink
-        self.size = 0
-        self._hash = hashlib.sha256()
-
-    def write(self, data: bytes) -> int:
-        self._hash.update(data)
-        self.size += len(data)
-        self._sink.write(data)
-        return len(data)
-
-    def flush(self) -> None:
-        self._sink.flush()
-
-    @property
-    def sha256(self) -> str:
-        return self._hash.hexdigest()
 
 
 @contextmanager

@@ -14,11 +14,16 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from archivist import bundle, checks, config, elasticsearch, postgres, storage
-from archivist.bundle import BackupKey, JobResult
+from archivist import config
+from archivist.format import bundle
+from archivist.runner import checks
+from archivist.sources.elasticsearch import job as elasticsearch
+from archivist.sources.postgres import job as postgres
+from archivist.sources.storage import job as storage
+from archivist.format.bundle import BackupKey, JobResult
 from archivist.errors import ArchivistError, JobFailedError, failures_named
-from archivist.staging import LocalStaging, Staging
-from archivist.store import BackupStore
+from archivist.transport.staging import LocalStaging, Staging
+from archivist.transport.backup_bucket import BackupStore
 
 log = logging.getLogger(__name__)
 

@@ -27,12 +27,14 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import IO, Any
 
 import orjson
-from elasticsearch import ApiError, Elasticsearch, NotFoundError, TransportError
+from elasticsearch import ApiError, Elasticsearch, TransportError
 from elasticsearch import AuthenticationException, AuthorizationException
 from elasticsearch.serializer import NdjsonSerializer, OrjsonSerializer
 
-from archivist import bundle, collector, limits, s3io
-from archivist.bundle import JobResult
+from archivist.format import bundle
+from archivist import runtime
+from archivist.format import limits
+from archivist.format.bundle import JobResult
 from archivist.config import ElasticsearchSettings
 from archivist.errors import (ELASTICSEARCH_LOGIN_FIX, ELASTICSEARCH_ROLE_FIX, ConfigurationError, JobFailedError,
                               UnreachableError, elasticsearch_reason, elasticsearch_where)
@@ -376,7 +378,7 @@ def export_index(es: Elasticsearch, index: str, write, progress: Progress | None
 def dump(settings: ElasticsearchSettings, staging, backup_id: str, pattern: str = "*") -> JobResult:
     """Writes templates, index definitions and one ndjson per index into `staging`."""
     # Two malloc arenas: the slice threads' pages would otherwise fragment a heap each.
-    with s3io.malloc_arenas(2), collector.frozen():
+    with runtime.malloc_arenas(2), runtime.frozen():
         return _dump(settings, staging, backup_id, pattern)
 
 
@@ -644,7 +646,7 @@ def load_documents(raw: Elasticsearch, index: str, lines: IO[bytes]) -> int:
     loaded = 0
     pending: set[Future] = set()
     # Two malloc arenas: the bulk threads' bodies and answers would otherwise fragment a heap each.
-    with s3io.malloc_arenas(2), collector.frozen(), \
+    with runtime.malloc_arenas(2), runtime.frozen(), \
             ThreadPoolExecutor(max_workers=BULK_THREADS, thread_name_prefix=f"bulk:{index}") as pool:
         try:
             for body, docs in _bulk_bodies(lines, progress):

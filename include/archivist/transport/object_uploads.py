@@ -18,7 +18,8 @@ from typing import IO, Any
 
 from botocore import handlers
 
-from archivist import s3crt, s3io
+from archivist.transport import s3crt
+from archivist.transport import s3io
 from archivist.config import S3Settings
 
 PART = 8 * 1024 * 1024

@@ -18,9 +18,10 @@ from typing import IO
 
 import psycopg
 
-from archivist import bundle, psql_script
-from archivist.bundle import JobResult
-from archivist.dump_scan import DumpPlan
+from archivist.format import bundle
+from archivist.sources.postgres import psql_script
+from archivist.format.bundle import JobResult
+from archivist.sources.postgres.dump_plan import DumpPlan
 from archivist.config import PostgresSettings
 from archivist.errors import (ConfigurationError, JobFailedError, TargetNotEmptyError, UnreachableError,
                               VerificationError)

@@ -1,0 +1,1 @@
+"""What the DAGs and the command run: the pre-flight check, the backup and the restore."""

@@ -1,0 +1,1 @@
+"""The data sources a backup covers, one package each."""

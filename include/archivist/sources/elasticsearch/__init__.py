@@ -1,0 +1,1 @@
+"""Elasticsearch: indices, mappings, settings, aliases and templates out and back in."""

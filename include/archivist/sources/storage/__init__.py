@@ -1,0 +1,1 @@
+"""The application bucket: every object with its metadata, as one tar.gz archive."""
