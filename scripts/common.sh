@@ -39,7 +39,7 @@ die() { log "ERROR: $*"; exit 1; }
 # unchanged fresh clone reuses it.
 venv_dir() {
   local digest
-  digest="$(cat "$ROOT/requirements.txt" "$ROOT/constraints.txt" | sha256sum | cut -c1-12)"
+  digest="$(cat "$ROOT/requirements.txt" "$ROOT/requirements-dev.txt" "$ROOT/constraints.txt" | sha256sum | cut -c1-12)"
   echo "$CACHE/venv-$digest"
 }
 

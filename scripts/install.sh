@@ -13,7 +13,7 @@ install_python() {
     rm -rf "$venv"
     "$PYTHON" -m venv "$venv"
     "$venv/bin/pip" install -q --upgrade "pip==26.3"
-    "$venv/bin/pip" install -q -r "$ROOT/requirements.txt" -c "$ROOT/constraints.txt"
+    "$venv/bin/pip" install -q -r "$ROOT/requirements-dev.txt" -c "$ROOT/constraints.txt"
     touch "$venv/.complete"  # an interrupted install is redone, never half-used
   else
     log "Python venv cached: $venv"
