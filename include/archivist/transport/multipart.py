@@ -17,6 +17,7 @@ from typing import IO, Any
 from awscrt import checksums
 
 from archivist.errors import JobFailedError
+from archivist.format.finishing import FinishingWriter
 
 PART = 8 * 1024 * 1024
 IN_FLIGHT = 1      # parts being sent while the next one fills: memory is (IN_FLIGHT + 1) parts
@@ -72,7 +73,7 @@ class MultipartUpload:
         self.s3.abort_multipart_upload(Bucket=self.bucket, Key=self.key, UploadId=self.upload_id)
 
 
-class MultipartWriter:
+class MultipartWriter(FinishingWriter):
     """Writes `key` in `bucket` through the boto3 client `s3`; use as a context manager, or call
     `close` to finish the object and `abort` to drop it."""
 
@@ -141,15 +142,6 @@ class MultipartWriter:
             self._drop()
         finally:
             self._buf = bytearray()
-
-    def __enter__(self) -> MultipartWriter:
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
 
     # --- parts ----------------------------------------------------------------------------
 
