@@ -10,7 +10,8 @@ import pytest
 
 from archivist.sources.elasticsearch import job as elasticsearch
 from archivist.config import ElasticsearchSettings
-from archivist.errors import ConfigurationError, JobFailedError, UnreachableError, failures_named
+from archivist.errors import ConfigurationError, JobFailedError, UnreachableError
+from archivist.runner.failures import failures_named
 
 CLIENTS = pytest.mark.parametrize("make_client", [elasticsearch.client, elasticsearch.raw_client],
                                   ids=["parsed", "raw"])
