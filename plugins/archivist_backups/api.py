@@ -23,8 +23,6 @@ params and recorded exactly as one triggered from the REST API or UI.
 
 from __future__ import annotations
 
-import json
-import threading
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -32,7 +30,6 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request, status
 from fastapi.responses import FileResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
 
 from airflow.api_fastapi.app import API_ROOT_PATH, get_auth_manager
 from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity, DagDetails
@@ -42,18 +39,15 @@ from airflow.api_fastapi.core_api.datamodels.dag_run import TriggerDAGRunPostBod
 from airflow.api_fastapi.core_api.routes.public.dag_run import trigger_dag_run
 from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_dag
 from airflow.models.dag import DagModel
-from airflow.models.dagrun import DagRun
-from airflow.models.log import Log
 
 from archivist import config
-from archivist.format.bundle import BackupKey
 from archivist.errors import ArchivistError, BackupNotFoundError
 from archivist.runner.restore import MODES, UNCHECKED_HELP
-from archivist.transport.backup_bucket import BackupStore, StoredBundle
+from archivist.transport.backup_bucket import StoredBundle
+from archivist_backups import dag_runs
 from archivist_backups.catalog import Catalog, run_url
+from archivist_backups.dag_runs import BACKUP_DAG, RESTORE_DAG
 
-BACKUP_DAG = "archivist_backup"
-RESTORE_DAG = "archivist_restore"
 STATIC = Path(__file__).with_name("static")
 UI_ROOT = API_ROOT_PATH or "/"  # where Airflow's UI lives, from [api] base_url
 
@@ -72,20 +66,13 @@ def json_request(request: Request) -> None:
 
 # --- the bucket ---------------------------------------------------------------------------
 
-_catalogs: dict[Any, Catalog] = {}
-_catalogs_lock = threading.Lock()
-
-
 def catalog() -> Catalog:
-    """The catalog of the bucket the archivist_backups connection names (one per bucket settings)."""
+    """The catalog of the bucket the archivist_backups connection names."""
     try:
         settings = config.load_backups()
     except ArchivistError as exc:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"backup bucket not configured: {exc}") from None
-    with _catalogs_lock:
-        if settings not in _catalogs:
-            _catalogs[settings] = Catalog(BackupStore(settings))
-        return _catalogs[settings]
+    return Catalog.of(settings)
 
 
 CatalogDep = Annotated[Catalog, Depends(catalog)]
@@ -94,8 +81,7 @@ CatalogDep = Annotated[Catalog, Depends(catalog)]
 def locate(cat: Catalog, key: str) -> StoredBundle:
     """The bundle named `key` (with or without .tgz); 404 naming the closest keys when absent."""
     try:
-        BackupKey.parse(key)
-        return cat.store.locate(key)
+        return cat.locate(key)
     except BackupNotFoundError as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
     except ArchivistError as exc:
@@ -183,9 +169,7 @@ def create_app() -> FastAPI:
         # (DAG present, no import errors, manual runs allowed, params valid), same run record.
         run = trigger_dag_run(dag_id=RESTORE_DAG, body=TriggerDAGRunPostBody(logical_date=None, conf=conf, note=note),
                               dag_bag=dag_bag, user=user, session=session, request=request)
-        session.add(Log(event="trigger_dag_run", owner=user.get_name(), owner_display_name=user.get_name(),
-                        dag_id=RESTORE_DAG, run_id=run.run_id,
-                        extra=json.dumps({"via": "archivist Backups page", "conf": conf, "method": "POST"})))
+        dag_runs.audit_trigger(session, user.get_name(), run.run_id, conf)
         return TriggeredRun(dag_id=RESTORE_DAG, dag_run_id=run.run_id, state=str(run.state) if run.state else None,
                             url=run_url(UI_ROOT, RESTORE_DAG, run.run_id) or "", conf=conf)
 
@@ -194,58 +178,21 @@ def create_app() -> FastAPI:
                cat: CatalogDep, body: VerifyBody | None = None) -> TriggeredRun:
         """Starts a dry run of archivist_restore: the whole bundle is checked, nothing is written."""
         body = body or VerifyBody()
-        conf = {"jobs": list(body.jobs), "mode": "empty", "dry_run": True, "allow_unchecked": body.allow_unchecked}
+        conf = dag_runs.restore_conf(body.jobs, "empty", dry_run=True, allow_unchecked=body.allow_unchecked)
         return start(key, conf, f"Verify of {key} from the Backups page", request, user, session, dag_bag, cat)
 
     @app.post("/api/bundles/{key}/restore", dependencies=[Depends(can_restore), Depends(json_request)])
     def restore(key: str, body: RestoreBody, request: Request, user: GetUserDep, session: SessionDep,
                 dag_bag: DagBagDep, cat: CatalogDep) -> TriggeredRun:
         """Starts archivist_restore of the bundle with the jobs and mode chosen."""
-        conf: dict[str, Any] = {"jobs": list(body.jobs), "mode": body.mode, "dry_run": body.dry_run,
-                                "allow_unchecked": body.allow_unchecked}
-        if body.indices:
-            conf["indices"] = list(body.indices)
+        conf = dag_runs.restore_conf(body.jobs, body.mode, body.dry_run, body.allow_unchecked, body.indices)
         what = "Dry-run restore" if body.dry_run else f"Restore ({body.mode})"
         return start(key, conf, f"{what} of {key} from the Backups page", request, user, session, dag_bag, cat)
 
     @app.get("/api/runs", dependencies=[Depends(can_read_bundles), Depends(can_read_restores)])
     def runs(session: SessionDep, limit: Annotated[int, Query(ge=1, le=100)] = 10) -> dict[str, Any]:
         """The latest runs of archivist_backup and archivist_restore, each list newest first."""
-        out: dict[str, Any] = {}
-        for dag_id in (BACKUP_DAG, RESTORE_DAG):
-            dag = session.scalar(select(DagModel).where(DagModel.dag_id == dag_id))
-            rows = session.scalars(select(DagRun).where(DagRun.dag_id == dag_id)
-                                   .order_by(DagRun.run_after.desc(), DagRun.id.desc()).limit(limit))
-            out[dag_id] = {
-                "dag_id": dag_id,
-                "known": dag is not None and not dag.is_stale,
-                "is_paused": bool(dag.is_paused) if dag is not None else None,
-                "url": f"{UI_ROOT.rstrip('/')}/dags/{dag_id}",
-                "runs": [_run(r) for r in rows],
-            }
-        return {"dags": out}
+        return {"dags": {dag_id: dag_runs.latest_runs(session, dag_id, limit, UI_ROOT)
+                         for dag_id in (BACKUP_DAG, RESTORE_DAG)}}
 
     return app
-
-
-def _iso(value: Any) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
-def _run(run: DagRun) -> dict[str, Any]:
-    conf = run.conf if isinstance(run.conf, dict) else {}
-    return {
-        "dag_id": run.dag_id,
-        "dag_run_id": run.run_id,
-        "state": str(run.state) if run.state is not None else None,
-        "run_type": str(run.run_type),
-        "triggered_by": run.triggered_by.value if run.triggered_by is not None else None,
-        "triggering_user_name": run.triggering_user_name,
-        "run_after": _iso(run.run_after),
-        "queued_at": _iso(run.queued_at),
-        "start_date": _iso(run.start_date),
-        "end_date": _iso(run.end_date),
-        "conf": {k: conf[k] for k in ("key", "jobs", "mode", "dry_run", "indices", "allow_unchecked")
-                 if k in conf},
-        "url": run_url(UI_ROOT, run.dag_id, run.run_id),
-    }
