@@ -23,7 +23,6 @@ from elasticsearch import ElasticsearchWarning
 
 from archivist import __version__, config
 from archivist.runner import backup
-from archivist.format import bundle
 from archivist.runner import checks
 from archivist.runner import restore
 from archivist.format.bundle import BackupKey
@@ -337,24 +336,9 @@ def _store() -> BackupStore:
     return BackupStore(config.load_backups())
 
 
-def read_meta(open_bundle: Callable[[], Any]) -> dict[str, Any] | None:
-    """meta.json when it is the bundle's first file (as in ours), reading only that far; else None."""
-    stream = open_bundle()
-    members = bundle.iter_members(stream)
-    try:
-        for path, info_, fileobj in members:
-            if path != bundle.META or info_.size > bundle.MAX_META_BYTES:
-                return None
-            return json.loads(fileobj.read())
-        return None
-    finally:
-        members.close()
-        getattr(stream, "close", lambda: None)()
-
-
 @cli.command(name="list")
 @click.option("--meta", "with_meta", is_flag=True,
-              help="Also read each bundle's meta.json (its first member) for the format version.")
+              help="Also read each bundle's meta.json (two small ranged reads) for the format version.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list for scripts.")
 def list_cmd(with_meta: bool, as_json: bool) -> None:
     """Shows a list of available backups."""
@@ -364,9 +348,8 @@ def list_cmd(with_meta: bool, as_json: bool) -> None:
         row = stored.as_dict()
         if with_meta:
             try:
-                meta = read_meta(lambda key=stored.key: store.open_bundle(key))
-                row["format_version"] = None if meta is None else meta.get("format_version", 0)
-                row["created_at"] = None if meta is None else meta.get("created_at")
+                meta = store.read_meta(stored)
+                row["format_version"], row["created_at"] = meta.get("format_version", 0), meta.get("created_at")
             except VerificationError as exc:
                 row["format_version"], row["error"] = None, str(exc)
         rows.append(row)

@@ -1,11 +1,6 @@
 """The bundles in the backup bucket with what their meta.json says, for the Backups page.
 
-A bundle's seek index (docs/FORMAT.md §1.1) says where meta.json lies, so it
-costs two small ranged GETs (the index at the end, then meta.json's range),
-never a download. A bundle without an index (the original tool's) has
-meta.json as its first file and is read from ranged GETs of its first bytes.
-Either way no more than MAX_META_BYTES of meta.json is inflated, whatever its
-tar header claims.
+Each meta.json is read by BackupStore.read_meta, from ranged GETs, never a download.
 Bundles are immutable (a key is never reused), so each meta.json is read once
 per API server process and cached.
 
@@ -14,7 +9,6 @@ Nothing here speaks HTTP: the routes (routes.py) turn its errors into status cod
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections import OrderedDict
@@ -23,85 +17,14 @@ from typing import Any
 from urllib.parse import quote
 
 from archivist.config import S3Settings
-from archivist.format import bundle
-from archivist.format import limits
-from archivist.format.bundle import JOB_DIRS, META, MAX_META_BYTES, BackupKey
-from archivist.format.bundle_index import BundleSource
+from archivist.format.bundle import JOB_DIRS, BackupKey
 from archivist.errors import VerificationError
 from archivist.transport.backup_bucket import BackupStore, StoredBundle
 
 log = logging.getLogger(__name__)
 
-FIRST_PROBE = 256 * 1024  # bytes of the compressed object read to find meta.json; grows if needed
-LAST_PROBE = 16 * 1024 * 1024  # meta.json not found within this many bytes: not a bundle of ours
 CACHE_SIZE = 4096
 READERS = 8
-
-
-class _NeedMore(Exception):
-    """The range read so far ends before meta.json does."""
-
-
-class _NotABundle(VerificationError):
-    """What the first bytes show for certain, however many more there are."""
-
-
-def _parse_meta(body: bytes) -> dict[str, Any]:
-    try:
-        meta = json.loads(body)
-    except ValueError as exc:
-        raise _NotABundle(f"{META} is not valid JSON: {exc}") from None
-    except RecursionError:
-        raise _NotABundle(f"{META} nests deeper than a JSON parser follows") from None
-    if not isinstance(meta, dict):
-        raise _NotABundle(f"{META} is not a JSON object")
-    return meta
-
-
-def _meta_from_prefix(stream: Any, complete: bool) -> dict[str, Any]:
-    """meta.json from a bundle's first bytes; `complete` tells whether they are the whole object."""
-    try:
-        for path, info, fileobj in bundle.iter_members(stream):
-            if path != META:
-                raise _NotABundle(f"its first file is {path!r}, not {META}")
-            if info.size > MAX_META_BYTES:
-                raise _NotABundle(f"{META} is {info.size} bytes, too large to be a bundle's {META}")
-            body = fileobj.read()
-            if len(body) != info.size:
-                raise _NeedMore()
-            return _parse_meta(body)
-    except VerificationError as exc:  # iter_members' own errors may only mean "read further"
-        if complete or isinstance(exc, _NotABundle):
-            raise
-        raise _NeedMore() from None
-    except (OSError, ValueError, *bundle.DAMAGE_ERRORS) as exc:  # the range ended mid-member
-        if complete:
-            raise VerificationError(f"the bundle is damaged or truncated: {exc}") from None
-        raise _NeedMore() from None
-    raise VerificationError(f"not a bundle: it holds no {META}")
-
-
-def read_meta(store: BackupStore, stored: StoredBundle) -> dict[str, Any]:
-    """A bundle's meta.json: from its range when the bundle has a seek index, else from as few
-    of its first bytes as will do."""
-    source = BundleSource.s3(store.s3, store.bucket, stored.object_key, size=stored.size)
-    ranges = source.ranges()
-    if ranges and META in ranges and ranges[META][1] - ranges[META][0] <= MAX_META_BYTES:
-        for fileobj in source.open_member(META):
-            return _parse_meta(limits.read_at_most(fileobj, MAX_META_BYTES, META))
-    want = min(FIRST_PROBE, stored.size)
-    while True:
-        complete = want >= stored.size
-        rng = f"bytes=0-{max(want, 1) - 1}"
-        body = store.s3.get_object(Bucket=store.bucket, Key=stored.object_key, Range=rng)["Body"]
-        try:
-            return _meta_from_prefix(body, complete)
-        except _NeedMore:
-            if want >= LAST_PROBE:
-                raise VerificationError(f"no {META} in the first {want} bytes: not a bundle, or damaged") from None
-            want = min(want * 4, stored.size, LAST_PROBE)
-        finally:
-            body.close()
 
 
 def dag_url(ui_root: str, dag_id: str) -> str:
@@ -173,7 +96,7 @@ class Catalog:
                 self._cache.move_to_end(ck)
                 return self._cache[ck]
         try:
-            found: tuple[dict[str, Any] | None, str | None] = (read_meta(self.store, stored), None)
+            found: tuple[dict[str, Any] | None, str | None] = (self.store.read_meta(stored), None)
         except VerificationError as exc:  # damage is as permanent as the bundle: cache it too
             found = (None, str(exc))
         with self._lock:

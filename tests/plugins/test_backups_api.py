@@ -16,6 +16,7 @@ import requests
 
 from archivist.format import bundle
 from archivist.format.bundle import BackupKey
+from archivist.transport import backup_bucket
 from archivist.transport.backup_bucket import BackupStore, StoredBundle
 from backups_server import RESTORE_DAG, airflow_server, demo_bundle, seeded_once  # noqa: F401  (fixtures)
 
@@ -204,8 +205,8 @@ def test_catalog_reads_small_ranges_of_each_bundle_and_caches_it(demo_bundle, ba
     store.s3.put_object(Bucket=store.bucket, Key=unindexed.object_key, Body=gzip.compress(gzip.decompress(data)))
     store.s3.put_object(Bucket=store.bucket, Key="notes.txt", Body=b"not a bundle name")
     # a first probe far smaller than any bundle, so reading all of one would show
-    monkeypatch.setattr(catalog, "FIRST_PROBE", 2048)
-    assert len(data) > 8 * catalog.FIRST_PROBE
+    monkeypatch.setattr(backup_bucket, "FIRST_PROBE", 2048)
+    assert len(data) > 8 * backup_bucket.FIRST_PROBE
     recorder = RecordingS3(store.s3)
     cat = catalog.Catalog(BackupStore(scratch_bucket, s3=recorder))
 

@@ -425,15 +425,57 @@ def _read_all(stream: IO[bytes]) -> tuple[dict[str, Any] | None, dict[str, Artif
         if size != info.size:
             raise VerificationError(f"member {path} is truncated: {size} of {info.size} bytes")
         if path == META:
-            try:
-                meta = json.loads(b"".join(chunks))
-            except (ValueError, RecursionError) as exc:
-                raise VerificationError(f"meta.json is not valid JSON: {exc}") from None
-            if not isinstance(meta, dict):
-                raise VerificationError("meta.json is not a JSON object")
+            meta = parse_meta(b"".join(chunks or []))
             check_format_version(meta)
         members[path] = Artifact(path, size, digest.hexdigest())
     return meta, members, trailer[0] if trailer else b""
+
+
+def parse_meta(body: bytes) -> dict[str, Any]:
+    """meta.json's bytes as the object they must be; anything else is a VerificationError."""
+    try:
+        meta = json.loads(body)
+    except ValueError as exc:
+        raise VerificationError(f"{META} is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise VerificationError(f"{META} nests deeper than a JSON parser follows") from None
+    if not isinstance(meta, dict):
+        raise VerificationError(f"{META} is not a JSON object")
+    return meta
+
+
+class MetaNeedsMore(Exception):
+    """The bytes read so far end before meta.json does."""
+
+
+class NotABundleError(VerificationError):
+    """What a bundle's first bytes show for certain, however many more there are."""
+
+
+def meta_from_prefix(stream: IO[bytes], complete: bool) -> dict[str, Any]:
+    """meta.json from a bundle's first bytes, where our bundles keep it; `complete` tells whether
+    they are the whole object. Raises MetaNeedsMore when more bytes could tell."""
+    try:
+        for path, info, fileobj in iter_members(stream):
+            if path != META:
+                raise NotABundleError(f"its first file is {path!r}, not {META}")
+            if info.size > MAX_META_BYTES:
+                raise NotABundleError(f"{META} is {info.size} bytes, too large to be a bundle's {META}")
+            body = fileobj.read()
+            if len(body) != info.size:
+                raise MetaNeedsMore()
+            return parse_meta(body)
+    except NotABundleError:
+        raise
+    except VerificationError:  # iter_members' own errors may only mean "read further"
+        if complete:
+            raise
+        raise MetaNeedsMore() from None
+    except (OSError, ValueError, *DAMAGE_ERRORS) as exc:  # the range ended mid-member
+        if complete:
+            raise VerificationError(f"the bundle is damaged or truncated: {exc}") from None
+        raise MetaNeedsMore() from None
+    raise VerificationError(f"not a bundle: it holds no {META}")
 
 
 UNCHECKED_HINT = ("to restore it anyway, knowing that nothing in it can be checked, ask for it: the restore "

@@ -19,10 +19,12 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from archivist.transport import s3io
-from archivist.format.bundle import KEY_RE, BackupKey, closest_keys
+from archivist.format import limits
+from archivist.format.bundle import (KEY_RE, MAX_META_BYTES, META, BackupKey, MetaNeedsMore, closest_keys,
+                                     meta_from_prefix, parse_meta)
 from archivist.format.bundle_index import BundleSource
 from archivist.config import MIN_BACKUPS_KEPT, S3Settings, parse_backups_kept
-from archivist.errors import BackupNotFoundError, ConfigurationError
+from archivist.errors import BackupNotFoundError, ConfigurationError, VerificationError
 from archivist.format.artifact import HashingWriter
 from archivist.transport.staging import LEASE, STAGING_ROOT, S3Staging
 
@@ -31,6 +33,10 @@ log = logging.getLogger(__name__)
 # Far longer than any backup goes without a sign of life: a running backup refreshes its staging
 # lease every minute (staging.LEASE_EVERY), and its tasks wait between retries for minutes at most.
 STALE_STAGING = dt.timedelta(hours=6)
+# meta.json of a bundle without a seek index is looked for in its first bytes, read in growing
+# ranges; not found within LAST_PROBE bytes, the object is no bundle of ours.
+FIRST_PROBE = 256 * 1024
+LAST_PROBE = 16 * 1024 * 1024
 PROBE = ".archivist-check-"  # a write test of `check`, deleted at once; left only by a killed check
 
 
@@ -221,6 +227,27 @@ class BackupStore:
         """The bundle as a source a restore reads whole or, through its seek index, by ranges;
         every read is pinned to `etag` (when given) or to the ETag the first read sees."""
         return BundleSource.s3(self.s3, self.bucket, self.object_key(key.object_key), etag=etag)
+
+    def read_meta(self, stored: StoredBundle) -> dict[str, Any]:
+        """A bundle's meta.json without a download: from its range when the bundle has a seek
+        index (two small ranged GETs), else from as few of its first bytes as will do."""
+        source = BundleSource.s3(self.s3, self.bucket, stored.object_key, size=stored.size)
+        ranges = source.ranges()
+        if ranges and META in ranges and ranges[META][1] - ranges[META][0] <= MAX_META_BYTES:
+            for fileobj in source.open_member(META):
+                return parse_meta(limits.read_at_most(fileobj, MAX_META_BYTES, META))
+        want = min(FIRST_PROBE, stored.size)
+        while True:
+            body = self.s3.get_object(Bucket=self.bucket, Key=stored.object_key,
+                                      Range=f"bytes=0-{max(want, 1) - 1}")["Body"]
+            try:
+                return meta_from_prefix(body, complete=want >= stored.size)
+            except MetaNeedsMore:
+                if want >= LAST_PROBE:
+                    raise VerificationError(f"no {META} in the first {want} bytes: not a bundle, or damaged") from None
+                want = min(want * 4, stored.size, LAST_PROBE)
+            finally:
+                body.close()
 
     def rotate(self, keep: int, protect: set[str] = frozenset(), dry_run: bool = False) -> list[StoredBundle]:
         """Deletes all but the newest `keep` bundles (at least 7) of this stack; returns what it deleted."""
