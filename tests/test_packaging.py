@@ -1,0 +1,35 @@
+"""`pip install .` into a fresh virtual environment gives a working `archivist` command: every
+runtime dependency the code imports is declared in pyproject.toml, and the package needs neither
+Airflow nor the repository's folders beside it."""
+
+from __future__ import annotations
+
+import subprocess
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_pip_install_gives_a_working_archivist_command(tmp_path):
+    env_dir = tmp_path / "venv"
+    venv.EnvBuilder(with_pip=True).create(env_dir)
+    pip = [str(env_dir / "bin" / "python"), "-m", "pip", "--disable-pip-version-check", "-q"]
+    # the constraints pin what PyPI serves to the versions the suite runs with
+    subprocess.run([*pip, "install", str(ROOT), "-c", str(ROOT / "constraints.txt")], check=True, cwd=tmp_path,
+                   timeout=600)
+    installed = subprocess.run([*pip, "list", "--format=freeze"], check=True, capture_output=True, text=True).stdout
+    assert "apache-airflow" not in installed  # the command must not need Airflow
+
+    archivist = env_dir / "bin" / "archivist"
+    shown = subprocess.run([str(archivist), "--help"], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert shown.returncode == 0, shown.stderr
+    for command in ("backup", "restore", "list", "check", "simple-backup", "simple-restore"):
+        assert command in shown.stdout
+
+    # every module of the package imports, so no dependency is left to the first backup to miss
+    probe = ("import importlib, pkgutil, archivist; "
+             "[importlib.import_module(m.name) for m in pkgutil.walk_packages(archivist.__path__, 'archivist.')]")
+    imported = subprocess.run([str(env_dir / "bin" / "python"), "-c", probe], capture_output=True, text=True,
+                              cwd=tmp_path, timeout=120)
+    assert imported.returncode == 0, imported.stderr
