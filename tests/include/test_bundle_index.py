@@ -118,7 +118,7 @@ def test_an_index_pointing_at_the_wrong_file_is_refused(written, tmp_path):
     wrong = {**ranges, bundle.storage_path(BID): ranges[bundle.postgres_path(BID)]}
     source = BundleSource(lambda: len(written), lambda: io.BytesIO(written),
                           lambda a, b: io.BytesIO(written[a:b]))
-    source._ranges = wrong
+    source._ranges, source._ranges_read = wrong, True
     with pytest.raises(VerificationError, match="index points jobs.storage/"):
         list(members.members(source, lambda p: p == bundle.storage_path(BID)))
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import Any
+from archivist.format.streams import Readable, Writable
 
 
 @dataclass
@@ -23,7 +24,7 @@ class Artifact:
 class HashingReader:
     """Wraps a readable stream, counting and hashing what passes through."""
 
-    def __init__(self, raw: IO[bytes]):
+    def __init__(self, raw: Readable):
         self._raw = raw
         self.size = 0
         self._hash = hashlib.sha256()
@@ -42,7 +43,7 @@ class HashingReader:
 class HashingWriter:
     """A writable stream that counts and hashes, then hands bytes to `sink`."""
 
-    def __init__(self, sink: IO[bytes]):
+    def __init__(self, sink: Writable):
         self._sink = sink
         self.size = 0
         self._hash = hashlib.sha256()

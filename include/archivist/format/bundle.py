@@ -18,20 +18,21 @@ import re
 import secrets
 import subprocess
 import tarfile
-import zlib
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import Any
 
-from isal import igzip, isal_zlib
+from isal import igzip
 
 from archivist import __version__
 from archivist.format import bundle_index
+from archivist.format.bundle_index import INFLATE_ERRORS
 from archivist.format import limits
 from archivist.errors import BackupNotFoundError, ConfigurationError, VerificationError
 from archivist.format.deflate import GzipWriter
 from archivist.format.artifact import Artifact
+from archivist.format.streams import Readable, Writable
 
 FORMAT_VERSION = 1
 META = "meta.json"
@@ -231,11 +232,11 @@ def build_meta(
 
 
 def write_bundle(
-    out: IO[bytes],
+    out: Writable,
     key: BackupKey,
     meta: dict[str, Any],
     artifacts: list[Artifact],
-    open_artifact: Callable[[str], IO[bytes]],
+    open_artifact: Callable[[str], Readable],
     compresslevel: int = GZIP_LEVEL,
 ) -> None:
     """Streams the bundle into `out`: folders, meta.json, then each artifact from `open_artifact`."""
@@ -244,7 +245,8 @@ def write_bundle(
     with GzipWriter(out, compresslevel=compresslevel, mtime=mtime) as gz:
         # "w:" rather than the stream mode: tarfile then writes straight through, so a restart
         # point falls exactly where a file's tar header begins.
-        with tarfile.open(fileobj=gz, mode="w:", format=tarfile.PAX_FORMAT, copybufsize=COPY_CHUNK) as tar:
+        with tarfile.open(fileobj=gz, mode="w:", format=tarfile.PAX_FORMAT,  # type: ignore[call-overload]
+                          copybufsize=COPY_CHUNK) as tar:  # typeshed lacks copybufsize, which TarFile takes
             folders = [key.name] + [f"{key.name}/{JOB_DIRS[job]}" for job in JOB_DIRS
                                      if any(job_of_path(a.path) == job for a in artifacts)]
             for folder in folders:
@@ -286,7 +288,9 @@ def _file_info(name: str, size: int, mtime: int) -> tarfile.TarInfo:
 # --- reading and verifying -----------------------------------------------------------------
 
 # What reading a damaged or cut bundle raises, from tarfile, gzip and either inflater.
-DAMAGE_ERRORS = (tarfile.TarError, EOFError, gzip.BadGzipFile, zlib.error, isal_zlib.error)
+DAMAGE_ERRORS: tuple[type[Exception], ...] = (tarfile.TarError, EOFError, gzip.BadGzipFile, *INFLATE_ERRORS)
+# What reading a bundle's first bytes may raise when the range read ends mid-member.
+_CUT_ERRORS: tuple[type[Exception], ...] = (OSError, ValueError, *DAMAGE_ERRORS)
 
 
 # After the tar's end: the end-of-archive blocks and record padding (zeros), then at most one
@@ -297,7 +301,7 @@ MAX_TRAILER = tarfile.RECORDSIZE + 2 * tarfile.BLOCKSIZE + 65535
 class _ReadInto(io.RawIOBase):
     """A stream with only `read`, given the `readinto` that igzip reads with."""
 
-    def __init__(self, stream: IO[bytes]):
+    def __init__(self, stream: Readable):
         self._stream = stream
 
     def readable(self) -> bool:
@@ -312,7 +316,7 @@ class _ReadInto(io.RawIOBase):
 class _Tail:
     """Passes reads through and keeps the last `keep` bytes read, without copying them."""
 
-    def __init__(self, stream: IO[bytes], keep: int):
+    def __init__(self, stream: Readable, keep: int):
         self._stream, self._keep = stream, keep
         self.chunks: deque[bytes] = deque()
         self.held = self.position = 0
@@ -334,7 +338,7 @@ class _Tail:
         return b"".join(self.chunks)[offset - start:]
 
 
-def iter_members(stream: IO[bytes], trailer: list[bytes] | None = None) -> Iterator[tuple[str, tarfile.TarInfo, IO[bytes]]]:
+def iter_members(stream: Readable, trailer: list[bytes] | None = None) -> Iterator[tuple[str, tarfile.TarInfo, Readable]]:
     """Streams a bundle's files as (path inside the bundle folder, tar info, file object).
 
     Reads the archive once, front to back, in bounded memory. Damage of any kind
@@ -348,7 +352,8 @@ def iter_members(stream: IO[bytes], trailer: list[bytes] | None = None) -> Itera
     gz = igzip.GzipFile(fileobj=stream, mode="rb")  # ISA-L: same stream, several times faster to inflate
     tail = _Tail(gz, MAX_TRAILER + COPY_CHUNK)
     try:
-        tar = tarfile.open(fileobj=tail, mode="r|", bufsize=COPY_CHUNK, tarinfo=limits.CappedTarInfo)
+        tar = tarfile.open(fileobj=tail, mode="r|", bufsize=COPY_CHUNK,  # type: ignore[call-overload]
+                           tarinfo=limits.CappedTarInfo)  # a stream mode reads with read() alone
         top = None
         for member in tar:
             first, _, rel = member.name.partition("/")
@@ -404,7 +409,7 @@ class VerifyReport:
         return sorted({j for p in self.members if (j := job_of_path(p))})
 
 
-def _read_all(stream: IO[bytes]) -> tuple[dict[str, Any] | None, dict[str, Artifact], bytes]:
+def _read_all(stream: Readable) -> tuple[dict[str, Any] | None, dict[str, Artifact], bytes]:
     """Hashes every member (meta.json too) and parses meta.json, reading the stream once; also
     returns the seek index found after the tar's end."""
     meta: dict[str, Any] | None = None
@@ -412,7 +417,7 @@ def _read_all(stream: IO[bytes]) -> tuple[dict[str, Any] | None, dict[str, Artif
     trailer: list[bytes] = []
     for path, info, fileobj in iter_members(stream, trailer):
         digest, size = hashlib.sha256(), 0
-        chunks = [] if path == META else None
+        chunks: list[bytes] | None = [] if path == META else None
         if path == META and info.size > MAX_META_BYTES:
             raise VerificationError(f"meta.json is {info.size} bytes, too large to be a bundle's meta.json")
         if path in members or (path == META and meta is not None):
@@ -452,7 +457,7 @@ class NotABundleError(VerificationError):
     """What a bundle's first bytes show for certain, however many more there are."""
 
 
-def meta_from_prefix(stream: IO[bytes], complete: bool) -> dict[str, Any]:
+def meta_from_prefix(stream: Readable, complete: bool) -> dict[str, Any]:
     """meta.json from a bundle's first bytes, where our bundles keep it; `complete` tells whether
     they are the whole object. Raises MetaNeedsMore when more bytes could tell."""
     try:
@@ -471,7 +476,7 @@ def meta_from_prefix(stream: IO[bytes], complete: bool) -> dict[str, Any]:
         if complete:
             raise
         raise MetaNeedsMore() from None
-    except (OSError, ValueError, *DAMAGE_ERRORS) as exc:  # the range ended mid-member
+    except _CUT_ERRORS as exc:  # the range ended mid-member
         if complete:
             raise VerificationError(f"the bundle is damaged or truncated: {exc}") from None
         raise MetaNeedsMore() from None
@@ -483,7 +488,7 @@ UNCHECKED_HINT = ("to restore it anyway, knowing that nothing in it can be check
                   "'restore without checksums' box")
 
 
-def verify(stream: IO[bytes], allow_unchecked: bool = False) -> VerifyReport:
+def verify(stream: Readable, allow_unchecked: bool = False) -> VerifyReport:
     """Reads the whole bundle once and checks it against its meta.json.
 
     Our bundles must match every size and sha256 listed. A bundle of the original tool (no

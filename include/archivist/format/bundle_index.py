@@ -24,13 +24,14 @@ import threading
 import zlib
 from contextlib import closing
 from collections.abc import Callable, Iterator
-from typing import IO, Any
+from typing import Any, BinaryIO, cast
 
 from isal import isal_zlib
 
 from archivist.format import limits
 from archivist.errors import VerificationError
 from archivist.format.deflate import MAX_STORED
+from archivist.format.streams import Readable, ReadableStream
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,9 @@ MAGIC = b"ARCHIVIST-INDEX"
 INDEX_VERSION = 1
 # Compressed bytes given to the inflater at a time: what a read leaves unconsumed is copied again
 # at the next read (docs/PERFORMANCE.md#inflater-input-size).
+# isal's stub declares its error an instance; it is the exception class zlib.error is to zlib
+INFLATE_ERRORS: tuple[type[Exception], ...] = (zlib.error, cast(type[Exception], isal_zlib.error))
+_RANGE_ERRORS: tuple[type[Exception], ...] = (tarfile.TarError, EOFError, *INFLATE_ERRORS)
 INFLATE_INPUT = 64 * 1024
 TAIL_BYTES = 65536 + 64  # the stored block that holds the index, and the gzip trailer after it
 _FOOTER = re.compile(rb"\n" + MAGIC + rb" v(\d+) (\d{1,10}) ([0-9a-f]{8})\n")
@@ -112,10 +116,11 @@ class BundleSource:
     identity): a bundle replaced between `verify` and a restore job fails with an error saying so,
     instead of restoring bytes that were never verified."""
 
-    def __init__(self, size: Callable[[], int], open_all: Callable[[], IO[bytes]],
-                 open_range: Callable[[int, int], IO[bytes]], name: str = "the bundle"):
+    def __init__(self, size: Callable[[], int], open_all: Callable[[], ReadableStream],
+                 open_range: Callable[[int, int], ReadableStream], name: str = "the bundle"):
         self._size, self._open_all, self._open_range = size, open_all, open_range
-        self._ranges: dict[str, tuple[int, int, int]] | None | bool = False  # False: not read yet
+        self._ranges: dict[str, tuple[int, int, int]] | None = None
+        self._ranges_read = False
         self.name = name
         self.pin: str | None = None  # the ETag (or file identity) every read must match
         self.checksums: dict[str, Any] | None = None  # meta.json's `artifacts`, once known
@@ -142,7 +147,7 @@ class BundleSource:
             source.pin = source.pin or answer.get("ETag")
             return answer
 
-        def get(**extra: Any) -> IO[bytes]:
+        def get(**extra: Any) -> ReadableStream:
             return pinned(s3.get_object, **extra)["Body"]
 
         def head() -> int:
@@ -156,7 +161,7 @@ class BundleSource:
     def file(cls, path: str) -> BundleSource:
         source: BundleSource
 
-        def opened() -> IO[bytes]:
+        def opened() -> BinaryIO:
             f = open(path, "rb")
             st = os.fstat(f.fileno())
             identity = f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
@@ -167,7 +172,7 @@ class BundleSource:
             source.pin = identity
             return f
 
-        def ranged(start: int, end: int) -> IO[bytes]:
+        def ranged(start: int, end: int) -> ReadableStream:
             f = opened()
             f.seek(start)
             return _Limited(f, end - start)
@@ -183,36 +188,40 @@ class BundleSource:
     def size(self) -> int:
         return self._size()
 
-    def __call__(self) -> IO[bytes]:
+    def __call__(self) -> ReadableStream:
         return self._open_all()
 
     def ranges(self) -> dict[str, tuple[int, int, int]] | None:
         """The index at the end of the bundle (read once), or None if it has none."""
-        if self._ranges is False:
-            self._ranges = None
+        if not self._ranges_read:
+            self._ranges_read = True
             if self.size:
                 with closing(self._open_range(max(0, self.size - TAIL_BYTES), self.size)) as body:
                     self._ranges = parse_tail(body.read(), self.size)
         return self._ranges
 
-    def open_member(self, path: str) -> Iterator[IO[bytes]]:
+    def open_member(self, path: str) -> Iterator[Readable]:
         """Yields the file `path` read from its own range; once it has been read, the CRC32 of the
         whole range is checked. Damage surfaces as VerificationError, as for a whole read."""
-        start, end, crc = self.ranges()[path]
+        ranges = self.ranges()
+        if ranges is None or path not in ranges:
+            raise VerificationError(f"the bundle's seek index has no {path}")
+        start, end, crc = ranges[path]
         with closing(self._open_range(start, end)) as body:
             yield from read_range(body, crc, path)
 
 
-def read_range(body: IO[bytes], crc: int, path: str) -> Iterator[IO[bytes]]:
+def read_range(body: Readable, crc: int, path: str) -> Iterator[Readable]:
     """Yields the file `path` from `body`, one range of raw deflate holding its tar entry; once it
     has been read, the rest of the range is read and its CRC32 checked."""
     inflated = _RawInflater(body, crc, path)
     try:
-        tar = tarfile.open(fileobj=inflated, mode="r|", bufsize=1024 * 1024, tarinfo=limits.CappedTarInfo)
+        tar = tarfile.open(fileobj=inflated, mode="r|", bufsize=1024 * 1024,  # type: ignore[call-overload]
+                           tarinfo=limits.CappedTarInfo)  # a stream mode reads with read() alone
         member = tar.next()
         if member is None or not member.isfile() or member.name.partition("/")[2] != path:
             raise VerificationError(f"the bundle's index points {path} at {member and member.name!r}")
-    except (tarfile.TarError, EOFError, zlib.error, isal_zlib.error) as exc:
+    except _RANGE_ERRORS as exc:
         raise VerificationError(f"the bundle is damaged or truncated near {path}: {exc}") from None
     yield tar.extractfile(member)
     while inflated.read(1024 * 1024):  # the rest of the range (tar padding), then the CRC check
@@ -227,7 +236,7 @@ class CheckedReader(io.RawIOBase):
     """A member's bytes as a restore reads them, hashed on the way: at their end, their size and
     sha256 must be what meta.json lists (what `verify` checked), or the read fails."""
 
-    def __init__(self, fileobj: IO[bytes], path: str, size: int, sha256: str):
+    def __init__(self, fileobj: Readable, path: str, size: int, sha256: str):
         self._f, self.path, self._size, self._sha256 = fileobj, path, size, sha256
         self._digest, self._read = hashlib.sha256(), 0
         self._checked = False
@@ -242,7 +251,7 @@ class CheckedReader(io.RawIOBase):
 
     def read(self, n: int | None = -1) -> bytes:
         whole = n is None or n < 0
-        data = self._f.read() if whole else self._f.read(n)
+        data = self._f.read() if n is None or n < 0 else self._f.read(n)
         self._digest.update(data)
         self._read += len(data)
         if self._read > self._size:
@@ -270,14 +279,14 @@ class CheckedReader(io.RawIOBase):
         )
 
 
-def iter_indexed(source: Any, wanted: Callable[[str], bool]) -> Iterator[tuple[str, IO[bytes]]] | None:
+def iter_indexed(source: Any, wanted: Callable[[str], bool]) -> Iterator[tuple[str, Readable]] | None:
     """(path, file) for each file `wanted` selects, each read from its own range in bundle order;
     None when `source` cannot seek or the bundle has no index."""
     ranges = source.ranges() if isinstance(source, BundleSource) else None
     if not ranges:
         return None
 
-    def members() -> Iterator[tuple[str, IO[bytes]]]:
+    def members() -> Iterator[tuple[str, Readable]]:
         for path in sorted((p for p in ranges if wanted(p)), key=lambda p: ranges[p][0]):
             for fileobj in source.open_member(path):
                 yield path, fileobj
@@ -292,7 +301,7 @@ class RangeTee:
     and sha256. `verify` then requires both readings to agree, so the index cannot lead a restore
     to bytes that `verify` never checked, and requires the index to be the object's last block."""
 
-    def __init__(self, stream: IO[bytes], ranges: dict[str, tuple[int, int, int]]):
+    def __init__(self, stream: Readable, ranges: dict[str, tuple[int, int, int]]):
         self._stream = stream
         self._ranges = ranges
         self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=16)
@@ -375,6 +384,9 @@ class _Queued:
         data, self._buf = self._buf[:n], self._buf[n:]
         return data
 
+    def close(self) -> None:
+        """Nothing to give back: the queue belongs to RangeTee."""
+
     def skip(self, n: int) -> None:
         while n > 0:
             got = self.read(min(n, 1024 * 1024))
@@ -394,7 +406,7 @@ class _RawInflater:
     checks its CRC32 when the range ends. ISA-L inflates and sums the same bytes as zlib in about
     half the CPU time, which a restore's reading of its members is mostly made of."""
 
-    def __init__(self, body: IO[bytes], crc: int, path: str):
+    def __init__(self, body: Readable, crc: int, path: str):
         self._body, self._want, self._path = body, crc, path
         self._z = isal_zlib.decompressobj(-zlib.MAX_WBITS)
         self._crc = 0
@@ -414,7 +426,7 @@ class _RawInflater:
                     self._done = True
                     break
                 out = self._z.decompress(chunk, n)
-        except (zlib.error, isal_zlib.error) as exc:
+        except INFLATE_ERRORS as exc:
             raise VerificationError(f"the bundle is damaged near {self._path}: {exc}") from None
         self._crc = isal_zlib.crc32(out, self._crc)
         if self._done and self._crc != self._want:
@@ -425,7 +437,7 @@ class _RawInflater:
 class _Limited:
     """At most `n` bytes of a file, then end of file."""
 
-    def __init__(self, f: IO[bytes], n: int):
+    def __init__(self, f: ReadableStream, n: int):
         self._f, self._left = f, n
 
     def read(self, n: int = -1) -> bytes:

@@ -16,7 +16,7 @@ import struct
 import zlib
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import IO
+from archivist.format.streams import Writable
 from archivist.format.finishing import FinishingWriter
 
 BLOCK = 1024 * 1024
@@ -59,7 +59,7 @@ class GzipWriter(FinishingWriter):
     """A writable gzip stream deflated by several threads; memory is bounded (at most 2 blocks
     per thread in flight). Blocks that do not compress are stored (see `_deflate_block`)."""
 
-    def __init__(self, fileobj: IO[bytes], compresslevel: int = 6, mtime: int = 0,
+    def __init__(self, fileobj: Writable, compresslevel: int = 6, mtime: int = 0,
                  threads: int | None = None, block: int = BLOCK):
         self._out, self._level, self._block = fileobj, compresslevel, block
         self._threads = threads or THREADS

@@ -9,9 +9,9 @@ far above what archivist writes.
 from __future__ import annotations
 
 import tarfile
-from typing import IO
 
 from archivist.errors import VerificationError
+from archivist.format.streams import Readable
 
 MiB = 1024 * 1024
 # meta.json: about 230 bytes per backed-up index (its count and its artifact's size and sha256),
@@ -27,7 +27,7 @@ NDJSON_LINE_BYTES = 101 * MiB
 TAR_HEADER_BYTES = 1 * MiB
 
 
-def read_at_most(fileobj: IO[bytes], cap: int, what: str) -> bytes:
+def read_at_most(fileobj: Readable, cap: int, what: str) -> bytes:
     """The whole of `fileobj`, refused with a VerificationError naming `what` when it is longer
     than `cap` bytes; no more than cap + 1 bytes are ever held."""
     data = fileobj.read(cap + 1)
@@ -51,7 +51,7 @@ class CappedTarInfo(tarfile.TarInfo):
             raise VerificationError(f"the tar entry {self.name!r} has an extended header of {self.size:,} bytes, "
                                     f"over the {human(TAR_HEADER_BYTES)} an entry of ours needs: the archive is "
                                     "forged; nothing after it was read")
-        return super()._proc_member(tarfile_)
+        return super()._proc_member(tarfile_)  # type: ignore[misc]  # tarfile's hook, private but stable
 
 
 _READ_WHOLE = (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE, tarfile.GNUTYPE_LONGNAME,

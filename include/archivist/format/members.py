@@ -8,7 +8,7 @@ members, so jobs can run on different machines.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import IO, Any
+from typing import Any
 
 import orjson
 
@@ -16,12 +16,13 @@ from archivist.errors import VerificationError
 from archivist.format import bundle, bundle_index, limits
 from archivist.format.bundle import META
 from archivist.format.bundle_index import BundleSource, CheckedReader
+from archivist.format.streams import Readable
 
-BundleOpener = Callable[[], IO[bytes]]
+BundleOpener = Callable[[], Readable]
 Wanted = Callable[[str], bool]
 
 
-def members(open_bundle: BundleOpener, wanted: Wanted, checked: bool = True) -> Iterator[tuple[str, IO[bytes]]]:
+def members(open_bundle: BundleOpener, wanted: Wanted, checked: bool = True) -> Iterator[tuple[str, Readable]]:
     """Yields (path, file) for each member `wanted` selects. With `checked`, each file is hashed
     as it is read and must match meta.json's checksums (see CheckedReader)."""
     known = checksums(open_bundle) if checked else None
@@ -35,7 +36,7 @@ def members(open_bundle: BundleOpener, wanted: Wanted, checked: bool = True) -> 
         yield path, CheckedReader(fileobj, path, want["size"], want["sha256"]) if want else fileobj
 
 
-def _unchecked(open_bundle: BundleOpener, wanted: Wanted) -> Iterator[tuple[str, IO[bytes]]]:
+def _unchecked(open_bundle: BundleOpener, wanted: Wanted) -> Iterator[tuple[str, Readable]]:
     indexed = bundle_index.iter_indexed(open_bundle, wanted)
     if indexed is not None:
         yield from indexed
@@ -68,13 +69,13 @@ def checksums(open_bundle: BundleOpener) -> dict[str, Any] | None:
     return known
 
 
-def finish(fileobj: IO[bytes]) -> None:
+def finish(fileobj: Readable) -> None:
     """Reads what a job left of a member, so its checksum is checked in full."""
     if isinstance(fileobj, CheckedReader):
         fileobj.finish()
 
 
-def read_json(fileobj: IO[bytes], cap: int, path: str) -> Any:
+def read_json(fileobj: Readable, cap: int, path: str) -> Any:
     """A JSON member of at most `cap` bytes, parsed."""
     try:
         return orjson.loads(limits.read_at_most(fileobj, cap, path))

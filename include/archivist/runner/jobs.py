@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
@@ -11,7 +11,7 @@ from archivist.errors import ArchivistError, JobFailedError
 T = TypeVar("T")
 
 
-def run_parallel(work: dict[str, Callable[[], T]], thread_name: str) -> tuple[dict[str, T], dict[str, Exception]]:
+def run_parallel(work: Mapping[str, Callable[[], T]], thread_name: str) -> tuple[dict[str, T], dict[str, Exception]]:
     """Runs each of `work`'s callables in its own thread; returns the results and the failures by job."""
     results: dict[str, T] = {}
     failures: dict[str, Exception] = {}

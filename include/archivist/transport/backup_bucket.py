@@ -14,6 +14,7 @@ import datetime as dt
 import logging
 import secrets
 from collections.abc import Iterable, Iterator
+from collections.abc import Set as AbstractSet
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO, Any
@@ -70,7 +71,7 @@ def is_future(key: BackupKey, today: dt.date | None = None) -> bool:
     return key.date > today + dt.timedelta(days=1)
 
 
-def plan_rotation(bundles: list[StoredBundle], keep: int, protect: set[str] = frozenset(),
+def plan_rotation(bundles: list[StoredBundle], keep: int, protect: AbstractSet[str] = frozenset(),
                   today: dt.date | None = None) -> list[StoredBundle]:
     """The bundles rotation deletes: all but the newest `keep` by Last-Modified, never one in
     `protect` and never one dated after tomorrow (those are left alone, not counted)."""
@@ -116,7 +117,8 @@ class BackupStore:
     def list_bundles(self) -> list[StoredBundle]:
         """This stack's bundles, newest first (by Last-Modified); other objects are ignored, and
         so, with a warning naming them, are bundles dated after tomorrow."""
-        found, future = [], []
+        found: list[StoredBundle] = []
+        future: list[StoredBundle] = []
         try:
             # Delimiter: only objects directly under the prefix, not other stacks' folders.
             pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self.prefix,
@@ -249,7 +251,7 @@ class BackupStore:
             finally:
                 body.close()
 
-    def rotate(self, keep: int, protect: set[str] = frozenset(), dry_run: bool = False) -> list[StoredBundle]:
+    def rotate(self, keep: int, protect: AbstractSet[str] = frozenset(), dry_run: bool = False) -> list[StoredBundle]:
         """Deletes all but the newest `keep` bundles (at least 7) of this stack; returns what it deleted."""
         try:
             keep = parse_backups_kept(keep)

@@ -12,12 +12,13 @@ from __future__ import annotations
 import base64
 import queue
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import IO, Any
+from typing import Any
 
 from awscrt import checksums
 
 from archivist.errors import JobFailedError
 from archivist.format.finishing import FinishingWriter
+from archivist.format.streams import Readable
 
 PART = 8 * 1024 * 1024
 IN_FLIGHT = 1      # parts being sent while the next one fills: memory is (IN_FLIGHT + 1) parts
@@ -102,7 +103,7 @@ class MultipartWriter(FinishingWriter):
                 self._send_full_part()
         return length
 
-    def copy_from(self, stream: IO[bytes]) -> int:
+    def copy_from(self, stream: Readable) -> int:
         """Writes everything `stream` yields, READ bytes at a time; returns how many bytes."""
         total = 0
         while chunk := stream.read(READ):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import IO, Any
+from typing import Any
 
 import boto3
 from botocore.config import Config
@@ -20,6 +20,7 @@ from archivist.config import S3Settings
 from archivist.errors import ConfigurationError, UnreachableError
 from archivist.format.artifact import HashingReader, HashingWriter
 from archivist.transport.multipart import MultipartWriter
+from archivist.format.streams import Readable
 
 CHUNK = 8 * 1024 * 1024
 
@@ -80,7 +81,7 @@ def upload_writer(s3: Any, bucket: str, key: str, content_type: str = "applicati
         yield HashingWriter(sink)
 
 
-def upload_reader(s3: Any, bucket: str, key: str, stream: IO[bytes], content_type: str = "application/octet-stream") -> HashingReader:
+def upload_reader(s3: Any, bucket: str, key: str, stream: Readable, content_type: str = "application/octet-stream") -> HashingReader:
     """Uploads everything `stream` yields to `key`, returning the counted, hashed reader."""
     reader = HashingReader(stream)
     with MultipartWriter(s3, bucket, key, content_type) as sink:

@@ -153,7 +153,7 @@ class ElasticsearchSource:
         with ThreadPoolExecutor(1, thread_name_prefix="finish") as finisher:
             finishing: dict[str, Future] = {}
             for path, lines in members(open_bundle, lambda p: bundle.index_of_path(p) in chosen):
-                index = bundle.index_of_path(path)
+                index = bundle.index_of_path(path) or ""  # never empty: the filter chose it by its index
                 job.create_index(es, index, definitions.get(index))
                 sent = job.load_documents(raw, index, lines)
                 finishing[index] = finisher.submit(_finish_index, es, index, definitions.get(index), sent)

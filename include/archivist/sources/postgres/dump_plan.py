@@ -12,7 +12,8 @@ from __future__ import annotations
 import io
 import re
 from dataclasses import dataclass, field
-from typing import IO
+
+from archivist.format.streams import Readable
 
 CHUNK = 1024 * 1024
 STATEMENT_HEAD = 512  # bytes of a statement's top-level text kept to classify it
@@ -173,9 +174,9 @@ class _Scanner:
             self.in_copy = True
 
 
-def scan(sql: IO[bytes]) -> DumpPlan:
+def scan(sql: Readable) -> DumpPlan:
     """The schemas and `public` objects a plain dump creates, from its top-level statements."""
     scanner = _Scanner()
-    for line in io.BufferedReader(sql, CHUNK):  # type: ignore[arg-type]
+    for line in io.BufferedReader(sql, CHUNK):  # type: ignore[type-var]  # it reads with read() alone
         scanner.feed(line)
     return scanner.plan

@@ -14,10 +14,11 @@ import shutil
 import subprocess
 import tempfile
 import time
-from typing import IO
+from typing import IO, Any
 
 import psycopg
 
+from archivist.format.streams import Readable
 from archivist.format import bundle
 from archivist.sources.postgres import psql_script
 from archivist.format.bundle import JobResult
@@ -75,11 +76,18 @@ def connect(settings: PostgresSettings) -> psycopg.Connection:
         raise UnreachableError(f"cannot reach {_where(settings)}: {reason}") from None
 
 
+def _one(conn: psycopg.Connection, query: str) -> Any:
+    row = conn.execute(query).fetchone()
+    if row is None:
+        raise JobFailedError(f"PostgreSQL answered {query!r} with no row")
+    return row[0]
+
+
 def server_version(settings: PostgresSettings) -> tuple[int, str]:
     """The server's version number (150018) and its text (15.18)."""
     with connect(settings) as conn:
-        num = int(conn.execute("SHOW server_version_num").fetchone()[0])
-        text = conn.execute("SHOW server_version").fetchone()[0].split()[0]
+        num = int(_one(conn, "SHOW server_version_num"))
+        text = str(_one(conn, "SHOW server_version")).split()[0]
     return num, text
 
 
@@ -151,6 +159,7 @@ def dump(settings: PostgresSettings, staging, backup_id: str) -> JobResult:
             env=child_env(settings),
         )
         progress = Progress(f"pg_dump {settings.dbname}")
+        assert proc.stdout is not None  # stdout=PIPE
         try:
             artifact = staging.put_stream(path, ProgressReader(proc.stdout, progress))
         finally:
@@ -254,7 +263,7 @@ def replace_epilogue(plan: DumpPlan) -> bytes:
             f"dropped (one of: %)', {_literal(', '.join(names))}; END IF; END $archivist$;\n").encode()
 
 
-def restore(settings: PostgresSettings, sql: IO[bytes], mode: str = "empty",
+def restore(settings: PostgresSettings, sql: Readable, mode: str = "empty",
             plan: DumpPlan | None = None) -> dict[str, int]:
     """Runs the dump's SQL through psql in restricted mode and one transaction, stopping at the
     first error.
@@ -282,6 +291,7 @@ def restore(settings: PostgresSettings, sql: IO[bytes], mode: str = "empty",
             [tool("psql"), *PSQL_ARGS], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=errors,
             env=child_env(settings),
         )
+        assert proc.stdin is not None  # stdin=PIPE
         try:
             for chunk in psql_script.script(sql, psql_script.new_key(), prologue, epilogue):
                 proc.stdin.write(chunk)

@@ -14,7 +14,8 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Iterator
-from typing import IO
+
+from archivist.format.streams import Readable
 
 CHUNK = 1024 * 1024
 _OWN_RESTRICT = re.compile(rb"\\restrict [A-Za-z0-9]+[ \t\r]*\n")
@@ -29,7 +30,7 @@ def new_key() -> str:
     return secrets.token_hex(32)
 
 
-def script(dump: IO[bytes], key: str, prologue: bytes = b"", epilogue: bytes = b"") -> Iterator[bytes]:
+def script(dump: Readable, key: str, prologue: bytes = b"", epilogue: bytes = b"") -> Iterator[bytes]:
     """psql's input: `\\restrict key`, `prologue`, the dump without pg_dump's own restrict lines,
     then `epilogue`, in chunks of about CHUNK bytes."""
     yield b"\\restrict " + key.encode("ascii") + b"\n"
@@ -50,7 +51,7 @@ def script(dump: IO[bytes], key: str, prologue: bytes = b"", epilogue: bytes = b
         yield b"\n" + epilogue
 
 
-def _without_own_restrict(dump: IO[bytes]) -> Iterator[bytes]:
+def _without_own_restrict(dump: Readable) -> Iterator[bytes]:
     """The dump's chunks, minus a `\\restrict` line that comes before any statement."""
     head = b""
     while True:

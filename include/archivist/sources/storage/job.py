@@ -24,10 +24,11 @@ import zlib
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import IO, Any
+from typing import Any
 
 import orjson
 
+from archivist.format.streams import Readable
 from archivist.format import bundle
 from archivist.format import deflate
 from archivist import runtime
@@ -136,8 +137,8 @@ def _dump(settings: S3Settings, staging, backup_id: str) -> JobResult:
     with staging.writer(tgz_path, "application/gzip") as out, \
          staging.writer(manifest_path, "application/x-ndjson") as manifest:
         with deflate.GzipWriter(out, compresslevel=GZIP_LEVEL, mtime=0) as gz, \
-             tarfile.open(fileobj=gz, mode="w|", format=tarfile.PAX_FORMAT, bufsize=bundle.COPY_CHUNK,
-                          copybufsize=bundle.COPY_CHUNK) as tar:
+             tarfile.open(fileobj=gz, mode="w|", format=tarfile.PAX_FORMAT,  # type: ignore[call-overload]
+                          bufsize=bundle.COPY_CHUNK, copybufsize=bundle.COPY_CHUNK) as tar:  # typeshed lacks it
             for key, obj, body in iter_fetched(s3, settings.bucket):
                 if obj is None:  # deleted since it was listed: not part of this backup
                     log.warning("object %s was deleted during the backup; skipped", key)
@@ -167,7 +168,7 @@ def bucket_is_empty(s3: Any, bucket: str) -> bool:
     return not s3.list_objects_v2(Bucket=bucket, MaxKeys=1).get("Contents")
 
 
-def restore(settings: S3Settings, tgz: IO[bytes], mode: str = "empty") -> dict[str, int]:
+def restore(settings: S3Settings, tgz: Readable, mode: str = "empty") -> dict[str, int]:
     """Puts every object of the tgz back under its key, with its content type and metadata.
 
     An object whose key `key_problem` refuses is skipped with an error naming it and the others
@@ -188,8 +189,8 @@ def restore(settings: S3Settings, tgz: IO[bytes], mode: str = "empty") -> dict[s
             # gzip.GzipFile inflates no more than each read asks for; tarfile's own "r|gz" inflates a
             # whole input buffer (tens of MiB from a compressible one) and copies what is left at every
             # read. tarfile's stream copies its buffer at every read too, so the buffer stays small.
-            with tarfile.open(fileobj=gzip.GzipFile(fileobj=tgz, mode="rb"), mode="r|", bufsize=TAR_READ_BUFFER,
-                              tarinfo=CappedTarInfo) as tar:
+            inflated = gzip.GzipFile(fileobj=tgz, mode="rb")  # type: ignore[call-overload]  # reads with read()
+            with tarfile.open(fileobj=inflated, mode="r|", bufsize=TAR_READ_BUFFER, tarinfo=CappedTarInfo) as tar:
                 for member in tar:
                     key = member.pax_headers.get(PAX_KEY, member.name)
                     check_member(member, key)
@@ -205,8 +206,10 @@ def restore(settings: S3Settings, tgz: IO[bytes], mode: str = "empty") -> dict[s
                     content_type = member.pax_headers.get(PAX_CONTENT_TYPE) or \
                         mimetypes.guess_type(key)[0] or "binary/octet-stream"
                     metadata = orjson.loads(member.pax_headers.get(PAX_METADATA, "{}"))
-                    uploads.send(key, tar.extractfile(member), member.size, content_type, metadata,
-                                 on_read=progress.add)
+                    body = tar.extractfile(member)
+                    if body is None:  # check_member lets only regular files through
+                        raise VerificationError(f"archive entry {describe_key(key)} has no data to restore")
+                    uploads.send(key, body, member.size, content_type, metadata, on_read=progress.add)
                     objects += 1
                     total += member.size
             uploads.wait()
