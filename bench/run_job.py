@@ -19,7 +19,7 @@ import os
 import sys
 
 from archivist.runner import backup
-from archivist.sources.elasticsearch import job as elasticsearch
+from archivist.sources.elasticsearch import cluster as es_cluster
 from archivist.sources.postgres import job as postgres
 from archivist.runner import restore
 from archivist.sources.storage import job as storage
@@ -50,7 +50,7 @@ def run(task: str, key: BackupKey, t: Targets, results: list[str], mode: str) ->
     opener = store.bundle_source(key)
     if task == "check":
         postgres.check(t.postgres)
-        elasticsearch.check(t.elasticsearch, quick=True)
+        es_cluster.check(t.elasticsearch, quick=True)
         storage.check(t.storage)
         store.check()
         return {"ok": True}

@@ -17,7 +17,7 @@ from typing import Any
 from archivist import config
 from archivist.format import bundle
 from archivist.runner import checks
-from archivist.sources.elasticsearch import job as elasticsearch
+from archivist.sources.elasticsearch import export as es_export
 from archivist.sources.postgres import job as postgres
 from archivist.sources.storage import job as storage
 from archivist.format.bundle import BackupKey, JobResult
@@ -39,7 +39,7 @@ def _run_job(job: str, key: BackupKey, staging: Staging, settings: Any, index_pa
     if job == "postgres":
         result = postgres.dump(settings, staging, key.backup_id)
     elif job == "elasticsearch":
-        result = elasticsearch.dump(settings, staging, key.backup_id, index_pattern)
+        result = es_export.dump(settings, staging, key.backup_id, index_pattern)
     elif job == "storage":
         result = storage.dump(settings, staging, key.backup_id)
     else:

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from archivist import config
-from archivist.sources.elasticsearch import job as elasticsearch
+from archivist.sources.elasticsearch import cluster as es_cluster
 from archivist.sources.postgres import job as postgres
 from archivist.sources.storage import job as storage
 from archivist.errors import ArchivistError, ConfigurationError
@@ -47,7 +47,7 @@ def _postgres(conn_id: str) -> str:
 
 def _elasticsearch(conn_id: str) -> str:
     settings = config.load_elasticsearch(conn_id)
-    return f"Elasticsearch {elasticsearch.check(settings, quick=True)} at {settings.url}"
+    return f"Elasticsearch {es_cluster.check(settings, quick=True)} at {settings.url}"
 
 
 def _storage(conn_id: str) -> str:

@@ -20,7 +20,8 @@ from archivist import config
 from archivist.format import bundle
 from archivist.format import bundle_index
 from archivist.sources.postgres import dump_plan
-from archivist.sources.elasticsearch import job as elasticsearch
+from archivist.sources.elasticsearch import cluster as es_cluster
+from archivist.sources.elasticsearch import restore as es_restore
 from archivist.sources.elasticsearch import names as es_names
 from archivist.sources.elasticsearch import targets as es_targets
 from archivist.format import limits
@@ -140,13 +141,13 @@ def refuse_non_empty(report: VerifyReport, jobs: tuple[str, ...], settings: dict
         if tables:
             found.append(f"database '{settings['postgres'].dbname}' holds {len(tables)} table(s)")
     if "elasticsearch" in jobs and "elasticsearch" in report.jobs:
-        elasticsearch.check(settings["elasticsearch"], quick=True)  # a refused login names what to fix
-        es = elasticsearch.client(settings["elasticsearch"])
+        es_cluster.check(settings["elasticsearch"], quick=True)  # a refused login names what to fix
+        es = es_cluster.client(settings["elasticsearch"])
         names = es_names.BundleNames(indices=bundle_indices(report))
         if open_bundle is not None:
             templates, definitions, _ = _es_metadata(open_bundle)
             names, _ = es_names.collect(names.indices, definitions, templates)
-        wanted = [i for i in names.indices if elasticsearch.matches_any(i, patterns)]
+        wanted = [i for i in names.indices if es_restore.matches_any(i, patterns)]
         found += es_targets.refusals(es, names, wanted, "empty")[0]
     if "storage" in jobs and "storage" in report.jobs:
         target = settings["storage"]
@@ -296,8 +297,8 @@ def _read_es_metadata(open_bundle: Opener) -> tuple[dict[str, Any], dict[str, An
 
 def _finish_index(es: Any, index: str, definition: dict[str, Any] | None, sent: int) -> int:
     """Puts back the loaded index's own settings and aliases, and counts what it holds."""
-    elasticsearch.finish_index(es, index, definition)
-    found = elasticsearch.count(es, index)
+    es_restore.finish_index(es, index, definition)
+    found = es_cluster.count(es, index)
     if found != sent:
         raise JobFailedError(f"index {index}: sent {sent} documents but Elasticsearch holds {found}")
     return found
@@ -311,14 +312,14 @@ def _restore_elasticsearch(open_bundle: Opener, settings: config.ElasticsearchSe
     names, problems = es_names.collect(indices, definitions, templates)
     if problems:  # verify refused these already; checked again where they are used
         raise VerificationError(_names_refused(problems))
-    chosen = [i for i in indices if elasticsearch.matches_any(i, patterns)]
+    chosen = [i for i in indices if es_restore.matches_any(i, patterns)]
     if patterns and not chosen:
         raise ConfigurationError(f"no index in the bundle matches {', '.join(patterns)}; it holds {', '.join(indices)}")
     if dry_run:
         log.info("dry run: would restore templates and indices %s", ", ".join(chosen))
         return {"dry_run": True, "indices": chosen}
-    elasticsearch.check(settings)
-    es, raw = elasticsearch.client(settings), elasticsearch.raw_client(settings)
+    es_cluster.check(settings)
+    es, raw = es_cluster.client(settings), es_cluster.raw_client(settings)
     refused, cluster = es_targets.refusals(es, names, chosen, mode)
     if refused:
         hint = ". Restore with mode 'replace' to drop and recreate what the bundle holds, or remove them first" \
@@ -326,7 +327,7 @@ def _restore_elasticsearch(open_bundle: Opener, settings: config.ElasticsearchSe
         raise TargetNotEmptyError(f"restore refused, nothing was written to {elasticsearch_where(settings)}: "
                                   + "; ".join(refused) + hint)
     es_targets.delete_indices(es, [i for i in chosen if i in cluster.indices])
-    elasticsearch.put_templates(es, templates)
+    es_restore.put_templates(es, templates)
     loaded: dict[str, int] = {}
     # Each index is finished (settings put back, flushed, counted) while the next one loads: the
     # server would otherwise sit idle through every flush.
@@ -334,15 +335,15 @@ def _restore_elasticsearch(open_bundle: Opener, settings: config.ElasticsearchSe
         finishing: dict[str, Future] = {}
         for path, lines in _member(open_bundle, lambda p: bundle.index_of_path(p) in chosen):
             index = bundle.index_of_path(path)
-            elasticsearch.create_index(es, index, definitions.get(index))
-            sent = elasticsearch.load_documents(raw, index, lines)
+            es_restore.create_index(es, index, definitions.get(index))
+            sent = es_restore.load_documents(raw, index, lines)
             finishing[index] = finisher.submit(_finish_index, es, index, definitions.get(index), sent)
         for index, finished in finishing.items():
             loaded[index] = finished.result()
     for index in chosen:  # an index with no documents has no ndjson worth streaming, but exists
         if index not in loaded and index in definitions:
-            elasticsearch.create_index(es, index, definitions[index])
-            elasticsearch.finish_index(es, index, definitions[index])
+            es_restore.create_index(es, index, definitions[index])
+            es_restore.finish_index(es, index, definitions[index])
             loaded[index] = 0
     return {"indices": loaded, "documents": sum(loaded.values())}
 
@@ -385,7 +386,7 @@ def compare(expected_counts: dict[str, Any], restored: dict[str, dict[str, Any]]
                             f"bundle has {want.get('objects')} / {want.get('bytes')}")
         if job == "elasticsearch":
             for index, docs in want.get("indices", {}).items():
-                if elasticsearch.matches_any(index, patterns) and got.get("indices", {}).get(index) != docs:
+                if es_restore.matches_any(index, patterns) and got.get("indices", {}).get(index) != docs:
                     problems.append(f"elasticsearch: index {index} has {got.get('indices', {}).get(index)} "
                                     f"documents restored, bundle has {docs}")
     return problems
