@@ -96,7 +96,7 @@ def test_empty_mode_refuses_and_changes_nothing(seeded, pg_settings, es_settings
     assert fingerprint(pg_settings, es_settings, storage_settings) == before
 
     # replace drops and recreates what the bundle holds, and leaves the rest alone
-    es = __import__("archivist.elasticsearch", fromlist=["client"]).client(es_settings)
+    es = __import__("archivist.sources.elasticsearch.cluster", fromlist=["client"]).client(es_settings)
     es.index(index="not-in-bundle", id="1", document={"keep": True}, refresh=True)
     restored = restore_all(open_bundle, pg_settings, es_settings, storage_settings, mode="replace")
     assert restore.compare(restore.verify(open_bundle).meta["counts"], restored) == []
@@ -119,7 +119,7 @@ def test_jobs_and_indices_restore_only_what_they_name(seeded, pg_settings, es_se
     aliases = es_client.indices.get_alias(index="products")["products"]["aliases"]
     assert "filter" in aliases["catalog"], "the filtered alias lost its filter"
     assert aliases["products-write"].get("is_write_index") is True
-    assert not __import__("archivist.postgres", fromlist=["user_tables"]).user_tables(pg_settings)
+    assert not __import__("archivist.sources.postgres.job", fromlist=["user_tables"]).user_tables(pg_settings)
     assert not s3io.client(storage_settings).list_objects_v2(Bucket=storage_settings.bucket).get("Contents")
 
 
