@@ -28,7 +28,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from archivist.format import bundle
+from archivist.format.members import members
 from archivist.runner import restore
+from archivist.sources.elasticsearch import source as es_source
 from archivist.sources.elasticsearch import cluster as es_cluster
 from archivist.sources.elasticsearch import export as es_export
 from archivist.sources.elasticsearch import lines as es_lines
@@ -77,10 +79,10 @@ def server_cpu_seconds() -> float:
 
 def restore_floor(t, key: str, rounds: int) -> None:
     opener = BackupStore(t.backups).bundle_source(BackupKey.parse(key))
-    _, definitions, indices = restore._es_metadata(opener)
+    _, definitions, indices = es_source.metadata(opener)
     chosen = [i for i in indices if es_restore.matches_any(i, [t.index_pattern])]
     bodies = {bundle.index_of_path(path): list(es_lines.bulk_bodies(lines, Progress("build", "docs")))
-              for path, lines in restore._member(opener, lambda p: bundle.index_of_path(p) in chosen)}
+              for path, lines in members(opener, lambda p: bundle.index_of_path(p) in chosen)}
     es, raw = es_cluster.client(t.elasticsearch), es_cluster.raw_client(t.elasticsearch)
 
     def server_alone() -> int:
@@ -96,7 +98,7 @@ def restore_floor(t, key: str, rounds: int) -> None:
         return sent
 
     def archivist() -> int:
-        return restore.restore_elasticsearch(opener, t.elasticsearch, "empty", [t.index_pattern])["documents"]
+        return restore.restore_job("elasticsearch", opener, t.elasticsearch, "empty", [t.index_pattern])["documents"]
 
     for _ in range(rounds):
         for label, run in (("Elasticsearch alone, bodies built beforehand", server_alone),

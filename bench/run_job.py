@@ -19,10 +19,8 @@ import os
 import sys
 
 from archivist.runner import backup
-from archivist.sources.elasticsearch import cluster as es_cluster
-from archivist.sources.postgres import job as postgres
 from archivist.runner import restore
-from archivist.sources.storage import job as storage
+from archivist.sources import registry
 from archivist.format.bundle import BackupKey, JobResult
 from archivist.config import ElasticsearchSettings, PostgresSettings, S3Settings
 from archivist.transport.backup_bucket import BackupStore
@@ -49,9 +47,8 @@ def run(task: str, key: BackupKey, t: Targets, results: list[str], mode: str) ->
     store = BackupStore(t.backups)
     opener = store.bundle_source(key)
     if task == "check":
-        postgres.check(t.postgres)
-        es_cluster.check(t.elasticsearch, quick=True)
-        storage.check(t.storage)
+        for job, source in registry.SOURCES.items():
+            source.check(t.for_job(job))
         store.check()
         return {"ok": True}
     if task in ("postgres", "elasticsearch", "storage"):
@@ -66,12 +63,9 @@ def run(task: str, key: BackupKey, t: Targets, results: list[str], mode: str) ->
         return {"deleted": [b.key.name for b in store.rotate(7, protect={key.name})]}
     if task == "verify":
         return restore.summary(restore.verify(opener), key.name)
-    if task == "restore_postgres":
-        return restore.restore_postgres(opener, t.postgres, mode)
-    if task == "restore_elasticsearch":
-        return restore.restore_elasticsearch(opener, t.elasticsearch, mode, [t.index_pattern])
-    if task == "restore_storage":
-        return restore.restore_storage(opener, t.storage, mode)
+    if task.startswith("restore_"):
+        job = task.removeprefix("restore_")
+        return restore.restore_job(job, opener, t.for_job(job), mode, [t.index_pattern])
     raise SystemExit(f"unknown task {task!r}; choose from {', '.join(TASKS)}")
 
 

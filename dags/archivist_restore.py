@@ -28,11 +28,14 @@ def _opener(located: dict, verified: dict | None = None):
     return store.bundle_source(key, etag=(verified or {}).get("etag"))
 
 
-def _selected(job: str, verified: dict, params: dict) -> None:
+def _restore_job(job: str, located: dict, verified: dict, params: dict) -> dict:
+    """One job's restore task: streams its own members of the bundle into its target."""
     if job not in config.parse_jobs(params["jobs"]):
         raise AirflowSkipException(f"job {job} was not selected")
     if job not in verified["jobs"]:
         raise AirflowSkipException(f"the bundle holds no {job} backup")
+    return restore.restore_job(job, _opener(located, verified), restore.load_settings(job), params["mode"],
+                               params["indices"] or None, params["dry_run"])
 
 
 @dag(
@@ -78,22 +81,6 @@ def archivist_restore():
                                                             source))
         return restore.summary(report, located["key"], source.pin)
 
-    @task
-    def restore_postgres(located: dict, verified: dict, params: dict) -> dict:
-        _selected("postgres", verified, params)
-        return restore.restore_postgres(_opener(located, verified), config.load_postgres(), params["mode"], params["dry_run"])
-
-    @task
-    def restore_elasticsearch(located: dict, verified: dict, params: dict) -> dict:
-        _selected("elasticsearch", verified, params)
-        return restore.restore_elasticsearch(_opener(located, verified), config.load_elasticsearch(), params["mode"],
-                                             params["indices"] or None, params["dry_run"])
-
-    @task
-    def restore_storage(located: dict, verified: dict, params: dict) -> dict:
-        _selected("storage", verified, params)
-        return restore.restore_storage(_opener(located, verified), config.load_storage(), params["mode"], params["dry_run"])
-
     @task(trigger_rule="none_failed")
     def report(verified: dict, params: dict, postgres: dict | None, elasticsearch: dict | None,
                storage: dict | None) -> dict:
@@ -108,8 +95,8 @@ def archivist_restore():
 
     located = locate()
     verified = verify(located)
-    report(verified, postgres=restore_postgres(located, verified), elasticsearch=restore_elasticsearch(located, verified),
-           storage=restore_storage(located, verified))
+    report(verified, **{job: task(task_id=f"restore_{job}")(_restore_job)(job, located, verified)
+                        for job in config.JOBS})
 
 
 archivist_restore()

@@ -1,7 +1,7 @@
 """Airflow plugin: "Backups" in the Airflow UI's navigation, and the API behind it.
 
 - `fastapi_apps`: the archivist_backups API and page, mounted in Airflow's API
-  server under /archivist (see archivist_backups/api.py for the routes and the
+  server under /archivist (see archivist_backups/routes.py for the routes and the
   permissions each needs).
 - `external_views`: a top-level "Backups" entry in the UI's navigation that shows
   /archivist/ in an iframe of the UI (same origin, so the page's requests carry
@@ -48,7 +48,7 @@ class LazyApp:
     def _build(self, root: Any) -> Any:
         with self._lock:
             if self._app is None:
-                from archivist_backups.api import create_app
+                from archivist_backups.app import create_app
 
                 app = create_app()
                 for name in ("dag_bag", "auth_manager"):
@@ -67,7 +67,7 @@ class LazyApp:
         await app(scope, receive, send)
 
     def __repr__(self) -> str:
-        return "archivist_backups.api:create_app (built on first request)"
+        return "archivist_backups.app:create_app (built on first request)"
 
 
 class ArchivistBackupsPlugin(AirflowPlugin):

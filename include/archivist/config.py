@@ -94,19 +94,6 @@ class S3Settings:
     prefix: str = ""
 
 
-@dataclass(frozen=True)
-class Settings:
-    """Everything a backup or restore needs."""
-
-    postgres: PostgresSettings | None
-    elasticsearch: ElasticsearchSettings | None
-    storage: S3Settings | None
-    backups: S3Settings | None
-    backups_kept: int = DEFAULT_BACKUPS_KEPT
-    namespace: str = ""
-    cron_schedule: str = DEFAULT_CRON_SCHEDULE
-
-
 def parse_backups_kept(value: str | int | None) -> int:
     """The spec's BACKUPS_KEPT: 30 when unset, and never fewer than 7."""
     if value is None:

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import errno
 import json
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 
@@ -52,44 +49,8 @@ class JobFailedError(ArchivistError):
     exit_code = 7
 
 
-@contextmanager
-def failures_named(job: str, settings: Any) -> Iterator[None]:
-    """Turns a low-level failure in the middle of a job (a server lost, a disk full)
-    into an ArchivistError that names the server or place; ours pass through."""
-    try:
-        yield
-    except ArchivistError:
-        raise
-    except Exception as exc:
-        raise _named(job, settings, exc) from exc
-
-
-def _named(job: str, settings: Any, exc: Exception) -> Exception:
-    """A low-level failure in the middle of a job, turned into an error that names the server."""
-    import botocore.exceptions
-    import elastic_transport
-    import psycopg
-
-    if isinstance(exc, (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError, OSError)) \
-            and not isinstance(exc, psycopg.Error):
-        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
-            return JobFailedError(f"the {job} step ran out of local disk space writing under {exc.filename or 'the temporary folder'}: "
-                                  "free some space there, or write the bundle elsewhere")
-        where = f"bucket '{settings.bucket}' ({settings.source}) or the backup bucket" if job == "storage" \
-            else "the backup bucket"
-        return UnreachableError(f"the {job} job lost its S3 server while using {where}: {exc}")
-    if isinstance(exc, elastic_transport.ApiError) and 400 <= exc.meta.status < 500 and exc.meta.status != 429:
-        return _refused_by_elasticsearch(job, settings, exc)
-    if isinstance(exc, (elastic_transport.TransportError, elastic_transport.ApiError)):
-        return UnreachableError(f"the {job} job lost {elasticsearch_where(settings)}: {exc}")
-    if isinstance(exc, psycopg.Error):
-        return UnreachableError(f"the {job} job lost database '{settings.dbname}' at {settings.host}:{settings.port} "
-                                f"({settings.source}): {exc}")
-    return JobFailedError(f"the {job} job failed: {type(exc).__name__}: {exc}")
-
-
 # What to do about an Elasticsearch login refused (401) or a request not allowed (403), whether
-# before a job (elasticsearch.check) or during one (_refused_by_elasticsearch).
+# before a job (the source's check) or during one (runner/failures.py).
 ELASTICSEARCH_LOGIN_FIX = "check the user and password"
 ELASTICSEARCH_ROLE_FIX = "give the user a role that allows backups and restores, for example superuser"
 
@@ -97,20 +58,6 @@ ELASTICSEARCH_ROLE_FIX = "give the user a role that allows backups and restores,
 def elasticsearch_where(settings: Any) -> str:
     """How messages name an Elasticsearch server: its URL and where that setting came from."""
     return f"Elasticsearch at {settings.url} ({settings.source})"
-
-
-def _refused_by_elasticsearch(job: str, settings: Any, exc: Any) -> Exception:
-    """A request of a running job that Elasticsearch answered with a refusal (4xx): the server is
-    there, so this names what it refused rather than reporting it lost."""
-    where, status = elasticsearch_where(settings), exc.meta.status
-    reason = elasticsearch_reason(exc)
-    if status == 401:  # the password was changed, or the user removed, while the job ran
-        return ConfigurationError(f"{where} stopped accepting user '{settings.user}' during the {job} job: "
-                                  f"{reason} (401); {ELASTICSEARCH_LOGIN_FIX}")
-    if status == 403:
-        return ConfigurationError(f"user '{settings.user}' may not do what the {job} job asked of {where}: "
-                                  f"{reason} (403); {ELASTICSEARCH_ROLE_FIX}")
-    return JobFailedError(f"{where} refused a request of the {job} job: {reason} ({status})")
 
 
 def elasticsearch_reason(exc: Any) -> str:

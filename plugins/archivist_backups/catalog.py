@@ -8,6 +8,8 @@ Either way no more than MAX_META_BYTES of meta.json is inflated, whatever its
 tar header claims.
 Bundles are immutable (a key is never reused), so each meta.json is read once
 per API server process and cached.
+
+Nothing here speaks HTTP: the routes (routes.py) turn its errors into status codes.
 """
 
 from __future__ import annotations
@@ -20,9 +22,10 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import quote
 
+from archivist.config import S3Settings
 from archivist.format import bundle
 from archivist.format import limits
-from archivist.format.bundle import JOB_DIRS, META, MAX_META_BYTES
+from archivist.format.bundle import JOB_DIRS, META, MAX_META_BYTES, BackupKey
 from archivist.format.bundle_index import BundleSource
 from archivist.errors import VerificationError
 from archivist.transport.backup_bucket import BackupStore, StoredBundle
@@ -101,11 +104,16 @@ def read_meta(store: BackupStore, stored: StoredBundle) -> dict[str, Any]:
             body.close()
 
 
+def dag_url(ui_root: str, dag_id: str) -> str:
+    """The Airflow UI page of a DAG."""
+    return f"{ui_root.rstrip('/')}/dags/{quote(dag_id, safe='')}"
+
+
 def run_url(ui_root: str, dag_id: str | None, run_id: str | None) -> str | None:
     """The Airflow UI page of a dag run, or None when the bundle was not made by Airflow."""
     if not dag_id or not run_id:
         return None
-    return f"{ui_root.rstrip('/')}/dags/{quote(dag_id, safe='')}/runs/{quote(run_id, safe='')}"
+    return f"{dag_url(ui_root, dag_id)}/runs/{quote(run_id, safe='')}"
 
 
 def summarize(stored: StoredBundle, meta: dict[str, Any] | None, error: str | None,
@@ -132,8 +140,20 @@ def summarize(stored: StoredBundle, meta: dict[str, Any] | None, error: str | No
     return row
 
 
+_catalogs: dict[S3Settings, Catalog] = {}
+_catalogs_lock = threading.Lock()
+
+
 class Catalog:
     """The bucket's bundles with their meta.json, each read once and then kept."""
+
+    @classmethod
+    def of(cls, settings: S3Settings) -> Catalog:
+        """The one catalog of the bucket `settings` reach, so its cache outlives a request."""
+        with _catalogs_lock:
+            if settings not in _catalogs:
+                _catalogs[settings] = cls(BackupStore(settings))
+            return _catalogs[settings]
 
     def __init__(self, store: BackupStore, cache_size: int = CACHE_SIZE):
         self.store = store
@@ -161,6 +181,12 @@ class Catalog:
             while len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
         return found
+
+    def locate(self, key: str) -> StoredBundle:
+        """The bundle named `key` (with or without .tgz); BackupNotFoundError, naming the closest
+        keys, when there is none. A malformed key is refused before the bucket is listed."""
+        BackupKey.parse(key)
+        return self.store.locate(key)
 
     def cached(self) -> int:
         with self._lock:

@@ -101,7 +101,7 @@ def heavy_bundle(heavy_table, heavy_index, heavy_objects, store):
 
 def test_postgres_killed_during_restore_rolls_back(heavy_bundle, pg_settings, restart_after):
     wipe_postgres(pg_settings)
-    job = Background(lambda: restore.restore_postgres(heavy_bundle, pg_settings, "empty"))
+    job = Background(lambda: restore.restore_job("postgres", heavy_bundle, pg_settings, "empty"))
     wait_until(lambda: process_running("psql"), what="psql to start")
     time.sleep(0.5)
     kill_server("postgres")
@@ -115,7 +115,7 @@ def test_postgres_killed_during_restore_rolls_back(heavy_bundle, pg_settings, re
 def test_elasticsearch_killed_during_restore_then_replace_completes(heavy_bundle, es_settings, es_client,
                                                                     restart_after):
     es_client.indices.delete(index=HEAVY_INDEX)
-    job = Background(lambda: restore.restore_elasticsearch(heavy_bundle, es_settings, "replace", ["heavy*"]))
+    job = Background(lambda: restore.restore_job("elasticsearch", heavy_bundle, es_settings, "replace", ["heavy*"]))
     wait_until(lambda: es_client.options(ignore_status=404).indices.exists(index=HEAVY_INDEX),
                what="the index to be created")
     time.sleep(0.5)
@@ -124,18 +124,18 @@ def test_elasticsearch_killed_during_restore_then_replace_completes(heavy_bundle
     assert isinstance(job.error, ArchivistError), job.error
     assert f"Elasticsearch at {es_settings.url}" in str(job.error)
     start_servers()
-    done = restore.restore_elasticsearch(heavy_bundle, es_settings, "replace", ["heavy*"])
+    done = restore.restore_job("elasticsearch", heavy_bundle, es_settings, "replace", ["heavy*"])
     assert done["indices"] == {HEAVY_INDEX: 80_000}
 
 
 def test_s3_server_killed_during_restore_then_replace_completes(heavy_bundle, storage_settings, restart_after):
     wipe_bucket(storage_settings)
-    job = Background(lambda: restore.restore_storage(heavy_bundle, storage_settings, "empty"))
+    job = Background(lambda: restore.restore_job("storage", heavy_bundle, storage_settings, "empty"))
     time.sleep(1.0)
     kill_server("minio")
     job.join()
     assert isinstance(job.error, ArchivistError), job.error
     assert "S3" in str(job.error) or "bucket" in str(job.error)
     start_servers()
-    done = restore.restore_storage(heavy_bundle, storage_settings, "replace")
+    done = restore.restore_job("storage", heavy_bundle, storage_settings, "replace")
     assert done["objects"] >= 24

@@ -16,7 +16,7 @@ import zlib
 import pytest
 
 from archivist.format import bundle
-from archivist.format import bundle_index
+from archivist.format import bundle_index, members
 from archivist.runner import restore
 from archivist.transport import s3io
 from archivist.format.bundle import BackupKey, JobResult
@@ -109,7 +109,7 @@ def test_a_restore_reads_its_files_from_a_local_bundle(written, tmp_path):
     path = tmp_path / f"{KEY.name}.tgz"
     path.write_bytes(written)
     source = BundleSource.file(str(path))
-    got = {p: f.read() for p, f in restore._member(source, lambda p: p.startswith("jobs.storage/"))}
+    got = {p: f.read() for p, f in members.members(source, lambda p: p.startswith("jobs.storage/"))}
     assert got == {p: d for p, d in FILES.items() if p.startswith("jobs.storage/")}
 
 
@@ -120,7 +120,7 @@ def test_an_index_pointing_at_the_wrong_file_is_refused(written, tmp_path):
                           lambda a, b: io.BytesIO(written[a:b]))
     source._ranges = wrong
     with pytest.raises(VerificationError, match="index points jobs.storage/"):
-        list(restore._member(source, lambda p: p == bundle.storage_path(BID)))
+        list(members.members(source, lambda p: p == bundle.storage_path(BID)))
 
 
 @pytest.mark.parametrize("checked", [False, True])
@@ -132,7 +132,7 @@ def test_damage_inside_a_range_is_caught_by_its_crc_and_its_sha256(written, chec
     # The CRC32 of the range is checked once the range is read; meta.json's sha256 as soon as the file ends.
     caught = "as read for the restore does not match meta.json" if checked else "damaged near jobs.storage/storage-.*CRC32"
     with pytest.raises(VerificationError, match=caught):
-        for _path, f in restore._member(source, lambda p: p == bundle.storage_path(BID), checked=checked):
+        for _path, f in members.members(source, lambda p: p == bundle.storage_path(BID), checked=checked):
             f.read()
 
 
@@ -142,5 +142,5 @@ def test_ranged_reads_from_the_s3_server_return_only_the_files_asked_for(written
     source = BundleSource.s3(s3, scratch_bucket.bucket, KEY.object_key)
     assert source.size == len(written)
     wanted = {bundle.elasticsearch_index_path("alpha", BID), bundle.indices_path(BID)}
-    got = {p: f.read() for p, f in restore._member(source, lambda p: p in wanted)}
+    got = {p: f.read() for p, f in members.members(source, lambda p: p in wanted)}
     assert got == {p: FILES[p] for p in wanted}

@@ -10,7 +10,8 @@ import pytest
 
 from archivist.sources.elasticsearch import cluster as es_cluster
 from archivist.config import ElasticsearchSettings
-from archivist.errors import ConfigurationError, JobFailedError, UnreachableError, failures_named
+from archivist.errors import ConfigurationError, JobFailedError, UnreachableError
+from archivist.runner.failures import failures_named
 
 CLIENTS = pytest.mark.parametrize("make_client", [es_cluster.client, es_cluster.raw_client],
                                   ids=["parsed", "raw"])

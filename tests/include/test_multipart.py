@@ -80,7 +80,7 @@ def test_a_refused_part_stops_the_writer_and_leaves_nothing(scratch_bucket, stor
     s3 = s3io.client(scratch_bucket)
     out = MultipartWriter(s3, scratch_bucket.bucket, "refused.bin")
     out.write(os.urandom(multipart.PART))  # starts the upload, then its parts are refused
-    s3.abort_multipart_upload(Bucket=scratch_bucket.bucket, Key="refused.bin", UploadId=out._upload_id)
+    s3.abort_multipart_upload(Bucket=scratch_bucket.bucket, Key="refused.bin", UploadId=out._upload.upload_id)
     with pytest.raises(ClientError, match="NoSuchUpload"):
         for _ in range(3 + multipart.IN_FLIGHT):
             out.write(os.urandom(multipart.PART))

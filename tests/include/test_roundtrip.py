@@ -18,6 +18,9 @@ from elasticsearch import helpers
 from archivist.runner import backup
 from archivist.format import bundle
 from archivist.runner import restore
+from archivist.sources.elasticsearch import cluster as es_cluster
+from archivist.sources.elasticsearch import export as es_export
+from archivist.sources.postgres import job as pg_job
 from archivist.transport import s3io
 from archivist.format.bundle import BackupKey
 from archivist.errors import BackupNotFoundError, TargetNotEmptyError, VerificationError
@@ -55,9 +58,9 @@ def opener(store: BackupStore, name: str):
 
 
 def restore_all(open_bundle, pg, es, s3, mode="empty"):
-    return {"postgres": restore.restore_postgres(open_bundle, pg, mode),
-            "elasticsearch": restore.restore_elasticsearch(open_bundle, es, mode),
-            "storage": restore.restore_storage(open_bundle, s3, mode)}
+    return {"postgres": restore.restore_job("postgres", open_bundle, pg, mode),
+            "elasticsearch": restore.restore_job("elasticsearch", open_bundle, es, mode),
+            "storage": restore.restore_job("storage", open_bundle, s3, mode)}
 
 
 def test_round_trip_restores_everything_exactly(big_stack, pg_settings, es_settings, storage_settings,
@@ -88,15 +91,15 @@ def test_empty_mode_refuses_and_changes_nothing(seeded, pg_settings, es_settings
     before = fingerprint(pg_settings, es_settings, storage_settings)
     open_bundle = opener(store, made["key"])
     with pytest.raises(TargetNotEmptyError, match="already holds 5 table"):
-        restore.restore_postgres(open_bundle, pg_settings, "empty")
+        restore.restore_job("postgres", open_bundle, pg_settings, "empty")
     with pytest.raises(TargetNotEmptyError, match="customers"):
-        restore.restore_elasticsearch(open_bundle, es_settings, "empty")
+        restore.restore_job("elasticsearch", open_bundle, es_settings, "empty")
     with pytest.raises(TargetNotEmptyError, match=storage_settings.bucket):
-        restore.restore_storage(open_bundle, storage_settings, "empty")
+        restore.restore_job("storage", open_bundle, storage_settings, "empty")
     assert fingerprint(pg_settings, es_settings, storage_settings) == before
 
     # replace drops and recreates what the bundle holds, and leaves the rest alone
-    es = __import__("archivist.sources.elasticsearch.cluster", fromlist=["client"]).client(es_settings)
+    es = es_cluster.client(es_settings)
     es.index(index="not-in-bundle", id="1", document={"keep": True}, refresh=True)
     restored = restore_all(open_bundle, pg_settings, es_settings, storage_settings, mode="replace")
     assert restore.compare(restore.verify(open_bundle).meta["counts"], restored) == []
@@ -113,13 +116,13 @@ def test_jobs_and_indices_restore_only_what_they_name(seeded, pg_settings, es_se
     assert restore.verify(open_bundle).jobs == ["elasticsearch", "postgres"]
     wipe(pg_settings, es_settings, storage_settings)
 
-    got = restore.restore_elasticsearch(open_bundle, es_settings, "empty", patterns=["prod*"])
+    got = restore.restore_job("elasticsearch", open_bundle, es_settings, "empty", patterns=["prod*"])
     assert got["indices"] == {"products": 200}
     assert sorted(i for i in es_client.indices.get(index="*") if not i.startswith(".")) == ["products"]
     aliases = es_client.indices.get_alias(index="products")["products"]["aliases"]
     assert "filter" in aliases["catalog"], "the filtered alias lost its filter"
     assert aliases["products-write"].get("is_write_index") is True
-    assert not __import__("archivist.sources.postgres.job", fromlist=["user_tables"]).user_tables(pg_settings)
+    assert not pg_job.user_tables(pg_settings)
     assert not s3io.client(storage_settings).list_objects_v2(Bucket=storage_settings.bucket).get("Contents")
 
 

@@ -11,7 +11,7 @@ from botocore.exceptions import ClientError
 
 from archivist.transport import s3io
 from archivist.transport.object_uploads import content_md5
-from archivist.transport.s3crt import Puts
+from archivist.transport.s3crt import NativePuts
 
 PART = 5 * 1024 * 1024
 KEYS = ["plain.txt", "shared/Quarterly Report (final).pdf", "shared/résumé – José Álvarez.txt",
@@ -20,7 +20,7 @@ KEYS = ["plain.txt", "shared/Quarterly Report (final).pdf", "shared/résumé –
 
 
 def test_awkward_keys_bodies_and_metadata_arrive_as_sent(scratch_bucket):
-    puts = Puts(scratch_bucket, PART)
+    puts = NativePuts(scratch_bucket, PART)
     bodies = {key: (key * 50).encode() if not key.endswith(".keep") else b"" for key in KEYS}
     sent = [puts.put(key, body, [("Content-Type", "text/x-test"), ("Content-MD5", content_md5(body)),
                                  ("x-amz-meta-original-name", "Quarterly%20Report.pdf")])
@@ -37,7 +37,7 @@ def test_awkward_keys_bodies_and_metadata_arrive_as_sent(scratch_bucket):
 
 
 def test_a_body_that_does_not_match_its_md5_is_refused(scratch_bucket):
-    puts = Puts(scratch_bucket, PART)
+    puts = NativePuts(scratch_bucket, PART)
     with pytest.raises(ClientError, match="BadDigest|InvalidDigest"):
         puts.put("damaged", b"what was read", [("Content-MD5", content_md5(b"what was written"))]).result(timeout=30)
     assert s3io.client(scratch_bucket).list_objects_v2(Bucket=scratch_bucket.bucket).get("KeyCount", 0) == 0
@@ -46,7 +46,7 @@ def test_a_body_that_does_not_match_its_md5_is_refused(scratch_bucket):
 def test_a_wrong_secret_is_an_s3_error_that_explain_names(scratch_bucket):
     wrong = dataclasses.replace(scratch_bucket, secret_access_key=scratch_bucket.secret_access_key + "-wrong")
     with pytest.raises(ClientError) as raised:
-        Puts(wrong, PART).put("a", b"x", []).result(timeout=30)
+        NativePuts(wrong, PART).put("a", b"x", []).result(timeout=30)
     assert raised.value.response["Error"]["Code"] == "SignatureDoesNotMatch"
     explained = str(s3io.explain(raised.value, wrong, "write to"))
     assert f"bucket '{wrong.bucket}'" in explained and "check the access key and secret" in explained
@@ -58,4 +58,4 @@ def test_no_server_is_a_connection_error_naming_the_object(scratch_bucket):
         port = probe.getsockname()[1]
     gone = dataclasses.replace(scratch_bucket, endpoint_url=f"http://127.0.0.1:{port}")
     with pytest.raises(ConnectionError, match="'a'.*got no answer"):
-        Puts(gone, PART).put("a", b"x", []).result(timeout=120)
+        NativePuts(gone, PART).put("a", b"x", []).result(timeout=120)

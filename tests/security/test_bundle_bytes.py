@@ -64,7 +64,7 @@ def test_an_index_leading_to_other_bytes_fails_the_job_that_reads_them(empty_db,
     local = tmp_path / key.object_key
     local.write_bytes(data)
     with pytest.raises(VerificationError, match="does not match meta.json"):
-        restore.restore_postgres(BundleSource.file(str(local)), pg_settings, "empty")
+        restore.restore_job("postgres", BundleSource.file(str(local)), pg_settings, "empty")
     assert pg_dump_text(pg_settings) == empty_db
 
 
@@ -80,7 +80,7 @@ def test_a_bundle_swapped_after_verify_is_not_restored(pinned_by, store, planted
     if pinned_by.startswith("etag"):
         source = store.bundle_source(key, etag=summary["etag"])
     with pytest.raises(VerificationError, match="was replaced after it was verified"):
-        restore.restore_postgres(source, pg_settings, "empty")
+        restore.restore_job("postgres", source, pg_settings, "empty")
     assert pg_dump_text(pg_settings) == empty_db
 
 

@@ -17,6 +17,7 @@ import zlib
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import IO
+from archivist.format.finishing import FinishingWriter
 
 BLOCK = 1024 * 1024
 THREADS = max(1, min(4, os.cpu_count() or 1))
@@ -54,7 +55,7 @@ def _header(mtime: int, level: int) -> bytes:
 MAX_STORED = 65535  # the most one stored deflate block holds
 
 
-class GzipWriter:
+class GzipWriter(FinishingWriter):
     """A writable gzip stream deflated by several threads; memory is bounded (at most 2 blocks
     per thread in flight). Blocks that do not compress are stored (see `_deflate_block`)."""
 
@@ -147,11 +148,3 @@ class GzipWriter:
         self._closed = True
         self._pool.shutdown(wait=True, cancel_futures=True)
 
-    def __enter__(self) -> GzipWriter:
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()

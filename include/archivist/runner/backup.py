@@ -11,17 +11,17 @@ import errno
 import logging
 import os
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
 from archivist import config
 from archivist.format import bundle
 from archivist.runner import checks
-from archivist.sources.elasticsearch import export as es_export
-from archivist.sources.postgres import job as postgres
-from archivist.sources.storage import job as storage
+from archivist.runner.jobs import failed, run_parallel
+from archivist.sources import registry
 from archivist.format.bundle import BackupKey, JobResult
-from archivist.errors import ArchivistError, JobFailedError, failures_named
+from archivist.errors import JobFailedError
+from archivist.runner.failures import failures_named
 from archivist.transport.staging import LocalStaging, Staging
 from archivist.transport.backup_bucket import BackupStore
 
@@ -32,18 +32,7 @@ def run_job(job: str, key: BackupKey, staging: Staging, settings: Any, index_pat
     """Runs one job (postgres, elasticsearch or storage) into `staging`."""
     log.info("job %s of backup %s starting", job, key)
     with failures_named(job, settings), staging.alive():  # the sweep leaves a live backup's staging alone
-        return _run_job(job, key, staging, settings, index_pattern)
-
-
-def _run_job(job: str, key: BackupKey, staging: Staging, settings: Any, index_pattern: str) -> JobResult:
-    if job == "postgres":
-        result = postgres.dump(settings, staging, key.backup_id)
-    elif job == "elasticsearch":
-        result = es_export.dump(settings, staging, key.backup_id, index_pattern)
-    elif job == "storage":
-        result = storage.dump(settings, staging, key.backup_id)
-    else:
-        raise ValueError(f"unknown job {job!r}")
+        result = registry.source(job).dump(settings, staging, key.backup_id, index_pattern)
     log.info("job %s done in %.1fs: %s", job, result.time_seconds, result.counts)
     return result
 
@@ -70,26 +59,18 @@ def upload(store: BackupStore, key: BackupKey, results: list[JobResult], namespa
 
 
 def load_job_settings(job: str) -> Any:
-    loaders = {"postgres": config.load_postgres, "elasticsearch": config.load_elasticsearch,
-               "storage": config.load_storage}
-    return loaders[job]()
+    return registry.source(job).load_settings()
 
 
 def _run_parallel(jobs: tuple[str, ...], key: BackupKey, staging: Staging, index_pattern: str) -> list[JobResult]:
     settings = {job: load_job_settings(job) for job in jobs}  # bad configuration fails before any work
-    with ThreadPoolExecutor(max_workers=len(jobs), thread_name_prefix="job") as pool:
-        futures = {job: pool.submit(run_job, job, key, staging, settings[job], index_pattern) for job in jobs}
-        results, failures = [], []
-        for job, future in futures.items():
-            try:
-                results.append(future.result())
-            except ArchivistError as exc:
-                failures.append(f"{job}: {exc}")
-            except Exception as exc:  # keep the other jobs' messages too
-                failures.append(f"{job}: {type(exc).__name__}: {exc}")
+    work = {job: partial(run_job, job, key, staging, settings[job], index_pattern) for job in jobs}
+    results, failures = run_parallel(work, "job")
     if failures:
-        raise JobFailedError("backup failed, no bundle was made: " + "; ".join(failures))
-    return results
+        error = failed("backup failed, no bundle was made", failures)
+        error.exit_code = JobFailedError.exit_code
+        raise error
+    return [results[job] for job in jobs]
 
 
 def _cleanup_after_failure(store: BackupStore, key: BackupKey) -> None:

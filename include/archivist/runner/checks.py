@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 from archivist import config
-from archivist.sources.elasticsearch import cluster as es_cluster
-from archivist.sources.postgres import job as postgres
-from archivist.sources.storage import job as storage
+from archivist.sources import registry
+from archivist.sources.base import Source
 from archivist.errors import ArchivistError, ConfigurationError
 from archivist.transport.backup_bucket import BackupStore
 
@@ -39,21 +39,8 @@ def _run(item: str, probe: Callable[[], str]) -> CheckResult:
         return CheckResult(item, False, f"{type(exc).__name__}: {exc}", 1)
 
 
-def _postgres(conn_id: str) -> str:
-    settings = config.load_postgres(conn_id)
-    version = postgres.check(settings)
-    return f"PostgreSQL {version}, database '{settings.dbname}' at {settings.host}:{settings.port}; pg_dump and psql fit"
-
-
-def _elasticsearch(conn_id: str) -> str:
-    settings = config.load_elasticsearch(conn_id)
-    return f"Elasticsearch {es_cluster.check(settings, quick=True)} at {settings.url}"
-
-
-def _storage(conn_id: str) -> str:
-    settings = config.load_storage(conn_id)
-    storage.check(settings)
-    return f"bucket '{settings.bucket}' at {settings.endpoint_url or 'AWS S3'}"
+def _probe(source: Source, conn_id: str) -> str:
+    return source.check(source.load_settings(conn_id))
 
 
 def _backups(conn_id: str) -> str:
@@ -73,12 +60,9 @@ def run_checks(jobs: tuple[str, ...] = config.JOBS, backups: bool = True, keep: 
     results = []
     if backups:
         results.append(_run("BACKUPS_KEPT", lambda: _backups_kept(keep if keep is not None else config.load_env_backups_kept())))
-    probes = {"postgres": ("database", lambda: _postgres(ids.postgres)),
-              "elasticsearch": ("elasticsearch", lambda: _elasticsearch(ids.elasticsearch)),
-              "storage": ("storage", lambda: _storage(ids.storage))}
     for job in jobs:
-        item, probe = probes[job]
-        results.append(_run(item, probe))
+        source = registry.source(job)
+        results.append(_run(source.check_item, partial(_probe, source, getattr(ids, job))))
     if backups:
         results.append(_run("backup bucket", lambda: _backups(ids.backups)))
     return results

@@ -17,6 +17,7 @@ from typing import IO, Any
 from awscrt import checksums
 
 from archivist.errors import JobFailedError
+from archivist.format.finishing import FinishingWriter
 
 PART = 8 * 1024 * 1024
 IN_FLIGHT = 1      # parts being sent while the next one fills: memory is (IN_FLIGHT + 1) parts
@@ -37,11 +38,42 @@ def crc32c(body: bytearray) -> str:
 
 
 def part_size(number: int) -> int:
-    """The size of part `number` (from 1): PART, one PART more every GROW_EVERY parts."""
+    """The size of part `number` (from 1) of an object of unknown size: PART, one PART more every
+    GROW_EVERY parts."""
     return PART * (1 + (number - 1) // GROW_EVERY)
 
 
-class MultipartWriter:
+def part_size_for(size: int, smallest: int = PART) -> int:
+    """The part size of an object of known `size`: `smallest`, or larger so it fits MAX_PARTS parts."""
+    return max(smallest, -(-size // MAX_PARTS))
+
+
+class MultipartUpload:
+    """One S3 multipart upload: started on creation, then parts, then `complete` or `abort`.
+    The one place that speaks S3's multipart calls, for every upload path."""
+
+    def __init__(self, s3: Any, bucket: str, key: str, **create: Any):
+        self.s3, self.bucket, self.key = s3, bucket, key
+        self.upload_id = s3.create_multipart_upload(Bucket=bucket, Key=key, **create)["UploadId"]
+
+    def send_part(self, number: int, body: bytes | bytearray, **checksum: str) -> dict[str, Any]:
+        """Sends part `number`; returns its entry for `complete` (ETag, and the checksum if sent)."""
+        answer = self.s3.upload_part(Bucket=self.bucket, Key=self.key, UploadId=self.upload_id,
+                                     PartNumber=number, Body=body, **checksum)
+        entry = {"PartNumber": number, "ETag": answer["ETag"]}
+        entry.update({name: answer[name] for name in checksum if name.startswith("Checksum")})
+        return entry
+
+    def complete(self, parts: list[dict[str, Any]]) -> None:
+        self.s3.complete_multipart_upload(Bucket=self.bucket, Key=self.key, UploadId=self.upload_id,
+                                          MultipartUpload={"Parts": parts})
+
+    def abort(self) -> None:
+        """Drops the upload; the server frees the parts sent."""
+        self.s3.abort_multipart_upload(Bucket=self.bucket, Key=self.key, UploadId=self.upload_id)
+
+
+class MultipartWriter(FinishingWriter):
     """Writes `key` in `bucket` through the boto3 client `s3`; use as a context manager, or call
     `close` to finish the object and `abort` to drop it."""
 
@@ -53,7 +85,7 @@ class MultipartWriter:
         self._buffers, self._most = 1, in_flight + 1
         self._number = 1
         self._buf, self._fill = bytearray(part_size(1)), 0
-        self._upload_id: str | None = None
+        self._upload: MultipartUpload | None = None
         self._sent: list[Future] = []
         self._checked = 0  # parts in _sent known to have been sent
         self.closed = False
@@ -86,16 +118,14 @@ class MultipartWriter:
             return
         self.closed = True
         try:
-            if self._upload_id is None:
+            if self._upload is None:
                 body = self._tail()
                 self._s3.put_object(Bucket=self._bucket, Key=self._key, Body=body, ContentType=self._type,
                                     ChecksumCRC32C=crc32c(body))
             else:
                 if self._fill:
                     self._send(self._tail())
-                parts = [future.result() for future in self._sent]
-                self._s3.complete_multipart_upload(Bucket=self._bucket, Key=self._key, UploadId=self._upload_id,
-                                                   MultipartUpload={"Parts": parts})
+                self._upload.complete([future.result() for future in self._sent])
         except BaseException:
             self._drop()
             raise
@@ -112,15 +142,6 @@ class MultipartWriter:
             self._drop()
         finally:
             self._buf = bytearray()
-
-    def __enter__(self) -> MultipartWriter:
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
 
     # --- parts ----------------------------------------------------------------------------
 
@@ -148,20 +169,18 @@ class MultipartWriter:
             if error is not None:
                 raise error
             self._checked += 1
-        if self._upload_id is None:
-            self._upload_id = self._s3.create_multipart_upload(Bucket=self._bucket, Key=self._key,
-                                                               ContentType=self._type,
-                                                               ChecksumAlgorithm=CHECKSUM)["UploadId"]
+        if self._upload is None:
+            self._upload = MultipartUpload(self._s3, self._bucket, self._key, ContentType=self._type,
+                                           ChecksumAlgorithm=CHECKSUM)
         self._sent.append(self._pool.submit(self._upload_part, self._number, body))
         self._number += 1
 
     def _upload_part(self, number: int, body: bytearray) -> dict[str, Any]:
+        assert self._upload is not None  # started before any part is queued
         try:
-            answer = self._s3.upload_part(Bucket=self._bucket, Key=self._key, UploadId=self._upload_id,
-                                          PartNumber=number, Body=body, ChecksumCRC32C=crc32c(body))
+            return self._upload.send_part(number, body, ChecksumCRC32C=crc32c(body))
         finally:
             self._free.put(body)
-        return {"PartNumber": number, "ETag": answer["ETag"], f"Checksum{CHECKSUM}": answer[f"Checksum{CHECKSUM}"]}
 
     def _next_buffer(self, size: int) -> bytearray:
         """A buffer for the next part: one already sent if there is one, else a new one until
@@ -182,8 +201,8 @@ class MultipartWriter:
         for future in self._sent:
             future.cancel()
         self._pool.shutdown(wait=True)
-        if self._upload_id is not None:
+        if self._upload is not None:
             try:
-                self._s3.abort_multipart_upload(Bucket=self._bucket, Key=self._key, UploadId=self._upload_id)
+                self._upload.abort()
             except Exception:  # noqa: BLE001 - the first error matters; staging cleanup sweeps leftovers
                 pass

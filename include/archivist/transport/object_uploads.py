@@ -18,12 +18,10 @@ from typing import IO, Any
 
 from botocore import handlers
 
-from archivist.transport import s3crt
-from archivist.transport import s3io
+from archivist.transport import s3crt, s3io
+from archivist.transport.multipart import PART, MultipartUpload, part_size_for
 from archivist.config import S3Settings
 
-PART = 8 * 1024 * 1024
-MAX_PARTS = 9_000  # S3 allows 10,000 parts; larger objects get larger parts
 # Whole-object PUTs in flight at once: enough to keep MinIO or S3 busy while the next bodies are read.
 REQUESTS_IN_FLIGHT = 32
 # Bodies up to this go through awscrt, where the per-request cost matters; larger ones through
@@ -66,7 +64,7 @@ class ObjectUploads:
         # No `Expect: 100-continue` round trip (botocore adds it to every PUT): it spares sending
         # a large body the server would refuse, and costs a part a round trip.
         self._s3.meta.events.unregister("before-call.s3", handlers.add_expect_header)
-        self._puts = s3crt.Puts(settings, part)
+        self._puts = s3crt.NativePuts(settings, part)
         self._bucket, self._budget, self._part = settings.bucket, budget, part
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="upload")
         self._pending: deque[tuple[int, Future]] = deque()
@@ -82,8 +80,11 @@ class ObjectUploads:
         self._pool.shutdown(wait=True)
 
     def _submit(self, size: int, call, **kwargs) -> Future:
+        return self._submit_call(size, call, Bucket=self._bucket, **kwargs)
+
+    def _submit_call(self, size: int, call, *args, **kwargs) -> Future:
         self._settle(self._budget - size)
-        return self._hold(size, self._pool.submit(call, Bucket=self._bucket, **kwargs))
+        return self._hold(size, self._pool.submit(call, *args, **kwargs))
 
     def _hold(self, size: int, future: Future) -> Future:
         self._pending.append((size, future))
@@ -125,9 +126,8 @@ class ObjectUploads:
                   on_read=lambda n: None) -> None:
         """Reads the `size` bytes of `fileobj` as a multipart upload; returns when the object exists.
         On any failure the upload is aborted, so no part of it lingers in the bucket."""
-        part = max(self._part, -(-size // MAX_PARTS))
-        upload = self._s3.create_multipart_upload(Bucket=self._bucket, Key=key, ContentType=content_type,
-                                                  Metadata=metadata)["UploadId"]
+        part = part_size_for(size, self._part)
+        upload = MultipartUpload(self._s3, self._bucket, key, ContentType=content_type, Metadata=metadata)
         parts: list[Future] = []
         try:
             for offset in range(0, size, part):
@@ -135,16 +135,14 @@ class ObjectUploads:
                 self._settle(self._budget - n)  # before reading, so the part read counts in the budget
                 chunk = read_exactly(fileobj, n)
                 on_read(n)
-                parts.append(self._submit(n, self._s3.upload_part, Key=key, UploadId=upload,
-                                          PartNumber=len(parts) + 1, Body=chunk, ContentMD5=content_md5(chunk)))
-            done = [{"PartNumber": number, "ETag": f.result()["ETag"]} for number, f in enumerate(parts, start=1)]
-            self._s3.complete_multipart_upload(Bucket=self._bucket, Key=key, UploadId=upload,
-                                               MultipartUpload={"Parts": done})
+                parts.append(self._submit_call(n, upload.send_part, len(parts) + 1, chunk,
+                                               ContentMD5=content_md5(chunk)))
+            upload.complete([future.result() for future in parts])
         except BaseException:
             for future in parts:
                 future.cancel()
             concurrent.futures.wait(parts)
-            self._s3.abort_multipart_upload(Bucket=self._bucket, Key=key, UploadId=upload)
+            upload.abort()
             raise
 
     def wait(self) -> None:

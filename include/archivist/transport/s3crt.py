@@ -30,7 +30,7 @@ MEMORY_LIMIT = 256 * 1024 * 1024
 SINGLE_REQUEST_LIMIT = 5 * 1024 * 1024 * 1024
 
 
-class Puts:
+class NativePuts:
     """PutObject requests to one bucket; `put` returns a Future of the request."""
 
     def __init__(self, settings: S3Settings, max_part: int):

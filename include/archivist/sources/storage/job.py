@@ -220,12 +220,3 @@ def restore(settings: S3Settings, tgz: IO[bytes], mode: str = "empty") -> dict[s
                              f"'{settings.bucket}', their keys refused: {'; '.join(skipped)}. The other "
                              f"{objects} object(s) were restored")
     return {"objects": objects, "bytes": total}
-
-
-def counts(settings: S3Settings) -> dict[str, int]:
-    s3 = s3io.client(settings)
-    objects = total = 0
-    for obj in iter_objects(s3, settings.bucket):
-        objects += 1
-        total += obj["Size"]
-    return {"objects": objects, "bytes": total}

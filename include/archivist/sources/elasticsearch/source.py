@@ -1,0 +1,169 @@
+"""Elasticsearch as a Source: templates, then each index's definition, documents and aliases."""
+
+from __future__ import annotations
+
+import logging
+import os
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+from archivist import config
+from archivist.errors import (ConfigurationError, JobFailedError, TargetNotEmptyError, VerificationError,
+                              elasticsearch_where)
+from archivist.format import bundle, limits
+from archivist.format.bundle import META, JobResult, VerifyReport
+from archivist.format.bundle_index import BundleSource
+from archivist.format.members import BundleOpener, members, read_json
+from archivist.sources.elasticsearch import cluster as es_cluster
+from archivist.sources.elasticsearch import export as es_export
+from archivist.sources.elasticsearch import restore as es_restore
+from archivist.sources.elasticsearch import names, targets
+from archivist.transport.staging import Staging
+
+log = logging.getLogger(__name__)
+
+Metadata = tuple[dict[str, Any], dict[str, Any], list[str]]  # templates, index definitions, indices
+
+
+def bundle_indices(report: VerifyReport) -> list[str]:
+    """The indices whose documents the bundle holds."""
+    return sorted({i for p in report.members if (i := bundle.index_of_path(p))})
+
+
+def metadata(open_bundle: BundleOpener) -> Metadata:
+    """Templates, index definitions and the indices with documents, read once per pinned bundle
+    (verify, the empty-mode check and the job all need them)."""
+    known = getattr(open_bundle, "es_metadata", None)
+    if known is None:
+        known = _read_metadata(open_bundle)
+        if isinstance(open_bundle, BundleSource):
+            open_bundle.es_metadata = known
+    return known
+
+
+def _read_metadata(open_bundle: BundleOpener) -> Metadata:
+    """One early-stopping pass: our bundles put these before the documents."""
+    templates: dict[str, Any] = {}
+    definitions: dict[str, Any] | None = None
+    indices: list[str] = []
+    for path, fileobj in members(open_bundle, lambda p: p.startswith("jobs.elasticsearch/") or p == META):
+        name = os.path.basename(path)
+        if path == META:
+            counted = read_json(fileobj, limits.META_BYTES, path).get("counts", {}).get("jobs.elasticsearch", {})
+            if "indices" in counted:
+                indices = sorted(counted["indices"])
+        elif name.startswith("templates-") and name.endswith(".json"):
+            templates = read_json(fileobj, limits.ES_JSON_BYTES, path)
+        elif name.startswith("indices-") and name.endswith(".json"):
+            definitions = read_json(fileobj, limits.ES_JSON_BYTES, path)
+        elif (index := bundle.index_of_path(path)) and index not in indices:
+            indices.append(index)
+        if templates and definitions is not None and indices:
+            break
+    return templates, definitions or {}, indices
+
+
+def names_refused(problems: list[str]) -> str:
+    shown = "; ".join(problems[:10]) + (f"; and {len(problems) - 10} more" if len(problems) > 10 else "")
+    return f"the bundle's Elasticsearch names cannot be restored safely: {shown}"
+
+
+def _finish_index(es: Any, index: str, definition: dict[str, Any] | None, sent: int) -> int:
+    """Puts back the loaded index's own settings and aliases, and counts what it holds."""
+    es_restore.finish_index(es, index, definition)
+    found = es_cluster.count(es, index)
+    if found != sent:
+        raise JobFailedError(f"index {index}: sent {sent} documents but Elasticsearch holds {found}")
+    return found
+
+
+class ElasticsearchSource:
+    """The indices matching a pattern (hidden and dot-indices left out), with their settings,
+    mappings and aliases, and the cluster's user-made index templates."""
+
+    name = "elasticsearch"
+    check_item = "elasticsearch"
+
+    load_settings = staticmethod(config.load_elasticsearch)
+
+    def check(self, settings: config.ElasticsearchSettings) -> str:
+        return f"Elasticsearch {es_cluster.check(settings, quick=True)} at {settings.url}"
+
+    def dump(self, settings: config.ElasticsearchSettings, staging: Staging, backup_id: str,
+             index_pattern: str = "*") -> JobResult:
+        return es_export.dump(settings, staging, backup_id, index_pattern)
+
+    def check_bundle(self, open_bundle: BundleOpener, report: VerifyReport) -> None:
+        """Refuses index, alias or template names that break Elasticsearch's rules or do not agree
+        with the bundle's members: such a name could reach indices the bundle does not hold."""
+        templates, definitions, _ = metadata(open_bundle)
+        counts = report.meta.get("counts")
+        counts = counts.get(bundle.JOB_DIRS[self.name]) if isinstance(counts, dict) else None
+        counted = counts.get("indices") if isinstance(counts, dict) else None
+        held = [index for path in report.members if (index := bundle.index_of_path(path))]
+        _, problems = names.check_bundle(held, counted, definitions, templates)
+        if problems:
+            raise VerificationError(names_refused(problems))
+
+    def occupied(self, settings: config.ElasticsearchSettings, report: VerifyReport, patterns: list[str] | None,
+                 open_bundle: BundleOpener | None) -> list[str]:
+        """With `open_bundle`, the templates and aliases of the bundle's names are checked too
+        (the job checks them again before it writes)."""
+        es_cluster.check(settings, quick=True)  # a refused login names what to fix
+        es = es_cluster.client(settings)
+        bundle_names = names.BundleNames(indices=bundle_indices(report))
+        if open_bundle is not None:
+            templates, definitions, _ = metadata(open_bundle)
+            bundle_names, _ = names.collect(bundle_names.indices, definitions, templates)
+        wanted = [i for i in bundle_names.indices if es_restore.matches_any(i, patterns)]
+        return targets.refusals(es, bundle_names, wanted, "empty")[0]
+
+    def restore(self, open_bundle: BundleOpener, settings: config.ElasticsearchSettings, mode: str,
+                patterns: list[str] | None, dry_run: bool) -> dict[str, Any]:
+        templates, definitions, indices = metadata(open_bundle)
+        bundle_names, problems = names.collect(indices, definitions, templates)
+        if problems:  # verify refused these already; checked again where they are used
+            raise VerificationError(names_refused(problems))
+        chosen = [i for i in indices if es_restore.matches_any(i, patterns)]
+        if patterns and not chosen:
+            raise ConfigurationError(f"no index in the bundle matches {', '.join(patterns)}; "
+                                     f"it holds {', '.join(indices)}")
+        if dry_run:
+            log.info("dry run: would restore templates and indices %s", ", ".join(chosen))
+            return {"dry_run": True, "indices": chosen}
+        es_cluster.check(settings)
+        es, raw = es_cluster.client(settings), es_cluster.raw_client(settings)
+        refused, cluster = targets.refusals(es, bundle_names, chosen, mode)
+        if refused:
+            hint = ". Restore with mode 'replace' to drop and recreate what the bundle holds, or remove them first" \
+                if mode == "empty" else ""
+            raise TargetNotEmptyError(f"restore refused, nothing was written to {elasticsearch_where(settings)}: "
+                                      + "; ".join(refused) + hint)
+        targets.delete_indices(es, [i for i in chosen if i in cluster.indices])
+        es_restore.put_templates(es, templates)
+        loaded = self._load(open_bundle, es, raw, chosen, definitions)
+        for index in chosen:  # an index with no documents has no ndjson worth streaming, but exists
+            if index not in loaded and index in definitions:
+                es_restore.create_index(es, index, definitions[index])
+                es_restore.finish_index(es, index, definitions[index])
+                loaded[index] = 0
+        return {"indices": loaded, "documents": sum(loaded.values())}
+
+    @staticmethod
+    def _load(open_bundle: BundleOpener, es: Any, raw: Any, chosen: list[str], definitions: dict[str, Any]) -> dict[str, int]:
+        """Each index is finished (settings put back, flushed, counted) while the next one loads:
+        the server would otherwise sit idle through every flush."""
+        with ThreadPoolExecutor(1, thread_name_prefix="finish") as finisher:
+            finishing: dict[str, Future] = {}
+            for path, lines in members(open_bundle, lambda p: bundle.index_of_path(p) in chosen):
+                index = bundle.index_of_path(path)
+                es_restore.create_index(es, index, definitions.get(index))
+                sent = es_restore.load_documents(raw, index, lines)
+                finishing[index] = finisher.submit(_finish_index, es, index, definitions.get(index), sent)
+            return {index: finished.result() for index, finished in finishing.items()}
+
+    def count_problems(self, want: dict[str, Any], got: dict[str, Any], patterns: list[str] | None) -> list[str]:
+        restored = got.get("indices", {})
+        return [f"elasticsearch: index {index} has {restored.get(index)} documents restored, bundle has {docs}"
+                for index, docs in want.get("indices", {}).items()
+                if es_restore.matches_any(index, patterns) and restored.get(index) != docs]

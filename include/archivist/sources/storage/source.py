@@ -1,0 +1,62 @@
+"""The application bucket as a Source: every object with its metadata in one tar.gz."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from archivist import config
+from archivist.errors import VerificationError
+from archivist.format.bundle import JobResult, VerifyReport
+from archivist.format.members import BundleOpener, finish, members
+from archivist.sources.storage import job
+from archivist.transport import s3io
+from archivist.transport.staging import Staging
+
+log = logging.getLogger(__name__)
+
+
+class StorageSource:
+    """One bucket, every object with its content type and metadata."""
+
+    name = "storage"
+    check_item = "storage"
+    is_archive = staticmethod(lambda path: path.startswith("jobs.storage/storage-") and path.endswith(".tgz"))
+
+    load_settings = staticmethod(config.load_storage)
+
+    def check(self, settings: config.S3Settings) -> str:
+        job.check(settings)
+        return f"bucket '{settings.bucket}' at {settings.endpoint_url or 'AWS S3'}"
+
+    def dump(self, settings: config.S3Settings, staging: Staging, backup_id: str,
+             index_pattern: str = "*") -> JobResult:
+        """Every object into one tar.gz in staging, beside a manifest of keys, sizes and sums."""
+        return job.dump(settings, staging, backup_id)
+
+    def occupied(self, settings: config.S3Settings, report: VerifyReport, patterns: list[str] | None,
+                 open_bundle: BundleOpener | None) -> list[str]:
+        if job.bucket_is_empty(s3io.client(settings), settings.bucket):
+            return []
+        return [f"bucket '{settings.bucket}' holds objects"]
+
+    def check_bundle(self, open_bundle: BundleOpener, report: VerifyReport) -> None:
+        """Each archive entry's key and size is checked as it is restored (sources/storage/keys.py)."""
+
+    def restore(self, open_bundle: BundleOpener, settings: config.S3Settings, mode: str,
+                patterns: list[str] | None, dry_run: bool) -> dict[str, Any]:
+        for path, tgz in members(open_bundle, self.is_archive):
+            if dry_run:
+                log.info("dry run: would restore %s into bucket %s", path, settings.bucket)
+                return {"dry_run": True, "artifact": path}
+            log.info("restoring %s into bucket %s (%s mode)", path, settings.bucket, mode)
+            restored = job.restore(settings, tgz, mode)
+            finish(tgz)
+            return restored
+        raise VerificationError("the bundle has no storage archive (jobs.storage/storage-<id>.tgz)")
+
+    def count_problems(self, want: dict[str, Any], got: dict[str, Any], patterns: list[str] | None) -> list[str]:
+        if (got.get("objects"), got.get("bytes")) == (want.get("objects"), want.get("bytes")):
+            return []
+        return [f"storage: {got.get('objects')} objects / {got.get('bytes')} bytes restored, "
+                f"bundle has {want.get('objects')} / {want.get('bytes')}"]
