@@ -16,8 +16,8 @@ from archivist.format.bundle_index import BundleSource
 from archivist.format.members import BundleOpener, members, read_json
 from archivist.sources.elasticsearch import cluster as es_cluster
 from archivist.sources.elasticsearch import export as es_export
-from archivist.sources.elasticsearch import restore as es_restore
 from archivist.sources.elasticsearch import names, targets
+from archivist.sources.elasticsearch import restore as es_restore
 from archivist.transport.staging import Staging
 
 log = logging.getLogger(__name__)
