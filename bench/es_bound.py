@@ -31,7 +31,10 @@ from archivist.format import bundle
 from archivist.format.members import members
 from archivist.runner import restore
 from archivist.sources.elasticsearch import source as es_source
-from archivist.sources.elasticsearch import job as es_job
+from archivist.sources.elasticsearch import cluster as es_cluster
+from archivist.sources.elasticsearch import export as es_export
+from archivist.sources.elasticsearch import lines as es_lines
+from archivist.sources.elasticsearch import restore as es_restore
 from archivist.format.bundle import BackupKey
 from archivist.progress import Progress
 from archivist.transport.backup_bucket import BackupStore
@@ -45,13 +48,13 @@ def raw_pages(es, raw, index: str, slices: int, page: int = 10_000) -> int:
     def read(i: int) -> None:
         after = None
         while True:
-            body = {"pit": {"id": pit, "keep_alive": "5m"}, "size": page, "sort": es_job.EXPORT_SORT,
+            body = {"pit": {"id": pit, "keep_alive": "5m"}, "size": page, "sort": es_export.EXPORT_SORT,
                     "track_total_hits": False}
             if slices > 1:
                 body["slice"] = {"id": i, "max": slices}
             if after is not None:
                 body["search_after"] = after
-            got = es_job._page_lines(index, raw.search(body=body).body)
+            got = es_lines.page_lines(index, raw.search(body=body).body)
             if got is None:
                 return
             counted[i] += got[0]
@@ -77,20 +80,20 @@ def server_cpu_seconds() -> float:
 def restore_floor(t, key: str, rounds: int) -> None:
     opener = BackupStore(t.backups).bundle_source(BackupKey.parse(key))
     _, definitions, indices = es_source.metadata(opener)
-    chosen = [i for i in indices if es_job.matches_any(i, [t.index_pattern])]
-    bodies = {bundle.index_of_path(path): list(es_job._bulk_bodies(lines, Progress("build", "docs")))
+    chosen = [i for i in indices if es_restore.matches_any(i, [t.index_pattern])]
+    bodies = {bundle.index_of_path(path): list(es_lines.bulk_bodies(lines, Progress("build", "docs")))
               for path, lines in members(opener, lambda p: bundle.index_of_path(p) in chosen)}
-    es, raw = es_job.client(t.elasticsearch), es_job.raw_client(t.elasticsearch)
+    es, raw = es_cluster.client(t.elasticsearch), es_cluster.raw_client(t.elasticsearch)
 
     def server_alone() -> int:
         sent = 0
-        with ThreadPoolExecutor(es_job.BULK_THREADS) as pool:
+        with ThreadPoolExecutor(es_restore.BULK_THREADS) as pool:
             for index in chosen:
-                es_job.create_index(es, index, definitions.get(index))
-                loaded = sum(pool.map(lambda b: es_job._send_bulk(raw, index, *b), bodies[index]))
-                es_job.finish_index(es, index, definitions.get(index))
-                if es_job.count(es, index) != loaded:
-                    raise SystemExit(f"index {index}: {loaded} sent, {es_job.count(es, index)} held")
+                es_restore.create_index(es, index, definitions.get(index))
+                loaded = sum(pool.map(lambda b: es_restore.send_bulk(raw, index, *b), bodies[index]))
+                es_restore.finish_index(es, index, definitions.get(index))
+                if es_cluster.count(es, index) != loaded:
+                    raise SystemExit(f"index {index}: {loaded} sent, {es_cluster.count(es, index)} held")
                 sent += loaded
         return sent
 
@@ -118,9 +121,9 @@ def main() -> None:
     if args.restore_key:
         restore_floor(t, args.restore_key, args.rounds)
         return
-    es, raw = es_job.client(t.elasticsearch), es_job.raw_client(t.elasticsearch)
+    es, raw = es_cluster.client(t.elasticsearch), es_cluster.raw_client(t.elasticsearch)
     total = es.count(index=args.index)["count"]
-    env = baselines.env(t, es_job.check(t.elasticsearch))
+    env = baselines.env(t, es_cluster.check(t.elasticsearch))
     with tempfile.TemporaryDirectory() as tmp:
         baselines.prepare(Path(tmp), t.elasticsearch)
         auth = [f"--httpAuthFile={Path(tmp) / baselines.AUTH_FILE}"] if t.elasticsearch.user else []
@@ -134,7 +137,7 @@ def main() -> None:
         n = raw_pages(es, raw, args.index, slices)
         rows.append((f"Elasticsearch alone, raw pages, {slices} slice(s)", time.monotonic() - started, n))
     started = time.monotonic()
-    n, _ = es_job.export_index(es, args.index, lambda data: None, raw=raw)
+    n, _ = es_export.export_index(es, args.index, lambda data: None, raw=raw)
     rows.append(("archivist export_index (2 slices, raw lines)", time.monotonic() - started, n))
     print(f"index {args.index}: {total:,} documents")
     for label, seconds, n in rows:

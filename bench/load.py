@@ -20,7 +20,8 @@ import psycopg
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 
-from archivist.sources.elasticsearch import job as elasticsearch
+from archivist.sources.elasticsearch import cluster as es_cluster
+from archivist.sources.elasticsearch import export as es_export
 from archivist.sources.postgres import job as postgres
 from archivist.transport import s3io
 from archivist.config import ElasticsearchSettings, PostgresSettings, S3Settings
@@ -97,15 +98,15 @@ def ensure_postgres(t: Targets, scale: float) -> dict[str, int]:
 
 
 def es_counts(settings: ElasticsearchSettings, pattern: str) -> dict[str, int]:
-    es = elasticsearch.client(settings)
-    found = elasticsearch.list_indices(es, pattern)
+    es = es_cluster.client(settings)
+    found = es_cluster.list_indices(es, pattern)
     if found:
         es.indices.refresh(index=",".join(found))
     return {i: es.count(index=i)["count"] for i in found}
 
 
 def es_wipe(settings: ElasticsearchSettings, pattern: str) -> None:
-    es = elasticsearch.client(settings)
+    es = es_cluster.client(settings)
     es.options(ignore_status=404).indices.delete(index=pattern, expand_wildcards="all")
 
 
@@ -113,8 +114,8 @@ def es_drop_templates(settings: ElasticsearchSettings) -> list[str]:
     """Deletes the cluster's user-made templates. A backup takes every template and an `empty`
     restore refuses one that exists, so the bench's bundles must hold only what its own restores
     can put back into an empty cluster: the bench's data has no templates of its own."""
-    es = elasticsearch.client(settings)
-    found = elasticsearch.templates(es)
+    es = es_cluster.client(settings)
+    found = es_export.templates(es)
     for t in found["index_templates"]:
         es.indices.delete_index_template(name=t["name"])
     for t in found["component_templates"]:
@@ -140,7 +141,7 @@ def _bulk_bodies(path: Path):
 
 
 def es_load_index(settings: ElasticsearchSettings, index: str, definition: dict, path: Path) -> None:
-    es = elasticsearch.client(settings)
+    es = es_cluster.client(settings)
     es.options(ignore_status=404).indices.delete(index=index)
     body = {"settings": {**definition["settings"], "refresh_interval": "-1"}, "mappings": definition["mappings"]}
     es.indices.create(index=index, body=body)
@@ -171,7 +172,7 @@ def ensure_elasticsearch(t: Targets, scale: float) -> dict[str, int]:
     definitions = json.loads((data / "indices.json").read_text())
     got = es_counts(t.elasticsearch, t.index_pattern)
     for extra in sorted(set(got) - set(want)):
-        elasticsearch.client(t.elasticsearch).indices.delete(index=extra)
+        es_cluster.client(t.elasticsearch).indices.delete(index=extra)
     for name in definitions:
         index = t.index(name)
         if got.get(index) != want[index]:

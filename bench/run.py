@@ -36,7 +36,7 @@ from pathlib import Path
 import psutil
 
 from archivist import __version__ as archivist_version
-from archivist.sources.elasticsearch import job as elasticsearch
+from archivist.sources.elasticsearch import cluster as es_cluster
 from archivist.sources.postgres import job as postgres
 from archivist.format.bundle import BackupKey
 from archivist.transport.backup_bucket import BackupStore
@@ -86,7 +86,7 @@ class Bench:
         self.scale, self.t, self.dags, self.profile, self.settle = scale, t, dags, profile, settle
         self.rounds = rounds
         self.work = WORK / f"{t.prefix}-{generate.scale_name(scale)}"
-        self.es_version = elasticsearch.check(t.elasticsearch)
+        self.es_version = es_cluster.check(t.elasticsearch)
         self.env = run_job.targets_to_env(t)
         self.base_env = baselines.env(t, self.es_version)
         self.tasks: dict[str, dict] = {}      # archivist task -> seconds, peak RSS, result

@@ -6,7 +6,8 @@ import hashlib
 import os
 import subprocess
 
-from archivist.sources.elasticsearch import job as elasticsearch
+from archivist.sources.elasticsearch import cluster as es_cluster
+from archivist.sources.elasticsearch import export as es_export
 from archivist.transport import s3io
 from archivist.config import ElasticsearchSettings, PostgresSettings, S3Settings
 
@@ -23,11 +24,11 @@ def pg_dump_text(settings: PostgresSettings) -> str:
 
 def es_snapshot(settings: ElasticsearchSettings) -> dict:
     """Every user index's documents (_id, _routing, _source), mappings and aliases, and the templates."""
-    es = elasticsearch.client(settings)
-    snapshot = {"indices": {}, "templates": elasticsearch.templates(es)}
-    for index in elasticsearch.list_indices(es):
+    es = es_cluster.client(settings)
+    snapshot = {"indices": {}, "templates": es_export.templates(es)}
+    for index in es_cluster.list_indices(es):
         es.indices.refresh(index=index)
-        total, lines = elasticsearch.iter_documents(es, index)
+        total, lines = es_export.iter_documents(es, index)
         docs = sorted(lines)
         body = es.indices.get(index=index)[index]
         snapshot["indices"][index] = {"docs": docs, "count": total, "mappings": body["mappings"],
@@ -70,8 +71,8 @@ def wipe_postgres(settings: PostgresSettings) -> None:
 
 
 def wipe_elasticsearch(settings: ElasticsearchSettings) -> None:
-    es = elasticsearch.client(settings)
-    for index in elasticsearch.list_indices(es):
+    es = es_cluster.client(settings)
+    for index in es_cluster.list_indices(es):
         es.indices.delete(index=index)
     es.options(ignore_status=404).indices.delete_index_template(name="archivist-demo-logs")
     es.options(ignore_status=404).cluster.delete_component_template(name="archivist-demo-logs-mappings")

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "include"))
 
 from archivist import config  # noqa: E402
-from archivist.sources.elasticsearch import job as elasticsearch
+from archivist.sources.elasticsearch import cluster as es_cluster
 from archivist.sources.postgres import job as postgres
 from archivist.transport import s3io
 from archivist.config import S3Settings  # noqa: E402
@@ -48,7 +48,7 @@ def es_settings() -> config.ElasticsearchSettings:
     _require_env()
     settings = config.load_elasticsearch()
     try:
-        elasticsearch.check(settings, quick=True)
+        es_cluster.check(settings, quick=True)
     except Exception as exc:
         pytest.fail(f"Elasticsearch does not answer ({exc}): {START_HINT}", pytrace=False)
     return settings
@@ -72,7 +72,7 @@ def backups_settings(storage_settings) -> S3Settings:
 
 @pytest.fixture(scope="session")
 def es_client(es_settings):
-    return elasticsearch.client(es_settings)
+    return es_cluster.client(es_settings)
 
 
 def _es_user_command(*args: str, password: str = "") -> None:
@@ -93,7 +93,7 @@ def es_user(es_settings):
     def make(name: str, password: str, role: str = "") -> str:
         made.append(name)
         _es_user_command("add", name, *([role] if role else []), password=password + "\n")
-        as_user = elasticsearch.client(config.ElasticsearchSettings(es_settings.url, name, password), quick=True)
+        as_user = es_cluster.client(config.ElasticsearchSettings(es_settings.url, name, password), quick=True)
         deadline = time.monotonic() + 30
         while True:  # the server reads the realm's files again every second
             try:

@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from archivist.sources.elasticsearch import job as elasticsearch
+from archivist.sources.elasticsearch import cluster as es_cluster
 from archivist.transport import s3io
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -56,7 +56,7 @@ def test_quick_bench_measures_everything_and_cleans_up(tmp_path, pg_settings, es
 
     # The run took its data off the servers again.
     quick = targets.load(targets.QUICK_PREFIX)
-    assert not elasticsearch.list_indices(es_client, quick.index_pattern)
+    assert not es_cluster.list_indices(es_client, quick.index_pattern)
     s3 = s3io.client(storage_settings)
     for bucket in (quick.storage.bucket, quick.backups.bucket):
         assert not s3.list_objects_v2(Bucket=bucket).get("Contents")

@@ -16,7 +16,7 @@ import pytest
 
 from archivist.format.bundle_index import BundleSource
 from archivist.runner import restore
-from archivist.sources.elasticsearch import job as es_job
+from archivist.sources.elasticsearch import cluster as es_cluster
 from archivist.sources.postgres import job as pg_job
 from archivist.transport import s3io
 from demo import fingerprint
@@ -51,7 +51,7 @@ def test_the_committed_bundle_restores_exactly(empty_targets, pg_settings, es_se
     assert names == ["Ada Lovelace", "Grace Hopper", "Ñandú ☃"]
     assert totals == ["99.99", "1234.56"]
 
-    es = es_job.client(es_settings)
+    es = es_cluster.client(es_settings)
     assert es.get(index="fixture-products", id="p2")["_source"] == {"name": "Back\\slash", "sku": "B-3", "price": 0.0}
     assert es.get(index="fixture-catalog", id="p0")["_source"]["name"] == 'Tea "Earl Grey"'  # through the alias
     assert es.indices.get_mapping(index="fixture-products")["fixture-products"]["mappings"]["properties"]["sku"] \

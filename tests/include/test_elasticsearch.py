@@ -15,7 +15,10 @@ import orjson
 import pytest
 
 from archivist.format import bundle
-from archivist.sources.elasticsearch import job as elasticsearch
+from archivist.sources.elasticsearch import cluster as es_cluster
+from archivist.sources.elasticsearch import export as es_export
+from archivist.sources.elasticsearch import lines as es_lines
+from archivist.sources.elasticsearch import restore as es_restore
 from archivist.errors import JobFailedError
 from archivist.progress import Progress
 from archivist.transport.staging import LocalStaging
@@ -48,8 +51,8 @@ AWKWARD_SOURCES = {
 
 def _export(es_client, es_settings, index: str, page_size: int) -> list[bytes]:
     chunks: list[bytes] = []
-    written, expected = elasticsearch.export_index(es_client, index, chunks.append, page_size=page_size,
-                                                   raw=elasticsearch.raw_client(es_settings))
+    written, expected = es_export.export_index(es_client, index, chunks.append, page_size=page_size,
+                                               raw=es_cluster.raw_client(es_settings))
     assert written == expected
     return b"".join(chunks).splitlines()
 
@@ -85,7 +88,7 @@ def test_export_cuts_clean_pages_without_parsing_documents(es_client, es_setting
     for i, source in enumerate(sources):
         es_client.index(index=export_index, id=f"doc-{i}", document=source, routing="r1" if i % 2 else None)
     es_client.indices.refresh(index=export_index)
-    monkeypatch.setattr(elasticsearch, "_hit_lines", lambda *a: pytest.fail("a clean page was parsed"))
+    monkeypatch.setattr(es_lines, "hit_lines", lambda *a: pytest.fail("a clean page was parsed"))
     lines = _export(es_client, es_settings, export_index, 7)
     assert sorted(lines) == sorted(orjson.dumps({"_index": export_index, "_id": f"doc-{i}",
                                                  **({"_routing": "r1"} if i % 2 else {}), "_source": source})
@@ -102,7 +105,7 @@ def test_a_source_shaped_like_the_boundary_between_hits_is_exported_whole(es_cli
     es_client.indices.refresh(index=export_index)
     staging = LocalStaging()
     try:
-        result = elasticsearch.dump(es_settings, staging, "tricky-backup", export_index)
+        result = es_export.dump(es_settings, staging, "tricky-backup", export_index)
         with staging.open(bundle.elasticsearch_index_path(export_index, "tricky-backup")) as f:
             docs = {doc["_id"]: doc["_source"] for doc in map(orjson.loads, f.read().splitlines())}
     finally:
@@ -119,20 +122,20 @@ def test_a_page_missing_shards_fails_naming_the_reason():
             b'"reason":"disk read failed"}}]},"hits":{"max_score":null,"hits":[{"_index":"logs","_id":"a",'
             b'"_score":null,"_source":{},"sort":[1]}]}}')
     with pytest.raises(JobFailedError, match=r"1 shard\(s\) of index logs: disk read failed\. Check"):
-        elasticsearch._page_lines("logs", page)
-    assert elasticsearch._page_lines("logs", page.replace(b'"failed":1', b'"failed":0'))[:3] == \
+        es_lines.page_lines("logs", page)
+    assert es_lines.page_lines("logs", page.replace(b'"failed":1', b'"failed":0'))[:3] == \
         (1, [b'{"_index":"logs","_id":"a","_source":{}}\n'], [1])
 
 
 def test_a_page_is_cut_into_chunks_of_join_docs_documents():
     hits = b",".join(b'{"_index":"logs","_id":"%d","_score":null,"_source":{"n":%d},"sort":[%d,7]}' % (i, i, i)
-                     for i in range(2 * elasticsearch.JOIN_DOCS + 1))
+                     for i in range(2 * es_lines.JOIN_DOCS + 1))
     page = b'{"pit_id":"p","took":1,"timed_out":false,"_shards":{"failed":0},"hits":{"hits":[' + hits + b"]}}"
-    count, chunks, after, pit_id = elasticsearch._page_lines("logs", page)
-    assert (count, after, pit_id) == (2 * elasticsearch.JOIN_DOCS + 1, [2 * elasticsearch.JOIN_DOCS, 7], "p")
-    assert [c.count(b"\n") for c in chunks] == [elasticsearch.JOIN_DOCS, elasticsearch.JOIN_DOCS, 1]
+    count, chunks, after, pit_id = es_lines.page_lines("logs", page)
+    assert (count, after, pit_id) == (2 * es_lines.JOIN_DOCS + 1, [2 * es_lines.JOIN_DOCS, 7], "p")
+    assert [c.count(b"\n") for c in chunks] == [es_lines.JOIN_DOCS, es_lines.JOIN_DOCS, 1]
     assert b"".join(chunks).splitlines()[-1] == \
-        b'{"_index":"logs","_id":"%d","_source":{"n":%d}}' % ((2 * elasticsearch.JOIN_DOCS,) * 2)
+        b'{"_index":"logs","_id":"%d","_source":{"n":%d}}' % ((2 * es_lines.JOIN_DOCS,) * 2)
 
 
 def _parsed(lines: list[bytes]) -> bytes:
@@ -148,13 +151,13 @@ def _parsed(lines: list[bytes]) -> bytes:
 
 def _parsed_shape(lines: list[bytes]) -> bytes:
     """The body line by line through _bulk_pair, for comparing bodies cut at different limits."""
-    return b"".join(part for raw in lines if raw.strip() for part in elasticsearch._bulk_pair(raw))
+    return b"".join(part for raw in lines if raw.strip() for part in es_lines._bulk_pair(raw))
 
 
 def _bodies(data: bytes, docs: int, size: int, monkeypatch) -> list[tuple[bytes, int]]:
-    monkeypatch.setattr(elasticsearch, "BULK_CHUNK_DOCS", docs)
-    monkeypatch.setattr(elasticsearch, "BULK_CHUNK_BYTES", size)
-    return list(elasticsearch._bulk_bodies(io.BytesIO(data), Progress("test", "docs")))
+    monkeypatch.setattr(es_lines, "BULK_CHUNK_DOCS", docs)
+    monkeypatch.setattr(es_lines, "BULK_CHUNK_BYTES", size)
+    return list(es_lines.bulk_bodies(io.BytesIO(data), Progress("test", "docs")))
 
 
 @pytest.mark.parametrize("lines", [ARCHIVIST_LINES, ARCHIVIST_LINES + FOREIGN_LINES, FOREIGN_LINES],
@@ -167,15 +170,15 @@ def test_lines_become_the_bulk_body_parsing_them_gives(lines, monkeypatch):
 
 
 def test_archivist_lines_are_cut_not_parsed(monkeypatch):
-    monkeypatch.setattr(elasticsearch.orjson, "loads", lambda raw: pytest.fail(f"parsed: {raw!r}"))
-    action, source = elasticsearch._bulk_pair(ARCHIVIST_LINES[1])
+    monkeypatch.setattr(es_lines.orjson, "loads", lambda raw: pytest.fail(f"parsed: {raw!r}"))
+    action, source = es_lines._bulk_pair(ARCHIVIST_LINES[1])
     assert action == b'{"index":{"_id":"quote \\" and \\\\ slash","routing":"user-7"}}\n'
     assert source == b'{"msg":"routed"}\n'
 
 
 def test_archivist_lines_reach_the_bodies_without_parsing_or_regex(monkeypatch):
     expected = _parsed_shape(ARCHIVIST_LINES)
-    monkeypatch.setattr(elasticsearch, "_bulk_pair", lambda raw: pytest.fail(f"cut line by line: {raw!r}"))
+    monkeypatch.setattr(es_lines, "_bulk_pair", lambda raw: pytest.fail(f"cut line by line: {raw!r}"))
     (body, docs), = _bodies(b"".join(ARCHIVIST_LINES), 1000, 1 << 20, monkeypatch)
     assert body == expected and docs == len(ARCHIVIST_LINES)
 
@@ -184,7 +187,7 @@ def test_archivist_lines_reach_the_bodies_without_parsing_or_regex(monkeypatch):
 def test_lines_cut_across_read_blocks_give_the_same_bodies(block, monkeypatch):
     # Lines longer than a read block, blank lines, Windows line ends and no newline at the end.
     lines = ARCHIVIST_LINES + [b"\n", b"\r\n", ARCHIVIST_LINES[1][:-1] + b"\r\n"] + FOREIGN_LINES + ARCHIVIST_LINES
-    monkeypatch.setattr(elasticsearch, "READ_BLOCK", block)
+    monkeypatch.setattr(es_lines, "READ_BLOCK", block)
     bodies = _bodies(b"".join(lines)[:-1], 1000, 1 << 20, monkeypatch)
     assert bodies == [(_parsed_shape(lines), sum(1 for line in lines if line.strip()))]
 
@@ -206,7 +209,7 @@ def test_documents_the_server_refuses_fail_with_its_reason(es_client, es_setting
     try:
         lines = b'{"_index":"x","_id":"good","_source":{"n":1}}\n{"_index":"x","_id":"bad","_source":{"n":"not a number"}}\n'
         with pytest.raises(JobFailedError, match=rf"index {index}: 1 of 2 documents .* \(bad\): .*not a number"):
-            elasticsearch.load_documents(elasticsearch.raw_client(es_settings), index, io.BytesIO(lines))
+            es_restore.load_documents(es_cluster.raw_client(es_settings), index, io.BytesIO(lines))
     finally:
         es_client.indices.delete(index=index)
 
@@ -218,36 +221,36 @@ def test_a_slow_request_does_not_hold_back_the_others(es_client, es_settings, mo
     (docs/PERFORMANCE.md#bulk-requests-in-flight)."""
     index = f"test-inflight-{secrets.token_hex(4)}"
     es_client.indices.create(index=index)
-    monkeypatch.setattr(elasticsearch, "BULK_CHUNK_DOCS", 1)
-    send, answered, held_while = elasticsearch._send_bulk, [], []
+    monkeypatch.setattr(es_lines, "BULK_CHUNK_DOCS", 1)
+    send, answered, held_while = es_restore.send_bulk, [], []
 
     def send_holding_the_first(raw, target, body, docs):
         if not held_while:
             held_while.append(0)
             deadline = time.monotonic() + 10
-            while len(answered) <= elasticsearch.BULK_THREADS and time.monotonic() < deadline:
+            while len(answered) <= es_restore.BULK_THREADS and time.monotonic() < deadline:
                 time.sleep(0.01)
             held_while[0] = len(answered)
         sent = send(raw, target, body, docs)
         answered.append(body)
         return sent
 
-    monkeypatch.setattr(elasticsearch, "_send_bulk", send_holding_the_first)
+    monkeypatch.setattr(es_restore, "send_bulk", send_holding_the_first)
     lines = b"".join(b'{"_index":"x","_id":"%d","_source":{"n":%d}}\n' % (n, n)
-                     for n in range(3 * elasticsearch.BULK_THREADS))
+                     for n in range(3 * es_restore.BULK_THREADS))
     try:
-        loaded = elasticsearch.load_documents(elasticsearch.raw_client(es_settings), index, io.BytesIO(lines))
-        assert elasticsearch.count(es_client, index) == loaded == 3 * elasticsearch.BULK_THREADS
+        loaded = es_restore.load_documents(es_cluster.raw_client(es_settings), index, io.BytesIO(lines))
+        assert es_cluster.count(es_client, index) == loaded == 3 * es_restore.BULK_THREADS
     finally:
         es_client.indices.delete(index=index)
-    assert held_while[0] > elasticsearch.BULK_THREADS
+    assert held_while[0] > es_restore.BULK_THREADS
 
 
 def test_bulk_bodies_go_out_without_copies(es_settings):
     """The client's own ndjson serializer copies a bytes body twice; each request in flight held it
     three times over."""
     body = b'{"index":{"_id":"a"}}\n{"n":1}\n'
-    for client in (elasticsearch.client(es_settings), elasticsearch.raw_client(es_settings)):
+    for client in (es_cluster.client(es_settings), es_cluster.raw_client(es_settings)):
         for mimetype in ("application/x-ndjson", "application/vnd.elasticsearch+x-ndjson"):
             assert client.transport.serializers.dumps(body, mimetype) is body
         # Anything else is still serialised the client's way.
@@ -259,13 +262,13 @@ def test_bulk_bodies_go_out_without_copies(es_settings):
 @pytest.mark.parametrize("block", [7, 64])
 def test_a_line_longer_than_the_cap_fails_naming_its_number(block, monkeypatch):
     # Only a line that spans read blocks is held: the cap is far above a block, so blocks are small here.
-    monkeypatch.setattr(elasticsearch, "READ_BLOCK", block)
-    monkeypatch.setattr(elasticsearch, "LINE_MAX_BYTES", 100)
+    monkeypatch.setattr(es_lines, "READ_BLOCK", block)
+    monkeypatch.setattr(es_lines, "LINE_MAX_BYTES", 100)
     head = b'{"_index":"logs","_id":"a","_source":{"s":"'
     at_cap = head + b"x" * (100 - len(head) - 3) + b'"}}'
     lines = [ARCHIVIST_LINES[0], b"\n", at_cap + b"\n", at_cap + b"\n"]
     assert sum(n for _, n in _bodies(b"".join(lines)[:-1], 1000, 1 << 20, monkeypatch)) == 3
-    with pytest.raises(elasticsearch.LineTooLongError, match=r"^line 4 is longer than 100 bytes"):
+    with pytest.raises(es_lines.LineTooLongError, match=r"^line 4 is longer than 100 bytes"):
         _bodies(b"".join(lines[:3]) + at_cap + b"x" * 10_000, 2, 1 << 20, monkeypatch)
-    with pytest.raises(elasticsearch.LineTooLongError, match=r"^line 5 is longer"):  # just over, newline after
+    with pytest.raises(es_lines.LineTooLongError, match=r"^line 5 is longer"):  # just over, newline after
         _bodies(b"".join(lines) + at_cap[:-1] + b'x"}}\n', 2, 1 << 20, monkeypatch)

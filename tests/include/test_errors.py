@@ -8,12 +8,12 @@ import socket
 
 import pytest
 
-from archivist.sources.elasticsearch import job as elasticsearch
+from archivist.sources.elasticsearch import cluster as es_cluster
 from archivist.config import ElasticsearchSettings
 from archivist.errors import ConfigurationError, JobFailedError, UnreachableError
 from archivist.runner.failures import failures_named
 
-CLIENTS = pytest.mark.parametrize("make_client", [elasticsearch.client, elasticsearch.raw_client],
+CLIENTS = pytest.mark.parametrize("make_client", [es_cluster.client, es_cluster.raw_client],
                                   ids=["parsed", "raw"])
 
 
@@ -66,5 +66,5 @@ def test_a_server_that_does_not_answer_is_reported_lost(es_settings):
         port = probe.getsockname()[1]
     gone = ElasticsearchSettings(f"http://127.0.0.1:{port}", es_settings.user, es_settings.password)
     with pytest.raises(UnreachableError) as caught, failures_named("elasticsearch", gone):
-        elasticsearch.client(gone, quick=True).search(index="*", size=1)
+        es_cluster.client(gone, quick=True).search(index="*", size=1)
     assert str(caught.value).startswith(f"the elasticsearch job lost Elasticsearch at {gone.url} ({gone.source}): ")

@@ -18,7 +18,8 @@ from elasticsearch import helpers
 from archivist.runner import backup
 from archivist.format import bundle
 from archivist.runner import restore
-from archivist.sources.elasticsearch import job as es_job
+from archivist.sources.elasticsearch import cluster as es_cluster
+from archivist.sources.elasticsearch import export as es_export
 from archivist.sources.postgres import job as pg_job
 from archivist.transport import s3io
 from archivist.format.bundle import BackupKey
@@ -98,7 +99,7 @@ def test_empty_mode_refuses_and_changes_nothing(seeded, pg_settings, es_settings
     assert fingerprint(pg_settings, es_settings, storage_settings) == before
 
     # replace drops and recreates what the bundle holds, and leaves the rest alone
-    es = es_job.client(es_settings)
+    es = es_cluster.client(es_settings)
     es.index(index="not-in-bundle", id="1", document={"keep": True}, refresh=True)
     restored = restore_all(open_bundle, pg_settings, es_settings, storage_settings, mode="replace")
     assert restore.compare(restore.verify(open_bundle).meta["counts"], restored) == []
@@ -159,7 +160,8 @@ def test_damaged_bundles_fail_verification_before_any_target_is_touched(
 def _seed_format_bundle(key: BackupKey, pg_settings, es_client, storage_settings) -> bytes:
     """A bundle as the original tool describes it: the ndjson files, templates, SQL,
     storage tgz and a meta.json with only the spec's fields. No checksums, no mappings."""
-    from archivist.sources.elasticsearch import job as es_job
+    from archivist.sources.elasticsearch import cluster as es_cluster
+    from archivist.sources.elasticsearch import export as es_export
     from archivist.transport.staging import LocalStaging
 
     staging = LocalStaging()
@@ -167,8 +169,8 @@ def _seed_format_bundle(key: BackupKey, pg_settings, es_client, storage_settings
         pg = backup.run_job("postgres", key, staging, pg_settings)
         st = backup.run_job("storage", key, staging, storage_settings)
         docs = {}
-        for index in es_job.list_indices(es_client):
-            _, lines = es_job.iter_documents(es_client, index)
+        for index in es_cluster.list_indices(es_client):
+            _, lines = es_export.iter_documents(es_client, index)
             docs[bundle.elasticsearch_index_path(index, key.backup_id)] = b"".join(lines)
         legacy = {n: t for n, t in es_client.indices.get_template().items() if not n.startswith(".")}
         templates = json.dumps(legacy).encode()  # the plain `GET _template` answer

@@ -14,7 +14,10 @@ from archivist.format import bundle, limits
 from archivist.format.bundle import META, JobResult, VerifyReport
 from archivist.format.bundle_index import BundleSource
 from archivist.format.members import BundleOpener, members, read_json
-from archivist.sources.elasticsearch import job, names, targets
+from archivist.sources.elasticsearch import cluster as es_cluster
+from archivist.sources.elasticsearch import export as es_export
+from archivist.sources.elasticsearch import names, targets
+from archivist.sources.elasticsearch import restore as es_restore
 from archivist.transport.staging import Staging
 
 log = logging.getLogger(__name__)
@@ -67,8 +70,8 @@ def names_refused(problems: list[str]) -> str:
 
 def _finish_index(es: Any, index: str, definition: dict[str, Any] | None, sent: int) -> int:
     """Puts back the loaded index's own settings and aliases, and counts what it holds."""
-    job.finish_index(es, index, definition)
-    found = job.count(es, index)
+    es_restore.finish_index(es, index, definition)
+    found = es_cluster.count(es, index)
     if found != sent:
         raise JobFailedError(f"index {index}: sent {sent} documents but Elasticsearch holds {found}")
     return found
@@ -84,11 +87,11 @@ class ElasticsearchSource:
     load_settings = staticmethod(config.load_elasticsearch)
 
     def check(self, settings: config.ElasticsearchSettings) -> str:
-        return f"Elasticsearch {job.check(settings, quick=True)} at {settings.url}"
+        return f"Elasticsearch {es_cluster.check(settings, quick=True)} at {settings.url}"
 
     def dump(self, settings: config.ElasticsearchSettings, staging: Staging, backup_id: str,
              index_pattern: str = "*") -> JobResult:
-        return job.dump(settings, staging, backup_id, index_pattern)
+        return es_export.dump(settings, staging, backup_id, index_pattern)
 
     def check_bundle(self, open_bundle: BundleOpener, report: VerifyReport) -> None:
         """Refuses index, alias or template names that break Elasticsearch's rules or do not agree
@@ -106,13 +109,13 @@ class ElasticsearchSource:
                  open_bundle: BundleOpener | None) -> list[str]:
         """With `open_bundle`, the templates and aliases of the bundle's names are checked too
         (the job checks them again before it writes)."""
-        job.check(settings, quick=True)  # a refused login names what to fix
-        es = job.client(settings)
+        es_cluster.check(settings, quick=True)  # a refused login names what to fix
+        es = es_cluster.client(settings)
         bundle_names = names.BundleNames(indices=bundle_indices(report))
         if open_bundle is not None:
             templates, definitions, _ = metadata(open_bundle)
             bundle_names, _ = names.collect(bundle_names.indices, definitions, templates)
-        wanted = [i for i in bundle_names.indices if job.matches_any(i, patterns)]
+        wanted = [i for i in bundle_names.indices if es_restore.matches_any(i, patterns)]
         return targets.refusals(es, bundle_names, wanted, "empty")[0]
 
     def restore(self, open_bundle: BundleOpener, settings: config.ElasticsearchSettings, mode: str,
@@ -121,15 +124,15 @@ class ElasticsearchSource:
         bundle_names, problems = names.collect(indices, definitions, templates)
         if problems:  # verify refused these already; checked again where they are used
             raise VerificationError(names_refused(problems))
-        chosen = [i for i in indices if job.matches_any(i, patterns)]
+        chosen = [i for i in indices if es_restore.matches_any(i, patterns)]
         if patterns and not chosen:
             raise ConfigurationError(f"no index in the bundle matches {', '.join(patterns)}; "
                                      f"it holds {', '.join(indices)}")
         if dry_run:
             log.info("dry run: would restore templates and indices %s", ", ".join(chosen))
             return {"dry_run": True, "indices": chosen}
-        job.check(settings)
-        es, raw = job.client(settings), job.raw_client(settings)
+        es_cluster.check(settings)
+        es, raw = es_cluster.client(settings), es_cluster.raw_client(settings)
         refused, cluster = targets.refusals(es, bundle_names, chosen, mode)
         if refused:
             hint = ". Restore with mode 'replace' to drop and recreate what the bundle holds, or remove them first" \
@@ -137,12 +140,12 @@ class ElasticsearchSource:
             raise TargetNotEmptyError(f"restore refused, nothing was written to {elasticsearch_where(settings)}: "
                                       + "; ".join(refused) + hint)
         targets.delete_indices(es, [i for i in chosen if i in cluster.indices])
-        job.put_templates(es, templates)
+        es_restore.put_templates(es, templates)
         loaded = self._load(open_bundle, es, raw, chosen, definitions)
         for index in chosen:  # an index with no documents has no ndjson worth streaming, but exists
             if index not in loaded and index in definitions:
-                job.create_index(es, index, definitions[index])
-                job.finish_index(es, index, definitions[index])
+                es_restore.create_index(es, index, definitions[index])
+                es_restore.finish_index(es, index, definitions[index])
                 loaded[index] = 0
         return {"indices": loaded, "documents": sum(loaded.values())}
 
@@ -154,8 +157,8 @@ class ElasticsearchSource:
             finishing: dict[str, Future] = {}
             for path, lines in members(open_bundle, lambda p: bundle.index_of_path(p) in chosen):
                 index = bundle.index_of_path(path) or ""  # never empty: the filter chose it by its index
-                job.create_index(es, index, definitions.get(index))
-                sent = job.load_documents(raw, index, lines)
+                es_restore.create_index(es, index, definitions.get(index))
+                sent = es_restore.load_documents(raw, index, lines)
                 finishing[index] = finisher.submit(_finish_index, es, index, definitions.get(index), sent)
             return {index: finished.result() for index, finished in finishing.items()}
 
@@ -163,4 +166,4 @@ class ElasticsearchSource:
         restored = got.get("indices", {})
         return [f"elasticsearch: index {index} has {restored.get(index)} documents restored, bundle has {docs}"
                 for index, docs in want.get("indices", {}).items()
-                if job.matches_any(index, patterns) and restored.get(index) != docs]
+                if es_restore.matches_any(index, patterns) and restored.get(index) != docs]

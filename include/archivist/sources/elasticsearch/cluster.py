@@ -1,0 +1,103 @@
+"""Reaching an Elasticsearch cluster: its clients (answers parsed, or left as the bytes sent), the
+check that names what to fix when it refuses, and the indices it lists and the documents it counts.
+
+JSON goes through orjson both ways, several times faster than the standard library's on the pages
+an export reads.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from elasticsearch import ApiError, Elasticsearch, TransportError
+from elasticsearch import AuthenticationException, AuthorizationException
+from elasticsearch.serializer import NdjsonSerializer, OrjsonSerializer
+
+from archivist.config import ElasticsearchSettings
+from archivist.errors import (ELASTICSEARCH_LOGIN_FIX, ELASTICSEARCH_ROLE_FIX, ConfigurationError,
+                              UnreachableError, elasticsearch_reason, elasticsearch_where)
+
+
+class _OrjsonCompatibilitySerializer(OrjsonSerializer):
+    mimetype = "application/vnd.elasticsearch+json"
+
+
+class _BodyNdjsonSerializer(NdjsonSerializer):
+    """Sends a bulk body that is already ndjson bytes as it is. The client's own serializer copies
+    every body twice (into a bytearray, then into new bytes), so each request in flight would hold
+    its body three times over (docs/PERFORMANCE.md#bulk-bodies-sent-as-they-are)."""
+
+    def dumps(self, data: Any) -> bytes:
+        if isinstance(data, bytes) and data.endswith(b"\n"):
+            return data
+        return super().dumps(data)
+
+
+class _RawSerializer(OrjsonSerializer):
+    """Leaves answers as bytes (requests are still serialised with orjson)."""
+
+    def loads(self, data: bytes) -> bytes:
+        return data
+
+
+class _RawCompatibilitySerializer(_RawSerializer):
+    mimetype = "application/vnd.elasticsearch+json"
+
+
+def client(settings: ElasticsearchSettings, quick: bool = False) -> Elasticsearch:
+    """A client; `quick` for checks that must fail in seconds rather than retry."""
+    return _client(settings, quick, OrjsonSerializer(), _OrjsonCompatibilitySerializer())
+
+
+def raw_client(settings: ElasticsearchSettings) -> Elasticsearch:
+    """A client whose answers are the raw bytes Elasticsearch sent: the export's pages, and the
+    restore's bulk answers, which need parsing only when they report errors."""
+    return _client(settings, False, _RawSerializer(), _RawCompatibilitySerializer())
+
+
+def _client(settings: ElasticsearchSettings, quick: bool, json: OrjsonSerializer,
+            compatible: OrjsonSerializer) -> Elasticsearch:
+    return Elasticsearch(
+        settings.url,
+        basic_auth=(settings.user, settings.password) if settings.user else None,
+        request_timeout=10 if quick else 120, max_retries=0 if quick else 3, retry_on_timeout=not quick,
+        serializers={"application/json": json, "application/vnd.elasticsearch+json": compatible,
+                     "application/x-ndjson": _BodyNdjsonSerializer()},
+    )
+
+
+def check(settings: ElasticsearchSettings, quick: bool = False) -> str:
+    """Reaches the cluster and returns its version, or names what to fix."""
+    where = elasticsearch_where(settings)
+    try:
+        return server_version(client(settings, quick))
+    except AuthenticationException as exc:  # 401: wrong or missing user and password
+        if not settings.user:
+            raise ConfigurationError(f"cannot log in to {where}: the server requires a user and password "
+                                     f"({elasticsearch_reason(exc)}, 401); set the user and password") from None
+        raise ConfigurationError(f"cannot log in to {where} as user '{settings.user}': {elasticsearch_reason(exc)} "
+                                 f"(401); {ELASTICSEARCH_LOGIN_FIX}") from None
+    except AuthorizationException as exc:  # 403: logged in, but not allowed
+        raise ConfigurationError(f"user '{settings.user}' may not read {where}: {elasticsearch_reason(exc)} (403); "
+                                 f"{ELASTICSEARCH_ROLE_FIX}") from None
+    except (TransportError, ApiError) as exc:
+        raise UnreachableError(f"cannot reach {where}: {exc}") from None
+
+
+def server_version(es: Elasticsearch) -> str:
+    """The oldest node's version. Read from the nodes API: `GET /` lives in a module
+    (rest-root) that minimal distributions leave out."""
+    nodes = es.nodes.info(node_id="_all", metric="_none")["nodes"].values()
+    return min((n["version"] for n in nodes), key=lambda v: tuple(int(p) for p in v.split("-")[0].split(".")))
+
+
+def list_indices(es: Elasticsearch, pattern: str = "*") -> list[str]:
+    """Open, non-hidden indices matching `pattern`, skipping names that start with a dot."""
+    found = es.indices.get(index=pattern, expand_wildcards="open", allow_no_indices=True, ignore_unavailable=True)
+    return sorted(name for name in found if not name.startswith("."))
+
+
+def count(es: Elasticsearch, index: str) -> int:
+    """The index's documents, once all it was sent is searchable."""
+    es.indices.refresh(index=index)
+    return es.count(index=index)["count"]

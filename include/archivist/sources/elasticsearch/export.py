@@ -1,0 +1,275 @@
+"""The Elasticsearch side of a backup: templates, index definitions and one ndjson per index.
+
+Each index is read at one point in time, in `_doc` order (the point in time adds `_shard_doc` as
+the tiebreaker) with `search_after`, a page at a time, by EXPORT_SLICES threads that each read one
+slice of the point in time; their pages go into the one ndjson of the index as they arrive, one
+index after another. The count written must equal the count the server reported for that point
+in time.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import orjson
+from elasticsearch import Elasticsearch
+
+from archivist import runtime
+from archivist.config import ElasticsearchSettings
+from archivist.errors import ConfigurationError, JobFailedError, elasticsearch_where
+from archivist.format import bundle, limits
+from archivist.format.bundle import JobResult
+from archivist.progress import Progress
+from archivist.sources.elasticsearch import cluster
+from archivist.sources.elasticsearch import lines as es_lines
+
+log = logging.getLogger(__name__)
+
+PAGE_SIZE = 5000
+EXPORT_PAGE_SIZE = 2000   # per slice; a page of each slice is read while another waits in the queue
+EXPORT_SLICES = 2         # threads reading one index, each its own slice of the point in time
+# Index order costs the server half what a `_shard_doc` sort does (docs/PERFORMANCE.md#export-page-order)
+EXPORT_SORT = ["_doc"]
+KEEP_ALIVE = "5m"
+EXPORT_FILTER = ["pit_id", "hits.hits._id", "hits.hits._routing", "hits.hits._source", "hits.hits.sort"]
+# Settings a new cluster sets itself and must not receive.
+UNPORTABLE_SETTINGS = {"uuid", "creation_date", "creation_date_string", "version", "provided_name",
+                       "resize", "verified_before_close", "history_uuid", "shrink", "downsample"}
+
+
+def dump(settings: ElasticsearchSettings, staging, backup_id: str, pattern: str = "*") -> JobResult:
+    """Writes templates, index definitions and one ndjson per index into `staging`."""
+    # Two malloc arenas: the slice threads' pages would otherwise fragment a heap each.
+    with runtime.malloc_arenas(2), runtime.frozen():
+        return _dump(settings, staging, backup_id, pattern)
+
+
+def _dump(settings: ElasticsearchSettings, staging, backup_id: str, pattern: str) -> JobResult:
+    started = time.monotonic()
+    version = cluster.check(settings)
+    es, raw = cluster.client(settings), cluster.raw_client(settings)
+    indices = cluster.list_indices(es, pattern)
+    artifacts = [_write_json(staging, bundle.templates_path(backup_id), templates(es)),
+                 _write_json(staging, bundle.indices_path(backup_id), index_definitions(es, indices))]
+    docs = {}
+    for index in indices:  # two at once: no faster, more memory (docs/PERFORMANCE.md#one-index-at-a-time)
+        artifact, docs[index] = _export_checked(settings, staging, bundle.elasticsearch_index_path(index, backup_id),
+                                                es, index, raw)
+        artifacts.append(artifact)
+    counts = {"indices": docs, "documents": sum(docs.values())}
+    return JobResult("elasticsearch", artifacts, counts, time.monotonic() - started, version)
+
+
+def _write_json(staging, path: str, value: Any) -> bundle.Artifact:
+    body = orjson.dumps(value, option=orjson.OPT_INDENT_2)
+    if len(body) > limits.ES_JSON_BYTES:  # a restore would refuse it
+        raise ConfigurationError(f"{path} would be {len(body)} bytes, more than the "
+                                 f"{limits.human(limits.ES_JSON_BYTES)} a restore reads (docs/FORMAT.md): back "
+                                 "up fewer indices per bundle with the param index_pattern")
+    with staging.writer(path, "application/json") as out:
+        out.write(body)
+    return bundle.Artifact(path, out.size, out.sha256)
+
+
+def _export_checked(settings: ElasticsearchSettings, staging, path: str, es: Elasticsearch, index: str,
+                    raw: Elasticsearch) -> tuple[bundle.Artifact, int]:
+    """Exports one index into `path`, checking the count; (its artifact, documents written)."""
+    written, expected, out = _export_to(staging, path, es, index, raw)
+    if written != expected:
+        # A source holding, as JSON structure, what looks like the boundary between two hits
+        # misleads the cut of raw pages; parsed pages cannot be misled, so the index is read again.
+        log.warning("index %s: %d lines cut from raw pages for %d documents; reading it again, "
+                    "parsing every page", index, written, expected)
+        written, expected, out = _export_to(staging, path, es, index, None)
+    if written != expected:
+        raise JobFailedError(f"index {index} of {elasticsearch_where(settings)}: wrote {written} documents "
+                             f"but the server reported {expected}; nothing of this backup was kept")
+    return bundle.Artifact(path, out.size, out.sha256), written
+
+
+def _export_to(staging, path: str, es: Elasticsearch, index: str,
+               raw: Elasticsearch | None) -> tuple[int, int, Any]:
+    """Exports one index into `path` of the staging; (written, expected, the finished writer)."""
+    progress = Progress(f"export {index}", "docs")
+    with staging.writer(path, "application/x-ndjson") as out:
+        written, expected = export_index(es, index, out.write, progress, raw=raw)
+    progress.done()
+    return written, expected, out
+
+
+def _portable_settings(index_settings: dict[str, Any]) -> dict[str, Any]:
+    """The index settings a new cluster accepts: without identity, version and shrink/resize traces."""
+    portable = {k: v for k, v in index_settings.items() if k not in UNPORTABLE_SETTINGS}
+    allocation = (portable.get("routing") or {}).get("allocation") or {}
+    if "initial_recovery" in allocation:  # names a node of the old cluster
+        allocation = {k: v for k, v in allocation.items() if k != "initial_recovery"}
+        routing = {**portable["routing"], "allocation": allocation}
+        portable["routing"] = {k: v for k, v in routing.items() if v}
+    return portable
+
+
+def index_definitions(es: Elasticsearch, indices: list[str]) -> dict[str, Any]:
+    """Each index's portable settings, mappings and aliases (filters and routing kept)."""
+    if not indices:
+        return {}
+    found = es.indices.get(index=",".join(indices))
+    return {
+        name: {
+            "settings": {"index": _portable_settings(body["settings"]["index"])},
+            "mappings": body.get("mappings", {}),
+            "aliases": body.get("aliases", {}),
+        }
+        for name, body in sorted(found.items())
+    }
+
+
+def _user_made(body: dict[str, Any]) -> bool:
+    return not (body.get("_meta") or {}).get("managed", False)
+
+
+def templates(es: Elasticsearch) -> dict[str, Any]:
+    """Component, composable and legacy templates, without the ones the cluster manages itself."""
+    component = es.cluster.get_component_template().get("component_templates", [])
+    composable = es.indices.get_index_template().get("index_templates", [])
+    legacy = dict(es.indices.get_template())
+    return {
+        "component_templates": [t for t in component
+                                if not t["name"].startswith(".") and _user_made(t["component_template"])],
+        "index_templates": [t for t in composable
+                            if not t["name"].startswith(".") and _user_made(t["index_template"])],
+        "legacy_templates": {n: b for n, b in sorted(legacy.items()) if not n.startswith(".")},
+    }
+
+
+def iter_documents(es: Elasticsearch, index: str, page_size: int = PAGE_SIZE) -> tuple[int, Iterator[bytes]]:
+    """The index's document count at a point in time, and its documents as ndjson lines, one
+    thread and one parsed page at a time: for checks, not backups."""
+    pit = es.open_point_in_time(index=index, keep_alive=KEEP_ALIVE)["id"]
+    first = es.search(pit={"id": pit, "keep_alive": KEEP_ALIVE}, size=0, track_total_hits=True)
+    total = first["hits"]["total"]["value"]
+
+    def lines() -> Iterator[bytes]:
+        pit_id, after = first.get("pit_id", pit), None
+        try:
+            while True:
+                page = es.search(pit={"id": pit_id, "keep_alive": KEEP_ALIVE}, size=page_size,
+                                 sort=EXPORT_SORT, search_after=after, track_total_hits=False)
+                pit_id = page.get("pit_id", pit_id)
+                hits = page["hits"]["hits"]
+                if not hits:
+                    return
+                yield from es_lines.hit_lines(index, hits).splitlines(keepends=True)
+                after = hits[-1]["sort"]
+        finally:
+            es.close_point_in_time(id=pit_id)
+
+    return total, lines()
+
+
+# --- one index, read by slices ------------------------------------------------------------------
+
+_DONE = object()
+
+
+class _Pages:
+    """Pages handed from the slice threads to the writing one through a queue of a few, so memory
+    stays bounded whatever the index's size; `stop` frees a thread waiting to put one."""
+
+    def __init__(self, slices: int):
+        self.queue: queue.Queue = queue.Queue(maxsize=slices)
+        self.stop = threading.Event()
+
+    def put(self, item) -> None:
+        while not self.stop.is_set():
+            try:
+                self.queue.put(item, timeout=0.5)
+                return
+            except queue.Full:
+                continue
+
+
+def export_index(es: Elasticsearch, index: str, write: Callable[[bytes], Any], progress: Progress | None = None,
+                 slices: int = EXPORT_SLICES, page_size: int = EXPORT_PAGE_SIZE,
+                 raw: Elasticsearch | None = None) -> tuple[int, int]:
+    """Writes the index's documents as ndjson through `write`; returns (written, expected).
+
+    `slices` threads each read one slice of one point in time, in `_doc` order with
+    `search_after`, and hand their pages (already ndjson, see `lines.page_lines`) to this thread.
+    `raw` is a client from `cluster.raw_client`; without one, pages are parsed the ordinary way."""
+    pit = es.open_point_in_time(index=index, keep_alive=KEEP_ALIVE)["id"]
+    try:
+        first = es.search(pit={"id": pit, "keep_alive": KEEP_ALIVE}, size=0, track_total_hits=True)
+        expected = first["hits"]["total"]["value"]
+        pages = _Pages(slices)
+        threads = [threading.Thread(target=_read_slice, args=(pages, es, raw, index, pit, i, slices, page_size),
+                                    name=f"export:{index}:{i}", daemon=True)
+                   for i in range(slices)]
+        for thread in threads:
+            thread.start()
+        try:
+            written = _write_pages(pages, slices, write, progress)
+        finally:
+            pages.stop.set()
+            for thread in threads:
+                thread.join()
+    finally:
+        es.options(ignore_status=404).close_point_in_time(id=pit)
+    return written, expected
+
+
+def _write_pages(pages: _Pages, slices: int, write: Callable[[bytes], Any], progress: Progress | None) -> int:
+    """Writes the pages as they arrive until every slice is done; raises what a slice raised."""
+    written, running = 0, slices
+    while running:
+        item = pages.queue.get()
+        if item is _DONE:
+            running -= 1
+        elif isinstance(item, BaseException):
+            raise item
+        else:
+            count, chunks = item
+            for chunk in chunks:
+                write(chunk)
+            written += count
+            if progress is not None:
+                progress.add(count)
+    return written
+
+
+def _read_slice(pages: _Pages, es: Elasticsearch, raw: Elasticsearch | None, index: str, pit: str,
+                slice_id: int, slices: int, page_size: int) -> None:
+    """Reads one slice a page at a time into `pages`, then _DONE, or what it raised."""
+    try:
+        pit_id, after = pit, None
+        while not pages.stop.is_set():
+            body: dict[str, Any] = {"pit": {"id": pit_id, "keep_alive": KEEP_ALIVE}, "size": page_size,
+                                    "sort": EXPORT_SORT, "track_total_hits": False}
+            if slices > 1:
+                body["slice"] = {"id": slice_id, "max": slices}
+            if after is not None:
+                body["search_after"] = after
+            got = es_lines.page_lines(index, raw.search(body=body).body) if raw is not None else \
+                _parsed_page(es, index, body)
+            if got is None:
+                break
+            count, data, after, new_pit = got
+            pit_id = new_pit or pit_id
+            pages.put((count, data))
+        pages.put(_DONE)
+    except BaseException as exc:  # handed to the writing thread, which raises it
+        pages.put(exc)
+
+
+def _parsed_page(es: Elasticsearch, index: str,
+                 body: dict[str, Any]) -> tuple[int, list[bytes], Any, str | None] | None:
+    """What `lines.page_lines` gives for a page read the ordinary way, parsed by the client."""
+    page = es.search(body=body, filter_path=EXPORT_FILTER)
+    hits = page.get("hits", {}).get("hits", [])
+    if not hits:
+        return None
+    return len(hits), [es_lines.hit_lines(index, hits)], hits[-1]["sort"], page.get("pit_id")
