@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from typing import IO, Any
+from typing import Any
 
 import orjson
 
+from archivist.format.streams import Readable
 from archivist.errors import JobFailedError
 from archivist.format import limits
 from archivist.progress import Progress
@@ -167,7 +168,7 @@ def _bulk_pair(raw: bytes) -> tuple[bytes, bytes]:
     return b'{"index":' + orjson.dumps(meta) + b"}\n", orjson.dumps(doc["_source"]) + b"\n"
 
 
-def _line_blocks(stream: IO[bytes]) -> Iterator[tuple[bytes, int, int]]:
+def _line_blocks(stream: Readable) -> Iterator[tuple[bytes, int, int]]:
     """(buffer, start, stop): spans of whole lines, read READ_BLOCK bytes at a time and left in
     the buffers they were read into; a last line without its newline gets one. A line longer than
     LINE_MAX_BYTES raises _LineTooLong once that much of it is held, and no later."""
@@ -231,7 +232,7 @@ def _cut_line(buf: bytes, pos: int, end: int) -> tuple[bytes, int] | None:
     return None if action is None else (action, source_at + len(_SOURCE))
 
 
-def bulk_bodies(lines: IO[bytes], progress: Progress) -> Iterator[tuple[bytes, int]]:
+def bulk_bodies(lines: Readable, progress: Progress) -> Iterator[tuple[bytes, int]]:
     """Bulk request bodies (action and source lines) of at most BULK_CHUNK_DOCS documents or
     BULK_CHUNK_BYTES bytes, each with its number of documents.
 
@@ -249,7 +250,7 @@ def bulk_bodies(lines: IO[bytes], progress: Progress) -> Iterator[tuple[bytes, i
                 cut = _cut_line(block, pos, end)
                 if cut is not None:
                     action, source_at = cut
-                    source = view[source_at:end - 1]
+                    source: bytes | memoryview = view[source_at:end - 1]
                 else:
                     line = block[pos:end]
                     if not line.strip():

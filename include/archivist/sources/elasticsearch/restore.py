@@ -11,11 +11,12 @@ from __future__ import annotations
 import fnmatch
 import logging
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from typing import IO, Any
+from typing import Any
 
 import orjson
 from elasticsearch import Elasticsearch
 
+from archivist.format.streams import Readable
 from archivist import runtime
 from archivist.errors import JobFailedError
 from archivist.progress import Progress
@@ -80,7 +81,9 @@ def finish_index(es: Elasticsearch, index: str, definition: dict[str, Any] | Non
 
 def send_bulk(raw: Elasticsearch, index: str, body: bytes, docs: int) -> int:
     """Sends one bulk body through `raw`; returns its documents, or raises naming the first refused."""
-    answer = raw.bulk(index=index, operations=body, filter_path=["errors", "items.*.error", "items.*._id"]).body
+    # the bytes go out as they are: the raw client's serializer passes a body through unparsed
+    answer = raw.bulk(index=index, operations=body,  # type: ignore[arg-type]
+                      filter_path=["errors", "items.*.error", "items.*._id"]).body
     if answer.startswith(b'{"errors":false'):  # ids unparsed (docs/PERFORMANCE.md#bulk-answers-left-unparsed)
         return docs
     resp = orjson.loads(answer)
@@ -92,7 +95,7 @@ def send_bulk(raw: Elasticsearch, index: str, body: bytes, docs: int) -> int:
     return docs
 
 
-def load_documents(raw: Elasticsearch, index: str, lines: IO[bytes]) -> int:
+def load_documents(raw: Elasticsearch, index: str, lines: Readable) -> int:
     """Sends the ndjson documents as bulk bodies, BULK_THREADS requests in flight, through `raw`
     (a client from `cluster.raw_client`); returns how many."""
     progress = Progress(f"restore {index}", "docs")

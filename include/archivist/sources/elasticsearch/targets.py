@@ -10,7 +10,9 @@ Every name here has passed es_names, so none is a pattern or a list.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from elasticsearch import Elasticsearch
 
@@ -62,7 +64,7 @@ def survey(es: Elasticsearch, names: list[str], templates: dict[str, list[str]])
         found.indices |= {i["name"] for i in answer.get("indices", [])}
         found.aliases.update({a["name"]: sorted(a.get("indices", [])) for a in answer.get("aliases", [])})
         found.data_streams |= {d["name"] for d in answer.get("data_streams", [])}
-    exists = {"component_templates": es.cluster.exists_component_template,
+    exists: dict[str, Callable[..., Any]] = {"component_templates": es.cluster.exists_component_template,
               "index_templates": es.indices.exists_index_template, "legacy_templates": es.indices.exists_template}
     for kind, wanted in templates.items():
         found.templates[kind] = [name for name in _exact(wanted) if exists[kind](name=name)]
