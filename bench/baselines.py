@@ -30,7 +30,7 @@ SHIM = Path(__file__).resolve().parent / "elasticdump_shim.js"
 AUTH_FILE = "elasticdump-auth.ini"
 PG_DUMP_ARGS = "--format=plain --no-owner --no-privileges --no-password"
 PSQL_ARGS = "-X -q -v ON_ERROR_STOP=1 --single-transaction --no-password -f -"
-ELASTICDUMP_LIMIT = 10_000           # the largest scroll page Elasticsearch allows (index.max_result_window)
+ELASTICDUMP_LIMIT = 10_000  # the largest scroll page Elasticsearch allows (index.max_result_window)
 RCLONE_FLAGS = "--transfers 16 --checkers 16 --fast-list --no-check-dest --s3-no-check-bucket"
 RCLONE_REMOTE = "bench"
 
@@ -114,8 +114,12 @@ def _elasticdump(work: Path, url: str, indices: list[str], importing: bool) -> l
             server, file = _q(url + "/" + index), _q(work / "es" / f"{index}.{kind}.json")
             source, target = (file, server) if importing else (server, file)
             extra = (f" --limit={ELASTICDUMP_LIMIT}" + (" --noRefresh" if importing else "")) if kind == "data" else ""
-            steps.append(Step(f"elasticdump {'import ' if importing else ''}{kind} {index}",
-                              f"{ed} --input={source} --output={target} --type={kind}{extra}{_auth(work)} >/dev/null"))
+            steps.append(
+                Step(
+                    f"elasticdump {'import ' if importing else ''}{kind} {index}",
+                    f"{ed} --input={source} --output={target} --type={kind}{extra}{_auth(work)} >/dev/null",
+                )
+            )
     return steps
 
 
@@ -131,23 +135,34 @@ def es_import(work: Path, url: str, indices: list[str]) -> list[Step]:
 
 
 def storage_download(work: Path, bucket: str) -> Step:
-    return Step("rclone copy bucket -> folder",
-                f"{tool('rclone')} copy {RCLONE_FLAGS} {RCLONE_REMOTE}:{bucket} {_q(work / 'storage')}")
+    return Step(
+        "rclone copy bucket -> folder",
+        f"{tool('rclone')} copy {RCLONE_FLAGS} {RCLONE_REMOTE}:{bucket} {_q(work / 'storage')}",
+    )
 
 
 def storage_backup(work: Path, bucket: str) -> list[Step]:
-    return [storage_download(work, bucket),
-            Step("tar czf storage", f"tar czf {_q(work / 'storage.tgz')} -C {_q(work / 'storage')} .")]
+    return [
+        storage_download(work, bucket),
+        Step("tar czf storage", f"tar czf {_q(work / 'storage.tgz')} -C {_q(work / 'storage')} ."),
+    ]
 
 
 def storage_upload(folder: Path, bucket: str) -> Step:
-    return Step("rclone copy folder -> bucket", f"{tool('rclone')} copy {RCLONE_FLAGS} {_q(folder)} {RCLONE_REMOTE}:{bucket}")
+    return Step(
+        "rclone copy folder -> bucket", f"{tool('rclone')} copy {RCLONE_FLAGS} {_q(folder)} {RCLONE_REMOTE}:{bucket}"
+    )
 
 
 def storage_restore(work: Path, bucket: str) -> list[Step]:
     folder = work / "storage-restore"
-    return [Step("tar xzf storage", f"rm -rf {_q(folder)} && mkdir -p {_q(folder)} && tar xzf {_q(work / 'storage.tgz')} -C {_q(folder)}"),
-            storage_upload(folder, bucket)]
+    return [
+        Step(
+            "tar xzf storage",
+            f"rm -rf {_q(folder)} && mkdir -p {_q(folder)} && tar xzf {_q(work / 'storage.tgz')} -C {_q(folder)}",
+        ),
+        storage_upload(folder, bucket),
+    ]
 
 
 # --- end to end ---------------------------------------------------------------------------------------
@@ -159,13 +174,17 @@ def archive_everything(work: Path) -> Step:
 
 
 def upload_archive(work: Path, bucket: str, name: str) -> Step:
-    return Step("rclone copyto archive -> backup bucket",
-                f"{tool('rclone')} copyto {RCLONE_FLAGS} {_q(work / 'backup.tgz')} {RCLONE_REMOTE}:{bucket}/{name}")
+    return Step(
+        "rclone copyto archive -> backup bucket",
+        f"{tool('rclone')} copyto {RCLONE_FLAGS} {_q(work / 'backup.tgz')} {RCLONE_REMOTE}:{bucket}/{name}",
+    )
 
 
 def download_archive(work: Path, bucket: str, name: str) -> Step:
-    return Step("rclone copyto backup bucket -> archive",
-                f"{tool('rclone')} copyto {RCLONE_FLAGS} {RCLONE_REMOTE}:{bucket}/{name} {_q(work / 'restore' / 'backup.tgz')}")
+    return Step(
+        "rclone copyto backup bucket -> archive",
+        f"{tool('rclone')} copyto {RCLONE_FLAGS} {RCLONE_REMOTE}:{bucket}/{name} {_q(work / 'restore' / 'backup.tgz')}",
+    )
 
 
 def extract_everything(work: Path) -> Step:

@@ -28,15 +28,15 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from archivist.format import bundle
+from archivist.format.bundle import BackupKey
 from archivist.format.members import members
+from archivist.progress import Progress
 from archivist.runner import restore
-from archivist.sources.elasticsearch import source as es_source
 from archivist.sources.elasticsearch import cluster as es_cluster
 from archivist.sources.elasticsearch import export as es_export
 from archivist.sources.elasticsearch import lines as es_lines
 from archivist.sources.elasticsearch import restore as es_restore
-from archivist.format.bundle import BackupKey
-from archivist.progress import Progress
+from archivist.sources.elasticsearch import source as es_source
 from archivist.transport.backup_bucket import BackupStore
 from bench import baselines, load, measure, targets
 
@@ -48,8 +48,12 @@ def raw_pages(es, raw, index: str, slices: int, page: int = 10_000) -> int:
     def read(i: int) -> None:
         after = None
         while True:
-            body = {"pit": {"id": pit, "keep_alive": "5m"}, "size": page, "sort": es_export.EXPORT_SORT,
-                    "track_total_hits": False}
+            body = {
+                "pit": {"id": pit, "keep_alive": "5m"},
+                "size": page,
+                "sort": es_export.EXPORT_SORT,
+                "track_total_hits": False,
+            }
             if slices > 1:
                 body["slice"] = {"id": i, "max": slices}
             if after is not None:
@@ -71,8 +75,9 @@ def raw_pages(es, raw, index: str, slices: int, page: int = 10_000) -> int:
 
 def server_cpu_seconds() -> float:
     """User and system CPU seconds the Elasticsearch server's process has used so far."""
-    pid = subprocess.run(["pgrep", "-f", "org.elasticsearch.bootstrap.Elasticsearch"], capture_output=True,
-                         text=True, check=True).stdout.split()[0]
+    pid = subprocess.run(
+        ["pgrep", "-f", "org.elasticsearch.bootstrap.Elasticsearch"], capture_output=True, text=True, check=True
+    ).stdout.split()[0]
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
@@ -81,8 +86,10 @@ def restore_floor(t, key: str, rounds: int) -> None:
     opener = BackupStore(t.backups).bundle_source(BackupKey.parse(key))
     _, definitions, indices = es_source.metadata(opener)
     chosen = [i for i in indices if es_restore.matches_any(i, [t.index_pattern])]
-    bodies = {bundle.index_of_path(path): list(es_lines.bulk_bodies(lines, Progress("build", "docs")))
-              for path, lines in members(opener, lambda p: bundle.index_of_path(p) in chosen)}
+    bodies = {
+        bundle.index_of_path(path): list(es_lines.bulk_bodies(lines, Progress("build", "docs")))
+        for path, lines in members(opener, lambda p: bundle.index_of_path(p) in chosen)
+    }
     es, raw = es_cluster.client(t.elasticsearch), es_cluster.raw_client(t.elasticsearch)
 
     def server_alone() -> int:
@@ -90,7 +97,7 @@ def restore_floor(t, key: str, rounds: int) -> None:
         with ThreadPoolExecutor(es_restore.BULK_THREADS) as pool:
             for index in chosen:
                 es_restore.create_index(es, index, definitions.get(index))
-                loaded = sum(pool.map(lambda b: es_restore.send_bulk(raw, index, *b), bodies[index]))
+                loaded = sum(pool.map(lambda b, index=index: es_restore.send_bulk(raw, index, *b), bodies[index]))
                 es_restore.finish_index(es, index, definitions.get(index))
                 if es_cluster.count(es, index) != loaded:
                     raise SystemExit(f"index {index}: {loaded} sent, {es_cluster.count(es, index)} held")
@@ -101,14 +108,19 @@ def restore_floor(t, key: str, rounds: int) -> None:
         return restore.restore_job("elasticsearch", opener, t.elasticsearch, "empty", [t.index_pattern])["documents"]
 
     for _ in range(rounds):
-        for label, run in (("Elasticsearch alone, bodies built beforehand", server_alone),
-                           ("archivist restore_elasticsearch", archivist)):
+        for label, run in (
+            ("Elasticsearch alone, bodies built beforehand", server_alone),
+            ("archivist restore_elasticsearch", archivist),
+        ):
             load.wipe(t, "elasticsearch")
             measure.wait_for_idle()
             cpu, started = server_cpu_seconds(), time.monotonic()
             docs = run()
-            print(f"  {label:47s} {time.monotonic() - started:6.2f} s  {docs:,} docs, "
-                  f"server {server_cpu_seconds() - cpu:5.1f} CPU-s", flush=True)
+            print(
+                f"  {label:47s} {time.monotonic() - started:6.2f} s  {docs:,} docs, "
+                f"server {server_cpu_seconds() - cpu:5.1f} CPU-s",
+                flush=True,
+            )
 
 
 def main() -> None:
@@ -128,9 +140,19 @@ def main() -> None:
         baselines.prepare(Path(tmp), t.elasticsearch)
         auth = [f"--httpAuthFile={Path(tmp) / baselines.AUTH_FILE}"] if t.elasticsearch.user else []
         started = time.monotonic()
-        subprocess.run([baselines.tool("elasticdump"), f"--input={t.elasticsearch.url}/{args.index}",
-                        f"--output={tmp}/data.json", "--type=data", f"--limit={baselines.ELASTICDUMP_LIMIT}", *auth],
-                       env={**__import__("os").environ, **env}, check=True, capture_output=True)
+        subprocess.run(
+            [
+                baselines.tool("elasticdump"),
+                f"--input={t.elasticsearch.url}/{args.index}",
+                f"--output={tmp}/data.json",
+                "--type=data",
+                f"--limit={baselines.ELASTICDUMP_LIMIT}",
+                *auth,
+            ],
+            env={**__import__("os").environ, **env},
+            check=True,
+            capture_output=True,
+        )
         rows = [("elasticdump --type=data --limit=10000", time.monotonic() - started, total)]
     for slices in (1, 2):
         started = time.monotonic()

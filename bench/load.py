@@ -20,11 +20,11 @@ import psycopg
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 
+from archivist.config import ElasticsearchSettings, PostgresSettings, S3Settings
 from archivist.sources.elasticsearch import cluster as es_cluster
 from archivist.sources.elasticsearch import export as es_export
 from archivist.sources.postgres import job as postgres
 from archivist.transport import s3io
-from archivist.config import ElasticsearchSettings, PostgresSettings, S3Settings
 from bench import generate, targets
 from bench.targets import Targets
 
@@ -42,8 +42,15 @@ def _log(message: str) -> None:
 
 
 def _admin(settings: PostgresSettings) -> psycopg.Connection:
-    return psycopg.connect(host=settings.host, port=settings.port, user=settings.user,
-                           password=settings.password or None, dbname="postgres", autocommit=True, connect_timeout=5)
+    return psycopg.connect(
+        host=settings.host,
+        port=settings.port,
+        user=settings.user,
+        password=settings.password or None,
+        dbname="postgres",
+        autocommit=True,
+        connect_timeout=5,
+    )
 
 
 def pg_exists(settings: PostgresSettings) -> bool:
@@ -63,8 +70,10 @@ def pg_counts(settings: PostgresSettings) -> dict[str, int]:
     if not pg_exists(settings):
         return {}
     with postgres.connect(settings) as conn:
-        tables = [r[0] for r in conn.execute(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1").fetchall()]
+        tables = [
+            r[0]
+            for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1").fetchall()
+        ]
         return {t: conn.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in tables}
 
 
@@ -122,7 +131,9 @@ def es_drop_templates(settings: ElasticsearchSettings) -> list[str]:
         es.cluster.delete_component_template(name=t["name"])
     for name in found["legacy_templates"]:
         es.indices.delete_template(name=name)
-    names = [t["name"] for t in found["index_templates"] + found["component_templates"]] + list(found["legacy_templates"])
+    names = [t["name"] for t in found["index_templates"] + found["component_templates"]] + list(
+        found["legacy_templates"]
+    )
     if names:
         _log(f"deleted the templates {', '.join(names)}: an empty-mode restore of the bench's bundles refuses them")
     return names
@@ -235,9 +246,13 @@ def manifest(scale: float) -> list[dict]:
 def _loader_client(settings: S3Settings):
     """A client with room for the loader's 16 parallel uploads."""
     return boto3.session.Session().client(
-        "s3", endpoint_url=settings.endpoint_url, aws_access_key_id=settings.access_key_id or None,
-        aws_secret_access_key=settings.secret_access_key or None, region_name=settings.region_name or "us-east-1",
-        config=Config(s3={"addressing_style": "path"}, max_pool_connections=32))
+        "s3",
+        endpoint_url=settings.endpoint_url,
+        aws_access_key_id=settings.access_key_id or None,
+        aws_secret_access_key=settings.secret_access_key or None,
+        region_name=settings.region_name or "us-east-1",
+        config=Config(s3={"addressing_style": "path"}, max_pool_connections=32),
+    )
 
 
 def ensure_storage(t: Targets, scale: float) -> dict[str, int]:
@@ -251,8 +266,9 @@ def ensure_storage(t: Targets, scale: float) -> dict[str, int]:
     stale = [k for k, size in listing.items() if wanted.get(k) != size]
     if stale:
         for i in range(0, len(stale), 1000):
-            s3.delete_objects(Bucket=t.storage.bucket,
-                              Delete={"Objects": [{"Key": k} for k in stale[i:i + 1000]], "Quiet": True})
+            s3.delete_objects(
+                Bucket=t.storage.bucket, Delete={"Objects": [{"Key": k} for k in stale[i : i + 1000]], "Quiet": True}
+            )
     missing = [e for e in entries if listing.get(e["key"]) != e["size"]]
     if missing:
         _log(f"uploading {len(missing)} objects into bucket {t.storage.bucket}")
@@ -260,8 +276,9 @@ def ensure_storage(t: Targets, scale: float) -> dict[str, int]:
 
         def put(entry: dict) -> None:
             extra = {"ContentType": entry["content_type"], "Metadata": entry["metadata"]}
-            s3.upload_file(str(objects_dir / entry["file"]), t.storage.bucket, entry["key"], ExtraArgs=extra,
-                           Config=TRANSFER)
+            s3.upload_file(
+                str(objects_dir / entry["file"]), t.storage.bucket, entry["key"], ExtraArgs=extra, Config=TRANSFER
+            )
 
         with ThreadPoolExecutor(max_workers=16) as pool:
             for f in [pool.submit(put, e) for e in missing]:

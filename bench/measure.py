@@ -33,9 +33,11 @@ class Measurement:
     stdout: str = ""
     stderr: str = field(default="", repr=False)
 
-    def check(self) -> "Measurement":
+    def check(self) -> Measurement:
         if self.returncode != 0:
-            raise RuntimeError(f"{self.label} failed (exit {self.returncode}):\n{self.stderr[-4000:]}\n{self.stdout[-2000:]}")
+            raise RuntimeError(
+                f"{self.label} failed (exit {self.returncode}):\n{self.stderr[-4000:]}\n{self.stdout[-2000:]}"
+            )
         return self
 
 
@@ -85,16 +87,31 @@ def tree_rss(proc: psutil.Process) -> int:
     return total
 
 
-def run(label: str, args: list[str] | str, env: dict[str, str] | None = None, cwd: str | None = None,
-        shell: bool = False, timeout: float | None = None, log=None, inherit_env: bool = True) -> Measurement:
+def run(
+    label: str,
+    args: list[str] | str,
+    env: dict[str, str] | None = None,
+    cwd: str | None = None,
+    shell: bool = False,
+    timeout: float | None = None,
+    log=None,
+    inherit_env: bool = True,
+) -> Measurement:
     """Runs the command to completion; stdout and stderr are kept (both go to files, never a pipe that fills).
     `env` adds to this process's environment, or with `inherit_env=False` is the whole environment."""
     import tempfile
 
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.monotonic()
-        popen = subprocess.Popen(args, stdout=out, stderr=err, env={**(os.environ if inherit_env else {}), **(env or {})}, cwd=cwd,
-                                 shell=shell, executable="/bin/bash" if shell else None)
+        popen = subprocess.Popen(
+            args,
+            stdout=out,
+            stderr=err,
+            env={**(os.environ if inherit_env else {}), **(env or {})},
+            cwd=cwd,
+            shell=shell,
+            executable="/bin/bash" if shell else None,
+        )
         peak = 0
         stop = threading.Event()
 
@@ -120,8 +137,14 @@ def run(label: str, args: list[str] | str, env: dict[str, str] | None = None, cw
         sampler.join()
         out.seek(0)
         err.seek(0)
-        m = Measurement(label, seconds, round(peak / 1024 / 1024, 1), code,
-                        out.read().decode(errors="replace"), err.read().decode(errors="replace"))
+        m = Measurement(
+            label,
+            seconds,
+            round(peak / 1024 / 1024, 1),
+            code,
+            out.read().decode(errors="replace"),
+            err.read().decode(errors="replace"),
+        )
     if log:
         log(f"{label}: {m.seconds:.2f}s, peak RSS {m.peak_rss_mb:.0f} MB" + (f", exit {code}" if code else ""))
     return m

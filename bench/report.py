@@ -7,31 +7,55 @@ import json
 from pathlib import Path
 
 MB = 1024 * 1024
-SPEEDUP_KEYS = ("es_export", "es_restore", "storage_backup", "storage_restore", "pg_backup", "pg_restore",
-                "backup_end_to_end", "restore_end_to_end")
+SPEEDUP_KEYS = (
+    "es_export",
+    "es_restore",
+    "storage_backup",
+    "storage_restore",
+    "pg_backup",
+    "pg_restore",
+    "backup_end_to_end",
+    "restore_end_to_end",
+)
 TARGETS = {  # speedup key -> the least speedup the issue asks for at scale 1
-    "es_export": 3.0, "es_restore": 2.0, "storage_backup": 1.0, "storage_restore": 1.0,
+    "es_export": 3.0,
+    "es_restore": 2.0,
+    "storage_backup": 1.0,
+    "storage_restore": 1.0,
     "backup_end_to_end": 1 / 0.6,
 }
 RSS_LIMIT_MB = 256
 RSS_GROWTH = 0.10
-TASK_ORDER = ("check", "postgres", "elasticsearch", "storage", "bundle_and_upload", "rotate",
-              "verify", "restore_postgres", "restore_elasticsearch", "restore_storage")
+TASK_ORDER = (
+    "check",
+    "postgres",
+    "elasticsearch",
+    "storage",
+    "bundle_and_upload",
+    "rotate",
+    "verify",
+    "restore_postgres",
+    "restore_elasticsearch",
+    "restore_storage",
+)
 
 
 def _sum(steps: list[dict], only: tuple[str, ...] | None = None) -> dict:
     chosen = [s for s in steps if only is None or s["step"] in only]
-    return {"seconds": round(sum(s["seconds"] for s in chosen), 3),
-            "peak_rss_mb": max((s["peak_rss_mb"] for s in chosen), default=0.0),
-            "steps": chosen}
+    return {
+        "seconds": round(sum(s["seconds"] for s in chosen), 3),
+        "peak_rss_mb": max((s["peak_rss_mb"] for s in chosen), default=0.0),
+        "steps": chosen,
+    }
 
 
 def _ratio(baseline: float, archivist: float) -> float:
     return round(baseline / archivist, 2) if archivist else 0.0
 
 
-def build(scale, started, machine, versions, data, tasks, baseline, e2e, checks, extra, quick,
-          baseline_rounds=None) -> dict:
+def build(
+    scale, started, machine, versions, data, tasks, baseline, e2e, checks, extra, quick, baseline_rounds=None
+) -> dict:
     pg_rows = data["postgres"]["rows"]
     es_docs = sum(data["elasticsearch"]["docs"].values())
     es_source = sum(data["elasticsearch"]["source_bytes"].values())
@@ -45,13 +69,25 @@ def build(scale, started, machine, versions, data, tasks, baseline, e2e, checks,
 
     def job(name, task, base, unit, amount, arch_artifact=None, base_artifact=None, note=""):
         a, b = tasks[task], base
-        rate = (lambda s: round(amount / s, 1) if s else 0.0)
+        rate = lambda s: round(amount / s, 1) if s else 0.0
         entry = {
-            "archivist": {"task": task, "seconds": a["seconds"], f"{unit}_per_s": rate(a["seconds"]),
-                          "peak_rss_mb": a["peak_rss_mb"], "artifact_bytes": arch_artifact},
-            "baseline": {"seconds": b["seconds"], f"{unit}_per_s": rate(b["seconds"]), "peak_rss_mb": b["peak_rss_mb"],
-                         "artifact_bytes": base_artifact, "steps": b["steps"]},
-            "speedup": _ratio(b["seconds"], a["seconds"]), "unit": unit, "note": note,
+            "archivist": {
+                "task": task,
+                "seconds": a["seconds"],
+                f"{unit}_per_s": rate(a["seconds"]),
+                "peak_rss_mb": a["peak_rss_mb"],
+                "artifact_bytes": arch_artifact,
+            },
+            "baseline": {
+                "seconds": b["seconds"],
+                f"{unit}_per_s": rate(b["seconds"]),
+                "peak_rss_mb": b["peak_rss_mb"],
+                "artifact_bytes": base_artifact,
+                "steps": b["steps"],
+            },
+            "speedup": _ratio(b["seconds"], a["seconds"]),
+            "unit": unit,
+            "note": note,
         }
         if "rounds_seconds" in a:  # measured in rounds: the median round of each is the one shown
             entry["archivist"]["rounds_seconds"] = a["rounds_seconds"]
@@ -59,43 +95,85 @@ def build(scale, started, machine, versions, data, tasks, baseline, e2e, checks,
         return entry
 
     jobs = {
-        "pg_backup": job("pg_backup", "postgres", _sum(baseline["pg_backup"]), "MB", sql_bytes / MB, sql_bytes,
-                         sizes["pg_dump_gz"], "archivist stages plain SQL; the bundle compresses it"),
+        "pg_backup": job(
+            "pg_backup",
+            "postgres",
+            _sum(baseline["pg_backup"]),
+            "MB",
+            sql_bytes / MB,
+            sql_bytes,
+            sizes["pg_dump_gz"],
+            "archivist stages plain SQL; the bundle compresses it",
+        ),
         "pg_restore": job("pg_restore", "restore_postgres", _sum(baseline["pg_restore"]), "MB", sql_bytes / MB),
-        "es_export": job("es_export", "elasticsearch", _sum(baseline["es_export"]), "docs", es_docs, es_artifacts,
-                         sizes["elasticdump_files"]),
+        "es_export": job(
+            "es_export",
+            "elasticsearch",
+            _sum(baseline["es_export"]),
+            "docs",
+            es_docs,
+            es_artifacts,
+            sizes["elasticdump_files"],
+        ),
         "es_restore": job("es_restore", "restore_elasticsearch", _sum(baseline["es_restore"]), "docs", es_docs),
-        "storage_backup": job("storage_backup", "storage", _sum(baseline["storage_backup"]), "MB", s3_bytes / MB,
-                              storage_tgz, sizes["storage_tgz"]),
-        "storage_restore": job("storage_restore", "restore_storage", _sum(baseline["storage_restore"]), "MB",
-                               s3_bytes / MB),
+        "storage_backup": job(
+            "storage_backup",
+            "storage",
+            _sum(baseline["storage_backup"]),
+            "MB",
+            s3_bytes / MB,
+            storage_tgz,
+            sizes["storage_tgz"],
+        ),
+        "storage_restore": job(
+            "storage_restore", "restore_storage", _sum(baseline["storage_restore"]), "MB", s3_bytes / MB
+        ),
     }
 
     # End to end: a real DAG run against the baselines one after another (each step measured once).
-    base_backup = _sum(baseline["pg_backup"] + baseline["es_export"]
-                       + [s for s in baseline["storage_backup"] if s["step"].startswith("rclone")]
-                       + baseline["backup_e2e_extra"])
-    base_restore = _sum(baseline["restore_e2e_extra"] + baseline["pg_restore"] + baseline["es_restore"]
-                        + [s for s in baseline["storage_restore"] if s["step"].startswith("rclone")])
+    base_backup = _sum(
+        baseline["pg_backup"]
+        + baseline["es_export"]
+        + [s for s in baseline["storage_backup"] if s["step"].startswith("rclone")]
+        + baseline["backup_e2e_extra"]
+    )
+    base_restore = _sum(
+        baseline["restore_e2e_extra"]
+        + baseline["pg_restore"]
+        + baseline["es_restore"]
+        + [s for s in baseline["storage_restore"] if s["step"].startswith("rclone")]
+    )
     if "archivist_backup" in e2e:
         arch_backup = {"source": "airflow dags test archivist_backup", **e2e["archivist_backup"]}
     else:  # quick mode: the tasks one after another, as `dags test` runs them
-        arch_backup = {"source": "per-task processes one after another (no DAG run)", "bundle_bytes": bundle_bytes,
-                       "seconds": round(sum(tasks[t]["seconds"] for t in TASK_ORDER[:6]), 3)}
+        arch_backup = {
+            "source": "per-task processes one after another (no DAG run)",
+            "bundle_bytes": bundle_bytes,
+            "seconds": round(sum(tasks[t]["seconds"] for t in TASK_ORDER[:6]), 3),
+        }
     if "archivist_restore" in e2e:
         arch_restore = {"source": "airflow dags test archivist_restore", **e2e["archivist_restore"]}
     else:
-        arch_restore = {"source": "per-task processes one after another (no DAG run)",
-                        "seconds": round(sum(tasks[t]["seconds"] for t in TASK_ORDER[6:]), 3)}
+        arch_restore = {
+            "source": "per-task processes one after another (no DAG run)",
+            "seconds": round(sum(tasks[t]["seconds"] for t in TASK_ORDER[6:]), 3),
+        }
     end_to_end = {
-        "backup": {"archivist": {**arch_backup, "MB_per_s": round(total_mb / arch_backup["seconds"], 1)},
-                   "baseline": {**base_backup, "MB_per_s": round(total_mb / base_backup["seconds"], 1),
-                                "artifact_bytes": sizes["backup_tgz"]},
-                   "speedup": _ratio(base_backup["seconds"], arch_backup["seconds"]),
-                   "wall_time_ratio": round(arch_backup["seconds"] / base_backup["seconds"], 3)},
-        "restore": {"archivist": {**arch_restore, "MB_per_s": round(total_mb / arch_restore["seconds"], 1)},
-                    "baseline": {**base_restore, "MB_per_s": round(total_mb / base_restore["seconds"], 1)},
-                    "speedup": _ratio(base_restore["seconds"], arch_restore["seconds"])},
+        "backup": {
+            "archivist": {**arch_backup, "MB_per_s": round(total_mb / arch_backup["seconds"], 1)},
+            "baseline": {
+                **base_backup,
+                "MB_per_s": round(total_mb / base_backup["seconds"], 1),
+                "artifact_bytes": sizes["backup_tgz"],
+            },
+            "speedup": _ratio(base_backup["seconds"], arch_backup["seconds"]),
+            "wall_time_ratio": round(arch_backup["seconds"] / base_backup["seconds"], 3),
+        },
+        "restore": {
+            "archivist": {**arch_restore, "MB_per_s": round(total_mb / arch_restore["seconds"], 1)},
+            "baseline": {**base_restore, "MB_per_s": round(total_mb / base_restore["seconds"], 1)},
+            "speedup": _ratio(base_restore["seconds"], arch_restore["seconds"]),
+        },
     }
     speedup = {k: jobs[k]["speedup"] for k in SPEEDUP_KEYS if k in jobs}
     speedup["backup_end_to_end"] = end_to_end["backup"]["speedup"]
@@ -103,12 +181,17 @@ def build(scale, started, machine, versions, data, tasks, baseline, e2e, checks,
     speedup = {k: speedup[k] for k in SPEEDUP_KEYS}
     peak = {t: tasks[t]["peak_rss_mb"] for t in TASK_ORDER if t in tasks}
     return {
-        "scale": scale, "quick": quick, "started_at": started.isoformat(timespec="seconds"),
-        "machine": machine, "versions": versions,
-        "data": {"postgres": {"tables": len(pg_rows), "rows": pg_rows, "sql_bytes": sql_bytes},
-                 "elasticsearch": {"indices": extra["indices"], "documents": es_docs, "source_bytes": es_source},
-                 "storage": {"objects": s3_objects, "bytes": s3_bytes},
-                 "loaded_seconds": extra["loaded_seconds"]},
+        "scale": scale,
+        "quick": quick,
+        "started_at": started.isoformat(timespec="seconds"),
+        "machine": machine,
+        "versions": versions,
+        "data": {
+            "postgres": {"tables": len(pg_rows), "rows": pg_rows, "sql_bytes": sql_bytes},
+            "elasticsearch": {"indices": extra["indices"], "documents": es_docs, "source_bytes": es_source},
+            "storage": {"objects": s3_objects, "bytes": s3_bytes},
+            "loaded_seconds": extra["loaded_seconds"],
+        },
         "speedup": speedup,
         "peak_rss_mb": peak,
         "jobs": jobs,
@@ -130,14 +213,24 @@ def evaluate(results: dict, reference: dict | None) -> list[tuple[str, str, str,
         else:
             rows.append((f"{key} speedup", f"≥ {least:g}×", f"{s[key]:.2f}×", s[key] >= least))
     worst = max(results["peak_rss_mb"].values())
-    rows.append(("peak RSS of every archivist task", f"≤ {RSS_LIMIT_MB} MB", f"{worst:.0f} MB (largest)",
-                 worst <= RSS_LIMIT_MB))
+    rows.append(
+        ("peak RSS of every archivist task", f"≤ {RSS_LIMIT_MB} MB", f"{worst:.0f} MB (largest)", worst <= RSS_LIMIT_MB)
+    )
     if reference is not None:
-        growth = {t: (mb / reference["peak_rss_mb"][t] - 1) for t, mb in results["peak_rss_mb"].items()
-                  if reference["peak_rss_mb"].get(t)}
+        growth = {
+            t: (mb / reference["peak_rss_mb"][t] - 1)
+            for t, mb in results["peak_rss_mb"].items()
+            if reference["peak_rss_mb"].get(t)
+        }
         task, most = max(growth.items(), key=lambda kv: kv[1])
-        rows.append((f"peak RSS growth from scale {reference['scale']:g}", f"≤ {RSS_GROWTH:.0%}",
-                     f"{most:+.1%} (largest, {task})", most <= RSS_GROWTH))
+        rows.append(
+            (
+                f"peak RSS growth from scale {reference['scale']:g}",
+                f"≤ {RSS_GROWTH:.0%}",
+                f"{most:+.1%} (largest, {task})",
+                most <= RSS_GROWTH,
+            )
+        )
     return rows
 
 
@@ -170,58 +263,100 @@ def markdown(results: dict, reference: dict | None) -> str:
         "| measure | archivist | baseline | speedup |",
         "|---|---:|---:|---:|",
     ]
-    names = {"es_export": "ES export (elasticdump)", "es_restore": "ES restore (elasticdump)",
-             "storage_backup": "storage backup (rclone + tar czf)", "storage_restore": "storage restore (tar xzf + rclone)",
-             "pg_backup": "PostgreSQL backup (pg_dump | gzip)", "pg_restore": "PostgreSQL restore (gunzip | psql)"}
+    names = {
+        "es_export": "ES export (elasticdump)",
+        "es_restore": "ES restore (elasticdump)",
+        "storage_backup": "storage backup (rclone + tar czf)",
+        "storage_restore": "storage restore (tar xzf + rclone)",
+        "pg_backup": "PostgreSQL backup (pg_dump | gzip)",
+        "pg_restore": "PostgreSQL restore (gunzip | psql)",
+    }
     for key in ("es_export", "es_restore", "storage_backup", "storage_restore", "pg_backup", "pg_restore"):
         j = results["jobs"][key]
-        lines.append(f"| {_cell(names[key])} | {j['archivist']['seconds']:.1f} s | {j['baseline']['seconds']:.1f} s | "
-                     f"**{j['speedup']:.2f}×** |")
+        lines.append(
+            f"| {_cell(names[key])} | {j['archivist']['seconds']:.1f} s | {j['baseline']['seconds']:.1f} s | "
+            f"**{j['speedup']:.2f}×** |"
+        )
     for key, label in (("backup", "backup end to end"), ("restore", "restore end to end")):
         e = results["end_to_end"][key]
-        lines.append(f"| {label} | {e['archivist']['seconds']:.1f} s | {e['baseline']['seconds']:.1f} s | "
-                     f"**{e['speedup']:.2f}×** |")
-    rounds = [(names[k], results["jobs"][k]) for k in results["jobs"] if "rounds_seconds" in results["jobs"][k]["archivist"]]
+        lines.append(
+            f"| {label} | {e['archivist']['seconds']:.1f} s | {e['baseline']['seconds']:.1f} s | "
+            f"**{e['speedup']:.2f}×** |"
+        )
+    rounds = [
+        (names[k], results["jobs"][k]) for k in results["jobs"] if "rounds_seconds" in results["jobs"][k]["archivist"]
+    ]
     if rounds:
-        lines += ["", "Measured in interleaved rounds, archivist and the baseline in turn; the table shows each one's "
-                      "median round: " + "; ".join(
-                          f"{_cell(label)}: archivist {', '.join(f'{s:.1f}' for s in j['archivist']['rounds_seconds'])} s, "
-                          f"baseline {', '.join(f'{s:.1f}' for s in j['baseline']['rounds_seconds'])} s"
-                          for label, j in rounds) + "."]
+        lines += [
+            "",
+            "Measured in interleaved rounds, archivist and the baseline in turn; the table shows each one's "
+            "median round: "
+            + "; ".join(
+                f"{_cell(label)}: archivist {', '.join(f'{s:.1f}' for s in j['archivist']['rounds_seconds'])} s, "
+                f"baseline {', '.join(f'{s:.1f}' for s in j['baseline']['rounds_seconds'])} s"
+                for label, j in rounds
+            )
+            + ".",
+        ]
     lines += ["", "## Targets", "", "| target | wanted | found | met |", "|---|---|---|---|"]
     for what, wanted, found, met in evaluate(results, reference):
         lines.append(f"| {what} | {wanted} | {found} | {'yes' if met else 'no'} |")
     if reference is None and results["scale"] > 0.1:
         lines.append("| peak RSS growth from scale 0.1 | ≤ 10% | no scale-0.1 run to compare | – |")
-    lines += ["", "## Per job", "",
-              "| job | tool | wall time | rate | artifact | peak RSS |", "|---|---|---:|---:|---:|---:|"]
+    lines += [
+        "",
+        "## Per job",
+        "",
+        "| job | tool | wall time | rate | artifact | peak RSS |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
     for key in ("pg_backup", "pg_restore", "es_export", "es_restore", "storage_backup", "storage_restore"):
         j = results["jobs"][key]
         for tool in ("archivist", "baseline"):
             e = j[tool]
-            label = f"archivist `{e['task']}`" if tool == "archivist" else " + ".join(
-                sorted({s["step"].split(" bench")[0].split(" benchquick")[0] for s in e["steps"]}))
-            lines.append(f"| {key} | {_cell(label)} | {e['seconds']:.2f} s | {_rate(e, j['unit'])} | "
-                         f"{_mb(e.get('artifact_bytes'))} | {e['peak_rss_mb']:.0f} MB |")
+            label = (
+                f"archivist `{e['task']}`"
+                if tool == "archivist"
+                else " + ".join(sorted({s["step"].split(" bench")[0].split(" benchquick")[0] for s in e["steps"]}))
+            )
+            lines.append(
+                f"| {key} | {_cell(label)} | {e['seconds']:.2f} s | {_rate(e, j['unit'])} | "
+                f"{_mb(e.get('artifact_bytes'))} | {e['peak_rss_mb']:.0f} MB |"
+            )
     eb, er = results["end_to_end"]["backup"], results["end_to_end"]["restore"]
-    lines += ["", "## End to end", "", "| run | tool | wall time | rate | artifact |", "|---|---|---:|---:|---:|",
-              f"| backup | {eb['archivist']['source']} | {eb['archivist']['seconds']:.1f} s | "
-              f"{eb['archivist']['MB_per_s']:.1f} MB/s | {_mb(eb['archivist'].get('bundle_bytes'))} |",
-              f"| backup | baselines one after another ({len(eb['baseline']['steps'])} steps) | "
-              f"{eb['baseline']['seconds']:.1f} s | {eb['baseline']['MB_per_s']:.1f} MB/s | "
-              f"{_mb(eb['baseline']['artifact_bytes'])} |",
-              f"| restore | {er['archivist']['source']} | {er['archivist']['seconds']:.1f} s | "
-              f"{er['archivist']['MB_per_s']:.1f} MB/s | |",
-              f"| restore | baselines one after another ({len(er['baseline']['steps'])} steps) | "
-              f"{er['baseline']['seconds']:.1f} s | {er['baseline']['MB_per_s']:.1f} MB/s | |"]
+    lines += [
+        "",
+        "## End to end",
+        "",
+        "| run | tool | wall time | rate | artifact |",
+        "|---|---|---:|---:|---:|",
+        f"| backup | {eb['archivist']['source']} | {eb['archivist']['seconds']:.1f} s | "
+        f"{eb['archivist']['MB_per_s']:.1f} MB/s | {_mb(eb['archivist'].get('bundle_bytes'))} |",
+        f"| backup | baselines one after another ({len(eb['baseline']['steps'])} steps) | "
+        f"{eb['baseline']['seconds']:.1f} s | {eb['baseline']['MB_per_s']:.1f} MB/s | "
+        f"{_mb(eb['baseline']['artifact_bytes'])} |",
+        f"| restore | {er['archivist']['source']} | {er['archivist']['seconds']:.1f} s | "
+        f"{er['archivist']['MB_per_s']:.1f} MB/s | |",
+        f"| restore | baselines one after another ({len(er['baseline']['steps'])} steps) | "
+        f"{er['baseline']['seconds']:.1f} s | {er['baseline']['MB_per_s']:.1f} MB/s | |",
+    ]
     if "airflow_tree_peak_rss_mb" in eb["archivist"]:
-        lines += ["", f"The `airflow dags test` process tree (Airflow itself, its in-process API server and the task "
-                      f"running) peaked at {eb['archivist']['airflow_tree_peak_rss_mb']:.0f} MB (backup) and "
-                      f"{er['archivist'].get('airflow_tree_peak_rss_mb', 0):.0f} MB (restore)."]
-    lines += ["", "## Peak resident memory of each archivist task", "",
-              "Each task ran alone in its own process (`python -m bench.run_job TASK`); the RSS of the whole "
-              "process tree (pg_dump and psql included) was sampled every 50 ms.", "",
-              "| task | wall time | peak RSS |", "|---|---:|---:|"]
+        lines += [
+            "",
+            f"The `airflow dags test` process tree (Airflow itself, its in-process API server and the task "
+            f"running) peaked at {eb['archivist']['airflow_tree_peak_rss_mb']:.0f} MB (backup) and "
+            f"{er['archivist'].get('airflow_tree_peak_rss_mb', 0):.0f} MB (restore).",
+        ]
+    lines += [
+        "",
+        "## Peak resident memory of each archivist task",
+        "",
+        "Each task ran alone in its own process (`python -m bench.run_job TASK`); the RSS of the whole "
+        "process tree (pg_dump and psql included) was sampled every 50 ms.",
+        "",
+        "| task | wall time | peak RSS |",
+        "|---|---:|---:|",
+    ]
     for task, info in results["archivist_tasks"].items():
         lines.append(f"| {task} | {info['seconds']:.2f} s | {info['peak_rss_mb']:.0f} MB |")
     lines += ["", "## Baseline steps", "", "| step | wall time | peak RSS |", "|---|---:|---:|"]
@@ -256,8 +391,9 @@ def latest(results_dir: Path, scale: float) -> dict | None:
 def write(results: dict, results_dir: Path) -> list[Path]:
     results_dir.mkdir(parents=True, exist_ok=True)
     reference = latest(results_dir, 0.1) if results["scale"] > 0.1 else None
-    results["targets"] = [{"what": w, "wanted": want, "found": f, "met": met}
-                          for w, want, f, met in evaluate(results, reference)]
+    results["targets"] = [
+        {"what": w, "wanted": want, "found": f, "met": met} for w, want, f, met in evaluate(results, reference)
+    ]
     stamp = dt.datetime.fromisoformat(results["started_at"]).strftime("%Y%m%d-%H%M%S")
     stem = f"bench-scale-{results['scale']:g}-{stamp}"
     json_path, md_path = results_dir / f"{stem}.json", results_dir / f"{stem}.md"
@@ -267,8 +403,12 @@ def write(results: dict, results_dir: Path) -> list[Path]:
 
 
 def headline(results: dict) -> str:
-    return "speedups: " + ", ".join(f"{k} {v:.2f}×" for k, v in results["speedup"].items()) + \
-        "; peak RSS: " + ", ".join(f"{k} {v:.0f} MB" for k, v in results["peak_rss_mb"].items())
+    return (
+        "speedups: "
+        + ", ".join(f"{k} {v:.2f}×" for k, v in results["speedup"].items())
+        + "; peak RSS: "
+        + ", ".join(f"{k} {v:.0f} MB" for k, v in results["peak_rss_mb"].items())
+    )
 
 
 def main() -> None:
@@ -280,11 +420,12 @@ def main() -> None:
         path = Path(name)
         results = json.loads(path.read_text())
         reference = latest(path.parent, 0.1) if results["scale"] > 0.1 else None
-        results["targets"] = [{"what": w, "wanted": want, "found": f, "met": met}
-                              for w, want, f, met in evaluate(results, reference)]
+        results["targets"] = [
+            {"what": w, "wanted": want, "found": f, "met": met} for w, want, f, met in evaluate(results, reference)
+        ]
         path.write_text(json.dumps(results, indent=2) + "\n")  # the targets against the newest reference
-        path.with_name(path.name[:-len(".json")] + ".md").write_text(markdown(results, reference))
-        print(f"wrote {path.name[:-len('.json')]}.md")
+        path.with_name(path.name[: -len(".json")] + ".md").write_text(markdown(results, reference))
+        print(f"wrote {path.name[: -len('.json')]}.md")
 
 
 if __name__ == "__main__":

@@ -36,9 +36,9 @@ from pathlib import Path
 import psutil
 
 from archivist import __version__ as archivist_version
+from archivist.format.bundle import BackupKey
 from archivist.sources.elasticsearch import cluster as es_cluster
 from archivist.sources.postgres import job as postgres
-from archivist.format.bundle import BackupKey
 from archivist.transport.backup_bucket import BackupStore
 from bench import baselines, generate, load, measure, profile_summary, report, run_job, targets
 from bench.baselines import Step
@@ -74,7 +74,7 @@ def other_pytest_running() -> list[str]:
 
 def wait_for_quiet(minutes: float) -> None:
     deadline = time.monotonic() + minutes * 60
-    while (running := other_pytest_running()):
+    while running := other_pytest_running():
         if time.monotonic() > deadline:
             raise SystemExit(f"other test runs are still going after {minutes:g} minutes: {running}")
         log(f"waiting for other test runs to finish: {running[0]}")
@@ -89,8 +89,8 @@ class Bench:
         self.es_version = es_cluster.check(t.elasticsearch)
         self.env = run_job.targets_to_env(t)
         self.base_env = baselines.env(t, self.es_version)
-        self.tasks: dict[str, dict] = {}      # archivist task -> seconds, peak RSS, result
-        self.baseline: dict[str, list] = {}   # baseline -> its steps' measurements
+        self.tasks: dict[str, dict] = {}  # archivist task -> seconds, peak RSS, result
+        self.baseline: dict[str, list] = {}  # baseline -> its steps' measurements
         self.baseline_rounds: dict[str, list[float]] = {}  # baseline -> each round's seconds
         self.e2e: dict[str, dict] = {}
         self.checks: list[str] = []
@@ -117,8 +117,19 @@ class Bench:
         raw = RAW_PROFILES / f"{generate.scale_name(self.scale)}-{name}.txt"
         if self.profile:
             RAW_PROFILES.mkdir(parents=True, exist_ok=True)
-            args = [baselines.tool("py-spy"), "record", "--rate", "100", "--threads", "--format", "raw",
-                    "--output", str(raw), "--", *args]
+            args = [
+                baselines.tool("py-spy"),
+                "record",
+                "--rate",
+                "100",
+                "--threads",
+                "--format",
+                "raw",
+                "--output",
+                str(raw),
+                "--",
+                *args,
+            ]
         self.idle()
         m = measure.run(f"archivist {name}", args, env=self.env, cwd=str(ROOT), log=log).check()
         if self.profile:  # the collapsed stacks stay under .local/; the summary goes with the results
@@ -132,8 +143,9 @@ class Bench:
         done = []
         for step in steps:
             self.idle()
-            m = measure.run(f"baseline {step.label}", baselines.bash(step.command), env=self.base_env,
-                            cwd=str(self.work), log=log).check()
+            m = measure.run(
+                f"baseline {step.label}", baselines.bash(step.command), env=self.base_env, cwd=str(self.work), log=log
+            ).check()
             done.append({"step": step.label, "seconds": round(m.seconds, 3), "peak_rss_mb": m.peak_rss_mb})
         self.baseline[name] = done
         return done
@@ -152,8 +164,11 @@ class Bench:
             bases.append(self.baseline[job])
         median = (len(tasks) - 1) // 2
         kept = sorted(tasks, key=lambda m: m["seconds"])[median]
-        self.tasks[task] = {**kept, "peak_rss_mb": max(m["peak_rss_mb"] for m in tasks),
-                            "rounds_seconds": [m["seconds"] for m in tasks]}
+        self.tasks[task] = {
+            **kept,
+            "peak_rss_mb": max(m["peak_rss_mb"] for m in tasks),
+            "rounds_seconds": [m["seconds"] for m in tasks],
+        }
         totals = [round(sum(st["seconds"] for st in steps), 3) for steps in bases]
         self.baseline[job] = bases[sorted(range(len(bases)), key=totals.__getitem__)[median]]
         self.baseline_rounds[job] = totals
@@ -165,12 +180,20 @@ class Bench:
         env = {**clean, **self.t.airflow_env()}
         subprocess.run(["airflow", "dags", "pause", dag_id], capture_output=True, cwd=ROOT, timeout=300, env=env)
         self.idle()
-        m = measure.run(f"airflow dags test {dag_id}", ["airflow", "dags", "test", dag_id, "-c", json.dumps(conf)],
-                        env=env, cwd=str(ROOT), log=log, inherit_env=False)
+        m = measure.run(
+            f"airflow dags test {dag_id}",
+            ["airflow", "dags", "test", dag_id, "-c", json.dumps(conf)],
+            env=env,
+            cwd=str(ROOT),
+            log=log,
+            inherit_env=False,
+        )
         (self.work / f"dags-test-{dag_id}.log").write_text(m.stdout + m.stderr)
         if m.returncode != 0 or "state=success" not in (m.stdout + m.stderr):
-            raise RuntimeError(f"airflow dags test {dag_id} failed (exit {m.returncode}); "
-                               f"log in {self.work}/dags-test-{dag_id}.log:\n{(m.stdout + m.stderr)[-3000:]}")
+            raise RuntimeError(
+                f"airflow dags test {dag_id} failed (exit {m.returncode}); "
+                f"log in {self.work}/dags-test-{dag_id}.log:\n{(m.stdout + m.stderr)[-3000:]}"
+            )
         return {"seconds": round(m.seconds, 3), "airflow_tree_peak_rss_mb": m.peak_rss_mb}
 
     # --- the run -------------------------------------------------------------------------------------
@@ -204,8 +227,9 @@ class Bench:
                 previous.unlink()
             self.steps("es_export", baselines.es_export(self.work, url, indices))
 
-        self.more_rounds("es_export", "elasticsearch", lambda: self.task("elasticsearch", BackupKey.new().name),
-                         elasticdump_export)
+        self.more_rounds(
+            "es_export", "elasticsearch", lambda: self.task("elasticsearch", BackupKey.new().name), elasticdump_export
+        )
         self.ensure("storage")
         self.steps("storage_backup", baselines.storage_backup(self.work, self.t.storage.bucket))
 
@@ -214,15 +238,21 @@ class Bench:
         if self.dags:
             self.ensure(*JOBS)
             before = {b.key.name for b in store.list_bundles()}
-            self.e2e["archivist_backup"] = self.dags_test("archivist_backup",
-                                                          {"index_pattern": self.t.index_pattern, "keep": 7})
+            self.e2e["archivist_backup"] = self.dags_test(
+                "archivist_backup", {"index_pattern": self.t.index_pattern, "keep": 7}
+            )
             made = [b for b in store.list_bundles() if b.key.name not in before]
             if len(made) != 1:
                 raise RuntimeError(f"the backup DAG run made {len(made)} bundles in {self.t.backups.bucket}")
             e2e_key = made[0].key.name
             self.e2e["archivist_backup"].update(bundle=e2e_key, bundle_bytes=made[0].size)
-        self.steps("backup_e2e_extra", [baselines.archive_everything(self.work),
-                                        baselines.upload_archive(self.work, self.t.backups.bucket, "baseline.tgz")])
+        self.steps(
+            "backup_e2e_extra",
+            [
+                baselines.archive_everything(self.work),
+                baselines.upload_archive(self.work, self.t.backups.bucket, "baseline.tgz"),
+            ],
+        )
 
         # 3. restore, per task and per baseline, each into an emptied target
         self.task("verify", key)
@@ -256,12 +286,18 @@ class Bench:
         if self.dags and e2e_key:
             for job in JOBS:
                 load.wipe(self.t, job)
-            self.e2e["archivist_restore"] = self.dags_test("archivist_restore", {
-                "key": e2e_key, "mode": "empty", "indices": [self.t.index_pattern]})
+            self.e2e["archivist_restore"] = self.dags_test(
+                "archivist_restore", {"key": e2e_key, "mode": "empty", "indices": [self.t.index_pattern]}
+            )
             for job in JOBS:
                 self.expect_restored(job, "archivist_restore DAG run")
-        self.steps("restore_e2e_extra", [baselines.download_archive(self.work, self.t.backups.bucket, "baseline.tgz"),
-                                         baselines.extract_everything(self.work)])
+        self.steps(
+            "restore_e2e_extra",
+            [
+                baselines.download_archive(self.work, self.t.backups.bucket, "baseline.tgz"),
+                baselines.extract_everything(self.work),
+            ],
+        )
 
         sizes = {
             "pg_dump_gz": baselines.size_of(self.work / "pg" / "dump.sql.gz"),
@@ -273,8 +309,12 @@ class Bench:
 
 
 def machine() -> dict:
-    return {"cores": os.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 1024 ** 3, 1),
-            "platform": platform.platform(), "python": platform.python_version()}
+    return {
+        "cores": os.cpu_count(),
+        "memory_gb": round(psutil.virtual_memory().total / 1024**3, 1),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+    }
 
 
 def versions(t: Targets, es_version: str) -> dict:
@@ -288,17 +328,29 @@ def versions(t: Targets, es_version: str) -> dict:
     minio = "unknown"
     try:
         import urllib.request
+
         with urllib.request.urlopen(f"{t.storage.endpoint_url}/minio/health/live", timeout=5) as resp:
             minio = resp.headers.get("Server", "MinIO")
     except Exception:
         pass
-    airflow = subprocess.run([sys.executable, "-c", "import airflow; print(airflow.__version__)"],
-                             capture_output=True, text=True).stdout.strip() or "not installed"
+    airflow = (
+        subprocess.run(
+            [sys.executable, "-c", "import airflow; print(airflow.__version__)"], capture_output=True, text=True
+        ).stdout.strip()
+        or "not installed"
+    )
     return {
-        "archivist": archivist_version, "apache-airflow": airflow, "python": platform.python_version(),
-        "elasticsearch-py": es_client.__versionstr__, "boto3": boto3.__version__,
-        "awscrt": awscrt.__version__, "isal": isal.__version__, "orjson": orjson.__version__,
-        "PostgreSQL server": pg_text, "Elasticsearch server": es_version, "MinIO server": minio,
+        "archivist": archivist_version,
+        "apache-airflow": airflow,
+        "python": platform.python_version(),
+        "elasticsearch-py": es_client.__versionstr__,
+        "boto3": boto3.__version__,
+        "awscrt": awscrt.__version__,
+        "isal": isal.__version__,
+        "orjson": orjson.__version__,
+        "PostgreSQL server": pg_text,
+        "Elasticsearch server": es_version,
+        "MinIO server": minio,
         **baselines.versions(),
     }
 
@@ -309,12 +361,19 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--quick", action="store_true", help=f"scale {QUICK_SCALE:g}, own targets, no DAG runs")
     parser.add_argument("--no-dags", action="store_true", help="skip the end-to-end DAG runs")
     parser.add_argument("--profile", action="store_true", help="record each archivist task with py-spy")
-    parser.add_argument("--rounds", type=int, default=None,
-                        help=f"rounds of the Elasticsearch comparisons, median kept (default {ROUNDS}; "
-                             f"{QUICK_ROUNDS} in quick mode)")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=None,
+        help=f"rounds of the Elasticsearch comparisons, median kept (default {ROUNDS}; {QUICK_ROUNDS} in quick mode)",
+    )
     parser.add_argument("--results-dir", default=str(RESULTS))
-    parser.add_argument("--wait-minutes", type=float, default=20,
-                        help="how long to wait for other test runs to finish (scale 0.1 and above)")
+    parser.add_argument(
+        "--wait-minutes",
+        type=float,
+        default=20,
+        help="how long to wait for other test runs to finish (scale 0.1 and above)",
+    )
     parser.add_argument("--no-wait", action="store_true", help="measure even while other test runs go on (noisy)")
     parser.add_argument("--keep-loaded", action="store_true", help="leave the data on the servers afterwards")
     args = parser.parse_args(argv)
@@ -323,12 +382,15 @@ def main(argv: list[str] | None = None) -> dict:
     if scale >= 0.1 and not (args.quick or args.no_wait):
         wait_for_quiet(args.wait_minutes)
     t = targets.load(prefix)
-    log(f"bench at scale {scale:g} against database {t.postgres.dbname}, indices {t.index_pattern}, "
-        f"buckets {t.storage.bucket} and {t.backups.bucket}")
+    log(
+        f"bench at scale {scale:g} against database {t.postgres.dbname}, indices {t.index_pattern}, "
+        f"buckets {t.storage.bucket} and {t.backups.bucket}"
+    )
     rounds = args.rounds or (QUICK_ROUNDS if args.quick else ROUNDS)
-    bench = Bench(scale, t, dags=not (args.quick or args.no_dags), profile=args.profile, settle=not args.quick,
-                  rounds=rounds)
-    started = dt.datetime.now(dt.timezone.utc)
+    bench = Bench(
+        scale, t, dags=not (args.quick or args.no_dags), profile=args.profile, settle=not args.quick, rounds=rounds
+    )
+    started = dt.datetime.now(dt.UTC)
     try:
         load.ensure(t, scale, ())
         load.ensure_postgres(t, scale)
@@ -343,10 +405,20 @@ def main(argv: list[str] | None = None) -> dict:
             load.unload(t)
         shutil.rmtree(bench.work, ignore_errors=True)
     data = {part: generate.marker(generate.data_dir(scale) / part) for part in generate.PARTS}
-    results = report.build(scale=scale, started=started, machine=machine(), versions=found_versions,
-                           data=data, tasks=bench.tasks, baseline=bench.baseline,
-                           baseline_rounds=bench.baseline_rounds, e2e=bench.e2e,
-                           checks=bench.checks, extra=extra, quick=args.quick)
+    results = report.build(
+        scale=scale,
+        started=started,
+        machine=machine(),
+        versions=found_versions,
+        data=data,
+        tasks=bench.tasks,
+        baseline=bench.baseline,
+        baseline_rounds=bench.baseline_rounds,
+        e2e=bench.e2e,
+        checks=bench.checks,
+        extra=extra,
+        quick=args.quick,
+    )
     paths = report.write(results, Path(args.results_dir))
     log(f"results: {', '.join(str(p) for p in paths)}")
     print(report.headline(results))

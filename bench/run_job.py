@@ -18,11 +18,10 @@ import logging
 import os
 import sys
 
-from archivist.runner import backup
-from archivist.runner import restore
-from archivist.sources import registry
-from archivist.format.bundle import BackupKey, JobResult
 from archivist.config import ElasticsearchSettings, PostgresSettings, S3Settings
+from archivist.format.bundle import BackupKey, JobResult
+from archivist.runner import backup, restore
+from archivist.sources import registry
 from archivist.transport.backup_bucket import BackupStore
 from bench.targets import Targets
 
@@ -38,9 +37,13 @@ def targets_to_env(t: Targets) -> dict[str, str]:
 
 def targets_from_env() -> Targets:
     data = json.loads(os.environ["BENCH_TARGETS"])
-    return Targets(postgres=PostgresSettings(**data["postgres"]),
-                   elasticsearch=ElasticsearchSettings(**data["elasticsearch"]),
-                   storage=S3Settings(**data["storage"]), backups=S3Settings(**data["backups"]), prefix=data["prefix"])
+    return Targets(
+        postgres=PostgresSettings(**data["postgres"]),
+        elasticsearch=ElasticsearchSettings(**data["elasticsearch"]),
+        storage=S3Settings(**data["storage"]),
+        backups=S3Settings(**data["backups"]),
+        prefix=data["prefix"],
+    )
 
 
 def run(task: str, key: BackupKey, t: Targets, results: list[str], mode: str) -> dict:
@@ -77,8 +80,7 @@ def main() -> None:
     parser.add_argument("--results", nargs="*", default=[])
     parser.add_argument("--mode", default="empty")
     args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for name in ("elastic_transport", "urllib3", "botocore", "boto3", "s3transfer", "elasticsearch"):
         logging.getLogger(name).setLevel(logging.WARNING)
     result = run(args.task, BackupKey.parse(args.key), targets_from_env(), args.results, args.mode)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from archivist import config
 from archivist.config import ElasticsearchSettings, PostgresSettings, S3Settings
 
-PREFIX = "bench"          # database archivist_bench, indices bench-*, buckets archivist-bench(-backups)
+PREFIX = "bench"  # database archivist_bench, indices bench-*, buckets archivist-bench(-backups)
 QUICK_PREFIX = "benchquick"  # the quick mode's own targets, so a test run never touches a bench run's
 
 
@@ -47,28 +47,58 @@ class Targets:
         host, _, port = hostport.rpartition(":")
 
         def s3(settings: S3Settings) -> str:
-            extra = {"region_name": settings.region_name or "us-east-1",
-                     "service_config": {"s3": {"bucket_name": settings.bucket}}}
+            extra = {
+                "region_name": settings.region_name or "us-east-1",
+                "service_config": {"s3": {"bucket_name": settings.bucket}},
+            }
             if settings.endpoint_url:
                 extra["endpoint_url"] = settings.endpoint_url
-            return json.dumps({"conn_type": "aws", "login": settings.access_key_id,
-                               "password": settings.secret_access_key, "extra": extra})
+            return json.dumps(
+                {
+                    "conn_type": "aws",
+                    "login": settings.access_key_id,
+                    "password": settings.secret_access_key,
+                    "extra": extra,
+                }
+            )
 
         return {
-            "AIRFLOW_CONN_ARCHIVIST_POSTGRES": json.dumps({
-                "conn_type": "postgres", "host": pg.host, "port": pg.port, "login": pg.user,
-                "password": pg.password, "schema": pg.dbname}),
-            "AIRFLOW_CONN_ARCHIVIST_ELASTICSEARCH": json.dumps({
-                "conn_type": "elasticsearch", "host": host, "port": int(port), "login": es.user,
-                "password": es.password, "extra": {"scheme": scheme}}),
+            "AIRFLOW_CONN_ARCHIVIST_POSTGRES": json.dumps(
+                {
+                    "conn_type": "postgres",
+                    "host": pg.host,
+                    "port": pg.port,
+                    "login": pg.user,
+                    "password": pg.password,
+                    "schema": pg.dbname,
+                }
+            ),
+            "AIRFLOW_CONN_ARCHIVIST_ELASTICSEARCH": json.dumps(
+                {
+                    "conn_type": "elasticsearch",
+                    "host": host,
+                    "port": int(port),
+                    "login": es.user,
+                    "password": es.password,
+                    "extra": {"scheme": scheme},
+                }
+            ),
             "AIRFLOW_CONN_ARCHIVIST_STORAGE": s3(self.storage),
             "AIRFLOW_CONN_ARCHIVIST_BACKUPS": s3(self.backups),
         }
 
 
 # The environment variables that would take precedence over the connections in a DAG run.
-SHADOWING_PREFIXES = ("DATABASE_", "ELASTICSEARCH_", "S3_", "BACKUP_", "ARCHIVIST_POSTGRES_CONN_ID",
-                      "ARCHIVIST_ELASTICSEARCH_CONN_ID", "ARCHIVIST_STORAGE_CONN_ID", "ARCHIVIST_BACKUPS_CONN_ID")
+SHADOWING_PREFIXES = (
+    "DATABASE_",
+    "ELASTICSEARCH_",
+    "S3_",
+    "BACKUP_",
+    "ARCHIVIST_POSTGRES_CONN_ID",
+    "ARCHIVIST_ELASTICSEARCH_CONN_ID",
+    "ARCHIVIST_STORAGE_CONN_ID",
+    "ARCHIVIST_BACKUPS_CONN_ID",
+)
 
 
 def load(prefix: str = PREFIX) -> Targets:
@@ -77,7 +107,8 @@ def load(prefix: str = PREFIX) -> Targets:
         postgres=dataclasses.replace(config.load_postgres(), dbname=f"archivist_{prefix}", source="bench database"),
         elasticsearch=dataclasses.replace(config.load_elasticsearch(), source="bench cluster"),
         storage=dataclasses.replace(config.load_storage(), bucket=f"archivist-{prefix}", source="bench bucket"),
-        backups=dataclasses.replace(config.load_backups(), bucket=f"archivist-{prefix}-backups",
-                                    source="bench backup bucket"),
+        backups=dataclasses.replace(
+            config.load_backups(), bucket=f"archivist-{prefix}-backups", source="bench backup bucket"
+        ),
         prefix=prefix,
     )

@@ -10,17 +10,20 @@ from __future__ import annotations
 
 import datetime as dt
 
-from airflow.sdk.exceptions import AirflowSkipException
 from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk.exceptions import AirflowSkipException
 
 from archivist import config
-from archivist.runner import backup
-from archivist.runner import checks
 from archivist.format.bundle import BackupKey, JobResult
+from archivist.runner import backup, checks
 from archivist.transport.backup_bucket import BackupStore
 
-JOB_RETRIES = {"retries": 2, "retry_delay": dt.timedelta(seconds=30), "retry_exponential_backoff": True,
-               "max_retry_delay": dt.timedelta(minutes=10)}
+JOB_RETRIES = {
+    "retries": 2,
+    "retry_delay": dt.timedelta(seconds=30),
+    "retry_exponential_backoff": True,
+    "max_retry_delay": dt.timedelta(minutes=10),
+}
 
 
 def _store() -> BackupStore:
@@ -39,20 +42,32 @@ def _run_job(job: str, plan: dict) -> dict:
     dag_id="archivist_backup",
     description="Logical backup of PostgreSQL, Elasticsearch and object storage into one bundle",
     schedule=config.load_cron_schedule(),
-    start_date=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc),
+    start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
     catchup=False,
     max_active_runs=1,
     tags=["archivist", "backup"],
     default_args={"owner": "archivist", "retries": 1, "retry_delay": dt.timedelta(seconds=30)},
     params={
-        "jobs": Param(list(config.JOBS), type="array", items={"type": "string", "enum": list(config.JOBS)},
-                      description="Which jobs to back up: postgres, elasticsearch, storage (default all three)."),
-        "keep": Param(config.DEFAULT_BACKUPS_KEPT, type="integer", minimum=config.MIN_BACKUPS_KEPT,
-                      description="How many bundles rotation keeps (the spec's BACKUPS_KEPT; at least 7)."),
-        "index_pattern": Param("*", type="string",
-                               description="Elasticsearch indices to back up; hidden and dot-indices are always left out."),
-        "rotation_dry_run": Param(False, type="boolean",
-                                  description="Log which old bundles rotation would delete, and delete none."),
+        "jobs": Param(
+            list(config.JOBS),
+            type="array",
+            items={"type": "string", "enum": list(config.JOBS)},
+            description="Which jobs to back up: postgres, elasticsearch, storage (default all three).",
+        ),
+        "keep": Param(
+            config.DEFAULT_BACKUPS_KEPT,
+            type="integer",
+            minimum=config.MIN_BACKUPS_KEPT,
+            description="How many bundles rotation keeps (the spec's BACKUPS_KEPT; at least 7).",
+        ),
+        "index_pattern": Param(
+            "*",
+            type="string",
+            description="Elasticsearch indices to back up; hidden and dot-indices are always left out.",
+        ),
+        "rotation_dry_run": Param(
+            False, type="boolean", description="Log which old bundles rotation would delete, and delete none."
+        ),
     },
     doc_md=__doc__,
 )
@@ -87,8 +102,9 @@ def archivist_backup():
         """Streams the staged artifacts into the bundle, uploaded under its final name only when whole."""
         ctx = get_current_context()
         results = [JobResult.from_dict(r) for r in job_results if r]
-        return backup.upload(_store(), BackupKey.parse(plan["key"]), results, config.load_namespace(),
-                             ctx["dag"].dag_id, ctx["run_id"])
+        return backup.upload(
+            _store(), BackupKey.parse(plan["key"]), results, config.load_namespace(), ctx["dag"].dag_id, ctx["run_id"]
+        )
 
     @task
     def rotate(uploaded: dict, params: dict) -> list[str]:

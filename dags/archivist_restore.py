@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import datetime as dt
 
-from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 from airflow.sdk import Param, dag, task
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from archivist import config
-from archivist.runner import restore
 from archivist.format.bundle import BackupKey
+from archivist.runner import restore
 from archivist.transport.backup_bucket import BackupStore
 
 
@@ -34,26 +34,43 @@ def _restore_job(job: str, located: dict, verified: dict, params: dict) -> dict:
         raise AirflowSkipException(f"job {job} was not selected")
     if job not in verified["jobs"]:
         raise AirflowSkipException(f"the bundle holds no {job} backup")
-    return restore.restore_job(job, _opener(located, verified), restore.load_settings(job), params["mode"],
-                               params["indices"] or None, params["dry_run"])
+    return restore.restore_job(
+        job,
+        _opener(located, verified),
+        restore.load_settings(job),
+        params["mode"],
+        params["indices"] or None,
+        params["dry_run"],
+    )
 
 
 @dag(
     dag_id="archivist_restore",
     description="Restore a bundle from the backup bucket, verified first",
     schedule=None,
-    start_date=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc),
+    start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
     catchup=False,
     max_active_runs=1,
     tags=["archivist", "restore"],
     default_args={"owner": "archivist", "retries": 0},
     params={
-        "key": Param(type="string", minLength=1,
-                     description="Backup key, e.g. bundle-2026-11-26-qQUXdfPnayQ (with or without .tgz), or 'latest'."),
-        "jobs": Param(list(config.JOBS), type="array", items={"type": "string", "enum": list(config.JOBS)},
-                      description="Which jobs to restore: postgres, elasticsearch, storage (default all)."),
-        "indices": Param([], type="array", items={"type": "string"},
-                         description="Elasticsearch index patterns to restore (e.g. products, logs-*); empty for all."),
+        "key": Param(
+            type="string",
+            minLength=1,
+            description="Backup key, e.g. bundle-2026-11-26-qQUXdfPnayQ (with or without .tgz), or 'latest'.",
+        ),
+        "jobs": Param(
+            list(config.JOBS),
+            type="array",
+            items={"type": "string", "enum": list(config.JOBS)},
+            description="Which jobs to restore: postgres, elasticsearch, storage (default all).",
+        ),
+        "indices": Param(
+            [],
+            type="array",
+            items={"type": "string"},
+            description="Elasticsearch index patterns to restore (e.g. products, logs-*); empty for all.",
+        ),
         "mode": Param("empty", type="string", enum=list(restore.MODES), description=restore.MODE_HELP),
         "allow_unchecked": Param(False, type="boolean", description=restore.UNCHECKED_HELP),
         "dry_run": Param(False, type="boolean", description="Verify and report what would be restored; write nothing."),
@@ -77,13 +94,13 @@ def archivist_restore():
         if params["mode"] == "empty" and not params["dry_run"]:
             jobs = config.parse_jobs(params["jobs"])
             settings = {job: restore.load_settings(job) for job in jobs if job in report.jobs}
-            restore.require_empty(restore.refuse_non_empty(report, jobs, settings, params["indices"] or None,
-                                                            source))
+            restore.require_empty(restore.refuse_non_empty(report, jobs, settings, params["indices"] or None, source))
         return restore.summary(report, located["key"], source.pin)
 
     @task(trigger_rule="none_failed")
-    def report(verified: dict, params: dict, postgres: dict | None, elasticsearch: dict | None,
-               storage: dict | None) -> dict:
+    def report(
+        verified: dict, params: dict, postgres: dict | None, elasticsearch: dict | None, storage: dict | None
+    ) -> dict:
         """Compares what was restored with meta.json's counts; any difference fails the run."""
         restored = {"postgres": postgres, "elasticsearch": elasticsearch, "storage": storage}
         problems = restore.compare(verified["counts"], restored, params["indices"] or None)
@@ -95,8 +112,9 @@ def archivist_restore():
 
     located = locate()
     verified = verify(located)
-    report(verified, **{job: task(task_id=f"restore_{job}")(_restore_job)(job, located, verified)
-                        for job in config.JOBS})
+    report(
+        verified, **{job: task(task_id=f"restore_{job}")(_restore_job)(job, located, verified) for job in config.JOBS}
+    )
 
 
 archivist_restore()

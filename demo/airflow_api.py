@@ -194,10 +194,11 @@ class AirflowClient:
             if not page["task_instances"] or len(items) >= page["total_entries"]:
                 return items
 
-
     def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value") -> Any:
         """The XCom value a task pushed (its return value by default)."""
-        path = f"/api/v2/dags/{_seg(dag_id)}/dagRuns/{_seg(run_id)}/taskInstances/{_seg(task_id)}/xcomEntries/{_seg(key)}"
+        path = (
+            f"/api/v2/dags/{_seg(dag_id)}/dagRuns/{_seg(run_id)}/taskInstances/{_seg(task_id)}/xcomEntries/{_seg(key)}"
+        )
         value = self.request("GET", path, params={"deserialize": True})["value"]
         return json.loads(value) if isinstance(value, str) and value[:1] in "{[" else value
 

@@ -6,10 +6,10 @@ import hashlib
 import os
 import subprocess
 
+from archivist.config import ElasticsearchSettings, PostgresSettings, S3Settings
 from archivist.sources.elasticsearch import cluster as es_cluster
 from archivist.sources.elasticsearch import export as es_export
 from archivist.transport import s3io
-from archivist.config import ElasticsearchSettings, PostgresSettings, S3Settings
 
 DEMO_TEMPLATES = ("archivist-demo-logs", "archivist-demo-logs-mappings", "archivist-demo-legacy")
 
@@ -17,8 +17,13 @@ DEMO_TEMPLATES = ("archivist-demo-logs", "archivist-demo-logs-mappings", "archiv
 def pg_dump_text(settings: PostgresSettings) -> str:
     """The database as pg_dump prints it: equal text means equal schema and data.
     The \\restrict lines carry a random key per dump, so they are left out."""
-    text = subprocess.run(["pg_dump", "--no-owner", "--no-privileges"], capture_output=True, text=True, check=True,
-                          env={**os.environ, **settings.libpq_env()}).stdout
+    text = subprocess.run(
+        ["pg_dump", "--no-owner", "--no-privileges"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, **settings.libpq_env()},
+    ).stdout
     return "\n".join(line for line in text.splitlines() if not line.startswith(("\\restrict", "\\unrestrict")))
 
 
@@ -31,9 +36,13 @@ def es_snapshot(settings: ElasticsearchSettings) -> dict:
         total, lines = es_export.iter_documents(es, index)
         docs = sorted(lines)
         body = es.indices.get(index=index)[index]
-        snapshot["indices"][index] = {"docs": docs, "count": total, "mappings": body["mappings"],
-                                      "aliases": body.get("aliases", {}),
-                                      "shards": body["settings"]["index"]["number_of_shards"]}
+        snapshot["indices"][index] = {
+            "docs": docs,
+            "count": total,
+            "mappings": body["mappings"],
+            "aliases": body.get("aliases", {}),
+            "shards": body["settings"]["index"]["number_of_shards"],
+        }
     return snapshot
 
 
@@ -45,7 +54,7 @@ def s3_snapshot(settings: S3Settings) -> dict:
         for obj in page.get("Contents", []):
             got = s3.get_object(Bucket=settings.bucket, Key=obj["Key"])
             digest = hashlib.sha256()
-            for chunk in iter(lambda: got["Body"].read(1 << 20), b""):
+            for chunk in iter(lambda body=got["Body"]: body.read(1 << 20), b""):
                 digest.update(chunk)
             found[obj["Key"]] = (digest.hexdigest(), got["ContentType"], got.get("Metadata", {}))
     return found

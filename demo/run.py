@@ -14,8 +14,8 @@ import sys
 import time
 
 from archivist import config
-from demo.airflow_api import AirflowClient
 from demo import fingerprint
+from demo.airflow_api import AirflowClient
 
 BACKUP, RESTORE = "archivist_backup", "archivist_restore"
 
@@ -33,8 +33,10 @@ def _run(api: AirflowClient, dag_id: str, conf: dict) -> str:
     state = api.wait(dag_id, run_id, timeout=900)
     failed = [t["task_id"] for t in api.task_instances(dag_id, run_id) if t["state"] == "failed"]
     if state != "success":
-        raise SystemExit(f"{dag_id} run {run_id} ended {state}; failed tasks: {', '.join(failed) or 'none'}; "
-                         f"see its logs in the UI or under $AIRFLOW_HOME/logs")
+        raise SystemExit(
+            f"{dag_id} run {run_id} ended {state}; failed tasks: {', '.join(failed) or 'none'}; "
+            f"see its logs in the UI or under $AIRFLOW_HOME/logs"
+        )
     _say(f"{dag_id} succeeded in {time.monotonic() - started:.0f}s")
     return run_id
 
@@ -59,14 +61,16 @@ def main() -> None:
 
     _run(api, RESTORE, {"key": made["key"]})
     after = fingerprint.stack_snapshot(pg, es, s3)
-    checks = {"PostgreSQL (pg_dump identical)": before[0] == after[0],
-              "Elasticsearch (documents, mappings, aliases, templates)": before[1] == after[1],
-              "object storage (bytes, content types, metadata)": before[2] == after[2]}
+    checks = {
+        "PostgreSQL (pg_dump identical)": before[0] == after[0],
+        "Elasticsearch (documents, mappings, aliases, templates)": before[1] == after[1],
+        "object storage (bytes, content types, metadata)": before[2] == after[2],
+    }
     for name, ok in checks.items():
         print(f"    {'equal  ' if ok else 'DIFFERS'} {name}")
     url = os.environ.get("AIRFLOW__API__BASE_URL", "http://127.0.0.1:8080")
     _say(f"Airflow UI: {url}  (user admin, password admin); both runs are in the DAGs' history")
-    _say(f"Backups page: {url.rstrip('/')}/plugin/backups  (bundles, verify and restore; \"Backups\" in the UI's menu)")
+    _say(f'Backups page: {url.rstrip("/")}/plugin/backups  (bundles, verify and restore; "Backups" in the UI\'s menu)')
     if not all(checks.values()):
         sys.exit("round trip FAILED: restored data differs from what was backed up")
     _say("round trip OK: everything restored exactly")

@@ -30,7 +30,7 @@ import warnings
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
@@ -40,7 +40,6 @@ import psycopg
 from elasticsearch import helpers
 from psycopg.types.json import Jsonb
 
-from archivist.transport import s3io
 from archivist.config import (
     ElasticsearchSettings,
     PostgresSettings,
@@ -49,10 +48,11 @@ from archivist.config import (
     load_postgres,
     load_storage,
 )
+from archivist.transport import s3io
 
 SEED = 20261126
 # Every timestamp is an offset from here, so the data does not depend on the clock.
-EPOCH = datetime(2026, 1, 1, tzinfo=timezone.utc)
+EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 
 COUNTRIES = [
     # code, name, currency, capital latitude/longitude (for the geo_point in Elasticsearch)
@@ -69,12 +69,64 @@ COUNTRIES = [
     ("US", "United States", "USD", 38.90, -77.04),
     ("BR", "Brasil", "BRL", -15.79, -47.88),
 ]
-FIRST_NAMES = ["Zoë", "José", "Françoise", "Søren", "Łukasz", "Αλέξης", "Дмитрий", "太郎", "小龙", "지민",
-               "Ana", "Björn", "Chloé", "Émile", "Íñigo", "Maëlle", "Noémie", "Oğuz", "Renée", "John"]
-LAST_NAMES = ["Müller", "Álvarez", "Kierkegård", "Żółć", "Παπαδόπουλος", "Иванов", "山田", "李", "김",
-              "O'Brien", "da Silva", "Dupont-Aignan", "Ångström", "Nguyễn", "Smith", "García"]
-PRODUCT_WORDS = ["café", "crème", "thé vert", "matcha 抹茶", "chocolat", "mug", "carnet", "stylo",
-                 "sac à dos", "parapluie", "écharpe", "bougie", "lampe", "tasse ☕", "plaid", "puzzle 🧩"]
+FIRST_NAMES = [
+    "Zoë",
+    "José",
+    "Françoise",
+    "Søren",
+    "Łukasz",
+    "Αλέξης",
+    "Дмитрий",
+    "太郎",
+    "小龙",
+    "지민",
+    "Ana",
+    "Björn",
+    "Chloé",
+    "Émile",
+    "Íñigo",
+    "Maëlle",
+    "Noémie",
+    "Oğuz",
+    "Renée",
+    "John",
+]
+LAST_NAMES = [
+    "Müller",
+    "Álvarez",
+    "Kierkegård",
+    "Żółć",
+    "Παπαδόπουλος",
+    "Иванов",
+    "山田",
+    "李",
+    "김",
+    "O'Brien",
+    "da Silva",
+    "Dupont-Aignan",
+    "Ångström",
+    "Nguyễn",
+    "Smith",
+    "García",
+]
+PRODUCT_WORDS = [
+    "café",
+    "crème",
+    "thé vert",
+    "matcha 抹茶",
+    "chocolat",
+    "mug",
+    "carnet",
+    "stylo",
+    "sac à dos",
+    "parapluie",
+    "écharpe",
+    "bougie",
+    "lampe",
+    "tasse ☕",
+    "plaid",
+    "puzzle 🧩",
+]
 NOTES = [
     None,
     "Livraison avant 18h, merci !",
@@ -275,14 +327,25 @@ def _order_rows(rng: random.Random, people: list[Customer], count: int) -> Itera
     for _ in range(count):
         customer = rng.choice(people)
         items = [
-            {"sku": f"SKU-{rng.randrange(1, 201):05d}", "name": rng.choice(PRODUCT_WORDS),
-             "qty": rng.randint(1, 5), "unit_price": round(rng.uniform(2, 150), 2)}
+            {
+                "sku": f"SKU-{rng.randrange(1, 201):05d}",
+                "name": rng.choice(PRODUCT_WORDS),
+                "qty": rng.randint(1, 5),
+                "unit_price": round(rng.uniform(2, 150), 2),
+            }
             for _ in range(rng.randint(1, 4))
         ]
         total = Decimal(str(round(sum(i["qty"] * i["unit_price"] for i in items), 2))).quantize(Decimal("0.01"))
         ordered_at = customer.created_at + timedelta(minutes=rng.randrange(60 * 24 * 60))
-        yield (customer.id, rng.choice(statuses), total, currency[customer.country],
-               Jsonb({"items": items, "gift": rng.random() < 0.1}), rng.choice(NOTES), ordered_at)
+        yield (
+            customer.id,
+            rng.choice(statuses),
+            total,
+            currency[customer.country],
+            Jsonb({"items": items, "gift": rng.random() < 0.1}),
+            rng.choice(NOTES),
+            ordered_at,
+        )
 
 
 def _attachment_rows(rng: random.Random, order_count: int, count: int) -> Iterator[tuple]:
@@ -295,9 +358,17 @@ def _attachment_rows(rng: random.Random, order_count: int, count: int) -> Iterat
             content = pdf_bytes(f"Facture {i}", [f"Montant : {rng.randint(5, 900)} EUR"])
         elif kind == 2:
             # Raw bytes with NULs and high bytes: the bytea escaping must survive the round trip.
-            filename, content_type, content = f"blob-{i}.bin", "application/octet-stream", rng.randbytes(rng.randrange(1, 4096))
+            filename, content_type, content = (
+                f"blob-{i}.bin",
+                "application/octet-stream",
+                rng.randbytes(rng.randrange(1, 4096)),
+            )
         else:
-            filename, content_type, content = f"reçu {i} 🧾.txt", "text/plain; charset=utf-8", f"Reçu n°{i} — merci 🙏\n".encode()
+            filename, content_type, content = (
+                f"reçu {i} 🧾.txt",
+                "text/plain; charset=utf-8",
+                f"Reçu n°{i} — merci 🙏\n".encode(),
+            )
         if i == 5:
             content = b""  # an empty value, distinct from NULL
         if i == 9:
@@ -308,14 +379,23 @@ def _attachment_rows(rng: random.Random, order_count: int, count: int) -> Iterat
 
 
 def _audit_rows(rng: random.Random, people: list[Customer], count: int) -> Iterator[tuple]:
-    actions = [("customer", "created"), ("customer", "updated"), ("order", "created"),
-               ("order", "paid"), ("order", "shipped"), ("session", "login"), ("session", "logout")]
+    actions = [
+        ("customer", "created"),
+        ("customer", "updated"),
+        ("order", "created"),
+        ("order", "paid"),
+        ("order", "shipped"),
+        ("session", "login"),
+        ("session", "logout"),
+    ]
     for _ in range(count):
         entity, action = rng.choice(actions)
         actor = rng.choice(people)
-        details = {"ip": f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}",
-                   "user_agent": rng.choice(["Mozilla/5.0", "curl/8.5.0", "archivist-demo/1.0"]),
-                   "actor_name": actor.full_name}
+        details = {
+            "ip": f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}",
+            "user_agent": rng.choice(["Mozilla/5.0", "curl/8.5.0", "archivist-demo/1.0"]),
+            "actor_name": actor.full_name,
+        }
         if action == "updated":
             details["changes"] = {"full_name": [actor.full_name, actor.full_name.upper()]}
         occurred_at = EPOCH + timedelta(seconds=rng.randrange(330 * 86400), microseconds=rng.randrange(10**6))
@@ -327,21 +407,35 @@ def seed_postgres(settings: PostgresSettings) -> dict[str, int]:
     rng = random.Random(SEED + 1)
     people = customers()
     order_count, attachment_count, audit_count = 1600, 120, 1200
-    with psycopg.connect(host=settings.host, port=settings.port, user=settings.user,
-                         password=settings.password or None, dbname=settings.dbname) as conn:
+    with psycopg.connect(
+        host=settings.host,
+        port=settings.port,
+        user=settings.user,
+        password=settings.password or None,
+        dbname=settings.dbname,
+    ) as conn:
         # One transaction: a failure leaves the previous data, never half of the new.
         with conn.transaction(), conn.cursor() as cur:
             cur.execute(PG_RESET)
             cur.execute(PG_SCHEMA)
-            cur.executemany("INSERT INTO public.countries (code, name, currency) VALUES (%s, %s, %s)",
-                            [c[:3] for c in COUNTRIES])
+            cur.executemany(
+                "INSERT INTO public.countries (code, name, currency) VALUES (%s, %s, %s)", [c[:3] for c in COUNTRIES]
+            )
             # Inserted in id order, so the fresh identity gives customer i the id i.
             cur.executemany(
                 "INSERT INTO app.customers (email, full_name, country, credit_limit, preferences, created_at) "
                 "VALUES (%s, %s, %s, %s, %s, %s)",
-                [(p.email, p.full_name, p.country, Decimal(rng.randrange(0, 500000)) / 100,
-                  Jsonb({"newsletter": rng.random() < 0.4, "language": rng.choice(["fr", "en", "ja", "de"])}),
-                  p.created_at) for p in people],
+                [
+                    (
+                        p.email,
+                        p.full_name,
+                        p.country,
+                        Decimal(rng.randrange(0, 500000)) / 100,
+                        Jsonb({"newsletter": rng.random() < 0.4, "language": rng.choice(["fr", "en", "ja", "de"])}),
+                        p.created_at,
+                    )
+                    for p in people
+                ],
             )
             # `number` is left out so it comes from the sequence default.
             cur.executemany(
@@ -428,8 +522,9 @@ LOGS_MAPPINGS = {
         "message": {"type": "text"},
         "trace_id": {"type": "keyword"},
         "host": {"properties": {"name": {"type": "keyword"}, "ip": {"type": "ip"}}},
-        "http": {"properties": {"method": {"type": "keyword"}, "path": {"type": "keyword"},
-                                "status": {"type": "short"}}},
+        "http": {
+            "properties": {"method": {"type": "keyword"}, "path": {"type": "keyword"}, "status": {"type": "short"}}
+        },
         "duration_ms": {"type": "long"},
     }
 }
@@ -491,8 +586,9 @@ def _create_indices(es: elasticsearch.Elasticsearch) -> None:
         },
     )
     # Three shards so the custom routing actually decides where documents live.
-    es.indices.create(index="customers", settings={"number_of_shards": 3, "number_of_replicas": 0},
-                      mappings=CUSTOMERS_MAPPINGS)
+    es.indices.create(
+        index="customers", settings={"number_of_shards": 3, "number_of_replicas": 0}, mappings=CUSTOMERS_MAPPINGS
+    )
     # No body: settings, mappings and aliases come from the templates.
     es.indices.create(index=LOGS_INDEX, aliases={"logs-demo-write": {"is_write_index": True}})
     es.indices.create(index=LEGACY_INDEX)
@@ -504,75 +600,98 @@ def _product_actions(rng: random.Random, count: int = 200) -> Iterator[dict]:
         sku = f"SKU-{i:05d}"
         name = f"{rng.choice(PRODUCT_WORDS)} {rng.choice(['classique', 'édition limitée', '限定版', 'bio'])}"
         variants = [
-            {"sku": f"{sku}-{v}", "colour": rng.choice(colours), "size": rng.choice(sizes),
-             "price": round(rng.uniform(3, 200), 2), "stock": rng.randrange(0, 50)}
+            {
+                "sku": f"{sku}-{v}",
+                "colour": rng.choice(colours),
+                "size": rng.choice(sizes),
+                "price": round(rng.uniform(3, 200), 2),
+                "stock": rng.randrange(0, 50),
+            }
             for v in range(rng.randint(1, 4))
         ]
-        yield {"_index": "products", "_id": sku, "_source": {
-            "sku": sku,
-            "name": name,
-            "description": f"{name.capitalize()} — fabriqué avec soin. Idéal pour offrir 🎁.",
-            "category": rng.choice(["maison", "cuisine", "papeterie", "mode", "jeux"]),
-            "tags": rng.sample(["nouveau", "promo", "éco", "cadeau", "best-seller"], rng.randint(0, 3)),
-            "price": min(v["price"] for v in variants),
-            "in_stock": any(v["stock"] for v in variants),
-            "created_at": (EPOCH + timedelta(days=rng.randrange(300))).isoformat(),
-            "variants": variants,
-        }}
+        yield {
+            "_index": "products",
+            "_id": sku,
+            "_source": {
+                "sku": sku,
+                "name": name,
+                "description": f"{name.capitalize()} — fabriqué avec soin. Idéal pour offrir 🎁.",
+                "category": rng.choice(["maison", "cuisine", "papeterie", "mode", "jeux"]),
+                "tags": rng.sample(["nouveau", "promo", "éco", "cadeau", "best-seller"], rng.randint(0, 3)),
+                "price": min(v["price"] for v in variants),
+                "in_stock": any(v["stock"] for v in variants),
+                "created_at": (EPOCH + timedelta(days=rng.randrange(300))).isoformat(),
+                "variants": variants,
+            },
+        }
 
 
 def _customer_actions(rng: random.Random, people: list[Customer]) -> Iterator[dict]:
     places = {code: (lat, lon) for code, _, _, lat, lon in COUNTRIES}
     for p in people:
         lat, lon = places[p.country]
-        yield {"_index": "customers", "_id": str(p.id), "_routing": p.country, "_source": {
-            "customer_id": p.id,
-            "full_name": p.full_name,
-            "email": p.email,
-            "country": p.country,
-            "created_at": p.created_at.isoformat(),
-            "address": {
-                "city": rng.choice(["Paris", "München", "Kraków", "Tōkyō", "São Paulo", "Göteborg"]),
-                "street": f"{rng.randint(1, 200)} rue de l'Église",
-                "postcode": f"{rng.randrange(10000, 99999)}",
-                "location": {"lat": round(lat + rng.uniform(-1, 1), 4), "lon": round(lon + rng.uniform(-1, 1), 4)},
+        yield {
+            "_index": "customers",
+            "_id": str(p.id),
+            "_routing": p.country,
+            "_source": {
+                "customer_id": p.id,
+                "full_name": p.full_name,
+                "email": p.email,
+                "country": p.country,
+                "created_at": p.created_at.isoformat(),
+                "address": {
+                    "city": rng.choice(["Paris", "München", "Kraków", "Tōkyō", "São Paulo", "Göteborg"]),
+                    "street": f"{rng.randint(1, 200)} rue de l'Église",
+                    "postcode": f"{rng.randrange(10000, 99999)}",
+                    "location": {"lat": round(lat + rng.uniform(-1, 1), 4), "lon": round(lon + rng.uniform(-1, 1), 4)},
+                },
+                "preferences": {"newsletter": rng.random() < 0.5, "theme": rng.choice(["dark", "light"])},
             },
-            "preferences": {"newsletter": rng.random() < 0.5, "theme": rng.choice(["dark", "light"])},
-        }}
+        }
 
 
 def _log_actions(rng: random.Random, count: int = 1000) -> Iterator[dict]:
-    start = datetime(2026, 11, 1, tzinfo=timezone.utc)
+    start = datetime(2026, 11, 1, tzinfo=UTC)
     paths = ["/api/orders", "/api/customers/{id}", "/api/products", "/healthz", "/api/checkout"]
     for i in range(count):
         status = rng.choices([200, 201, 204, 301, 404, 500], weights=[70, 8, 5, 3, 10, 4])[0]
         level = "ERROR" if status >= 500 else "WARN" if status >= 400 else "INFO"
         method, path = rng.choice(["GET", "POST", "PUT", "DELETE"]), rng.choice(paths)
-        yield {"_index": LOGS_INDEX, "_id": f"log-{i:05d}", "_source": {
-            "@timestamp": (start + timedelta(seconds=rng.randrange(29 * 86400), milliseconds=rng.randrange(1000)))
-            .isoformat(timespec="milliseconds"),
-            "level": level,
-            "service": rng.choice(["api", "worker", "checkout"]),
-            "message": f"{method} {path} -> {status}" + (" — échec du paiement ❌" if status == 500 else ""),
-            "trace_id": f"{rng.getrandbits(64):016x}",
-            "host": {"name": f"web-{rng.randint(1, 4)}", "ip": f"10.0.{rng.randrange(8)}.{rng.randrange(1, 255)}"},
-            "http": {"method": method, "path": path, "status": status},
-            "duration_ms": rng.randrange(1, 3000),
-        }}
+        yield {
+            "_index": LOGS_INDEX,
+            "_id": f"log-{i:05d}",
+            "_source": {
+                "@timestamp": (
+                    start + timedelta(seconds=rng.randrange(29 * 86400), milliseconds=rng.randrange(1000))
+                ).isoformat(timespec="milliseconds"),
+                "level": level,
+                "service": rng.choice(["api", "worker", "checkout"]),
+                "message": f"{method} {path} -> {status}" + (" — échec du paiement ❌" if status == 500 else ""),
+                "trace_id": f"{rng.getrandbits(64):016x}",
+                "host": {"name": f"web-{rng.randint(1, 4)}", "ip": f"10.0.{rng.randrange(8)}.{rng.randrange(1, 255)}"},
+                "http": {"method": method, "path": path, "status": status},
+                "duration_ms": rng.randrange(1, 3000),
+            },
+        }
 
 
 def _legacy_actions(rng: random.Random, count: int = 150) -> Iterator[dict]:
     for i in range(count):
         event = rng.choice(["signup", "password_reset", "export", "import"])
         occurred = EPOCH - timedelta(days=rng.randrange(1, 700))
-        yield {"_index": LEGACY_INDEX, "_id": f"evt-{i:04d}", "_source": {
-            "event": event,
-            # Half as epoch millis, half as ISO strings: both formats are in the mapping.
-            "occurred_at": int(occurred.timestamp() * 1000) if i % 2 else occurred.isoformat(),
-            "user_id": rng.randint(1, 400),
-            "summary": f"{event} par l'utilisateur n°{i}",
-            "payload": {"raw": rng.randbytes(12).hex(), "attempt": rng.randint(1, 3)},
-        }}
+        yield {
+            "_index": LEGACY_INDEX,
+            "_id": f"evt-{i:04d}",
+            "_source": {
+                "event": event,
+                # Half as epoch millis, half as ISO strings: both formats are in the mapping.
+                "occurred_at": int(occurred.timestamp() * 1000) if i % 2 else occurred.isoformat(),
+                "user_id": rng.randint(1, 400),
+                "summary": f"{event} par l'utilisateur n°{i}",
+                "payload": {"raw": rng.randbytes(12).hex(), "attempt": rng.randint(1, 3)},
+            },
+        }
 
 
 def seed_elasticsearch(settings: ElasticsearchSettings) -> dict[str, int]:
@@ -583,8 +702,12 @@ def seed_elasticsearch(settings: ElasticsearchSettings) -> dict[str, int]:
         _put_templates(es)
         _create_indices(es)
         rng = random.Random(SEED + 2)
-        for actions in (_product_actions(rng), _customer_actions(rng, customers()),
-                        _log_actions(rng), _legacy_actions(rng)):
+        for actions in (
+            _product_actions(rng),
+            _customer_actions(rng, customers()),
+            _log_actions(rng),
+            _legacy_actions(rng),
+        ):
             helpers.bulk(es, actions, chunk_size=500)
         es.indices.refresh(index=",".join(ES_INDICES))
         return {name: es.count(index=name)["count"] for name in ES_INDICES}
@@ -604,39 +727,57 @@ class S3Object:
 def _uploads(rng: random.Random, count: int = 120) -> Iterator[S3Object]:
     for i in range(count):
         day = rng.randint(1, 30)
-        yield S3Object(f"uploads/2026/11/{day:02d}/img-{i:04d}.png",
-                       png_bytes(rng.randint(8, 48), rng.randint(8, 48), rng), "image/png")
+        yield S3Object(
+            f"uploads/2026/11/{day:02d}/img-{i:04d}.png",
+            png_bytes(rng.randint(8, 48), rng.randint(8, 48), rng),
+            "image/png",
+        )
 
 
 def _avatars(rng: random.Random, people: list[Customer]) -> Iterator[S3Object]:
     for p in people[:80]:
         # Header values must be ASCII, so the unicode name travels percent-encoded.
-        yield S3Object(f"avatars/{p.id}.png", png_bytes(32, 32, rng), "image/png",
-                       {"customer-id": str(p.id), "display-name": quote(p.full_name), "country": p.country})
+        yield S3Object(
+            f"avatars/{p.id}.png",
+            png_bytes(32, 32, rng),
+            "image/png",
+            {"customer-id": str(p.id), "display-name": quote(p.full_name), "country": p.country},
+        )
 
 
 def _reports(rng: random.Random) -> Iterator[S3Object]:
     for quarter, months in (("q3", ["07", "08", "09"]), ("q4", ["10", "11"])):
         for month in months:
-            rows = [[f"2026-{month}-{d:02d}", rng.choice(PRODUCT_WORDS), rng.randint(1, 40),
-                     f"{rng.uniform(10, 2000):.2f}"] for d in range(1, 29)]
-            yield S3Object(f"reports/{quarter}/sales-2026-{month}.csv",
-                           csv_bytes(["date", "produit", "quantité", "montant_eur"], rows), "text/csv; charset=utf-8")
-            yield S3Object(f"reports/{quarter}/summary-2026-{month}.pdf",
-                           pdf_bytes(f"Rapport 2026-{month}", [f"Ventes : {sum(r[2] for r in rows)} unités"]),
-                           "application/pdf", {"generated-by": "archivist-demo", "quarter": quarter})
-        yield S3Object(f"reports/{quarter}/summary.json",
-                       json_bytes({"quarter": quarter, "months": months, "note": "chiffres provisoires ✅"}),
-                       "application/json")
+            rows = [
+                [f"2026-{month}-{d:02d}", rng.choice(PRODUCT_WORDS), rng.randint(1, 40), f"{rng.uniform(10, 2000):.2f}"]
+                for d in range(1, 29)
+            ]
+            yield S3Object(
+                f"reports/{quarter}/sales-2026-{month}.csv",
+                csv_bytes(["date", "produit", "quantité", "montant_eur"], rows),
+                "text/csv; charset=utf-8",
+            )
+            yield S3Object(
+                f"reports/{quarter}/summary-2026-{month}.pdf",
+                pdf_bytes(f"Rapport 2026-{month}", [f"Ventes : {sum(r[2] for r in rows)} unités"]),
+                "application/pdf",
+                {"generated-by": "archivist-demo", "quarter": quarter},
+            )
+        yield S3Object(
+            f"reports/{quarter}/summary.json",
+            json_bytes({"quarter": quarter, "months": months, "note": "chiffres provisoires ✅"}),
+            "application/json",
+        )
 
 
 def _exports(rng: random.Random, people: list[Customer], count: int = 60) -> Iterator[S3Object]:
     for i in range(count):
         p = rng.choice(people)
-        yield S3Object(f"exports/customers/{p.country.lower()}/{p.id}/profile-{i:03d}.json",
-                       json_bytes({"id": p.id, "name": p.full_name, "email": p.email,
-                                   "created_at": p.created_at.isoformat()}),
-                       "application/json")
+        yield S3Object(
+            f"exports/customers/{p.country.lower()}/{p.id}/profile-{i:03d}.json",
+            json_bytes({"id": p.id, "name": p.full_name, "email": p.email, "created_at": p.created_at.isoformat()}),
+            "application/json",
+        )
 
 
 def _notes(rng: random.Random, count: int = 40) -> Iterator[S3Object]:
@@ -647,9 +788,15 @@ def _notes(rng: random.Random, count: int = 40) -> Iterator[S3Object]:
 
 def _odd_keys(rng: random.Random) -> Iterator[S3Object]:
     """Keys a naive restore gets wrong: spaces, unicode, brackets, and an empty object."""
-    yield S3Object("shared/Quarterly Report (final).pdf", pdf_bytes("Quarterly Report", ["final, really"]),
-                   "application/pdf", {"original-name": quote("Quarterly Report (final).pdf")})
-    yield S3Object("shared/résumé – José Álvarez.txt", "José Álvarez — développeur\n".encode(), "text/plain; charset=utf-8")
+    yield S3Object(
+        "shared/Quarterly Report (final).pdf",
+        pdf_bytes("Quarterly Report", ["final, really"]),
+        "application/pdf",
+        {"original-name": quote("Quarterly Report (final).pdf")},
+    )
+    yield S3Object(
+        "shared/résumé – José Álvarez.txt", "José Álvarez — développeur\n".encode(), "text/plain; charset=utf-8"
+    )
     yield S3Object("shared/日本語/ファイル 1.txt", "こんにちは世界\n".encode(), "text/plain; charset=utf-8")
     yield S3Object("shared/emoji 🎉/party [2026] #1.json", json_bytes({"🎉": True}), "application/json")
     yield S3Object("shared/photo+plus&amp.png", png_bytes(10, 10, rng), "image/png")
@@ -670,13 +817,22 @@ def seed_storage(settings: S3Settings) -> dict[str, int]:
     _empty_bucket(s3, settings.bucket)
     rng = random.Random(SEED + 3)
     people = customers()
-    objects = [*_uploads(rng), *_avatars(rng, people), *_reports(rng), *_exports(rng, people),
-               *_notes(rng), *_odd_keys(rng)]
+    objects = [
+        *_uploads(rng),
+        *_avatars(rng, people),
+        *_reports(rng),
+        *_exports(rng, people),
+        *_notes(rng),
+        *_odd_keys(rng),
+    ]
     for obj in objects:
         extra = {"Metadata": obj.metadata} if obj.metadata else {}
         s3.put_object(Bucket=settings.bucket, Key=obj.key, Body=obj.body, ContentType=obj.content_type, **extra)
-    listed = [o for page in s3.get_paginator("list_objects_v2").paginate(Bucket=settings.bucket)
-              for o in page.get("Contents", [])]
+    listed = [
+        o
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=settings.bucket)
+        for o in page.get("Contents", [])
+    ]
     return {"objects": len(listed), "bytes": sum(o["Size"] for o in listed)}
 
 
@@ -696,7 +852,8 @@ def summary(counts: dict) -> str:
     pg, es, s3 = counts["postgres"], counts["elasticsearch"], counts["storage"]
     return (
         f"postgres: {sum(pg.values())} rows in {len(pg)} tables ({', '.join(f'{t}={n}' for t, n in pg.items())}); "
-        f"elasticsearch: {sum(es.values())} docs in {len(es)} indices ({', '.join(f'{i}={n}' for i, n in es.items())}); "
+        f"elasticsearch: {sum(es.values())} docs in {len(es)} indices "
+        f"({', '.join(f'{i}={n}' for i, n in es.items())}); "
         f"storage: {s3['objects']} objects, {s3['bytes']} bytes"
     )
 

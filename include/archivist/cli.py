@@ -22,12 +22,10 @@ import click
 from elasticsearch import ElasticsearchWarning
 
 from archivist import __version__, config
-from archivist.runner import backup
-from archivist.runner import checks
-from archivist.runner import restore
+from archivist.errors import ArchivistError, BackupNotFoundError, JobFailedError, VerificationError
 from archivist.format.bundle import BackupKey
 from archivist.format.bundle_index import BundleSource
-from archivist.errors import ArchivistError, BackupNotFoundError, JobFailedError, VerificationError
+from archivist.runner import backup, checks, restore
 from archivist.transport.backup_bucket import BackupStore
 
 NOISY_LOGGERS = ("elastic_transport", "elasticsearch", "botocore", "boto3", "s3transfer", "urllib3", "airflow")
@@ -76,9 +74,7 @@ def format_counts(counts: dict[str, Any] | None) -> str:
         return ""
     parts = []
     for name, value in counts.items():
-        if isinstance(value, dict):
-            parts.append(f"{name}={len(value)}")
-        elif isinstance(value, (list, tuple)):
+        if isinstance(value, (dict, list, tuple)):
             parts.append(f"{name}={len(value)}")
         else:
             parts.append(f"{name}={value:,}" if isinstance(value, int) else f"{name}={value}")
@@ -121,8 +117,10 @@ def _error_line(exc: BaseException) -> str:
 
 def _uses_airflow_connections() -> bool:
     """Whether some part has none of its variables set, so config reads an Airflow connection."""
-    return not all(any(k.startswith(prefix) and v for k, v in os.environ.items())
-                   for prefix in ("DATABASE_", "ELASTICSEARCH_", "S3_", "BACKUP_"))
+    return not all(
+        any(k.startswith(prefix) and v for k, v in os.environ.items())
+        for prefix in ("DATABASE_", "ELASTICSEARCH_", "S3_", "BACKUP_")
+    )
 
 
 def setup_logging(verbose: bool) -> None:
@@ -159,9 +157,12 @@ def _split(text: str | None) -> list[str] | None:
 _state = {"verbose": False}
 
 
-@click.group(name="archivist", epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"],
-                                                                 "max_content_width": 100})
-@click.option("-v", "--verbose", is_flag=True, help="Log progress and details to stderr even when it is not a terminal.")
+@click.group(
+    name="archivist", epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}
+)
+@click.option(
+    "-v", "--verbose", is_flag=True, help="Log progress and details to stderr even when it is not a terminal."
+)
 @click.version_option(__version__, prog_name="archivist")
 def cli(verbose: bool) -> None:
     """Entrypoint for all archivist commands."""
@@ -169,17 +170,24 @@ def cli(verbose: bool) -> None:
     setup_logging(verbose)
 
 
-jobs_option = click.option("--jobs", metavar="JOB,...",
-                           help="Only these jobs: postgres, elasticsearch, storage (default all).")
+jobs_option = click.option(
+    "--jobs", metavar="JOB,...", help="Only these jobs: postgres, elasticsearch, storage (default all)."
+)
 
 
 def restore_options(func: Callable) -> Callable:
-    func = click.option("--dry-run", is_flag=True, help="Verify and report what would be restored; write nothing.")(func)
+    func = click.option("--dry-run", is_flag=True, help="Verify and report what would be restored; write nothing.")(
+        func
+    )
     func = click.option("--allow-unchecked", is_flag=True, help=restore.UNCHECKED_HELP)(func)
-    func = click.option("--mode", type=click.Choice(restore.MODES), default="empty", show_default=True,
-                        help=restore.MODE_HELP)(func)
-    func = click.option("--indices", metavar="PATTERN,...",
-                        help="Elasticsearch index patterns to restore (e.g. products,logs-*); default all.")(func)
+    func = click.option(
+        "--mode", type=click.Choice(restore.MODES), default="empty", show_default=True, help=restore.MODE_HELP
+    )(func)
+    func = click.option(
+        "--indices",
+        metavar="PATTERN,...",
+        help="Elasticsearch index patterns to restore (e.g. products,logs-*); default all.",
+    )(func)
     return jobs_option(func)
 
 
@@ -209,8 +217,13 @@ def backup_cmd(jobs: str | None, keep: int | None) -> None:
 
 @cli.command(name="simple-backup")
 @jobs_option
-@click.option("--output", "-o", type=click.Path(dir_okay=True, writable=True), metavar="PATH",
-              help="File (or folder) for the bundle; default ./<key>.tgz.")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=True, writable=True),
+    metavar="PATH",
+    help="File (or folder) for the bundle; default ./<key>.tgz.",
+)
 def simple_backup(jobs: str | None, output: str | None) -> None:
     """Performs a system backup but leaves the bundle in a file, not in the backup bucket."""
     _print_made(backup.run_simple_backup(output, config.parse_jobs(jobs)))
@@ -224,8 +237,10 @@ def _report_checks(results: list[checks.CheckResult]) -> None:
         click.echo(scrub(result.line()))
     failed = [r for r in results if not r.ok]
     if failed:
-        raise CommandFailed(f"{len(failed)} of {len(results)} checks failed: "
-                            f"{', '.join(r.item for r in failed)}", max(r.exit_code for r in failed))
+        raise CommandFailed(
+            f"{len(failed)} of {len(results)} checks failed: {', '.join(r.item for r in failed)}",
+            max(r.exit_code for r in failed),
+        )
 
 
 @cli.command()
@@ -245,7 +260,9 @@ def simple_check(jobs: str | None) -> None:
 # --- info ----------------------------------------------------------------------------------------
 
 
-def _from_env(names: dict[str, Any], secrets: tuple[str, ...], defaults: dict[str, Any]) -> Iterator[tuple[str, str, str]]:
+def _from_env(
+    names: dict[str, Any], secrets: tuple[str, ...], defaults: dict[str, Any]
+) -> Iterator[tuple[str, str, str]]:
     """Rows for a part configured by variables: each variable's value, set or defaulted."""
     for name, value in names.items():
         shown = (MASK if value else "(empty)") if name in secrets else ("" if value is None else str(value))
@@ -260,32 +277,49 @@ def _from_env(names: dict[str, Any], secrets: tuple[str, ...], defaults: dict[st
 
 def _rows_postgres() -> Iterator[tuple[str, str, str]]:
     s = config.load_postgres()
-    values = {"DATABASE_HOST": s.host, "DATABASE_PORT": s.port, "DATABASE_NAME": s.dbname,
-              "DATABASE_USER": s.user, "DATABASE_PASSWORD": s.password}
+    values = {
+        "DATABASE_HOST": s.host,
+        "DATABASE_PORT": s.port,
+        "DATABASE_NAME": s.dbname,
+        "DATABASE_USER": s.user,
+        "DATABASE_PASSWORD": s.password,
+    }
     yield from _rows(values, s.source, ("DATABASE_PASSWORD",), {"DATABASE_PORT"})
 
 
 def _rows_elasticsearch() -> Iterator[tuple[str, str, str]]:
     s = config.load_elasticsearch()
     url = urlsplit(s.url)
-    values = {"ELASTICSEARCH_PROTOCOL": url.scheme, "ELASTICSEARCH_HOST": url.hostname,
-              "ELASTICSEARCH_PORT": url.port, "ELASTICSEARCH_USER": s.user, "ELASTICSEARCH_PASSWORD": s.password}
+    values = {
+        "ELASTICSEARCH_PROTOCOL": url.scheme,
+        "ELASTICSEARCH_HOST": url.hostname,
+        "ELASTICSEARCH_PORT": url.port,
+        "ELASTICSEARCH_USER": s.user,
+        "ELASTICSEARCH_PASSWORD": s.password,
+    }
     yield from _rows(values, s.source, ("ELASTICSEARCH_PASSWORD",), {"ELASTICSEARCH_PROTOCOL", "ELASTICSEARCH_PORT"})
 
 
 def _s3_rows(load: Callable[[], config.S3Settings], prefix: str) -> Callable[[], Iterator[tuple[str, str, str]]]:
     def rows() -> Iterator[tuple[str, str, str]]:
         s = load()
-        values = {f"{prefix}ACCESS_KEY_ID": s.access_key_id, f"{prefix}SECRET_ACCESS_KEY": s.secret_access_key,
-                  f"{prefix}BUCKET_NAME": s.bucket, f"{prefix}ENDPOINT_URL": s.endpoint_url or "(AWS S3)"}
+        values = {
+            f"{prefix}ACCESS_KEY_ID": s.access_key_id,
+            f"{prefix}SECRET_ACCESS_KEY": s.secret_access_key,
+            f"{prefix}BUCKET_NAME": s.bucket,
+            f"{prefix}ENDPOINT_URL": s.endpoint_url or "(AWS S3)",
+        }
         defaulted = set()
         if prefix == "BACKUP_":
             values["BACKUP_PREFIX"], defaulted = s.prefix or "(bucket root)", {"BACKUP_PREFIX"}
         yield from _rows(values, s.source, (f"{prefix}SECRET_ACCESS_KEY",), defaulted)
+
     return rows
 
 
-def _rows(values: dict[str, Any], source: str, secrets: tuple[str, ...], defaulted: set[str]) -> Iterator[tuple[str, str, str]]:
+def _rows(
+    values: dict[str, Any], source: str, secrets: tuple[str, ...], defaulted: set[str]
+) -> Iterator[tuple[str, str, str]]:
     if source.endswith("variables"):
         yield from _from_env(values, secrets, dict.fromkeys(defaulted))
         return
@@ -301,8 +335,13 @@ def _rows_general() -> Iterator[tuple[str, str, str]]:
     except ArchivistError as exc:
         yield "BACKUPS_KEPT", f"error: {_error_line(exc)}", "environment"
     yield "NAMESPACE", config.load_namespace() or "(empty)", "environment" if "NAMESPACE" in os.environ else "default"
-    origin = ("ARCHIVIST_SCHEDULE" if os.environ.get("ARCHIVIST_SCHEDULE")
-              else "environment" if os.environ.get("CRON_SCHEDULE") else "default")
+    origin = (
+        "ARCHIVIST_SCHEDULE"
+        if os.environ.get("ARCHIVIST_SCHEDULE")
+        else "environment"
+        if os.environ.get("CRON_SCHEDULE")
+        else "default"
+    )
     yield "CRON_SCHEDULE", config.load_cron_schedule(), origin
 
 
@@ -337,8 +376,12 @@ def _store() -> BackupStore:
 
 
 @cli.command(name="list")
-@click.option("--meta", "with_meta", is_flag=True,
-              help="Also read each bundle's meta.json (two small ranged reads) for the format version.")
+@click.option(
+    "--meta",
+    "with_meta",
+    is_flag=True,
+    help="Also read each bundle's meta.json (two small ranged reads) for the format version.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list for scripts.")
 def list_cmd(with_meta: bool, as_json: bool) -> None:
     """Shows a list of available backups."""
@@ -360,7 +403,7 @@ def list_cmd(with_meta: bool, as_json: bool) -> None:
         click.echo(f"no bundle in bucket '{store.bucket}' yet")
         return
     for row in rows:
-        made = dt.datetime.fromisoformat(row["last_modified"]).astimezone(dt.timezone.utc)
+        made = dt.datetime.fromisoformat(row["last_modified"]).astimezone(dt.UTC)
         line = f"{row['key']}  {made:%Y-%m-%d %H:%M} UTC  {human_size(row['size']):>10}"
         if with_meta:
             if "error" in row:
@@ -391,8 +434,11 @@ def _local(path: str) -> tuple[str, Callable[[], Any]]:
 
 @cli.command()
 @click.argument("target", metavar="KEY|PATH")
-@click.option("--allow-unchecked", is_flag=True,
-              help="Accept a bundle without checksums (the original tool's format): only its structure is checked.")
+@click.option(
+    "--allow-unchecked",
+    is_flag=True,
+    help="Accept a bundle without checksums (the original tool's format): only its structure is checked.",
+)
 def verify(target: str, allow_unchecked: bool) -> None:
     """Checks a bundle (a backup key, 'latest', or a local file) against its meta.json."""
     if os.path.isfile(target):
@@ -402,9 +448,11 @@ def verify(target: str, allow_unchecked: bool) -> None:
     else:
         name, opener = _locate(_store(), target)
     report = restore.verify(opener, allow_unchecked)
-    click.echo(f"verified {name}: {len(report.members)} members, jobs {', '.join(report.jobs) or 'none'}, "
-               f"format_version {report.meta.get('format_version', '0 (original tool)')}, "
-               f"{'every checksum matches' if report.checksummed else 'no checksums to compare'}")
+    click.echo(
+        f"verified {name}: {len(report.members)} members, jobs {', '.join(report.jobs) or 'none'}, "
+        f"format_version {report.meta.get('format_version', '0 (original tool)')}, "
+        f"{'every checksum matches' if report.checksummed else 'no checksums to compare'}"
+    )
     for warning in report.warnings:
         click.echo(f"warning: {warning}")
 
@@ -412,11 +460,21 @@ def verify(target: str, allow_unchecked: bool) -> None:
 # --- restores ------------------------------------------------------------------------------------
 
 
-def _restore(name: str, opener: Callable[[], Any], jobs: str | None, indices: str | None, mode: str,
-             dry_run: bool, allow_unchecked: bool) -> None:
-    result = restore.run_restore(opener, name, config.parse_jobs(jobs), mode, _split(indices), dry_run,
-                                 allow_unchecked=allow_unchecked)
-    click.echo(f"verified {name}: jobs {', '.join(result['jobs']) or 'none'}, format_version {result['format_version']}")
+def _restore(
+    name: str,
+    opener: Callable[[], Any],
+    jobs: str | None,
+    indices: str | None,
+    mode: str,
+    dry_run: bool,
+    allow_unchecked: bool,
+) -> None:
+    result = restore.run_restore(
+        opener, name, config.parse_jobs(jobs), mode, _split(indices), dry_run, allow_unchecked=allow_unchecked
+    )
+    click.echo(
+        f"verified {name}: jobs {', '.join(result['jobs']) or 'none'}, format_version {result['format_version']}"
+    )
     for warning in result["warnings"]:
         click.echo(f"warning: {warning}")
     for job, got in result["restored"].items():
@@ -437,8 +495,9 @@ def _restore(name: str, opener: Callable[[], Any], jobs: str | None, indices: st
 @cli.command(name="restore")
 @click.argument("key", metavar="KEY|latest")
 @restore_options
-def restore_cmd(key: str, jobs: str | None, indices: str | None, mode: str, dry_run: bool,
-                allow_unchecked: bool) -> None:
+def restore_cmd(
+    key: str, jobs: str | None, indices: str | None, mode: str, dry_run: bool, allow_unchecked: bool
+) -> None:
     """Performs a full system restore, given a backup key name."""
     config.parse_jobs(jobs)  # a wrong option fails before the bucket is read
     name, opener = _locate(_store(), key)
@@ -448,8 +507,9 @@ def restore_cmd(key: str, jobs: str | None, indices: str | None, mode: str, dry_
 @cli.command(name="simple-restore")
 @click.argument("path", metavar="PATH")
 @restore_options
-def simple_restore(path: str, jobs: str | None, indices: str | None, mode: str, dry_run: bool,
-                   allow_unchecked: bool) -> None:
+def simple_restore(
+    path: str, jobs: str | None, indices: str | None, mode: str, dry_run: bool, allow_unchecked: bool
+) -> None:
     """Performs a full system restore, given a backup archive."""
     name, opener = _local(path)
     _restore(name, opener, jobs, indices, mode, dry_run, allow_unchecked)

@@ -112,8 +112,7 @@ def parse_backups_kept(value: str | int | None) -> int:
         ) from None
     if kept < MIN_BACKUPS_KEPT:
         raise ConfigurationError(
-            f"BACKUPS_KEPT is {kept}, but the minimum is {MIN_BACKUPS_KEPT}: "
-            "archivist never keeps fewer than 7 backups"
+            f"BACKUPS_KEPT is {kept}, but the minimum is {MIN_BACKUPS_KEPT}: archivist never keeps fewer than 7 backups"
         )
     return kept
 
@@ -133,8 +132,10 @@ def parse_key_prefix(value: str | None, source: str) -> str:
     elif len(text.encode("utf-8", "surrogatepass")) > MAX_PREFIX_BYTES:
         problem = f"is longer than {MAX_PREFIX_BYTES} bytes"
     if problem:
-        raise ConfigurationError(f"the backup key prefix {value!r} ({source}) {problem}: use folder names "
-                                 "joined by '/', such as 'stack-a/' or 'team/stack-a/'")
+        raise ConfigurationError(
+            f"the backup key prefix {value!r} ({source}) {problem}: use folder names "
+            "joined by '/', such as 'stack-a/' or 'team/stack-a/'"
+        )
     return text
 
 

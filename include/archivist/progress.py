@@ -22,13 +22,20 @@ class Progress:
         now = time.monotonic()
         if now - self._last >= self.every:
             self._last = now
-            log.info("%s: %s so far, %s/s", self.label, self._fmt(self.count), self._fmt(self.count / (now - self.started)))
+            log.info(
+                "%s: %s so far, %s/s", self.label, self._fmt(self.count), self._fmt(self.count / (now - self.started))
+            )
 
     def done(self) -> float:
         """Logs the total and returns the elapsed seconds."""
         elapsed = time.monotonic() - self.started
-        log.info("%s: %s in %.1fs (%s/s)", self.label, self._fmt(self.count), elapsed,
-                 self._fmt(self.count / elapsed if elapsed else 0))
+        log.info(
+            "%s: %s in %.1fs (%s/s)",
+            self.label,
+            self._fmt(self.count),
+            elapsed,
+            self._fmt(self.count / elapsed if elapsed else 0),
+        )
         return elapsed
 
     def _fmt(self, n: float) -> str:

@@ -17,8 +17,8 @@ from typing import Any
 from urllib.parse import quote
 
 from archivist.config import S3Settings
-from archivist.format.bundle import JOB_DIRS, BackupKey
 from archivist.errors import VerificationError
+from archivist.format.bundle import JOB_DIRS, BackupKey
 from archivist.transport.backup_bucket import BackupStore, StoredBundle
 
 log = logging.getLogger(__name__)
@@ -39,12 +39,20 @@ def run_url(ui_root: str, dag_id: str | None, run_id: str | None) -> str | None:
     return f"{dag_url(ui_root, dag_id)}/runs/{quote(run_id, safe='')}"
 
 
-def summarize(stored: StoredBundle, meta: dict[str, Any] | None, error: str | None,
-              ui_root: str = "/") -> dict[str, Any]:
+def summarize(
+    stored: StoredBundle, meta: dict[str, Any] | None, error: str | None, ui_root: str = "/"
+) -> dict[str, Any]:
     """One row of the bundle list: the object, and what its meta.json says per job."""
     row = stored.as_dict()
-    row.update(format_version=None, archivist_version=None, created_at=None, namespace=None,
-               jobs=[], airflow={"dag_id": None, "run_id": None, "url": None}, error=error)
+    row.update(
+        format_version=None,
+        archivist_version=None,
+        created_at=None,
+        namespace=None,
+        jobs=[],
+        airflow={"dag_id": None, "run_id": None, "url": None},
+        error=error,
+    )
     if meta is None:
         return row
     counts, stats, servers = (meta.get("counts") or {}), (meta.get("stats") or {}), (meta.get("servers") or {})
@@ -52,14 +60,27 @@ def summarize(stored: StoredBundle, meta: dict[str, Any] | None, error: str | No
     for job, folder in JOB_DIRS.items():
         if folder not in counts and folder not in stats:
             continue
-        jobs.append({"job": job, "counts": counts.get(folder) or {},
-                     "time_seconds": (stats.get(folder) or {}).get("time_seconds"),
-                     "server_version": servers.get(job)})
+        jobs.append(
+            {
+                "job": job,
+                "counts": counts.get(folder) or {},
+                "time_seconds": (stats.get(folder) or {}).get("time_seconds"),
+                "server_version": servers.get(job),
+            }
+        )
     airflow = meta.get("airflow") or {}
-    row.update(format_version=meta.get("format_version"), archivist_version=meta.get("archivist_version"),
-               created_at=meta.get("created_at"), namespace=meta.get("namespace"), jobs=jobs,
-               airflow={"dag_id": airflow.get("dag_id"), "run_id": airflow.get("run_id"),
-                        "url": run_url(ui_root, airflow.get("dag_id"), airflow.get("run_id"))})
+    row.update(
+        format_version=meta.get("format_version"),
+        archivist_version=meta.get("archivist_version"),
+        created_at=meta.get("created_at"),
+        namespace=meta.get("namespace"),
+        jobs=jobs,
+        airflow={
+            "dag_id": airflow.get("dag_id"),
+            "run_id": airflow.get("run_id"),
+            "url": run_url(ui_root, airflow.get("dag_id"), airflow.get("run_id")),
+        },
+    )
     return row
 
 
@@ -120,4 +141,4 @@ class Catalog:
         bundles = self.store.list_bundles()
         with ThreadPoolExecutor(max_workers=READERS, thread_name_prefix="meta") as pool:
             metas = list(pool.map(self.meta, bundles))
-        return [summarize(b, meta, error, ui_root) for b, (meta, error) in zip(bundles, metas)]
+        return [summarize(b, meta, error, ui_root) for b, (meta, error) in zip(bundles, metas, strict=True)]

@@ -7,14 +7,14 @@ Nothing here speaks HTTP: the routes (routes.py) hand in the session and the cal
 from __future__ import annotations
 
 import json
-from typing import Any, Iterable
-
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from collections.abc import Iterable
+from typing import Any
 
 from airflow.models.dag import DagModel
 from airflow.models.dagrun import DagRun
 from airflow.models.log import Log
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from archivist_backups.catalog import dag_url, run_url
 
@@ -23,8 +23,9 @@ RESTORE_DAG = "archivist_restore"
 CONF_SHOWN = ("key", "jobs", "mode", "dry_run", "indices", "allow_unchecked")  # archivist_restore's params
 
 
-def restore_conf(jobs: Iterable[str], mode: str, dry_run: bool, allow_unchecked: bool,
-                 indices: Iterable[str] = ()) -> dict[str, Any]:
+def restore_conf(
+    jobs: Iterable[str], mode: str, dry_run: bool, allow_unchecked: bool, indices: Iterable[str] = ()
+) -> dict[str, Any]:
     """archivist_restore's conf, less the bundle's key; `indices` only when some are chosen."""
     conf: dict[str, Any] = {"jobs": list(jobs), "mode": mode, "dry_run": dry_run, "allow_unchecked": allow_unchecked}
     if indices:
@@ -34,16 +35,24 @@ def restore_conf(jobs: Iterable[str], mode: str, dry_run: bool, allow_unchecked:
 
 def audit_trigger(session: Session, user_name: str, run_id: str, conf: dict[str, Any]) -> None:
     """The event log entry that says the run was started from the Backups page, and with what."""
-    session.add(Log(event="trigger_dag_run", owner=user_name, owner_display_name=user_name,
-                    dag_id=RESTORE_DAG, run_id=run_id,
-                    extra=json.dumps({"via": "archivist Backups page", "conf": conf, "method": "POST"})))
+    session.add(
+        Log(
+            event="trigger_dag_run",
+            owner=user_name,
+            owner_display_name=user_name,
+            dag_id=RESTORE_DAG,
+            run_id=run_id,
+            extra=json.dumps({"via": "archivist Backups page", "conf": conf, "method": "POST"}),
+        )
+    )
 
 
 def latest_runs(session: Session, dag_id: str, limit: int, ui_root: str) -> dict[str, Any]:
     """The DAG (whether Airflow knows it, whether it is paused) and its latest runs, newest first."""
     dag = session.scalar(select(DagModel).where(DagModel.dag_id == dag_id))
-    rows = session.scalars(select(DagRun).where(DagRun.dag_id == dag_id)
-                           .order_by(DagRun.run_after.desc(), DagRun.id.desc()).limit(limit))
+    rows = session.scalars(
+        select(DagRun).where(DagRun.dag_id == dag_id).order_by(DagRun.run_after.desc(), DagRun.id.desc()).limit(limit)
+    )
     return {
         "dag_id": dag_id,
         "known": dag is not None and not dag.is_stale,

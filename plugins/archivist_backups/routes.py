@@ -31,10 +31,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
-from fastapi.responses import FileResponse, RedirectResponse
-from pydantic import BaseModel, ConfigDict, Field
-
 from airflow.api_fastapi.app import API_ROOT_PATH, get_auth_manager
 from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity, DagDetails
 from airflow.api_fastapi.common.dagbag import DagBagDep
@@ -43,6 +39,9 @@ from airflow.api_fastapi.core_api.datamodels.dag_run import TriggerDAGRunPostBod
 from airflow.api_fastapi.core_api.routes.public.dag_run import trigger_dag_run
 from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_dag
 from airflow.models.dag import DagModel
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from fastapi.responses import FileResponse, RedirectResponse
+from pydantic import BaseModel, ConfigDict, Field
 
 from archivist import config
 from archivist.errors import ArchivistError, BackupNotFoundError
@@ -113,8 +112,7 @@ class TriggeredRun(BaseModel):
 class Restores:
     """Starts archivist_restore runs for the caller, through Airflow's own trigger route."""
 
-    def __init__(self, request: Request, user: GetUserDep, session: SessionDep, dag_bag: DagBagDep,
-                 cat: CatalogDep):
+    def __init__(self, request: Request, user: GetUserDep, session: SessionDep, dag_bag: DagBagDep, cat: CatalogDep):
         self.request, self.user, self.session, self.dag_bag, self.cat = request, user, session, dag_bag, cat
 
     def start(self, key: str, conf: dict[str, Any], note: str) -> TriggeredRun:
@@ -123,11 +121,22 @@ class Restores:
         conf = {"key": stored.key.name, **conf}
         # Airflow's own POST /api/v2/dags/{dag_id}/dagRuns, called in-process: same checks
         # (DAG present, no import errors, manual runs allowed, params valid), same run record.
-        run = trigger_dag_run(dag_id=RESTORE_DAG, body=TriggerDAGRunPostBody(logical_date=None, conf=conf, note=note),
-                              dag_bag=self.dag_bag, user=self.user, session=self.session, request=self.request)
+        run = trigger_dag_run(
+            dag_id=RESTORE_DAG,
+            body=TriggerDAGRunPostBody(logical_date=None, conf=conf, note=note),
+            dag_bag=self.dag_bag,
+            user=self.user,
+            session=self.session,
+            request=self.request,
+        )
         dag_runs.audit_trigger(self.session, self.user.get_name(), run.run_id, conf)
-        return TriggeredRun(dag_id=RESTORE_DAG, dag_run_id=run.run_id, state=str(run.state) if run.state else None,
-                            url=run_url(UI_ROOT, RESTORE_DAG, run.run_id) or "", conf=conf)
+        return TriggeredRun(
+            dag_id=RESTORE_DAG,
+            dag_run_id=run.run_id,
+            state=str(run.state) if run.state else None,
+            url=run_url(UI_ROOT, RESTORE_DAG, run.run_id) or "",
+            conf=conf,
+        )
 
 
 RestoresDep = Annotated[Restores, Depends()]
@@ -177,13 +186,20 @@ def me(user: GetUserDep) -> dict[str, Any]:
     am = get_auth_manager()
 
     def allowed(method: str, dag_id: str) -> bool:
-        return am.is_authorized_dag(method=method, access_entity=DagAccessEntity.RUN,
-                                    details=DagDetails(id=dag_id, team_name=DagModel.get_team_name(dag_id)),
-                                    user=user)
+        return am.is_authorized_dag(
+            method=method,
+            access_entity=DagAccessEntity.RUN,
+            details=DagDetails(id=dag_id, team_name=DagModel.get_team_name(dag_id)),
+            user=user,
+        )
 
-    return {"user": user.get_name(), "can_read_bundles": allowed("GET", BACKUP_DAG),
-            "can_read_restores": allowed("GET", RESTORE_DAG), "can_restore": allowed("POST", RESTORE_DAG),
-            "ui_root": UI_ROOT}
+    return {
+        "user": user.get_name(),
+        "can_read_bundles": allowed("GET", BACKUP_DAG),
+        "can_read_restores": allowed("GET", RESTORE_DAG),
+        "can_restore": allowed("POST", RESTORE_DAG),
+        "ui_root": UI_ROOT,
+    }
 
 
 @router.get("/api/bundles", dependencies=[Depends(can_read_bundles)])
@@ -222,5 +238,6 @@ def restore(key: str, body: RestoreBody, restores: RestoresDep) -> TriggeredRun:
 @router.get("/api/runs", dependencies=[Depends(can_read_bundles), Depends(can_read_restores)])
 def runs(session: SessionDep, limit: Annotated[int, Query(ge=1, le=100)] = 10) -> dict[str, Any]:
     """The latest runs of archivist_backup and archivist_restore, each list newest first."""
-    return {"dags": {dag_id: dag_runs.latest_runs(session, dag_id, limit, UI_ROOT)
-                     for dag_id in (BACKUP_DAG, RESTORE_DAG)}}
+    return {
+        "dags": {dag_id: dag_runs.latest_runs(session, dag_id, limit, UI_ROOT) for dag_id in (BACKUP_DAG, RESTORE_DAG)}
+    }

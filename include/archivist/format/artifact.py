@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from typing import Any
+
 from archivist.format.streams import Readable, Writable
 
 

@@ -26,12 +26,11 @@ from typing import Any
 from isal import igzip
 
 from archivist import __version__
-from archivist.format import bundle_index
-from archivist.format.bundle_index import INFLATE_ERRORS
-from archivist.format import limits
 from archivist.errors import BackupNotFoundError, ConfigurationError, VerificationError
-from archivist.format.deflate import GzipWriter
+from archivist.format import bundle_index, limits
 from archivist.format.artifact import Artifact
+from archivist.format.bundle_index import INFLATE_ERRORS
+from archivist.format.deflate import GzipWriter
 from archivist.format.streams import Readable, Writable
 
 FORMAT_VERSION = 1
@@ -57,7 +56,7 @@ class BackupKey:
 
     @classmethod
     def new(cls, today: dt.date | None = None) -> BackupKey:
-        return cls(today or dt.datetime.now(dt.timezone.utc).date(), new_backup_id())
+        return cls(today or dt.datetime.now(dt.UTC).date(), new_backup_id())
 
     @classmethod
     def parse(cls, text: str) -> BackupKey:
@@ -191,7 +190,8 @@ def ci_block() -> dict[str, str]:
     return {
         "CI_COMMIT_MESSAGE": os.environ.get("CI_COMMIT_MESSAGE", ""),
         "CI_COMMIT_REF_NAME": ref,
-        "CI_COMMIT_REF_SLUG": os.environ.get("CI_COMMIT_REF_SLUG") or re.sub(r"[^a-z0-9]+", "-", ref.lower()).strip("-"),
+        "CI_COMMIT_REF_SLUG": os.environ.get("CI_COMMIT_REF_SLUG")
+        or re.sub(r"[^a-z0-9]+", "-", ref.lower()).strip("-"),
         "CI_COMMIT_SHA": sha,
         "CI_COMMIT_SHORT_SHA": os.environ.get("CI_COMMIT_SHORT_SHA") or (sha[:8] if sha != "local" else "local"),
         "CI_COMMIT_TAG": os.environ.get("CI_COMMIT_TAG", f"v{__version__}"),
@@ -219,7 +219,7 @@ def build_meta(
         "archivist_version": __version__,
         "key": key.name,
         "backup_id": key.backup_id,
-        "created_at": created_at.astimezone(dt.timezone.utc).isoformat(),
+        "created_at": created_at.astimezone(dt.UTC).isoformat(),
         "namespace": namespace,
         "airflow": {"dag_id": dag_id, "run_id": run_id},
         "servers": {r.job: r.server_version for r in results},
@@ -245,10 +245,13 @@ def write_bundle(
     with GzipWriter(out, compresslevel=compresslevel, mtime=mtime) as gz:
         # "w:" rather than the stream mode: tarfile then writes straight through, so a restart
         # point falls exactly where a file's tar header begins.
-        with tarfile.open(fileobj=gz, mode="w:", format=tarfile.PAX_FORMAT,  # type: ignore[call-overload]
-                          copybufsize=COPY_CHUNK) as tar:  # typeshed lacks copybufsize, which TarFile takes
-            folders = [key.name] + [f"{key.name}/{JOB_DIRS[job]}" for job in JOB_DIRS
-                                     if any(job_of_path(a.path) == job for a in artifacts)]
+        # typeshed's tarfile.open lacks copybufsize, which it hands to TarFile
+        with tarfile.open(  # type: ignore[call-overload]
+            fileobj=gz, mode="w:", format=tarfile.PAX_FORMAT, copybufsize=COPY_CHUNK
+        ) as tar:
+            folders = [key.name] + [
+                f"{key.name}/{JOB_DIRS[job]}" for job in JOB_DIRS if any(job_of_path(a.path) == job for a in artifacts)
+            ]
             for folder in folders:
                 info = tarfile.TarInfo(folder)
                 info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, mtime
@@ -256,8 +259,9 @@ def write_bundle(
             body = json.dumps(meta, indent=2, sort_keys=False).encode()
             if len(body) > MAX_META_BYTES:  # readers would refuse the bundle
                 raise ConfigurationError(
-                    f"meta.json would be {len(body)} bytes, more than the {limits.human(MAX_META_BYTES)} readers accept "
-                    "(docs/FORMAT.md): back up fewer indices per bundle with the param index_pattern")
+                    f"meta.json would be {len(body)} bytes, more than the {limits.human(MAX_META_BYTES)} readers "
+                    "accept (docs/FORMAT.md): back up fewer indices per bundle with the param index_pattern"
+                )
             starts.append((META, *gz.restart_point()))
             tar.addfile(_file_info(f"{key.name}/{META}", len(body), mtime), io.BytesIO(body))
             for artifact in sorted(artifacts, key=member_order):
@@ -309,7 +313,7 @@ class _ReadInto(io.RawIOBase):
 
     def readinto(self, buffer: Any) -> int:
         data = self._stream.read(len(buffer))
-        buffer[:len(data)] = data
+        buffer[: len(data)] = data
         return len(data)
 
 
@@ -335,10 +339,12 @@ class _Tail:
         start = self.position - self.held
         if offset < start:
             return None
-        return b"".join(self.chunks)[offset - start:]
+        return b"".join(self.chunks)[offset - start :]
 
 
-def iter_members(stream: Readable, trailer: list[bytes] | None = None) -> Iterator[tuple[str, tarfile.TarInfo, Readable]]:
+def iter_members(
+    stream: Readable, trailer: list[bytes] | None = None
+) -> Iterator[tuple[str, tarfile.TarInfo, Readable]]:
     """Streams a bundle's files as (path inside the bundle folder, tar info, file object).
 
     Reads the archive once, front to back, in bounded memory. Damage of any kind
@@ -352,8 +358,8 @@ def iter_members(stream: Readable, trailer: list[bytes] | None = None) -> Iterat
     gz = igzip.GzipFile(fileobj=stream, mode="rb")  # ISA-L: same stream, several times faster to inflate
     tail = _Tail(gz, MAX_TRAILER + COPY_CHUNK)
     try:
-        tar = tarfile.open(fileobj=tail, mode="r|", bufsize=COPY_CHUNK,  # type: ignore[call-overload]
-                           tarinfo=limits.CappedTarInfo)  # a stream mode reads with read() alone
+        # a stream mode reads with read() alone, which typeshed's file type does not know
+        tar = tarfile.open(fileobj=tail, mode="r|", bufsize=COPY_CHUNK, tarinfo=limits.CappedTarInfo)  # type: ignore[call-overload]
         top = None
         for member in tar:
             first, _, rel = member.name.partition("/")
@@ -374,12 +380,14 @@ def iter_members(stream: Readable, trailer: list[bytes] | None = None) -> Iterat
         while rest is not None and len(rest) <= MAX_TRAILER and (chunk := tail.read(COPY_CHUNK)):
             rest += chunk  # to the gzip trailer, whose CRC and length are then checked
         if rest is None or len(rest) > MAX_TRAILER:
-            raise VerificationError("the bundle holds data after the tar's end that is neither padding nor its "
-                                    "seek index: refused")
+            raise VerificationError(
+                "the bundle holds data after the tar's end that is neither padding nor its seek index: refused"
+            )
         index = rest.lstrip(b"\0")
         if index and not bundle_index.is_index_block(index):
-            raise VerificationError("the bundle holds data after the tar's end that is neither padding nor its "
-                                    "seek index: refused")
+            raise VerificationError(
+                "the bundle holds data after the tar's end that is neither padding nor its seek index: refused"
+            )
         if trailer is not None:
             trailer.append(index)
     except DAMAGE_ERRORS as exc:
@@ -483,9 +491,11 @@ def meta_from_prefix(stream: Readable, complete: bool) -> dict[str, Any]:
     raise VerificationError(f"not a bundle: it holds no {META}")
 
 
-UNCHECKED_HINT = ("to restore it anyway, knowing that nothing in it can be checked, ask for it: the restore "
-                  "param allow_unchecked, `--allow-unchecked` on the command line, or the Backups page's "
-                  "'restore without checksums' box")
+UNCHECKED_HINT = (
+    "to restore it anyway, knowing that nothing in it can be checked, ask for it: the restore "
+    "param allow_unchecked, `--allow-unchecked` on the command line, or the Backups page's "
+    "'restore without checksums' box"
+)
 
 
 def verify(stream: Readable, allow_unchecked: bool = False) -> VerifyReport:
@@ -526,8 +536,9 @@ def verify(stream: Readable, allow_unchecked: bool = False) -> VerifyReport:
         )
         return report
     if not isinstance(expected, dict) or not all(
-            isinstance(w, dict) and isinstance(w.get("size"), int) and isinstance(w.get("sha256"), str)
-            for w in expected.values()):
+        isinstance(w, dict) and isinstance(w.get("size"), int) and isinstance(w.get("sha256"), str)
+        for w in expected.values()
+    ):
         raise VerificationError("meta.json's `artifacts` is not a map of path to {size, sha256}")
     missing = sorted(set(expected) - set(members))
     extra = sorted(set(members) - set(expected))

@@ -22,14 +22,14 @@ import re
 import tarfile
 import threading
 import zlib
-from contextlib import closing
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from typing import Any, BinaryIO, cast
 
 from isal import isal_zlib
 
-from archivist.format import limits
 from archivist.errors import VerificationError
+from archivist.format import limits
 from archivist.format.deflate import MAX_STORED
 from archivist.format.streams import Readable, ReadableStream
 
@@ -54,8 +54,9 @@ def index_block(ranges: dict[str, tuple[int, int, int]]) -> bytes | None:
     payload = json.dumps({"ranges": ranges}, separators=(",", ":")).encode()
     block = payload + b"\n" + MAGIC + b" v%d %d %08x\n" % (INDEX_VERSION, len(payload), zlib.crc32(payload))
     if len(block) > MAX_STORED:
-        log.warning("the bundle's seek index (%d bytes) does not fit one stored block; restores will read it whole",
-                    len(block))
+        log.warning(
+            "the bundle's seek index (%d bytes) does not fit one stored block; restores will read it whole", len(block)
+        )
         return None
     return block
 
@@ -76,7 +77,7 @@ def _parse_block(block: bytes) -> dict[str, tuple[int, int, int]] | None:
     if footer is None or footer.end() != len(block):
         return None
     version, length, crc = int(footer.group(1)), int(footer.group(2)), int(footer.group(3), 16)
-    payload = block[:footer.start()]
+    payload = block[: footer.start()]
     if version != INDEX_VERSION or len(payload) != length or zlib.crc32(payload) != crc:
         return None
     try:
@@ -97,7 +98,7 @@ def parse_tail(tail: bytes, object_size: int) -> dict[str, tuple[int, int, int]]
         return None
     footer = footers[-1]
     version, length, crc = int(footer.group(1)), int(footer.group(2)), int(footer.group(3), 16)
-    payload = tail[footer.start() - length:footer.start()]
+    payload = tail[footer.start() - length : footer.start()]
     if version != INDEX_VERSION or len(payload) != length or zlib.crc32(payload) != crc:
         return None
     try:
@@ -116,8 +117,13 @@ class BundleSource:
     identity): a bundle replaced between `verify` and a restore job fails with an error saying so,
     instead of restoring bytes that were never verified."""
 
-    def __init__(self, size: Callable[[], int], open_all: Callable[[], ReadableStream],
-                 open_range: Callable[[int, int], ReadableStream], name: str = "the bundle"):
+    def __init__(
+        self,
+        size: Callable[[], int],
+        open_all: Callable[[], ReadableStream],
+        open_range: Callable[[int, int], ReadableStream],
+        name: str = "the bundle",
+    ):
         self._size, self._open_all, self._open_range = size, open_all, open_range
         self._ranges: dict[str, tuple[int, int, int]] | None = None
         self._ranges_read = False
@@ -167,8 +173,9 @@ class BundleSource:
             identity = f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
             if source.pin and identity != source.pin:
                 f.close()
-                raise VerificationError(f"{path} was replaced or changed after it was verified: "
-                                        "start the restore again to verify it anew")
+                raise VerificationError(
+                    f"{path} was replaced or changed after it was verified: start the restore again to verify it anew"
+                )
             source.pin = identity
             return f
 
@@ -216,8 +223,8 @@ def read_range(body: Readable, crc: int, path: str) -> Iterator[Readable]:
     has been read, the rest of the range is read and its CRC32 checked."""
     inflated = _RawInflater(body, crc, path)
     try:
-        tar = tarfile.open(fileobj=inflated, mode="r|", bufsize=1024 * 1024,  # type: ignore[call-overload]
-                           tarinfo=limits.CappedTarInfo)  # a stream mode reads with read() alone
+        # a stream mode reads with read() alone, which typeshed's file type does not know
+        tar = tarfile.open(fileobj=inflated, mode="r|", bufsize=1 << 20, tarinfo=limits.CappedTarInfo)  # type: ignore[call-overload]
         member = tar.next()
         if member is None or not member.isfile() or member.name.partition("/")[2] != path:
             raise VerificationError(f"the bundle's index points {path} at {member and member.name!r}")
@@ -246,7 +253,7 @@ class CheckedReader(io.RawIOBase):
 
     def readinto(self, buffer: Any) -> int:
         data = self.read(len(buffer))
-        buffer[:len(data)] = data
+        buffer[: len(data)] = data
         return len(data)
 
     def read(self, n: int | None = -1) -> bytes:
@@ -359,9 +366,13 @@ class RangeTee:
         # block and the gzip trailer (8 bytes), nothing else.
         rest = _Limited(source, 5 + MAX_STORED + 64).read()
         length = int.from_bytes(rest[1:3], "little") if len(rest) >= 5 else -1
-        block = rest[5:5 + length] if length >= 0 else b""
-        if (rest[:1] != b"\0" or rest[3:5] != (length ^ 0xFFFF).to_bytes(2, "little")
-                or _parse_block(block) != self._ranges or len(rest) - 5 - length > 16):
+        block = rest[5 : 5 + length] if length >= 0 else b""
+        if (
+            rest[:1] != b"\0"
+            or rest[3:5] != (length ^ 0xFFFF).to_bytes(2, "little")
+            or _parse_block(block) != self._ranges
+            or len(rest) - 5 - length > 16
+        ):
             raise VerificationError("the bundle's seek index is not its last block, or bytes follow it: refused")
         self.index_block = block
 

@@ -16,8 +16,9 @@ import struct
 import zlib
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from archivist.format.streams import Writable
+
 from archivist.format.finishing import FinishingWriter
+from archivist.format.streams import Writable
 
 BLOCK = 1024 * 1024
 THREADS = max(1, min(4, os.cpu_count() or 1))
@@ -35,7 +36,7 @@ def _deflate_block(data: bytes, level: int, zdict: bytes, last: bool) -> bytes:
     next to nothing instead of a full deflate that gains nothing."""
     if level > 0 and len(data) >= 4 * _SAMPLE:
         mid = len(data) // 2
-        sample = data[:_SAMPLE] + data[mid:mid + _SAMPLE] + data[-_SAMPLE:]
+        sample = data[:_SAMPLE] + data[mid : mid + _SAMPLE] + data[-_SAMPLE:]
         probe = zlib.compressobj(1, zlib.DEFLATED, -zlib.MAX_WBITS)
         if len(probe.compress(sample) + probe.flush()) > _STORED_ABOVE * len(sample):
             level = 0
@@ -59,8 +60,9 @@ class GzipWriter(FinishingWriter):
     """A writable gzip stream deflated by several threads; memory is bounded (at most 2 blocks
     per thread in flight). Blocks that do not compress are stored (see `_deflate_block`)."""
 
-    def __init__(self, fileobj: Writable, compresslevel: int = 6, mtime: int = 0,
-                 threads: int | None = None, block: int = BLOCK):
+    def __init__(
+        self, fileobj: Writable, compresslevel: int = 6, mtime: int = 0, threads: int | None = None, block: int = BLOCK
+    ):
         self._out, self._level, self._block = fileobj, compresslevel, block
         self._threads = threads or THREADS
         self._pool = ThreadPoolExecutor(max_workers=self._threads, thread_name_prefix="gzip")
@@ -69,7 +71,7 @@ class GzipWriter(FinishingWriter):
         self._window = b""
         self._crc = 0
         self._closed = False
-        self.bytes_in = 0   # uncompressed bytes written
+        self.bytes_in = 0  # uncompressed bytes written
         self.bytes_out = 0  # compressed bytes handed to `fileobj`
         self._span_crc = 0  # CRC32 of the bytes since the last restart point
         self._emit(_header(mtime, compresslevel))
@@ -92,8 +94,8 @@ class GzipWriter(FinishingWriter):
         self._take(data)
         self._buf += data
         while len(self._buf) >= self._block:
-            chunk = bytes(self._buf[:self._block])
-            del self._buf[:self._block]
+            chunk = bytes(self._buf[: self._block])
+            del self._buf[: self._block]
             self._submit(chunk, last=False)
         return len(data)
 
@@ -147,4 +149,3 @@ class GzipWriter(FinishingWriter):
         """Stops the workers without writing the rest (the stream is left incomplete)."""
         self._closed = True
         self._pool.shutdown(wait=True, cancel_futures=True)
-

@@ -32,8 +32,10 @@ def read_at_most(fileobj: Readable, cap: int, what: str) -> bytes:
     than `cap` bytes; no more than cap + 1 bytes are ever held."""
     data = fileobj.read(cap + 1)
     if len(data) > cap:
-        raise VerificationError(f"{what} is larger than {human(cap)}, the most a reader accepts (docs/FORMAT.md, "
-                                "\"Limits a reader enforces\"): the bundle is not one archivist made")
+        raise VerificationError(
+            f"{what} is larger than {human(cap)}, the most a reader accepts (docs/FORMAT.md, "
+            '"Limits a reader enforces"): the bundle is not one archivist made'
+        )
     return data
 
 
@@ -48,11 +50,18 @@ class CappedTarInfo(tarfile.TarInfo):
 
     def _proc_member(self, tarfile_):
         if self.type in _READ_WHOLE and self.size > TAR_HEADER_BYTES:
-            raise VerificationError(f"the tar entry {self.name!r} has an extended header of {self.size:,} bytes, "
-                                    f"over the {human(TAR_HEADER_BYTES)} an entry of ours needs: the archive is "
-                                    "forged; nothing after it was read")
+            raise VerificationError(
+                f"the tar entry {self.name!r} has an extended header of {self.size:,} bytes, "
+                f"over the {human(TAR_HEADER_BYTES)} an entry of ours needs: the archive is "
+                "forged; nothing after it was read"
+            )
         return super()._proc_member(tarfile_)  # type: ignore[misc]  # tarfile's hook, private but stable
 
 
-_READ_WHOLE = (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE, tarfile.GNUTYPE_LONGNAME,
-               tarfile.GNUTYPE_LONGLINK)
+_READ_WHOLE = (
+    tarfile.XHDTYPE,
+    tarfile.XGLTYPE,
+    tarfile.SOLARIS_XHDTYPE,
+    tarfile.GNUTYPE_LONGNAME,
+    tarfile.GNUTYPE_LONGLINK,
+)

@@ -15,15 +15,15 @@ from functools import partial
 from typing import Any
 
 from archivist import config
+from archivist.errors import JobFailedError
 from archivist.format import bundle
+from archivist.format.bundle import BackupKey, JobResult
 from archivist.runner import checks
+from archivist.runner.failures import failures_named
 from archivist.runner.jobs import failed, run_parallel
 from archivist.sources import registry
-from archivist.format.bundle import BackupKey, JobResult
-from archivist.errors import JobFailedError
-from archivist.runner.failures import failures_named
-from archivist.transport.staging import LocalStaging, Staging
 from archivist.transport.backup_bucket import BackupStore
+from archivist.transport.staging import LocalStaging, Staging
 
 log = logging.getLogger(__name__)
 
@@ -37,25 +37,43 @@ def run_job(job: str, key: BackupKey, staging: Staging, settings: Any, index_pat
     return result
 
 
-def assemble(out, key: BackupKey, results: list[JobResult], staging: Staging, namespace: str = "",
-             dag_id: str | None = None, run_id: str | None = None) -> dict[str, Any]:
+def assemble(
+    out,
+    key: BackupKey,
+    results: list[JobResult],
+    staging: Staging,
+    namespace: str = "",
+    dag_id: str | None = None,
+    run_id: str | None = None,
+) -> dict[str, Any]:
     """Streams the bundle for `results` from `staging` into `out`; returns its meta.json."""
-    meta = bundle.build_meta(key, results, dt.datetime.now(dt.timezone.utc), namespace, dag_id, run_id)
+    meta = bundle.build_meta(key, results, dt.datetime.now(dt.UTC), namespace, dag_id, run_id)
     artifacts = [a for r in results for a in r.artifacts]
     bundle.write_bundle(out, key, meta, artifacts, staging.open)
     return meta
 
 
-def upload(store: BackupStore, key: BackupKey, results: list[JobResult], namespace: str = "",
-           dag_id: str | None = None, run_id: str | None = None) -> dict[str, Any]:
+def upload(
+    store: BackupStore,
+    key: BackupKey,
+    results: list[JobResult],
+    namespace: str = "",
+    dag_id: str | None = None,
+    run_id: str | None = None,
+) -> dict[str, Any]:
     """Builds the bundle from the staging prefix straight into the backup bucket, then clears staging."""
     staging = store.staging(key)
     with staging.alive(), store.bundle_writer(key) as out:
         meta = assemble(out, key, results, staging, namespace, dag_id, run_id)
     staging.cleanup()  # after the lease stopped, so no refresh outlives it
     log.info("uploaded %s (%d bytes)", store.object_key(key.object_key), out.size)
-    return {"key": key.name, "object": store.object_key(key.object_key), "size": out.size,
-            "stats": meta["stats"], "counts": meta["counts"]}
+    return {
+        "key": key.name,
+        "object": store.object_key(key.object_key),
+        "size": out.size,
+        "stats": meta["stats"],
+        "counts": meta["counts"],
+    }
 
 
 def load_job_settings(job: str) -> Any:
@@ -83,8 +101,12 @@ def _cleanup_after_failure(store: BackupStore, key: BackupKey) -> None:
         log.warning("could not clean staging of %s now (%s); the next backup sweeps it", key, exc)
 
 
-def run_backup(jobs: tuple[str, ...] = config.JOBS, keep: int | None = None, index_pattern: str = "*",
-               dry_run_rotation: bool = False) -> dict[str, Any]:
+def run_backup(
+    jobs: tuple[str, ...] = config.JOBS,
+    keep: int | None = None,
+    index_pattern: str = "*",
+    dry_run_rotation: bool = False,
+) -> dict[str, Any]:
     """The `archivist backup` command: jobs in parallel, one bundle uploaded, then rotation."""
     keep = config.load_backups_kept() if keep is None else config.parse_backups_kept(keep)
     checks.require(checks.run_checks(jobs, backups=True, keep=keep))  # fail in seconds, before any work
@@ -103,8 +125,9 @@ def run_backup(jobs: tuple[str, ...] = config.JOBS, keep: int | None = None, ind
     return summary
 
 
-def run_simple_backup(output: str | None = None, jobs: tuple[str, ...] = config.JOBS,
-                      index_pattern: str = "*") -> dict[str, Any]:
+def run_simple_backup(
+    output: str | None = None, jobs: tuple[str, ...] = config.JOBS, index_pattern: str = "*"
+) -> dict[str, Any]:
     """The `archivist simple-backup` command: the bundle is left in a local file."""
     checks.require(checks.run_checks(jobs, backups=False))
     key = BackupKey.new()
@@ -122,8 +145,10 @@ def run_simple_backup(output: str | None = None, jobs: tuple[str, ...] = config.
                 meta = assemble(out, key, results, staging, config.load_namespace())
         except OSError as exc:
             if exc.errno == errno.ENOSPC:
-                raise JobFailedError(f"the bundle ran out of local disk space writing {output}: free some "
-                                     "space there, or write the bundle elsewhere") from exc
+                raise JobFailedError(
+                    f"the bundle ran out of local disk space writing {output}: free some "
+                    "space there, or write the bundle elsewhere"
+                ) from exc
             raise
         os.replace(partial, output)
         partial = None
@@ -131,6 +156,10 @@ def run_simple_backup(output: str | None = None, jobs: tuple[str, ...] = config.
         staging.cleanup()
         if partial and os.path.exists(partial):
             os.unlink(partial)
-    return {"key": key.name, "path": output, "size": os.path.getsize(output), "stats": meta["stats"],
-            "counts": meta["counts"]}
-
+    return {
+        "key": key.name,
+        "path": output,
+        "size": os.path.getsize(output),
+        "stats": meta["stats"],
+        "counts": meta["counts"],
+    }

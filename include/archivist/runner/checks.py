@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from functools import partial
 
 from archivist import config
+from archivist.errors import ArchivistError, ConfigurationError
 from archivist.sources import registry
 from archivist.sources.base import Source
-from archivist.errors import ArchivistError, ConfigurationError
 from archivist.transport.backup_bucket import BackupStore
 
 
@@ -53,13 +53,19 @@ def _backups_kept(keep: int | str | None) -> str:
     return f"{config.parse_backups_kept(keep)} backups kept"
 
 
-def run_checks(jobs: tuple[str, ...] = config.JOBS, backups: bool = True, keep: int | str | None = None,
-               conn_ids: config.ConnIds | None = None) -> list[CheckResult]:
+def run_checks(
+    jobs: tuple[str, ...] = config.JOBS,
+    backups: bool = True,
+    keep: int | str | None = None,
+    conn_ids: config.ConnIds | None = None,
+) -> list[CheckResult]:
     """Checks what a backup or restore of `jobs` needs; `backups=False` for the simple commands."""
     ids = conn_ids or config.conn_ids()
     results = []
     if backups:
-        results.append(_run("BACKUPS_KEPT", lambda: _backups_kept(keep if keep is not None else config.load_env_backups_kept())))
+        results.append(
+            _run("BACKUPS_KEPT", lambda: _backups_kept(keep if keep is not None else config.load_env_backups_kept()))
+        )
     for job in jobs:
         source = registry.source(job)
         results.append(_run(source.check_item, partial(_probe, source, getattr(ids, job))))

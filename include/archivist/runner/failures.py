@@ -11,8 +11,16 @@ import botocore.exceptions
 import elastic_transport
 import psycopg
 
-from archivist.errors import (ELASTICSEARCH_LOGIN_FIX, ELASTICSEARCH_ROLE_FIX, ArchivistError, ConfigurationError,
-                              JobFailedError, UnreachableError, elasticsearch_reason, elasticsearch_where)
+from archivist.errors import (
+    ELASTICSEARCH_LOGIN_FIX,
+    ELASTICSEARCH_ROLE_FIX,
+    ArchivistError,
+    ConfigurationError,
+    JobFailedError,
+    UnreachableError,
+    elasticsearch_reason,
+    elasticsearch_where,
+)
 
 
 @contextmanager
@@ -29,21 +37,29 @@ def failures_named(job: str, settings: Any) -> Iterator[None]:
 
 def _named(job: str, settings: Any, exc: Exception) -> Exception:
     """A low-level failure in the middle of a job, turned into an error that names the server."""
-    if isinstance(exc, (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError, OSError)) \
-            and not isinstance(exc, psycopg.Error):
+    if isinstance(
+        exc, (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError, OSError)
+    ) and not isinstance(exc, psycopg.Error):
         if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
-            return JobFailedError(f"the {job} step ran out of local disk space writing under {exc.filename or 'the temporary folder'}: "
-                                  "free some space there, or write the bundle elsewhere")
-        where = f"bucket '{settings.bucket}' ({settings.source}) or the backup bucket" if job == "storage" \
+            return JobFailedError(
+                f"the {job} step ran out of local disk space writing under {exc.filename or 'the temporary folder'}: "
+                "free some space there, or write the bundle elsewhere"
+            )
+        where = (
+            f"bucket '{settings.bucket}' ({settings.source}) or the backup bucket"
+            if job == "storage"
             else "the backup bucket"
+        )
         return UnreachableError(f"the {job} job lost its S3 server while using {where}: {exc}")
     if isinstance(exc, elastic_transport.ApiError) and 400 <= exc.meta.status < 500 and exc.meta.status != 429:
         return _refused_by_elasticsearch(job, settings, exc)
     if isinstance(exc, (elastic_transport.TransportError, elastic_transport.ApiError)):
         return UnreachableError(f"the {job} job lost {elasticsearch_where(settings)}: {exc}")
     if isinstance(exc, psycopg.Error):
-        return UnreachableError(f"the {job} job lost database '{settings.dbname}' at {settings.host}:{settings.port} "
-                                f"({settings.source}): {exc}")
+        return UnreachableError(
+            f"the {job} job lost database '{settings.dbname}' at {settings.host}:{settings.port} "
+            f"({settings.source}): {exc}"
+        )
     return JobFailedError(f"the {job} job failed: {type(exc).__name__}: {exc}")
 
 
@@ -53,9 +69,13 @@ def _refused_by_elasticsearch(job: str, settings: Any, exc: Any) -> Exception:
     where, status = elasticsearch_where(settings), exc.meta.status
     reason = elasticsearch_reason(exc)
     if status == 401:  # the password was changed, or the user removed, while the job ran
-        return ConfigurationError(f"{where} stopped accepting user '{settings.user}' during the {job} job: "
-                                  f"{reason} (401); {ELASTICSEARCH_LOGIN_FIX}")
+        return ConfigurationError(
+            f"{where} stopped accepting user '{settings.user}' during the {job} job: "
+            f"{reason} (401); {ELASTICSEARCH_LOGIN_FIX}"
+        )
     if status == 403:
-        return ConfigurationError(f"user '{settings.user}' may not do what the {job} job asked of {where}: "
-                                  f"{reason} (403); {ELASTICSEARCH_ROLE_FIX}")
+        return ConfigurationError(
+            f"user '{settings.user}' may not do what the {job} job asked of {where}: "
+            f"{reason} (403); {ELASTICSEARCH_ROLE_FIX}"
+        )
     return JobFailedError(f"{where} refused a request of the {job} job: {reason} ({status})")

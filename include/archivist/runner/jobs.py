@@ -29,8 +29,10 @@ def run_parallel(work: Mapping[str, Callable[[], T]], thread_name: str) -> tuple
 
 def failed(prefix: str, failures: dict[str, Exception]) -> JobFailedError:
     """One error naming every failed job; its exit code is theirs when they agree."""
-    message = "; ".join(f"{job}: {exc if isinstance(exc, ArchivistError) else f'{type(exc).__name__}: {exc}'}"
-                        for job, exc in failures.items())
+    message = "; ".join(
+        f"{job}: {exc if isinstance(exc, ArchivistError) else f'{type(exc).__name__}: {exc}'}"
+        for job, exc in failures.items()
+    )
     codes = {getattr(exc, "exit_code", JobFailedError.exit_code) for exc in failures.values()}
     error = JobFailedError(f"{prefix}: {message}")
     error.exit_code = codes.pop() if len(codes) == 1 else JobFailedError.exit_code

@@ -14,11 +14,11 @@ from typing import Any
 
 from archivist import config
 from archivist.errors import ConfigurationError, TargetNotEmptyError, VerificationError
-from archivist.runner.failures import failures_named
 from archivist.format import bundle, bundle_index
 from archivist.format.bundle import META, VerifyReport
 from archivist.format.bundle_index import BundleSource
 from archivist.format.members import BundleOpener
+from archivist.runner.failures import failures_named
 from archivist.runner.jobs import failed, run_parallel
 from archivist.sources import registry
 
@@ -26,14 +26,18 @@ log = logging.getLogger(__name__)
 
 MODES = ("empty", "replace")
 # One wording of what each mode does, for the DAG's params, the command's help and the Backups page.
-MODE_HELP = ("'empty' refuses any target that already holds data, naming it. 'replace' first drops exactly "
-             "what the bundle recreates: the PostgreSQL schemas its dump creates, with everything in them, "
-             "and in schema public only the tables, views, sequences, types and functions the dump creates "
-             "there (public itself is kept); the Elasticsearch indices, templates and aliases the bundle "
-             "holds, by exact name; and it overwrites the objects the bundle holds. Nothing else is touched, "
-             "all in one transaction for PostgreSQL.")
-UNCHECKED_HELP = ("Restore a bundle without checksums (the original tool's format). Nothing in such a bundle "
-                  "can be verified: a damaged or altered one restores as it is. Off by default.")
+MODE_HELP = (
+    "'empty' refuses any target that already holds data, naming it. 'replace' first drops exactly "
+    "what the bundle recreates: the PostgreSQL schemas its dump creates, with everything in them, "
+    "and in schema public only the tables, views, sequences, types and functions the dump creates "
+    "there (public itself is kept); the Elasticsearch indices, templates and aliases the bundle "
+    "holds, by exact name; and it overwrites the objects the bundle holds. Nothing else is touched, "
+    "all in one transaction for PostgreSQL."
+)
+UNCHECKED_HELP = (
+    "Restore a bundle without checksums (the original tool's format). Nothing in such a bundle "
+    "can be verified: a damaged or altered one restores as it is. Off by default."
+)
 
 
 def check_mode(mode: str) -> str:
@@ -65,8 +69,12 @@ def verify(open_bundle: BundleOpener, allow_unchecked: bool = False) -> VerifyRe
         registry.source(job).check_bundle(open_bundle, report)
     for warning in report.warnings:
         log.warning(warning)
-    log.info("bundle verified: %d artifacts, jobs %s, format_version %s", len(report.members),
-             ", ".join(report.jobs), report.meta.get("format_version", "none (original tool)"))
+    log.info(
+        "bundle verified: %d artifacts, jobs %s, format_version %s",
+        len(report.members),
+        ", ".join(report.jobs),
+        report.meta.get("format_version", "none (original tool)"),
+    )
     return report
 
 
@@ -88,38 +96,61 @@ def _same_files(report: VerifyReport, ranged: dict[str, tuple[int, str]], index_
 def summary(report: VerifyReport, key: str, pin: str | None = None) -> dict[str, Any]:
     """The small facts of a verified bundle that later tasks need (safe for XCom): `pin` is the
     ETag every later read of the bundle must match."""
-    return {"key": key, "etag": pin, "jobs": report.jobs, "checksummed": report.checksummed,
-            "format_version": report.meta.get("format_version", 0), "counts": report.meta.get("counts", {}),
-            "warnings": report.warnings}
+    return {
+        "key": key,
+        "etag": pin,
+        "jobs": report.jobs,
+        "checksummed": report.checksummed,
+        "format_version": report.meta.get("format_version", 0),
+        "counts": report.meta.get("counts", {}),
+        "warnings": report.warnings,
+    }
 
 
-def refuse_non_empty(report: VerifyReport, jobs: tuple[str, ...], settings: dict[str, Any],
-                     patterns: list[str] | None = None, open_bundle: BundleOpener | None = None) -> list[str]:
+def refuse_non_empty(
+    report: VerifyReport,
+    jobs: tuple[str, ...],
+    settings: dict[str, Any],
+    patterns: list[str] | None = None,
+    open_bundle: BundleOpener | None = None,
+) -> list[str]:
     """In `empty` mode, checks every selected target before any is written, so that one
     target holding data stops the whole restore instead of leaving it half done.
     Returns the targets that hold data (empty when the restore may go ahead)."""
-    return [found for job in jobs if job in report.jobs
-            for found in registry.source(job).occupied(settings[job], report, patterns, open_bundle)]
+    return [
+        found
+        for job in jobs
+        if job in report.jobs
+        for found in registry.source(job).occupied(settings[job], report, patterns, open_bundle)
+    ]
 
 
 def require_empty(found: list[str]) -> None:
     if found:
         raise TargetNotEmptyError(
-            "restore refused, nothing was written: " + "; ".join(found)
+            "restore refused, nothing was written: "
+            + "; ".join(found)
             + ". Restore with mode 'replace' to drop and recreate what the bundle contains, or empty them first"
         )
 
 
-def restore_job(job: str, open_bundle: BundleOpener, settings: Any, mode: str = "empty",
-                patterns: list[str] | None = None, dry_run: bool = False) -> dict[str, Any]:
+def restore_job(
+    job: str,
+    open_bundle: BundleOpener,
+    settings: Any,
+    mode: str = "empty",
+    patterns: list[str] | None = None,
+    dry_run: bool = False,
+) -> dict[str, Any]:
     """Restores the bundle's members of one job into its target."""
     check_mode(mode)
     with failures_named(job, settings):
         return registry.source(job).restore(open_bundle, settings, mode, patterns, dry_run)
 
 
-def compare(expected_counts: dict[str, Any], restored: dict[str, dict[str, Any] | None],
-            patterns: list[str] | None = None) -> list[str]:
+def compare(
+    expected_counts: dict[str, Any], restored: dict[str, dict[str, Any] | None], patterns: list[str] | None = None
+) -> list[str]:
     """Differences between meta.json's counts and what each job restored; empty when all match."""
     problems = []
     for job, got in restored.items():
@@ -134,9 +165,16 @@ def load_settings(job: str) -> Any:
     return registry.source(job).load_settings()
 
 
-def run_restore(open_bundle: BundleOpener, key: str, jobs: str | list[str] | tuple[str, ...] | None = None,
-                mode: str = "empty", patterns: list[str] | None = None, dry_run: bool = False,
-                settings: dict[str, Any] | None = None, allow_unchecked: bool = False) -> dict[str, Any]:
+def run_restore(
+    open_bundle: BundleOpener,
+    key: str,
+    jobs: str | list[str] | tuple[str, ...] | None = None,
+    mode: str = "empty",
+    patterns: list[str] | None = None,
+    dry_run: bool = False,
+    settings: dict[str, Any] | None = None,
+    allow_unchecked: bool = False,
+) -> dict[str, Any]:
     """A whole restore in one process: verify, the selected jobs in parallel threads, then compare.
 
     The settings of the selected jobs are loaded first, so a bad configuration fails before the
@@ -168,6 +206,10 @@ def run_restore(open_bundle: BundleOpener, key: str, jobs: str | list[str] | tup
         raise failed(f"restore of {key} failed", failures)
     restored: dict[str, dict[str, Any] | None] = {job: done.get(job) for job in selected}
     result = summary(report, key, getattr(open_bundle, "pin", None))
-    result.update(restored=restored, dry_run=dry_run, mode=mode,
-                  problems=compare(report.meta.get("counts", {}), restored, patterns))
+    result.update(
+        restored=restored,
+        dry_run=dry_run,
+        mode=mode,
+        problems=compare(report.meta.get("counts", {}), restored, patterns),
+    )
     return result

@@ -27,14 +27,15 @@ class Source(Protocol):
     def check_bundle(self, open_bundle: BundleOpener, report: VerifyReport) -> None:
         """Refuses, at verification, what this job could not restore safely from the bundle."""
 
-    def occupied(self, settings: Any, report: VerifyReport, patterns: list[str] | None,
-                 open_bundle: BundleOpener | None) -> list[str]:
+    def occupied(
+        self, settings: Any, report: VerifyReport, patterns: list[str] | None, open_bundle: BundleOpener | None
+    ) -> list[str]:
         """What in the target already holds data the bundle would restore (empty mode's refusal)."""
 
-    def restore(self, open_bundle: BundleOpener, settings: Any, mode: str, patterns: list[str] | None,
-                dry_run: bool) -> dict[str, Any]:
+    def restore(
+        self, open_bundle: BundleOpener, settings: Any, mode: str, patterns: list[str] | None, dry_run: bool
+    ) -> dict[str, Any]:
         """Restores the bundle's members of this job into the target; returns what was restored."""
 
     def count_problems(self, want: dict[str, Any], got: dict[str, Any], patterns: list[str] | None) -> list[str]:
         """Differences between meta.json's counts of this job and what its restore reported."""
-

@@ -19,14 +19,22 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO, Any
 
-from archivist.transport import s3io
-from archivist.format import limits
-from archivist.format.bundle import (KEY_RE, MAX_META_BYTES, META, BackupKey, MetaNeedsMore, closest_keys,
-                                     meta_from_prefix, parse_meta)
-from archivist.format.bundle_index import BundleSource
 from archivist.config import MIN_BACKUPS_KEPT, S3Settings, parse_backups_kept
 from archivist.errors import BackupNotFoundError, ConfigurationError, VerificationError
+from archivist.format import limits
 from archivist.format.artifact import HashingWriter
+from archivist.format.bundle import (
+    KEY_RE,
+    MAX_META_BYTES,
+    META,
+    BackupKey,
+    MetaNeedsMore,
+    closest_keys,
+    meta_from_prefix,
+    parse_meta,
+)
+from archivist.format.bundle_index import BundleSource
+from archivist.transport import s3io
 from archivist.transport.staging import LEASE, STAGING_ROOT, S3Staging
 
 log = logging.getLogger(__name__)
@@ -55,8 +63,13 @@ class StoredBundle:
         return self.prefix + self.key.object_key
 
     def as_dict(self) -> dict[str, Any]:
-        return {"key": self.key.name, "object": self.object_key, "date": self.key.date.isoformat(),
-                "size": self.size, "last_modified": self.last_modified.isoformat()}
+        return {
+            "key": self.key.name,
+            "object": self.object_key,
+            "date": self.key.date.isoformat(),
+            "size": self.size,
+            "last_modified": self.last_modified.isoformat(),
+        }
 
 
 def newest_first(bundles: Iterable[StoredBundle]) -> list[StoredBundle]:
@@ -67,12 +80,13 @@ def newest_first(bundles: Iterable[StoredBundle]) -> list[StoredBundle]:
 def is_future(key: BackupKey, today: dt.date | None = None) -> bool:
     """Whether the name is dated after tomorrow (UTC): no backup of ours can be, whatever the
     time zone of the machine that made it, so such a name was planted or its clock is wrong."""
-    today = today or dt.datetime.now(dt.timezone.utc).date()
+    today = today or dt.datetime.now(dt.UTC).date()
     return key.date > today + dt.timedelta(days=1)
 
 
-def plan_rotation(bundles: list[StoredBundle], keep: int, protect: AbstractSet[str] = frozenset(),
-                  today: dt.date | None = None) -> list[StoredBundle]:
+def plan_rotation(
+    bundles: list[StoredBundle], keep: int, protect: AbstractSet[str] = frozenset(), today: dt.date | None = None
+) -> list[StoredBundle]:
     """The bundles rotation deletes: all but the newest `keep` by Last-Modified, never one in
     `protect` and never one dated after tomorrow (those are left alone, not counted)."""
     keep = parse_backups_kept(keep)
@@ -121,11 +135,12 @@ class BackupStore:
         future: list[StoredBundle] = []
         try:
             # Delimiter: only objects directly under the prefix, not other stacks' folders.
-            pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self.prefix,
-                                                                       Delimiter="/")
+            pages = self.s3.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=self.prefix, Delimiter="/"
+            )
             for page in pages:
                 for obj in page.get("Contents", []):
-                    name = obj["Key"][len(self.prefix):]
+                    name = obj["Key"][len(self.prefix) :]
                     if "/" in name or not BackupKey.is_bundle_object(name):
                         continue
                     stored = StoredBundle(BackupKey.parse(name), obj["Size"], obj["LastModified"], self.prefix)
@@ -133,9 +148,13 @@ class BackupStore:
         except Exception as exc:
             raise s3io.explain(exc, self.settings, "list") from None
         if future:
-            log.warning("ignored %d bundle(s) in %s dated after tomorrow, which no backup can be (planted, "
-                        "or made on a machine whose clock is wrong): %s", len(future), self.where,
-                        ", ".join(b.object_key for b in future))
+            log.warning(
+                "ignored %d bundle(s) in %s dated after tomorrow, which no backup can be (planted, "
+                "or made on a machine whose clock is wrong): %s",
+                len(future),
+                self.where,
+                ", ".join(b.object_key for b in future),
+            )
         return newest_first(found)
 
     def locate(self, text: str) -> StoredBundle:
@@ -170,13 +189,13 @@ class BackupStore:
         could not clean. A backup's signs of life are its staging lease, which its tasks refresh
         while they run, and every object and upload it made; one newer than `older_than` leaves
         all of that backup alone. Returns how many objects and uploads it removed."""
-        cutoff = dt.datetime.now(dt.timezone.utc) - older_than
+        cutoff = dt.datetime.now(dt.UTC) - older_than
         root = self.object_key(STAGING_ROOT)
         runs: dict[str, _Run] = {}
         swept = 0
         for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=root):
             for obj in page.get("Contents", []):
-                name, sep, _ = obj["Key"][len(root):].partition("/")
+                name, sep, _ = obj["Key"][len(root) :].partition("/")
                 if sep and KEY_RE.match(name):
                     runs.setdefault(name, _Run()).add_object(obj["Key"], obj["LastModified"])
                 elif not sep and name.startswith(PROBE) and obj["LastModified"] <= cutoff:
@@ -190,8 +209,11 @@ class BackupStore:
                     runs.setdefault(name, _Run()).add_upload(upload["Key"], upload["UploadId"], upload["Initiated"])
         for name, run in runs.items():
             if run.last_seen > cutoff or self._lease_renewed_since(name, cutoff):
-                log.info("staging of %s was active at %s: a backup still running, left alone", name,
-                         run.last_seen.isoformat())
+                log.info(
+                    "staging of %s was active at %s: a backup still running, left alone",
+                    name,
+                    run.last_seen.isoformat(),
+                )
                 continue
             for key in run.objects:
                 self.s3.delete_object(Bucket=self.bucket, Key=key)
@@ -205,9 +227,9 @@ class BackupStore:
     def _run_of_upload(self, object_key: str, root: str) -> str | None:
         """The backup an unfinished upload belongs to (a staged artifact, or the bundle itself)."""
         if object_key.startswith(root):
-            name, sep, _ = object_key[len(root):].partition("/")
+            name, sep, _ = object_key[len(root) :].partition("/")
             return name if sep and KEY_RE.match(name) else None
-        name = object_key[len(self.prefix):] if object_key.startswith(self.prefix) else ""
+        name = object_key[len(self.prefix) :] if object_key.startswith(self.prefix) else ""
         return name.removesuffix(".tgz") if "/" not in name and BackupKey.is_bundle_object(name) else None
 
     def _lease_renewed_since(self, name: str, cutoff: dt.datetime) -> bool:
@@ -240,8 +262,9 @@ class BackupStore:
                 return parse_meta(limits.read_at_most(fileobj, MAX_META_BYTES, META))
         want = min(FIRST_PROBE, stored.size)
         while True:
-            body = self.s3.get_object(Bucket=self.bucket, Key=stored.object_key,
-                                      Range=f"bytes=0-{max(want, 1) - 1}")["Body"]
+            body = self.s3.get_object(Bucket=self.bucket, Key=stored.object_key, Range=f"bytes=0-{max(want, 1) - 1}")[
+                "Body"
+            ]
             try:
                 return meta_from_prefix(body, complete=want >= stored.size)
             except MetaNeedsMore:
@@ -261,12 +284,24 @@ class BackupStore:
         for bundle in doomed:
             if not bundle.object_key.startswith(self.prefix) or not BackupKey.is_bundle_object(bundle.key.object_key):
                 continue  # belt and braces
-            log.info("%s %s (%s, received %s, %d bytes)", "would delete" if dry_run else "deleting",
-                     bundle.object_key, bundle.key.date, bundle.last_modified.isoformat(), bundle.size)
+            log.info(
+                "%s %s (%s, received %s, %d bytes)",
+                "would delete" if dry_run else "deleting",
+                bundle.object_key,
+                bundle.key.date,
+                bundle.last_modified.isoformat(),
+                bundle.size,
+            )
             if not dry_run:
                 self.s3.delete_object(Bucket=self.bucket, Key=bundle.object_key)
-        log.info("rotation kept the newest %d bundles (minimum %d) in %s; %s %d", keep, MIN_BACKUPS_KEPT,
-                 self.where, "would delete" if dry_run else "deleted", len(doomed))
+        log.info(
+            "rotation kept the newest %d bundles (minimum %d) in %s; %s %d",
+            keep,
+            MIN_BACKUPS_KEPT,
+            self.where,
+            "would delete" if dry_run else "deleted",
+            len(doomed),
+        )
         return doomed
 
 
@@ -276,7 +311,7 @@ class _Run:
     def __init__(self) -> None:
         self.objects: list[str] = []
         self.uploads: list[tuple[str, str]] = []
-        self.last_seen = dt.datetime.min.replace(tzinfo=dt.timezone.utc)
+        self.last_seen = dt.datetime.min.replace(tzinfo=dt.UTC)
 
     def add_object(self, key: str, modified: dt.datetime) -> None:
         self.objects.append(key)

@@ -21,7 +21,7 @@ from archivist.format.finishing import FinishingWriter
 from archivist.format.streams import Readable
 
 PART = 8 * 1024 * 1024
-IN_FLIGHT = 1      # parts being sent while the next one fills: memory is (IN_FLIGHT + 1) parts
+IN_FLIGHT = 1  # parts being sent while the next one fills: memory is (IN_FLIGHT + 1) parts
 MAX_PARTS = 10_000  # S3's limit for one upload
 READ = 1024 * 1024  # what `copy_from` reads at a time: below glibc's mmap threshold, so reused
 # Parts grow by PART every GROW_EVERY parts, so an object of unknown size can reach
@@ -59,15 +59,17 @@ class MultipartUpload:
 
     def send_part(self, number: int, body: bytes | bytearray, **checksum: str) -> dict[str, Any]:
         """Sends part `number`; returns its entry for `complete` (ETag, and the checksum if sent)."""
-        answer = self.s3.upload_part(Bucket=self.bucket, Key=self.key, UploadId=self.upload_id,
-                                     PartNumber=number, Body=body, **checksum)
+        answer = self.s3.upload_part(
+            Bucket=self.bucket, Key=self.key, UploadId=self.upload_id, PartNumber=number, Body=body, **checksum
+        )
         entry = {"PartNumber": number, "ETag": answer["ETag"]}
         entry.update({name: answer[name] for name in checksum if name.startswith("Checksum")})
         return entry
 
     def complete(self, parts: list[dict[str, Any]]) -> None:
-        self.s3.complete_multipart_upload(Bucket=self.bucket, Key=self.key, UploadId=self.upload_id,
-                                          MultipartUpload={"Parts": parts})
+        self.s3.complete_multipart_upload(
+            Bucket=self.bucket, Key=self.key, UploadId=self.upload_id, MultipartUpload={"Parts": parts}
+        )
 
     def abort(self) -> None:
         """Drops the upload; the server frees the parts sent."""
@@ -78,8 +80,9 @@ class MultipartWriter(FinishingWriter):
     """Writes `key` in `bucket` through the boto3 client `s3`; use as a context manager, or call
     `close` to finish the object and `abort` to drop it."""
 
-    def __init__(self, s3: Any, bucket: str, key: str, content_type: str = "application/octet-stream",
-                 in_flight: int = IN_FLIGHT):
+    def __init__(
+        self, s3: Any, bucket: str, key: str, content_type: str = "application/octet-stream", in_flight: int = IN_FLIGHT
+    ):
         self._s3, self._bucket, self._key, self._type = s3, bucket, key, content_type
         self._pool = ThreadPoolExecutor(in_flight, thread_name_prefix=f"upload:{key}")
         self._free: queue.Queue[bytearray] = queue.Queue()
@@ -96,7 +99,7 @@ class MultipartWriter(FinishingWriter):
         length = len(view)
         while view:
             take = min(len(view), len(self._buf) - self._fill)
-            self._buf[self._fill:self._fill + take] = view[:take]
+            self._buf[self._fill : self._fill + take] = view[:take]
             self._fill += take
             view = view[take:]
             if self._fill == len(self._buf):
@@ -121,8 +124,9 @@ class MultipartWriter(FinishingWriter):
         try:
             if self._upload is None:
                 body = self._tail()
-                self._s3.put_object(Bucket=self._bucket, Key=self._key, Body=body, ContentType=self._type,
-                                    ChecksumCRC32C=crc32c(body))
+                self._s3.put_object(
+                    Bucket=self._bucket, Key=self._key, Body=body, ContentType=self._type, ChecksumCRC32C=crc32c(body)
+                )
             else:
                 if self._fill:
                     self._send(self._tail())
@@ -150,7 +154,7 @@ class MultipartWriter(FinishingWriter):
         """The part being filled, cut to what it holds: the last one, so its buffer is not reused,
         and cut in place rather than copied."""
         body, self._buf = self._buf, bytearray()
-        del body[self._fill:]
+        del body[self._fill :]
         return body
 
     def _send_full_part(self) -> None:
@@ -159,9 +163,11 @@ class MultipartWriter(FinishingWriter):
 
     def _send(self, body: bytearray) -> None:
         if self._number > MAX_PARTS:
-            raise JobFailedError(f"{self._key} grew past what one S3 upload of {MAX_PARTS:,} parts can hold "
-                                 f"({sum(part_size(n) for n in range(1, MAX_PARTS + 1)) / 1e9:,.0f} GB); "
-                                 "nothing was kept")
+            raise JobFailedError(
+                f"{self._key} grew past what one S3 upload of {MAX_PARTS:,} parts can hold "
+                f"({sum(part_size(n) for n in range(1, MAX_PARTS + 1)) / 1e9:,.0f} GB); "
+                "nothing was kept"
+            )
         # A part that failed stops the writer at its next part. Only parts sent since the last look
         # are looked at, not all of up to 10,000 each time; with one sending thread they finish in
         # order (with more, a failure behind an unfinished part would surface a part later).
@@ -171,8 +177,9 @@ class MultipartWriter(FinishingWriter):
                 raise error
             self._checked += 1
         if self._upload is None:
-            self._upload = MultipartUpload(self._s3, self._bucket, self._key, ContentType=self._type,
-                                           ChecksumAlgorithm=CHECKSUM)
+            self._upload = MultipartUpload(
+                self._s3, self._bucket, self._key, ContentType=self._type, ChecksumAlgorithm=CHECKSUM
+            )
         self._sent.append(self._pool.submit(self._upload_part, self._number, body))
         self._number += 1
 
@@ -205,5 +212,5 @@ class MultipartWriter(FinishingWriter):
         if self._upload is not None:
             try:
                 self._upload.abort()
-            except Exception:  # noqa: BLE001 - the first error matters; staging cleanup sweeps leftovers
+            except Exception:  # the first error matters; the staging sweep removes what is left
                 pass

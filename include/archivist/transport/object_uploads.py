@@ -18,9 +18,9 @@ from typing import IO, Any
 
 from botocore import handlers
 
+from archivist.config import S3Settings
 from archivist.transport import s3crt, s3io
 from archivist.transport.multipart import PART, MultipartUpload, part_size_for
-from archivist.config import S3Settings
 
 # Whole-object PUTs in flight at once: enough to keep MinIO or S3 busy while the next bodies are read.
 REQUESTS_IN_FLIGHT = 32
@@ -44,7 +44,7 @@ def read_exactly(fileobj: IO[bytes], n: int) -> bytearray:
         chunk = fileobj.read(min(READ_WINDOW, n - got))
         if not chunk:
             raise EOFError(f"the archive ended {n - got:,} bytes before the end of an object of {n:,} bytes")
-        body[got:got + len(chunk)] = chunk  # past the end, this slice assignment extends the buffer
+        body[got : got + len(chunk)] = chunk  # past the end, this slice assignment extends the buffer
         got += len(chunk)
     return body
 
@@ -102,16 +102,33 @@ class ObjectUploads:
     def put(self, key: str, body: bytes | bytearray, content_type: str, metadata: dict[str, str]) -> None:
         """Sends a whole object (at most a part's size) in one PUT."""
         if len(body) > NATIVE_PUT:
-            self._submit(len(body), self._s3.put_object, Key=key, Body=body, ContentMD5=content_md5(body),
-                         ContentType=content_type, Metadata=metadata)
+            self._submit(
+                len(body),
+                self._s3.put_object,
+                Key=key,
+                Body=body,
+                ContentMD5=content_md5(body),
+                ContentType=content_type,
+                Metadata=metadata,
+            )
             return
         self._settle(self._budget - len(body))
-        headers = [("Content-Type", content_type), ("Content-MD5", content_md5(body)),
-                   *((f"x-amz-meta-{name}", value) for name, value in metadata.items())]
+        headers = [
+            ("Content-Type", content_type),
+            ("Content-MD5", content_md5(body)),
+            *((f"x-amz-meta-{name}", value) for name, value in metadata.items()),
+        ]
         self._hold(len(body), self._puts.put(key, body, headers))
 
-    def send(self, key: str, fileobj: IO[bytes], size: int, content_type: str, metadata: dict[str, str],
-             on_read=lambda n: None) -> None:
+    def send(
+        self,
+        key: str,
+        fileobj: IO[bytes],
+        size: int,
+        content_type: str,
+        metadata: dict[str, str],
+        on_read=lambda n: None,
+    ) -> None:
         """Reads the `size` bytes of `fileobj` (a tar member, say) and uploads them the way their size
         calls for: a small body in one bytes object sent as it is, a larger one read a window at a
         time (see read_exactly), one over a part as a multipart upload."""
@@ -122,8 +139,15 @@ class ObjectUploads:
         on_read(len(body))
         self.put(key, body, content_type, metadata)
 
-    def put_large(self, key: str, fileobj: IO[bytes], size: int, content_type: str, metadata: dict[str, str],
-                  on_read=lambda n: None) -> None:
+    def put_large(
+        self,
+        key: str,
+        fileobj: IO[bytes],
+        size: int,
+        content_type: str,
+        metadata: dict[str, str],
+        on_read=lambda n: None,
+    ) -> None:
         """Reads the `size` bytes of `fileobj` as a multipart upload; returns when the object exists.
         On any failure the upload is aborted, so no part of it lingers in the bucket."""
         part = part_size_for(size, self._part)
@@ -135,8 +159,9 @@ class ObjectUploads:
                 self._settle(self._budget - n)  # before reading, so the part read counts in the budget
                 chunk = read_exactly(fileobj, n)
                 on_read(n)
-                parts.append(self._submit_call(n, upload.send_part, len(parts) + 1, chunk,
-                                               ContentMD5=content_md5(chunk)))
+                parts.append(
+                    self._submit_call(n, upload.send_part, len(parts) + 1, chunk, ContentMD5=content_md5(chunk))
+                )
             upload.complete([future.result() for future in parts])
         except BaseException:
             for future in parts:

@@ -17,8 +17,8 @@ from concurrent.futures import Future
 from urllib.parse import quote, urlsplit
 
 from awscrt import auth, http, s3
-from awscrt.io import ClientBootstrap, DefaultHostResolver, EventLoopGroup
 from awscrt.exceptions import AwsCrtError
+from awscrt.io import ClientBootstrap, DefaultHostResolver, EventLoopGroup
 from botocore.exceptions import ClientError
 
 from archivist.config import S3Settings
@@ -43,20 +43,28 @@ class NativePuts:
         bootstrap = ClientBootstrap(loops, DefaultHostResolver(loops))
         if settings.access_key_id:
             credentials = auth.AwsCredentialsProvider.new_static(
-                settings.access_key_id, settings.secret_access_key, settings.session_token or None)
+                settings.access_key_id, settings.secret_access_key, settings.session_token or None
+            )
         else:
             credentials = auth.AwsCredentialsProvider.new_default_chain(bootstrap)
         self._client = s3.S3Client(
-            bootstrap=bootstrap, region=settings.region_name or "us-east-1", credential_provider=credentials,
+            bootstrap=bootstrap,
+            region=settings.region_name or "us-east-1",
+            credential_provider=credentials,
             tls_mode=s3.S3RequestTlsMode.ENABLED if endpoint.scheme == "https" else s3.S3RequestTlsMode.DISABLED,
-            part_size=max_part, multipart_upload_threshold=SINGLE_REQUEST_LIMIT, memory_limit=MEMORY_LIMIT)
+            part_size=max_part,
+            multipart_upload_threshold=SINGLE_REQUEST_LIMIT,
+            memory_limit=MEMORY_LIMIT,
+        )
 
     def put(self, key: str, body: bytes | bytearray, headers: list[tuple[str, str]]) -> Future:
         """Sends `body` as the object `key` with `headers` (Content-Type, Content-MD5, x-amz-meta-*)."""
         request = http.HttpRequest(
-            "PUT", self._prefix + quote(key, safe="/~"),
+            "PUT",
+            self._prefix + quote(key, safe="/~"),
             http.HttpHeaders([("Host", self._host), ("Content-Length", str(len(body))), *headers]),
-            io.BytesIO(body))
+            io.BytesIO(body),
+        )
         done: Future = Future()
         done.set_running_or_notify_cancel()  # sent at once: it cannot be cancelled, only waited for
         sent = self._client.make_request(type=s3.S3RequestType.PUT_OBJECT, request=request)
@@ -71,7 +79,9 @@ def _settle(finished: concurrent.futures.Future, done: Future, bucket: str, key:
     elif isinstance(error, s3.S3ResponseError) and error.status_code:
         done.set_exception(_client_error(error, bucket, key))
     elif isinstance(error, AwsCrtError):
-        done.set_exception(ConnectionError(f"PUT of {key!r} to bucket {bucket!r} got no answer: {error.name}: {error.message}"))
+        done.set_exception(
+            ConnectionError(f"PUT of {key!r} to bucket {bucket!r} got no answer: {error.name}: {error.message}")
+        )
     else:
         done.set_exception(error)
 

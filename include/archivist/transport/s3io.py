@@ -19,8 +19,8 @@ from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionEr
 from archivist.config import S3Settings
 from archivist.errors import ConfigurationError, UnreachableError
 from archivist.format.artifact import HashingReader, HashingWriter
-from archivist.transport.multipart import MultipartWriter
 from archivist.format.streams import Readable
+from archivist.transport.multipart import MultipartWriter
 
 CHUNK = 8 * 1024 * 1024
 
@@ -56,14 +56,26 @@ def explain(exc: Exception, settings: S3Settings, action: str) -> Exception:
     if isinstance(exc, ClientError):
         code = exc.response.get("Error", {}).get("Code", "")
         if code in ("AccessDenied", "403", "Forbidden") and action.startswith("write"):
-            return ConfigurationError(f"cannot {action} {where}: access denied ({code}); these credentials may "
-                                      "read but not write: grant s3:PutObject and s3:DeleteObject on the bucket")
-        if code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "403", "Forbidden",
-                    "InvalidTokenId", "InvalidToken", "ExpiredToken"):
+            return ConfigurationError(
+                f"cannot {action} {where}: access denied ({code}); these credentials may "
+                "read but not write: grant s3:PutObject and s3:DeleteObject on the bucket"
+            )
+        if code in (
+            "InvalidAccessKeyId",
+            "SignatureDoesNotMatch",
+            "AccessDenied",
+            "403",
+            "Forbidden",
+            "InvalidTokenId",
+            "InvalidToken",
+            "ExpiredToken",
+        ):
             what = "the access key, secret and session token" if settings.session_token else "the access key and secret"
             return ConfigurationError(f"cannot {action} {where}: access denied ({code}); check {what}")
         if code in ("NoSuchBucket", "404", "NotFound"):
-            return ConfigurationError(f"cannot {action} {where}: the bucket does not exist; create it or fix the bucket name")
+            return ConfigurationError(
+                f"cannot {action} {where}: the bucket does not exist; create it or fix the bucket name"
+            )
         return UnreachableError(f"cannot {action} {where}: {code or exc}")
     if isinstance(exc, (EndpointConnectionError, BotoCoreError)):
         return UnreachableError(f"cannot {action} {where}: {exc}")
@@ -71,7 +83,9 @@ def explain(exc: Exception, settings: S3Settings, action: str) -> Exception:
 
 
 @contextmanager
-def upload_writer(s3: Any, bucket: str, key: str, content_type: str = "application/octet-stream") -> Iterator[HashingWriter]:
+def upload_writer(
+    s3: Any, bucket: str, key: str, content_type: str = "application/octet-stream"
+) -> Iterator[HashingWriter]:
     """A writable stream whose bytes become the object `key`, uploaded a part at a time.
 
     The object appears only when the block ends without error: S3 makes a
@@ -81,7 +95,9 @@ def upload_writer(s3: Any, bucket: str, key: str, content_type: str = "applicati
         yield HashingWriter(sink)
 
 
-def upload_reader(s3: Any, bucket: str, key: str, stream: Readable, content_type: str = "application/octet-stream") -> HashingReader:
+def upload_reader(
+    s3: Any, bucket: str, key: str, stream: Readable, content_type: str = "application/octet-stream"
+) -> HashingReader:
     """Uploads everything `stream` yields to `key`, returning the counted, hashed reader."""
     reader = HashingReader(stream)
     with MultipartWriter(s3, bucket, key, content_type) as sink:

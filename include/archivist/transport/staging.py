@@ -24,8 +24,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from typing import IO, Any, Protocol
 
-from archivist.transport import s3io
 from archivist.format.artifact import Artifact, HashingWriter
+from archivist.transport import s3io
 
 log = logging.getLogger(__name__)
 
@@ -55,10 +55,10 @@ class S3Staging:
     def touch(self) -> None:
         """Writes the lease now: the backup is running. Its Last-Modified is what the sweep reads;
         the body only tells a person looking at the bucket who holds it."""
-        body = json.dumps({"host": socket.gethostname(), "pid": os.getpid(),
-                           "at": dt.datetime.now(dt.timezone.utc).isoformat()})
-        self.s3.put_object(Bucket=self.bucket, Key=self.prefix + LEASE, Body=body.encode(),
-                           ContentType="application/json")
+        body = json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "at": dt.datetime.now(dt.UTC).isoformat()})
+        self.s3.put_object(
+            Bucket=self.bucket, Key=self.prefix + LEASE, Body=body.encode(), ContentType="application/json"
+        )
 
     @contextmanager
     def alive(self, every: float | None = None) -> Iterator[None]:

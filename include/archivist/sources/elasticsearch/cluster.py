@@ -9,13 +9,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from elasticsearch import ApiError, Elasticsearch, TransportError
-from elasticsearch import AuthenticationException, AuthorizationException
+from elasticsearch import ApiError, AuthenticationException, AuthorizationException, Elasticsearch, TransportError
 from elasticsearch.serializer import NdjsonSerializer, OrjsonSerializer
 
 from archivist.config import ElasticsearchSettings
-from archivist.errors import (ELASTICSEARCH_LOGIN_FIX, ELASTICSEARCH_ROLE_FIX, ConfigurationError,
-                              UnreachableError, elasticsearch_reason, elasticsearch_where)
+from archivist.errors import (
+    ELASTICSEARCH_LOGIN_FIX,
+    ELASTICSEARCH_ROLE_FIX,
+    ConfigurationError,
+    UnreachableError,
+    elasticsearch_reason,
+    elasticsearch_where,
+)
 
 
 class _OrjsonCompatibilitySerializer(OrjsonSerializer):
@@ -55,14 +60,20 @@ def raw_client(settings: ElasticsearchSettings) -> Elasticsearch:
     return _client(settings, False, _RawSerializer(), _RawCompatibilitySerializer())
 
 
-def _client(settings: ElasticsearchSettings, quick: bool, json: OrjsonSerializer,
-            compatible: OrjsonSerializer) -> Elasticsearch:
+def _client(
+    settings: ElasticsearchSettings, quick: bool, json: OrjsonSerializer, compatible: OrjsonSerializer
+) -> Elasticsearch:
     return Elasticsearch(
         settings.url,
         basic_auth=(settings.user, settings.password) if settings.user else None,
-        request_timeout=10 if quick else 120, max_retries=0 if quick else 3, retry_on_timeout=not quick,
-        serializers={"application/json": json, "application/vnd.elasticsearch+json": compatible,
-                     "application/x-ndjson": _BodyNdjsonSerializer()},
+        request_timeout=10 if quick else 120,
+        max_retries=0 if quick else 3,
+        retry_on_timeout=not quick,
+        serializers={
+            "application/json": json,
+            "application/vnd.elasticsearch+json": compatible,
+            "application/x-ndjson": _BodyNdjsonSerializer(),
+        },
     )
 
 
@@ -73,13 +84,18 @@ def check(settings: ElasticsearchSettings, quick: bool = False) -> str:
         return server_version(client(settings, quick))
     except AuthenticationException as exc:  # 401: wrong or missing user and password
         if not settings.user:
-            raise ConfigurationError(f"cannot log in to {where}: the server requires a user and password "
-                                     f"({elasticsearch_reason(exc)}, 401); set the user and password") from None
-        raise ConfigurationError(f"cannot log in to {where} as user '{settings.user}': {elasticsearch_reason(exc)} "
-                                 f"(401); {ELASTICSEARCH_LOGIN_FIX}") from None
+            raise ConfigurationError(
+                f"cannot log in to {where}: the server requires a user and password "
+                f"({elasticsearch_reason(exc)}, 401); set the user and password"
+            ) from None
+        raise ConfigurationError(
+            f"cannot log in to {where} as user '{settings.user}': {elasticsearch_reason(exc)} "
+            f"(401); {ELASTICSEARCH_LOGIN_FIX}"
+        ) from None
     except AuthorizationException as exc:  # 403: logged in, but not allowed
-        raise ConfigurationError(f"user '{settings.user}' may not read {where}: {elasticsearch_reason(exc)} (403); "
-                                 f"{ELASTICSEARCH_ROLE_FIX}") from None
+        raise ConfigurationError(
+            f"user '{settings.user}' may not read {where}: {elasticsearch_reason(exc)} (403); {ELASTICSEARCH_ROLE_FIX}"
+        ) from None
     except (TransportError, ApiError) as exc:
         raise UnreachableError(f"cannot reach {where}: {exc}") from None
 

@@ -31,15 +31,25 @@ from archivist.sources.elasticsearch import lines as es_lines
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 5000
-EXPORT_PAGE_SIZE = 2000   # per slice; a page of each slice is read while another waits in the queue
-EXPORT_SLICES = 2         # threads reading one index, each its own slice of the point in time
+EXPORT_PAGE_SIZE = 2000  # per slice; a page of each slice is read while another waits in the queue
+EXPORT_SLICES = 2  # threads reading one index, each its own slice of the point in time
 # Index order costs the server half what a `_shard_doc` sort does (docs/PERFORMANCE.md#export-page-order)
 EXPORT_SORT = ["_doc"]
 KEEP_ALIVE = "5m"
 EXPORT_FILTER = ["pit_id", "hits.hits._id", "hits.hits._routing", "hits.hits._source", "hits.hits.sort"]
 # Settings a new cluster sets itself and must not receive.
-UNPORTABLE_SETTINGS = {"uuid", "creation_date", "creation_date_string", "version", "provided_name",
-                       "resize", "verified_before_close", "history_uuid", "shrink", "downsample"}
+UNPORTABLE_SETTINGS = {
+    "uuid",
+    "creation_date",
+    "creation_date_string",
+    "version",
+    "provided_name",
+    "resize",
+    "verified_before_close",
+    "history_uuid",
+    "shrink",
+    "downsample",
+}
 
 
 def dump(settings: ElasticsearchSettings, staging, backup_id: str, pattern: str = "*") -> JobResult:
@@ -54,12 +64,15 @@ def _dump(settings: ElasticsearchSettings, staging, backup_id: str, pattern: str
     version = cluster.check(settings)
     es, raw = cluster.client(settings), cluster.raw_client(settings)
     indices = cluster.list_indices(es, pattern)
-    artifacts = [_write_json(staging, bundle.templates_path(backup_id), templates(es)),
-                 _write_json(staging, bundle.indices_path(backup_id), index_definitions(es, indices))]
+    artifacts = [
+        _write_json(staging, bundle.templates_path(backup_id), templates(es)),
+        _write_json(staging, bundle.indices_path(backup_id), index_definitions(es, indices)),
+    ]
     docs = {}
     for index in indices:  # two at once: no faster, more memory (docs/PERFORMANCE.md#one-index-at-a-time)
-        artifact, docs[index] = _export_checked(settings, staging, bundle.elasticsearch_index_path(index, backup_id),
-                                                es, index, raw)
+        artifact, docs[index] = _export_checked(
+            settings, staging, bundle.elasticsearch_index_path(index, backup_id), es, index, raw
+        )
         artifacts.append(artifact)
     counts = {"indices": docs, "documents": sum(docs.values())}
     return JobResult("elasticsearch", artifacts, counts, time.monotonic() - started, version)
@@ -68,32 +81,40 @@ def _dump(settings: ElasticsearchSettings, staging, backup_id: str, pattern: str
 def _write_json(staging, path: str, value: Any) -> bundle.Artifact:
     body = orjson.dumps(value, option=orjson.OPT_INDENT_2)
     if len(body) > limits.ES_JSON_BYTES:  # a restore would refuse it
-        raise ConfigurationError(f"{path} would be {len(body)} bytes, more than the "
-                                 f"{limits.human(limits.ES_JSON_BYTES)} a restore reads (docs/FORMAT.md): back "
-                                 "up fewer indices per bundle with the param index_pattern")
+        raise ConfigurationError(
+            f"{path} would be {len(body)} bytes, more than the "
+            f"{limits.human(limits.ES_JSON_BYTES)} a restore reads (docs/FORMAT.md): back "
+            "up fewer indices per bundle with the param index_pattern"
+        )
     with staging.writer(path, "application/json") as out:
         out.write(body)
     return bundle.Artifact(path, out.size, out.sha256)
 
 
-def _export_checked(settings: ElasticsearchSettings, staging, path: str, es: Elasticsearch, index: str,
-                    raw: Elasticsearch) -> tuple[bundle.Artifact, int]:
+def _export_checked(
+    settings: ElasticsearchSettings, staging, path: str, es: Elasticsearch, index: str, raw: Elasticsearch
+) -> tuple[bundle.Artifact, int]:
     """Exports one index into `path`, checking the count; (its artifact, documents written)."""
     written, expected, out = _export_to(staging, path, es, index, raw)
     if written != expected:
         # A source holding, as JSON structure, what looks like the boundary between two hits
         # misleads the cut of raw pages; parsed pages cannot be misled, so the index is read again.
-        log.warning("index %s: %d lines cut from raw pages for %d documents; reading it again, "
-                    "parsing every page", index, written, expected)
+        log.warning(
+            "index %s: %d lines cut from raw pages for %d documents; reading it again, parsing every page",
+            index,
+            written,
+            expected,
+        )
         written, expected, out = _export_to(staging, path, es, index, None)
     if written != expected:
-        raise JobFailedError(f"index {index} of {elasticsearch_where(settings)}: wrote {written} documents "
-                             f"but the server reported {expected}; nothing of this backup was kept")
+        raise JobFailedError(
+            f"index {index} of {elasticsearch_where(settings)}: wrote {written} documents "
+            f"but the server reported {expected}; nothing of this backup was kept"
+        )
     return bundle.Artifact(path, out.size, out.sha256), written
 
 
-def _export_to(staging, path: str, es: Elasticsearch, index: str,
-               raw: Elasticsearch | None) -> tuple[int, int, Any]:
+def _export_to(staging, path: str, es: Elasticsearch, index: str, raw: Elasticsearch | None) -> tuple[int, int, Any]:
     """Exports one index into `path` of the staging; (written, expected, the finished writer)."""
     progress = Progress(f"export {index}", "docs")
     with staging.writer(path, "application/x-ndjson") as out:
@@ -138,10 +159,10 @@ def templates(es: Elasticsearch) -> dict[str, Any]:
     composable = es.indices.get_index_template().get("index_templates", [])
     legacy = dict(es.indices.get_template())
     return {
-        "component_templates": [t for t in component
-                                if not t["name"].startswith(".") and _user_made(t["component_template"])],
-        "index_templates": [t for t in composable
-                            if not t["name"].startswith(".") and _user_made(t["index_template"])],
+        "component_templates": [
+            t for t in component if not t["name"].startswith(".") and _user_made(t["component_template"])
+        ],
+        "index_templates": [t for t in composable if not t["name"].startswith(".") and _user_made(t["index_template"])],
         "legacy_templates": {n: b for n, b in sorted(legacy.items()) if not n.startswith(".")},
     }
 
@@ -157,8 +178,13 @@ def iter_documents(es: Elasticsearch, index: str, page_size: int = PAGE_SIZE) ->
         pit_id, after = first.get("pit_id", pit), None
         try:
             while True:
-                page = es.search(pit={"id": pit_id, "keep_alive": KEEP_ALIVE}, size=page_size,
-                                 sort=EXPORT_SORT, search_after=after, track_total_hits=False)
+                page = es.search(
+                    pit={"id": pit_id, "keep_alive": KEEP_ALIVE},
+                    size=page_size,
+                    sort=EXPORT_SORT,
+                    search_after=after,
+                    track_total_hits=False,
+                )
                 pit_id = page.get("pit_id", pit_id)
                 hits = page["hits"]["hits"]
                 if not hits:
@@ -193,9 +219,15 @@ class _Pages:
                 continue
 
 
-def export_index(es: Elasticsearch, index: str, write: Callable[[bytes], Any], progress: Progress | None = None,
-                 slices: int = EXPORT_SLICES, page_size: int = EXPORT_PAGE_SIZE,
-                 raw: Elasticsearch | None = None) -> tuple[int, int]:
+def export_index(
+    es: Elasticsearch,
+    index: str,
+    write: Callable[[bytes], Any],
+    progress: Progress | None = None,
+    slices: int = EXPORT_SLICES,
+    page_size: int = EXPORT_PAGE_SIZE,
+    raw: Elasticsearch | None = None,
+) -> tuple[int, int]:
     """Writes the index's documents as ndjson through `write`; returns (written, expected).
 
     `slices` threads each read one slice of one point in time, in `_doc` order with
@@ -206,9 +238,15 @@ def export_index(es: Elasticsearch, index: str, write: Callable[[bytes], Any], p
         first = es.search(pit={"id": pit, "keep_alive": KEEP_ALIVE}, size=0, track_total_hits=True)
         expected = first["hits"]["total"]["value"]
         pages = _Pages(slices)
-        threads = [threading.Thread(target=_read_slice, args=(pages, es, raw, index, pit, i, slices, page_size),
-                                    name=f"export:{index}:{i}", daemon=True)
-                   for i in range(slices)]
+        threads = [
+            threading.Thread(
+                target=_read_slice,
+                args=(pages, es, raw, index, pit, i, slices, page_size),
+                name=f"export:{index}:{i}",
+                daemon=True,
+            )
+            for i in range(slices)
+        ]
         for thread in threads:
             thread.start()
         try:
@@ -241,20 +279,35 @@ def _write_pages(pages: _Pages, slices: int, write: Callable[[bytes], Any], prog
     return written
 
 
-def _read_slice(pages: _Pages, es: Elasticsearch, raw: Elasticsearch | None, index: str, pit: str,
-                slice_id: int, slices: int, page_size: int) -> None:
+def _read_slice(
+    pages: _Pages,
+    es: Elasticsearch,
+    raw: Elasticsearch | None,
+    index: str,
+    pit: str,
+    slice_id: int,
+    slices: int,
+    page_size: int,
+) -> None:
     """Reads one slice a page at a time into `pages`, then _DONE, or what it raised."""
     try:
         pit_id, after = pit, None
         while not pages.stop.is_set():
-            body: dict[str, Any] = {"pit": {"id": pit_id, "keep_alive": KEEP_ALIVE}, "size": page_size,
-                                    "sort": EXPORT_SORT, "track_total_hits": False}
+            body: dict[str, Any] = {
+                "pit": {"id": pit_id, "keep_alive": KEEP_ALIVE},
+                "size": page_size,
+                "sort": EXPORT_SORT,
+                "track_total_hits": False,
+            }
             if slices > 1:
                 body["slice"] = {"id": slice_id, "max": slices}
             if after is not None:
                 body["search_after"] = after
-            got = es_lines.page_lines(index, raw.search(body=body).body) if raw is not None else \
-                _parsed_page(es, index, body)
+            got = (
+                es_lines.page_lines(index, raw.search(body=body).body)
+                if raw is not None
+                else _parsed_page(es, index, body)
+            )
             if got is None:
                 break
             count, data, after, new_pit = got
@@ -265,8 +318,9 @@ def _read_slice(pages: _Pages, es: Elasticsearch, raw: Elasticsearch | None, ind
         pages.put(exc)
 
 
-def _parsed_page(es: Elasticsearch, index: str,
-                 body: dict[str, Any]) -> tuple[int, list[bytes], Any, str | None] | None:
+def _parsed_page(
+    es: Elasticsearch, index: str, body: dict[str, Any]
+) -> tuple[int, list[bytes], Any, str | None] | None:
     """What `lines.page_lines` gives for a page read the ordinary way, parsed by the client."""
     page = es.search(body=body, filter_path=EXPORT_FILTER)
     hits = page.get("hits", {}).get("hits", [])

@@ -13,9 +13,9 @@ from typing import Any
 
 import orjson
 
-from archivist.format.streams import Readable
 from archivist.errors import JobFailedError
 from archivist.format import limits
+from archivist.format.streams import Readable
 from archivist.progress import Progress
 
 # Lines are joined this many documents at a time, so each block stays under the mmap threshold and
@@ -33,7 +33,7 @@ _SOURCE = b',"_source":'
 _SORT = b',"sort":['
 _JSON_STRING = rb'"(?:[^"\\]|\\.)*"'
 _ROUTING = re.compile(rb',"_routing":' + _JSON_STRING)
-_LINE_START = b'{"_index":"'   # index names hold no quotes or backslashes
+_LINE_START = b'{"_index":"'  # index names hold no quotes or backslashes
 _ID_KEY = b'","_id":'
 # The id, and the routing after it, of a line whose metadata holds escapes or routing.
 _META_RE = re.compile(b"(" + _JSON_STRING + rb')(?:,"_routing":(' + _JSON_STRING + b"))?")
@@ -87,9 +87,11 @@ def _page_pit(index: str, head: bytes) -> str | None:
     failed = (meta.get("_shards") or {}).get("failed", 0)
     if failed:
         reasons = {str((f.get("reason") or {}).get("reason", f)) for f in meta["_shards"].get("failures", [])}
-        raise JobFailedError(f"Elasticsearch could not read {failed} shard(s) of index {index}: "
-                             f"{'; '.join(sorted(reasons)) or 'no reason given'}. Check the cluster's health "
-                             f"(GET _cluster/health/{index}) and back up again.")
+        raise JobFailedError(
+            f"Elasticsearch could not read {failed} shard(s) of index {index}: "
+            f"{'; '.join(sorted(reasons)) or 'no reason given'}. Check the cluster's health "
+            f"(GET _cluster/health/{index}) and back up again."
+        )
     return meta.get("pit_id")
 
 
@@ -100,19 +102,25 @@ def _cut_page(index: str, page: bytes, start: int) -> tuple[int, list[bytes], An
     listed = page.find(_HIT_LIST, start)
     at = listed + len(_HIT_LIST)  # where the first hit starts
     separator = b"}," + first
-    if listed < 0 or not page.startswith(first, at) or not page.endswith(b"}]}}") or \
-            page.find(b"\n", at) >= 0 or page.find(b"\r", at) >= 0 or page.find(separator, 0, at) >= 0:
+    if (
+        listed < 0
+        or not page.startswith(first, at)
+        or not page.endswith(b"}]}}")
+        or page.find(b"\n", at) >= 0
+        or page.find(b"\r", at) >= 0
+        or page.find(separator, 0, at) >= 0
+    ):
         return None
     # The page is split where it is, not sliced first: slices of a page of several MiB are copies.
     pieces = page.split(separator)
-    pieces[0] = pieces[0][at + len(first):]
+    pieces[0] = pieces[0][at + len(first) :]
     pieces[-1] = pieces[-1][:-4]  # after the first: with one hit, they are one piece
     out = _hit_parts(first, pieces)
     if out is None:
         return None
     last, step = pieces[-1], 4 * JOIN_DOCS  # four parts a document
-    chunks = [b"".join(out[i:i + step]) for i in range(0, len(out), step)]
-    return len(pieces), chunks, orjson.loads(last[last.rfind(_SORT) + len(_SORT) - 1:])
+    chunks = [b"".join(out[i : i + step]) for i in range(0, len(out), step)]
+    return len(pieces), chunks, orjson.loads(last[last.rfind(_SORT) + len(_SORT) - 1 :])
 
 
 def _hit_parts(first: bytes, pieces: list[bytes]) -> list[bytes] | None:
@@ -121,8 +129,12 @@ def _hit_parts(first: bytes, pieces: list[bytes]) -> list[bytes] | None:
     out: list[bytes] = []
     for piece in pieces:
         score, cut = piece.find(_SCORE), piece.rfind(_SORT)
-        if score < 0 or cut < 0 or not piece.endswith(b"]") or \
-                not piece[cut + len(_SORT):-1].translate(None, b",-").isdigit():
+        if (
+            score < 0
+            or cut < 0
+            or not piece.endswith(b"]")
+            or not piece[cut + len(_SORT) : -1].translate(None, b",-").isdigit()
+        ):
             return None
         meta = score + len(_SCORE)
         if not piece.startswith(_SOURCE, meta):
@@ -143,7 +155,8 @@ class LineTooLongError(JobFailedError):
         self.line = line
         super().__init__(
             f"line {line} is longer than {limits.human(LINE_MAX_BYTES)} (http.max_content_length, the largest "
-            "request Elasticsearch takes, is 100mb by default): the bundle is damaged or was not made by archivist")
+            "request Elasticsearch takes, is 100mb by default): the bundle is damaged or was not made by archivist"
+        )
 
 
 class _LineTooLong(Exception):
@@ -186,7 +199,7 @@ def _line_blocks(stream: Readable) -> Iterator[tuple[bytes, int, int]]:
         if rest:
             if pending + first > LINE_MAX_BYTES:
                 raise _LineTooLong()
-            head = b"".join([*rest, chunk[:first + 1]])
+            head = b"".join([*rest, chunk[: first + 1]])
             rest, pending = [], 0
             yield head, 0, len(head)
             start = first + 1
@@ -194,7 +207,7 @@ def _line_blocks(stream: Readable) -> Iterator[tuple[bytes, int, int]]:
         if last >= start:
             yield chunk, start, last + 1
         if last + 1 < len(chunk):
-            rest.append(chunk[last + 1:])
+            rest.append(chunk[last + 1 :])
             pending = len(chunk) - last - 1
     if rest:
         tail = b"".join([*rest, b"\n"])
@@ -228,7 +241,7 @@ def _cut_line(buf: bytes, pos: int, end: int) -> tuple[bytes, int] | None:
     source_at = buf.find(_SOURCE, id_at, end) if id_at >= 0 else -1
     if source_at < 0:
         return None
-    action = _bulk_action(buf[id_at + len(_ID_KEY):source_at])
+    action = _bulk_action(buf[id_at + len(_ID_KEY) : source_at])
     return None if action is None else (action, source_at + len(_SOURCE))
 
 
@@ -250,7 +263,7 @@ def bulk_bodies(lines: Readable, progress: Progress) -> Iterator[tuple[bytes, in
                 cut = _cut_line(block, pos, end)
                 if cut is not None:
                     action, source_at = cut
-                    source: bytes | memoryview = view[source_at:end - 1]
+                    source: bytes | memoryview = view[source_at : end - 1]
                 else:
                     line = block[pos:end]
                     if not line.strip():

@@ -17,8 +17,11 @@ from typing import Any
 
 MAX_NAME_BYTES = 255
 FORBIDDEN = '\\/*?"<>| ,#:'
-TEMPLATE_KINDS = {"component_templates": "component template", "index_templates": "index template",
-                  "legacy_templates": "legacy template"}
+TEMPLATE_KINDS = {
+    "component_templates": "component template",
+    "index_templates": "index template",
+    "legacy_templates": "legacy template",
+}
 
 
 def problem(name: Any, kind: str = "index") -> str | None:
@@ -97,6 +100,7 @@ def _checker(problems: list[str]):
             else:
                 good.append(name)
         return good
+
     return checked
 
 
@@ -116,13 +120,16 @@ def collect(indices: Iterable[Any], definitions: Any, templates: Any) -> tuple[B
         definition = definitions.get(index, {})
         aliases = definition.get("aliases") if isinstance(definition, dict) else None
         if not isinstance(definition, dict) or not isinstance(aliases or {}, dict):
-            problems.append(f"{describe('index', index)} has a definition that is not a JSON object of settings, "
-                            "mappings and aliases")
+            problems.append(
+                f"{describe('index', index)} has a definition that is not a JSON object of settings, "
+                "mappings and aliases"
+            )
             continue
         for alias in checked("alias", (aliases or {}).keys()):
             if alias in names.indices:
-                problems.append(f"{describe('alias', alias)} of index {index!r} is also the name of an index "
-                                "in the bundle")
+                problems.append(
+                    f"{describe('alias', alias)} of index {index!r} is also the name of an index in the bundle"
+                )
             names.aliases.setdefault(alias, []).append(index)
     for kind, entries in _template_entries(templates).items():
         names.templates[kind] = checked(TEMPLATE_KINDS[kind], [name for name, _ in entries])
@@ -131,8 +138,9 @@ def collect(indices: Iterable[Any], definitions: Any, templates: Any) -> tuple[B
     return names, problems
 
 
-def check_bundle(member_indices: Iterable[str], counts: Any, definitions: Any,
-                 templates: Any) -> tuple[BundleNames, list[str]]:
+def check_bundle(
+    member_indices: Iterable[str], counts: Any, definitions: Any, templates: Any
+) -> tuple[BundleNames, list[str]]:
     """Checks every name of a bundle's Elasticsearch job and that the names agree with its members.
 
     `member_indices`: the index of each `elasticsearch-<index>-<id>.ndjson` member; `counts`:
@@ -157,9 +165,11 @@ def check_bundle(member_indices: Iterable[str], counts: Any, definitions: Any,
     # An index without its ndjson is one backed up with no documents: counted 0 and defined.
     for index in sorted((counted | defined) - members):
         if counts is None or counts.get(index) != 0 or index not in defined:
-            problems.append(f"{describe('index', index)} is listed in meta.json or indices-<id>.json but the bundle "
-                            f"holds no elasticsearch-{index}-<id>.ndjson (only an index counted with 0 documents "
-                            "and defined may have none)")
+            problems.append(
+                f"{describe('index', index)} is listed in meta.json or indices-<id>.json but the bundle "
+                f"holds no elasticsearch-{index}-<id>.ndjson (only an index counted with 0 documents "
+                "and defined may have none)"
+            )
     if counts is not None:
         for index in sorted((members & valid) - counted):
             problems.append(f"{describe('index', index)} has an ndjson member but no count in meta.json")

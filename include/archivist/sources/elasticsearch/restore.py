@@ -16,9 +16,9 @@ from typing import Any
 import orjson
 from elasticsearch import Elasticsearch
 
-from archivist.format.streams import Readable
 from archivist import runtime
 from archivist.errors import JobFailedError
+from archivist.format.streams import Readable
 from archivist.progress import Progress
 from archivist.sources.elasticsearch import lines as es_lines
 
@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 # While an index loads: no replicas, no refresh, and the translog synced every few seconds
 # rather than at every bulk request; finish_index puts back what the index had, then flushes.
 LOADING_SETTINGS = {"number_of_replicas": 0, "refresh_interval": "-1", "translog": {"durability": "async"}}
-BULK_THREADS = 4          # as fast as six, less memory (docs/PERFORMANCE.md#bulk-requests-in-flight)
+BULK_THREADS = 4  # as fast as six, less memory (docs/PERFORMANCE.md#bulk-requests-in-flight)
 
 
 def matches_any(index: str, patterns: list[str] | None) -> bool:
@@ -68,11 +68,16 @@ def create_index(es: Elasticsearch, index: str, definition: dict[str, Any] | Non
 def finish_index(es: Elasticsearch, index: str, definition: dict[str, Any] | None) -> None:
     """Puts back the replicas and refresh interval the index had, then its aliases."""
     original = (definition or {}).get("settings", {}).get("index", {})
-    es.indices.put_settings(index=index, body={"index": {
-        "number_of_replicas": original.get("number_of_replicas", 1 if definition else None),
-        "refresh_interval": original.get("refresh_interval"),
-        "translog": {"durability": (original.get("translog") or {}).get("durability")},
-    }})
+    es.indices.put_settings(
+        index=index,
+        body={
+            "index": {
+                "number_of_replicas": original.get("number_of_replicas", 1 if definition else None),
+                "refresh_interval": original.get("refresh_interval"),
+                "translog": {"durability": (original.get("translog") or {}).get("durability")},
+            }
+        },
+    )
     es.indices.flush(index=index)  # what the asynchronous translog had not yet made durable
     es.indices.refresh(index=index)
     for alias, spec in ((definition or {}).get("aliases") or {}).items():
@@ -81,17 +86,19 @@ def finish_index(es: Elasticsearch, index: str, definition: dict[str, Any] | Non
 
 def send_bulk(raw: Elasticsearch, index: str, body: bytes, docs: int) -> int:
     """Sends one bulk body through `raw`; returns its documents, or raises naming the first refused."""
-    # the bytes go out as they are: the raw client's serializer passes a body through unparsed
-    answer = raw.bulk(index=index, operations=body,  # type: ignore[arg-type]
-                      filter_path=["errors", "items.*.error", "items.*._id"]).body
+    # the body goes out as the bytes it is: the raw client's serializer passes bytes through
+    filter_path = ["errors", "items.*.error", "items.*._id"]
+    answer = raw.bulk(index=index, operations=body, filter_path=filter_path).body  # type: ignore[arg-type]
     if answer.startswith(b'{"errors":false'):  # ids unparsed (docs/PERFORMANCE.md#bulk-answers-left-unparsed)
         return docs
     resp = orjson.loads(answer)
     if resp.get("errors"):
         failed = [item for item in resp.get("items", []) if "error" in next(iter(item.values()))]
         first = next(iter(failed[0].values())) if failed else {}
-        raise JobFailedError(f"index {index}: {len(failed)} of {docs} documents of a bulk request were refused, "
-                             f"the first ({first.get('_id')}): {first.get('error')}")
+        raise JobFailedError(
+            f"index {index}: {len(failed)} of {docs} documents of a bulk request were refused, "
+            f"the first ({first.get('_id')}): {first.get('error')}"
+        )
     return docs
 
 
@@ -102,8 +109,11 @@ def load_documents(raw: Elasticsearch, index: str, lines: Readable) -> int:
     loaded = 0
     pending: set[Future] = set()
     # Two malloc arenas: the bulk threads' bodies and answers would otherwise fragment a heap each.
-    with runtime.malloc_arenas(2), runtime.frozen(), \
-            ThreadPoolExecutor(max_workers=BULK_THREADS, thread_name_prefix=f"bulk:{index}") as pool:
+    with (
+        runtime.malloc_arenas(2),
+        runtime.frozen(),
+        ThreadPoolExecutor(max_workers=BULK_THREADS, thread_name_prefix=f"bulk:{index}") as pool,
+    ):
         try:
             for body, docs in es_lines.bulk_bodies(lines, progress):
                 if len(pending) >= BULK_THREADS:

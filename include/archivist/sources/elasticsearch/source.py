@@ -8,8 +8,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from archivist import config
-from archivist.errors import (ConfigurationError, JobFailedError, TargetNotEmptyError, VerificationError,
-                              elasticsearch_where)
+from archivist.errors import (
+    ConfigurationError,
+    JobFailedError,
+    TargetNotEmptyError,
+    VerificationError,
+    elasticsearch_where,
+)
 from archivist.format import bundle, limits
 from archivist.format.bundle import META, JobResult, VerifyReport
 from archivist.format.bundle_index import BundleSource
@@ -89,8 +94,9 @@ class ElasticsearchSource:
     def check(self, settings: config.ElasticsearchSettings) -> str:
         return f"Elasticsearch {es_cluster.check(settings, quick=True)} at {settings.url}"
 
-    def dump(self, settings: config.ElasticsearchSettings, staging: Staging, backup_id: str,
-             index_pattern: str = "*") -> JobResult:
+    def dump(
+        self, settings: config.ElasticsearchSettings, staging: Staging, backup_id: str, index_pattern: str = "*"
+    ) -> JobResult:
         return es_export.dump(settings, staging, backup_id, index_pattern)
 
     def check_bundle(self, open_bundle: BundleOpener, report: VerifyReport) -> None:
@@ -105,8 +111,13 @@ class ElasticsearchSource:
         if problems:
             raise VerificationError(names_refused(problems))
 
-    def occupied(self, settings: config.ElasticsearchSettings, report: VerifyReport, patterns: list[str] | None,
-                 open_bundle: BundleOpener | None) -> list[str]:
+    def occupied(
+        self,
+        settings: config.ElasticsearchSettings,
+        report: VerifyReport,
+        patterns: list[str] | None,
+        open_bundle: BundleOpener | None,
+    ) -> list[str]:
         """With `open_bundle`, the templates and aliases of the bundle's names are checked too
         (the job checks them again before it writes)."""
         es_cluster.check(settings, quick=True)  # a refused login names what to fix
@@ -118,16 +129,23 @@ class ElasticsearchSource:
         wanted = [i for i in bundle_names.indices if es_restore.matches_any(i, patterns)]
         return targets.refusals(es, bundle_names, wanted, "empty")[0]
 
-    def restore(self, open_bundle: BundleOpener, settings: config.ElasticsearchSettings, mode: str,
-                patterns: list[str] | None, dry_run: bool) -> dict[str, Any]:
+    def restore(
+        self,
+        open_bundle: BundleOpener,
+        settings: config.ElasticsearchSettings,
+        mode: str,
+        patterns: list[str] | None,
+        dry_run: bool,
+    ) -> dict[str, Any]:
         templates, definitions, indices = metadata(open_bundle)
         bundle_names, problems = names.collect(indices, definitions, templates)
         if problems:  # verify refused these already; checked again where they are used
             raise VerificationError(names_refused(problems))
         chosen = [i for i in indices if es_restore.matches_any(i, patterns)]
         if patterns and not chosen:
-            raise ConfigurationError(f"no index in the bundle matches {', '.join(patterns)}; "
-                                     f"it holds {', '.join(indices)}")
+            raise ConfigurationError(
+                f"no index in the bundle matches {', '.join(patterns)}; it holds {', '.join(indices)}"
+            )
         if dry_run:
             log.info("dry run: would restore templates and indices %s", ", ".join(chosen))
             return {"dry_run": True, "indices": chosen}
@@ -135,10 +153,14 @@ class ElasticsearchSource:
         es, raw = es_cluster.client(settings), es_cluster.raw_client(settings)
         refused, cluster = targets.refusals(es, bundle_names, chosen, mode)
         if refused:
-            hint = ". Restore with mode 'replace' to drop and recreate what the bundle holds, or remove them first" \
-                if mode == "empty" else ""
-            raise TargetNotEmptyError(f"restore refused, nothing was written to {elasticsearch_where(settings)}: "
-                                      + "; ".join(refused) + hint)
+            hint = (
+                ". Restore with mode 'replace' to drop and recreate what the bundle holds, or remove them first"
+                if mode == "empty"
+                else ""
+            )
+            raise TargetNotEmptyError(
+                f"restore refused, nothing was written to {elasticsearch_where(settings)}: " + "; ".join(refused) + hint
+            )
         targets.delete_indices(es, [i for i in chosen if i in cluster.indices])
         es_restore.put_templates(es, templates)
         loaded = self._load(open_bundle, es, raw, chosen, definitions)
@@ -150,7 +172,9 @@ class ElasticsearchSource:
         return {"indices": loaded, "documents": sum(loaded.values())}
 
     @staticmethod
-    def _load(open_bundle: BundleOpener, es: Any, raw: Any, chosen: list[str], definitions: dict[str, Any]) -> dict[str, int]:
+    def _load(
+        open_bundle: BundleOpener, es: Any, raw: Any, chosen: list[str], definitions: dict[str, Any]
+    ) -> dict[str, int]:
         """Each index is finished (settings put back, flushed, counted) while the next one loads:
         the server would otherwise sit idle through every flush."""
         with ThreadPoolExecutor(1, thread_name_prefix="finish") as finisher:
@@ -164,6 +188,8 @@ class ElasticsearchSource:
 
     def count_problems(self, want: dict[str, Any], got: dict[str, Any], patterns: list[str] | None) -> list[str]:
         restored = got.get("indices", {})
-        return [f"elasticsearch: index {index} has {restored.get(index)} documents restored, bundle has {docs}"
-                for index, docs in want.get("indices", {}).items()
-                if es_restore.matches_any(index, patterns) and restored.get(index) != docs]
+        return [
+            f"elasticsearch: index {index} has {restored.get(index)} documents restored, bundle has {docs}"
+            for index, docs in want.get("indices", {}).items()
+            if es_restore.matches_any(index, patterns) and restored.get(index) != docs
+        ]

@@ -59,13 +59,17 @@ def survey(es: Elasticsearch, names: list[str], templates: dict[str, list[str]])
     """The indices, aliases and data streams named exactly `names`, and which of `templates` exist."""
     found = Cluster()
     for batch in _batches(sorted(set(_exact(names)))):
-        answer = es.indices.resolve_index(name=batch, expand_wildcards="none", ignore_unavailable=True,
-                                          allow_no_indices=True)
+        answer = es.indices.resolve_index(
+            name=batch, expand_wildcards="none", ignore_unavailable=True, allow_no_indices=True
+        )
         found.indices |= {i["name"] for i in answer.get("indices", [])}
         found.aliases.update({a["name"]: sorted(a.get("indices", [])) for a in answer.get("aliases", [])})
         found.data_streams |= {d["name"] for d in answer.get("data_streams", [])}
-    exists: dict[str, Callable[..., Any]] = {"component_templates": es.cluster.exists_component_template,
-              "index_templates": es.indices.exists_index_template, "legacy_templates": es.indices.exists_template}
+    exists: dict[str, Callable[..., Any]] = {
+        "component_templates": es.cluster.exists_component_template,
+        "index_templates": es.indices.exists_index_template,
+        "legacy_templates": es.indices.exists_template,
+    }
     for kind, wanted in templates.items():
         found.templates[kind] = [name for name in _exact(wanted) if exists[kind](name=name)]
     return found
@@ -80,8 +84,10 @@ def refusals(es: Elasticsearch, names: BundleNames, chosen: list[str], mode: str
     found = []
     for index in chosen:
         if index in cluster.aliases:
-            found.append(f"index {index!r} of the bundle is the name of an alias of index(es) "
-                         f"{', '.join(cluster.aliases[index])}")
+            found.append(
+                f"index {index!r} of the bundle is the name of an alias of index(es) "
+                f"{', '.join(cluster.aliases[index])}"
+            )
         elif index in cluster.data_streams:
             found.append(f"index {index!r} of the bundle is the name of a data stream")
     existing = [i for i in chosen if i in cluster.indices]
@@ -95,13 +101,16 @@ def refusals(es: Elasticsearch, names: BundleNames, chosen: list[str], mode: str
             if mode == "empty":
                 found.append(f"Elasticsearch already has alias {alias!r} (on {', '.join(cluster.aliases[alias])})")
             elif foreign:
-                found.append(f"alias {alias!r} of the bundle now points at index(es) {', '.join(foreign)}, which the "
-                             "bundle does not hold; remove the alias from them first if the bundle's index may have it")
+                found.append(
+                    f"alias {alias!r} of the bundle now points at index(es) {', '.join(foreign)}, which the "
+                    "bundle does not hold; remove the alias from them first if the bundle's index may have it"
+                )
     if mode == "empty":
         for kind, existing_templates in cluster.templates.items():
             if existing_templates:
-                found.append(f"Elasticsearch already has {es_names.TEMPLATE_KINDS[kind]}(s) "
-                             f"{', '.join(existing_templates)}")
+                found.append(
+                    f"Elasticsearch already has {es_names.TEMPLATE_KINDS[kind]}(s) {', '.join(existing_templates)}"
+                )
     return found, cluster
 
 

@@ -23,12 +23,22 @@ _SPECIAL = re.compile(rb"--|/\*|'|\"|\$(?:[A-Za-z_\x80-\xff][A-Za-z0-9_\x80-\xff
 _IDENT_CHAR = re.compile(rb"[A-Za-z0-9_$\x80-\xff]")
 _IDENT = rb'(?:"(?:[^"]|"")+"|[A-Za-z_\x80-\xff][A-Za-z0-9_$\x80-\xff]*)'
 _CREATE_SCHEMA = re.compile(rb"CREATE\s+SCHEMA\s+(?:IF\s+NOT\s+EXISTS\s+)?(" + _IDENT + rb")\s*;?\s*$", re.I)
-_KINDS = {b"TABLE": "table", b"UNLOGGED TABLE": "table", b"VIEW": "view", b"MATERIALIZED VIEW": "materialized view",
-          b"SEQUENCE": "sequence", b"TYPE": "type", b"DOMAIN": "domain", b"FUNCTION": "function",
-          b"PROCEDURE": "procedure"}
+_KINDS = {
+    b"TABLE": "table",
+    b"UNLOGGED TABLE": "table",
+    b"VIEW": "view",
+    b"MATERIALIZED VIEW": "materialized view",
+    b"SEQUENCE": "sequence",
+    b"TYPE": "type",
+    b"DOMAIN": "domain",
+    b"FUNCTION": "function",
+    b"PROCEDURE": "procedure",
+}
 _CREATE_IN_SCHEMA = re.compile(
     rb"CREATE\s+(UNLOGGED\s+TABLE|TABLE|MATERIALIZED\s+VIEW|VIEW|SEQUENCE|TYPE|DOMAIN|FUNCTION|PROCEDURE)\s+"
-    rb"(" + _IDENT + rb")\.(" + _IDENT + rb")", re.I)
+    rb"(" + _IDENT + rb")\.(" + _IDENT + rb")",
+    re.I,
+)
 _COPY_FROM_STDIN = re.compile(rb"COPY\s.*\sFROM\s+stdin\s*;?\s*$", re.I | re.S)
 # pg_dump's header of the entry that follows: `-- Name: add(integer, integer); Type: FUNCTION; ...`
 _TOC = re.compile(rb"^-- Name: (.*); Type: ([A-Z ]+); Schema: ")
@@ -82,7 +92,7 @@ class _Scanner:
             token = match.group()
             pos = match.end()
             if token == b"--":
-                if not self.head.strip() and (toc := _TOC.match(line[match.start():])):
+                if not self.head.strip() and (toc := _TOC.match(line[match.start() :])):
                     self.toc = (toc.group(1), toc.group(2))
                 return
             if token == b";":
@@ -91,8 +101,11 @@ class _Scanner:
             elif token == b"/*":
                 self.state, self.depth = "/*", 1
             elif token == b"'":
-                escaped = match.start() > 0 and line[match.start() - 1:match.start()] in (b"E", b"e") and not (
-                    match.start() > 1 and _IDENT_CHAR.match(line, match.start() - 2))
+                escaped = (
+                    match.start() > 0
+                    and line[match.start() - 1 : match.start()] in (b"E", b"e")
+                    and not (match.start() > 1 and _IDENT_CHAR.match(line, match.start() - 2))
+                )
                 self.state = "e'" if escaped else "'"
             elif token == b'"':
                 self.state = '"'
@@ -137,13 +150,13 @@ class _Scanner:
                 if state == '"':
                     self._code(line[pos:])
                 return len(line)
-            if line[closed + 1:closed + 2] == quote:  # a doubled quote stays inside
+            if line[closed + 1 : closed + 2] == quote:  # a doubled quote stays inside
                 if state == '"':
-                    self._code(line[pos:closed + 2])
+                    self._code(line[pos : closed + 2])
                 pos = closed + 2
                 continue
             if state == '"':
-                self._code(line[pos:closed + 1])
+                self._code(line[pos : closed + 1])
             self.state = ""
             return closed + 1
 
@@ -151,7 +164,7 @@ class _Scanner:
         if len(self.head) < STATEMENT_HEAD:
             if not self.head.strip():
                 text = text.lstrip()
-            self.head += text[:STATEMENT_HEAD - len(self.head)]
+            self.head += text[: STATEMENT_HEAD - len(self.head)]
 
     def _statement_end(self) -> None:
         head = bytes(self.head).strip()
@@ -177,6 +190,7 @@ class _Scanner:
 def scan(sql: Readable) -> DumpPlan:
     """The schemas and `public` objects a plain dump creates, from its top-level statements."""
     scanner = _Scanner()
-    for line in io.BufferedReader(sql, CHUNK):  # type: ignore[type-var]  # it reads with read() alone
+    # BufferedReader reads with read() alone, which typeshed's raw type does not know
+    for line in io.BufferedReader(sql, CHUNK):  # type: ignore[type-var]
         scanner.feed(line)
     return scanner.plan

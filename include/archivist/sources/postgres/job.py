@@ -18,15 +18,20 @@ from typing import IO, Any
 
 import psycopg
 
-from archivist.format.streams import Readable
-from archivist.format import bundle
-from archivist.sources.postgres import psql_script
-from archivist.format.bundle import JobResult
-from archivist.sources.postgres.dump_plan import DumpPlan
 from archivist.config import PostgresSettings
-from archivist.errors import (ConfigurationError, JobFailedError, TargetNotEmptyError, UnreachableError,
-                              VerificationError)
+from archivist.errors import (
+    ConfigurationError,
+    JobFailedError,
+    TargetNotEmptyError,
+    UnreachableError,
+    VerificationError,
+)
+from archivist.format import bundle
+from archivist.format.bundle import JobResult
+from archivist.format.streams import Readable
 from archivist.progress import Progress, ProgressReader
+from archivist.sources.postgres import psql_script
+from archivist.sources.postgres.dump_plan import DumpPlan
 
 log = logging.getLogger(__name__)
 
@@ -64,13 +69,20 @@ def connect(settings: PostgresSettings) -> psycopg.Connection:
     """A connection, or an error that names the database and what to fix."""
     try:
         return psycopg.connect(
-            host=settings.host, port=settings.port, user=settings.user, password=settings.password or None,
-            dbname=settings.dbname, connect_timeout=5, autocommit=True,
+            host=settings.host,
+            port=settings.port,
+            user=settings.user,
+            password=settings.password or None,
+            dbname=settings.dbname,
+            connect_timeout=5,
+            autocommit=True,
         )
     except psycopg.OperationalError as exc:
         reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
         if "password" in reason or "authentication" in reason or "role" in reason:
-            raise ConfigurationError(f"cannot log in to {_where(settings)}: {reason}; check the user and password") from None
+            raise ConfigurationError(
+                f"cannot log in to {_where(settings)}: {reason}; check the user and password"
+            ) from None
         if "does not exist" in reason:
             raise ConfigurationError(f"cannot open {_where(settings)}: {reason}") from None
         raise UnreachableError(f"cannot reach {_where(settings)}: {reason}") from None
@@ -95,14 +107,21 @@ def tool(name: str) -> str:
     """The path of pg_dump or psql, or an error saying how to install it."""
     path = shutil.which(name)
     if not path:
-        raise ConfigurationError(f"{name} is not installed: install the PostgreSQL client (apt-get install postgresql-client)")
+        raise ConfigurationError(
+            f"{name} is not installed: install the PostgreSQL client (apt-get install postgresql-client)"
+        )
     return path
 
 
 def tool_version(name: str) -> tuple[int, int]:
     """The (major, minor) version of pg_dump or psql."""
-    out = subprocess.run([tool(name), "--version"], capture_output=True, text=True, check=True,
-                         env={k: v for k, v in os.environ.items() if k in CHILD_ENV_KEEP}).stdout
+    out = subprocess.run(
+        [tool(name), "--version"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={k: v for k, v in os.environ.items() if k in CHILD_ENV_KEEP},
+    ).stdout
     match = re.search(r"(\d+)(?:\.(\d+))?", out)
     if not match:
         raise ConfigurationError(f"cannot read the version of {name} from {out!r}")
@@ -155,7 +174,9 @@ def dump(settings: PostgresSettings, staging, backup_id: str) -> JobResult:
     path = bundle.postgres_path(backup_id)
     with tempfile.TemporaryFile() as errors:
         proc = subprocess.Popen(
-            [tool("pg_dump"), *PG_DUMP_ARGS], stdout=subprocess.PIPE, stderr=errors,
+            [tool("pg_dump"), *PG_DUMP_ARGS],
+            stdout=subprocess.PIPE,
+            stderr=errors,
             env=child_env(settings),
         )
         progress = Progress(f"pg_dump {settings.dbname}")
@@ -184,8 +205,14 @@ def _ident(name: str) -> str:
 
 
 # Drop order for objects in public; a drop that others still depend on is retried after the rest.
-_PUBLIC_DROPS = (("materialized view", "MATERIALIZED VIEW"), ("view", "VIEW"), ("table", "TABLE"),
-                 ("sequence", "SEQUENCE"), ("domain", "DOMAIN"), ("type", "TYPE"))
+_PUBLIC_DROPS = (
+    ("materialized view", "MATERIALIZED VIEW"),
+    ("view", "VIEW"),
+    ("table", "TABLE"),
+    ("sequence", "SEQUENCE"),
+    ("domain", "DOMAIN"),
+    ("type", "TYPE"),
+)
 
 
 def replace_prologue(plan: DumpPlan) -> bytes:
@@ -195,13 +222,19 @@ def replace_prologue(plan: DumpPlan) -> bytes:
     without CASCADE, so that anything else depending on them stops the restore instead."""
     lines = ["SET LOCAL standard_conforming_strings = on;"]
     lines += [f"DROP SCHEMA IF EXISTS {_ident(schema)} CASCADE;" for schema in plan.schemas]
-    drops = [f"DROP {sql} IF EXISTS public.{_ident(name)}" for kind, sql in _PUBLIC_DROPS
-             for name in plan.public.get(kind, [])]
+    drops = [
+        f"DROP {sql} IF EXISTS public.{_ident(name)}"
+        for kind, sql in _PUBLIC_DROPS
+        for name in plan.public.get(kind, [])
+    ]
     signatures = plan.public.get("function", []) + plan.public.get("procedure", [])
     if (drops or signatures) and "public" not in plan.schemas:
-        lines.append(_DROP_PUBLIC_OBJECTS.format(
-            drops=", ".join(_literal(d) for d in drops) or "",
-            signatures=", ".join(_literal(s) for s in signatures) or ""))
+        lines.append(
+            _DROP_PUBLIC_OBJECTS.format(
+                drops=", ".join(_literal(d) for d in drops) or "",
+                signatures=", ".join(_literal(s) for s in signatures) or "",
+            )
+        )
     return ("\n".join(lines) + "\n").encode()
 
 
@@ -250,21 +283,30 @@ def replace_epilogue(plan: DumpPlan) -> bytes:
     """SQL run last, before the commit: fails the restore (so the drops roll back) when the dump
     did not recreate a schema or public relation that the prologue dropped."""
     wanted = [f"pg_catalog.to_regnamespace({_literal(_ident(s))})" for s in plan.schemas]
-    wanted += [f"pg_catalog.to_regclass({_literal('public.' + _ident(n))})" for kind in
-               ("materialized view", "view", "table", "sequence") for n in plan.public.get(kind, [])
-               if "public" not in plan.schemas]
+    wanted += [
+        f"pg_catalog.to_regclass({_literal('public.' + _ident(n))})"
+        for kind in ("materialized view", "view", "table", "sequence")
+        for n in plan.public.get(kind, [])
+        if "public" not in plan.schemas
+    ]
     if not wanted:
         return b""
-    names = [f"schema {s}" for s in plan.schemas] + [f"public.{n}" for kind in
-             ("materialized view", "view", "table", "sequence") for n in plan.public.get(kind, [])
-             if "public" not in plan.schemas]
+    names = [f"schema {s}" for s in plan.schemas] + [
+        f"public.{n}"
+        for kind in ("materialized view", "view", "table", "sequence")
+        for n in plan.public.get(kind, [])
+        if "public" not in plan.schemas
+    ]
     checks = " OR ".join(f"{w} IS NULL" for w in wanted)
-    return (f"DO $archivist$ BEGIN IF {checks} THEN RAISE EXCEPTION 'the dump did not recreate what replace mode "
-            f"dropped (one of: %)', {_literal(', '.join(names))}; END IF; END $archivist$;\n").encode()
+    return (
+        f"DO $archivist$ BEGIN IF {checks} THEN RAISE EXCEPTION 'the dump did not recreate what replace mode "
+        f"dropped (one of: %)', {_literal(', '.join(names))}; END IF; END $archivist$;\n"
+    ).encode()
 
 
-def restore(settings: PostgresSettings, sql: Readable, mode: str = "empty",
-            plan: DumpPlan | None = None) -> dict[str, int]:
+def restore(
+    settings: PostgresSettings, sql: Readable, mode: str = "empty", plan: DumpPlan | None = None
+) -> dict[str, int]:
     """Runs the dump's SQL through psql in restricted mode and one transaction, stopping at the
     first error.
 
@@ -288,7 +330,10 @@ def restore(settings: PostgresSettings, sql: Readable, mode: str = "empty",
     progress = Progress(f"psql {settings.dbname}")
     with tempfile.TemporaryFile() as errors:
         proc = subprocess.Popen(
-            [tool("psql"), *PSQL_ARGS], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=errors,
+            [tool("psql"), *PSQL_ARGS],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=errors,
             env=child_env(settings),
         )
         assert proc.stdin is not None  # stdin=PIPE
@@ -306,7 +351,9 @@ def restore(settings: PostgresSettings, sql: Readable, mode: str = "empty",
         code = proc.wait()
         if code != 0:
             errors.seek(0)
-            raise JobFailedError(f"psql restore into {_where(settings)} failed and was rolled back (exit {code}): {_tail(errors)}")
+            raise JobFailedError(
+                f"psql restore into {_where(settings)} failed and was rolled back (exit {code}): {_tail(errors)}"
+            )
     progress.done()
     with connect(settings) as conn:
         conn.execute("ANALYZE")

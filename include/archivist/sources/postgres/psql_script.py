@@ -61,7 +61,7 @@ def _without_own_restrict(dump: Readable) -> Iterator[bytes]:
         if first is not None or not chunk:
             break
     if first is not None and (own := _OWN_RESTRICT.match(head, first)):
-        head = head[:first] + head[own.end():]
+        head = head[:first] + head[own.end() :]
     if head:
         yield head
     while chunk := dump.read(CHUNK):
@@ -89,7 +89,7 @@ def _final_unrestrict_at(data: bytes) -> int:
     length = last + 1 - start
     if length > _LONGEST_OWN_LINE:
         return len(data)
-    line = data[start:last + 1]
+    line = data[start : last + 1]
     if line.startswith(_UNRESTRICT) or _UNRESTRICT.startswith(line):
         return start
     return len(data)

@@ -27,23 +27,37 @@ class PostgresSource:
 
     def check(self, settings: config.PostgresSettings) -> str:
         version = job.check(settings)
-        return (f"PostgreSQL {version}, database '{settings.dbname}' at {settings.host}:{settings.port}; "
-                "pg_dump and psql fit")
+        return (
+            f"PostgreSQL {version}, database '{settings.dbname}' at {settings.host}:{settings.port}; "
+            "pg_dump and psql fit"
+        )
 
-    def dump(self, settings: config.PostgresSettings, staging: Staging, backup_id: str,
-             index_pattern: str = "*") -> JobResult:
+    def dump(
+        self, settings: config.PostgresSettings, staging: Staging, backup_id: str, index_pattern: str = "*"
+    ) -> JobResult:
         return job.dump(settings, staging, backup_id)
 
     def check_bundle(self, open_bundle: BundleOpener, report: VerifyReport) -> None:
         """The dump is checked statement by statement when it is restored (dump_plan, psql_script)."""
 
-    def occupied(self, settings: config.PostgresSettings, report: VerifyReport, patterns: list[str] | None,
-                 open_bundle: BundleOpener | None) -> list[str]:
+    def occupied(
+        self,
+        settings: config.PostgresSettings,
+        report: VerifyReport,
+        patterns: list[str] | None,
+        open_bundle: BundleOpener | None,
+    ) -> list[str]:
         tables = job.user_tables(settings)
         return [f"database '{settings.dbname}' holds {len(tables)} table(s)"] if tables else []
 
-    def restore(self, open_bundle: BundleOpener, settings: config.PostgresSettings, mode: str,
-                patterns: list[str] | None, dry_run: bool) -> dict[str, Any]:
+    def restore(
+        self,
+        open_bundle: BundleOpener,
+        settings: config.PostgresSettings,
+        mode: str,
+        patterns: list[str] | None,
+        dry_run: bool,
+    ) -> dict[str, Any]:
         plan = None
         if mode == "replace" or dry_run:  # one extra streaming pass to learn what the dump recreates
             for _, sql in members(open_bundle, self.is_dump):
@@ -53,10 +67,18 @@ class PostgresSource:
         for path, sql in members(open_bundle, self.is_dump):
             if dry_run:
                 what = plan.describe() if plan else "nothing"
-                log.info("dry run: would restore %s into database %s; replace mode would drop %s", path,
-                         settings.dbname, what)
-                return {"dry_run": True, "artifact": path, "schemas": plan.schemas if plan else [],
-                        "replace_drops": what}
+                log.info(
+                    "dry run: would restore %s into database %s; replace mode would drop %s",
+                    path,
+                    settings.dbname,
+                    what,
+                )
+                return {
+                    "dry_run": True,
+                    "artifact": path,
+                    "schemas": plan.schemas if plan else [],
+                    "replace_drops": what,
+                }
             log.info("restoring %s into database %s (%s mode)", path, settings.dbname, mode)
             return job.restore(settings, sql, mode, plan=plan)
         raise VerificationError("the bundle has no PostgreSQL dump (jobs.postgres/postgres-<id>.sql)")

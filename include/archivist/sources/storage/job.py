@@ -28,18 +28,17 @@ from typing import Any
 
 import orjson
 
-from archivist.format.streams import Readable
-from archivist.format import bundle
-from archivist.format import deflate
 from archivist import runtime
-from archivist.transport import s3io
-from archivist.sources.storage.keys import check_member, describe_key, key_problem, skip_member
-from archivist.format.limits import CappedTarInfo
-from archivist.format.bundle import JobResult
-from archivist.transport.object_uploads import ObjectUploads
 from archivist.config import S3Settings
 from archivist.errors import JobFailedError, TargetNotEmptyError, VerificationError
+from archivist.format import bundle, deflate
+from archivist.format.bundle import JobResult
+from archivist.format.limits import CappedTarInfo
+from archivist.format.streams import Readable
 from archivist.progress import Progress, ProgressReader
+from archivist.sources.storage.keys import check_member, describe_key, key_problem, skip_member
+from archivist.transport import s3io
+from archivist.transport.object_uploads import ObjectUploads
 
 log = logging.getLogger(__name__)
 
@@ -134,33 +133,52 @@ def _dump(settings: S3Settings, staging, backup_id: str) -> JobResult:
     objects = total = 0
     progress = Progress(f"storage {settings.bucket}")
     tgz_path, manifest_path = bundle.storage_path(backup_id), bundle.storage_manifest_path(backup_id)
-    with staging.writer(tgz_path, "application/gzip") as out, \
-         staging.writer(manifest_path, "application/x-ndjson") as manifest:
-        with deflate.GzipWriter(out, compresslevel=GZIP_LEVEL, mtime=0) as gz, \
-             tarfile.open(fileobj=gz, mode="w|", format=tarfile.PAX_FORMAT,  # type: ignore[call-overload]
-                          bufsize=bundle.COPY_CHUNK, copybufsize=bundle.COPY_CHUNK) as tar:  # typeshed lacks it
-            for key, obj, body in iter_fetched(s3, settings.bucket):
-                if obj is None:  # deleted since it was listed: not part of this backup
-                    log.warning("object %s was deleted during the backup; skipped", key)
-                    continue
-                content_type = obj.get("ContentType") or "binary/octet-stream"
-                metadata = obj.get("Metadata") or {}
-                info = tarfile.TarInfo(_tar_name(key))
-                info.size, info.mode = obj["ContentLength"], 0o644
-                info.mtime = int(obj["LastModified"].timestamp())
-                info.pax_headers = {PAX_KEY: key, PAX_CONTENT_TYPE: content_type,
-                                    PAX_METADATA: orjson.dumps(metadata).decode()}
-                try:
-                    tar.addfile(info, ProgressReader(io.BytesIO(body) if body is not None else obj["Body"], progress))
-                finally:
-                    obj["Body"].close()
-                manifest.write(orjson.dumps({"key": key, "size": info.size, "content_type": content_type,
-                                             "metadata": metadata, "etag": obj.get("ETag", "").strip('"')}) + b"\n")
-                objects += 1
-                total += info.size
+    # typeshed's tarfile.open lacks copybufsize, which it hands to TarFile
+    with (
+        staging.writer(tgz_path, "application/gzip") as out,
+        staging.writer(manifest_path, "application/x-ndjson") as manifest,
+        deflate.GzipWriter(out, compresslevel=GZIP_LEVEL, mtime=0) as gz,
+        tarfile.open(  # type: ignore[call-overload]
+            fileobj=gz, mode="w|", format=tarfile.PAX_FORMAT, bufsize=bundle.COPY_CHUNK, copybufsize=bundle.COPY_CHUNK
+        ) as tar,
+    ):
+        for key, obj, body in iter_fetched(s3, settings.bucket):
+            if obj is None:  # deleted since it was listed: not part of this backup
+                log.warning("object %s was deleted during the backup; skipped", key)
+                continue
+            content_type = obj.get("ContentType") or "binary/octet-stream"
+            metadata = obj.get("Metadata") or {}
+            info = tarfile.TarInfo(_tar_name(key))
+            info.size, info.mode = obj["ContentLength"], 0o644
+            info.mtime = int(obj["LastModified"].timestamp())
+            info.pax_headers = {
+                PAX_KEY: key,
+                PAX_CONTENT_TYPE: content_type,
+                PAX_METADATA: orjson.dumps(metadata).decode(),
+            }
+            try:
+                tar.addfile(info, ProgressReader(io.BytesIO(body) if body is not None else obj["Body"], progress))
+            finally:
+                obj["Body"].close()
+            manifest.write(
+                orjson.dumps(
+                    {
+                        "key": key,
+                        "size": info.size,
+                        "content_type": content_type,
+                        "metadata": metadata,
+                        "etag": obj.get("ETag", "").strip('"'),
+                    }
+                )
+                + b"\n"
+            )
+            objects += 1
+            total += info.size
     progress.done()
-    artifacts = [bundle.Artifact(tgz_path, out.size, out.sha256),
-                 bundle.Artifact(manifest_path, manifest.size, manifest.sha256)]
+    artifacts = [
+        bundle.Artifact(tgz_path, out.size, out.sha256),
+        bundle.Artifact(manifest_path, manifest.size, manifest.sha256),
+    ]
     return JobResult("storage", artifacts, {"objects": objects, "bytes": total}, time.monotonic() - started, "S3")
 
 
@@ -183,13 +201,13 @@ def restore(settings: S3Settings, tgz: Readable, mode: str = "empty") -> dict[st
     objects = total = 0
     skipped: list[str] = []
     progress = Progress(f"restore storage {settings.bucket}")
-    with runtime.malloc_arenas(2), \
-         ObjectUploads(settings, TRANSFER_THREADS, IN_FLIGHT_BYTES) as uploads:
+    with runtime.malloc_arenas(2), ObjectUploads(settings, TRANSFER_THREADS, IN_FLIGHT_BYTES) as uploads:
         try:
             # gzip.GzipFile inflates no more than each read asks for; tarfile's own "r|gz" inflates a
             # whole input buffer (tens of MiB from a compressible one) and copies what is left at every
             # read. tarfile's stream copies its buffer at every read too, so the buffer stays small.
-            inflated = gzip.GzipFile(fileobj=tgz, mode="rb")  # type: ignore[call-overload]  # reads with read()
+            # GzipFile reads with read() alone, which typeshed's file type does not know
+            inflated = gzip.GzipFile(fileobj=tgz, mode="rb")  # type: ignore[call-overload]
             with tarfile.open(fileobj=inflated, mode="r|", bufsize=TAR_READ_BUFFER, tarinfo=CappedTarInfo) as tar:
                 for member in tar:
                     key = member.pax_headers.get(PAX_KEY, member.name)
@@ -203,8 +221,11 @@ def restore(settings: S3Settings, tgz: Readable, mode: str = "empty") -> dict[st
                         skipped.append(f"{describe_key(key)} ({problem})")
                         skip_member(tar, member)
                         continue
-                    content_type = member.pax_headers.get(PAX_CONTENT_TYPE) or \
-                        mimetypes.guess_type(key)[0] or "binary/octet-stream"
+                    content_type = (
+                        member.pax_headers.get(PAX_CONTENT_TYPE)
+                        or mimetypes.guess_type(key)[0]
+                        or "binary/octet-stream"
+                    )
                     metadata = orjson.loads(member.pax_headers.get(PAX_METADATA, "{}"))
                     body = tar.extractfile(member)
                     if body is None:  # check_member lets only regular files through
@@ -219,7 +240,9 @@ def restore(settings: S3Settings, tgz: Readable, mode: str = "empty") -> dict[st
             raise VerificationError(f"the storage archive in the bundle is damaged: {exc}") from None
     progress.done()
     if skipped:
-        raise JobFailedError(f"{len(skipped)} object(s) of the storage archive were not restored into bucket "
-                             f"'{settings.bucket}', their keys refused: {'; '.join(skipped)}. The other "
-                             f"{objects} object(s) were restored")
+        raise JobFailedError(
+            f"{len(skipped)} object(s) of the storage archive were not restored into bucket "
+            f"'{settings.bucket}', their keys refused: {'; '.join(skipped)}. The other "
+            f"{objects} object(s) were restored"
+        )
     return {"objects": objects, "bytes": total}

@@ -9,7 +9,7 @@ import tarfile
 from archivist.errors import VerificationError
 
 MAX_KEY_BYTES = 1024  # S3's limit on an object key, in UTF-8
-MAX_OBJECT_BYTES = 5 * 1024 ** 4  # S3's limit on an object: 5 TiB
+MAX_OBJECT_BYTES = 5 * 1024**4  # S3's limit on an object: 5 TiB
 SKIP_WINDOW = 1024 * 1024
 
 
@@ -52,9 +52,13 @@ def skip_member(tar: tarfile.TarFile, member: tarfile.TarInfo) -> None:
 def check_member(member: tarfile.TarInfo, key: str) -> None:
     """Refuses what archivist never writes and that would cost more than the archive holds."""
     if member.size > MAX_OBJECT_BYTES:
-        raise VerificationError(f"the storage archive declares object {describe_key(key)} to be {member.size:,} "
-                                f"bytes, over S3's limit of {MAX_OBJECT_BYTES:,} (5 TiB): the archive is damaged "
-                                "or forged; nothing after it was restored")
+        raise VerificationError(
+            f"the storage archive declares object {describe_key(key)} to be {member.size:,} "
+            f"bytes, over S3's limit of {MAX_OBJECT_BYTES:,} (5 TiB): the archive is damaged "
+            "or forged; nothing after it was restored"
+        )
     if member.issparse():  # its holes would be restored as zeros that the archive does not hold
-        raise VerificationError(f"the storage archive holds object {describe_key(key)} as a sparse file, which "
-                                "archivist never writes: the archive is forged; nothing after it was restored")
+        raise VerificationError(
+            f"the storage archive holds object {describe_key(key)} as a sparse file, which "
+            "archivist never writes: the archive is forged; nothing after it was restored"
+        )

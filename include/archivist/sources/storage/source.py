@@ -29,13 +29,19 @@ class StorageSource:
         job.check(settings)
         return f"bucket '{settings.bucket}' at {settings.endpoint_url or 'AWS S3'}"
 
-    def dump(self, settings: config.S3Settings, staging: Staging, backup_id: str,
-             index_pattern: str = "*") -> JobResult:
+    def dump(
+        self, settings: config.S3Settings, staging: Staging, backup_id: str, index_pattern: str = "*"
+    ) -> JobResult:
         """Every object into one tar.gz in staging, beside a manifest of keys, sizes and sums."""
         return job.dump(settings, staging, backup_id)
 
-    def occupied(self, settings: config.S3Settings, report: VerifyReport, patterns: list[str] | None,
-                 open_bundle: BundleOpener | None) -> list[str]:
+    def occupied(
+        self,
+        settings: config.S3Settings,
+        report: VerifyReport,
+        patterns: list[str] | None,
+        open_bundle: BundleOpener | None,
+    ) -> list[str]:
         if job.bucket_is_empty(s3io.client(settings), settings.bucket):
             return []
         return [f"bucket '{settings.bucket}' holds objects"]
@@ -43,8 +49,14 @@ class StorageSource:
     def check_bundle(self, open_bundle: BundleOpener, report: VerifyReport) -> None:
         """Each archive entry's key and size is checked as it is restored (sources/storage/keys.py)."""
 
-    def restore(self, open_bundle: BundleOpener, settings: config.S3Settings, mode: str,
-                patterns: list[str] | None, dry_run: bool) -> dict[str, Any]:
+    def restore(
+        self,
+        open_bundle: BundleOpener,
+        settings: config.S3Settings,
+        mode: str,
+        patterns: list[str] | None,
+        dry_run: bool,
+    ) -> dict[str, Any]:
         for path, tgz in members(open_bundle, self.is_archive):
             if dry_run:
                 log.info("dry run: would restore %s into bucket %s", path, settings.bucket)
@@ -58,5 +70,7 @@ class StorageSource:
     def count_problems(self, want: dict[str, Any], got: dict[str, Any], patterns: list[str] | None) -> list[str]:
         if (got.get("objects"), got.get("bytes")) == (want.get("objects"), want.get("bytes")):
             return []
-        return [f"storage: {got.get('objects')} objects / {got.get('bytes')} bytes restored, "
-                f"bundle has {want.get('objects')} / {want.get('bytes')}"]
+        return [
+            f"storage: {got.get('objects')} objects / {got.get('bytes')} bytes restored, "
+            f"bundle has {want.get('objects')} / {want.get('bytes')}"
+        ]
