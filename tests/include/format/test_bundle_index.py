@@ -1,4 +1,4 @@
-"""Tests of the bundle's seek index (archivist.bundle_index): each file's range holds exactly
+"""Tests of the bundle's seek index (archivist.format.bundle_index): each file's range holds exactly
 that file, tar, gzip and Python's streaming tarfile still read the bundle whole, a restore reads
 only its own ranges from a file and from the real S3 server, and a bundle without an index (or
 with a wrong one) is read whole or refused, never misread."""

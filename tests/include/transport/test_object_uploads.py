@@ -1,4 +1,4 @@
-"""Tests of archivist.object_uploads against the real S3 server: small objects and multipart
+"""Tests of archivist.transport.object_uploads against the real S3 server: small objects and multipart
 ones arrive whole with their content type and metadata, and a failed large upload leaves neither an object nor an unfinished multipart upload.
 A block left early by an error returns once the requests already sent have ended."""
 

@@ -1,4 +1,4 @@
-"""Tests of the bundle format (archivist.bundle): backup keys, meta.json, writing a bundle
+"""Tests of the bundle format (archivist.format.bundle): backup keys, meta.json, writing a bundle
 and verifying it, member order, and every kind of damage verify must refuse.
 Bundles are built in memory from artifacts held in a LocalStaging folder."""
 

@@ -1,4 +1,4 @@
-"""Tests of the parallel gzip writer (archivist.pgzip): what it writes is one ordinary gzip
+"""Tests of the parallel gzip writer (archivist.format.deflate): what it writes is one ordinary gzip
 member to Python and to the gzip command, a restart point can be inflated from on its own,
 stored blocks appear as they are, and data that does not compress is stored, not deflated."""
 

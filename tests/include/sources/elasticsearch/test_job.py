@@ -1,4 +1,4 @@
-"""Tests of archivist.elasticsearch's export and restore lines. The export cuts lines out of the
+"""Tests of archivist.sources.elasticsearch.job's export and restore lines. The export cuts lines out of the
 server's raw pages: against the real server, every shape of document comes out as indexed, cut
 without parsing where the page allows it. The restore turns lines into bulk bodies: lines in
 archivist's shape are cut exactly as parsing them would give, other shapes are parsed, bodies hold

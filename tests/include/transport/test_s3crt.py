@@ -1,4 +1,4 @@
-"""Tests of archivist.s3crt against the real S3 server: awkward keys, content types and metadata
+"""Tests of archivist.transport.s3crt against the real S3 server: awkward keys, content types and metadata
 arrive as sent, and failures come back as the errors archivist explains elsewhere."""
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from archivist.sources.postgres import job as pg_job
 from archivist.transport import s3io
 from demo import fingerprint
 
-BUNDLE = Path(__file__).parents[1] / "data" / "bundle-2026-12-04-yxt9b9zmlws.tgz"
+BUNDLE = Path(__file__).parents[2] / "data" / "bundle-2026-12-04-yxt9b9zmlws.tgz"
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Tests of the backup store (archivist.store): the pure rotation plan, and BackupStore
+"""Tests of the backup store (archivist.transport.backup_bucket): the pure rotation plan, and BackupStore
 against the real S3 server in a fresh scratch bucket: rotation keeps the newest
 bundles (by when the bucket received them) and never touches other objects, the
 minimum of 7 is enforced before anything is deleted, dry runs delete nothing,
