@@ -4,18 +4,18 @@ the test that needs it with a message naming what to start; nothing is skipped."
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 import time
 import uuid
-from pathlib import Path
+from collections.abc import Iterator
 
 import pytest
 from elasticsearch import AuthenticationException
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support import ROOT
+
 sys.path.insert(0, str(ROOT / "include"))
 
 from archivist import config  # noqa: E402
@@ -110,19 +110,35 @@ def es_user(es_settings):
 
 
 @pytest.fixture
-def scratch_bucket(storage_settings):
-    """A fresh, empty bucket of the real S3 server, removed after the test."""
+def make_bucket(storage_settings) -> Iterator:
+    """Makes empty buckets of the real S3 server: `make_bucket()`; all removed after the test,
+    with whatever they hold and any upload left unfinished."""
     s3 = s3io.client(storage_settings)
-    name = f"archivist-test-{uuid.uuid4().hex[:10]}"
-    s3.create_bucket(Bucket=name)
-    yield S3Settings(bucket=name, access_key_id=storage_settings.access_key_id,
-                     secret_access_key=storage_settings.secret_access_key,
-                     endpoint_url=storage_settings.endpoint_url, region_name=storage_settings.region_name,
-                     source="test bucket")
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=name):
-        for obj in page.get("Contents", []):
-            s3.delete_object(Bucket=name, Key=obj["Key"])
-    s3.delete_bucket(Bucket=name)
+    made = []
+
+    def make() -> S3Settings:
+        name = f"archivist-test-{uuid.uuid4().hex[:10]}"
+        s3.create_bucket(Bucket=name)
+        made.append(name)
+        return S3Settings(bucket=name, access_key_id=storage_settings.access_key_id,
+                          secret_access_key=storage_settings.secret_access_key,
+                          endpoint_url=storage_settings.endpoint_url, region_name=storage_settings.region_name,
+                          source="test bucket")
+
+    yield make
+    for name in made:
+        for upload in s3.list_multipart_uploads(Bucket=name).get("Uploads", []):
+            s3.abort_multipart_upload(Bucket=name, Key=upload["Key"], UploadId=upload["UploadId"])
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=name):
+            for obj in page.get("Contents", []):
+                s3.delete_object(Bucket=name, Key=obj["Key"])
+        s3.delete_bucket(Bucket=name)
+
+
+@pytest.fixture
+def scratch_bucket(make_bucket) -> S3Settings:
+    """A fresh, empty bucket of the real S3 server, removed after the test."""
+    return make_bucket()
 
 
 @pytest.fixture
@@ -134,14 +150,3 @@ def seeded(pg_settings, es_settings, storage_settings):
     fingerprint.wipe_postgres(pg_settings)
     fingerprint.wipe_elasticsearch(es_settings)
     return seed.seed(pg_settings, es_settings, storage_settings)
-
-
-def dags_test(dag_id: str, conf: dict | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
-    """`airflow dags test` of one DAG, output captured. The DAG is paused first: a running
-    scheduler would otherwise pick up this run's tasks (with its own connections)."""
-    subprocess.run(["airflow", "dags", "pause", dag_id], capture_output=True, cwd=ROOT, timeout=120)
-    args = ["airflow", "dags", "test", dag_id]
-    if conf is not None:
-        args += ["-c", json.dumps(conf)]
-    return subprocess.run(args, capture_output=True, text=True, timeout=600, cwd=ROOT,
-                          env={**os.environ, **(env or {})})

@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from archivist.config import ElasticsearchSettings, PostgresSettings, S3Settings
-from conftest import ROOT
+from tests.support import ROOT
 
 SPEC_PREFIXES = ("DATABASE_", "ELASTICSEARCH_", "S3_", "BACKUP_")
 

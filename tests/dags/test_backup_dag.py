@@ -11,7 +11,7 @@ import pytest
 from archivist.format import bundle
 from archivist.format.bundle import BackupKey
 from archivist.transport.backup_bucket import BackupStore
-from conftest import dags_test
+from tests.support import dags_test
 
 SPEC_CI_FIELDS = {"CI_COMMIT_MESSAGE", "CI_COMMIT_REF_NAME", "CI_COMMIT_REF_SLUG", "CI_COMMIT_SHA",
                   "CI_COMMIT_SHORT_SHA", "CI_COMMIT_TAG", "CI_JOB_ID", "CI_PIPELINE_IID", "CI_PROJECT_NAME",

@@ -7,7 +7,7 @@ from archivist.format.bundle import BackupKey
 from demo.fingerprint import stack_snapshot as fingerprint
 from demo.fingerprint import wipe_bucket, wipe_elasticsearch, wipe_postgres
 from archivist.transport.backup_bucket import BackupStore
-from conftest import dags_test
+from tests.support import dags_test
 
 
 

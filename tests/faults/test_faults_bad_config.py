@@ -17,9 +17,9 @@ from archivist.runner import backup
 from archivist.runner import checks
 from archivist.errors import ArchivistError
 from archivist.transport.backup_bucket import BackupStore
-from conftest import dags_test
-from secrets_support import small_index
-from spec_support import SPEC_PREFIXES, archivist
+from tests.support import dags_test
+from tests.faults.secrets_support import small_index
+from tests.spec_support import SPEC_PREFIXES, archivist
 
 UNKNOWN_HOST = "no-such-host.invalid"
 

@@ -21,9 +21,9 @@ from archivist.format import bundle
 from archivist.transport import s3io
 from archivist.format.bundle import BackupKey
 from archivist.transport.backup_bucket import BackupStore
-from conftest import ROOT
-from secrets_support import objects_under, small_index, unfinished_uploads
-from spec_support import spec_env
+from tests.support import ROOT
+from tests.faults.secrets_support import objects_under, small_index, unfinished_uploads
+from tests.spec_support import spec_env
 
 BIG_OBJECTS = 8
 BIG_OBJECT_BYTES = 8 * 1024 * 1024

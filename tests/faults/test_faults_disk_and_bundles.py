@@ -20,7 +20,7 @@ from archivist.runner import backup
 from archivist.format.bundle import BackupKey
 from demo.fingerprint import pg_dump_text, wipe_postgres
 from archivist.transport.backup_bucket import BackupStore
-from conftest import ROOT
+from tests.support import ROOT
 
 
 def archivist(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:

@@ -25,7 +25,7 @@ from archivist.format.bundle import BackupKey, JobResult
 from archivist.config import S3Settings
 from archivist.transport.staging import LEASE
 from archivist.transport.backup_bucket import BackupStore
-from secrets_support import objects_under, unfinished_uploads
+from tests.faults.secrets_support import objects_under, unfinished_uploads
 
 BIG_OBJECTS = 8
 BIG_OBJECT_BYTES = 8 * 1024 * 1024

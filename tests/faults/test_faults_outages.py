@@ -13,7 +13,6 @@ import time
 
 import pytest
 
-from archivist import config
 from archivist.runner import backup
 from archivist.sources.postgres import job as postgres
 from archivist.runner import restore
@@ -21,10 +20,8 @@ from archivist.format.bundle import BackupKey
 from demo.fingerprint import wipe_bucket, wipe_postgres
 from archivist.errors import ArchivistError
 from archivist.transport.backup_bucket import BackupStore
-from faults_support import (Background, heavy_index, heavy_objects, heavy_table, kill_server,  # noqa: F401
-                            process_running, restart_after, start_servers, wait_until)
-
-HEAVY_INDEX = "heavy-events"
+from tests.faults.faults_support import HEAVY_INDEX, Background, kill_server, process_running, start_servers
+from tests.support import wait_until
 
 
 def bundles(store: BackupStore) -> dict:

@@ -36,9 +36,9 @@ from archivist.transport import s3io
 from archivist.format.bundle import BackupKey
 from archivist.config import ElasticsearchSettings, PostgresSettings, S3Settings
 from archivist.transport.backup_bucket import BackupStore
-from conftest import dags_test
-from secrets_support import bundle_blobs, objects_under
-from spec_support import SPEC_PREFIXES, archivist, spec_env
+from tests.support import dags_test
+from tests.faults.secrets_support import bundle_blobs, objects_under
+from tests.spec_support import SPEC_PREFIXES, archivist, spec_env
 
 ROLE = "archivist_secret_test"
 ES_USER = "archivist-es-secret-user"

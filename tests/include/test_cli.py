@@ -13,9 +13,9 @@ import pytest
 from archivist.format import bundle
 from demo.fingerprint import stack_snapshot as fingerprint
 from demo.fingerprint import wipe_bucket, wipe_elasticsearch, wipe_postgres
-from conftest import ROOT
-from spec_support import SPEC_PREFIXES, archivist
-from spec_support import spec_env as spec_variables
+from tests.support import ROOT
+from tests.spec_support import SPEC_PREFIXES, archivist
+from tests.spec_support import spec_env as spec_variables
 
 COMMANDS = ["backup", "check", "info", "list", "restore", "simple-backup", "simple-check", "simple-restore", "verify"]
 KEY_RE = re.compile(r"^key\s+(bundle-\d{4}-\d{2}-\d{2}-[A-Za-z0-9_-]{11})$", re.M)

@@ -1,4 +1,4 @@
-"""A real Airflow API server for the Backups plugin's tests, shared by both test modules.
+"""A real Airflow API server for the Backups plugin's tests (the fixture is in conftest.py).
 
 It runs with the environment of .local/env.sh (same metadata database, plugins
 folder, users and connections) on a free loopback port of its own, so it never
@@ -30,9 +30,7 @@ PLUGINS = ROOT / "plugins"
 if str(PLUGINS) not in sys.path:  # the plugin's package, for tests that call its modules directly
     sys.path.insert(0, str(PLUGINS))
 
-from archivist.runner import backup  # noqa: E402
 from demo.airflow_api import AirflowClient  # noqa: E402
-from archivist.errors import JobFailedError  # noqa: E402
 
 PREFERRED_PORT = 18080
 START_TIMEOUT = 180
@@ -87,10 +85,7 @@ class Server:
             return ""
 
 
-_server: Server | None = None
-
-
-def _start() -> Server:
+def start_server() -> Server:
     if "AIRFLOW_HOME" not in os.environ or "AIRFLOW_CONN_ARCHIVIST_BACKUPS" not in os.environ:
         pytest.fail("the stack's environment is not set: `make services` and `source .local/env.sh`", pytrace=False)
     port = _free_port()
@@ -108,7 +103,7 @@ def _start() -> Server:
     reserialize = subprocess.run(["airflow", "dags", "reserialize"], cwd=ROOT, env=env, capture_output=True,
                                  text=True, timeout=600)
     if reserialize.returncode != 0:
-        _stop(server)
+        stop_server(server)
         pytest.fail(f"airflow dags reserialize failed:\n{reserialize.stdout[-2000:]}\n{reserialize.stderr[-2000:]}",
                     pytrace=False)
     deadline = time.monotonic() + START_TIMEOUT
@@ -122,14 +117,14 @@ def _start() -> Server:
         except (requests.RequestException, ValueError):
             pass
         if time.monotonic() > deadline:
-            _stop(server)
+            stop_server(server)
             pytest.fail(f"the Airflow API server did not answer within {START_TIMEOUT}s:\n{server.log_tail()}",
                         pytrace=False)
         time.sleep(1)
     return server
 
 
-def _stop(server: Server) -> None:
+def stop_server(server: Server) -> None:
     """Deletes the runs the tests started, then ends the server's process group."""
     if server.process.poll() is None and server.started_runs:
         try:
@@ -148,47 +143,3 @@ def _stop(server: Server) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(server.process.pid, signal.SIGKILL)
             server.process.wait(timeout=30)
-
-
-@pytest.fixture(scope="session")
-def airflow_server():
-    """One API server for the whole session, whichever test module asks first."""
-    global _server
-    if _server is None:
-        _server = _start()
-    yield _server
-    if _server is not None:
-        _stop(_server)
-        _server = None
-
-
-_seeded: dict | None = None
-
-
-@pytest.fixture(scope="session")
-def seeded_once(pg_settings, es_settings, storage_settings) -> dict:
-    """The demo stack seeded once for the session, by the same code as conftest's `seeded`.
-
-    The servers are shared with other test runs, whose seeding races with ours; seeding
-    once instead of before every test keeps that window small."""
-    global _seeded
-    if _seeded is None:
-        from demo import seed
-
-        _seeded = seed.seed(pg_settings, es_settings, storage_settings)
-    return _seeded
-
-
-@pytest.fixture
-def demo_bundle(seeded_once, pg_settings, es_settings, storage_settings) -> dict:
-    """A new bundle of the demo stack, made by `archivist backup`'s code: the newest in the bucket.
-
-    Another test run may wipe or reseed the shared demo data while this backup reads it;
-    then the stack is seeded again and the backup made once more."""
-    try:
-        return backup.run_backup()
-    except JobFailedError:
-        from demo import seed
-
-        seed.seed(pg_settings, es_settings, storage_settings)
-        return backup.run_backup()

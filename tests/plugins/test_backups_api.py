@@ -18,7 +18,7 @@ from archivist.format import bundle
 from archivist.format.bundle import BackupKey
 from archivist.transport import backup_bucket
 from archivist.transport.backup_bucket import BackupStore, StoredBundle
-from backups_server import RESTORE_DAG, airflow_server, demo_bundle, seeded_once  # noqa: F401  (fixtures)
+from tests.plugins.backups_server import RESTORE_DAG
 
 from archivist_backups import catalog  # noqa: E402  (plugins/ is put on sys.path by backups_server)
 

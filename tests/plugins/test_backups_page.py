@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 import pytest
 
-from backups_server import ARTIFACTS, RESTORE_DAG, ROOT, airflow_server, demo_bundle, seeded_once  # noqa: F401  (fixtures)
+from tests.plugins.backups_server import ARTIFACTS, RESTORE_DAG, ROOT
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",

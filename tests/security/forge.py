@@ -20,7 +20,7 @@ from archivist.format.bundle import BackupKey, JobResult
 from archivist.format.artifact import Artifact
 from archivist.format.deflate import GzipWriter
 from archivist.transport.staging import LocalStaging
-from conftest import ROOT
+from tests.support import ROOT
 
 CREATED = dt.datetime(2026, 11, 26, 1, 0, tzinfo=dt.timezone.utc)
 

@@ -1,15 +1,11 @@
 """What the hostile-bundle tests share: storage archives built entry by entry the way archivist
-writes them (or with headers it never writes), buckets made for one test, and the environment
-that points the `archivist` command at them."""
+writes them (or with headers it never writes), and the environment that points the `archivist`
+command at them."""
 
 from __future__ import annotations
 
 import gzip
 import tarfile
-import uuid
-from collections.abc import Iterator
-
-import pytest
 
 from archivist.transport import s3io
 from archivist.sources.storage import job as storage
@@ -62,28 +58,3 @@ def objects(settings: S3Settings) -> dict[str, bytes]:
 
 def unfinished_uploads(settings: S3Settings) -> list[str]:
     return [u["Key"] for u in s3io.client(settings).list_multipart_uploads(Bucket=settings.bucket).get("Uploads", [])]
-
-
-@pytest.fixture
-def make_bucket(storage_settings) -> Iterator:
-    """Makes empty buckets of the real S3 server: `make_bucket()`; all removed after the test."""
-    s3 = s3io.client(storage_settings)
-    made = []
-
-    def make() -> S3Settings:
-        name = f"archivist-sec-{uuid.uuid4().hex[:10]}"
-        s3.create_bucket(Bucket=name)
-        made.append(name)
-        return S3Settings(bucket=name, access_key_id=storage_settings.access_key_id,
-                          secret_access_key=storage_settings.secret_access_key,
-                          endpoint_url=storage_settings.endpoint_url, region_name=storage_settings.region_name,
-                          source="test bucket")
-
-    yield make
-    for name in made:
-        for upload in s3.list_multipart_uploads(Bucket=name).get("Uploads", []):
-            s3.abort_multipart_upload(Bucket=name, Key=upload["Key"], UploadId=upload["UploadId"])
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=name):
-            for obj in page.get("Contents", []):
-                s3.delete_object(Bucket=name, Key=obj["Key"])
-        s3.delete_bucket(Bucket=name)

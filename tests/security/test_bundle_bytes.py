@@ -10,17 +10,11 @@ from archivist.format.bundle import BackupKey
 from archivist.format.bundle_index import BundleSource
 from demo.fingerprint import pg_dump_text, wipe_postgres
 from archivist.errors import VerificationError
-from archivist.transport.backup_bucket import BackupStore
-from forge import archivist, forge, forge_appended, members, plant
+from tests.security.forge import archivist, forge, forge_appended, members, plant
 
 DUMP_PATH = "jobs.postgres/postgres-{id}.sql"
 HONEST = b"CREATE TABLE public.honest (id integer);\n"
 EVIL = b"CREATE TABLE public.smuggled (id integer);\n"
-
-
-@pytest.fixture
-def store(backups_settings):
-    return BackupStore(backups_settings)
 
 
 @pytest.fixture

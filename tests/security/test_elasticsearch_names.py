@@ -9,9 +9,8 @@ from typing import Any
 import orjson
 import pytest
 
-import forge
-from es_state import snapshot
-from planted import store  # noqa: F401  (a fixture)
+from tests.security import forge
+from tests.security.es_state import snapshot
 
 TEMPLATE_KINDS = ("component_templates", "index_templates", "legacy_templates")
 

@@ -13,7 +13,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from conftest import ROOT
+from tests.support import ROOT
 
 LOCAL = ROOT / ".local"
 COMMON = ROOT / "scripts" / "common.sh"

@@ -18,15 +18,14 @@ import tarfile
 import orjson
 import pytest
 
-import forge
+from tests.security import forge
 from archivist.format import bundle
 from archivist.format import bundle_index
 from archivist.format.bundle import BackupKey, JobResult
 from archivist.format.deflate import GzipWriter
 from archivist.format.artifact import Artifact
-from conftest import ROOT
-from es_state import snapshot
-from planted import store  # noqa: F401  (a fixture)
+from tests.support import ROOT
+from tests.security.es_state import snapshot
 
 MB = 1000 * 1000
 MiB = 1024 * 1024

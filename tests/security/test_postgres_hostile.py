@@ -8,7 +8,7 @@ import pytest
 
 from demo.fingerprint import pg_dump_text, wipe_postgres
 from archivist.sources.postgres import job as postgres
-from forge import archivist, forge
+from tests.security.forge import archivist, forge
 
 DUMP_PATH = "jobs.postgres/postgres-{id}.sql"
 HEAD = (b"--\n-- PostgreSQL database dump\n--\n\n\\restrict AttackerKnowsThisKey1\n\n"

@@ -10,8 +10,8 @@ import json
 
 from archivist.format.bundle import BackupKey
 from archivist.transport.backup_bucket import BackupStore
-from forge import archivist, forge
-from hostile_support import make_bucket, s3_env  # noqa: F401
+from tests.security.forge import archivist, forge
+from tests.security.hostile_support import s3_env
 
 STACKS = ("", "stack-a/", "stack-b/")
 EACH = 8

@@ -17,7 +17,6 @@ from archivist.transport import staging
 from archivist.sources.storage import job as storage
 from archivist.format.bundle import BackupKey
 from archivist.transport.backup_bucket import BackupStore
-from hostile_support import make_bucket  # noqa: F401
 
 AGE_LIMIT = dt.timedelta(seconds=0.5)
 LEASE_EVERY = 0.1

@@ -8,8 +8,8 @@ from __future__ import annotations
 import pytest
 
 from archivist.sources.storage import keys as archive_limits
-from forge import archivist, forge, plant
-from hostile_support import make_bucket, objects, s3_env, storage_entry, storage_files, storage_tgz  # noqa: F401
+from tests.security.forge import archivist, forge, plant
+from tests.security.hostile_support import objects, s3_env, storage_entry, storage_files, storage_tgz
 from archivist.transport.backup_bucket import BackupStore
 
 GOOD = {"ok/report.txt": b"kept", "folder/": b"", "a b/\u00fc.txt": b"unicode", "..hidden/x": b"a name, not a step"}

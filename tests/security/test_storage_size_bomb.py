@@ -17,10 +17,10 @@ from dataclasses import replace
 import pytest
 
 from archivist.transport import s3io
-from forge import forge
-from hostile_support import (lying_entry, make_bucket, objects, s3_env, storage_entry,  # noqa: F401
-                             storage_files, storage_tgz, unfinished_uploads)
-from conftest import ROOT
+from tests.security.forge import forge
+from tests.security.hostile_support import (lying_entry, objects, s3_env, storage_entry, storage_files, storage_tgz,
+                                             unfinished_uploads)
+from tests.support import ROOT
 
 MEASURED = """
 import json, resource, subprocess, sys

@@ -1,5 +1,5 @@
-"""The backup bucket as a fixture: the bundles a test plants in it are deleted after the test.
-Import `store` into a test module to use it."""
+"""Fixtures of the security tests: the backup bucket, with the bundles a test plants in it
+deleted after the test."""
 
 from __future__ import annotations
 

@@ -1,0 +1,44 @@
+"""Fixtures of the Backups plugin's tests: one Airflow API server for the session, the demo
+stack seeded once, and a fresh bundle of it per test."""
+
+from __future__ import annotations
+
+import pytest
+
+from archivist.errors import JobFailedError
+from archivist.runner import backup
+from tests.plugins.backups_server import start_server, stop_server
+
+
+@pytest.fixture(scope="session")
+def airflow_server():
+    """One API server for the whole session, whichever test module asks first."""
+    server = start_server()
+    yield server
+    stop_server(server)
+
+
+@pytest.fixture(scope="session")
+def seeded_once(pg_settings, es_settings, storage_settings) -> dict:
+    """The demo stack seeded once for the session, by the same code as the shared `seeded`.
+
+    The servers are shared with other test runs, whose seeding races with ours; seeding
+    once instead of before every test keeps that window small."""
+    from demo import seed
+
+    return seed.seed(pg_settings, es_settings, storage_settings)
+
+
+@pytest.fixture
+def demo_bundle(seeded_once, pg_settings, es_settings, storage_settings) -> dict:
+    """A new bundle of the demo stack, made by `archivist backup`'s code: the newest in the bucket.
+
+    Another test run may wipe or reseed the shared demo data while this backup reads it;
+    then the stack is seeded again and the backup made once more."""
+    try:
+        return backup.run_backup()
+    except JobFailedError:
+        from demo import seed
+
+        seed.seed(pg_settings, es_settings, storage_settings)
+        return backup.run_backup()

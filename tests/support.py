@@ -1,0 +1,34 @@
+"""Helpers shared by the test folders: the repository's root, `airflow dags test`, and a wait
+that polls for a condition. Fixtures live in the conftest.py files, not here."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def dags_test(dag_id: str, conf: dict | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
+    """`airflow dags test` of one DAG, output captured. The DAG is paused first: a running
+    scheduler would otherwise pick up this run's tasks (with its own connections)."""
+    subprocess.run(["airflow", "dags", "pause", dag_id], capture_output=True, cwd=ROOT, timeout=120)
+    args = ["airflow", "dags", "test", dag_id]
+    if conf is not None:
+        args += ["-c", json.dumps(conf)]
+    return subprocess.run(args, capture_output=True, text=True, timeout=600, cwd=ROOT,
+                          env={**os.environ, **(env or {})})
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout: float = 120, interval: float = 0.05) -> None:
+    """Polls `condition` until it holds; fails naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
