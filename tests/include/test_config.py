@@ -5,7 +5,6 @@ and secrets kept out of every repr. No server is contacted."""
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 
@@ -16,12 +15,28 @@ from archivist.errors import ConfigurationError
 SECRET = "s3cr3t-Pa55-do-not-log"
 
 
-def _connection_json(conn_id: str) -> dict:
-    """The connection the test environment exports for `conn_id` (see .local/env.sh)."""
-    name = f"AIRFLOW_CONN_{conn_id.upper()}"
-    if name not in os.environ:
-        pytest.fail(f"{name} is not set: `source .local/env.sh` first", pytrace=False)
-    return json.loads(os.environ[name])
+def _s3_connection(bucket: str) -> dict:
+    return {"conn_type": "aws", "login": "archivist-admin", "password": "minio-" + SECRET,
+            "extra": {"endpoint_url": "http://127.0.0.1:59000", "region_name": "us-east-1",
+                      "service_config": {"s3": {"bucket_name": bucket}}}}
+
+
+CONNECTIONS = {  # shaped as scripts/write_env.sh exports them into .local/env.sh
+    "archivist_postgres": {"conn_type": "postgres", "host": "127.0.0.1", "port": 55432, "login": "archivist",
+                           "password": "pg-" + SECRET, "schema": "archivist_demo"},
+    "archivist_elasticsearch": {"conn_type": "elasticsearch", "host": "127.0.0.1", "port": 59200,
+                                "login": "archivist", "password": "es-" + SECRET, "extra": {"scheme": "http"}},
+    "archivist_storage": _s3_connection("archivist-app"),
+    "archivist_backups": _s3_connection("archivist-backups"),
+}
+
+
+@pytest.fixture
+def connections(monkeypatch) -> dict[str, dict]:
+    """The four archivist connections in the environment, as AIRFLOW_CONN_* JSON; returns them."""
+    for conn_id, conn in CONNECTIONS.items():
+        monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(conn))
+    return json.loads(json.dumps(CONNECTIONS))
 
 
 # --- BACKUPS_KEPT ---------------------------------------------------------------------------
@@ -174,9 +189,9 @@ def test_a_partial_set_of_variables_is_an_error_not_a_silent_fallback():
 # --- the Airflow connections ----------------------------------------------------------------
 
 
-def test_load_functions_read_the_connections_when_no_variable_is_set():
-    pg, es = _connection_json("archivist_postgres"), _connection_json("archivist_elasticsearch")
-    storage, backups = _connection_json("archivist_storage"), _connection_json("archivist_backups")
+def test_load_functions_read_the_connections_when_no_variable_is_set(connections):
+    pg, es = connections["archivist_postgres"], connections["archivist_elasticsearch"]
+    storage, backups = connections["archivist_storage"], connections["archivist_backups"]
 
     settings = config.load_postgres(env={})
     assert (settings.host, settings.port, settings.user, settings.dbname) == (pg["host"], pg["port"], pg["login"], pg["schema"])
@@ -193,12 +208,12 @@ def test_load_functions_read_the_connections_when_no_variable_is_set():
     assert config.load_storage(env={}).bucket != config.load_backups(env={}).bucket
 
 
-def test_empty_variables_do_not_count_as_set():
+def test_empty_variables_do_not_count_as_set(connections):
     env = {"DATABASE_HOST": "", "DATABASE_USER": ""}
     assert config.load_postgres(env=env).source == "connection 'archivist_postgres'"
 
 
-def test_backups_kept_is_not_mistaken_for_a_backup_bucket_variable():
+def test_backups_kept_is_not_mistaken_for_a_backup_bucket_variable(connections):
     # BACKUPS_KEPT shares the first letters of the BACKUP_* variables
     assert config.load_backups(env={"BACKUPS_KEPT": "10"}).source == "connection 'archivist_backups'"
 
@@ -263,9 +278,9 @@ def test_repr_hides_secrets_of_env_settings():
     assert pg.password == es.password == s3.secret_access_key == SECRET  # held, only not shown
 
 
-def test_repr_hides_secrets_of_connection_settings():
-    pg_password = _connection_json("archivist_postgres")["password"]
-    s3_secret = _connection_json("archivist_backups")["password"]
+def test_repr_hides_secrets_of_connection_settings(connections):
+    pg_password = connections["archivist_postgres"]["password"]
+    s3_secret = connections["archivist_backups"]["password"]
     pg, backups = config.load_postgres(env={}), config.load_backups(env={})
     assert pg.password == pg_password and backups.secret_access_key == s3_secret
     assert pg_password not in repr(pg)
@@ -305,11 +320,11 @@ def test_parse_key_prefix_refuses_with_the_prefix_and_source_named(value, proble
     assert repr(value)[:40] in str(info.value)
 
 
-def test_backup_prefix_from_the_variable_or_the_connection_extra(monkeypatch):
+def test_backup_prefix_from_the_variable_or_the_connection_extra(connections, monkeypatch):
     env = {"BACKUP_BUCKET_NAME": "shared", "BACKUP_PREFIX": "stack-a"}
     assert config.load_backups(env=env).prefix == "stack-a/"
     assert config.load_backups(env={"BACKUP_BUCKET_NAME": "shared"}).prefix == ""
-    conn = _connection_json("archivist_backups")
+    conn = connections["archivist_backups"]
     conn["extra"]["key_prefix"] = "stack-b/"
     monkeypatch.setenv("AIRFLOW_CONN_ARCHIVIST_PREFIXED", json.dumps(conn))
     assert config.load_backups("archivist_prefixed", env={}).prefix == "stack-b/"
