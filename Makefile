@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 ENV := source .local/env.sh
 
-.PHONY: install services stop seed airflow demo test bench
+.PHONY: install services stop seed airflow demo test test-unit bench
 
 install:  ## install what is missing (cached outside the clone)
 	bash scripts/install.sh all
@@ -26,6 +26,10 @@ demo: seed airflow  ## a real backup and restore through Airflow
 test: services  ## run the test suite against the real servers
 	bash scripts/airflow.sh migrate
 	$(ENV) && python -m pytest $(PYTEST_ARGS)
+
+test-unit:  ## the unit tests only: no server started, no .local/env.sh needed
+	bash scripts/install.sh python
+	AIRFLOW_HOME="$(CURDIR)/.local/airflow-unit" .local/venv/bin/python -m pytest -m unit $(PYTEST_ARGS)
 
 SCALE ?= 0.1
 bench: services  ## benchmark archivist against pg_dump, elasticdump, rclone and tar: make bench SCALE=1

@@ -150,3 +150,25 @@ def seeded(pg_settings, es_settings, storage_settings):
     fingerprint.wipe_postgres(pg_settings)
     fingerprint.wipe_elasticsearch(es_settings)
     return seed.seed(pg_settings, es_settings, storage_settings)
+
+
+# --- markers ------------------------------------------------------------------------------
+# Each test gets exactly one of unit, integration, faults, browser and bench (pyproject.toml
+# describes them). faults and bench go by folder and browser by its module's pytestmark; of the
+# rest, a test that asks for a server fixture, or is marked integration because it reaches a
+# server some other way, is integration, and every other test is unit.
+
+SERVER_FIXTURES = frozenset({"pg_settings", "es_settings", "storage_settings", "airflow_server"})
+FOLDER_MARKS = {"faults": "faults", "bench": "bench"}
+OWN_MARKS = ("faults", "browser", "bench", "integration")
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    tests = ROOT / "tests"
+    for item in items:
+        folder = item.path.relative_to(tests).parts[0] if item.path.is_relative_to(tests) else ""
+        if folder in FOLDER_MARKS:
+            item.add_marker(FOLDER_MARKS[folder])
+        if any(item.get_closest_marker(name) for name in OWN_MARKS):
+            continue
+        item.add_marker("integration" if SERVER_FIXTURES & set(item.fixturenames) else "unit")

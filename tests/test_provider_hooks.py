@@ -27,6 +27,7 @@ def _bucket(conn_id: str) -> str:
     return _connection(conn_id)["extra"]["service_config"]["s3"]["bucket_name"]
 
 
+@pytest.mark.integration  # the stack's connections and servers
 def test_postgres_hook():
     from airflow.providers.postgres.hooks.postgres import PostgresHook
 
@@ -38,6 +39,7 @@ def test_postgres_hook():
     assert hook.get_first("select current_setting('server_version_num')::int")[0] >= 120000
 
 
+@pytest.mark.integration  # the stack's connections and servers
 @pytest.mark.parametrize("conn_id", ["archivist_storage", "archivist_backups"])
 def test_s3_hook(conn_id):
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
@@ -53,10 +55,12 @@ def test_s3_hook(conn_id):
     assert hook.list_keys(bucket_name=bucket, prefix="archivist-no-such-prefix-7f3a/") == []
 
 
+@pytest.mark.integration  # the stack's connections and servers
 def test_the_two_buckets_are_different():
     assert _bucket("archivist_storage") != _bucket("archivist_backups")
 
 
+@pytest.mark.integration  # the stack's connections and servers
 def test_elasticsearch_sql_hook_reads_cluster_health():
     from airflow.providers.elasticsearch.hooks.elasticsearch import ElasticsearchSQLHook
 
@@ -70,6 +74,7 @@ def test_elasticsearch_sql_hook_reads_cluster_health():
     assert all(node["version"].startswith("8.") for node in nodes.values())
 
 
+@pytest.mark.integration  # the stack's connections and servers
 def test_elasticsearch_python_hook_from_the_connection():
     from airflow.providers.elasticsearch.hooks.elasticsearch import ElasticsearchPythonHook
 
@@ -105,6 +110,7 @@ def test_loopback_helper():
     assert not _is_loopback("::ffff:10.0.0.1")
 
 
+@pytest.mark.integration  # the stack's connections and servers
 @pytest.mark.parametrize("server", ["postgres", "elasticsearch", "s3 (archivist_storage)", "s3 (archivist_backups)"])
 def test_server_listens_on_loopback_only_and_not_as_root(server):
     port = _server_ports()[server]

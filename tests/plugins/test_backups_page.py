@@ -16,6 +16,8 @@ import pytest
 
 from tests.plugins.backups_server import ARTIFACTS, RESTORE_DAG, ROOT
 
+pytestmark = pytest.mark.browser
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]

@@ -13,6 +13,8 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.support import ROOT
 
 LOCAL = ROOT / ".local"
@@ -52,6 +54,7 @@ def _files_under(folder: str, since: float):
                 continue
 
 
+@pytest.mark.integration  # starts the servers
 def test_services_start_leaves_secrets_private_and_nothing_in_tmp():
     started = time.time() - 1
     run = subprocess.run(["bash", "scripts/services.sh", "start"], capture_output=True, text=True, cwd=ROOT,
