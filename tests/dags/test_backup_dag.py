@@ -6,10 +6,7 @@ import json
 import re
 import tarfile
 
-import pytest
-
 from archivist.format import bundle
-from archivist.format.bundle import BackupKey
 from archivist.transport.backup_bucket import BackupStore
 from tests.support import dags_test
 
@@ -66,10 +63,10 @@ def test_backup_dag_makes_one_bundle_in_the_spec_layout(seeded, backups_settings
     assert staging_objects(store) == []
 
 
-def test_backup_dag_fails_at_check_when_elasticsearch_is_unreachable(seeded, backups_settings):
+def test_backup_dag_fails_at_check_when_elasticsearch_is_unreachable(earlier_bundle, backups_settings):
     store = BackupStore(backups_settings)
     before = {b.key.name: (b.size, b.last_modified) for b in store.list_bundles()}
-    assert before, "an earlier good bundle must exist for this test to mean anything"
+    assert earlier_bundle.name in before
     broken = json.dumps({"conn_type": "elasticsearch", "host": "127.0.0.1", "port": 1, "extra": {"scheme": "http"}})
     run = dags_test("archivist_backup", env={"AIRFLOW_CONN_ARCHIVIST_ELASTICSEARCH": broken})
     output = run.stdout + run.stderr
