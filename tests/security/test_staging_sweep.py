@@ -17,6 +17,7 @@ from archivist.transport import staging
 from archivist.sources.storage import job as storage
 from archivist.format.bundle import BackupKey
 from archivist.transport.backup_bucket import BackupStore
+from tests.support import wait_until
 
 AGE_LIMIT = dt.timedelta(seconds=0.5)
 LEASE_EVERY = 0.1
@@ -34,6 +35,12 @@ def _older_than_the_limit(store: BackupStore, key: BackupKey) -> int:
     return len(uploads) + len(objects)
 
 
+def _last_written(store: BackupStore, key: BackupKey) -> dt.datetime:
+    """When the backup's staging (its lease included) was last written, as the sweep reads it."""
+    listed = store.s3.list_objects_v2(Bucket=store.bucket, Prefix=f"staging/{key.name}/")["Contents"]
+    return max(o["LastModified"] for o in listed)
+
+
 def test_a_running_backups_staging_survives_the_sweep(make_bucket, monkeypatch):
     backups, app = make_bucket(), make_bucket()
     store = BackupStore(backups)
@@ -43,11 +50,11 @@ def test_a_running_backups_staging_survives_the_sweep(make_bucket, monkeypatch):
     with store.staging(dead).writer("jobs.postgres/postgres.sql") as out:
         out.write(b"SELECT 1;\n")  # a backup that died without its lease: sweepable once old enough
     monkeypatch.setattr(staging, "LEASE_EVERY", LEASE_EVERY)
-    fetch = storage._get
+    fetch, swept_past_the_limit = storage._get, threading.Event()
 
-    def held_fetch(s3, bucket, object_key, whole):  # holds the job mid-upload past the age limit
+    def held_fetch(s3, bucket, object_key, whole):  # holds the job mid-upload until a sweep met it old
         if object_key == "blob/012":
-            time.sleep(3 * AGE_LIMIT.total_seconds())
+            swept_past_the_limit.wait(timeout=60)
         return fetch(s3, bucket, object_key, whole)
 
     monkeypatch.setattr(storage, "_get", held_fetch)
@@ -68,8 +75,11 @@ def test_a_running_backups_staging_survives_the_sweep(make_bucket, monkeypatch):
     swept = exposed = 0
     while worker.is_alive():
         time.sleep(0.2)
-        exposed += _older_than_the_limit(store, key)
+        old = _older_than_the_limit(store, key)
         swept += sweeper.sweep_stale_staging(older_than=AGE_LIMIT)
+        if old:  # a sweep ran with the job's staging older than the limit: let the job go on
+            exposed += old
+            swept_past_the_limit.set()
     worker.join()
 
     assert "error" not in outcome, outcome.get("error")
@@ -81,5 +91,6 @@ def test_a_running_backups_staging_survives_the_sweep(make_bucket, monkeypatch):
     assert swept == 1, "the dead backup's staging should have gone, and nothing else"
     assert not store.s3.list_objects_v2(Bucket=backups.bucket, Prefix=f"staging/{dead.name}/").get("Contents")
 
-    time.sleep(2 * AGE_LIMIT.total_seconds())  # the job ended: its lease is no longer refreshed
+    wait_until(lambda: _last_written(store, key) < dt.datetime.now(dt.timezone.utc) - AGE_LIMIT, timeout=30,
+               what="the ended job's staging to pass the age limit")  # its lease is no longer refreshed
     assert sweeper.sweep_stale_staging(older_than=AGE_LIMIT) == len(staged)

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import io
 import random
-import time
 
 import pytest
 from botocore.exceptions import ClientError
@@ -23,6 +21,7 @@ from archivist.format.bundle import BackupKey, JobResult
 from archivist.errors import BackupNotFoundError, ConfigurationError
 from archivist.transport.staging import LEASE, LocalStaging
 from archivist.transport.backup_bucket import BackupStore, StoredBundle, plan_rotation
+from tests.support import wait_until
 
 START = dt.date(2026, 1, 1)
 FOREIGN = ["notes.txt", "bundle-notes.tgz"]
@@ -339,19 +338,31 @@ def _stage(store: BackupStore, key: BackupKey) -> None:
         out.write(b"SELECT 1;\n")
 
 
+def _older_than(s3, bucket: str, key: str, age: dt.timedelta) -> bool:
+    """Whether `key` was last written more than `age` ago, by the listing's Last-Modified as the sweep
+    reads it (a HEAD's is cut to whole seconds)."""
+    listed = s3.list_objects_v2(Bucket=bucket, Prefix=key)["Contents"]
+    return next(o for o in listed if o["Key"] == key)["LastModified"] < dt.datetime.now(UTC) - age
+
+
 def test_sweep_removes_staging_without_a_fresh_lease_and_keeps_the_rest(scratch_bucket):
     store, s3 = BackupStore(scratch_bucket), s3io.client(scratch_bucket)
     dead, alive, other_stack = _key(10), _key(11), _key(12)
+    limit = dt.timedelta(seconds=1)
     _stage(store, dead)
     _stage(BackupStore(_with_prefix(scratch_bucket, "stack-b/")), other_stack)
     s3.put_object(Bucket=scratch_bucket.bucket, Key="staging/notes.txt", Body=b"not ours")
     with store.staging(alive).alive(every=0.3):
         _stage(store, alive)
-        time.sleep(2)
-        assert store.sweep_stale_staging(older_than=dt.timedelta(seconds=1)) == 1
+        alive_dump = f"staging/{alive.name}/jobs.postgres/postgres.sql"
+        wait_until(lambda: _older_than(s3, scratch_bucket.bucket, alive_dump, limit), timeout=30,
+                   what="the running backup's staged file to pass the age limit")  # the dead one's is older
+        assert store.sweep_stale_staging(older_than=limit) == 1
     assert _objects(s3, scratch_bucket.bucket) == {
-        f"staging/{alive.name}/jobs.postgres/postgres.sql", f"staging/{alive.name}/{LEASE}",
+        alive_dump, f"staging/{alive.name}/{LEASE}",
         f"stack-b/staging/{other_stack.name}/jobs.postgres/postgres.sql", "staging/notes.txt"}
-    time.sleep(2)  # the lease is no longer refreshed: the backup is gone
-    assert store.sweep_stale_staging(older_than=dt.timedelta(seconds=1)) == 2
+    # the lease is no longer refreshed: the backup is gone once it passes the age limit
+    wait_until(lambda: _older_than(s3, scratch_bucket.bucket, f"staging/{alive.name}/{LEASE}", limit), timeout=30,
+               what="the lease to pass the age limit")
+    assert store.sweep_stale_staging(older_than=limit) == 2
     assert f"staging/{alive.name}/{LEASE}" not in _objects(s3, scratch_bucket.bucket)
