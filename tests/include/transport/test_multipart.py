@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 
@@ -47,7 +46,7 @@ def test_an_object_within_one_part_is_one_put(scratch_bucket, size):
 
 def test_writes_of_every_size_become_parts_in_order(scratch_bucket):
     """Writes smaller than, equal to and spanning several parts, as the jobs make them."""
-    s3, digest, written = s3io.client(scratch_bucket), hashlib.sha256(), bytearray()
+    s3, written = s3io.client(scratch_bucket), bytearray()
     with MultipartWriter(s3, scratch_bucket.bucket, "big.ndjson") as out:
         for size in (1, 1000, multipart.PART - 1001, multipart.PART, 2 * multipart.PART + 17, 3 * 1024 * 1024):
             chunk = os.urandom(size)
