@@ -26,9 +26,13 @@ def kill_server(name: str) -> None:
 
 
 def process_running(name: str) -> bool:
-    for proc in psutil.process_iter(["name"]):
-        if proc.info["name"] == name:
-            return True
+    """Whether a process of this test run (not another run on the machine) is `name`."""
+    for proc in psutil.Process().children(recursive=True):
+        try:
+            if proc.name() == name:
+                return True
+        except psutil.NoSuchProcess:
+            continue
     return False
 
 

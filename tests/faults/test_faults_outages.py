@@ -9,7 +9,6 @@ naming it; PostgreSQL rolls back, and a rerun in `replace` mode completes.
 from __future__ import annotations
 
 import datetime as dt
-import time
 
 import pytest
 
@@ -19,6 +18,7 @@ from archivist.runner import restore
 from archivist.format.bundle import BackupKey
 from demo.fingerprint import wipe_bucket, wipe_postgres
 from archivist.errors import ArchivistError
+from archivist.transport import s3io
 from archivist.transport.backup_bucket import BackupStore
 from tests.faults.faults_support import HEAVY_INDEX, Background, kill_server, process_running, start_servers
 from tests.support import wait_until
@@ -37,6 +37,26 @@ def leftovers(store: BackupStore) -> tuple[list, list]:
 def staged_under(store: BackupStore, fragment: str) -> bool:
     return any(fragment in o["Key"] for o in store.s3.list_objects_v2(
         Bucket=store.bucket, Prefix="staging/").get("Contents", []))
+
+
+def copying_into(pg_settings, table: str) -> bool:
+    """Whether psql is running the COPY that loads `table`."""
+    with postgres.connect(pg_settings) as conn:
+        return bool(conn.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'psql' "
+                                 "AND query LIKE %s", (f"COPY {table} %",)).fetchone()[0])
+
+
+def documents_indexed(es_client, index: str) -> int:
+    """How many documents the index has taken in, refreshed or not."""
+    stats = es_client.indices.stats(index=index, metric="indexing")
+    return stats["indices"][index]["primaries"]["indexing"]["index_total"]
+
+
+def writing_into(settings) -> bool:
+    """Whether the bucket holds an object or an unfinished upload."""
+    s3 = s3io.client(settings)
+    return bool(s3.list_objects_v2(Bucket=settings.bucket, MaxKeys=1).get("Contents")
+                or s3.list_multipart_uploads(Bucket=settings.bucket).get("Uploads"))
 
 
 @pytest.fixture
@@ -99,8 +119,7 @@ def heavy_bundle(heavy_table, heavy_index, heavy_objects, store):
 def test_postgres_killed_during_restore_rolls_back(heavy_bundle, pg_settings, restart_after):
     wipe_postgres(pg_settings)
     job = Background(lambda: restore.restore_job("postgres", heavy_bundle, pg_settings, "empty"))
-    wait_until(lambda: process_running("psql"), what="psql to start")
-    time.sleep(0.5)
+    wait_until(lambda: copying_into(pg_settings, "public.heavy"), what="psql to load the heavy table")
     kill_server("postgres")
     job.join()
     assert isinstance(job.error, ArchivistError), job.error
@@ -115,7 +134,7 @@ def test_elasticsearch_killed_during_restore_then_replace_completes(heavy_bundle
     job = Background(lambda: restore.restore_job("elasticsearch", heavy_bundle, es_settings, "replace", ["heavy*"]))
     wait_until(lambda: es_client.options(ignore_status=404).indices.exists(index=HEAVY_INDEX),
                what="the index to be created")
-    time.sleep(0.5)
+    wait_until(lambda: documents_indexed(es_client, HEAVY_INDEX) > 0, what="the bulk load to start")
     kill_server("elasticsearch")
     job.join()
     assert isinstance(job.error, ArchivistError), job.error
@@ -128,7 +147,7 @@ def test_elasticsearch_killed_during_restore_then_replace_completes(heavy_bundle
 def test_s3_server_killed_during_restore_then_replace_completes(heavy_bundle, storage_settings, restart_after):
     wipe_bucket(storage_settings)
     job = Background(lambda: restore.restore_job("storage", heavy_bundle, storage_settings, "empty"))
-    time.sleep(1.0)
+    wait_until(lambda: writing_into(storage_settings), what="the restore to write into the bucket")
     kill_server("minio")
     job.join()
     assert isinstance(job.error, ArchivistError), job.error
