@@ -1,6 +1,7 @@
 """Shared fixtures: the real servers started by `make services`, reached through the
 same four Airflow connections the DAGs use. A server that does not answer fails
-the test that needs it with a message naming what to start; nothing is skipped."""
+the test that needs it with a message naming what to start; nothing is skipped. Below them,
+the hook that gives every test its marker."""
 
 from __future__ import annotations
 
@@ -163,7 +164,7 @@ FOLDER_MARKS = {"faults": "faults", "bench": "bench"}
 OWN_MARKS = ("faults", "browser", "bench", "integration")
 
 
-def pytest_collection_modifyitems(config, items) -> None:
+def pytest_collection_modifyitems(items) -> None:
     tests = ROOT / "tests"
     for item in items:
         folder = item.path.relative_to(tests).parts[0] if item.path.is_relative_to(tests) else ""
