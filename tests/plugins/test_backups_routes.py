@@ -10,7 +10,7 @@ import pytest
 from fastapi import HTTPException
 from fastapi.testclient import TestClient
 
-import backups_server  # noqa: F401  (puts plugins/ on sys.path)
+import tests.plugins.backups_server  # noqa: F401  (puts plugins/ on sys.path)
 from archivist.errors import BackupNotFoundError, ConfigurationError, UnreachableError
 
 from archivist_backups import routes  # noqa: E402
