@@ -17,7 +17,6 @@ import pytest
 
 from archivist.format import bundle
 from archivist.format import bundle_index, members
-from archivist.runner import restore
 from archivist.transport import s3io
 from archivist.format.bundle import BackupKey, JobResult
 from archivist.format.bundle_index import BundleSource
