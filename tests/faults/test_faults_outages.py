@@ -47,9 +47,9 @@ def copying_into(pg_settings, table: str) -> bool:
 
 
 def documents_indexed(es_client, index: str) -> int:
-    """How many documents the index has taken in, refreshed or not."""
-    stats = es_client.indices.stats(index=index, metric="indexing")
-    return stats["indices"][index]["primaries"]["indexing"]["index_total"]
+    """How many documents the index has taken in, refreshed or not (none while its shard starts)."""
+    primaries = es_client.indices.stats(index=index, metric="indexing")["_all"]["primaries"]
+    return primaries.get("indexing", {}).get("index_total", 0)
 
 
 def writing_into(settings) -> bool:
