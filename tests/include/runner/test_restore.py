@@ -160,8 +160,6 @@ def test_damaged_bundles_fail_verification_before_any_target_is_touched(
 def _seed_format_bundle(key: BackupKey, pg_settings, es_client, storage_settings) -> bytes:
     """A bundle as the original tool describes it: the ndjson files, templates, SQL,
     storage tgz and a meta.json with only the spec's fields. No checksums, no mappings."""
-    from archivist.sources.elasticsearch import cluster as es_cluster
-    from archivist.sources.elasticsearch import export as es_export
     from archivist.transport.staging import LocalStaging
 
     staging = LocalStaging()
