@@ -20,10 +20,10 @@ from tests.support import ROOT
 sys.path.insert(0, str(ROOT / "include"))
 
 from archivist import config  # noqa: E402
+from archivist.config import S3Settings  # noqa: E402
 from archivist.sources.elasticsearch import cluster as es_cluster
 from archivist.sources.postgres import job as postgres
 from archivist.transport import s3io
-from archivist.config import S3Settings  # noqa: E402
 
 START_HINT = "start the servers with `make services` and `source .local/env.sh`"
 
@@ -78,8 +78,14 @@ def es_client(es_settings):
 
 def _es_user_command(*args: str, password: str = "") -> None:
     """`scripts/services.sh es-user ...`: the password goes on stdin, never argv."""
-    run = subprocess.run(["bash", str(ROOT / "scripts" / "services.sh"), "es-user", *args], input=password,
-                         capture_output=True, text=True, cwd=ROOT, timeout=120)
+    run = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "services.sh"), "es-user", *args],
+        input=password,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert run.returncode == 0, run.stderr
 
 
@@ -121,10 +127,14 @@ def make_bucket(storage_settings) -> Iterator:
         name = f"archivist-test-{uuid.uuid4().hex[:10]}"
         s3.create_bucket(Bucket=name)
         made.append(name)
-        return S3Settings(bucket=name, access_key_id=storage_settings.access_key_id,
-                          secret_access_key=storage_settings.secret_access_key,
-                          endpoint_url=storage_settings.endpoint_url, region_name=storage_settings.region_name,
-                          source="test bucket")
+        return S3Settings(
+            bucket=name,
+            access_key_id=storage_settings.access_key_id,
+            secret_access_key=storage_settings.secret_access_key,
+            endpoint_url=storage_settings.endpoint_url,
+            region_name=storage_settings.region_name,
+            source="test bucket",
+        )
 
     yield make
     for name in made:

@@ -16,24 +16,41 @@ from tests.support import ROOT
 SPEC_PREFIXES = ("DATABASE_", "ELASTICSEARCH_", "S3_", "BACKUP_")
 
 
-def spec_env(pg: PostgresSettings, es: ElasticsearchSettings, storage: S3Settings, backups: S3Settings,
-             es_user: str = "") -> dict[str, str]:
+def spec_env(
+    pg: PostgresSettings, es: ElasticsearchSettings, storage: S3Settings, backups: S3Settings, es_user: str = ""
+) -> dict[str, str]:
     """This process's environment with the original tool's variables, and no AIRFLOW_CONN_* at all."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("AIRFLOW_CONN_", *SPEC_PREFIXES)) and k not in ("BACKUPS_KEPT", "NAMESPACE")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("AIRFLOW_CONN_", *SPEC_PREFIXES)) and k not in ("BACKUPS_KEPT", "NAMESPACE")
+    }
     url = urlsplit(es.url)
-    env.update({
-        "DATABASE_HOST": pg.host, "DATABASE_PORT": str(pg.port), "DATABASE_NAME": pg.dbname,
-        "DATABASE_USER": pg.user, "DATABASE_PASSWORD": pg.password,
-        "ELASTICSEARCH_PROTOCOL": url.scheme, "ELASTICSEARCH_HOST": url.hostname or "",
-        "ELASTICSEARCH_PORT": str(url.port), "BACKUPS_KEPT": "30",
-    })
+    env.update(
+        {
+            "DATABASE_HOST": pg.host,
+            "DATABASE_PORT": str(pg.port),
+            "DATABASE_NAME": pg.dbname,
+            "DATABASE_USER": pg.user,
+            "DATABASE_PASSWORD": pg.password,
+            "ELASTICSEARCH_PROTOCOL": url.scheme,
+            "ELASTICSEARCH_HOST": url.hostname or "",
+            "ELASTICSEARCH_PORT": str(url.port),
+            "BACKUPS_KEPT": "30",
+        }
+    )
     if es.user or es_user:
         env.update({"ELASTICSEARCH_USER": es.user or es_user, "ELASTICSEARCH_PASSWORD": es.password})
     for prefix, s3 in (("S3_", storage), ("BACKUP_", backups)):
-        env.update({f"{prefix}ACCESS_KEY_ID": s3.access_key_id, f"{prefix}SECRET_ACCESS_KEY": s3.secret_access_key,
-                    f"{prefix}BUCKET_NAME": s3.bucket, f"{prefix}ENDPOINT_URL": s3.endpoint_url or "",
-                    f"{prefix}REGION": s3.region_name or "us-east-1"})
+        env.update(
+            {
+                f"{prefix}ACCESS_KEY_ID": s3.access_key_id,
+                f"{prefix}SECRET_ACCESS_KEY": s3.secret_access_key,
+                f"{prefix}BUCKET_NAME": s3.bucket,
+                f"{prefix}ENDPOINT_URL": s3.endpoint_url or "",
+                f"{prefix}REGION": s3.region_name or "us-east-1",
+            }
+        )
         if s3.session_token:
             env[f"{prefix}SESSION_TOKEN"] = s3.session_token
     return env
@@ -42,6 +59,7 @@ def spec_env(pg: PostgresSettings, es: ElasticsearchSettings, storage: S3Setting
 def archivist(env: dict[str, str], *args: str, timeout: int = 300, cwd: Any = None) -> subprocess.CompletedProcess:
     """The installed `archivist` command (scripts/install.sh puts it in .local/bin)."""
     command = shutil.which("archivist", path=env.get("PATH"))
-    assert command, "the archivist command is not on PATH: run `bash scripts/install.sh python` and source .local/env.sh"
-    return subprocess.run([command, *args], capture_output=True, text=True, env=env, cwd=cwd or ROOT,
-                          timeout=timeout)
+    assert command, (
+        "the archivist command is not on PATH: run `bash scripts/install.sh python` and source .local/env.sh"
+    )
+    return subprocess.run([command, *args], capture_output=True, text=True, env=env, cwd=cwd or ROOT, timeout=timeout)

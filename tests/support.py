@@ -20,8 +20,9 @@ def dags_test(dag_id: str, conf: dict | None = None, env: dict | None = None) ->
     args = ["airflow", "dags", "test", dag_id]
     if conf is not None:
         args += ["-c", json.dumps(conf)]
-    return subprocess.run(args, capture_output=True, text=True, timeout=600, cwd=ROOT,
-                          env={**os.environ, **(env or {})})
+    return subprocess.run(
+        args, capture_output=True, text=True, timeout=600, cwd=ROOT, env={**os.environ, **(env or {})}
+    )
 
 
 def wait_until(condition: Callable[[], bool], what: str, timeout: float = 120, interval: float = 0.05) -> None:

@@ -16,7 +16,13 @@ import yaml
 
 COMPOSE_FILE = Path(__file__).resolve().parent.parent / "docker-compose.yaml"
 
-AIRFLOW_SERVICES = ["airflow-init", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer"]
+AIRFLOW_SERVICES = [
+    "airflow-init",
+    "airflow-apiserver",
+    "airflow-scheduler",
+    "airflow-dag-processor",
+    "airflow-triggerer",
+]
 STACK_SERVICES = ["airflow-db", "postgres", "elasticsearch", "minio", "minio-init"]
 ONE_SHOT_SERVICES = {"airflow-init", "minio-init"}
 MOUNTS = ["./dags:/opt/airflow/dags", "./plugins:/opt/airflow/plugins", "./include:/opt/airflow/include"]

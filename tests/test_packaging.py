@@ -19,8 +19,9 @@ def test_pip_install_gives_a_working_archivist_command(tmp_path):
     venv.EnvBuilder(with_pip=True).create(env_dir)
     pip = [str(env_dir / "bin" / "python"), "-m", "pip", "--disable-pip-version-check", "-q"]
     # the constraints pin what PyPI serves to the versions the suite runs with
-    subprocess.run([*pip, "install", str(ROOT), "-c", str(ROOT / "constraints.txt")], check=True, cwd=tmp_path,
-                   timeout=600)
+    subprocess.run(
+        [*pip, "install", str(ROOT), "-c", str(ROOT / "constraints.txt")], check=True, cwd=tmp_path, timeout=600
+    )
     installed = subprocess.run([*pip, "list", "--format=freeze"], check=True, capture_output=True, text=True).stdout
     assert "apache-airflow" not in installed  # the command must not need Airflow
 
@@ -31,8 +32,11 @@ def test_pip_install_gives_a_working_archivist_command(tmp_path):
         assert command in shown.stdout
 
     # every module of the package imports, so no dependency is left to the first backup to miss
-    probe = ("import importlib, pkgutil, archivist; "
-             "[importlib.import_module(m.name) for m in pkgutil.walk_packages(archivist.__path__, 'archivist.')]")
-    imported = subprocess.run([str(env_dir / "bin" / "python"), "-c", probe], capture_output=True, text=True,
-                              cwd=tmp_path, timeout=120)
+    probe = (
+        "import importlib, pkgutil, archivist; "
+        "[importlib.import_module(m.name) for m in pkgutil.walk_packages(archivist.__path__, 'archivist.')]"
+    )
+    imported = subprocess.run(
+        [str(env_dir / "bin" / "python"), "-c", probe], capture_output=True, text=True, cwd=tmp_path, timeout=120
+    )
     assert imported.returncode == 0, imported.stderr

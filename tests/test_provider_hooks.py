@@ -18,8 +18,9 @@ CONNECTIONS = ("archivist_postgres", "archivist_elasticsearch", "archivist_stora
 def _connection(conn_id: str) -> dict:
     name = f"AIRFLOW_CONN_{conn_id.upper()}"
     if name not in os.environ:
-        pytest.fail(f"{name} is not set: start the servers with `make services` and `source .local/env.sh`",
-                    pytrace=False)
+        pytest.fail(
+            f"{name} is not set: start the servers with `make services` and `source .local/env.sh`", pytrace=False
+        )
     return json.loads(os.environ[name])
 
 
@@ -114,8 +115,11 @@ def test_loopback_helper():
 @pytest.mark.parametrize("server", ["postgres", "elasticsearch", "s3 (archivist_storage)", "s3 (archivist_backups)"])
 def test_server_listens_on_loopback_only_and_not_as_root(server):
     port = _server_ports()[server]
-    listening = [c for c in psutil.net_connections(kind="inet")
-                 if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port]
+    listening = [
+        c
+        for c in psutil.net_connections(kind="inet")
+        if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port
+    ]
     assert listening, f"nothing listens on port {port} for {server}"
     for sock in listening:
         assert _is_loopback(sock.laddr.ip), f"{server} listens on {sock.laddr.ip}:{port}, not only on loopback"

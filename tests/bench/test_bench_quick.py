@@ -24,8 +24,13 @@ from bench import run as run_bench  # noqa: E402
 def test_quick_bench_measures_everything_and_cleans_up(tmp_path, pg_settings, es_client, storage_settings):
     # The baselines, pinned and cached per user; a no-op once installed (the first run builds rclone).
     subprocess.run(["bash", str(ROOT / "bench" / "setup.sh")], check=True, cwd=ROOT, timeout=1800)
-    run = subprocess.run([sys.executable, "-m", "bench.run", "--quick", "--results-dir", str(tmp_path)],
-                         cwd=ROOT, capture_output=True, text=True, timeout=900)
+    run = subprocess.run(
+        [sys.executable, "-m", "bench.run", "--quick", "--results-dir", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
 
     [json_file] = tmp_path.glob("bench-scale-0.001-*.json")
@@ -61,4 +66,5 @@ def test_quick_bench_measures_everything_and_cleans_up(tmp_path, pg_settings, es
     for bucket in (quick.storage.bucket, quick.backups.bucket):
         assert not s3.list_objects_v2(Bucket=bucket).get("Contents")
     from bench import load
+
     assert not load.pg_exists(quick.postgres)

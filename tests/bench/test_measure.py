@@ -17,8 +17,9 @@ HOLD_200_MB = "b = bytearray(200 * 2**20); import time; time.sleep(0.5)"
 
 
 def test_peak_rss_counts_the_children_of_the_command():
-    m = measure.run("tree", f"{sys.executable} -c '{HOLD_200_MB}' & {sys.executable} -c '{HOLD_200_MB}' & wait",
-                    shell=True).check()
+    m = measure.run(
+        "tree", f"{sys.executable} -c '{HOLD_200_MB}' & {sys.executable} -c '{HOLD_200_MB}' & wait", shell=True
+    ).check()
     assert m.peak_rss_mb >= 400  # two children holding 200 MB each, at the same time
     assert 0.5 <= m.seconds < 10
 

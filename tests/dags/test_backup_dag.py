@@ -10,9 +10,18 @@ from archivist.format import bundle
 from archivist.transport.backup_bucket import BackupStore
 from tests.support import dags_test
 
-SPEC_CI_FIELDS = {"CI_COMMIT_MESSAGE", "CI_COMMIT_REF_NAME", "CI_COMMIT_REF_SLUG", "CI_COMMIT_SHA",
-                  "CI_COMMIT_SHORT_SHA", "CI_COMMIT_TAG", "CI_JOB_ID", "CI_PIPELINE_IID", "CI_PROJECT_NAME",
-                  "CI_REGISTRY_IMAGE"}
+SPEC_CI_FIELDS = {
+    "CI_COMMIT_MESSAGE",
+    "CI_COMMIT_REF_NAME",
+    "CI_COMMIT_REF_SLUG",
+    "CI_COMMIT_SHA",
+    "CI_COMMIT_SHORT_SHA",
+    "CI_COMMIT_TAG",
+    "CI_JOB_ID",
+    "CI_PIPELINE_IID",
+    "CI_PROJECT_NAME",
+    "CI_REGISTRY_IMAGE",
+}
 
 
 def staging_objects(store: BackupStore) -> list[str]:
@@ -37,11 +46,18 @@ def test_backup_dag_makes_one_bundle_in_the_spec_layout(seeded, backups_settings
             if member.name.endswith("/meta.json"):
                 meta = json.load(tar.extractfile(member))
     spec_tree = {
-        f"{key.name}", f"{key.name}/jobs.elasticsearch", f"{key.name}/jobs.postgres", f"{key.name}/jobs.storage",
-        f"{key.name}/meta.json", f"{key.name}/jobs.postgres/postgres-{i}.sql",
-        f"{key.name}/jobs.storage/storage-{i}.tgz", f"{key.name}/jobs.elasticsearch/templates-{i}.json",
-        *(f"{key.name}/jobs.elasticsearch/elasticsearch-{index}-{i}.ndjson"
-          for index in ("customers", "legacy-events", "logs-demo-2026.11", "products")),
+        f"{key.name}",
+        f"{key.name}/jobs.elasticsearch",
+        f"{key.name}/jobs.postgres",
+        f"{key.name}/jobs.storage",
+        f"{key.name}/meta.json",
+        f"{key.name}/jobs.postgres/postgres-{i}.sql",
+        f"{key.name}/jobs.storage/storage-{i}.tgz",
+        f"{key.name}/jobs.elasticsearch/templates-{i}.json",
+        *(
+            f"{key.name}/jobs.elasticsearch/elasticsearch-{index}-{i}.ndjson"
+            for index in ("customers", "legacy-events", "logs-demo-2026.11", "products")
+        ),
     }
     ours = {f"{key.name}/jobs.elasticsearch/indices-{i}.json", f"{key.name}/jobs.storage/manifest-{i}.ndjson"}
     assert set(names) == spec_tree | ours
@@ -52,8 +68,12 @@ def test_backup_dag_makes_one_bundle_in_the_spec_layout(seeded, backups_settings
     assert all(s["time_seconds"] > 0 for s in meta["stats"].values())
     assert meta["format_version"] == bundle.FORMAT_VERSION and meta["key"] == key.name
     assert meta["airflow"]["dag_id"] == "archivist_backup" and meta["airflow"]["run_id"]
-    assert meta["counts"]["jobs.elasticsearch"]["indices"] == {"customers": 400, "legacy-events": 150,
-                                                               "logs-demo-2026.11": 1000, "products": 200}
+    assert meta["counts"]["jobs.elasticsearch"]["indices"] == {
+        "customers": 400,
+        "legacy-events": 150,
+        "logs-demo-2026.11": 1000,
+        "products": 200,
+    }
     assert meta["counts"]["jobs.storage"]["objects"] == seeded["storage"]["objects"]
     assert meta["counts"]["jobs.postgres"]["tables"] == 5
     assert meta["servers"]["postgres"].startswith("15") and meta["servers"]["elasticsearch"].startswith("8.")

@@ -182,27 +182,60 @@ IMPORT_PROBE = textwrap.dedent("""
 """)
 
 UNREACHABLE = {
-    "AIRFLOW_CONN_ARCHIVIST_POSTGRES": {"conn_type": "postgres", "host": "127.0.0.1", "port": 1, "login": "nobody",
-                                        "password": "x", "schema": "nothing"},
-    "AIRFLOW_CONN_ARCHIVIST_ELASTICSEARCH": {"conn_type": "elasticsearch", "host": "127.0.0.1", "port": 1,
-                                             "extra": {"scheme": "http"}},
-    "AIRFLOW_CONN_ARCHIVIST_STORAGE": {"conn_type": "aws", "login": "nobody", "password": "x",
-                                       "extra": {"endpoint_url": "http://127.0.0.1:1", "region_name": "us-east-1",
-                                                 "service_config": {"s3": {"bucket_name": "nowhere-app"}}}},
-    "AIRFLOW_CONN_ARCHIVIST_BACKUPS": {"conn_type": "aws", "login": "nobody", "password": "x",
-                                       "extra": {"endpoint_url": "http://127.0.0.1:1", "region_name": "us-east-1",
-                                                 "service_config": {"s3": {"bucket_name": "nowhere-backups"}}}},
+    "AIRFLOW_CONN_ARCHIVIST_POSTGRES": {
+        "conn_type": "postgres",
+        "host": "127.0.0.1",
+        "port": 1,
+        "login": "nobody",
+        "password": "x",
+        "schema": "nothing",
+    },
+    "AIRFLOW_CONN_ARCHIVIST_ELASTICSEARCH": {
+        "conn_type": "elasticsearch",
+        "host": "127.0.0.1",
+        "port": 1,
+        "extra": {"scheme": "http"},
+    },
+    "AIRFLOW_CONN_ARCHIVIST_STORAGE": {
+        "conn_type": "aws",
+        "login": "nobody",
+        "password": "x",
+        "extra": {
+            "endpoint_url": "http://127.0.0.1:1",
+            "region_name": "us-east-1",
+            "service_config": {"s3": {"bucket_name": "nowhere-app"}},
+        },
+    },
+    "AIRFLOW_CONN_ARCHIVIST_BACKUPS": {
+        "conn_type": "aws",
+        "login": "nobody",
+        "password": "x",
+        "extra": {
+            "endpoint_url": "http://127.0.0.1:1",
+            "region_name": "us-east-1",
+            "service_config": {"s3": {"bucket_name": "nowhere-backups"}},
+        },
+    },
 }
 
 
 def _import_offline(dag_folder: Path) -> dict:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("DATABASE_", "ELASTICSEARCH_", "S3_", "BACKUP_", "ARCHIVIST_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DATABASE_", "ELASTICSEARCH_", "S3_", "BACKUP_", "ARCHIVIST_"))
+    }
     env.update({name: json.dumps(conn) for name, conn in UNREACHABLE.items()})
     env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = "postgresql+psycopg2://nobody:x@127.0.0.1:1/nothing"
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "include"), env.get("PYTHONPATH")]))
-    proc = subprocess.run([sys.executable, "-c", IMPORT_PROBE, str(dag_folder)], capture_output=True, text=True,
-                          env=env, cwd=ROOT, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", IMPORT_PROBE, str(dag_folder)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=300,
+    )
     lines = [line for line in proc.stdout.splitlines() if line.startswith("PROBE-RESULT ")]
     assert proc.returncode == 0 and lines, f"the import probe crashed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     return json.loads(lines[-1].removeprefix("PROBE-RESULT "))
@@ -217,7 +250,8 @@ def test_importing_the_dags_does_no_network_io():
 
 def test_the_import_probe_catches_network_io(tmp_path):
     """The probe itself: a DAG file that checks the backup bucket while being imported is caught."""
-    (tmp_path / "chatty.py").write_text(textwrap.dedent("""
+    (tmp_path / "chatty.py").write_text(
+        textwrap.dedent("""
         import datetime as dt
         from airflow.sdk import dag, task
         from archivist import config
@@ -233,7 +267,8 @@ def test_the_import_probe_catches_network_io(tmp_path):
             noop()
 
         chatty()
-    """))
+    """)
+    )
     result = _import_offline(tmp_path)
     assert result["attempts"], "the probe did not see the connect"
     assert any("127.0.0.1" in a and "1)" in a for a in result["attempts"])

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from archivist.runner import backup
 from archivist.format.bundle import BackupKey
+from archivist.runner import backup
+from archivist.transport.backup_bucket import BackupStore
 from demo.fingerprint import stack_snapshot as fingerprint
 from demo.fingerprint import wipe_bucket, wipe_elasticsearch, wipe_postgres
-from archivist.transport.backup_bucket import BackupStore
 from tests.support import dags_test
-
 
 
 def test_restore_dag_round_trip(seeded, pg_settings, es_settings, storage_settings):
@@ -23,8 +22,7 @@ def test_restore_dag_round_trip(seeded, pg_settings, es_settings, storage_settin
     assert fingerprint(pg_settings, es_settings, storage_settings) == before
 
 
-def test_restore_dag_refuses_non_empty_targets_and_changes_nothing(seeded, pg_settings, es_settings,
-                                                                    storage_settings):
+def test_restore_dag_refuses_non_empty_targets_and_changes_nothing(seeded, pg_settings, es_settings, storage_settings):
     made = backup.run_backup()
     before = fingerprint(pg_settings, es_settings, storage_settings)
     run = dags_test("archivist_restore", {"key": made["key"]})
@@ -33,8 +31,9 @@ def test_restore_dag_refuses_non_empty_targets_and_changes_nothing(seeded, pg_se
     assert fingerprint(pg_settings, es_settings, storage_settings) == before
 
 
-def test_restore_dag_unknown_key_and_damaged_bundle_fail_before_writing(seeded, pg_settings, es_settings,
-                                                                         storage_settings, backups_settings):
+def test_restore_dag_unknown_key_and_damaged_bundle_fail_before_writing(
+    seeded, pg_settings, es_settings, storage_settings, backups_settings
+):
     made = backup.run_backup()
     store = BackupStore(backups_settings)
     wipe_postgres(pg_settings)  # an empty target would accept a restore, so a write would show

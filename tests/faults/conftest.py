@@ -11,8 +11,14 @@ from elasticsearch import helpers
 
 from archivist.sources.postgres import job as postgres
 from archivist.transport import s3io
-from tests.faults.faults_support import (HEAVY_INDEX, HEAVY_INDEX_DOCS, HEAVY_OBJECT_BYTES, HEAVY_OBJECTS,
-                                         HEAVY_TABLE_ROWS, start_servers)
+from tests.faults.faults_support import (
+    HEAVY_INDEX,
+    HEAVY_INDEX_DOCS,
+    HEAVY_OBJECT_BYTES,
+    HEAVY_OBJECTS,
+    HEAVY_TABLE_ROWS,
+    start_servers,
+)
 
 
 @pytest.fixture
@@ -27,8 +33,10 @@ def heavy_table(seeded, pg_settings):
     """A table big enough that pg_dump and psql run for seconds."""
     with postgres.connect(pg_settings) as conn:
         conn.execute("DROP TABLE IF EXISTS public.heavy")
-        conn.execute("CREATE TABLE public.heavy AS SELECT g AS id, md5(g::text) || repeat('x', 120) AS body "
-                     f"FROM generate_series(1, {HEAVY_TABLE_ROWS}) g")
+        conn.execute(
+            "CREATE TABLE public.heavy AS SELECT g AS id, md5(g::text) || repeat('x', 120) AS body "
+            f"FROM generate_series(1, {HEAVY_TABLE_ROWS}) g"
+        )
     yield
     start_servers()  # the test may have killed PostgreSQL; the table must go either way
     with postgres.connect(pg_settings) as conn:
@@ -38,8 +46,15 @@ def heavy_table(seeded, pg_settings):
 @pytest.fixture
 def heavy_index(seeded, es_client):
     """An index big enough that its export and bulk load run for seconds."""
-    helpers.bulk(es_client, ({"_index": HEAVY_INDEX, "_id": str(i), "_source": {"n": i, "text": "lorem ipsum " * 40}}
-                             for i in range(HEAVY_INDEX_DOCS)), chunk_size=5000, refresh=True)
+    helpers.bulk(
+        es_client,
+        (
+            {"_index": HEAVY_INDEX, "_id": str(i), "_source": {"n": i, "text": "lorem ipsum " * 40}}
+            for i in range(HEAVY_INDEX_DOCS)
+        ),
+        chunk_size=5000,
+        refresh=True,
+    )
     yield
     es_client.options(ignore_status=404).indices.delete(index=HEAVY_INDEX)
 

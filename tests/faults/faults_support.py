@@ -15,14 +15,20 @@ from tests.support import ROOT
 
 def start_servers() -> None:
     """Starts whatever server is down (services.sh start leaves running ones alone)."""
-    subprocess.run(["bash", str(ROOT / "scripts" / "services.sh"), "start"], check=True, cwd=ROOT,
-                   capture_output=True, timeout=600)
+    subprocess.run(
+        ["bash", str(ROOT / "scripts" / "services.sh"), "start"], check=True, cwd=ROOT, capture_output=True, timeout=600
+    )
 
 
 def kill_server(name: str) -> None:
     """Stops one server abruptly: postgres, elasticsearch or minio."""
-    subprocess.run(["bash", str(ROOT / "scripts" / "services.sh"), "kill", name], check=True, cwd=ROOT,
-                   capture_output=True, timeout=120)
+    subprocess.run(
+        ["bash", str(ROOT / "scripts" / "services.sh"), "kill", name],
+        check=True,
+        cwd=ROOT,
+        capture_output=True,
+        timeout=120,
+    )
 
 
 def process_running(name: str) -> bool:

@@ -29,15 +29,22 @@ def small_index(es: Any, prefix: str, docs: int) -> Iterator[str]:
 
 
 def objects_under(s3: Any, bucket: str, prefix: str) -> list[str]:
-    return [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-            for o in page.get("Contents", [])]
+    return [
+        o["Key"]
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        for o in page.get("Contents", [])
+    ]
 
 
 def unfinished_uploads(s3: Any, bucket: str, prefix: str = "") -> list[str]:
     """Keys of unfinished multipart uploads starting with `prefix` (listed whole: MinIO's
     Prefix matches only whole keys)."""
-    return [u["Key"] for page in s3.get_paginator("list_multipart_uploads").paginate(Bucket=bucket)
-            for u in page.get("Uploads", []) if u["Key"].startswith(prefix)]
+    return [
+        u["Key"]
+        for page in s3.get_paginator("list_multipart_uploads").paginate(Bucket=bucket)
+        for u in page.get("Uploads", [])
+        if u["Key"].startswith(prefix)
+    ]
 
 
 def bundle_blobs(stream: Any, label: str) -> Iterator[tuple[str, bytes]]:

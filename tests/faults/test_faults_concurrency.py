@@ -16,14 +16,14 @@ import uuid
 
 import pytest
 
-from archivist.runner import backup
 from archivist.format import bundle
-from archivist.transport import s3io
 from archivist.format.bundle import BackupKey
+from archivist.runner import backup
+from archivist.transport import s3io
 from archivist.transport.backup_bucket import BackupStore
-from tests.support import ROOT
 from tests.faults.secrets_support import objects_under, small_index, unfinished_uploads
 from tests.spec_support import spec_env
+from tests.support import ROOT
 
 BIG_OBJECTS = 8
 BIG_OBJECT_BYTES = 8 * 1024 * 1024
@@ -76,8 +76,14 @@ def buckets(storage_settings):
 
 
 def _start_backup(env: dict, index: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", BACKUP, index], env=env, cwd=ROOT, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, "-c", BACKUP, index],
+        env=env,
+        cwd=ROOT,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
 def _finish(proc: subprocess.Popen) -> dict:
@@ -131,12 +137,32 @@ def test_restores_while_a_backup_runs(env, probe_index, buckets, backups_setting
         time.sleep(0.05)
     restores = {
         "dry run": subprocess.Popen(
-            [sys.executable, "-m", "archivist", "restore", older, "--mode", "replace", "--dry-run",
-             "--indices", probe_index], env=env, cwd=ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE),
+            [
+                sys.executable,
+                "-m",
+                "archivist",
+                "restore",
+                older,
+                "--mode",
+                "replace",
+                "--dry-run",
+                "--indices",
+                probe_index,
+            ],
+            env=env,
+            cwd=ROOT,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        ),
         "into a new bucket": subprocess.Popen(
             [sys.executable, "-m", "archivist", "restore", older, "--jobs", "storage", "--mode", "empty"],
-            env={**env, "S3_BUCKET_NAME": target.bucket}, cwd=ROOT, text=True,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE),
+            env={**env, "S3_BUCKET_NAME": target.bucket},
+            cwd=ROOT,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        ),
     }
     assert running.poll() is None, "the backup ended before the restores started"
     outputs = {name: p.communicate(timeout=300) for name, p in restores.items()}

@@ -16,24 +16,24 @@ import uuid
 
 import pytest
 
-from archivist.runner import backup
 from archivist.format.bundle import BackupKey
-from demo.fingerprint import pg_dump_text, wipe_postgres
+from archivist.runner import backup
 from archivist.transport.backup_bucket import BackupStore
+from demo.fingerprint import pg_dump_text, wipe_postgres
 from tests.support import ROOT
 
 
 def archivist(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(["archivist", *args], capture_output=True, text=True, cwd=ROOT, timeout=600,
-                          env={**os.environ, **(env or {})})
+    return subprocess.run(
+        ["archivist", *args], capture_output=True, text=True, cwd=ROOT, timeout=600, env={**os.environ, **(env or {})}
+    )
 
 
 @pytest.fixture
 def tiny_disk(tmp_path):
     """A 512 KiB filesystem: far too small for a bundle of the demo stack."""
     if os.geteuid() != 0:
-        pytest.fail("this test mounts a 512 KiB tmpfs and needs root: run `make test` as root (CI does)",
-                    pytrace=False)
+        pytest.fail("this test mounts a 512 KiB tmpfs and needs root: run `make test` as root (CI does)", pytrace=False)
     mount = tmp_path / "tiny"
     mount.mkdir()
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mount)], check=True)
@@ -57,8 +57,11 @@ def test_bucket_backup_needs_no_local_space(seeded, tiny_disk, backups_settings)
 def _rewrite_meta(data: bytes, change) -> bytes:
     """The same bundle with meta.json changed by `change` (for a newer format_version)."""
     out = io.BytesIO()
-    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as src, \
-         gzip.GzipFile(fileobj=out, mode="wb") as gz, tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as dst:
+    with (
+        tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as src,
+        gzip.GzipFile(fileobj=out, mode="wb") as gz,
+        tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as dst,
+    ):
         for member in src:
             body = src.extractfile(member).read() if member.isfile() else None
             if member.name.endswith("/meta.json"):
@@ -99,8 +102,11 @@ def test_damaged_bundle_fails_verify_and_restore_writes_nothing(damage, good_bun
     remote = BackupKey.new()
     store.s3.put_object(Bucket=store.bucket, Key=remote.object_key, Body=bad)
     try:
-        for run in (archivist("verify", str(local)), archivist("simple-restore", str(local), "--jobs", "postgres"),
-                    archivist("restore", remote.name, "--jobs", "postgres", "--mode", "replace")):
+        for run in (
+            archivist("verify", str(local)),
+            archivist("simple-restore", str(local), "--jobs", "postgres"),
+            archivist("restore", remote.name, "--jobs", "postgres", "--mode", "replace"),
+        ):
             assert run.returncode == 4, (damage, run.returncode, run.stderr)
             assert phrase in run.stderr, run.stderr
     finally:

@@ -18,13 +18,13 @@ import uuid
 
 import pytest
 
-from archivist.runner import backup
-from archivist.format import bundle
-from archivist.transport import s3io
-from archivist.format.bundle import BackupKey, JobResult
 from archivist.config import S3Settings
-from archivist.transport.staging import LEASE
+from archivist.format import bundle
+from archivist.format.bundle import BackupKey, JobResult
+from archivist.runner import backup
+from archivist.transport import s3io
 from archivist.transport.backup_bucket import BackupStore
+from archivist.transport.staging import LEASE
 from tests.faults.secrets_support import objects_under, unfinished_uploads
 
 BIG_OBJECTS = 8
@@ -76,8 +76,9 @@ def _worker(buckets, *args: str, results: list | None = None) -> subprocess.Pope
     app, backups = buckets
     cfg = {"storage": dataclasses.asdict(app), "backups": dataclasses.asdict(backups), "results": results or []}
     env = {**os.environ, "ARCHIVIST_FAULT_SETTINGS": json.dumps(cfg)}  # credentials in the environment, not argv
-    return subprocess.Popen([sys.executable, "-c", WORKER, *args], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", WORKER, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
 
 
 def _kill_when(proc: subprocess.Popen, ready, what: str, timeout: float = 120) -> None:
@@ -103,8 +104,11 @@ def _sha256(store: BackupStore, key: str) -> tuple[int, str]:
 
 
 def _uploads(store: BackupStore) -> dict[str, str]:
-    return {u["UploadId"]: u["Key"] for page in store.s3.get_paginator("list_multipart_uploads").paginate(
-        Bucket=store.bucket) for u in page.get("Uploads", [])}
+    return {
+        u["UploadId"]: u["Key"]
+        for page in store.s3.get_paginator("list_multipart_uploads").paginate(Bucket=store.bucket)
+        for u in page.get("Uploads", [])
+    }
 
 
 def _assert_clean(store: BackupStore, key: BackupKey) -> None:
@@ -120,12 +124,16 @@ def test_storage_job_killed_mid_upload_then_retried(buckets):
     prefix = f"staging/{key.name}/"
 
     killed = _worker(buckets, "job", key.name)
-    _kill_when(killed, lambda: bool(unfinished_uploads(store.s3, store.bucket, prefix)),
-               "its archive's multipart upload to staging started")
+    _kill_when(
+        killed,
+        lambda: bool(unfinished_uploads(store.s3, store.bucket, prefix)),
+        "its archive's multipart upload to staging started",
+    )
     left = _uploads(store)
     assert any(k.startswith(prefix) for k in left.values()), "the killed job left no unfinished upload to clean"
-    assert not any(k.endswith(".tgz") for k in objects_under(store.s3, store.bucket, prefix)), \
+    assert not any(k.endswith(".tgz") for k in objects_under(store.s3, store.bucket, prefix)), (
         "a half archive became a staging object"
+    )
 
     retry = _worker(buckets, "job", key.name)  # Airflow's retry: same task, same key
     out, err = retry.communicate(timeout=300)
@@ -146,8 +154,11 @@ def test_storage_job_killed_mid_upload_then_retried(buckets):
 
 def _artifacts_staged(store: BackupStore, key: BackupKey) -> dict[str, int]:
     """The staged artifacts and their sizes (the staging lease aside, which each task rewrites)."""
-    return {o["Key"]: o["Size"] for o in store.s3.list_objects_v2(
-        Bucket=store.bucket, Prefix=f"staging/{key.name}/")["Contents"] if not o["Key"].endswith(f"/{LEASE}")}
+    return {
+        o["Key"]: o["Size"]
+        for o in store.s3.list_objects_v2(Bucket=store.bucket, Prefix=f"staging/{key.name}/")["Contents"]
+        if not o["Key"].endswith(f"/{LEASE}")
+    }
 
 
 def test_bundle_upload_killed_mid_upload_then_retried(buckets):
@@ -159,9 +170,14 @@ def test_bundle_upload_killed_mid_upload_then_retried(buckets):
     assert len(staged) == 2
 
     killed = _worker(buckets, "upload", key.name, results=[result.as_dict()])
-    _kill_when(killed, lambda: key.object_key in unfinished_uploads(store.s3, store.bucket, key.object_key),
-               "the bundle's multipart upload started")
-    assert key.object_key not in objects_under(store.s3, store.bucket, ""), "a half bundle appeared under its final name"
+    _kill_when(
+        killed,
+        lambda: key.object_key in unfinished_uploads(store.s3, store.bucket, key.object_key),
+        "the bundle's multipart upload started",
+    )
+    assert key.object_key not in objects_under(store.s3, store.bucket, ""), (
+        "a half bundle appeared under its final name"
+    )
     assert store.list_bundles() == before
     assert _artifacts_staged(store, key) == staged, "the killed upload lost staging"
 

@@ -12,14 +12,13 @@ import datetime as dt
 
 import pytest
 
-from archivist.runner import backup
-from archivist.sources.postgres import job as postgres
-from archivist.runner import restore
-from archivist.format.bundle import BackupKey
-from demo.fingerprint import wipe_bucket, wipe_postgres
 from archivist.errors import ArchivistError
+from archivist.format.bundle import BackupKey
+from archivist.runner import backup, restore
+from archivist.sources.postgres import job as postgres
 from archivist.transport import s3io
 from archivist.transport.backup_bucket import BackupStore
+from demo.fingerprint import wipe_bucket, wipe_postgres
 from tests.faults.faults_support import HEAVY_INDEX, Background, kill_server, process_running, start_servers
 from tests.support import wait_until
 
@@ -35,15 +34,21 @@ def leftovers(store: BackupStore) -> tuple[list, list]:
 
 
 def staged_under(store: BackupStore, fragment: str) -> bool:
-    return any(fragment in o["Key"] for o in store.s3.list_objects_v2(
-        Bucket=store.bucket, Prefix="staging/").get("Contents", []))
+    return any(
+        fragment in o["Key"]
+        for o in store.s3.list_objects_v2(Bucket=store.bucket, Prefix="staging/").get("Contents", [])
+    )
 
 
 def copying_into(pg_settings, table: str) -> bool:
     """Whether psql is running the COPY that loads `table`."""
     with postgres.connect(pg_settings) as conn:
-        return bool(conn.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'psql' "
-                                 "AND query LIKE %s", (f"COPY {table} %",)).fetchone()[0])
+        return bool(
+            conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'psql' AND query LIKE %s",
+                (f"COPY {table} %",),
+            ).fetchone()[0]
+        )
 
 
 def documents_indexed(es_client, index: str) -> int:
@@ -55,8 +60,10 @@ def documents_indexed(es_client, index: str) -> int:
 def writing_into(settings) -> bool:
     """Whether the bucket holds an object or an unfinished upload."""
     s3 = s3io.client(settings)
-    return bool(s3.list_objects_v2(Bucket=settings.bucket, MaxKeys=1).get("Contents")
-                or s3.list_multipart_uploads(Bucket=settings.bucket).get("Uploads"))
+    return bool(
+        s3.list_objects_v2(Bucket=settings.bucket, MaxKeys=1).get("Contents")
+        or s3.list_multipart_uploads(Bucket=settings.bucket).get("Uploads")
+    )
 
 
 @pytest.fixture
@@ -128,12 +135,14 @@ def test_postgres_killed_during_restore_rolls_back(heavy_bundle, pg_settings, re
     assert postgres.user_tables(pg_settings) == [], "a failed restore left part of the dump behind"
 
 
-def test_elasticsearch_killed_during_restore_then_replace_completes(heavy_bundle, es_settings, es_client,
-                                                                    restart_after):
+def test_elasticsearch_killed_during_restore_then_replace_completes(
+    heavy_bundle, es_settings, es_client, restart_after
+):
     es_client.indices.delete(index=HEAVY_INDEX)
     job = Background(lambda: restore.restore_job("elasticsearch", heavy_bundle, es_settings, "replace", ["heavy*"]))
-    wait_until(lambda: es_client.options(ignore_status=404).indices.exists(index=HEAVY_INDEX),
-               what="the index to be created")
+    wait_until(
+        lambda: es_client.options(ignore_status=404).indices.exists(index=HEAVY_INDEX), what="the index to be created"
+    )
     wait_until(lambda: documents_indexed(es_client, HEAVY_INDEX) > 0, what="the bulk load to start")
     kill_server("elasticsearch")
     job.join()

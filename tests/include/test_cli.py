@@ -13,9 +13,9 @@ import pytest
 from archivist.format import bundle
 from demo.fingerprint import stack_snapshot as fingerprint
 from demo.fingerprint import wipe_bucket, wipe_elasticsearch, wipe_postgres
-from tests.support import ROOT
 from tests.spec_support import SPEC_PREFIXES, archivist
 from tests.spec_support import spec_env as spec_variables
+from tests.support import ROOT
 
 COMMANDS = ["backup", "check", "info", "list", "restore", "simple-backup", "simple-check", "simple-restore", "verify"]
 KEY_RE = re.compile(r"^key\s+(bundle-\d{4}-\d{2}-\d{2}-[A-Za-z0-9_-]{11})$", re.M)
@@ -24,8 +24,10 @@ KEY_RE = re.compile(r"^key\s+(bundle-\d{4}-\d{2}-\d{2}-[A-Za-z0-9_-]{11})$", re.
 @pytest.fixture(scope="session")
 def spec_env(pg_settings, es_settings, storage_settings, backups_settings) -> dict[str, str]:
     """The original tool's variables, a namespace among them, and no AIRFLOW_CONN_*."""
-    return {**spec_variables(pg_settings, es_settings, storage_settings, backups_settings),
-            "NAMESPACE": "global-namespace"}
+    return {
+        **spec_variables(pg_settings, es_settings, storage_settings, backups_settings),
+        "NAMESPACE": "global-namespace",
+    }
 
 
 def assert_one_error_line(run: subprocess.CompletedProcess, code: int, *phrases: str) -> None:
@@ -34,7 +36,6 @@ def assert_one_error_line(run: subprocess.CompletedProcess, code: int, *phrases:
     assert len(errors) == 1 and "Traceback" not in run.stderr, run.stderr
     for phrase in phrases:
         assert phrase in errors[0], errors[0]
-
 
 
 def wipe(pg, es, s3):
@@ -62,29 +63,63 @@ def test_help_lists_the_spec_commands_and_the_exit_codes(spec_env):
     assert listed == COMMANDS
     assert "Entrypoint for all archivist commands." in run.stdout
     assert "Performs a full system backup." in run.stdout
-    for code, meaning in (("2", "bad configuration"), ("3", "unreachable"), ("4", "verification failure"),
-                          ("5", "backup not found"), ("6", "not empty"), ("7", "failed")):
+    for code, meaning in (
+        ("2", "bad configuration"),
+        ("3", "unreachable"),
+        ("4", "verification failure"),
+        ("5", "backup not found"),
+        ("6", "not empty"),
+        ("7", "failed"),
+    ):
         assert re.search(rf"^\s+{code}\s+.*{meaning}", run.stdout, re.M), f"exit code {code} is not documented"
-    module = subprocess.run([os.path.join(os.environ["ARCHIVIST_ROOT"], ".local/venv/bin/python"), "-m", "archivist",
-                             "--help"], capture_output=True, text=True, env=spec_env, cwd="/")
+    module = subprocess.run(
+        [os.path.join(os.environ["ARCHIVIST_ROOT"], ".local/venv/bin/python"), "-m", "archivist", "--help"],
+        capture_output=True,
+        text=True,
+        env=spec_env,
+        cwd="/",
+    )
     assert module.returncode == 0 and module.stdout == run.stdout
 
 
 def test_info_shows_every_option_and_its_source_but_no_secret(spec_env):
-    secrets = {"DATABASE_PASSWORD": "pg-Zq7-unprintable", "ELASTICSEARCH_PASSWORD": "es-Kx3-unprintable",
-               "S3_SECRET_ACCESS_KEY": "s3-Wm9-unprintable", "BACKUP_SECRET_ACCESS_KEY": "bk-Tr4-unprintable"}
-    env = {**spec_env, **secrets, "ELASTICSEARCH_USER": "elastic", "ELASTICSEARCH_PORT": "not-a-port",
-           "CRON_SCHEDULE": "30 2 * * *"}
+    secrets = {
+        "DATABASE_PASSWORD": "pg-Zq7-unprintable",
+        "ELASTICSEARCH_PASSWORD": "es-Kx3-unprintable",
+        "S3_SECRET_ACCESS_KEY": "s3-Wm9-unprintable",
+        "BACKUP_SECRET_ACCESS_KEY": "bk-Tr4-unprintable",
+    }
+    env = {
+        **spec_env,
+        **secrets,
+        "ELASTICSEARCH_USER": "elastic",
+        "ELASTICSEARCH_PORT": "not-a-port",
+        "CRON_SCHEDULE": "30 2 * * *",
+    }
     run = archivist(env, "info")
     assert run.returncode == 0, run.stderr
     out = run.stdout + run.stderr
     for secret in secrets.values():
         assert secret not in out
     rows = {line.split()[0]: line for line in run.stdout.splitlines()}
-    for name in ("DATABASE_HOST", "DATABASE_PORT", "DATABASE_NAME", "DATABASE_USER", "DATABASE_PASSWORD",
-                 "S3_ACCESS_KEY_ID", "S3_SECRET_ACCESS_KEY", "S3_BUCKET_NAME", "S3_ENDPOINT_URL",
-                 "BACKUP_ACCESS_KEY_ID", "BACKUP_SECRET_ACCESS_KEY", "BACKUP_BUCKET_NAME", "BACKUP_ENDPOINT_URL",
-                 "BACKUPS_KEPT", "NAMESPACE", "CRON_SCHEDULE"):
+    for name in (
+        "DATABASE_HOST",
+        "DATABASE_PORT",
+        "DATABASE_NAME",
+        "DATABASE_USER",
+        "DATABASE_PASSWORD",
+        "S3_ACCESS_KEY_ID",
+        "S3_SECRET_ACCESS_KEY",
+        "S3_BUCKET_NAME",
+        "S3_ENDPOINT_URL",
+        "BACKUP_ACCESS_KEY_ID",
+        "BACKUP_SECRET_ACCESS_KEY",
+        "BACKUP_BUCKET_NAME",
+        "BACKUP_ENDPOINT_URL",
+        "BACKUPS_KEPT",
+        "NAMESPACE",
+        "CRON_SCHEDULE",
+    ):
         assert name in rows, f"{name} missing from info:\n{run.stdout}"
     assert "****" in rows["DATABASE_PASSWORD"] and "(environment)" in rows["DATABASE_PASSWORD"]
     assert spec_env["DATABASE_HOST"] in rows["DATABASE_HOST"] and "(environment)" in rows["DATABASE_HOST"]
@@ -103,7 +138,12 @@ def test_check_and_simple_check_pass_from_the_spec_variables(spec_env):
     run = archivist(spec_env, "check")
     assert run.returncode == 0, run.stdout + run.stderr
     assert [line.split(":")[0] for line in run.stdout.splitlines()] == [
-        "ok   BACKUPS_KEPT", "ok   database", "ok   elasticsearch", "ok   storage", "ok   backup bucket"]
+        "ok   BACKUPS_KEPT",
+        "ok   database",
+        "ok   elasticsearch",
+        "ok   storage",
+        "ok   backup bucket",
+    ]
     simple = archivist({k: v for k, v in spec_env.items() if not k.startswith("BACKUP_")}, "simple-check")
     assert simple.returncode == 0, simple.stdout + simple.stderr
     assert "backup bucket" not in simple.stdout and simple.stdout.count("ok   ") == 3
@@ -127,11 +167,13 @@ def test_check_names_the_database_on_a_wrong_password_or_an_unreachable_server(s
     assert "cannot reach Elasticsearch at http://127.0.0.1:1" in down.stdout
 
 
-def test_simple_backup_then_simple_restore_round_trips_the_demo_stack(seeded, spec_env, pg_settings, es_settings,
-                                                                       storage_settings, tmp_path):
+def test_simple_backup_then_simple_restore_round_trips_the_demo_stack(
+    seeded, spec_env, pg_settings, es_settings, storage_settings, tmp_path
+):
     before = fingerprint(pg_settings, es_settings, storage_settings)
-    made = archivist({k: v for k, v in spec_env.items() if not k.startswith("BACKUP_")}, "simple-backup",
-                     "--output", str(tmp_path))
+    made = archivist(
+        {k: v for k, v in spec_env.items() if not k.startswith("BACKUP_")}, "simple-backup", "--output", str(tmp_path)
+    )
     assert made.returncode == 0, made.stdout + made.stderr
     assert made.stderr == "", "not on a terminal, a backup logs only warnings"
     key = KEY_RE.search(made.stdout).group(1)
@@ -153,8 +195,9 @@ def test_simple_backup_then_simple_restore_round_trips_the_demo_stack(seeded, sp
     assert_same(fingerprint(pg_settings, es_settings, storage_settings), before)
 
 
-def test_backup_list_verify_and_restore_from_the_backup_bucket(seeded, spec_env, pg_settings, es_settings,
-                                                               storage_settings):
+def test_backup_list_verify_and_restore_from_the_backup_bucket(
+    seeded, spec_env, pg_settings, es_settings, storage_settings
+):
     before = fingerprint(pg_settings, es_settings, storage_settings)
     key = make_backup(spec_env)
 
@@ -190,17 +233,24 @@ def test_errors_are_one_line_with_the_documented_exit_codes(spec_env, tmp_path):
     assert_one_error_line(archivist(no_bucket, "list"), 2, "archivist_backups")  # no variables, no connection
 
 
-def test_a_bundle_made_by_the_command_restores_through_the_restore_dag(seeded, spec_env, pg_settings, es_settings,
-                                                                       storage_settings):
+def test_a_bundle_made_by_the_command_restores_through_the_restore_dag(
+    seeded, spec_env, pg_settings, es_settings, storage_settings
+):
     before = fingerprint(pg_settings, es_settings, storage_settings)
     key = make_backup(spec_env)
     wipe(pg_settings, es_settings, storage_settings)
 
     airflow_env = {k: v for k, v in os.environ.items() if not k.startswith(SPEC_PREFIXES)}  # the DAG's connections
-    subprocess.run(["airflow", "dags", "pause", "archivist_restore"], capture_output=True, cwd=ROOT, env=airflow_env,
-                   timeout=120)
-    run = subprocess.run(["airflow", "dags", "test", "archivist_restore", "-c",
-                          json.dumps({"key": key, "mode": "replace"})],
-                         capture_output=True, text=True, cwd=ROOT, env=airflow_env, timeout=600)
+    subprocess.run(
+        ["airflow", "dags", "pause", "archivist_restore"], capture_output=True, cwd=ROOT, env=airflow_env, timeout=120
+    )
+    run = subprocess.run(
+        ["airflow", "dags", "test", "archivist_restore", "-c", json.dumps({"key": key, "mode": "replace"})],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=airflow_env,
+        timeout=600,
+    )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert_same(fingerprint(pg_settings, es_settings, storage_settings), before)

@@ -16,16 +16,35 @@ SECRET = "s3cr3t-Pa55-do-not-log"
 
 
 def _s3_connection(bucket: str) -> dict:
-    return {"conn_type": "aws", "login": "archivist-admin", "password": "minio-" + SECRET,
-            "extra": {"endpoint_url": "http://127.0.0.1:59000", "region_name": "us-east-1",
-                      "service_config": {"s3": {"bucket_name": bucket}}}}
+    return {
+        "conn_type": "aws",
+        "login": "archivist-admin",
+        "password": "minio-" + SECRET,
+        "extra": {
+            "endpoint_url": "http://127.0.0.1:59000",
+            "region_name": "us-east-1",
+            "service_config": {"s3": {"bucket_name": bucket}},
+        },
+    }
 
 
 CONNECTIONS = {  # shaped as scripts/write_env.sh exports them into .local/env.sh
-    "archivist_postgres": {"conn_type": "postgres", "host": "127.0.0.1", "port": 55432, "login": "archivist",
-                           "password": "pg-" + SECRET, "schema": "archivist_demo"},
-    "archivist_elasticsearch": {"conn_type": "elasticsearch", "host": "127.0.0.1", "port": 59200,
-                                "login": "archivist", "password": "es-" + SECRET, "extra": {"scheme": "http"}},
+    "archivist_postgres": {
+        "conn_type": "postgres",
+        "host": "127.0.0.1",
+        "port": 55432,
+        "login": "archivist",
+        "password": "pg-" + SECRET,
+        "schema": "archivist_demo",
+    },
+    "archivist_elasticsearch": {
+        "conn_type": "elasticsearch",
+        "host": "127.0.0.1",
+        "port": 59200,
+        "login": "archivist",
+        "password": "es-" + SECRET,
+        "extra": {"scheme": "http"},
+    },
     "archivist_storage": _s3_connection("archivist-app"),
     "archivist_backups": _s3_connection("archivist-backups"),
 }
@@ -102,12 +121,25 @@ def test_parse_jobs_unknown_job_is_named():
 
 
 def test_postgres_from_env():
-    settings = config.postgres_from_env({"DATABASE_HOST": "db", "DATABASE_PORT": "6432", "DATABASE_USER": "app",
-                                         "DATABASE_NAME": "shop", "DATABASE_PASSWORD": SECRET})
-    assert settings == PostgresSettings(host="db", port=6432, user="app", dbname="shop", password=SECRET,
-                                        source="DATABASE_* variables")
-    assert settings.libpq_env() == {"PGHOST": "db", "PGPORT": "6432", "PGUSER": "app", "PGDATABASE": "shop",
-                                    "PGPASSWORD": SECRET}
+    settings = config.postgres_from_env(
+        {
+            "DATABASE_HOST": "db",
+            "DATABASE_PORT": "6432",
+            "DATABASE_USER": "app",
+            "DATABASE_NAME": "shop",
+            "DATABASE_PASSWORD": SECRET,
+        }
+    )
+    assert settings == PostgresSettings(
+        host="db", port=6432, user="app", dbname="shop", password=SECRET, source="DATABASE_* variables"
+    )
+    assert settings.libpq_env() == {
+        "PGHOST": "db",
+        "PGPORT": "6432",
+        "PGUSER": "app",
+        "PGDATABASE": "shop",
+        "PGPASSWORD": SECRET,
+    }
 
 
 def test_postgres_from_env_defaults_port_and_omits_empty_password():
@@ -127,17 +159,25 @@ def test_postgres_from_env_names_the_missing_variable(missing):
 @pytest.mark.parametrize("port", ["abc", "54 32", "-1"])
 def test_bad_port_is_rejected(port):
     with pytest.raises(ConfigurationError, match="DATABASE_PORT"):
-        config.postgres_from_env({"DATABASE_HOST": "db", "DATABASE_USER": "a", "DATABASE_NAME": "d",
-                                  "DATABASE_PORT": port})
+        config.postgres_from_env(
+            {"DATABASE_HOST": "db", "DATABASE_USER": "a", "DATABASE_NAME": "d", "DATABASE_PORT": port}
+        )
 
 
 def test_elasticsearch_from_env():
     assert config.elasticsearch_from_env({"ELASTICSEARCH_HOST": "es"}).url == "http://es:9200"
-    settings = config.elasticsearch_from_env({"ELASTICSEARCH_HOST": "es", "ELASTICSEARCH_PORT": "9243",
-                                              "ELASTICSEARCH_PROTOCOL": "https", "ELASTICSEARCH_USER": "elastic",
-                                              "ELASTICSEARCH_PASSWORD": SECRET})
-    assert settings == ElasticsearchSettings(url="https://es:9243", user="elastic", password=SECRET,
-                                             source="ELASTICSEARCH_* variables")
+    settings = config.elasticsearch_from_env(
+        {
+            "ELASTICSEARCH_HOST": "es",
+            "ELASTICSEARCH_PORT": "9243",
+            "ELASTICSEARCH_PROTOCOL": "https",
+            "ELASTICSEARCH_USER": "elastic",
+            "ELASTICSEARCH_PASSWORD": SECRET,
+        }
+    )
+    assert settings == ElasticsearchSettings(
+        url="https://es:9243", user="elastic", password=SECRET, source="ELASTICSEARCH_* variables"
+    )
 
 
 def test_elasticsearch_from_env_rejects_other_protocols_and_missing_host():
@@ -149,16 +189,30 @@ def test_elasticsearch_from_env_rejects_other_protocols_and_missing_host():
 
 @pytest.mark.parametrize("prefix", ["S3_", "BACKUP_"])
 def test_s3_from_env(prefix):
-    settings = config.s3_from_env({f"{prefix}BUCKET_NAME": "b", f"{prefix}ACCESS_KEY_ID": "AKIA",
-                                   f"{prefix}SECRET_ACCESS_KEY": SECRET, f"{prefix}ENDPOINT_URL": "http://minio:9000",
-                                   f"{prefix}REGION": "eu-west-1"}, prefix)
-    assert settings == S3Settings(bucket="b", access_key_id="AKIA", secret_access_key=SECRET,
-                                  endpoint_url="http://minio:9000", region_name="eu-west-1",
-                                  source=f"{prefix}* variables")
+    settings = config.s3_from_env(
+        {
+            f"{prefix}BUCKET_NAME": "b",
+            f"{prefix}ACCESS_KEY_ID": "AKIA",
+            f"{prefix}SECRET_ACCESS_KEY": SECRET,
+            f"{prefix}ENDPOINT_URL": "http://minio:9000",
+            f"{prefix}REGION": "eu-west-1",
+        },
+        prefix,
+    )
+    assert settings == S3Settings(
+        bucket="b",
+        access_key_id="AKIA",
+        secret_access_key=SECRET,
+        endpoint_url="http://minio:9000",
+        region_name="eu-west-1",
+        source=f"{prefix}* variables",
+    )
 
 
 def test_s3_from_env_optional_fields_and_region_fallback():
-    settings = config.s3_from_env({"S3_BUCKET_NAME": "b", "S3_ENDPOINT_URL": "", "AWS_DEFAULT_REGION": "us-west-2"}, "S3_")
+    settings = config.s3_from_env(
+        {"S3_BUCKET_NAME": "b", "S3_ENDPOINT_URL": "", "AWS_DEFAULT_REGION": "us-west-2"}, "S3_"
+    )
     assert settings.endpoint_url is None
     assert settings.region_name == "us-west-2"
     assert settings.access_key_id == "" and settings.secret_access_key == ""
@@ -167,11 +221,19 @@ def test_s3_from_env_optional_fields_and_region_fallback():
 
 
 def test_load_functions_prefer_the_variables_when_set():
-    env = {"DATABASE_HOST": "db", "DATABASE_USER": "app", "DATABASE_NAME": "shop",
-           "ELASTICSEARCH_HOST": "es", "S3_BUCKET_NAME": "app-files", "BACKUP_BUCKET_NAME": "app-backups",
-           # would name a connection that does not exist, and must not be consulted
-           "ARCHIVIST_POSTGRES_CONN_ID": "no_such_conn", "ARCHIVIST_ELASTICSEARCH_CONN_ID": "no_such_conn",
-           "ARCHIVIST_STORAGE_CONN_ID": "no_such_conn", "ARCHIVIST_BACKUPS_CONN_ID": "no_such_conn"}
+    env = {
+        "DATABASE_HOST": "db",
+        "DATABASE_USER": "app",
+        "DATABASE_NAME": "shop",
+        "ELASTICSEARCH_HOST": "es",
+        "S3_BUCKET_NAME": "app-files",
+        "BACKUP_BUCKET_NAME": "app-backups",
+        # would name a connection that does not exist, and must not be consulted
+        "ARCHIVIST_POSTGRES_CONN_ID": "no_such_conn",
+        "ARCHIVIST_ELASTICSEARCH_CONN_ID": "no_such_conn",
+        "ARCHIVIST_STORAGE_CONN_ID": "no_such_conn",
+        "ARCHIVIST_BACKUPS_CONN_ID": "no_such_conn",
+    }
     assert config.load_postgres(env=env).source == "DATABASE_* variables"
     assert config.load_postgres(env=env).host == "db"
     assert config.load_elasticsearch(env=env).url == "http://es:9200"
@@ -194,7 +256,12 @@ def test_load_functions_read_the_connections_when_no_variable_is_set(connections
     storage, backups = connections["archivist_storage"], connections["archivist_backups"]
 
     settings = config.load_postgres(env={})
-    assert (settings.host, settings.port, settings.user, settings.dbname) == (pg["host"], pg["port"], pg["login"], pg["schema"])
+    assert (settings.host, settings.port, settings.user, settings.dbname) == (
+        pg["host"],
+        pg["port"],
+        pg["login"],
+        pg["schema"],
+    )
     assert settings.password == pg.get("password", "")
     assert settings.source == "connection 'archivist_postgres'"
 
@@ -219,24 +286,49 @@ def test_backups_kept_is_not_mistaken_for_a_backup_bucket_variable(connections):
 
 
 def test_conn_ids_defaults_and_overrides():
-    assert config.conn_ids({}) == config.ConnIds("archivist_postgres", "archivist_elasticsearch",
-                                                 "archivist_storage", "archivist_backups")
-    ids = config.conn_ids({"ARCHIVIST_POSTGRES_CONN_ID": "pg2", "ARCHIVIST_ELASTICSEARCH_CONN_ID": "es2",
-                           "ARCHIVIST_STORAGE_CONN_ID": "st2", "ARCHIVIST_BACKUPS_CONN_ID": "bk2"})
+    assert config.conn_ids({}) == config.ConnIds(
+        "archivist_postgres", "archivist_elasticsearch", "archivist_storage", "archivist_backups"
+    )
+    ids = config.conn_ids(
+        {
+            "ARCHIVIST_POSTGRES_CONN_ID": "pg2",
+            "ARCHIVIST_ELASTICSEARCH_CONN_ID": "es2",
+            "ARCHIVIST_STORAGE_CONN_ID": "st2",
+            "ARCHIVIST_BACKUPS_CONN_ID": "bk2",
+        }
+    )
     assert ids == config.ConnIds("pg2", "es2", "st2", "bk2")
     assert config.conn_ids({"ARCHIVIST_POSTGRES_CONN_ID": ""}).postgres == "archivist_postgres"
 
 
 def test_conn_id_override_reads_that_connection(monkeypatch):
-    monkeypatch.setenv("AIRFLOW_CONN_ARCHIVIST_TEST_OTHER_PG", json.dumps(
-        {"conn_type": "postgres", "host": "db.example", "port": 6543, "login": "u", "password": SECRET, "schema": "d"}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_ARCHIVIST_TEST_OTHER_PG",
+        json.dumps(
+            {
+                "conn_type": "postgres",
+                "host": "db.example",
+                "port": 6543,
+                "login": "u",
+                "password": SECRET,
+                "schema": "d",
+            }
+        ),
+    )
     settings = config.load_postgres(env={"ARCHIVIST_POSTGRES_CONN_ID": "archivist_test_other_pg"})
-    assert settings == PostgresSettings(host="db.example", port=6543, user="u", dbname="d", password=SECRET,
-                                        source="connection 'archivist_test_other_pg'")
+    assert settings == PostgresSettings(
+        host="db.example",
+        port=6543,
+        user="u",
+        dbname="d",
+        password=SECRET,
+        source="connection 'archivist_test_other_pg'",
+    )
 
 
-@pytest.mark.parametrize("loader", [config.load_postgres, config.load_elasticsearch, config.load_storage,
-                                    config.load_backups])
+@pytest.mark.parametrize(
+    "loader", [config.load_postgres, config.load_elasticsearch, config.load_storage, config.load_backups]
+)
 def test_missing_connection_is_named(loader):
     with pytest.raises(ConfigurationError) as info:
         loader("no_such_conn", env={})
@@ -250,15 +342,21 @@ def test_missing_connection_through_the_override_is_named():
 
 
 def test_s3_connection_without_bucket_is_rejected(monkeypatch):
-    monkeypatch.setenv("AIRFLOW_CONN_ARCHIVIST_TEST_NO_BUCKET", json.dumps(
-        {"conn_type": "aws", "login": "a", "password": SECRET, "extra": {"endpoint_url": "http://127.0.0.1:1"}}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_ARCHIVIST_TEST_NO_BUCKET",
+        json.dumps(
+            {"conn_type": "aws", "login": "a", "password": SECRET, "extra": {"endpoint_url": "http://127.0.0.1:1"}}
+        ),
+    )
     with pytest.raises(ConfigurationError, match="names no bucket"):
         config.load_backups("archivist_test_no_bucket", env={})
 
 
 def test_postgres_connection_without_database_is_rejected(monkeypatch):
-    monkeypatch.setenv("AIRFLOW_CONN_ARCHIVIST_TEST_NO_SCHEMA", json.dumps(
-        {"conn_type": "postgres", "host": "db", "login": "u", "password": SECRET}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_ARCHIVIST_TEST_NO_SCHEMA",
+        json.dumps({"conn_type": "postgres", "host": "db", "login": "u", "password": SECRET}),
+    )
     with pytest.raises(ConfigurationError, match="archivist_test_no_schema"):
         config.load_postgres("archivist_test_no_schema", env={})
 
@@ -267,8 +365,9 @@ def test_postgres_connection_without_database_is_rejected(monkeypatch):
 
 
 def test_repr_hides_secrets_of_env_settings():
-    pg = config.postgres_from_env({"DATABASE_HOST": "db", "DATABASE_USER": "app", "DATABASE_NAME": "shop",
-                                   "DATABASE_PASSWORD": SECRET})
+    pg = config.postgres_from_env(
+        {"DATABASE_HOST": "db", "DATABASE_USER": "app", "DATABASE_NAME": "shop", "DATABASE_PASSWORD": SECRET}
+    )
     es = config.elasticsearch_from_env({"ELASTICSEARCH_HOST": "es", "ELASTICSEARCH_PASSWORD": SECRET})
     s3 = config.s3_from_env({"S3_BUCKET_NAME": "b", "S3_SECRET_ACCESS_KEY": SECRET}, "S3_")
     for obj in (pg, es, s3):
@@ -304,15 +403,32 @@ def test_namespace():
 # --- the backup bucket's key prefix ---------------------------------------------------------
 
 
-@pytest.mark.parametrize(("value", "expected"), [(None, ""), ("", ""), ("  ", ""), ("stack-a/", "stack-a/"),
-                                                 ("stack-a", "stack-a/"), ("team/stack-a", "team/stack-a/")])
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (None, ""),
+        ("", ""),
+        ("  ", ""),
+        ("stack-a/", "stack-a/"),
+        ("stack-a", "stack-a/"),
+        ("team/stack-a", "team/stack-a/"),
+    ],
+)
 def test_parse_key_prefix_accepts(value, expected):
     assert config.parse_key_prefix(value, "test") == expected
 
 
-@pytest.mark.parametrize(("value", "problem"), [
-    ("/stack-a/", "starts with '/'"), ("../stack-a/", "'..' segment"), ("a/../b", "'..' segment"),
-    ("a/./b/", "'.' or '..' segment"), ("a//b/", "empty"), ("x" * 600, "longer than 512 bytes")])
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("/stack-a/", "starts with '/'"),
+        ("../stack-a/", "'..' segment"),
+        ("a/../b", "'..' segment"),
+        ("a/./b/", "'.' or '..' segment"),
+        ("a//b/", "empty"),
+        ("x" * 600, "longer than 512 bytes"),
+    ],
+)
 def test_parse_key_prefix_refuses_with_the_prefix_and_source_named(value, problem):
     with pytest.raises(ConfigurationError) as info:
         config.parse_key_prefix(value, "BACKUP_* variables")

@@ -90,22 +90,36 @@ def start_server() -> Server:
         pytest.fail("the stack's environment is not set: `make services` and `source .local/env.sh`", pytrace=False)
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "AIRFLOW__API__PORT": str(port), "AIRFLOW__API__BASE_URL": url,
-           "AIRFLOW__API__WORKERS": "1", "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{url}/execution/"}
+    env = {
+        **os.environ,
+        "AIRFLOW__API__PORT": str(port),
+        "AIRFLOW__API__BASE_URL": url,
+        "AIRFLOW__API__WORKERS": "1",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{url}/execution/",
+    }
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     log = ARTIFACTS / "airflow-api-server-test.log"
     with open(log, "w") as out:
-        process = subprocess.Popen(["airflow", "api-server", "--host", "127.0.0.1", "--port", str(port)],
-                                   cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL, start_new_session=True)
+        process = subprocess.Popen(
+            ["airflow", "api-server", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     server = Server(url, process, log)
     # While the server starts, write the DAGs to the metadata database.
-    reserialize = subprocess.run(["airflow", "dags", "reserialize"], cwd=ROOT, env=env, capture_output=True,
-                                 text=True, timeout=600)
+    reserialize = subprocess.run(
+        ["airflow", "dags", "reserialize"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
+    )
     if reserialize.returncode != 0:
         stop_server(server)
-        pytest.fail(f"airflow dags reserialize failed:\n{reserialize.stdout[-2000:]}\n{reserialize.stderr[-2000:]}",
-                    pytrace=False)
+        pytest.fail(
+            f"airflow dags reserialize failed:\n{reserialize.stdout[-2000:]}\n{reserialize.stderr[-2000:]}",
+            pytrace=False,
+        )
     deadline = time.monotonic() + START_TIMEOUT
     while True:
         if process.poll() is not None:
@@ -118,8 +132,9 @@ def start_server() -> Server:
             pass
         if time.monotonic() > deadline:
             stop_server(server)
-            pytest.fail(f"the Airflow API server did not answer within {START_TIMEOUT}s:\n{server.log_tail()}",
-                        pytrace=False)
+            pytest.fail(
+                f"the Airflow API server did not answer within {START_TIMEOUT}s:\n{server.log_tail()}", pytrace=False
+            )
         time.sleep(1)
     return server
 

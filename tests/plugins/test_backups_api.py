@@ -18,9 +18,8 @@ from archivist.format import bundle
 from archivist.format.bundle import BackupKey
 from archivist.transport import backup_bucket
 from archivist.transport.backup_bucket import BackupStore, StoredBundle
-from tests.plugins.backups_server import RESTORE_DAG
-
 from archivist_backups import catalog  # noqa: E402  (plugins/ is put on sys.path by backups_server)
+from tests.plugins.backups_server import RESTORE_DAG
 
 API = "/archivist/api"
 
@@ -45,8 +44,14 @@ def test_the_page_is_served_and_every_api_route_needs_a_login(airflow_server):
     assert call(airflow_server, "GET", "/archivist/static/backups.js").status_code == 200
 
     key = "bundle-2026-01-01-AAAAAAAAAAA"
-    routes = [("GET", f"{API}/me"), ("GET", f"{API}/bundles"), ("GET", f"{API}/bundles/{key}/meta"),
-              ("GET", f"{API}/runs"), ("POST", f"{API}/bundles/{key}/verify"), ("POST", f"{API}/bundles/{key}/restore")]
+    routes = [
+        ("GET", f"{API}/me"),
+        ("GET", f"{API}/bundles"),
+        ("GET", f"{API}/bundles/{key}/meta"),
+        ("GET", f"{API}/runs"),
+        ("POST", f"{API}/bundles/{key}/verify"),
+        ("POST", f"{API}/bundles/{key}/restore"),
+    ]
     for method, path in routes:
         anonymous = call(airflow_server, method, path, json={})
         assert anonymous.status_code == 401, (method, path, anonymous.text)
@@ -62,8 +67,12 @@ def test_the_plugin_is_registered_with_its_nav_entry(airflow_server):
     mine = next(p for p in plugins if p["name"] == "archivist_backups")
     assert mine["fastapi_apps"][0]["url_prefix"] == "/archivist"
     view = mine["external_views"][0]
-    assert (view["name"], view["href"], view["destination"], view["url_route"]) == \
-        ("Backups", "/archivist/", "nav", "backups")
+    assert (view["name"], view["href"], view["destination"], view["url_route"]) == (
+        "Backups",
+        "/archivist/",
+        "nav",
+        "backups",
+    )
     assert call(airflow_server, "GET", view["icon"]).status_code == 200
 
 
@@ -113,13 +122,15 @@ def test_viewer_reads_but_cannot_start_a_verify_or_a_restore(airflow_server, dem
     me = call(airflow_server, "GET", f"{API}/me", viewer).json()
     assert me["user"] == "viewer" and me["can_read_bundles"] and not me["can_restore"]
     assert call(airflow_server, "GET", f"{API}/runs", viewer).status_code == 200
-    before = airflow_server.client("admin").request("GET", f"/api/v2/dags/{RESTORE_DAG}/dagRuns",
-                                                    params={"limit": 1})["total_entries"]
+    before = airflow_server.client("admin").request("GET", f"/api/v2/dags/{RESTORE_DAG}/dagRuns", params={"limit": 1})[
+        "total_entries"
+    ]
     for action, body in (("verify", {}), ("restore", {"jobs": ["postgres"], "mode": "empty", "dry_run": True})):
         refused = call(airflow_server, "POST", f"{API}/bundles/{demo_bundle['key']}/{action}", viewer, json=body)
         assert refused.status_code == 403, refused.text
-    after = airflow_server.client("admin").request("GET", f"/api/v2/dags/{RESTORE_DAG}/dagRuns",
-                                                   params={"limit": 1})["total_entries"]
+    after = airflow_server.client("admin").request("GET", f"/api/v2/dags/{RESTORE_DAG}/dagRuns", params={"limit": 1})[
+        "total_entries"
+    ]
     assert after == before
 
 
@@ -134,8 +145,13 @@ def test_verify_and_restore_trigger_archivist_restore_runs(airflow_server, demo_
     started = verify.json()
     airflow_server.started(RESTORE_DAG, started["dag_run_id"])
     assert started["dag_id"] == RESTORE_DAG
-    assert started["conf"] == {"key": key, "jobs": ["postgres", "elasticsearch", "storage"], "mode": "empty",
-                               "dry_run": True, "allow_unchecked": False}
+    assert started["conf"] == {
+        "key": key,
+        "jobs": ["postgres", "elasticsearch", "storage"],
+        "mode": "empty",
+        "dry_run": True,
+        "allow_unchecked": False,
+    }
     assert started["url"] == f"/dags/{RESTORE_DAG}/runs/{quote(started['dag_run_id'], safe='')}"
     run = admin.run(RESTORE_DAG, started["dag_run_id"])  # GET /api/v2/dags/archivist_restore/dagRuns/{id}
     assert run["conf"] == started["conf"]
@@ -156,8 +172,11 @@ def test_verify_and_restore_trigger_archivist_restore_runs(airflow_server, demo_
     assert listed[second["dag_run_id"]]["url"].startswith(f"/dags/{RESTORE_DAG}/runs/")
     assert set(runs) == {"archivist_backup", RESTORE_DAG}
 
-    logged = admin.request("GET", "/api/v2/eventLogs", params={"dag_id": RESTORE_DAG, "event_pattern": "trigger_dag_run",
-                                                                "order_by": "-when", "limit": 20})["event_logs"]
+    logged = admin.request(
+        "GET",
+        "/api/v2/eventLogs",
+        params={"dag_id": RESTORE_DAG, "event_pattern": "trigger_dag_run", "order_by": "-when", "limit": 20},
+    )["event_logs"]
     assert any(e["run_id"] == second["dag_run_id"] and e["owner"] == "admin" for e in logged)
 
 
@@ -167,8 +186,14 @@ def test_bad_restore_requests_start_nothing(airflow_server, demo_bundle):
     for body in ({"mode": "wipe-everything"}, {"jobs": []}, {"jobs": ["mysql"]}, {"dry_run": True, "force": 1}):
         bad = call(airflow_server, "POST", f"{API}/bundles/{key}/restore", token, json=body)
         assert bad.status_code == 422, (body, bad.text)
-    form = call(airflow_server, "POST", f"{API}/bundles/{key}/restore", token, data="mode=replace",
-                headers={"Content-Type": "application/x-www-form-urlencoded"})
+    form = call(
+        airflow_server,
+        "POST",
+        f"{API}/bundles/{key}/restore",
+        token,
+        data="mode=replace",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
     assert form.status_code == 415  # a cross-site form cannot ride the UI's cookie
     unknown = call(airflow_server, "POST", f"{API}/bundles/{key[:-3]}zzz/verify", token, json={})
     assert unknown.status_code == 404
@@ -191,8 +216,9 @@ class RecordingS3:
         return getattr(self._s3, name)
 
 
-def test_catalog_reads_small_ranges_of_each_bundle_and_caches_it(demo_bundle, backups_settings, scratch_bucket,
-                                                                   monkeypatch):
+def test_catalog_reads_small_ranges_of_each_bundle_and_caches_it(
+    demo_bundle, backups_settings, scratch_bucket, monkeypatch
+):
     source = BackupStore(backups_settings)
     data = source.open_bundle(BackupKey.parse(demo_bundle["key"])).read()
     store = BackupStore(scratch_bucket)
@@ -233,9 +259,13 @@ def test_catalog_reads_small_ranges_of_each_bundle_and_caches_it(demo_bundle, ba
 
 
 def test_summary_links_a_bundle_to_the_airflow_run_that_made_it():
-    b = StoredBundle(BackupKey.parse("bundle-2026-11-26-qQUXdfPnayQ"), 123, dt.datetime(2026, 11, 26, tzinfo=dt.timezone.utc))
-    meta = {"format_version": 1, "airflow": {"dag_id": "archivist_backup", "run_id": "scheduled__2026-11-26T01:00:00+00:00"},
-            "counts": {"jobs.postgres": {"tables": 2}}, "stats": {"jobs.postgres": {"time_seconds": 1.5}}}
+    b = StoredBundle(BackupKey.parse("bundle-2026-11-26-qQUXdfPnayQ"), 123, dt.datetime(2026, 11, 26, tzinfo=dt.UTC))
+    meta = {
+        "format_version": 1,
+        "airflow": {"dag_id": "archivist_backup", "run_id": "scheduled__2026-11-26T01:00:00+00:00"},
+        "counts": {"jobs.postgres": {"tables": 2}},
+        "stats": {"jobs.postgres": {"time_seconds": 1.5}},
+    }
     row = catalog.summarize(b, meta, None, "/")
     assert row["airflow"]["url"] == "/dags/archivist_backup/runs/scheduled__2026-11-26T01%3A00%3A00%2B00%3A00"
     assert row["jobs"] == [{"job": "postgres", "counts": {"tables": 2}, "time_seconds": 1.5, "server_version": None}]

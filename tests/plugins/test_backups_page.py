@@ -19,8 +19,14 @@ from tests.plugins.backups_server import ARTIFACTS, RESTORE_DAG, ROOT
 pytestmark = pytest.mark.browser
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 VIEWPORT = {"width": 1600, "height": 1400}
 TIMEOUT_MS = 30_000
 
@@ -116,8 +122,13 @@ def test_admin_restores_a_bundle_as_a_dry_run_from_the_backups_page(browser, air
         run_id = alert.locator("a").inner_text()
         airflow_server.started(RESTORE_DAG, run_id)
         run = airflow_server.client("admin").run(RESTORE_DAG, run_id)
-        assert run["conf"] == {"key": key, "jobs": ["postgres", "elasticsearch"], "mode": "replace", "dry_run": True,
-                               "allow_unchecked": False}
+        assert run["conf"] == {
+            "key": key,
+            "jobs": ["postgres", "elasticsearch"],
+            "mode": "replace",
+            "dry_run": True,
+            "allow_unchecked": False,
+        }
 
         new_row = frame.locator(f'#runs-{RESTORE_DAG} tr[data-run="{run_id}"]')
         expect(new_row).to_be_visible()

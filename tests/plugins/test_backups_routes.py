@@ -12,7 +12,6 @@ from fastapi.testclient import TestClient
 
 import tests.plugins.backups_server  # noqa: F401  (puts plugins/ on sys.path)
 from archivist.errors import BackupNotFoundError, ConfigurationError, UnreachableError
-
 from archivist_backups import routes  # noqa: E402
 from archivist_backups.app import create_app  # noqa: E402
 
@@ -53,13 +52,25 @@ def client(cat: FakeCatalog) -> TestClient:
 def test_the_router_serves_every_route_the_page_calls():
     served = {(method, route.path) for route in create_app().routes for method in getattr(route, "methods", ())}
     api = "/api/bundles/{key}"
-    assert {("GET", "/"), ("GET", "/index.html"), ("GET", "/api/me"), ("GET", "/api/bundles"),
-            ("GET", f"{api}/meta"), ("POST", f"{api}/verify"), ("POST", f"{api}/restore"),
-            ("GET", "/api/runs")} <= served
+    assert {
+        ("GET", "/"),
+        ("GET", "/index.html"),
+        ("GET", "/api/me"),
+        ("GET", "/api/bundles"),
+        ("GET", f"{api}/meta"),
+        ("POST", f"{api}/verify"),
+        ("POST", f"{api}/restore"),
+        ("GET", "/api/runs"),
+    } <= served
 
 
-@pytest.mark.parametrize("error, code", [(BackupNotFoundError("no bundle named 'x'; closest: y"), 404),
-                                         (UnreachableError("cannot list bucket 'b': timeout"), 502)])
+@pytest.mark.parametrize(
+    "error, code",
+    [
+        (BackupNotFoundError("no bundle named 'x'; closest: y"), 404),
+        (UnreachableError("cannot list bucket 'b': timeout"), 502),
+    ],
+)
 def test_a_failure_to_find_the_bundle_keeps_its_message(error, code):
     got = client(FakeCatalog(located=error)).get(f"/api/bundles/{KEY}/meta")
     assert (got.status_code, got.json()) == (code, {"detail": str(error)})
@@ -77,8 +88,10 @@ def test_an_unconfigured_bucket_is_503(monkeypatch):
     monkeypatch.setattr(routes.config, "load_backups", unconfigured)
     with pytest.raises(HTTPException) as raised:
         routes.bucket_catalog()
-    assert (raised.value.status_code, raised.value.detail) == \
-        (503, "backup bucket not configured: no connection archivist_backups")
+    assert (raised.value.status_code, raised.value.detail) == (
+        503,
+        "backup bucket not configured: no connection archivist_backups",
+    )
 
 
 def test_a_bad_body_or_a_form_is_refused_before_the_bucket_is_asked():

@@ -16,8 +16,9 @@ def snapshot(es) -> dict[str, Any]:
         "indices": sorted((i["index"], i["uuid"], i["docs.count"]) for i in indices),
         "aliases": {index: sorted(body["aliases"]) for index, body in es.indices.get_alias().items()},
         "index_templates": _by_name(es.indices.get_index_template().get("index_templates", []), "index_template"),
-        "component_templates": _by_name(es.cluster.get_component_template().get("component_templates", []),
-                                        "component_template"),
+        "component_templates": _by_name(
+            es.cluster.get_component_template().get("component_templates", []), "component_template"
+        ),
         "legacy_templates": orjson.loads(orjson.dumps(dict(es.indices.get_template()), option=orjson.OPT_SORT_KEYS)),
     }
 

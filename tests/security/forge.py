@@ -14,19 +14,22 @@ import subprocess
 import tarfile
 from typing import Any
 
-from archivist.format import bundle
-from archivist.format import bundle_index
-from archivist.format.bundle import BackupKey, JobResult
+from archivist.format import bundle, bundle_index
 from archivist.format.artifact import Artifact
+from archivist.format.bundle import BackupKey, JobResult
 from archivist.format.deflate import GzipWriter
 from archivist.transport.staging import LocalStaging
 from tests.support import ROOT
 
-CREATED = dt.datetime(2026, 11, 26, 1, 0, tzinfo=dt.timezone.utc)
+CREATED = dt.datetime(2026, 11, 26, 1, 0, tzinfo=dt.UTC)
 
 
-def forge(files: dict[str, bytes], key: BackupKey | None = None, change_meta=None,
-          counts: dict[str, dict[str, Any]] | None = None) -> tuple[BackupKey, bytes]:
+def forge(
+    files: dict[str, bytes],
+    key: BackupKey | None = None,
+    change_meta=None,
+    counts: dict[str, dict[str, Any]] | None = None,
+) -> tuple[BackupKey, bytes]:
     """A bundle holding `files` (paths inside the bundle folder, e.g. `jobs.postgres/postgres-<id>.sql`).
 
     The file names' `<id>` may be written as `{id}`; it is replaced by the key's id. `counts` are
@@ -64,8 +67,9 @@ def _plain_tar(key: BackupKey, files: dict[str, bytes]) -> bytes:
     return out.getvalue()
 
 
-def forge_appended(files: dict[str, bytes], smuggled: dict[str, bytes],
-                   key: BackupKey | None = None) -> tuple[BackupKey, bytes]:
+def forge_appended(
+    files: dict[str, bytes], smuggled: dict[str, bytes], key: BackupKey | None = None
+) -> tuple[BackupKey, bytes]:
     """A bundle whose tar holds `files` (checksums consistent), followed, after the tar's end, by
     other contents for some of those paths (`smuggled`), with a seek index pointing at those
     instead: what `tar tzf` and a front-to-back read see differs from what a ranged read sees."""
@@ -122,5 +126,11 @@ def plant(store, key: BackupKey, data: bytes) -> str:
 
 def archivist(*args: str, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
     """The installed `archivist` command with this process's environment (the test connections)."""
-    return subprocess.run(["archivist", *args], capture_output=True, text=True, cwd=ROOT, timeout=timeout,
-                          env={**os.environ, **(env or {})})
+    return subprocess.run(
+        ["archivist", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )

@@ -7,17 +7,16 @@ from __future__ import annotations
 import gzip
 import tarfile
 
-from archivist.transport import s3io
-from archivist.sources.storage import job as storage
 from archivist.config import S3Settings
+from archivist.sources.storage import job as storage
+from archivist.transport import s3io
 
 
 def storage_entry(key: str, body: bytes, name: str | None = None, **pax: str) -> bytes:
     """One tar entry as archivist writes it: the exact key in the pax header, then the body."""
     info = tarfile.TarInfo(name or (key.lstrip("/") or "_"))
     info.size, info.mode = len(body), 0o644
-    info.pax_headers = {storage.PAX_KEY: key, storage.PAX_CONTENT_TYPE: "text/plain", storage.PAX_METADATA: "{}",
-                        **pax}
+    info.pax_headers = {storage.PAX_KEY: key, storage.PAX_CONTENT_TYPE: "text/plain", storage.PAX_METADATA: "{}", **pax}
     padding = b"\0" * (-len(body) % tarfile.BLOCKSIZE)
     return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape") + body + padding
 
@@ -42,8 +41,12 @@ def storage_files(tgz: bytes) -> dict[str, bytes]:
 
 def s3_env(prefix: str, settings: S3Settings) -> dict[str, str]:
     """The spec's variables (`S3_` or `BACKUP_`) for `settings`' bucket."""
-    return {f"{prefix}BUCKET_NAME": settings.bucket, f"{prefix}ACCESS_KEY_ID": settings.access_key_id,
-            f"{prefix}SECRET_ACCESS_KEY": settings.secret_access_key, f"{prefix}ENDPOINT_URL": settings.endpoint_url or ""}
+    return {
+        f"{prefix}BUCKET_NAME": settings.bucket,
+        f"{prefix}ACCESS_KEY_ID": settings.access_key_id,
+        f"{prefix}SECRET_ACCESS_KEY": settings.secret_access_key,
+        f"{prefix}ENDPOINT_URL": settings.endpoint_url or "",
+    }
 
 
 def objects(settings: S3Settings) -> dict[str, bytes]:

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from archivist.runner import restore
+from archivist.errors import VerificationError
 from archivist.format.bundle import BackupKey
 from archivist.format.bundle_index import BundleSource
+from archivist.runner import restore
 from demo.fingerprint import pg_dump_text, wipe_postgres
-from archivist.errors import VerificationError
 from tests.security.forge import archivist, forge, forge_appended, members, plant
 
 DUMP_PATH = "jobs.postgres/postgres-{id}.sql"
@@ -37,15 +37,19 @@ def planted(store):
         store.s3.delete_object(Bucket=store.bucket, Key=key)
 
 
-def test_bytes_after_the_tar_with_an_index_pointing_at_them_are_refused(store, planted, empty_db, pg_settings,
-                                                                       tmp_path):
+def test_bytes_after_the_tar_with_an_index_pointing_at_them_are_refused(
+    store, planted, empty_db, pg_settings, tmp_path
+):
     key, data = forge_appended({DUMP_PATH: HONEST}, {DUMP_PATH: EVIL})
     assert members(data)[DUMP_PATH.replace("{id}", key.backup_id)] == HONEST  # what tar sees
     local = tmp_path / key.object_key
     local.write_bytes(data)
     planted(key, data)
-    for run in (archivist("verify", str(local)), archivist("simple-restore", str(local), "--jobs", "postgres"),
-                archivist("restore", key.name, "--jobs", "postgres")):
+    for run in (
+        archivist("verify", str(local)),
+        archivist("simple-restore", str(local), "--jobs", "postgres"),
+        archivist("restore", key.name, "--jobs", "postgres"),
+    ):
         assert run.returncode == 4, run.stderr
         assert "data after the tar's end" in run.stderr, run.stderr
     assert pg_dump_text(pg_settings) == empty_db

@@ -12,11 +12,15 @@ from pathlib import Path
 import pytest
 
 from archivist.sources.postgres import job as postgres
-from demo.fingerprint import wipe_postgres
 from archivist.transport.staging import LocalStaging
+from demo.fingerprint import wipe_postgres
 
-PLANTED = {"ARCHIVIST_TEST_SECRET_ACCESS_KEY": "planted-secret", "AIRFLOW__CORE__FERNET_KEY": "planted-fernet",
-           "AIRFLOW_CONN_PLANTED": "postgres://u:planted@h/db", "BACKUP_SECRET_ACCESS_KEY": "planted-backup"}
+PLANTED = {
+    "ARCHIVIST_TEST_SECRET_ACCESS_KEY": "planted-secret",
+    "AIRFLOW__CORE__FERNET_KEY": "planted-fernet",
+    "AIRFLOW_CONN_PLANTED": "postgres://u:planted@h/db",
+    "BACKUP_SECRET_ACCESS_KEY": "planted-backup",
+}
 
 
 def _child_environ(name: str, argument: str, timeout: float = 30) -> dict[str, str]:
@@ -44,8 +48,18 @@ def _assert_clean(env: dict[str, str], settings) -> None:
     assert not set(PLANTED.values()) & set(env.values())
     assert env["PGPASSWORD"] == settings.password and env["PGDATABASE"] == settings.dbname
     # PGSYSCONFDIR: set by Debian's pg_wrapper itself before it runs the real binary.
-    assert set(env) <= {"PATH", "LANG", "LANGUAGE", "TZ", "PGHOST", "PGPORT", "PGUSER", "PGDATABASE", "PGPASSWORD",
-                        "PGSYSCONFDIR"} | {k for k in env if k.startswith("LC_")}
+    assert set(env) <= {
+        "PATH",
+        "LANG",
+        "LANGUAGE",
+        "TZ",
+        "PGHOST",
+        "PGPORT",
+        "PGUSER",
+        "PGDATABASE",
+        "PGPASSWORD",
+        "PGSYSCONFDIR",
+    } | {k for k in env if k.startswith("LC_")}
 
 
 @pytest.fixture
@@ -98,7 +112,9 @@ class _HeldStaging(LocalStaging):
 def test_pg_dump_gets_only_its_connection(planted, pg_settings):
     wipe_postgres(pg_settings)
     with postgres.connect(pg_settings) as conn:  # far more than a pipe holds
-        conn.execute("CREATE TABLE public.bulk AS SELECT g AS id, repeat('x', 100) AS pad FROM generate_series(1, 5000) g")
+        conn.execute(
+            "CREATE TABLE public.bulk AS SELECT g AS id, repeat('x', 100) AS pad FROM generate_series(1, 5000) g"
+        )
     staging = _HeldStaging()
     try:
         thread, outcome = _in_thread(lambda: postgres.dump(pg_settings, staging, "envProbe123"))

@@ -15,20 +15,34 @@ from tests.security.es_state import snapshot
 TEMPLATE_KINDS = ("component_templates", "index_templates", "legacy_templates")
 
 
-def es_bundle(indices: dict[str, list[dict]], aliases: dict[str, dict] | None = None,
-              templates: dict[str, Any] | None = None):
+def es_bundle(
+    indices: dict[str, list[dict]], aliases: dict[str, dict] | None = None, templates: dict[str, Any] | None = None
+):
     """A bundle of archivist's shape holding `indices` (name -> documents), with `aliases`
     (index -> its aliases) and `templates` (templates-<id>.json)."""
     templates = {"component_templates": [], "index_templates": [], "legacy_templates": {}, **(templates or {})}
-    definitions = {name: {"settings": {"index": {"number_of_shards": "1", "number_of_replicas": "0"}},
-                          "mappings": {}, "aliases": (aliases or {}).get(name, {})} for name in indices}
-    files = {"jobs.elasticsearch/templates-{id}.json": orjson.dumps(templates),
-             "jobs.elasticsearch/indices-{id}.json": orjson.dumps(definitions)}
+    definitions = {
+        name: {
+            "settings": {"index": {"number_of_shards": "1", "number_of_replicas": "0"}},
+            "mappings": {},
+            "aliases": (aliases or {}).get(name, {}),
+        }
+        for name in indices
+    }
+    files = {
+        "jobs.elasticsearch/templates-{id}.json": orjson.dumps(templates),
+        "jobs.elasticsearch/indices-{id}.json": orjson.dumps(definitions),
+    }
     for name, docs in indices.items():
         files[f"jobs.elasticsearch/elasticsearch-{name}-{{id}}.ndjson"] = b"".join(
-            orjson.dumps({"_index": name, "_id": str(n), "_source": doc}) + b"\n" for n, doc in enumerate(docs))
-    counts = {"elasticsearch": {"indices": {name: len(docs) for name, docs in indices.items()},
-                                "documents": sum(map(len, indices.values()))}}
+            orjson.dumps({"_index": name, "_id": str(n), "_source": doc}) + b"\n" for n, doc in enumerate(docs)
+        )
+    counts = {
+        "elasticsearch": {
+            "indices": {name: len(docs) for name, docs in indices.items()},
+            "documents": sum(map(len, indices.values())),
+        }
+    }
     return forge.forge(files, counts=counts)
 
 
@@ -94,8 +108,11 @@ def test_a_catch_all_template_does_not_overwrite_one_of_its_name_in_empty_mode(s
     key, data = es_bundle({"sec-new": [{"n": 1}]}, templates={kind: bundled})
     run = restore(store, key, data, "--mode", "empty")
     assert run.returncode == 6, run.stderr
-    kind_name = {"component_templates": "component template", "index_templates": "index template",
-                 "legacy_templates": "legacy template"}[kind]
+    kind_name = {
+        "component_templates": "component template",
+        "index_templates": "index template",
+        "legacy_templates": "legacy template",
+    }[kind]
     assert f"Elasticsearch already has {kind_name}(s) sec-catch" in run.stderr
     assert snapshot(es) == before
 
@@ -108,8 +125,10 @@ def test_an_alias_of_another_index_is_not_taken_over(store, es, mode):
     run = restore(store, key, data, "--mode", mode)
     assert run.returncode == 6, run.stderr
     if mode == "replace":
-        assert "alias 'sec-users' of the bundle now points at index(es) sec-app, which the bundle does not hold" \
+        assert (
+            "alias 'sec-users' of the bundle now points at index(es) sec-app, which the bundle does not hold"
             in run.stderr
+        )
     else:
         assert "Elasticsearch already has alias 'sec-users' (on sec-app)" in run.stderr
     assert snapshot(es) == before

@@ -34,8 +34,13 @@ def _mode(path: Path) -> int:
 
 def _secret_files() -> list[Path]:
     config = LOCAL / "es" / "home" / "config"
-    files = [LOCAL / "env.sh", LOCAL / "es" / "curl.netrc", config / "users", config / "users_roles",
-             config / "elasticsearch.keystore"]
+    files = [
+        LOCAL / "env.sh",
+        LOCAL / "es" / "curl.netrc",
+        config / "users",
+        config / "users_roles",
+        config / "elasticsearch.keystore",
+    ]
     passwords_json = os.environ.get("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE")
     if passwords_json and Path(passwords_json).exists():  # written when Airflow first starts
         files.append(Path(passwords_json))
@@ -57,8 +62,9 @@ def _files_under(folder: str, since: float):
 @pytest.mark.integration  # starts the servers
 def test_services_start_leaves_secrets_private_and_nothing_in_tmp():
     started = time.time() - 1
-    run = subprocess.run(["bash", "scripts/services.sh", "start"], capture_output=True, text=True, cwd=ROOT,
-                         timeout=600)
+    run = subprocess.run(
+        ["bash", "scripts/services.sh", "start"], capture_output=True, text=True, cwd=ROOT, timeout=600
+    )
     assert run.returncode == 0, run.stderr
 
     for path in _secret_files():
@@ -85,8 +91,9 @@ def test_write_secret_replaces_a_looser_file_with_a_private_one(tmp_path):
     target = tmp_path / "secret"
     target.write_text("old")
     target.chmod(0o644)
-    subprocess.run(["bash", "-c", f'source "{COMMON}"; write_secret "$1" "s3cret"', "-", str(target)],
-                   check=True, timeout=30)
+    subprocess.run(
+        ["bash", "-c", f'source "{COMMON}"; write_secret "$1" "s3cret"', "-", str(target)], check=True, timeout=30
+    )
     assert target.read_text() == "s3cret\n"
     assert _mode(target) == 0o600
     assert [p.name for p in tmp_path.iterdir()] == ["secret"]

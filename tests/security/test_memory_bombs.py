@@ -18,14 +18,13 @@ import tarfile
 import orjson
 import pytest
 
-from tests.security import forge
-from archivist.format import bundle
-from archivist.format import bundle_index
+from archivist.format import bundle, bundle_index
+from archivist.format.artifact import Artifact
 from archivist.format.bundle import BackupKey, JobResult
 from archivist.format.deflate import GzipWriter
-from archivist.format.artifact import Artifact
-from tests.support import ROOT
+from tests.security import forge
 from tests.security.es_state import snapshot
+from tests.support import ROOT
 
 MB = 1000 * 1000
 MiB = 1024 * 1024
@@ -47,13 +46,13 @@ class Repeated(io.RawIOBase):
         out = self._head[:n]
         self._head = self._head[n:]
         while len(out) < n:
-            out += self._fill[:n - len(out)]
+            out += self._fill[: n - len(out)]
         self._left -= len(out)
         return out
 
     def readinto(self, b) -> int:
         data = self.read(len(b))
-        b[:len(data)] = data
+        b[: len(data)] = data
         return len(data)
 
 
@@ -64,11 +63,19 @@ def plant_file(store, key: BackupKey, path) -> None:
 
 def peak_rss(args: list[str], env: dict | None = None) -> tuple[subprocess.CompletedProcess, int]:
     """Runs `args` under a small wrapper process; returns the run and its peak resident bytes."""
-    wrapper = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:]); "
-               "print('PEAK_RSS_KB', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); "
-               "sys.exit(r.returncode)")
-    run = subprocess.run([sys.executable, "-c", wrapper, *args], capture_output=True, text=True, cwd=ROOT,
-                         timeout=900, env={**os.environ, **(env or {})})
+    wrapper = (
+        "import resource, subprocess, sys; r = subprocess.run(sys.argv[1:]); "
+        "print('PEAK_RSS_KB', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); "
+        "sys.exit(r.returncode)"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", wrapper, *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=900,
+        env={**os.environ, **(env or {})},
+    )
     peak = next(int(line.split()[1]) for line in run.stderr.splitlines() if line.startswith("PEAK_RSS_KB"))
     return run, peak * 1024
 
@@ -89,8 +96,9 @@ print(json.dumps({"error": error, "jobs": sorted((meta or {}).get("counts", {}))
 
 
 def read_by_catalog(key: BackupKey) -> tuple[dict, int]:
-    run, peak = peak_rss([sys.executable, "-c", CATALOG, key.name],
-                         env={"PYTHONPATH": f"{ROOT / 'include'}:{ROOT / 'plugins'}"})
+    run, peak = peak_rss(
+        [sys.executable, "-c", CATALOG, key.name], env={"PYTHONPATH": f"{ROOT / 'include'}:{ROOT / 'plugins'}"}
+    )
     assert run.returncode == 0, run.stderr
     return json.loads(run.stdout), peak
 
@@ -123,14 +131,15 @@ def meta_bomb(path, key: BackupKey, how: str, size: int = BOMB) -> None:
             meta.size, meta.mtime = size, mtime
             tar.addfile(meta, Repeated(b"{", b" ", size) if size > 2 else io.BytesIO(b"{}"))
         if how == "indexed":
-            gz.append_stored(bundle_index.index_block(bundle_index.spans([(bundle.META, *start)],
-                                                                         *gz.restart_point())))
+            gz.append_stored(bundle_index.index_block(bundle_index.spans([(bundle.META, *start)], *gz.restart_point())))
 
 
 @pytest.mark.parametrize("how", ["indexed", "unindexed", "pax-header"])
 def test_a_meta_json_bomb_costs_the_backups_page_no_more_than_a_normal_bundle(store, tmp_path, how):
-    normal_key, normal = forge.forge({"jobs.elasticsearch/elasticsearch-n-{id}.ndjson": b'{"_index":"n","_id":"1","_source":{}}\n'},
-                                     counts={"elasticsearch": {"indices": {"n": 1}, "documents": 1}})
+    normal_key, normal = forge.forge(
+        {"jobs.elasticsearch/elasticsearch-n-{id}.ndjson": b'{"_index":"n","_id":"1","_source":{}}\n'},
+        counts={"elasticsearch": {"indices": {"n": 1}, "documents": 1}},
+    )
     store.planted.append(forge.plant(store, normal_key, normal))
     bomb_key = BackupKey.new()
     meta_bomb(tmp_path / "bomb.tgz", bomb_key, how)
@@ -141,9 +150,11 @@ def test_a_meta_json_bomb_costs_the_backups_page_no_more_than_a_normal_bundle(st
     assert read == {"error": None, "jobs": ["jobs.elasticsearch"]}
     refused, bomb_peak = read_by_catalog(bomb_key)
     assert refused["jobs"] == []
-    expected = {"indexed": "meta.json is larger than 1 MiB, the most a reader accepts",
-                "unindexed": f"meta.json is {BOMB} bytes, too large to be a bundle's meta.json",
-                "pax-header": f"has an extended header of {BOMB:,} bytes, over the 1 MiB"}[how]
+    expected = {
+        "indexed": "meta.json is larger than 1 MiB, the most a reader accepts",
+        "unindexed": f"meta.json is {BOMB} bytes, too large to be a bundle's meta.json",
+        "pax-header": f"has an extended header of {BOMB:,} bytes, over the 1 MiB",
+    }[how]
     assert expected in refused["error"]
     print(f"peak RSS: normal {normal_peak / MB:.0f} MB, bomb {bomb_peak / MB:.0f} MB")
     assert bomb_peak - normal_peak < MARGIN, (bomb_peak, normal_peak)
@@ -162,11 +173,13 @@ def ndjson_bundle(path, key: BackupKey, line: int, newline: bool) -> None:
     tail = b'"}}\n' if newline else b""
     body_size = len(small) + line + len(tail)
     member = bundle.elasticsearch_index_path("sec-bomb", key.backup_id)
-    definitions = orjson.dumps({"sec-bomb": {"settings": {"index": {"number_of_shards": "1"}},
-                                             "mappings": {"enabled": False}, "aliases": {}}})
-    small_files = {bundle.indices_path(key.backup_id): definitions,
-                   bundle.templates_path(key.backup_id): b'{"component_templates":[],"index_templates":[],'
-                                                        b'"legacy_templates":{}}'}
+    definitions = orjson.dumps(
+        {"sec-bomb": {"settings": {"index": {"number_of_shards": "1"}}, "mappings": {"enabled": False}, "aliases": {}}}
+    )
+    small_files = {
+        bundle.indices_path(key.backup_id): definitions,
+        bundle.templates_path(key.backup_id): b'{"component_templates":[],"index_templates":[],"legacy_templates":{}}',
+    }
 
     def data(path_: str):
         if path_ in small_files:
@@ -183,7 +196,7 @@ def ndjson_bundle(path, key: BackupKey, line: int, newline: bool) -> None:
     artifacts.append(Artifact(member, body_size, digest()))
     docs = 4 if newline else 3
     result = JobResult("elasticsearch", artifacts, {"indices": {"sec-bomb": docs}, "documents": docs}, 0.1, "test")
-    meta = bundle.build_meta(key, [result], dt.datetime(2026, 11, 26, tzinfo=dt.timezone.utc), "test")
+    meta = bundle.build_meta(key, [result], dt.datetime(2026, 11, 26, tzinfo=dt.UTC), "test")
     with open(path, "wb") as out:
         bundle.write_bundle(out, key, meta, artifacts, data, compresslevel=9)
 
@@ -198,14 +211,17 @@ class _Ending(io.RawIOBase):
     def readinto(self, b) -> int:
         data = self._first.read(len(b))
         if not data:
-            data, self._tail = self._tail[:len(b)], self._tail[len(b):]
-        b[:len(data)] = data
+            data, self._tail = self._tail[: len(b)], self._tail[len(b) :]
+        b[: len(data)] = data
         return len(data)
 
 
 def _without_bomb(state: dict) -> dict:
-    return {**state, "indices": [i for i in state["indices"] if i[0] != "sec-bomb"],
-            "aliases": {k: v for k, v in state["aliases"].items() if k != "sec-bomb"}}
+    return {
+        **state,
+        "indices": [i for i in state["indices"] if i[0] != "sec-bomb"],
+        "aliases": {k: v for k, v in state["aliases"].items() if k != "sec-bomb"},
+    }
 
 
 @pytest.fixture
@@ -227,13 +243,15 @@ def test_a_line_without_its_newline_costs_the_restore_no_more_than_the_largest_d
     plant_file(store, normal_key, tmp_path / "normal.tgz")
     plant_file(store, bomb_key, tmp_path / "bomb.tgz")
 
-    restored, normal_peak = peak_rss(["archivist", "restore", normal_key.name, "--jobs", "elasticsearch",
-                                      "--mode", "replace"])
+    restored, normal_peak = peak_rss(
+        ["archivist", "restore", normal_key.name, "--jobs", "elasticsearch", "--mode", "replace"]
+    )
     assert restored.returncode == 0, restored.stderr
     assert es.count(index="sec-bomb")["count"] == 4
     before = _without_bomb(snapshot(es))
-    refused, bomb_peak = peak_rss(["archivist", "restore", bomb_key.name, "--jobs", "elasticsearch",
-                                   "--mode", "replace"])
+    refused, bomb_peak = peak_rss(
+        ["archivist", "restore", bomb_key.name, "--jobs", "elasticsearch", "--mode", "replace"]
+    )
     assert refused.returncode == 7, refused.stderr
     assert "index sec-bomb: line 4 is longer than 101 MiB" in refused.stderr
     # The line is met while the index loads, after replace mode dropped and recreated the bundle's

@@ -6,14 +6,16 @@ from __future__ import annotations
 
 import pytest
 
-from demo.fingerprint import pg_dump_text, wipe_postgres
 from archivist.sources.postgres import job as postgres
+from demo.fingerprint import pg_dump_text, wipe_postgres
 from tests.security.forge import archivist, forge
 
 DUMP_PATH = "jobs.postgres/postgres-{id}.sql"
-HEAD = (b"--\n-- PostgreSQL database dump\n--\n\n\\restrict AttackerKnowsThisKey1\n\n"
-        b"SET statement_timeout = 0;\nSET standard_conforming_strings = on;\n\n"
-        b"CREATE SCHEMA app;\n\nCREATE TABLE app.t (id integer);\n\n")
+HEAD = (
+    b"--\n-- PostgreSQL database dump\n--\n\n\\restrict AttackerKnowsThisKey1\n\n"
+    b"SET statement_timeout = 0;\nSET standard_conforming_strings = on;\n\n"
+    b"CREATE SCHEMA app;\n\nCREATE TABLE app.t (id integer);\n\n"
+)
 TAIL = b"\n--\n-- PostgreSQL database dump complete\n--\n\n\\unrestrict AttackerKnowsThisKey1\n\n"
 
 
@@ -23,10 +25,16 @@ def victim(pg_settings):
     table in public, each with a row."""
     wipe_postgres(pg_settings)
     with postgres.connect(pg_settings) as conn:
-        for sql in ("CREATE SCHEMA billing", "CREATE TABLE billing.invoices (id int)",
-                    "INSERT INTO billing.invoices VALUES (1)", "CREATE SCHEMA reporting",
-                    "CREATE TABLE reporting.daily (id int)", "INSERT INTO reporting.daily VALUES (2)",
-                    "CREATE TABLE public.keep (id int)", "INSERT INTO public.keep VALUES (3)"):
+        for sql in (
+            "CREATE SCHEMA billing",
+            "CREATE TABLE billing.invoices (id int)",
+            "INSERT INTO billing.invoices VALUES (1)",
+            "CREATE SCHEMA reporting",
+            "CREATE TABLE reporting.daily (id int)",
+            "INSERT INTO reporting.daily VALUES (2)",
+            "CREATE TABLE public.keep (id int)",
+            "INSERT INTO public.keep VALUES (3)",
+        ):
             conn.execute(sql)
     return pg_dump_text(pg_settings)
 
@@ -38,17 +46,21 @@ def _restore(tmp_path, dump: bytes, *args: str):
     return archivist("simple-restore", str(path), "--jobs", "postgres", *args)
 
 
-@pytest.mark.parametrize("hostile", [
-    pytest.param(b"\\! touch {marker}\n", id="shell-at-the-top"),
-    pytest.param(b"SELECT 1; \\! touch {marker}\n", id="shell-mid-line"),
-    pytest.param(b"\\o |touch {marker}\n", id="output-to-a-pipe"),
-    pytest.param(b"\\unrestrict guessedKey123\n\\! touch {marker}\n", id="guessed-unrestrict"),
-    pytest.param(b"\\copy (SELECT 1) TO PROGRAM 'touch {marker}'\n", id="copy-to-program"),
-    pytest.param(b"\\set x `touch {marker}`\n", id="backtick-set"),
-])
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        pytest.param(b"\\! touch {marker}\n", id="shell-at-the-top"),
+        pytest.param(b"SELECT 1; \\! touch {marker}\n", id="shell-mid-line"),
+        pytest.param(b"\\o |touch {marker}\n", id="output-to-a-pipe"),
+        pytest.param(b"\\unrestrict guessedKey123\n\\! touch {marker}\n", id="guessed-unrestrict"),
+        pytest.param(b"\\copy (SELECT 1) TO PROGRAM 'touch {marker}'\n", id="copy-to-program"),
+        pytest.param(b"\\set x `touch {marker}`\n", id="backtick-set"),
+    ],
+)
 @pytest.mark.parametrize("mode", ["replace", "empty"])
-def test_a_backslash_command_in_the_dump_fails_the_restore_and_runs_nothing(hostile, mode, victim, pg_settings,
-                                                                           tmp_path):
+def test_a_backslash_command_in_the_dump_fails_the_restore_and_runs_nothing(
+    hostile, mode, victim, pg_settings, tmp_path
+):
     marker = tmp_path / "ran"
     line = hostile.replace(b"{marker}", str(marker).encode())
     at_top = line.startswith(b"\\!") and b"SELECT" not in line
@@ -71,15 +83,20 @@ def test_an_honest_dump_restores_in_restricted_mode(victim, pg_settings, tmp_pat
         assert conn.execute("SELECT id FROM app.t").fetchall() == [(42,)]
 
 
-FUNCTION_BODY = (b"--\n-- Name: refresh(); Type: FUNCTION; Schema: app; Owner: -\n--\n\n"
-                 b"CREATE FUNCTION app.refresh() RETURNS void\n    LANGUAGE plpgsql\n    AS $_$\nBEGIN\n"
-                 b"CREATE TABLE reporting.x (id int);\nEND\n$_$;\n\n")
-STRING_LITERAL = (b"CREATE TABLE app.notes (body text);\n"
-                  b"INSERT INTO app.notes VALUES ('release notes:\nCREATE SCHEMA billing;\n');\n\n")
+FUNCTION_BODY = (
+    b"--\n-- Name: refresh(); Type: FUNCTION; Schema: app; Owner: -\n--\n\n"
+    b"CREATE FUNCTION app.refresh() RETURNS void\n    LANGUAGE plpgsql\n    AS $_$\nBEGIN\n"
+    b"CREATE TABLE reporting.x (id int);\nEND\n$_$;\n\n"
+)
+STRING_LITERAL = (
+    b"CREATE TABLE app.notes (body text);\n"
+    b"INSERT INTO app.notes VALUES ('release notes:\nCREATE SCHEMA billing;\n');\n\n"
+)
 
 
-@pytest.mark.parametrize("decoy", [pytest.param(FUNCTION_BODY, id="function-body"),
-                                   pytest.param(STRING_LITERAL, id="string-literal")])
+@pytest.mark.parametrize(
+    "decoy", [pytest.param(FUNCTION_BODY, id="function-body"), pytest.param(STRING_LITERAL, id="string-literal")]
+)
 def test_replace_drops_only_the_schemas_the_dump_creates(decoy, victim, pg_settings, tmp_path):
     dry = _restore(tmp_path, HEAD + decoy + TAIL, "--mode", "replace", "--dry-run")
     assert dry.returncode == 0, dry.stderr

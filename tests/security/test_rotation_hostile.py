@@ -24,16 +24,19 @@ def _listing(store: BackupStore) -> dict[str, dt.datetime]:
 def test_future_dated_bundles_win_neither_latest_nor_rotation(make_bucket):
     backups, app = make_bucket(), make_bucket()
     store = BackupStore(backups)
-    today = dt.datetime.now(dt.timezone.utc).date()
+    today = dt.datetime.now(dt.UTC).date()
     real = []
     for day in range(REAL, 0, -1):  # oldest first, as a daily backup would have uploaded them
-        key, data = forge({"jobs.postgres/postgres-{id}.sql": b"SELECT 1;\n"},
-                          key=BackupKey.new(today - dt.timedelta(days=day)))
+        key, data = forge(
+            {"jobs.postgres/postgres-{id}.sql": b"SELECT 1;\n"}, key=BackupKey.new(today - dt.timedelta(days=day))
+        )
         real.append(plant(store, key, data))
     planted = []
     for n in range(1, PLANTED + 1):
-        key, data = forge({"jobs.postgres/postgres-{id}.sql": b"\\! touch /tmp/pwned\n"},
-                          key=BackupKey(dt.date(2099, 1, n), f"planted{n:04d}"))
+        key, data = forge(
+            {"jobs.postgres/postgres-{id}.sql": b"\\! touch /tmp/pwned\n"},
+            key=BackupKey(dt.date(2099, 1, n), f"planted{n:04d}"),
+        )
         planted.append(plant(store, key, data))
     env = s3_env("BACKUP_", backups) | s3_env("S3_", app)
 
@@ -55,7 +58,7 @@ def test_future_dated_bundles_win_neither_latest_nor_rotation(make_bucket):
     assert len(new) == 1
     kept = [k for k in real if k in after] + list(new)
     deleted = [k for k in real if k not in after]
-    assert kept == real[-(KEEP - 1):] + list(new)
+    assert kept == real[-(KEEP - 1) :] + list(new)
     assert len(deleted) == REAL - (KEEP - 1)
     assert max(before[k] for k in deleted) <= min(after[k] for k in kept), "a newer bundle was deleted"
     assert all(p in after and after[p] == before[p] for p in planted), "rotation touched a planted object"

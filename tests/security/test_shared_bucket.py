@@ -24,12 +24,13 @@ def _keys(store: BackupStore) -> set[str]:
 def test_stacks_sharing_a_bucket_see_restore_and_rotate_only_their_own(make_bucket):
     backups, app = make_bucket(), make_bucket()
     store = BackupStore(backups)
-    today = dt.datetime.now(dt.timezone.utc).date()
+    today = dt.datetime.now(dt.UTC).date()
     own: dict[str, list[str]] = {}
     for day in range(EACH, 0, -1):
         for prefix in STACKS:
-            key, data = forge({"jobs.postgres/postgres-{id}.sql": b"SELECT 1;\n"},
-                              key=BackupKey.new(today - dt.timedelta(days=day)))
+            key, data = forge(
+                {"jobs.postgres/postgres-{id}.sql": b"SELECT 1;\n"}, key=BackupKey.new(today - dt.timedelta(days=day))
+            )
             store.s3.put_object(Bucket=backups.bucket, Key=prefix + key.object_key, Body=data)
             own.setdefault(prefix, []).append(prefix + key.object_key)
 

@@ -12,10 +12,10 @@ import os
 import threading
 import time
 
-from archivist.runner import backup
-from archivist.transport import staging
-from archivist.sources.storage import job as storage
 from archivist.format.bundle import BackupKey
+from archivist.runner import backup
+from archivist.sources.storage import job as storage
+from archivist.transport import staging
 from archivist.transport.backup_bucket import BackupStore
 from tests.support import wait_until
 
@@ -26,12 +26,18 @@ LEASE_EVERY = 0.1
 def _older_than_the_limit(store: BackupStore, key: BackupKey) -> int:
     """How many of the job's staged objects and uploads (its lease aside) the age limit alone
     would sweep now."""
-    cutoff = dt.datetime.now(dt.timezone.utc) - AGE_LIMIT
+    cutoff = dt.datetime.now(dt.UTC) - AGE_LIMIT
     prefix = f"staging/{key.name}/"
-    uploads = [u for u in store.s3.list_multipart_uploads(Bucket=store.bucket).get("Uploads", [])
-               if u["Key"].startswith(prefix) and u["Initiated"] <= cutoff]
-    objects = [o for o in store.s3.list_objects_v2(Bucket=store.bucket, Prefix=prefix).get("Contents", [])
-               if not o["Key"].endswith(staging.LEASE) and o["LastModified"] <= cutoff]
+    uploads = [
+        u
+        for u in store.s3.list_multipart_uploads(Bucket=store.bucket).get("Uploads", [])
+        if u["Key"].startswith(prefix) and u["Initiated"] <= cutoff
+    ]
+    objects = [
+        o
+        for o in store.s3.list_objects_v2(Bucket=store.bucket, Prefix=prefix).get("Contents", [])
+        if not o["Key"].endswith(staging.LEASE) and o["LastModified"] <= cutoff
+    ]
     return len(uploads) + len(objects)
 
 
@@ -84,13 +90,18 @@ def test_a_running_backups_staging_survives_the_sweep(make_bucket, monkeypatch):
 
     assert "error" not in outcome, outcome.get("error")
     assert exposed, "no sweep met the job's uploads older than the age limit: the test showed nothing"
-    staged = {o["Key"]: o["Size"] for o in store.s3.list_objects_v2(
-        Bucket=backups.bucket, Prefix=f"staging/{key.name}/")["Contents"]}
+    staged = {
+        o["Key"]: o["Size"]
+        for o in store.s3.list_objects_v2(Bucket=backups.bucket, Prefix=f"staging/{key.name}/")["Contents"]
+    }
     for artifact in outcome["result"].artifacts:
         assert staged[f"staging/{key.name}/{artifact.path}"] == artifact.size
     assert swept == 1, "the dead backup's staging should have gone, and nothing else"
     assert not store.s3.list_objects_v2(Bucket=backups.bucket, Prefix=f"staging/{dead.name}/").get("Contents")
 
-    wait_until(lambda: _last_written(store, key) < dt.datetime.now(dt.timezone.utc) - AGE_LIMIT, timeout=30,
-               what="the ended job's staging to pass the age limit")  # its lease is no longer refreshed
+    wait_until(
+        lambda: _last_written(store, key) < dt.datetime.now(dt.UTC) - AGE_LIMIT,
+        timeout=30,
+        what="the ended job's staging to pass the age limit",
+    )  # its lease is no longer refreshed
     assert sweeper.sweep_stale_staging(older_than=AGE_LIMIT) == len(staged)

@@ -8,15 +8,20 @@ from __future__ import annotations
 import pytest
 
 from archivist.sources.storage import keys as archive_limits
+from archivist.transport.backup_bucket import BackupStore
 from tests.security.forge import archivist, forge, plant
 from tests.security.hostile_support import objects, s3_env, storage_entry, storage_files, storage_tgz
-from archivist.transport.backup_bucket import BackupStore
 
 GOOD = {"ok/report.txt": b"kept", "folder/": b"", "a b/\u00fc.txt": b"unicode", "..hidden/x": b"a name, not a step"}
 LONG = "k/" + "x" * 1023  # 1,025 bytes
-HOSTILE = {"../x": "has a '.' or '..' segment", "a/./b": "has a '.' or '..' segment",
-           "a/../../b": "has a '.' or '..' segment", "a//b": "has an empty segment", "": "is empty",
-           LONG: "is 1,025 bytes long, over S3's limit of 1,024"}
+HOSTILE = {
+    "../x": "has a '.' or '..' segment",
+    "a/./b": "has a '.' or '..' segment",
+    "a/../../b": "has a '.' or '..' segment",
+    "a//b": "has an empty segment",
+    "": "is empty",
+    LONG: "is 1,025 bytes long, over S3's limit of 1,024",
+}
 
 
 def test_hostile_keys_are_refused_by_name_and_the_rest_is_restored(make_bucket):
@@ -26,8 +31,9 @@ def test_hostile_keys_are_refused_by_name_and_the_rest_is_restored(make_bucket):
     key, data = forge(storage_files(storage_tgz(*entries)))
     plant(BackupStore(backups), key, data)
 
-    run = archivist("restore", key.name, "--jobs", "storage",
-                    env={**s3_env("BACKUP_", backups), **s3_env("S3_", target)})
+    run = archivist(
+        "restore", key.name, "--jobs", "storage", env={**s3_env("BACKUP_", backups), **s3_env("S3_", target)}
+    )
 
     assert run.returncode == 7, run.stdout + run.stderr
     assert f"{len(HOSTILE)} object(s) of the storage archive were not restored" in run.stderr
@@ -38,14 +44,23 @@ def test_hostile_keys_are_refused_by_name_and_the_rest_is_restored(make_bucket):
     assert objects(target) == GOOD  # nothing else was written, and nothing under a hostile key
 
 
-@pytest.mark.parametrize(("key", "problem"), [*HOSTILE.items(), ("/", "has an empty segment"),
-                                              ("a/.", "has a '.' or '..' segment"), (".", "has a '.' or '..' segment"),
-                                              ("k\udcff", "is not valid UTF-8")])
+@pytest.mark.parametrize(
+    ("key", "problem"),
+    [
+        *HOSTILE.items(),
+        ("/", "has an empty segment"),
+        ("a/.", "has a '.' or '..' segment"),
+        (".", "has a '.' or '..' segment"),
+        ("k\udcff", "is not valid UTF-8"),
+    ],
+)
 def test_key_problem_refuses(key, problem):
     assert archive_limits.key_problem(key) == problem
 
 
-@pytest.mark.parametrize("key", ["a", "/leading-slash", "folder/", "a b/\u00fc", "..x", "x..", ".config/a", "k/" + "x" * 1022,
-                                 "\u00e9" * 512])
+@pytest.mark.parametrize(
+    "key",
+    ["a", "/leading-slash", "folder/", "a b/\u00fc", "..x", "x..", ".config/a", "k/" + "x" * 1022, "\u00e9" * 512],
+)
 def test_key_problem_accepts_keys_applications_use(key):
     assert archive_limits.key_problem(key) is None

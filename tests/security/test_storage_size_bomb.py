@@ -18,8 +18,15 @@ import pytest
 
 from archivist.transport import s3io
 from tests.security.forge import forge
-from tests.security.hostile_support import (lying_entry, objects, s3_env, storage_entry, storage_files, storage_tgz,
-                                             unfinished_uploads)
+from tests.security.hostile_support import (
+    lying_entry,
+    objects,
+    s3_env,
+    storage_entry,
+    storage_files,
+    storage_tgz,
+    unfinished_uploads,
+)
 from tests.support import ROOT
 
 MEASURED = """
@@ -35,9 +42,14 @@ NORMAL = {"docs/a.txt": b"a" * 1000, "docs/b.bin": bytes(range(256)) * 40, "img/
 def _restore(path, target) -> dict:
     """`archivist simple-restore PATH --jobs storage` into `target`, in a child whose peak RSS is read
     (the child of a fresh interpreter, so no earlier child's peak counts)."""
-    run = subprocess.run([sys.executable, "-c", MEASURED, "archivist", "simple-restore", str(path), "--jobs", "storage"],
-                         capture_output=True, text=True, cwd=ROOT, timeout=360,
-                         env={**os.environ, **s3_env("S3_", target)})
+    run = subprocess.run(
+        [sys.executable, "-c", MEASURED, "archivist", "simple-restore", str(path), "--jobs", "storage"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=360,
+        env={**os.environ, **s3_env("S3_", target)},
+    )
     assert run.returncode == 0, run.stderr
     return json.loads(run.stdout)
 
@@ -70,18 +82,33 @@ def normal_peak_kb(tmp_path_factory, storage_settings) -> int:
 
 BOMBS = {
     # a 14.5 TB claim: over S3's limit, refused before anything is read or sent
-    "over-the-limit": (lambda: storage_tgz(lying_entry("bomb/huge.bin", 14_500_000_000_000, b"x" * 10), end=False),
-                       4, ["'bomb/huge.bin'", "14,500,000,000,000 bytes, over S3's limit", "(5 TiB)"]),
+    "over-the-limit": (
+        lambda: storage_tgz(lying_entry("bomb/huge.bin", 14_500_000_000_000, b"x" * 10), end=False),
+        4,
+        ["'bomb/huge.bin'", "14,500,000,000,000 bytes, over S3's limit", "(5 TiB)"],
+    ),
     # 4 TiB: allowed by S3, so the restore starts a multipart upload, and the data is not there
-    "under-the-limit": (lambda: storage_tgz(lying_entry("bomb/big.bin", 4 * 1024 ** 4, b"x" * 100), end=False),
-                        4, ["the storage archive in the bundle is damaged", "unexpected end of data"]),
+    "under-the-limit": (
+        lambda: storage_tgz(lying_entry("bomb/big.bin", 4 * 1024**4, b"x" * 100), end=False),
+        4,
+        ["the storage archive in the bundle is damaged", "unexpected end of data"],
+    ),
     # a pax header of 200 MB inflated from about 200 KB
-    "pax-header": (lambda: storage_tgz(storage_entry("bomb/meta.bin", b"x", **{"ARCHIVIST.pad": "a" * 200_000_000})),
-                   4, ["extended header of 200,000,", "the archive is forged"]),
+    "pax-header": (
+        lambda: storage_tgz(storage_entry("bomb/meta.bin", b"x", **{"ARCHIVIST.pad": "a" * 200_000_000})),
+        4,
+        ["extended header of 200,000,", "the archive is forged"],
+    ),
     # an honest small claim, cut short
-    "truncated": (lambda: storage_tgz(storage_entry("ok.txt", b"fine"),
-                                      lying_entry("cut/short.bin", 20 * 1024 * 1024, b"y" * 1024 * 1024), end=False),
-                  4, ["the storage archive in the bundle is damaged"]),
+    "truncated": (
+        lambda: storage_tgz(
+            storage_entry("ok.txt", b"fine"),
+            lying_entry("cut/short.bin", 20 * 1024 * 1024, b"y" * 1024 * 1024),
+            end=False,
+        ),
+        4,
+        ["the storage archive in the bundle is damaged"],
+    ),
 }
 
 
@@ -93,7 +120,8 @@ def test_a_lying_size_fails_cleanly_within_bounded_memory(name, normal_peak_kb, 
     assert done["rc"] == code, done["out"] + done["err"]
     for phrase in phrases:
         assert phrase in done["err"], (phrase, done["err"])
-    assert done["peak_kb"] - normal_peak_kb < HEADROOM_KB, \
+    assert done["peak_kb"] - normal_peak_kb < HEADROOM_KB, (
         f"peak RSS {done['peak_kb']} kB against {normal_peak_kb} kB for a normal bundle"
+    )
     assert set(objects(target)) <= {"ok.txt"}, "a lying entry was written"
     assert unfinished_uploads(target) == []

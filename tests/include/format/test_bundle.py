@@ -15,16 +15,26 @@ import tarfile
 
 import pytest
 
-from archivist.format import bundle
-from archivist.format.bundle import BackupKey, JobResult
 from archivist.errors import BackupNotFoundError, VerificationError
+from archivist.format import bundle
 from archivist.format.artifact import Artifact
+from archivist.format.bundle import BackupKey, JobResult
 from archivist.transport.staging import LocalStaging
 
-CI_KEYS = {"CI_COMMIT_MESSAGE", "CI_COMMIT_REF_NAME", "CI_COMMIT_REF_SLUG", "CI_COMMIT_SHA", "CI_COMMIT_SHORT_SHA",
-           "CI_COMMIT_TAG", "CI_JOB_ID", "CI_PIPELINE_IID", "CI_PROJECT_NAME", "CI_REGISTRY_IMAGE"}
+CI_KEYS = {
+    "CI_COMMIT_MESSAGE",
+    "CI_COMMIT_REF_NAME",
+    "CI_COMMIT_REF_SLUG",
+    "CI_COMMIT_SHA",
+    "CI_COMMIT_SHORT_SHA",
+    "CI_COMMIT_TAG",
+    "CI_JOB_ID",
+    "CI_PIPELINE_IID",
+    "CI_PROJECT_NAME",
+    "CI_REGISTRY_IMAGE",
+}
 KEY = BackupKey(dt.date(2026, 11, 26), "qQUXdfPnayQ")
-CREATED = dt.datetime(2026, 11, 26, 1, 0, 7, tzinfo=dt.timezone.utc)
+CREATED = dt.datetime(2026, 11, 26, 1, 0, 7, tzinfo=dt.UTC)
 
 
 # --- keys -----------------------------------------------------------------------------------
@@ -44,15 +54,22 @@ def test_new_key_has_an_11_char_url_safe_id_and_the_spec_name():
 
 
 def test_new_key_defaults_to_todays_utc_date():
-    before = dt.datetime.now(dt.timezone.utc).date()
+    before = dt.datetime.now(dt.UTC).date()
     key = BackupKey.new()
-    after = dt.datetime.now(dt.timezone.utc).date()
+    after = dt.datetime.now(dt.UTC).date()
     assert key.date in (before, after)
     assert re.fullmatch(r"bundle-\d{4}-\d{2}-\d{2}-[A-Za-z0-9_-]{11}", key.name)
 
 
-@pytest.mark.parametrize("text", ["bundle-2026-11-26-qQUXdfPnayQ", "bundle-2026-11-26-qQUXdfPnayQ.tgz",
-                                  "  bundle-2026-11-26-qQUXdfPnayQ.tgz\n", "s3://archivist-backups/bundle-2026-11-26-qQUXdfPnayQ.tgz"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "bundle-2026-11-26-qQUXdfPnayQ",
+        "bundle-2026-11-26-qQUXdfPnayQ.tgz",
+        "  bundle-2026-11-26-qQUXdfPnayQ.tgz\n",
+        "s3://archivist-backups/bundle-2026-11-26-qQUXdfPnayQ.tgz",
+    ],
+)
 def test_parse_with_or_without_tgz(text):
     assert BackupKey.parse(text) == KEY
 
@@ -62,26 +79,42 @@ def test_parse_keeps_dashes_and_underscores_of_the_id():
     assert (key.date, key.backup_id) == (dt.date(2025, 1, 31), "a-b_c-d_e-f")
 
 
-@pytest.mark.parametrize("text", ["", "latest", "bundle", "bundle-2026-11-26", "bundle-2026-11-26-short",
-                                  "bundle-2026-11-26-qQUXdfPnayQX", "bundle-2026-11-26-qQUXdfPna+Q",
-                                  "bundle-2026-13-01-qQUXdfPnayQ", "bundle-2026-02-30-qQUXdfPnayQ",
-                                  "bundle-26-11-26-qQUXdfPnayQ", "bundle-2026-11-26-qQUXdfPnayQ.tar.gz",
-                                  "backup-2026-11-26-qQUXdfPnayQ.tgz", "notes.txt"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "latest",
+        "bundle",
+        "bundle-2026-11-26",
+        "bundle-2026-11-26-short",
+        "bundle-2026-11-26-qQUXdfPnayQX",
+        "bundle-2026-11-26-qQUXdfPna+Q",
+        "bundle-2026-13-01-qQUXdfPnayQ",
+        "bundle-2026-02-30-qQUXdfPnayQ",
+        "bundle-26-11-26-qQUXdfPnayQ",
+        "bundle-2026-11-26-qQUXdfPnayQ.tar.gz",
+        "backup-2026-11-26-qQUXdfPnayQ.tgz",
+        "notes.txt",
+    ],
+)
 def test_parse_rejects_junk(text):
     with pytest.raises(BackupNotFoundError):
         BackupKey.parse(text)
 
 
-@pytest.mark.parametrize(("name", "expected"), [
-    ("bundle-2026-11-26-qQUXdfPnayQ.tgz", True),
-    ("bundle-2026-11-26-qQUXdfPnayQ", False),
-    ("bundle-notes.tgz", False),
-    ("notes.txt", False),
-    ("staging/bundle-2026-11-26-qQUXdfPnayQ.tgz", False),
-    ("bundle-2026-11-26-qQUXdfPnayQ.tgz.tgz", False),
-    ("bundle-2026-11-26-qQUXdfPnayQ.tgz.bak", False),
-    ("xbundle-2026-11-26-qQUXdfPnayQ.tgz", False),
-])
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("bundle-2026-11-26-qQUXdfPnayQ.tgz", True),
+        ("bundle-2026-11-26-qQUXdfPnayQ", False),
+        ("bundle-notes.tgz", False),
+        ("notes.txt", False),
+        ("staging/bundle-2026-11-26-qQUXdfPnayQ.tgz", False),
+        ("bundle-2026-11-26-qQUXdfPnayQ.tgz.tgz", False),
+        ("bundle-2026-11-26-qQUXdfPnayQ.tgz.bak", False),
+        ("xbundle-2026-11-26-qQUXdfPnayQ.tgz", False),
+    ],
+)
 def test_is_bundle_object(name, expected):
     assert BackupKey.is_bundle_object(name) is expected
 
@@ -125,18 +158,35 @@ def _noise(n: int, seed: int) -> bytes:
 def results(staging) -> list[JobResult]:
     """One result per job, their artifacts in staging; data files big enough to span many gzip blocks."""
     bid = KEY.backup_id
-    pg = JobResult("postgres", [_put(staging, bundle.postgres_path(bid), b"-- dump\n" + _noise(120_000, 1))],
-                   {"tables": 3, "rows": 1200}, 1.25, "15.8")
-    es = JobResult("elasticsearch", [
-        _put(staging, bundle.elasticsearch_index_path("alpha", bid), b'{"a":1}\n' + _noise(60_000, 2)),
-        _put(staging, bundle.elasticsearch_index_path("products", bid), b'{"p":1}\n' + _noise(60_000, 3)),
-        _put(staging, bundle.templates_path(bid), json.dumps({"index_templates": []}).encode()),
-        _put(staging, bundle.indices_path(bid), json.dumps({"alpha": {}, "products": {}}).encode()),
-    ], {"indices": {"alpha": 10, "products": 20}}, 2.5, "8.19.0")
-    st = JobResult("storage", [
-        _put(staging, bundle.storage_path(bid), _noise(80_000, 4)),
-        _put(staging, bundle.storage_manifest_path(bid), b'{"key":"a.png"}\n'),
-    ], {"objects": 1, "bytes": 80_000}, 0.5, "minio")
+    pg = JobResult(
+        "postgres",
+        [_put(staging, bundle.postgres_path(bid), b"-- dump\n" + _noise(120_000, 1))],
+        {"tables": 3, "rows": 1200},
+        1.25,
+        "15.8",
+    )
+    es = JobResult(
+        "elasticsearch",
+        [
+            _put(staging, bundle.elasticsearch_index_path("alpha", bid), b'{"a":1}\n' + _noise(60_000, 2)),
+            _put(staging, bundle.elasticsearch_index_path("products", bid), b'{"p":1}\n' + _noise(60_000, 3)),
+            _put(staging, bundle.templates_path(bid), json.dumps({"index_templates": []}).encode()),
+            _put(staging, bundle.indices_path(bid), json.dumps({"alpha": {}, "products": {}}).encode()),
+        ],
+        {"indices": {"alpha": 10, "products": 20}},
+        2.5,
+        "8.19.0",
+    )
+    st = JobResult(
+        "storage",
+        [
+            _put(staging, bundle.storage_path(bid), _noise(80_000, 4)),
+            _put(staging, bundle.storage_manifest_path(bid), b'{"key":"a.png"}\n'),
+        ],
+        {"objects": 1, "bytes": 80_000},
+        0.5,
+        "minio",
+    )
     return [st, es, pg]  # deliberately not in job order
 
 
@@ -177,8 +227,11 @@ def test_build_meta_has_every_spec_field(results):
     assert set(meta["archivist"]) == CI_KEYS
     assert all(isinstance(v, str) for v in meta["archivist"].values())
     assert meta["archivist"]["CI_PROJECT_NAME"] == "archivist"
-    assert meta["stats"] == {"jobs.elasticsearch": {"time_seconds": 2.5}, "jobs.postgres": {"time_seconds": 1.25},
-                             "jobs.storage": {"time_seconds": 0.5}}
+    assert meta["stats"] == {
+        "jobs.elasticsearch": {"time_seconds": 2.5},
+        "jobs.postgres": {"time_seconds": 1.25},
+        "jobs.storage": {"time_seconds": 0.5},
+    }
     assert meta["format_version"] == bundle.FORMAT_VERSION == 1
     assert meta["key"] == "bundle-2026-11-26-qQUXdfPnayQ"
     assert meta["backup_id"] == "qQUXdfPnayQ"
@@ -234,8 +287,12 @@ def test_bundle_layout_is_one_folder_with_job_folders(results, staging):
     assert names[0] == (KEY.name, True)
     assert all(n == KEY.name or n.startswith(KEY.name + "/") for n, _ in names)
     folders = {n for n, is_dir in names if is_dir}
-    assert folders == {KEY.name, f"{KEY.name}/jobs.postgres", f"{KEY.name}/jobs.elasticsearch",
-                       f"{KEY.name}/jobs.storage"}
+    assert folders == {
+        KEY.name,
+        f"{KEY.name}/jobs.postgres",
+        f"{KEY.name}/jobs.elasticsearch",
+        f"{KEY.name}/jobs.storage",
+    }
     with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
         assert json.load(tar.extractfile(f"{KEY.name}/meta.json"))["key"] == KEY.name
 
@@ -400,12 +457,16 @@ def test_bundle_made_from_the_spec_alone_is_refused_unless_asked_for():
     """The spec's meta.json: the archivist block and stats, no format_version, no artifacts. Such
     a bundle cannot be checked, so it passes only on request, and then with a warning."""
     bid = KEY.backup_id
-    meta = {"archivist": {k: "" for k in CI_KEYS},
-            "stats": {"jobs.postgres": {"time_seconds": 3}, "jobs.elasticsearch": {"time_seconds": 4}}}
-    files = {"meta.json": json.dumps(meta).encode(),
-             f"jobs.postgres/postgres-{bid}.sql": b"CREATE TABLE t (id int);\n",
-             f"jobs.elasticsearch/templates-{bid}.json": b"{}",
-             f"jobs.elasticsearch/elasticsearch-products-{bid}.ndjson": b'{"id": 1}\n'}
+    meta = {
+        "archivist": {k: "" for k in CI_KEYS},
+        "stats": {"jobs.postgres": {"time_seconds": 3}, "jobs.elasticsearch": {"time_seconds": 4}},
+    }
+    files = {
+        "meta.json": json.dumps(meta).encode(),
+        f"jobs.postgres/postgres-{bid}.sql": b"CREATE TABLE t (id int);\n",
+        f"jobs.elasticsearch/templates-{bid}.json": b"{}",
+        f"jobs.elasticsearch/elasticsearch-products-{bid}.ndjson": b'{"id": 1}\n',
+    }
     with pytest.raises(VerificationError, match="no checksums.*allow_unchecked"):
         bundle.verify(io.BytesIO(_hand_made(files)))
     report = bundle.verify(io.BytesIO(_hand_made(files)), allow_unchecked=True)
@@ -418,8 +479,9 @@ def test_bundle_made_from_the_spec_alone_is_refused_unless_asked_for():
 
 def test_spec_bundle_is_still_checked_for_damage():
     meta = {"archivist": {k: "" for k in CI_KEYS}, "stats": {}}
-    data = _hand_made({"meta.json": json.dumps(meta).encode(),
-                       f"jobs.storage/storage-{KEY.backup_id}.tgz": _noise(100_000, 9)})
+    data = _hand_made(
+        {"meta.json": json.dumps(meta).encode(), f"jobs.storage/storage-{KEY.backup_id}.tgz": _noise(100_000, 9)}
+    )
     _verify_fails(data[: len(data) // 2])
 
 

@@ -15,17 +15,16 @@ import zlib
 
 import pytest
 
-from archivist.format import bundle
-from archivist.format import bundle_index, members
-from archivist.transport import s3io
+from archivist.errors import VerificationError
+from archivist.format import bundle, bundle_index, members
+from archivist.format.artifact import Artifact
 from archivist.format.bundle import BackupKey, JobResult
 from archivist.format.bundle_index import BundleSource
-from archivist.errors import VerificationError
-from archivist.format.artifact import Artifact
+from archivist.transport import s3io
 from archivist.transport.staging import LocalStaging
 
 KEY = BackupKey(dt.date(2026, 11, 26), "qQUXdfPnayQ")
-CREATED = dt.datetime(2026, 11, 26, 1, 0, 7, tzinfo=dt.timezone.utc)
+CREATED = dt.datetime(2026, 11, 26, 1, 0, 7, tzinfo=dt.UTC)
 BID = KEY.backup_id
 FILES = {
     bundle.postgres_path(BID): b"-- dump\n" + b"INSERT INTO t VALUES (1, 'text');\n" * 40_000,
@@ -56,7 +55,7 @@ def written() -> bytes:
 
 
 def _ranges(data: bytes) -> dict[str, tuple[int, int, int]]:
-    return bundle_index.parse_tail(data[-bundle_index.TAIL_BYTES:], len(data))
+    return bundle_index.parse_tail(data[-bundle_index.TAIL_BYTES :], len(data))
 
 
 def _inflate_raw(data: bytes) -> bytes:
@@ -79,7 +78,7 @@ def test_every_file_has_a_range_holding_exactly_that_file(written):
 
 def test_the_ranges_follow_each_other_up_to_the_index(written):
     spans = sorted((a, b) for a, b, _ in _ranges(written).values())
-    assert all(a[1] == b[0] for a, b in zip(spans, spans[1:]))
+    assert all(a[1] == b[0] for a, b in zip(spans, spans[1:], strict=False))
     assert written.rfind(bundle_index.MAGIC) > spans[-1][1]  # the index itself follows the last file
 
 
@@ -101,7 +100,7 @@ def test_a_bundle_without_an_index_has_no_ranges():
 
 
 def test_an_index_pointing_outside_the_object_is_ignored(written):
-    assert bundle_index.parse_tail(written[-bundle_index.TAIL_BYTES:], 1000) is None
+    assert bundle_index.parse_tail(written[-bundle_index.TAIL_BYTES :], 1000) is None
 
 
 def test_a_restore_reads_its_files_from_a_local_bundle(written, tmp_path):
@@ -115,8 +114,7 @@ def test_a_restore_reads_its_files_from_a_local_bundle(written, tmp_path):
 def test_an_index_pointing_at_the_wrong_file_is_refused(written, tmp_path):
     ranges = _ranges(written)
     wrong = {**ranges, bundle.storage_path(BID): ranges[bundle.postgres_path(BID)]}
-    source = BundleSource(lambda: len(written), lambda: io.BytesIO(written),
-                          lambda a, b: io.BytesIO(written[a:b]))
+    source = BundleSource(lambda: len(written), lambda: io.BytesIO(written), lambda a, b: io.BytesIO(written[a:b]))
     source._ranges, source._ranges_read = wrong, True
     with pytest.raises(VerificationError, match="index points jobs.storage/"):
         list(members.members(source, lambda p: p == bundle.storage_path(BID)))
@@ -127,9 +125,13 @@ def test_damage_inside_a_range_is_caught_by_its_crc_and_its_sha256(written, chec
     start, end, _ = _ranges(written)[bundle.storage_path(BID)]
     damaged = bytearray(written)
     damaged[(start + end) // 2] ^= 0x01  # inside the stored (incompressible) archive: no inflate error
-    source = BundleSource(lambda: len(damaged), lambda: io.BytesIO(damaged), lambda a, b: io.BytesIO(bytes(damaged[a:b])))
+    source = BundleSource(
+        lambda: len(damaged), lambda: io.BytesIO(damaged), lambda a, b: io.BytesIO(bytes(damaged[a:b]))
+    )
     # The CRC32 of the range is checked once the range is read; meta.json's sha256 as soon as the file ends.
-    caught = "as read for the restore does not match meta.json" if checked else "damaged near jobs.storage/storage-.*CRC32"
+    caught = (
+        "as read for the restore does not match meta.json" if checked else "damaged near jobs.storage/storage-.*CRC32"
+    )
     with pytest.raises(VerificationError, match=caught):
         for _path, f in members.members(source, lambda p: p == bundle.storage_path(BID), checked=checked):
             f.read()

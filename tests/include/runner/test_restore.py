@@ -15,15 +15,14 @@ import tarfile
 import pytest
 from elasticsearch import helpers
 
-from archivist.runner import backup
+from archivist.errors import BackupNotFoundError, TargetNotEmptyError, VerificationError
 from archivist.format import bundle
-from archivist.runner import restore
+from archivist.format.bundle import BackupKey
+from archivist.runner import backup, restore
 from archivist.sources.elasticsearch import cluster as es_cluster
 from archivist.sources.elasticsearch import export as es_export
 from archivist.sources.postgres import job as pg_job
 from archivist.transport import s3io
-from archivist.format.bundle import BackupKey
-from archivist.errors import BackupNotFoundError, TargetNotEmptyError, VerificationError
 from archivist.transport.backup_bucket import BackupStore
 from demo.fingerprint import es_snapshot, wipe_bucket, wipe_elasticsearch, wipe_postgres
 from demo.fingerprint import stack_snapshot as fingerprint
@@ -35,15 +34,29 @@ BIG_OBJECT_BYTES = 20 * 1024 * 1024
 @pytest.fixture
 def big_stack(seeded, es_client, storage_settings):
     """The demo stack plus data large enough to page, chunk and go multipart."""
-    helpers.bulk(es_client, ({"_index": "bulk-events", "_id": f"evt-{i}", "_routing": f"r{i % 7}",
-                              "_source": {"n": i, "text": f"event number {i} ünïcödé", "tags": ["a", str(i % 13)]}}
-                             for i in range(BIG_INDEX_DOCS)), refresh=True, chunk_size=2000)
+    helpers.bulk(
+        es_client,
+        (
+            {
+                "_index": "bulk-events",
+                "_id": f"evt-{i}",
+                "_routing": f"r{i % 7}",
+                "_source": {"n": i, "text": f"event number {i} ünïcödé", "tags": ["a", str(i % 13)]},
+            }
+            for i in range(BIG_INDEX_DOCS)
+        ),
+        refresh=True,
+        chunk_size=2000,
+    )
     s3 = s3io.client(storage_settings)
-    s3.upload_fileobj(io.BytesIO(os.urandom(BIG_OBJECT_BYTES)), storage_settings.bucket, "large/blob.bin",
-                      ExtraArgs={"ContentType": "application/x-archive", "Metadata": {"purpose": "multipart"}})
+    s3.upload_fileobj(
+        io.BytesIO(os.urandom(BIG_OBJECT_BYTES)),
+        storage_settings.bucket,
+        "large/blob.bin",
+        ExtraArgs={"ContentType": "application/x-archive", "Metadata": {"purpose": "multipart"}},
+    )
     yield
     es_client.options(ignore_status=404).indices.delete(index="bulk-events")
-
 
 
 def wipe(pg, es, s3):
@@ -58,13 +71,16 @@ def opener(store: BackupStore, name: str):
 
 
 def restore_all(open_bundle, pg, es, s3, mode="empty"):
-    return {"postgres": restore.restore_job("postgres", open_bundle, pg, mode),
-            "elasticsearch": restore.restore_job("elasticsearch", open_bundle, es, mode),
-            "storage": restore.restore_job("storage", open_bundle, s3, mode)}
+    return {
+        "postgres": restore.restore_job("postgres", open_bundle, pg, mode),
+        "elasticsearch": restore.restore_job("elasticsearch", open_bundle, es, mode),
+        "storage": restore.restore_job("storage", open_bundle, s3, mode),
+    }
 
 
-def test_round_trip_restores_everything_exactly(big_stack, pg_settings, es_settings, storage_settings,
-                                                 backups_settings):
+def test_round_trip_restores_everything_exactly(
+    big_stack, pg_settings, es_settings, storage_settings, backups_settings
+):
     before = fingerprint(pg_settings, es_settings, storage_settings)
     assert before[1]["indices"]["bulk-events"]["count"] == BIG_INDEX_DOCS
 
@@ -84,8 +100,7 @@ def test_round_trip_restores_everything_exactly(big_stack, pg_settings, es_setti
     assert after[2] == before[2], "objects, content types or metadata differ"
 
 
-def test_empty_mode_refuses_and_changes_nothing(seeded, pg_settings, es_settings, storage_settings,
-                                                backups_settings):
+def test_empty_mode_refuses_and_changes_nothing(seeded, pg_settings, es_settings, storage_settings, backups_settings):
     made = backup.run_backup()
     store = BackupStore(backups_settings)
     before = fingerprint(pg_settings, es_settings, storage_settings)
@@ -108,8 +123,9 @@ def test_empty_mode_refuses_and_changes_nothing(seeded, pg_settings, es_settings
     assert fingerprint(pg_settings, es_settings, storage_settings) == before
 
 
-def test_jobs_and_indices_restore_only_what_they_name(seeded, pg_settings, es_settings, storage_settings,
-                                                      backups_settings, es_client):
+def test_jobs_and_indices_restore_only_what_they_name(
+    seeded, pg_settings, es_settings, storage_settings, backups_settings, es_client
+):
     made = backup.run_backup(jobs=("postgres", "elasticsearch"))
     store = BackupStore(backups_settings)
     open_bundle = opener(store, made["key"])
@@ -133,17 +149,21 @@ def _upload(store: BackupStore, name: str, data: bytes) -> None:
 def _damaged_copies(original: bytes) -> dict[str, bytes]:
     flipped = bytearray(original)
     flipped[len(flipped) // 2] ^= 0xFF
-    return {"truncated": original[: len(original) // 2], "flipped": bytes(flipped),
-            "not-a-tar": b"this is not a bundle at all\n" * 100}
+    return {
+        "truncated": original[: len(original) // 2],
+        "flipped": bytes(flipped),
+        "not-a-tar": b"this is not a bundle at all\n" * 100,
+    }
 
 
 def test_damaged_bundles_fail_verification_before_any_target_is_touched(
-        seeded, pg_settings, es_settings, storage_settings, backups_settings):
+    seeded, pg_settings, es_settings, storage_settings, backups_settings
+):
     made = backup.run_backup()
     store = BackupStore(backups_settings)
     original = store.open_bundle(BackupKey.parse(made["key"])).read()
     before = fingerprint(pg_settings, es_settings, storage_settings)
-    for damage, data in _damaged_copies(original).items():
+    for data in _damaged_copies(original).values():
         name = BackupKey.new().name
         _upload(store, name, data)
         try:
@@ -172,9 +192,16 @@ def _seed_format_bundle(key: BackupKey, pg_settings, es_client, storage_settings
             docs[bundle.elasticsearch_index_path(index, key.backup_id)] = b"".join(lines)
         legacy = {n: t for n, t in es_client.indices.get_template().items() if not n.startswith(".")}
         templates = json.dumps(legacy).encode()  # the plain `GET _template` answer
-        meta = json.dumps({"archivist": {"CI_PROJECT_NAME": "archivist"}, "stats": {
-            "jobs.elasticsearch": {"time_seconds": 0.04}, "jobs.postgres": {"time_seconds": 0.09},
-            "jobs.storage": {"time_seconds": 0.3}}}).encode()
+        meta = json.dumps(
+            {
+                "archivist": {"CI_PROJECT_NAME": "archivist"},
+                "stats": {
+                    "jobs.elasticsearch": {"time_seconds": 0.04},
+                    "jobs.postgres": {"time_seconds": 0.09},
+                    "jobs.storage": {"time_seconds": 0.3},
+                },
+            }
+        ).encode()
         files = {**docs, bundle.templates_path(key.backup_id): templates, "meta.json": meta}
         for artifact in pg.artifacts + st.artifacts[:1]:  # the spec has no manifest
             with staging.open(artifact.path) as f:
@@ -190,8 +217,9 @@ def _seed_format_bundle(key: BackupKey, pg_settings, es_client, storage_settings
     return out.getvalue()
 
 
-def test_bundle_of_the_original_tool_restores(seeded, pg_settings, es_settings, storage_settings,
-                                              backups_settings, es_client):
+def test_bundle_of_the_original_tool_restores(
+    seeded, pg_settings, es_settings, storage_settings, backups_settings, es_client
+):
     key = BackupKey.new()
     data = _seed_format_bundle(key, pg_settings, es_client, storage_settings)
     store = BackupStore(backups_settings)

@@ -54,8 +54,9 @@ def test_the_committed_bundle_restores_exactly(empty_targets, pg_settings, es_se
     es = es_cluster.client(es_settings)
     assert es.get(index="fixture-products", id="p2")["_source"] == {"name": "Back\\slash", "sku": "B-3", "price": 0.0}
     assert es.get(index="fixture-catalog", id="p0")["_source"]["name"] == 'Tea "Earl Grey"'  # through the alias
-    assert es.indices.get_mapping(index="fixture-products")["fixture-products"]["mappings"]["properties"]["sku"] \
-        == {"type": "keyword"}
+    assert es.indices.get_mapping(index="fixture-products")["fixture-products"]["mappings"]["properties"]["sku"] == {
+        "type": "keyword"
+    }
     assert "archivist-demo-legacy" in es.indices.get_template(name="archivist-demo-legacy")
 
     s3 = s3io.client(scratch_bucket)

@@ -14,19 +14,19 @@ import random
 import pytest
 from botocore.exceptions import ClientError
 
+from archivist.errors import BackupNotFoundError, ConfigurationError
 from archivist.format import bundle
 from archivist.format.artifact import Artifact
-from archivist.transport import s3io
 from archivist.format.bundle import BackupKey, JobResult
-from archivist.errors import BackupNotFoundError, ConfigurationError
-from archivist.transport.staging import LEASE, LocalStaging
+from archivist.transport import s3io
 from archivist.transport.backup_bucket import BackupStore, StoredBundle, plan_rotation
+from archivist.transport.staging import LEASE, LocalStaging
 from tests.support import wait_until
 
 START = dt.date(2026, 1, 1)
 FOREIGN = ["notes.txt", "bundle-notes.tgz"]
 STAGED = "staging/bundle-2025-12-01-AAAAAAAAAAA/jobs.postgres/postgres-AAAAAAAAAAA.sql"
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 def _key(day: int, seed: int | None = None) -> BackupKey:
@@ -62,8 +62,10 @@ def test_plan_ignores_names_dated_after_tomorrow():
     today = dt.date(2026, 1, 20)
     real = [_stored(d) for d in range(19)]
     tomorrow = StoredBundle(BackupKey(today + dt.timedelta(days=1), "T" * 11), 1, dt.datetime(2026, 1, 20, tzinfo=UTC))
-    planted = [StoredBundle(BackupKey(dt.date(2099, 1, d), f"{d:011d}"), 1, dt.datetime(2026, 1, 20, tzinfo=UTC))
-               for d in range(1, 8)]
+    planted = [
+        StoredBundle(BackupKey(dt.date(2099, 1, d), f"{d:011d}"), 1, dt.datetime(2026, 1, 20, tzinfo=UTC))
+        for d in range(1, 8)
+    ]
     doomed = plan_rotation(real + [tomorrow] + planted, 7, today=today)
     assert not set(doomed) & set(planted)
     assert tomorrow not in doomed  # a clock a day ahead still counts, and is the newest
@@ -73,9 +75,14 @@ def test_plan_ignores_names_dated_after_tomorrow():
 def test_plan_never_deletes_a_bundle_newer_than_one_it_keeps():
     rng = random.Random(7)
     for _ in range(50):
-        bundles = [StoredBundle(_key(rng.randrange(300), seed=i), 1,
-                                dt.datetime(2026, 1, 1, tzinfo=UTC) + dt.timedelta(minutes=rng.randrange(10_000)))
-                   for i in range(rng.randrange(40))]
+        bundles = [
+            StoredBundle(
+                _key(rng.randrange(300), seed=i),
+                1,
+                dt.datetime(2026, 1, 1, tzinfo=UTC) + dt.timedelta(minutes=rng.randrange(10_000)),
+            )
+            for i in range(rng.randrange(40))
+        ]
         doomed = plan_rotation(bundles, 7)
         kept = [b for b in bundles if b not in doomed]
         if doomed:
@@ -125,8 +132,11 @@ def test_plan_honours_protect():
 
 
 def _objects(s3, bucket: str) -> set[str]:
-    return {o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket)
-            for o in page.get("Contents", [])}
+    return {
+        o["Key"]
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+        for o in page.get("Contents", [])
+    }
 
 
 @pytest.fixture
@@ -216,9 +226,13 @@ def test_locate_in_an_empty_bucket(scratch_bucket):
 def test_check_names_a_missing_bucket(scratch_bucket):
     from archivist.config import S3Settings
 
-    missing = S3Settings(bucket=scratch_bucket.bucket + "-missing", access_key_id=scratch_bucket.access_key_id,
-                         secret_access_key=scratch_bucket.secret_access_key,
-                         endpoint_url=scratch_bucket.endpoint_url, region_name=scratch_bucket.region_name)
+    missing = S3Settings(
+        bucket=scratch_bucket.bucket + "-missing",
+        access_key_id=scratch_bucket.access_key_id,
+        secret_access_key=scratch_bucket.secret_access_key,
+        endpoint_url=scratch_bucket.endpoint_url,
+        region_name=scratch_bucket.region_name,
+    )
     BackupStore(scratch_bucket).check()
     with pytest.raises(ConfigurationError, match="does not exist"):
         BackupStore(missing).check()
@@ -231,8 +245,7 @@ def test_bundle_written_to_the_store_verifies(scratch_bucket):
         with staging.writer(bundle.postgres_path(key.backup_id)) as out:
             out.write(b"CREATE TABLE t (id int);\n" * 1000)
         artifact = Artifact(bundle.postgres_path(key.backup_id), out.size, out.sha256)
-        meta = bundle.build_meta(key, [JobResult("postgres", [artifact], {"rows": 0}, 0.1)],
-                                 dt.datetime.now(UTC))
+        meta = bundle.build_meta(key, [JobResult("postgres", [artifact], {"rows": 0}, 0.1)], dt.datetime.now(UTC))
         with store.bundle_writer(key) as sink:
             bundle.write_bundle(sink, key, meta, [artifact], staging.open)
     finally:
@@ -249,10 +262,9 @@ def test_bundle_written_to_the_store_verifies(scratch_bucket):
 
 def test_a_failed_bundle_write_leaves_no_object(scratch_bucket):
     store, key = BackupStore(scratch_bucket), _key(4)
-    with pytest.raises(RuntimeError):
-        with store.bundle_writer(key) as sink:
-            sink.write(b"\x1f\x8b partial bundle" * 1000)
-            raise RuntimeError("job failed half way")
+    with pytest.raises(RuntimeError), store.bundle_writer(key) as sink:
+        sink.write(b"\x1f\x8b partial bundle" * 1000)
+        raise RuntimeError("job failed half way")
     assert _objects(s3io.client(scratch_bucket), scratch_bucket.bucket) == set()
     with pytest.raises(BackupNotFoundError):
         store.locate("latest")
@@ -260,10 +272,9 @@ def test_a_failed_bundle_write_leaves_no_object(scratch_bucket):
 
 def test_a_failed_bundle_write_reports_the_writers_error(scratch_bucket):
     store, key = BackupStore(scratch_bucket), _key(4)
-    with pytest.raises(RuntimeError, match="job failed half way"):
-        with store.bundle_writer(key) as sink:
-            sink.write(b"\x1f\x8b partial bundle" * 1000)
-            raise RuntimeError("job failed half way")
+    with pytest.raises(RuntimeError, match="job failed half way"), store.bundle_writer(key) as sink:
+        sink.write(b"\x1f\x8b partial bundle" * 1000)
+        raise RuntimeError("job failed half way")
 
 
 def test_staging_cleanup_removes_only_its_own_prefix(scratch_bucket):
@@ -274,8 +285,7 @@ def test_staging_cleanup_removes_only_its_own_prefix(scratch_bucket):
             out.write(b"{}\n")
     s3.put_object(Bucket=scratch_bucket.bucket, Key=key.object_key, Body=b"x")
     assert store.staging(key).cleanup() == 1
-    assert _objects(s3, scratch_bucket.bucket) == {
-        key.object_key, f"staging/{other.name}/jobs.storage/manifest.ndjson"}
+    assert _objects(s3, scratch_bucket.bucket) == {key.object_key, f"staging/{other.name}/jobs.storage/manifest.ndjson"}
     with pytest.raises(ClientError):
         store.staging(key).open("jobs.storage/manifest.ndjson")
 
@@ -293,8 +303,13 @@ def test_cleanup_aborts_uploads_a_killed_task_left_unfinished(scratch_bucket):
     s3 = s3io.client(scratch_bucket)
     for object_key in (f"staging/{key.name}/jobs.postgres/postgres-{key.backup_id}.sql", key.object_key):
         upload = s3.create_multipart_upload(Bucket=scratch_bucket.bucket, Key=object_key)
-        s3.upload_part(Bucket=scratch_bucket.bucket, Key=object_key, UploadId=upload["UploadId"], PartNumber=1,
-                       Body=b"half an artifact")
+        s3.upload_part(
+            Bucket=scratch_bucket.bucket,
+            Key=object_key,
+            UploadId=upload["UploadId"],
+            PartNumber=1,
+            Body=b"half an artifact",
+        )
     store.staging(key).cleanup()
     store.abort_unfinished_bundle(key)
     assert not s3.list_multipart_uploads(Bucket=scratch_bucket.bucket).get("Uploads")
@@ -316,7 +331,9 @@ def test_a_prefixed_store_names_every_object_under_its_prefix(scratch_bucket):
     with store.staging(key).writer("jobs.storage/manifest.ndjson") as out:
         out.write(b"{}\n")
     assert _objects(s3, scratch_bucket.bucket) == {
-        f"stack-a/{key.object_key}", f"stack-a/staging/{key.name}/jobs.storage/manifest.ndjson"}
+        f"stack-a/{key.object_key}",
+        f"stack-a/staging/{key.name}/jobs.storage/manifest.ndjson",
+    }
     assert store.open_bundle(key).read() == b"bundle"
     assert store.locate("latest").object_key == f"stack-a/{key.object_key}"
     assert store.staging(key).cleanup() == 1
@@ -355,14 +372,23 @@ def test_sweep_removes_staging_without_a_fresh_lease_and_keeps_the_rest(scratch_
     with store.staging(alive).alive(every=0.3):
         _stage(store, alive)
         alive_dump = f"staging/{alive.name}/jobs.postgres/postgres.sql"
-        wait_until(lambda: _older_than(s3, scratch_bucket.bucket, alive_dump, limit), timeout=30,
-                   what="the running backup's staged file to pass the age limit")  # the dead one's is older
+        wait_until(
+            lambda: _older_than(s3, scratch_bucket.bucket, alive_dump, limit),
+            timeout=30,
+            what="the running backup's staged file to pass the age limit",
+        )  # the dead one's is older
         assert store.sweep_stale_staging(older_than=limit) == 1
     assert _objects(s3, scratch_bucket.bucket) == {
-        alive_dump, f"staging/{alive.name}/{LEASE}",
-        f"stack-b/staging/{other_stack.name}/jobs.postgres/postgres.sql", "staging/notes.txt"}
+        alive_dump,
+        f"staging/{alive.name}/{LEASE}",
+        f"stack-b/staging/{other_stack.name}/jobs.postgres/postgres.sql",
+        "staging/notes.txt",
+    }
     # the lease is no longer refreshed: the backup is gone once it passes the age limit
-    wait_until(lambda: _older_than(s3, scratch_bucket.bucket, f"staging/{alive.name}/{LEASE}", limit), timeout=30,
-               what="the lease to pass the age limit")
+    wait_until(
+        lambda: _older_than(s3, scratch_bucket.bucket, f"staging/{alive.name}/{LEASE}", limit),
+        timeout=30,
+        what="the lease to pass the age limit",
+    )
     assert store.sweep_stale_staging(older_than=limit) == 2
     assert f"staging/{alive.name}/{LEASE}" not in _objects(s3, scratch_bucket.bucket)

@@ -8,9 +8,8 @@ import os
 import pytest
 from botocore.exceptions import ClientError
 
-from archivist.transport import multipart
-from archivist.transport import s3io
 from archivist.errors import JobFailedError
+from archivist.transport import multipart, s3io
 from archivist.transport.multipart import MultipartWriter
 
 
@@ -27,8 +26,13 @@ def _keys(s3, bucket: str) -> list[str]:
 
 
 def test_part_sizes_grow_every_two_thousand_parts():
-    assert [multipart.part_size(n) for n in (1, 2000, 2001, 4001, 10_000)] == \
-        [multipart.PART, multipart.PART, 2 * multipart.PART, 3 * multipart.PART, 5 * multipart.PART]
+    assert [multipart.part_size(n) for n in (1, 2000, 2001, 4001, 10_000)] == [
+        multipart.PART,
+        multipart.PART,
+        2 * multipart.PART,
+        3 * multipart.PART,
+        5 * multipart.PART,
+    ]
 
 
 @pytest.mark.parametrize("size", [0, 1, multipart.PART - 1])
@@ -54,7 +58,9 @@ def test_writes_of_every_size_become_parts_in_order(scratch_bucket):
             written += chunk
     got = _read(s3, scratch_bucket.bucket, "big.ndjson")
     assert len(got) == len(written) and got == bytes(written)
-    assert s3.head_object(Bucket=scratch_bucket.bucket, Key="big.ndjson")["ETag"].endswith('-5"')  # four full parts and the rest
+    assert s3.head_object(Bucket=scratch_bucket.bucket, Key="big.ndjson")["ETag"].endswith(
+        '-5"'
+    )  # four full parts and the rest
     assert _unfinished(s3, scratch_bucket.bucket) == []
 
 
@@ -107,7 +113,6 @@ def test_more_parts_than_s3_allows_fail_clearly(scratch_bucket, monkeypatch):
 def test_a_part_whose_sum_does_not_match_is_refused_and_leaves_nothing(scratch_bucket, monkeypatch):
     monkeypatch.setattr(multipart, "crc32c", lambda body: "AAAAAA==")  # the sum of other bytes
     s3 = s3io.client(scratch_bucket)
-    with pytest.raises(ClientError):
-        with MultipartWriter(s3, scratch_bucket.bucket, "corrupt.bin") as out:
-            out.write(os.urandom(multipart.PART + 1))
+    with pytest.raises(ClientError), MultipartWriter(s3, scratch_bucket.bucket, "corrupt.bin") as out:
+        out.write(os.urandom(multipart.PART + 1))
     assert _keys(s3, scratch_bucket.bucket) == [] and _unfinished(s3, scratch_bucket.bucket) == []

@@ -1,5 +1,6 @@
 """Tests of archivist.transport.object_uploads against the real S3 server: small objects and multipart
-ones arrive whole with their content type and metadata, and a failed large upload leaves neither an object nor an unfinished multipart upload.
+ones arrive whole with their content type and metadata, and a failed large upload leaves neither an
+object nor an unfinished multipart upload.
 A block left early by an error returns once the requests already sent have ended."""
 
 from __future__ import annotations
@@ -34,8 +35,9 @@ def test_small_and_large_objects_arrive_whole(scratch_bucket):
         for key, body in small.items():
             uploads.put(key, body, "application/octet-stream", {"n": key[-7:-4]})
         read = []
-        uploads.put_large("large/video.mp4", io.BytesIO(large), len(large), "video/mp4", {"kind": "big"},
-                          on_read=read.append)
+        uploads.put_large(
+            "large/video.mp4", io.BytesIO(large), len(large), "video/mp4", {"kind": "big"}, on_read=read.append
+        )
         uploads.wait()
     assert sum(read) == len(large) and len(read) == 3
     for key, body in small.items():
@@ -104,7 +106,11 @@ def test_leaving_early_waits_for_requests_already_sent_and_returns(scratch_bucke
 
 def test_send_reads_each_size_its_own_way_and_every_object_arrives_whole(scratch_bucket):
     rng = random.Random(9)
-    bodies = {"small.bin": rng.randbytes(1000), "middle.bin": rng.randbytes(2 * MIB), "large.bin": rng.randbytes(PART + 7)}
+    bodies = {
+        "small.bin": rng.randbytes(1000),
+        "middle.bin": rng.randbytes(2 * MIB),
+        "large.bin": rng.randbytes(PART + 7),
+    }
     read = []
     with ObjectUploads(scratch_bucket, threads=4, budget=3 * MIB, part=PART) as uploads:
         for key, body in bodies.items():

@@ -14,17 +14,33 @@ from archivist.transport.object_uploads import content_md5
 from archivist.transport.s3crt import NativePuts
 
 PART = 5 * 1024 * 1024
-KEYS = ["plain.txt", "shared/Quarterly Report (final).pdf", "shared/résumé – José Álvarez.txt",
-        "shared/日本語/ファイル 1.txt", "shared/emoji 🎉/party [2026] #1.json", "photo+plus&amp;=%20?.png",
-        "tilde~/a..b/c", "uploads/.keep"]
+KEYS = [
+    "plain.txt",
+    "shared/Quarterly Report (final).pdf",
+    "shared/résumé – José Álvarez.txt",
+    "shared/日本語/ファイル 1.txt",
+    "shared/emoji 🎉/party [2026] #1.json",
+    "photo+plus&amp;=%20?.png",
+    "tilde~/a..b/c",
+    "uploads/.keep",
+]
 
 
 def test_awkward_keys_bodies_and_metadata_arrive_as_sent(scratch_bucket):
     puts = NativePuts(scratch_bucket, PART)
     bodies = {key: (key * 50).encode() if not key.endswith(".keep") else b"" for key in KEYS}
-    sent = [puts.put(key, body, [("Content-Type", "text/x-test"), ("Content-MD5", content_md5(body)),
-                                 ("x-amz-meta-original-name", "Quarterly%20Report.pdf")])
-            for key, body in bodies.items()]
+    sent = [
+        puts.put(
+            key,
+            body,
+            [
+                ("Content-Type", "text/x-test"),
+                ("Content-MD5", content_md5(body)),
+                ("x-amz-meta-original-name", "Quarterly%20Report.pdf"),
+            ],
+        )
+        for key, body in bodies.items()
+    ]
     assert [future.result(timeout=30) for future in sent] == [None] * len(KEYS)
     s3 = s3io.client(scratch_bucket)
     listed = [o["Key"] for o in s3.list_objects_v2(Bucket=scratch_bucket.bucket)["Contents"]]

@@ -9,11 +9,30 @@ from archivist.sources.elasticsearch import names as es_names
 
 ALLOWED = ["users", "logs-demo-2026.11", "a", "a.b", "x_y", "é日本", "a" * 255, "a+b", "a-"]
 REFUSED = {
-    "a,b": "','", "*": "'*'", "users*": "'*'", "a b": "' '", "a/b": "'/'", "a\\b": "'\\\\'", "a?b": "'?'",
-    'a"b': "'\"'", "a<b": "'<'", "a>b": "'>'", "a|b": "'|'", "a#b": "'#'", "remote:idx": "':'", "a\nb": "'\\n'",
-    "Users": "lowercase", "-a": "starts with '-'", "_all": "starts with '_'", "+a": "starts with '+'",
-    ".": "'.' or '..'", "..": "'.' or '..'", ".security": "starts with '.'", "": "empty",
-    "a" * 256: "longer than 255 bytes", "é" * 128: "longer than 255 bytes",
+    "a,b": "','",
+    "*": "'*'",
+    "users*": "'*'",
+    "a b": "' '",
+    "a/b": "'/'",
+    "a\\b": "'\\\\'",
+    "a?b": "'?'",
+    'a"b': "'\"'",
+    "a<b": "'<'",
+    "a>b": "'>'",
+    "a|b": "'|'",
+    "a#b": "'#'",
+    "remote:idx": "':'",
+    "a\nb": "'\\n'",
+    "Users": "lowercase",
+    "-a": "starts with '-'",
+    "_all": "starts with '_'",
+    "+a": "starts with '+'",
+    ".": "'.' or '..'",
+    "..": "'.' or '..'",
+    ".security": "starts with '.'",
+    "": "empty",
+    "a" * 256: "longer than 255 bytes",
+    "é" * 128: "longer than 255 bytes",
 }
 
 
@@ -40,17 +59,27 @@ def _check(members=(), counts=None, definitions=None, templates=None):
 
 def test_a_bundle_archivist_makes_passes_with_its_names():
     names, problems = _check(
-        ["customers", "products"], {"customers": 4, "products": 2, "empty": 0},
-        {"customers": {"aliases": {"clients": {}, "Clients-Read": {"filter": {}}}}, "products": {"aliases": {}},
-         "empty": {"aliases": {"nothing-yet": {}}}},
-        {"component_templates": [{"name": "base", "component_template": {"template": {"aliases": {"b": {}}}}}],
-         "index_templates": [{"name": "logs", "index_template": {"index_patterns": ["logs-*"]}}],
-         "legacy_templates": {"legacy-events": {"index_patterns": ["legacy-*"], "aliases": {"legacy": {}}}}})
+        ["customers", "products"],
+        {"customers": 4, "products": 2, "empty": 0},
+        {
+            "customers": {"aliases": {"clients": {}, "Clients-Read": {"filter": {}}}},
+            "products": {"aliases": {}},
+            "empty": {"aliases": {"nothing-yet": {}}},
+        },
+        {
+            "component_templates": [{"name": "base", "component_template": {"template": {"aliases": {"b": {}}}}}],
+            "index_templates": [{"name": "logs", "index_template": {"index_patterns": ["logs-*"]}}],
+            "legacy_templates": {"legacy-events": {"index_patterns": ["legacy-*"], "aliases": {"legacy": {}}}},
+        },
+    )
     assert problems == []
     assert names.indices == ["customers", "empty", "products"]
     assert names.aliases == {"clients": ["customers"], "Clients-Read": ["customers"], "nothing-yet": ["empty"]}
-    assert names.templates == {"component_templates": ["base"], "index_templates": ["logs"],
-                               "legacy_templates": ["legacy-events"]}
+    assert names.templates == {
+        "component_templates": ["base"],
+        "index_templates": ["logs"],
+        "legacy_templates": ["legacy-events"],
+    }
 
 
 def test_the_original_tools_bundle_passes_with_its_legacy_templates():
@@ -61,17 +90,27 @@ def test_the_original_tools_bundle_passes_with_its_legacy_templates():
 @pytest.mark.parametrize("where", ["members", "counts", "definitions"])
 def test_a_bad_index_name_is_named_wherever_it_is(where):
     bad = "users,orders"
-    bundles = {"members": ([bad], None, {}), "counts": ([], {bad: 0}, {bad: {}}),
-               "definitions": ([bad], {bad: 1}, {bad: {}})}
+    bundles = {
+        "members": ([bad], None, {}),
+        "counts": ([], {bad: 0}, {bad: {}}),
+        "definitions": ([bad], {bad: 1}, {bad: {}}),
+    }
     members, counts, definitions = bundles[where]
     _, problems = _check(members, counts, definitions)
     assert any("index 'users,orders' contains ','" in p for p in problems), problems
 
 
 def test_bad_template_and_alias_names_are_each_named():
-    _, problems = _check(["a"], {"a": 1}, {"a": {"aliases": {"*": {}, "a": {}}}},
-                         {"component_templates": [{"name": "_c"}], "index_templates": [{"name": "x,y"}],
-                          "legacy_templates": {".hidden": {"aliases": {"t y": {}}}}})
+    _, problems = _check(
+        ["a"],
+        {"a": 1},
+        {"a": {"aliases": {"*": {}, "a": {}}}},
+        {
+            "component_templates": [{"name": "_c"}],
+            "index_templates": [{"name": "x,y"}],
+            "legacy_templates": {".hidden": {"aliases": {"t y": {}}}},
+        },
+    )
     assert set(problems) == {
         "alias '*' contains '*', which names may not hold",
         "alias 'a' of index 'a' is also the name of an index in the bundle",
@@ -83,8 +122,11 @@ def test_bad_template_and_alias_names_are_each_named():
 
 
 def test_names_must_agree_with_the_members():
-    _, problems = _check(["held", "uncounted"], {"held": 1, "ghost": 3, "empty": 0, "undefined": 0, "minus": -1},
-                         {"held": {}, "empty": {}, "only-defined": {}})
+    _, problems = _check(
+        ["held", "uncounted"],
+        {"held": 1, "ghost": 3, "empty": 0, "undefined": 0, "minus": -1},
+        {"held": {}, "empty": {}, "only-defined": {}},
+    )
     assert problems == [
         "index 'minus' has the count -1 in meta.json, not a number of documents",
         "index 'ghost' is listed in meta.json or indices-<id>.json but the bundle holds no "
@@ -101,10 +143,14 @@ def test_names_must_agree_with_the_members():
 
 def test_files_of_the_wrong_shape_are_refused():
     _, problems = es_names.check_bundle(["a"], ["a"], [], "x")
-    assert problems == ["meta.json's counts.jobs.elasticsearch.indices is not an object of index counts",
-                        "indices-<id>.json is not a JSON object of index definitions",
-                        "templates-<id>.json is not a JSON object",
-                        "index 'a' has an ndjson member but no count in meta.json"]
+    assert problems == [
+        "meta.json's counts.jobs.elasticsearch.indices is not an object of index counts",
+        "indices-<id>.json is not a JSON object of index definitions",
+        "templates-<id>.json is not a JSON object",
+        "index 'a' has an ndjson member but no count in meta.json",
+    ]
     _, problems = _check(["a"], {"a": 1}, {"a": {"aliases": ["x"]}}, {"index_templates": [{"name": 3}]})
-    assert problems == ["index 'a' has a definition that is not a JSON object of settings, mappings and aliases",
-                        "index template 3 (int) is not a string"]
+    assert problems == [
+        "index 'a' has a definition that is not a JSON object of settings, mappings and aliases",
+        "index template 3 (int) is not a string",
+    ]

@@ -11,6 +11,7 @@ import time
 
 import orjson
 import pytest
+
 from archivist.errors import JobFailedError
 from archivist.progress import Progress
 from archivist.sources.elasticsearch import cluster as es_cluster
@@ -20,13 +21,16 @@ from archivist.sources.elasticsearch import restore as es_restore
 ARCHIVIST_LINES = [
     b'{"_index":"logs","_id":"a1","_source":{"msg":"hello","n":1}}\n',
     b'{"_index":"logs","_id":"quote \\" and \\\\ slash","_routing":"user-7","_source":{"msg":"routed"}}\n',
-    '{"_index":"logs","_id":"unicode é 日本","_source":{"msg":"{\\"_index\\":\\"x\\"}\\n","nested":{"a":[1,{"b":"}"}]}}}\n'.encode(),
+    (
+        '{"_index":"logs","_id":"unicode é 日本",'
+        '"_source":{"msg":"{\\"_index\\":\\"x\\"}\\n","nested":{"a":[1,{"b":"}"}]}}}\n'
+    ).encode(),
     b'{"_index":"logs","_id":"empty","_source":{}}\n',
 ]
 # The original tool's lines (elasticdump's shape: spaces, _type, _score) and a blank line.
 FOREIGN_LINES = [
     b'{"_index": "logs", "_type": "_doc", "_id": "old-1", "_score": 1, "_source": {"msg": "from tranque"}}\n',
-    b'\n',
+    b"\n",
 ]
 
 
@@ -52,12 +56,14 @@ def _bodies(data: bytes, docs: int, size: int, monkeypatch) -> list[tuple[bytes,
     return list(es_lines.bulk_bodies(io.BytesIO(data), Progress("test", "docs")))
 
 
-@pytest.mark.parametrize("lines", [ARCHIVIST_LINES, ARCHIVIST_LINES + FOREIGN_LINES, FOREIGN_LINES],
-                         ids=["archivist", "mixed", "foreign"])
+@pytest.mark.parametrize(
+    "lines", [ARCHIVIST_LINES, ARCHIVIST_LINES + FOREIGN_LINES, FOREIGN_LINES], ids=["archivist", "mixed", "foreign"]
+)
 def test_lines_become_the_bulk_body_parsing_them_gives(lines, monkeypatch):
-    (body, docs), = _bodies(b"".join(lines), 1000, 1 << 20, monkeypatch)
-    assert orjson.loads(b"[" + b",".join(body.splitlines()) + b"]") == \
-        orjson.loads(b"[" + b",".join(_parsed(lines).splitlines()) + b"]")
+    ((body, docs),) = _bodies(b"".join(lines), 1000, 1 << 20, monkeypatch)
+    assert orjson.loads(b"[" + b",".join(body.splitlines()) + b"]") == orjson.loads(
+        b"[" + b",".join(_parsed(lines).splitlines()) + b"]"
+    )
     assert docs == sum(1 for line in lines if line.strip())
 
 
@@ -71,7 +77,7 @@ def test_archivist_lines_are_cut_not_parsed(monkeypatch):
 def test_archivist_lines_reach_the_bodies_without_parsing_or_regex(monkeypatch):
     expected = _parsed_shape(ARCHIVIST_LINES)
     monkeypatch.setattr(es_lines, "_bulk_pair", lambda raw: pytest.fail(f"cut line by line: {raw!r}"))
-    (body, docs), = _bodies(b"".join(ARCHIVIST_LINES), 1000, 1 << 20, monkeypatch)
+    ((body, docs),) = _bodies(b"".join(ARCHIVIST_LINES), 1000, 1 << 20, monkeypatch)
     assert body == expected and docs == len(ARCHIVIST_LINES)
 
 
@@ -99,7 +105,10 @@ def test_documents_the_server_refuses_fail_with_its_reason(es_client, es_setting
     index = f"test-refused-{secrets.token_hex(4)}"
     es_client.indices.create(index=index, body={"mappings": {"properties": {"n": {"type": "long"}}}})
     try:
-        lines = b'{"_index":"x","_id":"good","_source":{"n":1}}\n{"_index":"x","_id":"bad","_source":{"n":"not a number"}}\n'
+        lines = (
+            b'{"_index":"x","_id":"good","_source":{"n":1}}\n'
+            b'{"_index":"x","_id":"bad","_source":{"n":"not a number"}}\n'
+        )
         with pytest.raises(JobFailedError, match=rf"index {index}: 1 of 2 documents .* \(bad\): .*not a number"):
             es_restore.load_documents(es_cluster.raw_client(es_settings), index, io.BytesIO(lines))
     finally:
@@ -128,8 +137,9 @@ def test_a_slow_request_does_not_hold_back_the_others(es_client, es_settings, mo
         return sent
 
     monkeypatch.setattr(es_restore, "send_bulk", send_holding_the_first)
-    lines = b"".join(b'{"_index":"x","_id":"%d","_source":{"n":%d}}\n' % (n, n)
-                     for n in range(3 * es_restore.BULK_THREADS))
+    lines = b"".join(
+        b'{"_index":"x","_id":"%d","_source":{"n":%d}}\n' % (n, n) for n in range(3 * es_restore.BULK_THREADS)
+    )
     try:
         loaded = es_restore.load_documents(es_cluster.raw_client(es_settings), index, io.BytesIO(lines))
         assert es_cluster.count(es_client, index) == loaded == 3 * es_restore.BULK_THREADS
@@ -147,8 +157,10 @@ def test_bulk_bodies_go_out_without_copies(es_settings):
             assert client.transport.serializers.dumps(body, mimetype) is body
         # Anything else is still serialised the client's way.
         assert client.transport.serializers.dumps(b'{"n":1}', "application/x-ndjson") == b'{"n":1}\n'
-        assert client.transport.serializers.dumps([{"index": {}}, {"n": 1}], "application/x-ndjson") == \
-            b'{"index":{}}\n{"n":1}\n'
+        assert (
+            client.transport.serializers.dumps([{"index": {}}, {"n": 1}], "application/x-ndjson")
+            == b'{"index":{}}\n{"n":1}\n'
+        )
 
 
 @pytest.mark.parametrize("block", [7, 64])

@@ -14,25 +14,31 @@ def _scan(sql: bytes) -> dump_plan.DumpPlan:
 
 
 def test_schemas_and_public_objects_of_a_plain_dump():
-    plan = _scan(b"CREATE SCHEMA app;\nCREATE SCHEMA \"Mixed Case\";\n"
-                 b"CREATE TABLE app.orders (id integer);\nCREATE TABLE public.countries (\n    code text\n);\n"
-                 b"CREATE VIEW public.v AS\n SELECT 1;\nCREATE SEQUENCE public.s\n    START WITH 1;\n"
-                 b"CREATE MATERIALIZED VIEW public.mv AS\n SELECT 1\n  WITH NO DATA;\n")
+    plan = _scan(
+        b'CREATE SCHEMA app;\nCREATE SCHEMA "Mixed Case";\n'
+        b"CREATE TABLE app.orders (id integer);\nCREATE TABLE public.countries (\n    code text\n);\n"
+        b"CREATE VIEW public.v AS\n SELECT 1;\nCREATE SEQUENCE public.s\n    START WITH 1;\n"
+        b"CREATE MATERIALIZED VIEW public.mv AS\n SELECT 1\n  WITH NO DATA;\n"
+    )
     assert plan.schemas == ["app", "Mixed Case"]
     assert plan.public == {"table": ["countries"], "view": ["v"], "sequence": ["s"], "materialized view": ["mv"]}
 
 
 def test_a_function_body_does_not_count():
-    plan = _scan(b"CREATE FUNCTION public.f() RETURNS void\n    LANGUAGE plpgsql\n    AS $_$\nBEGIN\n"
-                 b"CREATE TABLE reporting.x (id int);\nCREATE SCHEMA hidden;\nEND\n$_$;\n")
+    plan = _scan(
+        b"CREATE FUNCTION public.f() RETURNS void\n    LANGUAGE plpgsql\n    AS $_$\nBEGIN\n"
+        b"CREATE TABLE reporting.x (id int);\nCREATE SCHEMA hidden;\nEND\n$_$;\n"
+    )
     assert plan.schemas == []
     assert plan.public == {}  # no pg_dump header: the signature is unknown, so nothing is dropped
 
 
 def test_a_string_literal_does_not_count():
-    plan = _scan(b"INSERT INTO public.notes VALUES ('a note\nCREATE SCHEMA billing;\nstill the note');\n"
-                 b"COMMENT ON TABLE public.notes IS E'it\\'s\nCREATE SCHEMA billing2;\n';\n"
-                 b'CREATE TABLE public."odd;name" (id int);\n')
+    plan = _scan(
+        b"INSERT INTO public.notes VALUES ('a note\nCREATE SCHEMA billing;\nstill the note');\n"
+        b"COMMENT ON TABLE public.notes IS E'it\\'s\nCREATE SCHEMA billing2;\n';\n"
+        b'CREATE TABLE public."odd;name" (id int);\n'
+    )
     assert plan.schemas == []
     assert plan.public == {"table": ["odd;name"]}
 
@@ -48,15 +54,19 @@ def test_copy_data_does_not_count():
 
 
 def test_functions_are_named_by_pg_dumps_own_header():
-    plan = _scan(b"--\n-- Name: add_em(integer, text); Type: FUNCTION; Schema: public; Owner: -\n--\n\n"
-                 b"CREATE FUNCTION public.add_em(a integer, b text) RETURNS integer\n    LANGUAGE sql\n"
-                 b"    AS $$ select 1 $$;\n")
+    plan = _scan(
+        b"--\n-- Name: add_em(integer, text); Type: FUNCTION; Schema: public; Owner: -\n--\n\n"
+        b"CREATE FUNCTION public.add_em(a integer, b text) RETURNS integer\n    LANGUAGE sql\n"
+        b"    AS $$ select 1 $$;\n"
+    )
     assert plan.public == {"function": ["add_em(integer, text)"]}
 
 
 def test_a_header_inside_a_string_names_nothing():
-    plan = _scan(b"SELECT '\n-- Name: evil(integer); Type: FUNCTION; Schema: public; Owner: -\n';\n"
-                 b"CREATE FUNCTION public.f() RETURNS integer LANGUAGE sql AS $$ select 1 $$;\n")
+    plan = _scan(
+        b"SELECT '\n-- Name: evil(integer); Type: FUNCTION; Schema: public; Owner: -\n';\n"
+        b"CREATE FUNCTION public.f() RETURNS integer LANGUAGE sql AS $$ select 1 $$;\n"
+    )
     assert plan.public == {}
 
 

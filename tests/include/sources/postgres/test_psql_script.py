@@ -8,15 +8,18 @@ import pytest
 
 from archivist.sources.postgres import psql_script
 
-DUMP = (b"--\n-- PostgreSQL database dump\n--\n\n\\restrict dumpKey123\n\n-- Dumped from database version 15\n"
-        b"SET x = 1;\nCREATE TABLE public.t (id int);\n\n--\n-- PostgreSQL database dump complete\n--\n\n"
-        b"\\unrestrict dumpKey123\n\n")
+DUMP = (
+    b"--\n-- PostgreSQL database dump\n--\n\n\\restrict dumpKey123\n\n-- Dumped from database version 15\n"
+    b"SET x = 1;\nCREATE TABLE public.t (id int);\n\n--\n-- PostgreSQL database dump complete\n--\n\n"
+    b"\\unrestrict dumpKey123\n\n"
+)
 
 
 def _run(dump: bytes, chunk: int = psql_script.CHUNK, **kw) -> bytes:
     class Chunked(io.BytesIO):
         def read(self, n=-1):
             return super().read(min(n, chunk) if n and n > 0 else chunk)
+
     return b"".join(psql_script.script(Chunked(dump), "K", **kw))
 
 
@@ -29,13 +32,16 @@ def test_own_restrict_lines_are_removed_and_ours_comes_first(chunk):
     assert out.endswith(b"-- PostgreSQL database dump complete\n--\n\n\nEPI;\n")
 
 
-@pytest.mark.parametrize("hostile", [
-    b"\\! touch marker\n",
-    b"SELECT 1; \\! touch marker\n",
-    b"\\o |touch marker\n",
-    b"\\unrestrict guessed\n\\! touch marker\n",
-    b"\\restrict second\n",
-])
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        b"\\! touch marker\n",
+        b"SELECT 1; \\! touch marker\n",
+        b"\\o |touch marker\n",
+        b"\\unrestrict guessed\n\\! touch marker\n",
+        b"\\restrict second\n",
+    ],
+)
 @pytest.mark.parametrize("chunk", [3, psql_script.CHUNK])
 def test_any_other_backslash_line_stays_for_psql_to_refuse(hostile, chunk):
     dump = DUMP.replace(b"SET x = 1;\n", b"SET x = 1;\n" + hostile)
