@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 ENV := source .local/env.sh
 
-.PHONY: install services stop seed airflow demo test test-unit bench
+.PHONY: install services stop seed airflow demo test test-unit lint bench
 
 install:  ## install what is missing (cached outside the clone)
 	bash scripts/install.sh all
@@ -27,9 +27,17 @@ test: services  ## run the test suite against the real servers
 	bash scripts/airflow.sh migrate
 	$(ENV) && python -m pytest $(PYTEST_ARGS)
 
+VENV := .local/venv/bin
 test-unit:  ## the unit tests only: no server started, no .local/env.sh needed
 	bash scripts/install.sh python
-	AIRFLOW_HOME="$(CURDIR)/.local/airflow-unit" .local/venv/bin/python -m pytest -m unit $(PYTEST_ARGS)
+	AIRFLOW_HOME="$(CURDIR)/.local/airflow-unit" $(VENV)/python -m pytest -m unit $(PYTEST_ARGS)
+
+lint:  ## ruff (lint and format), mypy and the import contracts between the layers; no server needed
+	bash scripts/install.sh python
+	$(VENV)/ruff check .
+	$(VENV)/ruff format --check .
+	$(VENV)/mypy
+	PYTHONPATH=include:plugins:dags $(VENV)/lint-imports --no-cache
 
 SCALE ?= 0.1
 bench: services  ## benchmark archivist against pg_dump, elasticdump, rclone and tar: make bench SCALE=1
