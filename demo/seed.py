@@ -580,10 +580,7 @@ def _create_indices(es: elasticsearch.Elasticsearch) -> None:
         index="products",
         settings=SINGLE_SHARD,
         mappings=PRODUCTS_MAPPINGS,
-        aliases={
-            "catalog": {"filter": {"term": {"in_stock": True}}},
-            "products-write": {"is_write_index": True},
-        },
+        aliases={"catalog": {"filter": {"term": {"in_stock": True}}}, "products-write": {"is_write_index": True}},
     )
     # Three shards so the custom routing actually decides where documents live.
     es.indices.create(

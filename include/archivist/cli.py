@@ -495,24 +495,20 @@ def _restore(
 @cli.command(name="restore")
 @click.argument("key", metavar="KEY|latest")
 @restore_options
-def restore_cmd(
-    key: str, jobs: str | None, indices: str | None, mode: str, dry_run: bool, allow_unchecked: bool
-) -> None:
+def restore_cmd(key: str, **options: Any) -> None:
     """Performs a full system restore, given a backup key name."""
-    config.parse_jobs(jobs)  # a wrong option fails before the bucket is read
+    config.parse_jobs(options["jobs"])  # a wrong option fails before the bucket is read
     name, opener = _locate(_store(), key)
-    _restore(name, opener, jobs, indices, mode, dry_run, allow_unchecked)
+    _restore(name, opener, **options)
 
 
 @cli.command(name="simple-restore")
 @click.argument("path", metavar="PATH")
 @restore_options
-def simple_restore(
-    path: str, jobs: str | None, indices: str | None, mode: str, dry_run: bool, allow_unchecked: bool
-) -> None:
+def simple_restore(path: str, **options: Any) -> None:
     """Performs a full system restore, given a backup archive."""
     name, opener = _local(path)
-    _restore(name, opener, jobs, indices, mode, dry_run, allow_unchecked)
+    _restore(name, opener, **options)
 
 
 # --- entry point -----------------------------------------------------------------------------------

@@ -14,7 +14,8 @@ class ArchivistError(Exception):
 
 
 class ConfigurationError(ArchivistError):
-    """A setting or connection is missing or invalid."""
+    """A setting or connection is missing or invalid, or a server refused the login or the request:
+    the message names the setting, the connection or the environment variable, and how to fix it."""
 
     exit_code = 2
 
@@ -26,19 +27,22 @@ class UnreachableError(ArchivistError):
 
 
 class VerificationError(ArchivistError):
-    """A bundle is corrupt, truncated, not a bundle, or of an unknown format."""
+    """A bundle is corrupt, truncated, forged, not a bundle, or of a format version this archivist
+    does not know. Raised before any target is written (verify), or during a restore job when a
+    member's bytes do not match what verify checked, which stops that job."""
 
     exit_code = 4
 
 
 class BackupNotFoundError(ArchivistError):
-    """No bundle matches the backup key."""
+    """No bundle matches the backup key; the message lists the closest keys there are."""
 
     exit_code = 5
 
 
 class TargetNotEmptyError(ArchivistError):
-    """A restore in `empty` mode found data in its target."""
+    """A restore in `empty` mode found data in its target, so nothing was written; the message names
+    every target that holds data and says that `replace` mode drops what the bundle recreates."""
 
     exit_code = 6
 

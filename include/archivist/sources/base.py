@@ -8,6 +8,9 @@ from archivist.format.bundle import JobResult, VerifyReport
 from archivist.format.members import BundleOpener
 from archivist.transport.staging import Staging
 
+# Elasticsearch index patterns a restore is limited to (None: all); the other sources ignore them.
+Patterns = list[str] | None
+
 
 class Source(Protocol):
     """One kind of server a backup covers (a "job" in the bundle: jobs.<name>/)."""
@@ -28,14 +31,14 @@ class Source(Protocol):
         """Refuses, at verification, what this job could not restore safely from the bundle."""
 
     def occupied(
-        self, settings: Any, report: VerifyReport, patterns: list[str] | None, open_bundle: BundleOpener | None
+        self, settings: Any, report: VerifyReport, patterns: Patterns, open_bundle: BundleOpener | None
     ) -> list[str]:
         """What in the target already holds data the bundle would restore (empty mode's refusal)."""
 
     def restore(
-        self, open_bundle: BundleOpener, settings: Any, mode: str, patterns: list[str] | None, dry_run: bool
+        self, open_bundle: BundleOpener, settings: Any, mode: str, patterns: Patterns, dry_run: bool
     ) -> dict[str, Any]:
         """Restores the bundle's members of this job into the target; returns what was restored."""
 
-    def count_problems(self, want: dict[str, Any], got: dict[str, Any], patterns: list[str] | None) -> list[str]:
+    def count_problems(self, want: dict[str, Any], got: dict[str, Any], patterns: Patterns) -> list[str]:
         """Differences between meta.json's counts of this job and what its restore reported."""

@@ -13,12 +13,14 @@ import base64
 import concurrent.futures
 import hashlib
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import IO, Any
+from typing import Any
 
 from botocore import handlers
 
 from archivist.config import S3Settings
+from archivist.format.streams import Readable
 from archivist.transport import s3crt, s3io
 from archivist.transport.multipart import PART, MultipartUpload, part_size_for
 
@@ -28,9 +30,15 @@ REQUESTS_IN_FLIGHT = 32
 # botocore, as awscrt copies every body it sends (docs/PERFORMANCE.md#small-objects-through-awscrt).
 NATIVE_PUT = 1024 * 1024
 READ_WINDOW = 1024 * 1024
+Metadata = dict[str, str]  # an object's user metadata, x-amz-meta-* without the prefix
+OnRead = Callable[[int], object]  # told how many bytes were read, for progress
 
 
-def read_exactly(fileobj: IO[bytes], n: int) -> bytearray:
+def _ignore(n: int) -> None:
+    """Progress nobody asked for."""
+
+
+def read_exactly(fileobj: Readable, n: int) -> bytearray:
     """The next `n` bytes of `fileobj` in one buffer, read a window at a time. A tar member read at
     once is copied several times over inside tarfile's stream reader, and those part-sized copies
     make a restore's heap grow with the number of large objects
@@ -121,13 +129,7 @@ class ObjectUploads:
         self._hold(len(body), self._puts.put(key, body, headers))
 
     def send(
-        self,
-        key: str,
-        fileobj: IO[bytes],
-        size: int,
-        content_type: str,
-        metadata: dict[str, str],
-        on_read=lambda n: None,
+        self, key: str, fileobj: Readable, size: int, content_type: str, metadata: Metadata, on_read: OnRead = _ignore
     ) -> None:
         """Reads the `size` bytes of `fileobj` (a tar member, say) and uploads them the way their size
         calls for: a small body in one bytes object sent as it is, a larger one read a window at a
@@ -140,13 +142,7 @@ class ObjectUploads:
         self.put(key, body, content_type, metadata)
 
     def put_large(
-        self,
-        key: str,
-        fileobj: IO[bytes],
-        size: int,
-        content_type: str,
-        metadata: dict[str, str],
-        on_read=lambda n: None,
+        self, key: str, fileobj: Readable, size: int, content_type: str, metadata: Metadata, on_read: OnRead = _ignore
     ) -> None:
         """Reads the `size` bytes of `fileobj` as a multipart upload; returns when the object exists.
         On any failure the upload is aborted, so no part of it lingers in the bucket."""

@@ -8,6 +8,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from archivist import config
+from archivist.config import ElasticsearchSettings as EsSettings
 from archivist.errors import (
     ConfigurationError,
     JobFailedError,
@@ -19,6 +20,7 @@ from archivist.format import bundle, limits
 from archivist.format.bundle import META, JobResult, VerifyReport
 from archivist.format.bundle_index import BundleSource
 from archivist.format.members import BundleOpener, members, read_json
+from archivist.sources.base import Patterns
 from archivist.sources.elasticsearch import cluster as es_cluster
 from archivist.sources.elasticsearch import export as es_export
 from archivist.sources.elasticsearch import names, targets
@@ -91,12 +93,10 @@ class ElasticsearchSource:
 
     load_settings = staticmethod(config.load_elasticsearch)
 
-    def check(self, settings: config.ElasticsearchSettings) -> str:
+    def check(self, settings: EsSettings) -> str:
         return f"Elasticsearch {es_cluster.check(settings, quick=True)} at {settings.url}"
 
-    def dump(
-        self, settings: config.ElasticsearchSettings, staging: Staging, backup_id: str, index_pattern: str = "*"
-    ) -> JobResult:
+    def dump(self, settings: EsSettings, staging: Staging, backup_id: str, index_pattern: str = "*") -> JobResult:
         return es_export.dump(settings, staging, backup_id, index_pattern)
 
     def check_bundle(self, open_bundle: BundleOpener, report: VerifyReport) -> None:
@@ -112,11 +112,7 @@ class ElasticsearchSource:
             raise VerificationError(names_refused(problems))
 
     def occupied(
-        self,
-        settings: config.ElasticsearchSettings,
-        report: VerifyReport,
-        patterns: list[str] | None,
-        open_bundle: BundleOpener | None,
+        self, settings: EsSettings, report: VerifyReport, patterns: Patterns, open_bundle: BundleOpener | None
     ) -> list[str]:
         """With `open_bundle`, the templates and aliases of the bundle's names are checked too
         (the job checks them again before it writes)."""
@@ -130,12 +126,7 @@ class ElasticsearchSource:
         return targets.refusals(es, bundle_names, wanted, "empty")[0]
 
     def restore(
-        self,
-        open_bundle: BundleOpener,
-        settings: config.ElasticsearchSettings,
-        mode: str,
-        patterns: list[str] | None,
-        dry_run: bool,
+        self, open_bundle: BundleOpener, settings: EsSettings, mode: str, patterns: Patterns, dry_run: bool
     ) -> dict[str, Any]:
         templates, definitions, indices = metadata(open_bundle)
         bundle_names, problems = names.collect(indices, definitions, templates)
@@ -186,7 +177,7 @@ class ElasticsearchSource:
                 finishing[index] = finisher.submit(_finish_index, es, index, definitions.get(index), sent)
             return {index: finished.result() for index, finished in finishing.items()}
 
-    def count_problems(self, want: dict[str, Any], got: dict[str, Any], patterns: list[str] | None) -> list[str]:
+    def count_problems(self, want: dict[str, Any], got: dict[str, Any], patterns: Patterns) -> list[str]:
         restored = got.get("indices", {})
         return [
             f"elasticsearch: index {index} has {restored.get(index)} documents restored, bundle has {docs}"

@@ -174,10 +174,7 @@ def dump(settings: PostgresSettings, staging, backup_id: str) -> JobResult:
     path = bundle.postgres_path(backup_id)
     with tempfile.TemporaryFile() as errors:
         proc = subprocess.Popen(
-            [tool("pg_dump"), *PG_DUMP_ARGS],
-            stdout=subprocess.PIPE,
-            stderr=errors,
-            env=child_env(settings),
+            [tool("pg_dump"), *PG_DUMP_ARGS], stdout=subprocess.PIPE, stderr=errors, env=child_env(settings)
         )
         progress = Progress(f"pg_dump {settings.dbname}")
         assert proc.stdout is not None  # stdout=PIPE

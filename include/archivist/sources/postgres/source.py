@@ -6,9 +6,11 @@ import logging
 from typing import Any
 
 from archivist import config
+from archivist.config import PostgresSettings
 from archivist.errors import VerificationError
 from archivist.format.bundle import JobResult, VerifyReport
 from archivist.format.members import BundleOpener, finish, members
+from archivist.sources.base import Patterns
 from archivist.sources.postgres import dump_plan, job
 from archivist.transport.staging import Staging
 
@@ -25,38 +27,27 @@ class PostgresSource:
 
     load_settings = staticmethod(config.load_postgres)
 
-    def check(self, settings: config.PostgresSettings) -> str:
+    def check(self, settings: PostgresSettings) -> str:
         version = job.check(settings)
         return (
             f"PostgreSQL {version}, database '{settings.dbname}' at {settings.host}:{settings.port}; "
             "pg_dump and psql fit"
         )
 
-    def dump(
-        self, settings: config.PostgresSettings, staging: Staging, backup_id: str, index_pattern: str = "*"
-    ) -> JobResult:
+    def dump(self, settings: PostgresSettings, staging: Staging, backup_id: str, index_pattern: str = "*") -> JobResult:
         return job.dump(settings, staging, backup_id)
 
     def check_bundle(self, open_bundle: BundleOpener, report: VerifyReport) -> None:
         """The dump is checked statement by statement when it is restored (dump_plan, psql_script)."""
 
     def occupied(
-        self,
-        settings: config.PostgresSettings,
-        report: VerifyReport,
-        patterns: list[str] | None,
-        open_bundle: BundleOpener | None,
+        self, settings: PostgresSettings, report: VerifyReport, patterns: Patterns, open_bundle: BundleOpener | None
     ) -> list[str]:
         tables = job.user_tables(settings)
         return [f"database '{settings.dbname}' holds {len(tables)} table(s)"] if tables else []
 
     def restore(
-        self,
-        open_bundle: BundleOpener,
-        settings: config.PostgresSettings,
-        mode: str,
-        patterns: list[str] | None,
-        dry_run: bool,
+        self, open_bundle: BundleOpener, settings: PostgresSettings, mode: str, patterns: Patterns, dry_run: bool
     ) -> dict[str, Any]:
         plan = None
         if mode == "replace" or dry_run:  # one extra streaming pass to learn what the dump recreates
@@ -83,7 +74,7 @@ class PostgresSource:
             return job.restore(settings, sql, mode, plan=plan)
         raise VerificationError("the bundle has no PostgreSQL dump (jobs.postgres/postgres-<id>.sql)")
 
-    def count_problems(self, want: dict[str, Any], got: dict[str, Any], patterns: list[str] | None) -> list[str]:
+    def count_problems(self, want: dict[str, Any], got: dict[str, Any], patterns: Patterns) -> list[str]:
         if got.get("tables") != want.get("tables"):
             return [f"postgres: {got.get('tables')} tables restored, bundle has {want.get('tables')}"]
         return []

@@ -6,9 +6,11 @@ import logging
 from typing import Any
 
 from archivist import config
+from archivist.config import S3Settings
 from archivist.errors import VerificationError
 from archivist.format.bundle import JobResult, VerifyReport
 from archivist.format.members import BundleOpener, finish, members
+from archivist.sources.base import Patterns
 from archivist.sources.storage import job
 from archivist.transport import s3io
 from archivist.transport.staging import Staging
@@ -25,22 +27,16 @@ class StorageSource:
 
     load_settings = staticmethod(config.load_storage)
 
-    def check(self, settings: config.S3Settings) -> str:
+    def check(self, settings: S3Settings) -> str:
         job.check(settings)
         return f"bucket '{settings.bucket}' at {settings.endpoint_url or 'AWS S3'}"
 
-    def dump(
-        self, settings: config.S3Settings, staging: Staging, backup_id: str, index_pattern: str = "*"
-    ) -> JobResult:
+    def dump(self, settings: S3Settings, staging: Staging, backup_id: str, index_pattern: str = "*") -> JobResult:
         """Every object into one tar.gz in staging, beside a manifest of keys, sizes and sums."""
         return job.dump(settings, staging, backup_id)
 
     def occupied(
-        self,
-        settings: config.S3Settings,
-        report: VerifyReport,
-        patterns: list[str] | None,
-        open_bundle: BundleOpener | None,
+        self, settings: S3Settings, report: VerifyReport, patterns: Patterns, open_bundle: BundleOpener | None
     ) -> list[str]:
         if job.bucket_is_empty(s3io.client(settings), settings.bucket):
             return []
@@ -50,12 +46,7 @@ class StorageSource:
         """Each archive entry's key and size is checked as it is restored (sources/storage/keys.py)."""
 
     def restore(
-        self,
-        open_bundle: BundleOpener,
-        settings: config.S3Settings,
-        mode: str,
-        patterns: list[str] | None,
-        dry_run: bool,
+        self, open_bundle: BundleOpener, settings: S3Settings, mode: str, patterns: Patterns, dry_run: bool
     ) -> dict[str, Any]:
         for path, tgz in members(open_bundle, self.is_archive):
             if dry_run:
@@ -67,7 +58,7 @@ class StorageSource:
             return restored
         raise VerificationError("the bundle has no storage archive (jobs.storage/storage-<id>.tgz)")
 
-    def count_problems(self, want: dict[str, Any], got: dict[str, Any], patterns: list[str] | None) -> list[str]:
+    def count_problems(self, want: dict[str, Any], got: dict[str, Any], patterns: Patterns) -> list[str]:
         if (got.get("objects"), got.get("bytes")) == (want.get("objects"), want.get("bytes")):
             return []
         return [
