@@ -135,7 +135,7 @@ def main() -> None:
         return
     es, raw = es_cluster.client(t.elasticsearch), es_cluster.raw_client(t.elasticsearch)
     total = es.count(index=args.index)["count"]
-    env = baselines.env(t, es_cluster.check(t.elasticsearch))
+    env = baselines.env(t, es_cluster.check_login(t.elasticsearch))
     with tempfile.TemporaryDirectory() as tmp:
         baselines.prepare(Path(tmp), t.elasticsearch)
         auth = [f"--httpAuthFile={Path(tmp) / baselines.AUTH_FILE}"] if t.elasticsearch.user else []

@@ -86,7 +86,7 @@ class Bench:
         self.scale, self.t, self.dags, self.profile, self.settle = scale, t, dags, profile, settle
         self.rounds = rounds
         self.work = WORK / f"{t.prefix}-{generate.scale_name(scale)}"
-        self.es_version = es_cluster.check(t.elasticsearch)
+        self.es_version = es_cluster.check_login(t.elasticsearch)
         self.env = run_job.targets_to_env(t)
         self.base_env = baselines.env(t, self.es_version)
         self.tasks: dict[str, dict] = {}  # archivist task -> seconds, peak RSS, result

@@ -49,7 +49,7 @@ def es_settings() -> config.ElasticsearchSettings:
     _require_env()
     settings = config.load_elasticsearch()
     try:
-        es_cluster.check(settings, quick=True)
+        es_cluster.check_login(settings, quick=True)
     except Exception as exc:
         pytest.fail(f"Elasticsearch does not answer ({exc}): {START_HINT}", pytrace=False)
     return settings

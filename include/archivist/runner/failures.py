@@ -11,6 +11,7 @@ import botocore.exceptions
 import elastic_transport
 import psycopg
 
+from archivist.config import S3Settings
 from archivist.errors import (
     ELASTICSEARCH_LOGIN_FIX,
     ELASTICSEARCH_ROLE_FIX,
@@ -45,9 +46,9 @@ def _named(job: str, settings: Any, exc: Exception) -> Exception:
                 f"the {job} step ran out of local disk space writing under {exc.filename or 'the temporary folder'}: "
                 "free some space there, or write the bundle elsewhere"
             )
-        where = (
+        where = (  # a job whose own data is in a bucket may have lost either bucket
             f"bucket '{settings.bucket}' ({settings.source}) or the backup bucket"
-            if job == "storage"
+            if isinstance(settings, S3Settings)
             else "the backup bucket"
         )
         return UnreachableError(f"the {job} job lost its S3 server while using {where}: {exc}")

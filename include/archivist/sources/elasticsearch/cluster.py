@@ -77,7 +77,7 @@ def _client(
     )
 
 
-def check(settings: ElasticsearchSettings, quick: bool = False) -> str:
+def check_login(settings: ElasticsearchSettings, quick: bool = False) -> str:
     """Reaches the cluster and returns its version, or names what to fix."""
     where = elasticsearch_where(settings)
     try:

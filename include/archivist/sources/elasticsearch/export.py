@@ -61,7 +61,7 @@ def dump(settings: ElasticsearchSettings, staging, backup_id: str, pattern: str 
 
 def _dump(settings: ElasticsearchSettings, staging, backup_id: str, pattern: str) -> JobResult:
     started = time.monotonic()
-    version = cluster.check(settings)
+    version = cluster.check_login(settings)
     es, raw = cluster.client(settings), cluster.raw_client(settings)
     indices = cluster.list_indices(es, pattern)
     artifacts = [

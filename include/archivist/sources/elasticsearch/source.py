@@ -94,7 +94,7 @@ class ElasticsearchSource:
     load_settings = staticmethod(config.load_elasticsearch)
 
     def check(self, settings: EsSettings) -> str:
-        return f"Elasticsearch {es_cluster.check(settings, quick=True)} at {settings.url}"
+        return f"Elasticsearch {es_cluster.check_login(settings, quick=True)} at {settings.url}"
 
     def dump(self, settings: EsSettings, staging: Staging, backup_id: str, index_pattern: str = "*") -> JobResult:
         return es_export.dump(settings, staging, backup_id, index_pattern)
@@ -116,7 +116,7 @@ class ElasticsearchSource:
     ) -> list[str]:
         """With `open_bundle`, the templates and aliases of the bundle's names are checked too
         (the job checks them again before it writes)."""
-        es_cluster.check(settings, quick=True)  # a refused login names what to fix
+        es_cluster.check_login(settings, quick=True)  # a refused login names what to fix
         es = es_cluster.client(settings)
         bundle_names = names.BundleNames(indices=bundle_indices(report))
         if open_bundle is not None:
@@ -140,7 +140,7 @@ class ElasticsearchSource:
         if dry_run:
             log.info("dry run: would restore templates and indices %s", ", ".join(chosen))
             return {"dry_run": True, "indices": chosen}
-        es_cluster.check(settings)
+        es_cluster.check_login(settings)
         es, raw = es_cluster.client(settings), es_cluster.raw_client(settings)
         refused, cluster = targets.refusals(es, bundle_names, chosen, mode)
         if refused:

@@ -132,7 +132,7 @@ def tool_version(name: str) -> tuple[int, int]:
 RESTRICT_SINCE = {13: 22, 14: 19, 15: 14, 16: 10, 17: 6}
 
 
-def check(settings: PostgresSettings) -> str:
+def check_server_and_tools(settings: PostgresSettings) -> str:
     """Logs in and checks that pg_dump and psql are at least the server's major version, and that
     psql can run a dump in restricted mode."""
     num, text = server_version(settings)
@@ -167,7 +167,7 @@ def counts(settings: PostgresSettings) -> dict[str, int]:
 def dump(settings: PostgresSettings, staging, backup_id: str) -> JobResult:
     """Streams `pg_dump` of the database into `staging` as plain SQL."""
     started = time.monotonic()
-    version = check(settings)
+    version = check_server_and_tools(settings)
     with connect(settings) as conn:  # fresh statistics make the row estimate meaningful
         conn.execute("ANALYZE")
     job_counts = counts(settings)
@@ -311,7 +311,7 @@ def restore(
     same transaction, so a failure leaves it as it was. An error raised while reading `sql` (its
     checksum does not match) kills psql before it can commit.
     """
-    check(settings)
+    check_server_and_tools(settings)
     if mode == "empty":
         existing = user_tables(settings)
         if existing:

@@ -28,7 +28,7 @@ class PostgresSource:
     load_settings = staticmethod(config.load_postgres)
 
     def check(self, settings: PostgresSettings) -> str:
-        version = job.check(settings)
+        version = job.check_server_and_tools(settings)
         return (
             f"PostgreSQL {version}, database '{settings.dbname}' at {settings.host}:{settings.port}; "
             "pg_dump and psql fit"

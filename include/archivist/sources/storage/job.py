@@ -56,7 +56,7 @@ IN_FLIGHT_BYTES = 16 * 1024 * 1024
 TAR_READ_BUFFER = 16 * 1024
 
 
-def check(settings: S3Settings, s3: Any | None = None) -> None:
+def check_bucket(settings: S3Settings, s3: Any | None = None) -> None:
     s3 = s3 or s3io.client(settings)
     try:
         s3.head_bucket(Bucket=settings.bucket)
@@ -129,7 +129,7 @@ def dump(settings: S3Settings, staging, backup_id: str) -> JobResult:
 def _dump(settings: S3Settings, staging, backup_id: str) -> JobResult:
     started = time.monotonic()
     s3 = s3io.client(settings)
-    check(settings, s3)
+    check_bucket(settings, s3)
     objects = total = 0
     progress = Progress(f"storage {settings.bucket}")
     tgz_path, manifest_path = bundle.storage_path(backup_id), bundle.storage_manifest_path(backup_id)
@@ -192,7 +192,7 @@ def restore(settings: S3Settings, tgz: Readable, mode: str = "empty") -> dict[st
     An object whose key `key_problem` refuses is skipped with an error naming it and the others
     are restored; then JobFailedError names every key skipped."""
     s3 = s3io.client(settings)
-    check(settings, s3)
+    check_bucket(settings, s3)
     if mode == "empty" and not bucket_is_empty(s3, settings.bucket):
         raise TargetNotEmptyError(
             f"bucket '{settings.bucket}' ({settings.source}) already holds objects: restore with mode "

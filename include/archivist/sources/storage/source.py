@@ -28,7 +28,7 @@ class StorageSource:
     load_settings = staticmethod(config.load_storage)
 
     def check(self, settings: S3Settings) -> str:
-        job.check(settings)
+        job.check_bucket(settings)
         return f"bucket '{settings.bucket}' at {settings.endpoint_url or 'AWS S3'}"
 
     def dump(self, settings: S3Settings, staging: Staging, backup_id: str, index_pattern: str = "*") -> JobResult:
