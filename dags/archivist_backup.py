@@ -16,6 +16,7 @@ from airflow.sdk.exceptions import AirflowSkipException
 from archivist import config
 from archivist.format.bundle import BackupKey, JobResult
 from archivist.runner import backup, checks
+from archivist.task_policy import fail_fast
 from archivist.transport.backup_bucket import BackupStore
 
 JOB_RETRIES = {
@@ -30,7 +31,13 @@ def _store() -> BackupStore:
     return BackupStore(config.load_backups())
 
 
+# A hung run would hold back every later one (each DAG runs one at a time): Airflow stops it.
+TIMEOUTS = config.load_timeouts()
+
+
+@fail_fast
 def _run_job(job: str, plan: dict) -> dict:
+    """One job's task: streams its source into the run's staging prefix of the backup bucket."""
     if job not in plan["jobs"]:
         raise AirflowSkipException(f"job {job} was not selected")
     key = BackupKey.parse(plan["key"])
@@ -45,8 +52,14 @@ def _run_job(job: str, plan: dict) -> dict:
     start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
     catchup=False,
     max_active_runs=1,
+    dagrun_timeout=TIMEOUTS.run,
     tags=["archivist", "backup"],
-    default_args={"owner": "archivist", "retries": 1, "retry_delay": dt.timedelta(seconds=30)},
+    default_args={
+        "owner": "archivist",
+        "retries": 1,
+        "retry_delay": dt.timedelta(seconds=30),
+        "execution_timeout": TIMEOUTS.task,
+    },
     params={
         "jobs": Param(
             list(config.JOBS),
@@ -73,6 +86,7 @@ def _run_job(job: str, plan: dict) -> dict:
 )
 def archivist_backup():
     @task(retries=0)
+    @fail_fast
     def check(params: dict) -> dict:
         """Every connection and bucket reachable, pg_dump new enough; fails in seconds otherwise."""
         jobs = config.parse_jobs(params["jobs"])
@@ -85,19 +99,8 @@ def archivist_backup():
         print(f"backup key: {key}")
         return {"key": key.name, "jobs": list(jobs), "index_pattern": params["index_pattern"]}
 
-    @task(**JOB_RETRIES)
-    def postgres(plan: dict) -> dict:
-        return _run_job("postgres", plan)
-
-    @task(**JOB_RETRIES)
-    def elasticsearch(plan: dict) -> dict:
-        return _run_job("elasticsearch", plan)
-
-    @task(**JOB_RETRIES)
-    def storage(plan: dict) -> dict:
-        return _run_job("storage", plan)
-
     @task(trigger_rule="none_failed")
+    @fail_fast
     def bundle_and_upload(plan: dict, *job_results: dict | None) -> dict:
         """Streams the staged artifacts into the bundle, uploaded under its final name only when whole."""
         ctx = get_current_context()
@@ -107,6 +110,7 @@ def archivist_backup():
         )
 
     @task
+    @fail_fast
     def rotate(uploaded: dict, params: dict) -> list[str]:
         deleted = _store().rotate(params["keep"], protect={uploaded["key"]}, dry_run=params["rotation_dry_run"])
         return [b.key.name for b in deleted]
@@ -123,7 +127,7 @@ def archivist_backup():
         return store.staging(key).cleanup()
 
     plan = check()
-    jobs = [postgres(plan), elasticsearch(plan), storage(plan)]
+    jobs = [task(task_id=job, **JOB_RETRIES)(_run_job)(job, plan) for job in config.JOBS]
     uploaded = bundle_and_upload(plan, *jobs)
     teardown = cleanup_staging().as_teardown()
     plan >> teardown

@@ -15,6 +15,7 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 from archivist import config
 from archivist.format.bundle import BackupKey
 from archivist.runner import restore
+from archivist.task_policy import fail_fast
 from archivist.transport.backup_bucket import BackupStore
 
 
@@ -28,6 +29,11 @@ def _opener(located: dict, verified: dict | None = None):
     return store.bundle_source(key, etag=(verified or {}).get("etag"))
 
 
+# A hung run would hold back every later one (each DAG runs one at a time): Airflow stops it.
+TIMEOUTS = config.load_timeouts()
+
+
+@fail_fast
 def _restore_job(job: str, located: dict, verified: dict, params: dict) -> dict:
     """One job's restore task: streams its own members of the bundle into its target."""
     if job not in config.parse_jobs(params["jobs"]):
@@ -51,8 +57,9 @@ def _restore_job(job: str, located: dict, verified: dict, params: dict) -> dict:
     start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
     catchup=False,
     max_active_runs=1,
+    dagrun_timeout=TIMEOUTS.run,
     tags=["archivist", "restore"],
-    default_args={"owner": "archivist", "retries": 0},
+    default_args={"owner": "archivist", "retries": 0, "execution_timeout": TIMEOUTS.task},
     params={
         "key": Param(
             type="string",
@@ -79,6 +86,7 @@ def _restore_job(job: str, located: dict, verified: dict, params: dict) -> dict:
 )
 def archivist_restore():
     @task
+    @fail_fast
     def locate(params: dict) -> dict:
         """Resolves the key (or 'latest'); an unknown key lists the closest ones."""
         found = _store().locate(params["key"])
@@ -86,6 +94,7 @@ def archivist_restore():
         return found.as_dict()
 
     @task
+    @fail_fast
     def verify(located: dict, params: dict) -> dict:
         """Checks every artifact against meta.json, and in `empty` mode that every target is
         empty, before any target is touched."""

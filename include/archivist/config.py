@@ -8,7 +8,9 @@ Secrets are kept out of every `repr` so they never reach a log line.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -342,3 +344,51 @@ def load_cron_schedule(env: Mapping[str, str] | None = None) -> str:
     """The backup schedule: ARCHIVIST_SCHEDULE or the spec's CRON_SCHEDULE, daily at 01:00 by default."""
     env = os.environ if env is None else env
     return env.get("ARCHIVIST_SCHEDULE") or env.get("CRON_SCHEDULE") or DEFAULT_CRON_SCHEDULE
+
+
+# How long a run and one task may take before Airflow stops them: a hung backup must not hold
+# back every later one (the DAGs run one at a time). Generous, since a large stack takes hours.
+DEFAULT_RUN_TIMEOUT_HOURS = 12.0
+DEFAULT_TASK_TIMEOUT_HOURS = 6.0
+# How long pg_dump waits for a table's lock before it gives up instead of hanging behind a
+# session that holds it (pg_dump --lock-wait-timeout; PostgreSQL's duration syntax).
+DEFAULT_PG_LOCK_WAIT = "10min"
+_PG_DURATION = re.compile(r"^(\d+)\s*(?:us|ms|s|min|h|d)?$")
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    run: dt.timedelta
+    task: dt.timedelta
+
+
+def _hours(env: Mapping[str, str], name: str, default: float) -> dt.timedelta:
+    text = env.get(name, "").strip()
+    try:
+        hours = float(text) if text else default
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a number of hours, got {text!r}") from None
+    if not 0 < hours <= 24 * 7:
+        raise ConfigurationError(f"{name} must be more than 0 and at most 168 hours, got {text!r}")
+    return dt.timedelta(hours=hours)
+
+
+def load_timeouts(env: Mapping[str, str] | None = None) -> Timeouts:
+    """ARCHIVIST_RUN_TIMEOUT_HOURS (a whole DAG run) and ARCHIVIST_TASK_TIMEOUT_HOURS (one task)."""
+    env = os.environ if env is None else env
+    return Timeouts(
+        run=_hours(env, "ARCHIVIST_RUN_TIMEOUT_HOURS", DEFAULT_RUN_TIMEOUT_HOURS),
+        task=_hours(env, "ARCHIVIST_TASK_TIMEOUT_HOURS", DEFAULT_TASK_TIMEOUT_HOURS),
+    )
+
+
+def load_pg_lock_wait(env: Mapping[str, str] | None = None) -> str:
+    """ARCHIVIST_PG_LOCK_WAIT_TIMEOUT, such as 30s or 10min (PostgreSQL's units; a bare number is ms)."""
+    env = os.environ if env is None else env
+    text = env.get("ARCHIVIST_PG_LOCK_WAIT_TIMEOUT", "").strip() or DEFAULT_PG_LOCK_WAIT
+    match = _PG_DURATION.match(text)
+    if match is None or int(match.group(1)) == 0:
+        raise ConfigurationError(
+            f"ARCHIVIST_PG_LOCK_WAIT_TIMEOUT must be a duration such as 30s or 10min, got {text!r}"
+        )
+    return text

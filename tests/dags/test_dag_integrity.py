@@ -12,8 +12,6 @@ import sys
 import textwrap
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[2]
 DAGS = ROOT / "dags"
 SCHEDULE_VARS = ("ARCHIVIST_SCHEDULE", "CRON_SCHEDULE")
@@ -37,26 +35,6 @@ RESTORE_UPSTREAMS = {
 }
 BACKUP_JOBS = ("postgres", "elasticsearch", "storage")
 RESTORE_JOBS = ("restore_postgres", "restore_elasticsearch", "restore_storage")
-
-
-@pytest.fixture(scope="module")
-def dagbag():
-    from airflow.dag_processing.dagbag import DagBag  # Airflow 3's home of DagBag
-
-    with pytest.MonkeyPatch.context() as mp:
-        for name in SCHEDULE_VARS:  # the defaults are under test, not a developer's override
-            mp.delenv(name, raising=False)
-        return DagBag(dag_folder=str(DAGS), safe_mode=False)
-
-
-@pytest.fixture(scope="module")
-def backup_dag(dagbag):
-    return dagbag.dags["archivist_backup"]
-
-
-@pytest.fixture(scope="module")
-def restore_dag(dagbag):
-    return dagbag.dags["archivist_restore"]
 
 
 def test_every_dag_file_imports_without_errors(dagbag):

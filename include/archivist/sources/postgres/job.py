@@ -18,6 +18,7 @@ from typing import IO, Any
 
 import psycopg
 
+from archivist import config
 from archivist.config import PostgresSettings
 from archivist.errors import (
     ConfigurationError,
@@ -40,6 +41,7 @@ CHUNK = 1024 * 1024
 # `CREATE OR REPLACE VIEW` placeholders there), so `replace` drops schemas itself.
 # Owners and grants are left out so the dump restores on a server with other roles.
 PG_DUMP_ARGS = ["--format=plain", "--no-owner", "--no-privileges", "--no-password"]
+LOCK_TIMEOUT = "canceling statement due to lock timeout"  # PostgreSQL's message, in pg_dump's stderr
 PSQL_ARGS = ["-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction", "--no-password", "-f", "-"]
 USER_TABLES = """
     SELECT n.nspname || '.' || c.relname, greatest(c.reltuples, 0)::bigint
@@ -168,13 +170,21 @@ def dump(settings: PostgresSettings, staging, backup_id: str) -> JobResult:
     """Streams `pg_dump` of the database into `staging` as plain SQL."""
     started = time.monotonic()
     version = check_server_and_tools(settings)
+    lock_wait = config.load_pg_lock_wait()
     with connect(settings) as conn:  # fresh statistics make the row estimate meaningful
-        conn.execute("ANALYZE")
+        conn.execute(f"SET lock_timeout = {_literal(lock_wait)}")
+        try:
+            conn.execute("ANALYZE")
+        except psycopg.errors.LockNotAvailable as exc:
+            raise _locked_out(settings, lock_wait, str(exc).strip()) from None
     job_counts = counts(settings)
     path = bundle.postgres_path(backup_id)
     with tempfile.TemporaryFile() as errors:
         proc = subprocess.Popen(
-            [tool("pg_dump"), *PG_DUMP_ARGS], stdout=subprocess.PIPE, stderr=errors, env=child_env(settings)
+            [tool("pg_dump"), *PG_DUMP_ARGS, f"--lock-wait-timeout={lock_wait}"],
+            stdout=subprocess.PIPE,
+            stderr=errors,
+            env=child_env(settings),
         )
         progress = Progress(f"pg_dump {settings.dbname}")
         assert proc.stdout is not None  # stdout=PIPE
@@ -185,9 +195,20 @@ def dump(settings: PostgresSettings, staging, backup_id: str) -> JobResult:
             code = proc.wait()
         if code != 0:
             errors.seek(0)
-            raise JobFailedError(f"pg_dump of {_where(settings)} failed (exit {code}): {_tail(errors)}")
+            said = _tail(errors)
+            if LOCK_TIMEOUT in said:
+                raise _locked_out(settings, lock_wait, said)
+            raise JobFailedError(f"pg_dump of {_where(settings)} failed (exit {code}): {said}")
     progress.done()
     return JobResult("postgres", [artifact], job_counts, time.monotonic() - started, version)
+
+
+def _locked_out(settings: PostgresSettings, lock_wait: str, said: str) -> JobFailedError:
+    return JobFailedError(
+        f"the backup of {_where(settings)} could not lock a table within {lock_wait}: another session "
+        "holds a conflicting lock (see pg_locks), so nothing was backed up; end that session, or set "
+        f"ARCHIVIST_PG_LOCK_WAIT_TIMEOUT longer. PostgreSQL said: {said}"
+    )
 
 
 def _literal(text: str) -> str:
