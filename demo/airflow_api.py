@@ -51,7 +51,7 @@ class AirflowTimeoutError(AirflowAPIError):
     """A wait ran out of time before the run or DAG got where it should."""
 
 
-def _password_from_file(username: str) -> str:
+def password_of(username: str) -> str:
     """The user's password from the SimpleAuthManager passwords file, or ''."""
     path = os.environ.get("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE", "")
     if not path or not os.path.isfile(path):
@@ -81,10 +81,14 @@ class AirflowClient:
         self.username = username or os.environ.get("ARCHIVIST_AIRFLOW_USER") or DEFAULT_USER
         self._password = password if password is not None else os.environ.get("ARCHIVIST_AIRFLOW_PASSWORD", "")
         if not self._password:
-            self._password = _password_from_file(self.username)
+            self._password = password_of(self.username)
         self.request_timeout = request_timeout
         self._session = requests.Session()
         self._token: str | None = None
+
+    def login_line(self) -> str:
+        """Who the demo logged in as, and with what, for the closing lines a user copies."""
+        return f"user {self.username}, password {self._password}"
 
     def __repr__(self) -> str:
         """Show the server and user, never the password or token."""

@@ -69,7 +69,7 @@ def main() -> None:
     for name, ok in checks.items():
         print(f"    {'equal  ' if ok else 'DIFFERS'} {name}")
     url = os.environ.get("AIRFLOW__API__BASE_URL", "http://127.0.0.1:8080")
-    _say(f"Airflow UI: {url}  (user admin, password admin); both runs are in the DAGs' history")
+    _say(f"Airflow UI: {url}  ({api.login_line()}); both runs are in the DAGs' history")
     _say(f'Backups page: {url.rstrip("/")}/plugin/backups  (bundles, verify and restore; "Backups" in the UI\'s menu)')
     if not all(checks.values()):
         sys.exit("round trip FAILED: restored data differs from what was backed up")
