@@ -15,9 +15,9 @@ from airflow.sdk.exceptions import AirflowSkipException
 
 from archivist import config
 from archivist.format.bundle import BackupKey, JobResult
-from archivist.runner import backup, checks
 from archivist.task_policy import fail_fast
-from archivist.transport.backup_bucket import BackupStore
+
+# The runner and the clients are imported inside the tasks: parsing this file stays cheap.
 
 JOB_RETRIES = {
     "retries": 2,
@@ -27,7 +27,9 @@ JOB_RETRIES = {
 }
 
 
-def _store() -> BackupStore:
+def _store():
+    from archivist.transport.backup_bucket import BackupStore
+
     return BackupStore(config.load_backups())
 
 
@@ -40,6 +42,8 @@ def _run_job(job: str, plan: dict) -> dict:
     """One job's task: streams its source into the run's staging prefix of the backup bucket."""
     if job not in plan["jobs"]:
         raise AirflowSkipException(f"job {job} was not selected")
+    from archivist.runner import backup
+
     key = BackupKey.parse(plan["key"])
     result = backup.run_job(job, key, _store().staging(key), backup.load_job_settings(job), plan["index_pattern"])
     return result.as_dict()
@@ -89,6 +93,8 @@ def archivist_backup():
     @fail_fast
     def check(params: dict) -> dict:
         """Every connection and bucket reachable, pg_dump new enough; fails in seconds otherwise."""
+        from archivist.runner import checks
+
         jobs = config.parse_jobs(params["jobs"])
         results = checks.run_checks(jobs, backups=True, keep=params["keep"])
         for result in results:
@@ -103,6 +109,8 @@ def archivist_backup():
     @fail_fast
     def bundle_and_upload(plan: dict, *job_results: dict | None) -> dict:
         """Streams the staged artifacts into the bundle, uploaded under its final name only when whole."""
+        from archivist.runner import backup
+
         ctx = get_current_context()
         results = [JobResult.from_dict(r) for r in job_results if r]
         return backup.upload(

@@ -12,14 +12,16 @@ import datetime as dt
 from airflow.sdk import Param, dag, task
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from archivist import config
+from archivist import config, modes
 from archivist.format.bundle import BackupKey
-from archivist.runner import restore
 from archivist.task_policy import fail_fast
-from archivist.transport.backup_bucket import BackupStore
+
+# The runner and the clients are imported inside the tasks: parsing this file stays cheap.
 
 
-def _store() -> BackupStore:
+def _store():
+    from archivist.transport.backup_bucket import BackupStore
+
     return BackupStore(config.load_backups())
 
 
@@ -40,6 +42,8 @@ def _restore_job(job: str, located: dict, verified: dict, params: dict) -> dict:
         raise AirflowSkipException(f"job {job} was not selected")
     if job not in verified["jobs"]:
         raise AirflowSkipException(f"the bundle holds no {job} backup")
+    from archivist.runner import restore
+
     return restore.restore_job(
         job,
         _opener(located, verified),
@@ -78,8 +82,8 @@ def _restore_job(job: str, located: dict, verified: dict, params: dict) -> dict:
             items={"type": "string"},
             description="Elasticsearch index patterns to restore (e.g. products, logs-*); empty for all.",
         ),
-        "mode": Param("empty", type="string", enum=list(restore.MODES), description=restore.MODE_HELP),
-        "allow_unchecked": Param(False, type="boolean", description=restore.UNCHECKED_HELP),
+        "mode": Param("empty", type="string", enum=list(modes.MODES), description=modes.MODE_HELP),
+        "allow_unchecked": Param(False, type="boolean", description=modes.UNCHECKED_HELP),
         "dry_run": Param(False, type="boolean", description="Verify and report what would be restored; write nothing."),
     },
     doc_md=__doc__,
@@ -98,6 +102,8 @@ def archivist_restore():
     def verify(located: dict, params: dict) -> dict:
         """Checks every artifact against meta.json, and in `empty` mode that every target is
         empty, before any target is touched."""
+        from archivist.runner import restore
+
         source = _opener(located)
         report = restore.verify(source, params.get("allow_unchecked", False))
         if params["mode"] == "empty" and not params["dry_run"]:
@@ -111,6 +117,8 @@ def archivist_restore():
         verified: dict, params: dict, postgres: dict | None, elasticsearch: dict | None, storage: dict | None
     ) -> dict:
         """Compares what was restored with meta.json's counts; any difference fails the run."""
+        from archivist.runner import restore
+
         restored = {"postgres": postgres, "elasticsearch": elasticsearch, "storage": storage}
         problems = restore.compare(verified["counts"], restored, params["indices"] or None)
         for job, got in restored.items():

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 import click
 from elasticsearch import ElasticsearchWarning
 
-from archivist import __version__, config
+from archivist import __version__, config, modes
 from archivist.errors import ArchivistError, BackupNotFoundError, JobFailedError, VerificationError
 from archivist.format.bundle import BackupKey
 from archivist.format.bundle_index import BundleSource
@@ -179,9 +179,9 @@ def restore_options(func: Callable) -> Callable:
     func = click.option("--dry-run", is_flag=True, help="Verify and report what would be restored; write nothing.")(
         func
     )
-    func = click.option("--allow-unchecked", is_flag=True, help=restore.UNCHECKED_HELP)(func)
+    func = click.option("--allow-unchecked", is_flag=True, help=modes.UNCHECKED_HELP)(func)
     func = click.option(
-        "--mode", type=click.Choice(restore.MODES), default="empty", show_default=True, help=restore.MODE_HELP
+        "--mode", type=click.Choice(modes.MODES), default="empty", show_default=True, help=modes.MODE_HELP
     )(func)
     func = click.option(
         "--indices",

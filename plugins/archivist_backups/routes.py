@@ -45,7 +45,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from archivist import config
 from archivist.errors import ArchivistError, BackupNotFoundError
-from archivist.runner.restore import MODES, UNCHECKED_HELP
+from archivist.modes import MODES, UNCHECKED_HELP
 from archivist.transport.backup_bucket import StoredBundle
 from archivist_backups import dag_runs
 from archivist_backups.catalog import Catalog, run_url

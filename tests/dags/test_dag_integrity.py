@@ -252,3 +252,19 @@ def test_the_import_probe_catches_network_io(tmp_path):
     assert any("127.0.0.1" in a and "1)" in a for a in result["attempts"])
     assert list(result["errors"]) == [str(tmp_path / "chatty.py")]
     assert result["dags"] == []
+
+
+def test_parsing_the_dags_imports_no_client():
+    """The DAG processor parses these files every few seconds: they must not pull in boto3, the
+    Elasticsearch client, psycopg or awscrt (docs/PERFORMANCE.md#dag-files-parse-without-the-clients)."""
+    clients = {"boto3", "botocore", "elasticsearch", "elastic_transport", "awscrt", "psycopg"}
+    probe = (
+        "import sys, time; sys.path[:0] = ['include', 'dags']; import airflow.sdk; "
+        "started = time.perf_counter(); import archivist_backup, archivist_restore; "
+        "print(time.perf_counter() - started); print(' '.join(sorted({m.split('.')[0] for m in sys.modules})))"
+    )
+    shown = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    seconds, modules = shown.stdout.strip().splitlines()[-2:]
+    assert clients.isdisjoint(modules.split()), sorted(clients & set(modules.split()))
+    print(f"the two DAG files import in {float(seconds):.3f} s once airflow.sdk is loaded")
