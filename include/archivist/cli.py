@@ -22,7 +22,7 @@ import click
 from elasticsearch import ElasticsearchWarning
 
 from archivist import __version__, config, modes
-from archivist.errors import ArchivistError, BackupNotFoundError, JobFailedError, VerificationError
+from archivist.errors import ArchivistError, BackupNotFoundError, ConfigurationError, JobFailedError, VerificationError
 from archivist.format.bundle import BackupKey
 from archivist.format.bundle_index import BundleSource
 from archivist.runner import backup, checks, restore
@@ -373,6 +373,30 @@ def info() -> None:
 
 def _store() -> BackupStore:
     return BackupStore(config.load_backups())
+
+
+@cli.command()
+@click.option("--keep", type=int, metavar="N", help="Bundles to keep (default BACKUPS_KEPT, else 30; at least 7).")
+@click.option("--dry-run", is_flag=True, help="Say which bundles rotation would delete, and delete none.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON object for scripts.")
+def rotate(keep: int | None, dry_run: bool, as_json: bool) -> None:
+    """Deletes the oldest bundles beyond the number kept, as a backup's rotation does."""
+    if keep is not None and keep < config.MIN_BACKUPS_KEPT:
+        raise ConfigurationError(
+            f"--keep {keep} is below the minimum of {config.MIN_BACKUPS_KEPT}: archivist never keeps fewer "
+            "backups; nothing was deleted"
+        )
+    keep = config.load_backups_kept() if keep is None else keep
+    store = _store()
+    deleted = store.rotate(keep, dry_run=dry_run)
+    if as_json:
+        rows = [b.as_dict() for b in deleted]
+        click.echo(json.dumps({"keep": keep, "dry_run": dry_run, "deleted": rows}, indent=2))
+        return
+    verb = "would delete" if dry_run else "deleted"
+    click.echo(f"kept the newest {keep} bundle(s) in bucket '{store.bucket}'; {verb} {len(deleted)}")
+    for stored in deleted:
+        click.echo(f"  {verb} {stored.key.name}  {human_size(stored.size):>10}")
 
 
 @cli.command(name="list")

@@ -7,17 +7,30 @@ import json
 import os
 import re
 import subprocess
+import time
 
 import pytest
 
 from archivist.format import bundle
+from archivist.transport import s3io
 from demo.fingerprint import stack_snapshot as fingerprint
 from demo.fingerprint import wipe_bucket, wipe_elasticsearch, wipe_postgres
 from tests.spec_support import SPEC_PREFIXES, archivist
 from tests.spec_support import spec_env as spec_variables
 from tests.support import ROOT
 
-COMMANDS = ["backup", "check", "info", "list", "restore", "simple-backup", "simple-check", "simple-restore", "verify"]
+COMMANDS = [
+    "backup",
+    "check",
+    "info",
+    "list",
+    "restore",
+    "rotate",
+    "simple-backup",
+    "simple-check",
+    "simple-restore",
+    "verify",
+]
 KEY_RE = re.compile(r"^key\s+(bundle-\d{4}-\d{2}-\d{2}-[A-Za-z0-9_-]{11})$", re.M)
 
 
@@ -254,3 +267,35 @@ def test_a_bundle_made_by_the_command_restores_through_the_restore_dag(
     )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert_same(fingerprint(pg_settings, es_settings, storage_settings), before)
+
+
+def test_rotate_keeps_the_newest_and_says_what_it_deletes(spec_env, scratch_bucket):
+    """`archivist rotate` in a bucket of its own: nine bundles (by when the bucket received them),
+    seven kept; --dry-run deletes nothing, --json is parsed, fewer than 7 is refused."""
+    env = {**spec_env, "BACKUP_BUCKET_NAME": scratch_bucket.bucket}
+    s3 = s3io.client(scratch_bucket)
+    keys = [f"bundle-2026-11-{day:02d}-rotate{day:05d}" for day in range(1, 10)]
+    for key in keys:  # one after another, so each was received later than the one before
+        s3.put_object(Bucket=scratch_bucket.bucket, Key=f"{key}.tgz", Body=b"not read by rotation")
+        time.sleep(1.1)  # S3 keeps Last-Modified to the second; rotation orders by it
+    s3.put_object(Bucket=scratch_bucket.bucket, Key="notes.txt", Body=b"not a bundle: never rotated")
+
+    preview = archivist(env, "rotate", "--keep", "7", "--dry-run", "--json")
+    assert preview.returncode == 0, preview.stderr
+    planned = json.loads(preview.stdout)
+    assert planned["keep"] == 7 and planned["dry_run"] is True
+    assert sorted(row["key"] for row in planned["deleted"]) == keys[:2]  # the two received first
+    assert len(_objects(s3, scratch_bucket.bucket)) == 10
+
+    done = archivist(env, "rotate", "--keep", "7")
+    assert done.returncode == 0, done.stderr
+    assert f"kept the newest 7 bundle(s) in bucket '{scratch_bucket.bucket}'; deleted 2" in done.stdout
+    assert _objects(s3, scratch_bucket.bucket) == sorted([f"{k}.tgz" for k in keys[2:]] + ["notes.txt"])
+
+    refused = archivist(env, "rotate", "--keep", "3")
+    assert_one_error_line(refused, 2, "--keep 3 is below the minimum of 7", "nothing was deleted")
+    assert len(_objects(s3, scratch_bucket.bucket)) == 8
+
+
+def _objects(s3, bucket: str) -> list[str]:
+    return sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", []))
