@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import Asset, Param, dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowSkipException
 
 from archivist import config
@@ -32,6 +32,12 @@ def _store():
 
     return BackupStore(config.load_backups())
 
+
+# What a finished backup produces: downstream DAGs can be scheduled on it, and each event carries
+# the bundle's key, object, size and counts as its extra (the README shows such a DAG).
+# Named only: a URI scheme would make Airflow load every provider's URI handlers (boto3 among them)
+# at each parse of this file.
+BACKUPS = Asset(name="archivist_backups", group="archivist")
 
 # A hung run would hold back every later one (each DAG runs one at a time): Airflow stops it.
 TIMEOUTS = config.load_timeouts()
@@ -105,7 +111,7 @@ def archivist_backup():
         print(f"backup key: {key}")
         return {"key": key.name, "jobs": list(jobs), "index_pattern": params["index_pattern"]}
 
-    @task(trigger_rule="none_failed")
+    @task(trigger_rule="none_failed", outlets=[BACKUPS])
     @fail_fast
     def bundle_and_upload(plan: dict, *job_results: dict | None) -> dict:
         """Streams the staged artifacts into the bundle, uploaded under its final name only when whole."""
@@ -113,9 +119,11 @@ def archivist_backup():
 
         ctx = get_current_context()
         results = [JobResult.from_dict(r) for r in job_results if r]
-        return backup.upload(
+        uploaded = backup.upload(
             _store(), BackupKey.parse(plan["key"]), results, config.load_namespace(), ctx["dag"].dag_id, ctx["run_id"]
         )
+        ctx["outlet_events"][BACKUPS].extra = {k: uploaded[k] for k in ("key", "object", "size", "counts")}
+        return uploaded
 
     @task
     @fail_fast

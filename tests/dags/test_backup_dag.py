@@ -28,6 +28,20 @@ def staging_objects(store: BackupStore) -> list[str]:
     return [o["Key"] for o in store.s3.list_objects_v2(Bucket=store.bucket, Prefix="staging/").get("Contents", [])]
 
 
+def latest_backup_event() -> dict:
+    """The extra of the newest event of the archivist_backups asset, from Airflow's database."""
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        newest = select(AssetEvent).join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+        newest = newest.where(AssetModel.name == "archivist_backups").order_by(AssetEvent.id.desc()).limit(1)
+        event = session.scalars(newest).first()
+        assert event is not None, "bundle_and_upload produced no event of the archivist_backups asset"
+        return dict(event.extra)
+
+
 def test_backup_dag_makes_one_bundle_in_the_spec_layout(seeded, backups_settings):
     store = BackupStore(backups_settings)
     before = {b.key.name for b in store.list_bundles()}
@@ -37,6 +51,9 @@ def test_backup_dag_makes_one_bundle_in_the_spec_layout(seeded, backups_settings
     new = [b for b in store.list_bundles() if b.key.name not in before]
     assert len(new) == 1
     key = new[0].key
+    event = latest_backup_event()  # what a DAG scheduled on the asset receives
+    assert event["key"] == key.name and event["size"] == new[0].size
+    assert event["object"] == new[0].object_key and set(event["counts"]) == set(bundle.JOB_DIRS.values())
     assert re.fullmatch(r"bundle-\d{4}-\d{2}-\d{2}-[A-Za-z0-9_-]{11}", key.name)
     i = key.backup_id
     with tarfile.open(fileobj=store.open_bundle(key), mode="r|gz") as tar:

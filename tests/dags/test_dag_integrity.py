@@ -268,3 +268,8 @@ def test_parsing_the_dags_imports_no_client():
     seconds, modules = shown.stdout.strip().splitlines()[-2:]
     assert clients.isdisjoint(modules.split()), sorted(clients & set(modules.split()))
     print(f"the two DAG files import in {float(seconds):.3f} s once airflow.sdk is loaded")
+
+
+def test_a_finished_backup_produces_the_backups_asset(backup_dag):
+    outlets = backup_dag.get_task("bundle_and_upload").outlets
+    assert [(a.name, a.uri, a.group) for a in outlets] == [("archivist_backups", "archivist_backups", "archivist")]
