@@ -55,7 +55,7 @@ def open_backups(browser, server, user: str):
     page.get_by_label("Password").fill(server.password(user))
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(re.compile(re.escape(server.url) + r"/(\?.*)?$"))
-    page.get_by_role("link", name="Backups").click()
+    page.get_by_role("link", name="Backups", exact=True).click()  # not the archivist_backups asset
     page.wait_for_url(re.compile(r"/plugin/backups"))
     frame = page.frame_locator("iframe[title=Backups]")
     expect(frame.locator("#bundles tbody tr[data-key]").first).to_be_visible()
