@@ -22,6 +22,7 @@ from archivist.config import ElasticsearchSettings, PostgresSettings, S3Settings
 from archivist.format.bundle import BackupKey, JobResult
 from archivist.runner import backup, restore
 from archivist.sources import registry
+from archivist.sources.base import DumpOptions
 from archivist.transport.backup_bucket import BackupStore
 from bench.targets import Targets
 
@@ -55,7 +56,7 @@ def run(task: str, key: BackupKey, t: Targets, results: list[str], mode: str) ->
         store.check()
         return {"ok": True}
     if task in ("postgres", "elasticsearch", "storage"):
-        return backup.run_job(task, key, store.staging(key), t.for_job(task), t.index_pattern).as_dict()
+        return backup.run_job(task, key, store.staging(key), t.for_job(task), DumpOptions(t.index_pattern)).as_dict()
     if task == "bundle_and_upload":
         loaded = []
         for path in results:

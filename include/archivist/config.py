@@ -152,6 +152,25 @@ def parse_jobs(jobs: str | list[str] | tuple[str, ...] | None) -> tuple[str, ...
     return tuple(j for j in JOBS if j in names)
 
 
+# What a backup does with a closed index: fail naming it, or open it for reading and close it again.
+CLOSED_INDICES = ("refuse", "open")
+
+
+def parse_closed_indices(value: str | None) -> str:
+    text = (value or "").strip() or CLOSED_INDICES[0]
+    if text not in CLOSED_INDICES:
+        raise ConfigurationError(f"closed_indices must be one of {', '.join(CLOSED_INDICES)}, got {text!r}")
+    return text
+
+
+def parse_index_patterns(value: str | list[str] | tuple[str, ...] | None) -> tuple[str, ...]:
+    """Index names or patterns from a list or a comma-separated string; none when empty."""
+    if not value:
+        return ()
+    items = value.split(",") if isinstance(value, str) else value
+    return tuple(p.strip() for p in items if p.strip())
+
+
 # --- from the original tool's environment variables --------------------------------------
 
 

@@ -15,6 +15,7 @@ import pytest
 
 from archivist.errors import ArchivistError
 from archivist.runner import backup, checks
+from archivist.sources.base import DumpOptions
 from archivist.transport.backup_bucket import BackupStore
 from tests.faults.secrets_support import small_index
 from tests.spec_support import SPEC_PREFIXES, archivist
@@ -138,7 +139,7 @@ def test_wrong_elasticsearch_password_stops_the_backup_dag_the_backup_and_restor
 ):
     """The DAG fails at `check` before any job starts; `archivist backup` and `archivist restore`
     (empty and replace mode) exit 2 with the same line; no bundle and no index is touched."""
-    key = backup.run_backup(jobs=("elasticsearch",), index_pattern=probe_index)["key"]  # with the right password
+    key = backup.run_backup(jobs=("elasticsearch",), options=DumpOptions(probe_index))["key"]  # with the right password
     store = BackupStore(backups_settings)
     before = {b.key.name: (b.size, b.last_modified) for b in store.list_bundles()}
     index_uuid = es_client.indices.get_settings(index=probe_index)[probe_index]["settings"]["index"]["uuid"]

@@ -19,6 +19,7 @@ import pytest
 from archivist.format import bundle
 from archivist.format.bundle import BackupKey
 from archivist.runner import backup
+from archivist.sources.base import DumpOptions
 from archivist.transport import s3io
 from archivist.transport.backup_bucket import BackupStore
 from tests.faults.secrets_support import objects_under, small_index, unfinished_uploads
@@ -29,12 +30,13 @@ BIG_OBJECTS = 8
 BIG_OBJECT_BYTES = 8 * 1024 * 1024
 
 # `archivist backup` (backup.run_backup: checks, sweep, jobs, upload, rotation) limited to one
-# index: the command has no index option, and other tests' indices come and go meanwhile.
+# index, since other tests' indices come and go meanwhile.
 BACKUP = """
 import json, sys, time
 from archivist.runner import backup
+from archivist.sources.base import DumpOptions
 started = time.time()
-made = backup.run_backup(index_pattern=sys.argv[1])
+made = backup.run_backup(options=DumpOptions(sys.argv[1]))
 print(json.dumps({"key": made["key"], "started": started, "ended": time.time(), "counts": made["counts"]}))
 """
 
@@ -126,7 +128,7 @@ def test_two_backups_at_once_both_succeed(env, probe_index, backups_settings):
 def test_restores_while_a_backup_runs(env, probe_index, buckets, backups_settings):
     big, target = buckets
     store = BackupStore(backups_settings)
-    older = backup.run_backup(index_pattern=probe_index)["key"]  # in this process, with the connections
+    older = backup.run_backup(options=DumpOptions(probe_index))["key"]  # in this process, with the connections
 
     slow = {**env, "S3_BUCKET_NAME": big.bucket}  # ~64 MB of storage: the backup runs for seconds
     running = _start_backup(slow, probe_index)

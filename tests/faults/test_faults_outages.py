@@ -15,6 +15,7 @@ import pytest
 from archivist.errors import ArchivistError
 from archivist.format.bundle import BackupKey
 from archivist.runner import backup, restore
+from archivist.sources.base import DumpOptions
 from archivist.sources.postgres import job as postgres
 from archivist.transport import s3io
 from archivist.transport.backup_bucket import BackupStore
@@ -90,7 +91,7 @@ def test_postgres_killed_during_backup(heavy_table, store, restart_after, pg_set
 
 def test_elasticsearch_killed_during_backup(heavy_index, store, restart_after, es_settings):
     before = bundles(store)
-    job = Background(lambda: backup.run_backup(jobs=("elasticsearch",), index_pattern="heavy*"))
+    job = Background(lambda: backup.run_backup(jobs=("elasticsearch",), options=DumpOptions("heavy*")))
     wait_until(lambda: staged_under(store, "/jobs.elasticsearch/indices-"), what="the export to start")
     kill_server("elasticsearch")
     job.join()
@@ -118,7 +119,7 @@ def test_s3_server_killed_during_backup(heavy_objects, store, restart_after):
 
 @pytest.fixture
 def heavy_bundle(heavy_table, heavy_index, heavy_objects, store):
-    made = backup.run_backup(index_pattern="*")
+    made = backup.run_backup()
     key = BackupKey.parse(made["key"])
     return lambda: store.open_bundle(key)
 

@@ -34,6 +34,7 @@ from psycopg import sql
 from archivist.config import ElasticsearchSettings, PostgresSettings, S3Settings
 from archivist.format.bundle import BackupKey
 from archivist.runner import backup
+from archivist.sources.base import DumpOptions
 from archivist.transport import s3io
 from archivist.transport.backup_bucket import BackupStore
 from tests.faults.secrets_support import bundle_blobs, objects_under
@@ -260,7 +261,7 @@ def test_no_secret_leaks_from_dags_cli_logs_xcom_bundles_or_argv(
     probe = probe_indices
     # The bundle the restores restore, made beforehand with the ordinary connections, so that the
     # restores run at the same time as the backups (into targets of their own).
-    source_key = backup.run_backup(index_pattern=f"{probe['r1']},{probe['r2']}")["key"]
+    source_key = backup.run_backup(options=DumpOptions(f"{probe['r1']},{probe['r2']}"))["key"]
 
     es = ElasticsearchSettings(es_settings.url, ES_USER, f"es-S3cr3t-{secrets.token_hex(12)}", "secret test")
     es_user(es.user, es.password, "superuser")

@@ -109,6 +109,26 @@ def test_parse_jobs_canonical_order_without_duplicates(jobs, expected):
     assert config.parse_jobs(jobs) == expected
 
 
+# --- Elasticsearch options of a backup -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(("value", "expected"), [(None, "refuse"), ("", "refuse"), (" open ", "open")])
+def test_parse_closed_indices(value, expected):
+    assert config.parse_closed_indices(value) == expected
+
+
+def test_parse_closed_indices_names_the_choices():
+    with pytest.raises(ConfigurationError, match="closed_indices must be one of refuse, open, got 'skip'"):
+        config.parse_closed_indices("skip")
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [(None, ()), ("", ()), ("a, logs-*,", ("a", "logs-*")), (["a", " ", "b"], ("a", "b"))]
+)
+def test_parse_index_patterns(value, expected):
+    assert config.parse_index_patterns(value) == expected
+
+
 def test_parse_jobs_unknown_job_is_named():
     with pytest.raises(ConfigurationError) as info:
         config.parse_jobs("postgres,mysql,redis")

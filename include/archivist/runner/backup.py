@@ -22,17 +22,20 @@ from archivist.runner import checks
 from archivist.runner.failures import failures_named
 from archivist.runner.jobs import failed, run_parallel
 from archivist.sources import registry
+from archivist.sources.base import DumpOptions
 from archivist.transport.backup_bucket import BackupStore
 from archivist.transport.staging import LocalStaging, Staging
 
 log = logging.getLogger(__name__)
 
 
-def run_job(job: str, key: BackupKey, staging: Staging, settings: Any, index_pattern: str = "*") -> JobResult:
+def run_job(
+    job: str, key: BackupKey, staging: Staging, settings: Any, options: DumpOptions = DumpOptions()
+) -> JobResult:
     """Runs one job (postgres, elasticsearch or storage) into `staging`."""
     log.info("job %s of backup %s starting", job, key)
     with failures_named(job, settings), staging.alive():  # the sweep leaves a live backup's staging alone
-        result = registry.source(job).dump(settings, staging, key.backup_id, index_pattern)
+        result = registry.source(job).dump(settings, staging, key.backup_id, options)
     log.info("job %s done in %.1fs: %s", job, result.time_seconds, result.counts)
     return result
 
@@ -80,9 +83,9 @@ def load_job_settings(job: str) -> Any:
     return registry.source(job).load_settings()
 
 
-def _run_parallel(jobs: tuple[str, ...], key: BackupKey, staging: Staging, index_pattern: str) -> list[JobResult]:
+def _run_parallel(jobs: tuple[str, ...], key: BackupKey, staging: Staging, options: DumpOptions) -> list[JobResult]:
     settings = {job: load_job_settings(job) for job in jobs}  # bad configuration fails before any work
-    work = {job: partial(run_job, job, key, staging, settings[job], index_pattern) for job in jobs}
+    work = {job: partial(run_job, job, key, staging, settings[job], options) for job in jobs}
     results, failures = run_parallel(work, "job")
     if failures:
         error = failed("backup failed, no bundle was made", failures)
@@ -104,7 +107,7 @@ def _cleanup_after_failure(store: BackupStore, key: BackupKey) -> None:
 def run_backup(
     jobs: tuple[str, ...] = config.JOBS,
     keep: int | None = None,
-    index_pattern: str = "*",
+    options: DumpOptions = DumpOptions(),
     dry_run_rotation: bool = False,
 ) -> dict[str, Any]:
     """The `archivist backup` command: jobs in parallel, one bundle uploaded, then rotation."""
@@ -115,7 +118,7 @@ def run_backup(
     key = BackupKey.new()
     staging = store.staging(key)
     try:
-        results = _run_parallel(jobs, key, staging, index_pattern)
+        results = _run_parallel(jobs, key, staging, options)
         summary = upload(store, key, results, config.load_namespace())
     except BaseException:
         _cleanup_after_failure(store, key)
@@ -126,7 +129,7 @@ def run_backup(
 
 
 def run_simple_backup(
-    output: str | None = None, jobs: tuple[str, ...] = config.JOBS, index_pattern: str = "*"
+    output: str | None = None, jobs: tuple[str, ...] = config.JOBS, options: DumpOptions = DumpOptions()
 ) -> dict[str, Any]:
     """The `archivist simple-backup` command: the bundle is left in a local file."""
     checks.require(checks.run_checks(jobs, backups=False))
@@ -137,7 +140,7 @@ def run_simple_backup(
     staging = LocalStaging(parent=os.path.dirname(os.path.abspath(output)))
     partial = None
     try:
-        results = _run_parallel(jobs, key, staging, index_pattern)
+        results = _run_parallel(jobs, key, staging, options)
         # Written under a temporary name and renamed: a failure never leaves a half bundle.
         fd, partial = tempfile.mkstemp(prefix=".partial-", suffix=".tgz", dir=os.path.dirname(os.path.abspath(output)))
         try:

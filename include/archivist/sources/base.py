@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from archivist.format.bundle import JobResult, VerifyReport
@@ -10,6 +11,20 @@ from archivist.transport.staging import Staging
 
 # Elasticsearch index patterns a restore is limited to (None: all); the other sources ignore them.
 Patterns = list[str] | None
+
+
+@dataclass(frozen=True)
+class DumpOptions:
+    """What one backup takes beyond its connections, chosen per run (DAG params, command options).
+    Only the Elasticsearch job reads these today; the other sources ignore them."""
+
+    index_pattern: str = "*"
+    # What to do with a closed index matching the pattern: "refuse" (fail naming it) or "open"
+    # (open it for reading, close it again, restore it closed); config.parse_closed_indices.
+    closed_indices: str = "refuse"
+    # Index patterns backed up as their definition alone, without documents: the way to back up
+    # an index whose _source is disabled or filtered, whose documents cannot be read back.
+    mappings_only: tuple[str, ...] = ()
 
 
 class Source(Protocol):
@@ -24,7 +39,7 @@ class Source(Protocol):
     def check(self, settings: Any) -> str:
         """Logs in and checks what a backup and a restore need; one line on what was found."""
 
-    def dump(self, settings: Any, staging: Staging, backup_id: str, index_pattern: str = "*") -> JobResult:
+    def dump(self, settings: Any, staging: Staging, backup_id: str, options: DumpOptions) -> JobResult:
         """Streams the source's data into `staging` as the bundle's artifacts of this job."""
 
     def check_bundle(self, open_bundle: BundleOpener, report: VerifyReport) -> None:

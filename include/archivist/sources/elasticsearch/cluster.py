@@ -7,6 +7,9 @@ an export reads.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from elasticsearch import ApiError, AuthenticationException, AuthorizationException, Elasticsearch, TransportError
@@ -21,6 +24,8 @@ from archivist.errors import (
     elasticsearch_reason,
     elasticsearch_where,
 )
+
+log = logging.getLogger(__name__)
 
 
 class _OrjsonCompatibilitySerializer(OrjsonSerializer):
@@ -111,6 +116,33 @@ def list_indices(es: Elasticsearch, pattern: str = "*") -> list[str]:
     """Open, non-hidden indices matching `pattern`, skipping names that start with a dot."""
     found = es.indices.get(index=pattern, expand_wildcards="open", allow_no_indices=True, ignore_unavailable=True)
     return sorted(name for name in found if not name.startswith("."))
+
+
+def index_states(es: Elasticsearch, pattern: str = "*") -> dict[str, str]:
+    """Each non-hidden index matching `pattern`, open or closed, with its state ("open" or
+    "close"), skipping names that start with a dot."""
+    found = es.cluster.state(
+        metric="metadata",
+        index=pattern,
+        expand_wildcards="open,closed",
+        allow_no_indices=True,
+        ignore_unavailable=True,
+        filter_path="metadata.indices.*.state",
+    )
+    indices = (found.get("metadata") or {}).get("indices") or {}
+    return {name: body["state"] for name, body in sorted(indices.items()) if not name.startswith(".")}
+
+
+@contextmanager
+def opened_for_reading(es: Elasticsearch, index: str) -> Iterator[None]:
+    """A closed index opened while its documents are read, and closed again whatever happens."""
+    log.warning("index %s is closed: opening it for the backup, it is closed again afterwards", index)
+    es.indices.open(index=index, wait_for_active_shards="1")
+    try:
+        es.cluster.health(index=index, wait_for_status="yellow", timeout="60s")
+        yield
+    finally:
+        es.indices.close(index=index)
 
 
 def count(es: Elasticsearch, index: str) -> int:

@@ -14,6 +14,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import nullcontext
 from typing import Any
 
 import orjson
@@ -25,7 +26,8 @@ from archivist.errors import ConfigurationError, JobFailedError, elasticsearch_w
 from archivist.format import bundle, limits
 from archivist.format.bundle import JobResult
 from archivist.progress import Progress
-from archivist.sources.elasticsearch import cluster
+from archivist.sources.base import DumpOptions
+from archivist.sources.elasticsearch import cluster, selection
 from archivist.sources.elasticsearch import lines as es_lines
 
 log = logging.getLogger(__name__)
@@ -52,27 +54,40 @@ UNPORTABLE_SETTINGS = {
 }
 
 
-def dump(settings: ElasticsearchSettings, staging, backup_id: str, pattern: str = "*") -> JobResult:
+def dump(settings: ElasticsearchSettings, staging, backup_id: str, options: DumpOptions = DumpOptions()) -> JobResult:
     """Writes templates, index definitions and one ndjson per index into `staging`."""
     # Two malloc arenas: the slice threads' pages would otherwise fragment a heap each.
     with runtime.malloc_arenas(2), runtime.frozen():
-        return _dump(settings, staging, backup_id, pattern)
+        return _dump(settings, staging, backup_id, options)
 
 
-def _dump(settings: ElasticsearchSettings, staging, backup_id: str, pattern: str) -> JobResult:
+def _dump(settings: ElasticsearchSettings, staging, backup_id: str, options: DumpOptions) -> JobResult:
     started = time.monotonic()
     version = cluster.check_login(settings)
     es, raw = cluster.client(settings), cluster.raw_client(settings)
-    indices = cluster.list_indices(es, pattern)
+    states = cluster.index_states(es, options.index_pattern)
+    definitions = index_definitions(es, list(states))
+    chosen = selection.select(states, definitions, options, elasticsearch_where(settings))
+    for index in chosen.closed:
+        definitions[index][selection.STATE] = "close"
+    for index, why in chosen.mappings_only.items():
+        definitions[index][selection.DOCUMENTS_OMITTED] = why
     artifacts = [
         _write_json(staging, bundle.templates_path(backup_id), templates(es)),
-        _write_json(staging, bundle.indices_path(backup_id), index_definitions(es, indices)),
+        _write_json(staging, bundle.indices_path(backup_id), definitions),
     ]
     docs = {}
-    for index in indices:  # two at once: no faster, more memory (docs/PERFORMANCE.md#one-index-at-a-time)
-        artifact, docs[index] = _export_checked(
-            settings, staging, bundle.elasticsearch_index_path(index, backup_id), es, index, raw
-        )
+    for index in chosen.indices:  # two at once: no faster, more memory (docs/PERFORMANCE.md#one-index-at-a-time)
+        if index in chosen.mappings_only:
+            log.warning(
+                "index %s: settings and mappings backed up, no documents: %s", index, chosen.mappings_only[index]
+            )
+            docs[index] = 0
+            continue
+        with cluster.opened_for_reading(es, index) if index in chosen.closed else nullcontext():
+            artifact, docs[index] = _export_checked(
+                settings, staging, bundle.elasticsearch_index_path(index, backup_id), es, index, raw
+            )
         artifacts.append(artifact)
     counts = {"indices": docs, "documents": sum(docs.values())}
     return JobResult("elasticsearch", artifacts, counts, time.monotonic() - started, version)

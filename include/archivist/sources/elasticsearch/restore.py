@@ -21,6 +21,7 @@ from archivist.errors import JobFailedError
 from archivist.format.streams import Readable
 from archivist.progress import Progress
 from archivist.sources.elasticsearch import lines as es_lines
+from archivist.sources.elasticsearch.selection import STATE
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,13 @@ def finish_index(es: Elasticsearch, index: str, definition: dict[str, Any] | Non
     es.indices.refresh(index=index)
     for alias, spec in ((definition or {}).get("aliases") or {}).items():
         es.indices.put_alias(index=index, name=alias, body=spec)
+
+
+def close_if_backed_up_closed(es: Elasticsearch, index: str, definition: dict[str, Any] | None) -> None:
+    """Closes the restored index when it was closed in the cluster backed up (once counted)."""
+    if (definition or {}).get(STATE) == "close":
+        es.indices.close(index=index)
+        log.info("index %s closed again, as it was when backed up", index)
 
 
 def send_bulk(raw: Elasticsearch, index: str, body: bytes, docs: int) -> int:

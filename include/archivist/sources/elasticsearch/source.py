@@ -20,7 +20,7 @@ from archivist.format import bundle, limits
 from archivist.format.bundle import META, JobResult, VerifyReport
 from archivist.format.bundle_index import BundleSource
 from archivist.format.members import BundleOpener, members, read_json
-from archivist.sources.base import Patterns
+from archivist.sources.base import DumpOptions, Patterns
 from archivist.sources.elasticsearch import cluster as es_cluster
 from archivist.sources.elasticsearch import export as es_export
 from archivist.sources.elasticsearch import names, targets
@@ -96,8 +96,8 @@ class ElasticsearchSource:
     def check(self, settings: EsSettings) -> str:
         return f"Elasticsearch {es_cluster.check_login(settings, quick=True)} at {settings.url}"
 
-    def dump(self, settings: EsSettings, staging: Staging, backup_id: str, index_pattern: str = "*") -> JobResult:
-        return es_export.dump(settings, staging, backup_id, index_pattern)
+    def dump(self, settings: EsSettings, staging: Staging, backup_id: str, options: DumpOptions) -> JobResult:
+        return es_export.dump(settings, staging, backup_id, options)
 
     def check_bundle(self, open_bundle: BundleOpener, report: VerifyReport) -> None:
         """Refuses index, alias or template names that break Elasticsearch's rules or do not agree
@@ -160,6 +160,8 @@ class ElasticsearchSource:
                 es_restore.create_index(es, index, definitions[index])
                 es_restore.finish_index(es, index, definitions[index])
                 loaded[index] = 0
+        for index in loaded:
+            es_restore.close_if_backed_up_closed(es, index, definitions.get(index))
         return {"indices": loaded, "documents": sum(loaded.values())}
 
     @staticmethod

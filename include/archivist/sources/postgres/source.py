@@ -10,7 +10,7 @@ from archivist.config import PostgresSettings
 from archivist.errors import VerificationError
 from archivist.format.bundle import JobResult, VerifyReport
 from archivist.format.members import BundleOpener, finish, members
-from archivist.sources.base import Patterns
+from archivist.sources.base import DumpOptions, Patterns
 from archivist.sources.postgres import dump_plan, job
 from archivist.transport.staging import Staging
 
@@ -34,7 +34,7 @@ class PostgresSource:
             "pg_dump and psql fit"
         )
 
-    def dump(self, settings: PostgresSettings, staging: Staging, backup_id: str, index_pattern: str = "*") -> JobResult:
+    def dump(self, settings: PostgresSettings, staging: Staging, backup_id: str, options: DumpOptions) -> JobResult:
         return job.dump(settings, staging, backup_id)
 
     def check_bundle(self, open_bundle: BundleOpener, report: VerifyReport) -> None:

@@ -10,7 +10,7 @@ from archivist.config import S3Settings
 from archivist.errors import VerificationError
 from archivist.format.bundle import JobResult, VerifyReport
 from archivist.format.members import BundleOpener, finish, members
-from archivist.sources.base import Patterns
+from archivist.sources.base import DumpOptions, Patterns
 from archivist.sources.storage import job
 from archivist.transport import s3io
 from archivist.transport.staging import Staging
@@ -31,7 +31,7 @@ class StorageSource:
         job.check_bucket(settings)
         return f"bucket '{settings.bucket}' at {settings.endpoint_url or 'AWS S3'}"
 
-    def dump(self, settings: S3Settings, staging: Staging, backup_id: str, index_pattern: str = "*") -> JobResult:
+    def dump(self, settings: S3Settings, staging: Staging, backup_id: str, options: DumpOptions) -> JobResult:
         """Every object into one tar.gz in staging, beside a manifest of keys, sizes and sums."""
         return job.dump(settings, staging, backup_id)
 
