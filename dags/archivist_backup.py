@@ -49,9 +49,11 @@ def _run_job(job: str, plan: dict) -> dict:
     if job not in plan["jobs"]:
         raise AirflowSkipException(f"job {job} was not selected")
     from archivist.runner import backup
+    from archivist.sources.base import DumpOptions
 
     key = BackupKey.parse(plan["key"])
-    result = backup.run_job(job, key, _store().staging(key), backup.load_job_settings(job), plan["index_pattern"])
+    options = DumpOptions(plan["index_pattern"], plan["closed_indices"], tuple(plan["mappings_only"]))
+    result = backup.run_job(job, key, _store().staging(key), backup.load_job_settings(job), options)
     return result.as_dict()
 
 
@@ -88,6 +90,20 @@ def _run_job(job: str, plan: dict) -> dict:
             type="string",
             description="Elasticsearch indices to back up; hidden and dot-indices are always left out.",
         ),
+        "closed_indices": Param(
+            config.CLOSED_INDICES[0],
+            type="string",
+            enum=list(config.CLOSED_INDICES),
+            description="A closed index matching index_pattern: refuse (the backup fails naming it) or "
+            "open (opened for reading, closed again, restored closed).",
+        ),
+        "mappings_only": Param(
+            [],
+            type="array",
+            items={"type": "string"},
+            description="Indices (names or patterns) backed up as settings and mappings without documents: "
+            "for an index whose _source is disabled or filtered, which otherwise fails the backup.",
+        ),
         "rotation_dry_run": Param(
             False, type="boolean", description="Log which old bundles rotation would delete, and delete none."
         ),
@@ -109,7 +125,13 @@ def archivist_backup():
         _store().sweep_stale_staging()
         key = BackupKey.new()
         print(f"backup key: {key}")
-        return {"key": key.name, "jobs": list(jobs), "index_pattern": params["index_pattern"]}
+        return {
+            "key": key.name,
+            "jobs": list(jobs),
+            "index_pattern": params["index_pattern"],
+            "closed_indices": config.parse_closed_indices(params["closed_indices"]),
+            "mappings_only": list(config.parse_index_patterns(params["mappings_only"])),
+        }
 
     @task(trigger_rule="none_failed", outlets=[BACKUPS])
     @fail_fast

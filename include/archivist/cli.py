@@ -8,6 +8,7 @@ for each part where none is set, from the Airflow connection of the same part.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import logging
 import os
@@ -26,6 +27,7 @@ from archivist.errors import ArchivistError, BackupNotFoundError, ConfigurationE
 from archivist.format.bundle import BackupKey
 from archivist.format.bundle_index import BundleSource
 from archivist.runner import backup, checks, restore
+from archivist.sources.base import DumpOptions
 from archivist.transport.backup_bucket import BackupStore
 
 NOISY_LOGGERS = ("elastic_transport", "elasticsearch", "botocore", "boto3", "s3transfer", "urllib3", "airflow")
@@ -175,6 +177,36 @@ jobs_option = click.option(
 )
 
 
+def dump_options(func: Callable) -> Callable:
+    """--index-pattern, --closed-indices and --mappings-only, handed to the command as `options`."""
+
+    @click.option(
+        "--index-pattern",
+        default="*",
+        show_default=True,
+        metavar="PATTERN",
+        help="Elasticsearch indices to back up (e.g. 'products,logs-*' or '*,-scratch').",
+    )
+    @click.option(
+        "--closed-indices",
+        type=click.Choice(config.CLOSED_INDICES),
+        default=config.CLOSED_INDICES[0],
+        show_default=True,
+        help="A closed index: refuse (fail naming it), or open it for reading and close it again.",
+    )
+    @click.option(
+        "--mappings-only",
+        metavar="INDEX,...",
+        help="Indices backed up as settings and mappings without documents (_source disabled or filtered).",
+    )
+    @functools.wraps(func)
+    def wrapper(*args, index_pattern: str, closed_indices: str, mappings_only: str | None, **kwargs):
+        options = DumpOptions(index_pattern, closed_indices, config.parse_index_patterns(mappings_only))
+        return func(*args, options=options, **kwargs)
+
+    return wrapper
+
+
 def restore_options(func: Callable) -> Callable:
     func = click.option("--dry-run", is_flag=True, help="Verify and report what would be restored; write nothing.")(
         func
@@ -207,9 +239,10 @@ def _print_made(made: dict[str, Any]) -> None:
 @cli.command(name="backup")
 @jobs_option
 @click.option("--keep", type=int, metavar="N", help="Bundles to keep in rotation (default BACKUPS_KEPT, at least 7).")
-def backup_cmd(jobs: str | None, keep: int | None) -> None:
+@dump_options
+def backup_cmd(jobs: str | None, keep: int | None, options: DumpOptions) -> None:
     """Performs a full system backup."""
-    made = backup.run_backup(config.parse_jobs(jobs), keep)
+    made = backup.run_backup(config.parse_jobs(jobs), keep, options)
     _print_made(made)
     rotated = made.get("rotated") or []
     click.echo(f"rotation deleted {len(rotated)} old bundle(s){': ' + ', '.join(rotated) if rotated else ''}")
@@ -224,9 +257,10 @@ def backup_cmd(jobs: str | None, keep: int | None) -> None:
     metavar="PATH",
     help="File (or folder) for the bundle; default ./<key>.tgz.",
 )
-def simple_backup(jobs: str | None, output: str | None) -> None:
+@dump_options
+def simple_backup(jobs: str | None, output: str | None, options: DumpOptions) -> None:
     """Performs a system backup but leaves the bundle in a file, not in the backup bucket."""
-    _print_made(backup.run_simple_backup(output, config.parse_jobs(jobs)))
+    _print_made(backup.run_simple_backup(output, config.parse_jobs(jobs), options))
 
 
 # --- checks --------------------------------------------------------------------------------------

@@ -124,6 +124,9 @@ def test_backup_params(backup_dag):
     assert params.get_param("keep").schema["minimum"] == 7
     assert params["rotation_dry_run"] is False
     assert params["index_pattern"] == "*"
+    assert params["closed_indices"] == "refuse"
+    assert params.get_param("closed_indices").schema["enum"] == ["refuse", "open"]
+    assert params["mappings_only"] == []
 
 
 def test_restore_params(restore_dag):

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import subprocess
+import tarfile
 import time
 
 import pytest
@@ -299,3 +300,32 @@ def test_rotate_keeps_the_newest_and_says_what_it_deletes(spec_env, scratch_buck
 
 def _objects(s3, bucket: str) -> list[str]:
     return sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", []))
+
+
+def test_backup_options_choose_the_indices_and_what_to_do_with_closed_or_sourceless_ones(spec_env, es_client, tmp_path):
+    prefix = f"cli-opt-{os.getpid()}"
+    try:
+        es_client.index(index=f"{prefix}-live", id="1", document={"n": 1}, refresh=True)
+        es_client.index(index=f"{prefix}-old", id="1", document={"n": 2}, refresh=True)
+        es_client.indices.close(index=f"{prefix}-old")
+        es_client.indices.create(index=f"{prefix}-raw", mappings={"_source": {"enabled": False}})
+        args = ("simple-backup", "--jobs", "elasticsearch", "--index-pattern", f"{prefix}-*", "-o", str(tmp_path))
+        refused = archivist(spec_env, *args)
+        assert_one_error_line(refused, 7, f"are closed and cannot be read: {prefix}-old")
+        made = archivist(spec_env, *args, "--closed-indices", "open", "--mappings-only", f"{prefix}-raw")
+        assert made.returncode == 0, made.stdout + made.stderr
+        (path,) = tmp_path.iterdir()
+        with tarfile.open(path) as tar:
+            indices = next(m for m in tar.getmembers() if "/indices-" in m.name)
+            definitions = json.load(tar.extractfile(indices))
+        assert definitions[f"{prefix}-old"]["state"] == "close"
+        assert "_source" in definitions[f"{prefix}-raw"]["documents_omitted"]
+        assert "state" not in definitions[f"{prefix}-live"]
+        assert (
+            es_client.cluster.state(metric="metadata", index=f"{prefix}-old")["metadata"]["indices"][f"{prefix}-old"][
+                "state"
+            ]
+            == "close"
+        ), "the backup left the closed index open"
+    finally:
+        es_client.options(ignore_status=404).indices.delete(index=f"{prefix}-*", expand_wildcards="all")
