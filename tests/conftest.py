@@ -140,9 +140,9 @@ def make_bucket(storage_settings) -> Iterator:
     for name in made:
         for upload in s3.list_multipart_uploads(Bucket=name).get("Uploads", []):
             s3.abort_multipart_upload(Bucket=name, Key=upload["Key"], UploadId=upload["UploadId"])
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=name):
-            for obj in page.get("Contents", []):
-                s3.delete_object(Bucket=name, Key=obj["Key"])
+        for page in s3.get_paginator("list_object_versions").paginate(Bucket=name):  # versioned or not
+            for version in page.get("Versions", []) + page.get("DeleteMarkers", []):
+                s3.delete_object(Bucket=name, Key=version["Key"], VersionId=version["VersionId"])
         s3.delete_bucket(Bucket=name)
 
 

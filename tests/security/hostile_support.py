@@ -8,7 +8,7 @@ import gzip
 import tarfile
 
 from archivist.config import S3Settings
-from archivist.sources.storage import job as storage
+from archivist.sources.storage import pax as storage_pax
 from archivist.transport import s3io
 
 
@@ -16,7 +16,7 @@ def storage_entry(key: str, body: bytes, name: str | None = None, **pax: str) ->
     """One tar entry as archivist writes it: the exact key in the pax header, then the body."""
     info = tarfile.TarInfo(name or (key.lstrip("/") or "_"))
     info.size, info.mode = len(body), 0o644
-    info.pax_headers = {storage.PAX_KEY: key, storage.PAX_CONTENT_TYPE: "text/plain", storage.PAX_METADATA: "{}", **pax}
+    info.pax_headers = {storage_pax.KEY: key, storage_pax.CONTENT_TYPE: "text/plain", storage_pax.METADATA: "{}", **pax}
     padding = b"\0" * (-len(body) % tarfile.BLOCKSIZE)
     return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape") + body + padding
 
@@ -25,7 +25,7 @@ def lying_entry(key: str, declared: int, body: bytes) -> bytes:
     """An entry whose header claims `declared` bytes, followed by only `body`: a forged size."""
     info = tarfile.TarInfo(key)
     info.size, info.mode = declared, 0o644  # above 8 GiB tarfile records the size in the pax header
-    info.pax_headers = {storage.PAX_KEY: key}
+    info.pax_headers = {storage_pax.KEY: key}
     return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape") + body
 
 

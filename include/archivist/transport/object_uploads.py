@@ -23,6 +23,7 @@ from archivist.config import S3Settings
 from archivist.format.streams import Readable
 from archivist.transport import s3crt, s3io
 from archivist.transport.multipart import PART, MultipartUpload, part_size_for
+from archivist.transport.object_attributes import ObjectAttributes
 
 # Whole-object PUTs in flight at once: enough to keep MinIO or S3 busy while the next bodies are read.
 REQUESTS_IN_FLIGHT = 32
@@ -30,7 +31,6 @@ REQUESTS_IN_FLIGHT = 32
 # botocore, as awscrt copies every body it sends (docs/PERFORMANCE.md#small-objects-through-awscrt).
 NATIVE_PUT = 1024 * 1024
 READ_WINDOW = 1024 * 1024
-Metadata = dict[str, str]  # an object's user metadata, x-amz-meta-* without the prefix
 OnRead = Callable[[int], object]  # told how many bytes were read, for progress
 
 
@@ -107,7 +107,7 @@ class ObjectUploads:
             self._held -= size
             future.result()
 
-    def put(self, key: str, body: bytes | bytearray, content_type: str, metadata: dict[str, str]) -> None:
+    def put(self, key: str, body: bytes | bytearray, attributes: ObjectAttributes) -> None:
         """Sends a whole object (at most a part's size) in one PUT."""
         if len(body) > NATIVE_PUT:
             self._submit(
@@ -116,38 +116,33 @@ class ObjectUploads:
                 Key=key,
                 Body=body,
                 ContentMD5=content_md5(body),
-                ContentType=content_type,
-                Metadata=metadata,
+                **attributes.put_args(),
             )
             return
         self._settle(self._budget - len(body))
-        headers = [
-            ("Content-Type", content_type),
-            ("Content-MD5", content_md5(body)),
-            *((f"x-amz-meta-{name}", value) for name, value in metadata.items()),
-        ]
+        headers = [("Content-MD5", content_md5(body)), *attributes.http_headers()]
         self._hold(len(body), self._puts.put(key, body, headers))
 
     def send(
-        self, key: str, fileobj: Readable, size: int, content_type: str, metadata: Metadata, on_read: OnRead = _ignore
+        self, key: str, fileobj: Readable, size: int, attributes: ObjectAttributes, on_read: OnRead = _ignore
     ) -> None:
         """Reads the `size` bytes of `fileobj` (a tar member, say) and uploads them the way their size
         calls for: a small body in one bytes object sent as it is, a larger one read a window at a
         time (see read_exactly), one over a part as a multipart upload."""
         if size > self._part:
-            self.put_large(key, fileobj, size, content_type, metadata, on_read)
+            self.put_large(key, fileobj, size, attributes, on_read)
             return
         body = fileobj.read() if size <= NATIVE_PUT else read_exactly(fileobj, size)
         on_read(len(body))
-        self.put(key, body, content_type, metadata)
+        self.put(key, body, attributes)
 
     def put_large(
-        self, key: str, fileobj: Readable, size: int, content_type: str, metadata: Metadata, on_read: OnRead = _ignore
+        self, key: str, fileobj: Readable, size: int, attributes: ObjectAttributes, on_read: OnRead = _ignore
     ) -> None:
         """Reads the `size` bytes of `fileobj` as a multipart upload; returns when the object exists.
         On any failure the upload is aborted, so no part of it lingers in the bucket."""
         part = part_size_for(size, self._part)
-        upload = MultipartUpload(self._s3, self._bucket, key, ContentType=content_type, Metadata=metadata)
+        upload = MultipartUpload(self._s3, self._bucket, key, **attributes.put_args())
         parts: list[Future] = []
         try:
             for offset in range(0, size, part):

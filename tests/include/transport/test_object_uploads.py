@@ -16,7 +16,8 @@ import time
 import pytest
 
 from archivist.transport import s3io
-from archivist.transport.object_uploads import ObjectUploads
+from archivist.transport.object_attributes import ObjectAttributes, from_get_object, tag_set
+from archivist.transport.object_uploads import NATIVE_PUT, ObjectUploads
 
 MIB = 1024 * 1024
 PART = 5 * MIB  # S3's smallest part
@@ -33,10 +34,14 @@ def test_small_and_large_objects_arrive_whole(scratch_bucket):
     large = rng.randbytes(2 * PART + 12345)
     with ObjectUploads(scratch_bucket, threads=6, budget=3 * MIB, part=PART) as uploads:
         for key, body in small.items():
-            uploads.put(key, body, "application/octet-stream", {"n": key[-7:-4]})
+            uploads.put(key, body, ObjectAttributes("application/octet-stream", metadata={"n": key[-7:-4]}))
         read = []
         uploads.put_large(
-            "large/video.mp4", io.BytesIO(large), len(large), "video/mp4", {"kind": "big"}, on_read=read.append
+            "large/video.mp4",
+            io.BytesIO(large),
+            len(large),
+            ObjectAttributes("video/mp4", metadata={"kind": "big"}),
+            on_read=read.append,
         )
         uploads.wait()
     assert sum(read) == len(large) and len(read) == 3
@@ -67,7 +72,7 @@ def test_a_large_upload_that_fails_leaves_nothing_behind(scratch_bucket):
     s3 = s3io.client(scratch_bucket)
     with ObjectUploads(scratch_bucket, threads=4, budget=3 * MIB, part=PART) as uploads:
         with pytest.raises(OSError, match="ended early"):
-            uploads.put_large("cut.bin", _Breaks(PART + 10), 3 * PART, "application/octet-stream", {})
+            uploads.put_large("cut.bin", _Breaks(PART + 10), 3 * PART, ObjectAttributes("application/octet-stream"))
     assert s3.list_objects_v2(Bucket=scratch_bucket.bucket).get("KeyCount", 0) == 0
     assert s3.list_multipart_uploads(Bucket=scratch_bucket.bucket).get("Uploads", []) == []
 
@@ -75,7 +80,7 @@ def test_a_large_upload_that_fails_leaves_nothing_behind(scratch_bucket):
 def test_an_upload_error_reaches_the_caller(scratch_bucket):
     missing = f"{scratch_bucket.bucket}-gone"
     with ObjectUploads(dataclasses.replace(scratch_bucket, bucket=missing), threads=2, budget=MIB) as uploads:
-        uploads.put("a", b"x", "text/plain", {})
+        uploads.put("a", b"x", ObjectAttributes("text/plain"))
         with pytest.raises(Exception, match="NoSuchBucket"):
             uploads.wait()
 
@@ -93,7 +98,7 @@ def test_leaving_early_waits_for_requests_already_sent_and_returns(scratch_bucke
         try:
             with ObjectUploads(gone, threads=2, budget=MIB) as uploads:
                 for i in range(20):
-                    uploads.put(f"k/{i}", b"x" * 100, "text/plain", {})
+                    uploads.put(f"k/{i}", b"x" * 100, ObjectAttributes("text/plain"))
                 raise RuntimeError("the archive is damaged")
         except RuntimeError:
             left.append(time.monotonic() - started)
@@ -114,9 +119,38 @@ def test_send_reads_each_size_its_own_way_and_every_object_arrives_whole(scratch
     read = []
     with ObjectUploads(scratch_bucket, threads=4, budget=3 * MIB, part=PART) as uploads:
         for key, body in bodies.items():
-            uploads.send(key, io.BytesIO(body), len(body), "application/octet-stream", {}, on_read=read.append)
+            uploads.send(
+                key, io.BytesIO(body), len(body), ObjectAttributes("application/octet-stream"), on_read=read.append
+            )
         uploads.wait()
     s3 = s3io.client(scratch_bucket)
     assert {key: _body(s3, scratch_bucket.bucket, key) for key in bodies} == bodies
     assert sum(read) == sum(len(b) for b in bodies.values())
     assert s3.head_object(Bucket=scratch_bucket.bucket, Key="large.bin")["ETag"].strip('"').endswith("-2")
+
+
+ATTRIBUTES = ObjectAttributes(
+    content_type="text/html; charset=utf-8",
+    headers={
+        "Cache-Control": "max-age=60",
+        "Content-Disposition": 'attachment; filename="report.html"',
+        "Content-Encoding": "gzip",
+        "Content-Language": "es-CL",
+        "Expires": "Thu, 01 Dec 2044 16:00:00 GMT",
+    },
+    metadata={"owner": "team-7"},
+    tags={"retention": "long", "class": "a b+c=d.e_f:g/h@i"},
+)
+
+
+@pytest.mark.parametrize(
+    "size", [1000, NATIVE_PUT + 1, 2 * PART + 1], ids=["native put", "boto3 put", "multipart upload"]
+)
+def test_every_header_and_tag_arrives_whichever_way_the_object_is_sent(scratch_bucket, size):
+    s3 = s3io.client(scratch_bucket)
+    with ObjectUploads(scratch_bucket, threads=2, budget=3 * MIB, part=PART) as uploads:
+        uploads.send("page.html", io.BytesIO(b"x" * size), size, ATTRIBUTES)
+        uploads.wait()
+    head = s3.head_object(Bucket=scratch_bucket.bucket, Key="page.html")
+    tags = s3.get_object_tagging(Bucket=scratch_bucket.bucket, Key="page.html")
+    assert from_get_object(head, tag_set(tags)) == ATTRIBUTES

@@ -7,9 +7,11 @@ store blocks that do not compress (images, archives) instead of deflating them.
 A restore reads the tar once and hands every object to `ObjectUploads`
 (small ones sent by awscrt's native client, large ones as multipart uploads),
 again within a memory budget.
-Each tar entry carries the object's exact key, content type and user
-metadata in its PAX header, so a restore needs nothing else; a manifest with
-the same facts, one JSON line per object, sits beside the tgz for other tools.
+Each tar entry carries the object's exact key and everything S3 keeps with
+it (content type, stored headers, user metadata, tags) in its pax records
+(`pax.py`), so a restore needs nothing else; a manifest with the same facts,
+one JSON line per object, sits beside the tgz for other tools. Only the
+current version of each object is read, on a versioned bucket too.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import zlib
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -36,15 +38,13 @@ from archivist.format.bundle import JobResult
 from archivist.format.limits import CappedTarInfo
 from archivist.format.streams import Readable
 from archivist.progress import Progress, ProgressReader
+from archivist.sources.storage import pax
 from archivist.sources.storage.keys import check_member, describe_key, key_problem, skip_member
-from archivist.transport import s3io
+from archivist.transport import object_attributes, s3io
 from archivist.transport.object_uploads import ObjectUploads
 
 log = logging.getLogger(__name__)
 
-PAX_KEY = "ARCHIVIST.key"
-PAX_CONTENT_TYPE = "ARCHIVIST.content_type"
-PAX_METADATA = "ARCHIVIST.metadata"
 # Objects are often compressed already; a light level keeps the job fast (and blocks that do not
 # compress are stored, see deflate.GzipWriter).
 GZIP_LEVEL = 1
@@ -74,22 +74,30 @@ def _tar_name(key: str) -> str:
     return key.lstrip("/") or "_"
 
 
-def _get(s3: Any, bucket: str, key: str, whole: bool) -> tuple[dict[str, Any], bytes | None] | None:
-    """The object (its body read when `whole`), or None when it was deleted since it was listed."""
+class Fetched(NamedTuple):
+    answer: dict[str, Any]  # GetObject's, with the streaming body
+    body: bytes | None  # read whole for a small object
+    tags: dict[str, str]
+
+
+def _get(s3: Any, bucket: str, key: str, whole: bool) -> Fetched | None:
+    """The object (its body read when `whole`) and its tags, or None when it was deleted since it
+    was listed. The tags cost a request only for an object the GET says has some."""
     try:
         obj = s3.get_object(Bucket=bucket, Key=key)
+        tags = object_attributes.tag_set(s3.get_object_tagging(Bucket=bucket, Key=key)) if obj.get("TagCount") else {}
     except s3.exceptions.NoSuchKey:
         return None
     if not whole:
-        return obj, None
+        return Fetched(obj, None, tags)
     try:
-        return obj, obj["Body"].read()
+        return Fetched(obj, obj["Body"].read(), tags)
     finally:
         obj["Body"].close()
 
 
-def iter_fetched(s3: Any, bucket: str) -> Iterator[tuple[str, dict[str, Any] | None, bytes | None]]:
-    """Every object of the bucket in listing order as (key, GetObject answer, body or None).
+def iter_fetched(s3: Any, bucket: str) -> Iterator[tuple[str, Fetched | None]]:
+    """Every object of the bucket in listing order as (key, what was fetched).
 
     Objects up to SMALL_OBJECT bytes come with their body, fetched ahead by TRANSFER_THREADS
     threads with at most IN_FLIGHT_BYTES of them held at once; a larger one comes with a
@@ -113,7 +121,7 @@ def iter_fetched(s3: Any, bucket: str) -> Iterator[tuple[str, dict[str, Any] | N
                 key, size, future = ahead.popleft()
                 got = future.result() if future is not None else _get(s3, bucket, key, False)
                 held -= size
-                yield key, *(got or (None, None))
+                yield key, got
         finally:
             for _, _, future in ahead:
                 if future is not None:
@@ -142,36 +150,22 @@ def _dump(settings: S3Settings, staging, backup_id: str) -> JobResult:
             fileobj=gz, mode="w|", format=tarfile.PAX_FORMAT, bufsize=bundle.COPY_CHUNK, copybufsize=bundle.COPY_CHUNK
         ) as tar,
     ):
-        for key, obj, body in iter_fetched(s3, settings.bucket):
-            if obj is None:  # deleted since it was listed: not part of this backup
+        for key, got in iter_fetched(s3, settings.bucket):
+            if got is None:  # deleted since it was listed: not part of this backup
                 log.warning("object %s was deleted during the backup; skipped", key)
                 continue
-            content_type = obj.get("ContentType") or "binary/octet-stream"
-            metadata = obj.get("Metadata") or {}
+            obj = got.answer
+            attributes = object_attributes.from_get_object(obj, got.tags)
             info = tarfile.TarInfo(_tar_name(key))
             info.size, info.mode = obj["ContentLength"], 0o644
             info.mtime = int(obj["LastModified"].timestamp())
-            info.pax_headers = {
-                PAX_KEY: key,
-                PAX_CONTENT_TYPE: content_type,
-                PAX_METADATA: orjson.dumps(metadata).decode(),
-            }
+            info.pax_headers = pax.records(key, attributes)
             try:
-                tar.addfile(info, ProgressReader(io.BytesIO(body) if body is not None else obj["Body"], progress))
+                body = io.BytesIO(got.body) if got.body is not None else obj["Body"]
+                tar.addfile(info, ProgressReader(body, progress))
             finally:
                 obj["Body"].close()
-            manifest.write(
-                orjson.dumps(
-                    {
-                        "key": key,
-                        "size": info.size,
-                        "content_type": content_type,
-                        "metadata": metadata,
-                        "etag": obj.get("ETag", "").strip('"'),
-                    }
-                )
-                + b"\n"
-            )
+            manifest.write(orjson.dumps(_manifest_line(key, info.size, attributes, obj)) + b"\n")
             objects += 1
             total += info.size
     progress.done()
@@ -182,15 +176,33 @@ def _dump(settings: S3Settings, staging, backup_id: str) -> JobResult:
     return JobResult("storage", artifacts, {"objects": objects, "bytes": total}, time.monotonic() - started, "S3")
 
 
+def _manifest_line(key: str, size: int, attributes: object_attributes.ObjectAttributes, obj: dict) -> dict:
+    """One object in the manifest (docs/FORMAT.md#56-jobsstoragemanifest-idndjson-v1): headers and
+    tags only when it has some."""
+    line: dict[str, Any] = {
+        "key": key,
+        "size": size,
+        "content_type": attributes.content_type,
+        "metadata": attributes.metadata,
+        "etag": obj.get("ETag", "").strip('"'),
+    }
+    if attributes.headers:
+        line["headers"] = attributes.headers
+    if attributes.tags:
+        line["tags"] = attributes.tags
+    return line
+
+
 def bucket_is_empty(s3: Any, bucket: str) -> bool:
     return not s3.list_objects_v2(Bucket=bucket, MaxKeys=1).get("Contents")
 
 
 def restore(settings: S3Settings, tgz: Readable, mode: str = "empty") -> dict[str, int]:
-    """Puts every object of the tgz back under its key, with its content type and metadata.
+    """Puts every object of the tgz back under its key, with everything S3 kept with it.
 
-    An object whose key `key_problem` refuses is skipped with an error naming it and the others
-    are restored; then JobFailedError names every key skipped."""
+    An object whose key `key_problem` refuses, or whose pax records `pax.attributes` refuses, is
+    skipped with an error naming it and the others are restored; then JobFailedError names every
+    object skipped."""
     s3 = s3io.client(settings)
     check_bucket(settings, s3)
     if mode == "empty" and not bucket_is_empty(s3, settings.bucket):
@@ -210,27 +222,26 @@ def restore(settings: S3Settings, tgz: Readable, mode: str = "empty") -> dict[st
             inflated = gzip.GzipFile(fileobj=tgz, mode="rb")  # type: ignore[call-overload]
             with tarfile.open(fileobj=inflated, mode="r|", bufsize=TAR_READ_BUFFER, tarinfo=CappedTarInfo) as tar:
                 for member in tar:
-                    key = member.pax_headers.get(PAX_KEY, member.name)
+                    key = member.pax_headers.get(pax.KEY, member.name)
                     check_member(member, key)
                     if not member.isfile():
                         skip_member(tar, member)
                         continue
                     problem = key_problem(key)
+                    if problem is None:
+                        try:
+                            attributes = pax.attributes(member.pax_headers, mimetypes.guess_type(key)[0])
+                        except pax.AttributeProblem as exc:
+                            problem = str(exc)
                     if problem:
-                        log.error("object %s not restored: its key %s", describe_key(key), problem)
+                        log.error("object %s not restored: %s", describe_key(key), problem)
                         skipped.append(f"{describe_key(key)} ({problem})")
                         skip_member(tar, member)
                         continue
-                    content_type = (
-                        member.pax_headers.get(PAX_CONTENT_TYPE)
-                        or mimetypes.guess_type(key)[0]
-                        or "binary/octet-stream"
-                    )
-                    metadata = orjson.loads(member.pax_headers.get(PAX_METADATA, "{}"))
                     body = tar.extractfile(member)
                     if body is None:  # check_member lets only regular files through
                         raise VerificationError(f"archive entry {describe_key(key)} has no data to restore")
-                    uploads.send(key, body, member.size, content_type, metadata, on_read=progress.add)
+                    uploads.send(key, body, member.size, attributes, on_read=progress.add)
                     objects += 1
                     total += member.size
             uploads.wait()
@@ -242,7 +253,7 @@ def restore(settings: S3Settings, tgz: Readable, mode: str = "empty") -> dict[st
     if skipped:
         raise JobFailedError(
             f"{len(skipped)} object(s) of the storage archive were not restored into bucket "
-            f"'{settings.bucket}', their keys refused: {'; '.join(skipped)}. The other "
+            f"'{settings.bucket}', refused: {'; '.join(skipped)}. The other "
             f"{objects} object(s) were restored"
         )
     return {"objects": objects, "bytes": total}
