@@ -39,6 +39,8 @@ _CREATE_IN_SCHEMA = re.compile(
     rb"(" + _IDENT + rb")\.(" + _IDENT + rb")",
     re.I,
 )
+# pg_dump creates each large object by its OID, given as a string literal (kept apart, see _Scanner).
+_LO_CREATE = re.compile(rb"SELECT\s+pg_catalog\.lo_create\(\s*\)\s*;$", re.I)
 _COPY_FROM_STDIN = re.compile(rb"COPY\s.*\sFROM\s+stdin\s*;?\s*$", re.I | re.S)
 # pg_dump's header of the entry that follows: `-- Name: add(integer, integer); Type: FUNCTION; ...`
 _TOC = re.compile(rb"^-- Name: (.*); Type: ([A-Z ]+); Schema: ")
@@ -57,10 +59,13 @@ class DumpPlan:
 
     schemas: list[str] = field(default_factory=list)
     public: dict[str, list[str]] = field(default_factory=dict)  # kind → names (functions: their signature)
+    large_objects: list[int] = field(default_factory=list)  # OIDs
 
     def describe(self) -> str:
         parts = [f"schema {s}" for s in self.schemas]
         parts += [f"{kind} public.{name}" for kind, names in sorted(self.public.items()) for name in names]
+        if self.large_objects:
+            parts.append(f"{len(self.large_objects)} large object(s)")
         return ", ".join(parts) or "nothing"
 
 
@@ -73,6 +78,7 @@ class _Scanner:
         self.head = bytearray()
         self.toc: tuple[bytes, bytes] | None = None
         self.in_copy = False
+        self.literal: bytes | None = None  # the statement's first string literal, when on one line
         self.plan = DumpPlan()
 
     def feed(self, line: bytes) -> None:
@@ -139,6 +145,7 @@ class _Scanner:
             self.state = ""
             return closed + len(state)
         quote = b'"' if state == '"' else b"'"
+        start = pos
         while True:
             closed = line.find(quote, pos)
             if state == "e'":
@@ -157,6 +164,8 @@ class _Scanner:
                 continue
             if state == '"':
                 self._code(line[pos : closed + 1])
+            elif self.literal is None and len(self.head) < STATEMENT_HEAD:
+                self.literal = line[start:closed][:32]
             self.state = ""
             return closed + 1
 
@@ -170,6 +179,7 @@ class _Scanner:
         head = bytes(self.head).strip()
         self.head = bytearray()
         toc, self.toc = self.toc, None
+        literal, self.literal = self.literal, None
         if match := _CREATE_SCHEMA.match(head):
             if (name := _name(match.group(1))) not in self.plan.schemas:
                 self.plan.schemas.append(name)
@@ -183,6 +193,8 @@ class _Scanner:
             names = self.plan.public.setdefault(kind, [])
             if name not in names:
                 names.append(name)
+        elif _LO_CREATE.match(head) and literal is not None and literal.isdigit() and int(literal) < 2**32:
+            self.plan.large_objects.append(int(literal))
         elif _COPY_FROM_STDIN.match(head):
             self.in_copy = True
 

@@ -40,7 +40,9 @@ CHUNK = 1024 * 1024
 # No --clean: its DROP section cannot run on an empty database (pg_dump emits
 # `CREATE OR REPLACE VIEW` placeholders there), so `replace` drops schemas itself.
 # Owners and grants are left out so the dump restores on a server with other roles.
-PG_DUMP_ARGS = ["--format=plain", "--no-owner", "--no-privileges", "--no-password"]
+PG_DUMP_ARGS = ["--format=plain", "--no-password"]
+ROLE_NEUTRAL = ["--no-owner", "--no-privileges"]  # unless the backup keeps owners and privileges
+MISSING_ROLE = re.compile(r'ERROR:\s+role "[^"]*" does not exist')
 LOCK_TIMEOUT = "canceling statement due to lock timeout"  # PostgreSQL's message, in pg_dump's stderr
 PSQL_ARGS = ["-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction", "--no-password", "-f", "-"]
 USER_TABLES = """
@@ -166,8 +168,9 @@ def counts(settings: PostgresSettings) -> dict[str, int]:
     return {"tables": len(tables), "rows_estimate": sum(rows for _, rows in tables)}
 
 
-def dump(settings: PostgresSettings, staging, backup_id: str) -> JobResult:
-    """Streams `pg_dump` of the database into `staging` as plain SQL."""
+def dump(settings: PostgresSettings, staging, backup_id: str, privileges: bool = False) -> JobResult:
+    """Streams `pg_dump` of the database into `staging` as plain SQL; with `privileges`, owners
+    and privileges included."""
     started = time.monotonic()
     version = check_server_and_tools(settings)
     lock_wait = config.load_pg_lock_wait()
@@ -181,7 +184,7 @@ def dump(settings: PostgresSettings, staging, backup_id: str) -> JobResult:
     path = bundle.postgres_path(backup_id)
     with tempfile.TemporaryFile() as errors:
         proc = subprocess.Popen(
-            [tool("pg_dump"), *PG_DUMP_ARGS, f"--lock-wait-timeout={lock_wait}"],
+            [tool("pg_dump"), *PG_DUMP_ARGS, *([] if privileges else ROLE_NEUTRAL), f"--lock-wait-timeout={lock_wait}"],
             stdout=subprocess.PIPE,
             stderr=errors,
             env=child_env(settings),
@@ -253,7 +256,16 @@ def replace_prologue(plan: DumpPlan) -> bytes:
                 signatures=", ".join(_literal(s) for s in signatures) or "",
             )
         )
+    if plan.large_objects:  # each is recreated by its OID, which must then be free
+        lines.append(
+            "SELECT pg_catalog.lo_unlink(m.oid) FROM pg_catalog.pg_largeobject_metadata m "
+            f"WHERE m.oid = ANY ({_oids(plan.large_objects)});"
+        )
     return ("\n".join(lines) + "\n").encode()
+
+
+def _oids(oids: list[int]) -> str:
+    return f"'{{{','.join(str(int(oid)) for oid in oids)}}}'::pg_catalog.oid[]"
 
 
 # Functions are matched on pg_dump's own signature text (`name(type, type)`). Drops are retried
@@ -299,26 +311,27 @@ $archivist$;"""
 
 def replace_epilogue(plan: DumpPlan) -> bytes:
     """SQL run last, before the commit: fails the restore (so the drops roll back) when the dump
-    did not recreate a schema or public relation that the prologue dropped."""
-    wanted = [f"pg_catalog.to_regnamespace({_literal(_ident(s))})" for s in plan.schemas]
-    wanted += [
-        f"pg_catalog.to_regclass({_literal('public.' + _ident(n))})"
+    did not recreate a schema, public relation or large object that the prologue dropped."""
+    relations = [
+        n
         for kind in ("materialized view", "view", "table", "sequence")
         for n in plan.public.get(kind, [])
         if "public" not in plan.schemas
     ]
-    if not wanted:
+    missing = [f"pg_catalog.to_regnamespace({_literal(_ident(s))}) IS NULL" for s in plan.schemas]
+    missing += [f"pg_catalog.to_regclass({_literal('public.' + _ident(n))}) IS NULL" for n in relations]
+    names = [f"schema {s}" for s in plan.schemas] + [f"public.{n}" for n in relations]
+    if plan.large_objects:
+        missing.append(
+            f"(SELECT pg_catalog.count(*) FROM pg_catalog.pg_largeobject_metadata WHERE oid = ANY "
+            f"({_oids(plan.large_objects)})) < {len(set(plan.large_objects))}"
+        )
+        names.append(f"{len(plan.large_objects)} large object(s)")
+    if not missing:
         return b""
-    names = [f"schema {s}" for s in plan.schemas] + [
-        f"public.{n}"
-        for kind in ("materialized view", "view", "table", "sequence")
-        for n in plan.public.get(kind, [])
-        if "public" not in plan.schemas
-    ]
-    checks = " OR ".join(f"{w} IS NULL" for w in wanted)
     return (
-        f"DO $archivist$ BEGIN IF {checks} THEN RAISE EXCEPTION 'the dump did not recreate what replace mode "
-        f"dropped (one of: %)', {_literal(', '.join(names))}; END IF; END $archivist$;\n"
+        f"DO $archivist$ BEGIN IF {' OR '.join(missing)} THEN RAISE EXCEPTION 'the dump did not recreate what "
+        f"replace mode dropped (one of: %)', {_literal(', '.join(names))}; END IF; END $archivist$;\n"
     ).encode()
 
 
@@ -369,8 +382,15 @@ def restore(
         code = proc.wait()
         if code != 0:
             errors.seek(0)
+            said = _tail(errors)
+            hint = (
+                ". The bundle keeps owners and privileges: create the roles it names in the target cluster "
+                "first, or restore a backup taken without postgres_privileges"
+                if MISSING_ROLE.search(said)
+                else ""
+            )
             raise JobFailedError(
-                f"psql restore into {_where(settings)} failed and was rolled back (exit {code}): {_tail(errors)}"
+                f"psql restore into {_where(settings)} failed and was rolled back (exit {code}): {said}{hint}"
             )
     progress.done()
     with connect(settings) as conn:

@@ -79,3 +79,17 @@ def test_describe_says_exactly_what_is_dropped():
     plan = dump_plan.DumpPlan(schemas=["app"], public={"table": ["countries"]})
     assert plan.describe() == "schema app, table public.countries"
     assert dump_plan.DumpPlan().describe() == "nothing"
+
+
+def test_large_objects_are_the_oids_pg_dump_creates_at_the_top_level():
+    plan = _scan(
+        b"SELECT pg_catalog.lo_create('19222');\n"
+        b"SELECT pg_catalog.lo_open('19222', 131072);\n"
+        b"SELECT pg_catalog.lo_create('7');\n"
+        b"COMMENT ON TABLE t IS 'SELECT pg_catalog.lo_create(''5'');';\n"
+        b"CREATE FUNCTION public.f() RETURNS void AS $$ SELECT pg_catalog.lo_create('6'); $$ LANGUAGE sql;\n"
+        b"SELECT pg_catalog.lo_create('not a number');\n"
+        b"SELECT pg_catalog.lo_create('99999999999');\n"
+    )
+    assert plan.large_objects == [19222, 7]
+    assert plan.describe().endswith("2 large object(s)")
