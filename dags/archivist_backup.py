@@ -52,7 +52,9 @@ def _run_job(job: str, plan: dict) -> dict:
     from archivist.sources.base import DumpOptions
 
     key = BackupKey.parse(plan["key"])
-    options = DumpOptions(plan["index_pattern"], plan["closed_indices"], tuple(plan["mappings_only"]))
+    options = DumpOptions(
+        plan["index_pattern"], plan["closed_indices"], tuple(plan["mappings_only"]), plan["postgres_privileges"]
+    )
     result = backup.run_job(job, key, _store().staging(key), backup.load_job_settings(job), options)
     return result.as_dict()
 
@@ -104,6 +106,12 @@ def _run_job(job: str, plan: dict) -> dict:
             description="Indices (names or patterns) backed up as settings and mappings without documents: "
             "for an index whose _source is disabled or filtered, which otherwise fails the backup.",
         ),
+        "postgres_privileges": Param(
+            False,
+            type="boolean",
+            description="Keep owners and privileges (ownership, GRANTs, default privileges) in the PostgreSQL "
+            "dump, for restores into a cluster where the same roles exist.",
+        ),
         "rotation_dry_run": Param(
             False, type="boolean", description="Log which old bundles rotation would delete, and delete none."
         ),
@@ -131,6 +139,7 @@ def archivist_backup():
             "index_pattern": params["index_pattern"],
             "closed_indices": config.parse_closed_indices(params["closed_indices"]),
             "mappings_only": list(config.parse_index_patterns(params["mappings_only"])),
+            "postgres_privileges": bool(params["postgres_privileges"]),
         }
 
     @task(trigger_rule="none_failed", outlets=[BACKUPS])

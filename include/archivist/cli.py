@@ -178,7 +178,8 @@ jobs_option = click.option(
 
 
 def dump_options(func: Callable) -> Callable:
-    """--index-pattern, --closed-indices and --mappings-only, handed to the command as `options`."""
+    """--index-pattern, --closed-indices, --mappings-only and --postgres-privileges, handed to the
+    command as `options`."""
 
     @click.option(
         "--index-pattern",
@@ -199,9 +200,17 @@ def dump_options(func: Callable) -> Callable:
         metavar="INDEX,...",
         help="Indices backed up as settings and mappings without documents (_source disabled or filtered).",
     )
+    @click.option(
+        "--postgres-privileges",
+        is_flag=True,
+        help="Keep owners and privileges in the PostgreSQL dump (restore into a cluster with the same roles).",
+    )
     @functools.wraps(func)
-    def wrapper(*args, index_pattern: str, closed_indices: str, mappings_only: str | None, **kwargs):
-        options = DumpOptions(index_pattern, closed_indices, config.parse_index_patterns(mappings_only))
+    def wrapper(
+        *args, index_pattern: str, closed_indices: str, mappings_only: str | None, postgres_privileges: bool, **kwargs
+    ):
+        patterns = config.parse_index_patterns(mappings_only)
+        options = DumpOptions(index_pattern, closed_indices, patterns, postgres_privileges)
         return func(*args, options=options, **kwargs)
 
     return wrapper

@@ -127,6 +127,7 @@ def test_backup_params(backup_dag):
     assert params["closed_indices"] == "refuse"
     assert params.get_param("closed_indices").schema["enum"] == ["refuse", "open"]
     assert params["mappings_only"] == []
+    assert params["postgres_privileges"] is False
 
 
 def test_restore_params(restore_dag):

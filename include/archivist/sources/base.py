@@ -16,7 +16,7 @@ Patterns = list[str] | None
 @dataclass(frozen=True)
 class DumpOptions:
     """What one backup takes beyond its connections, chosen per run (DAG params, command options).
-    Only the Elasticsearch job reads these today; the other sources ignore them."""
+    Each source reads the fields of its own and ignores the others."""
 
     index_pattern: str = "*"
     # What to do with a closed index matching the pattern: "refuse" (fail naming it) or "open"
@@ -25,6 +25,9 @@ class DumpOptions:
     # Index patterns backed up as their definition alone, without documents: the way to back up
     # an index whose _source is disabled or filtered, whose documents cannot be read back.
     mappings_only: tuple[str, ...] = ()
+    # PostgreSQL: keep owners and privileges (ownership, GRANTs, default privileges) in the dump,
+    # for restores into a cluster where the same roles exist; off, the dump is role-neutral.
+    postgres_privileges: bool = False
 
 
 class Source(Protocol):

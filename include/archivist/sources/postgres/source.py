@@ -35,7 +35,7 @@ class PostgresSource:
         )
 
     def dump(self, settings: PostgresSettings, staging: Staging, backup_id: str, options: DumpOptions) -> JobResult:
-        return job.dump(settings, staging, backup_id)
+        return job.dump(settings, staging, backup_id, options.postgres_privileges)
 
     def check_bundle(self, open_bundle: BundleOpener, report: VerifyReport) -> None:
         """The dump is checked statement by statement when it is restored (dump_plan, psql_script)."""
