@@ -5,13 +5,16 @@ PG* variables, to pg_dump and psql; the DATABASE_* variables; nothing dropped wi
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from airflow.sdk import Connection
 
 from archivist import config
+from archivist.elasticsearch_settings import elasticsearch_from_connection
 from archivist.errors import ConfigurationError
 from archivist.postgres_settings import LIBPQ_VARIABLES, PostgresSettings, postgres_from_connection, postgres_from_env
+from tests.support import ROOT
 
 SECRET = "pg-s3cr3t-Pa55-do-not-log"
 TLS_EXTRA = {
@@ -159,3 +162,23 @@ def test_database_variables_carry_the_tls_settings():
     assert config.load_postgres(env=env).source == "DATABASE_* variables"
     with pytest.raises(ConfigurationError, match="DATABASE_SSLMODE of DATABASE_\\* variables is 'on'"):
         postgres_from_env({**env, "DATABASE_SSLMODE": "on"})
+
+
+def test_the_readme_examples_read_as_documented():
+    """The URI and JSON forms README's Connections part shows, parsed by Airflow, give verified TLS."""
+    block = (ROOT / "README.md").read_text().split("## Connections", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
+    examples = re.findall(r"export AIRFLOW_CONN_ARCHIVIST_(POSTGRES|ELASTICSEARCH)='(.*?)'", block, re.S)
+    assert [part for part, _ in examples] == ["POSTGRES", "POSTGRES", "ELASTICSEARCH", "ELASTICSEARCH"]
+    for part, text in examples:
+        conn = Connection.from_json(text, "x") if text.startswith("{") else Connection.from_uri(text, "x")
+        if part == "POSTGRES":
+            settings = postgres_from_connection(conn)
+            assert settings.libpq_env()["PGSSLMODE"] == "verify-full"
+            assert settings.libpq_env()["PGSSLROOTCERT"] == "/etc/archivist/ca.pem"
+        else:
+            es = elasticsearch_from_connection(conn)
+            assert (es.url, es.verify_certs, es.ca_certs) == (
+                "https://es.example.com:9243",
+                True,
+                "/etc/archivist/ca.pem",
+            )
