@@ -3,7 +3,8 @@ variables, or from a connection read as the postgres provider's PostgresHook rea
 login, password, the database in the schema field, and libpq's own keywords in the extra).
 
 The check (psycopg) and the job (pg_dump, psql) are given the same libpq options, the first as
-keywords and the others as their PG* variables, so a TLS setting holds for every byte sent.
+keywords and the others as their PG* variables (or, for the few with none, a connection string in
+--dbname), so a TLS setting holds for every byte sent.
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ LIBPQ_VARIABLES = {
     "connect_timeout": "PGCONNECT_TIMEOUT",
     "application_name": "PGAPPNAME",
 }
+# libpq's keywords with no variable, all whole numbers and none secret: pg_dump and psql get them
+# as a connection string in --dbname (which then names no database, so PGDATABASE still counts).
+LIBPQ_ARGUMENTS = ("keepalives", "keepalives_idle", "keepalives_interval", "keepalives_count", "tcp_user_timeout")
 SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 # Extras the provider's hook reads for itself, which change nothing about the connection.
 HOOK_ONLY_EXTRAS = frozenset({"cursor", "sqlalchemy_scheme", "sqlalchemy_query"})
@@ -69,8 +73,13 @@ class PostgresSettings:
         env = {"PGHOST": self.host, "PGPORT": str(self.port), "PGUSER": self.user, "PGDATABASE": self.dbname}
         if self.password:
             env["PGPASSWORD"] = self.password
-        env.update({LIBPQ_VARIABLES[keyword]: value for keyword, value in self.libpq_options.items()})
+        env.update({LIBPQ_VARIABLES[k]: v for k, v in self.libpq_options.items() if k in LIBPQ_VARIABLES})
         return env
+
+    def libpq_args(self) -> list[str]:
+        """pg_dump's and psql's arguments for the options no variable carries: `--dbname=keepalives_idle=30`."""
+        words = [f"{k}={v}" for k, v in self.libpq_options.items() if k in LIBPQ_ARGUMENTS]
+        return [f"--dbname={' '.join(words)}"] if words else []
 
     def connect_args(self) -> dict[str, Any]:
         """Keyword arguments for psycopg.connect: the same options pg_dump and psql get."""
@@ -98,16 +107,18 @@ def libpq_options(values: Mapping[str, Any], source: str, name: str = "extra {ke
                 f"{where} asks for a login archivist does not make: archivist logs in with the "
                 "connection's login and password; remove it"
             )
-        if keyword not in LIBPQ_VARIABLES:
+        if keyword not in LIBPQ_VARIABLES and keyword not in LIBPQ_ARGUMENTS:
             raise ConfigurationError(
                 f"{where} is not a libpq keyword archivist can give pg_dump and psql: "
-                f"use one of {', '.join(LIBPQ_VARIABLES)}, or remove it"
+                f"use one of {', '.join((*LIBPQ_VARIABLES, *LIBPQ_ARGUMENTS))}, or remove it"
             )
         if value is None or value == "":
             continue
         text = ("1" if value else "0") if isinstance(value, bool) else str(value).strip()
         if keyword == "sslmode" and text not in SSLMODES:
             raise ConfigurationError(f"{where} is {text!r}: use one of {', '.join(SSLMODES)}")
+        if keyword in LIBPQ_ARGUMENTS and not text.isdigit():
+            raise ConfigurationError(f"{where} must be a whole number, got {value!r}")
         options[keyword] = text
     return options
 
@@ -115,7 +126,7 @@ def libpq_options(values: Mapping[str, Any], source: str, name: str = "extra {ke
 def postgres_from_env(env: Mapping[str, str]) -> PostgresSettings:
     """The DATABASE_* variables; libpq's keywords as DATABASE_<KEYWORD>, such as DATABASE_SSLMODE."""
     source = "DATABASE_* variables"
-    named = {k: env.get(f"DATABASE_{k.upper()}", "").strip() for k in LIBPQ_VARIABLES}
+    named = {k: env.get(f"DATABASE_{k.upper()}", "").strip() for k in (*LIBPQ_VARIABLES, *LIBPQ_ARGUMENTS)}
     return PostgresSettings(
         host=required(env, "DATABASE_HOST"),
         port=port(env, "DATABASE_PORT", 5432),

@@ -132,7 +132,7 @@ def test_hook_only_extras_are_ignored():
     [
         ({"sslmode": "verify_full"}, ["extra 'sslmode' of connection 'pg'", "'verify_full'", "verify-full"]),
         ({"sslpassword": "x"}, ["extra 'sslpassword' of connection 'pg'", "not a libpq keyword", "sslrootcert"]),
-        ({"keepalives_idle": 30}, ["extra 'keepalives_idle'", "remove it"]),
+        ({"keepalives_idle": "soon"}, ["extra 'keepalives_idle' of connection 'pg'", "whole number"]),
         ({"iam": True}, ["extra 'iam' of connection 'pg'", "login and password"]),
     ],
 )
@@ -182,3 +182,13 @@ def test_the_readme_examples_read_as_documented():
                 True,
                 "/etc/archivist/ca.pem",
             )
+
+
+def test_keywords_without_a_variable_reach_the_tools_as_a_connection_string():
+    # The provider documents keepalives_idle; libpq has no variable for it.
+    conn = Connection.from_uri("postgres://u:p@db/d?keepalives_idle=30&keepalives=1&sslmode=require", conn_id="pg")
+    settings = postgres_from_connection(conn)
+    assert settings.connect_args()["keepalives_idle"] == "30"
+    assert settings.libpq_args() == ["--dbname=keepalives_idle=30 keepalives=1"]
+    assert "PGSSLMODE" in settings.libpq_env() and not any("KEEPALIVES" in k for k in settings.libpq_env())
+    assert postgres_from_connection(Connection.from_uri("postgres://u:p@db/d", conn_id="pg")).libpq_args() == []

@@ -36,7 +36,8 @@ def pg_tls(pg_settings, tls_ca) -> PostgresSettings:
         pg_settings,
         dbname=DATABASE,
         source="TLS test database",
-        libpq_options={"sslmode": "verify-full", "sslrootcert": tls_ca},
+        # keepalives_idle has no PG* variable: pg_dump and psql get it in --dbname.
+        libpq_options={"sslmode": "verify-full", "sslrootcert": tls_ca, "keepalives_idle": "30"},
     )
     return settings
 
@@ -68,7 +69,9 @@ def _connections_env(
     part and the client's TLS arguments in the query. No spec variable is set."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(SPEC_PREFIXES) and k not in CONNECTIONS}
     pg_extra = dict(pg.libpq_options) if pg_extra is None else pg_extra
-    es_query = {"ca_certs": es.ca_certs, "verify_certs": "true"} if es_query is None else es_query
+    es_query = (
+        {"ca_certs": es.ca_certs, "verify_certs": "true", "http_compress": "true"} if es_query is None else es_query
+    )
     url = urllib.parse.urlsplit(es.url)
     env["AIRFLOW_CONN_ARCHIVIST_POSTGRES"] = json.dumps(
         {

@@ -192,7 +192,7 @@ def dump(settings: PostgresSettings, staging, backup_id: str) -> JobResult:
     path = bundle.postgres_path(backup_id)
     with tempfile.TemporaryFile() as errors:
         proc = subprocess.Popen(
-            [tool("pg_dump"), *PG_DUMP_ARGS, f"--lock-wait-timeout={lock_wait}"],
+            [tool("pg_dump"), *PG_DUMP_ARGS, f"--lock-wait-timeout={lock_wait}", *settings.libpq_args()],
             stdout=subprocess.PIPE,
             stderr=errors,
             env=child_env(settings),
@@ -359,7 +359,7 @@ def restore(
     progress = Progress(f"psql {settings.dbname}")
     with tempfile.TemporaryFile() as errors:
         proc = subprocess.Popen(
-            [tool("psql"), *PSQL_ARGS],
+            [tool("psql"), *PSQL_ARGS, *settings.libpq_args()],
             stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             stderr=errors,
