@@ -88,6 +88,10 @@ ssl_ca_file = '$TLS_CA'
 CONF
   grep -q "^include_if_exists = 'archivist-tls.conf'" "$PG_DATA/postgresql.conf" \
     || echo "include_if_exists = 'archivist-tls.conf'" | as_service_user tee -a "$PG_DATA/postgresql.conf" >/dev/null
+  # One role logs in with a client certificate of the local CA and nothing else (the TLS tests
+  # make it); first, so the password line below never matches it.
+  local hba="hostssl all $TLS_CLIENT_ROLE $BIND/32 cert"
+  grep -qxF "$hba" "$PG_DATA/pg_hba.conf" || as_service_user sed -i "1i $hba" "$PG_DATA/pg_hba.conf"
 }
 
 # Bump when the configuration appended below changes: an older home is then unpacked again
@@ -241,6 +245,8 @@ xpack.security.http.ssl.enabled: true
 xpack.security.http.ssl.certificate: certs/server.crt
 xpack.security.http.ssl.key: certs/server.key
 xpack.security.http.ssl.certificate_authorities: [ "certs/ca.crt" ]
+# A client certificate is not required, but one that is shown must be the local CA's.
+xpack.security.http.ssl.client_authentication: optional
 xpack.security.transport.ssl.enabled: false
 CONF
     as_service_user env ES_PATH_CONF="$conf" ES_JAVA_HOME="$JAVA_HOME_17" ES_JAVA_OPTS="-Xms768m -Xmx768m" \

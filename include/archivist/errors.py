@@ -60,12 +60,13 @@ ELASTICSEARCH_LOGIN_FIX = "check the user and password"
 ELASTICSEARCH_ROLE_FIX = "give the user a role that allows backups and restores, for example superuser"
 # What to do when a TLS handshake fails: the scheme or the trusted CA does not fit the server.
 ELASTICSEARCH_TLS_FIX = (
-    "use https only if the server speaks TLS, and set ca_certs (ELASTICSEARCH_CA_CERTS) to the CA "
-    "certificate that signed the server's certificate"
+    "use https only if the server speaks TLS, set ca_certs (ELASTICSEARCH_CA_CERTS) to the CA "
+    "certificate that signed the server's certificate, and client_cert and client_key to a certificate "
+    "the server trusts if it asks for one"
 )
 POSTGRES_TLS_FIX = (
-    "check sslmode, and set sslrootcert (DATABASE_SSLROOTCERT) to the CA certificate that signed the "
-    "server's certificate"
+    "check sslmode, set sslrootcert (DATABASE_SSLROOTCERT) to the CA certificate that signed the "
+    "server's certificate, and sslcert and sslkey to a certificate the server trusts if it asks for one"
 )
 
 

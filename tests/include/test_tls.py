@@ -1,7 +1,8 @@
 """TLS for real: PostgreSQL with `ssl = on` and the HTTPS-only Elasticsearch node, both serving a
 certificate of the local CA. A backup and a restore through verified TLS with the connections
-written as the providers document them, proof that the traffic was TLS, and a wrong CA refused
-by `archivist simple-check` with the connection and the certificate problem named."""
+written as the providers document them, proof that the traffic was TLS, a wrong CA refused by
+`archivist simple-check` with the connection and the certificate problem named, and client
+certificates checked by both servers."""
 
 from __future__ import annotations
 
@@ -15,12 +16,13 @@ import psycopg
 import pytest
 
 from archivist.config import ElasticsearchSettings, PostgresSettings
-from archivist.errors import UnreachableError
+from archivist.errors import ConfigurationError, UnreachableError
 from archivist.sources.elasticsearch import cluster as es_cluster
 from archivist.sources.postgres import job as postgres
 from tests.spec_support import SPEC_PREFIXES, archivist
 
 DATABASE = "archivist_tls"
+CLIENT_ROLE = "archivist_tls_client"  # pg_hba lets it in with a client certificate of the local CA alone
 INDEX = "tls-docs"
 ROWS = [(1, "over"), (2, "verified"), (3, "tls")]
 CONNECTIONS = ("AIRFLOW_CONN_ARCHIVIST_POSTGRES", "AIRFLOW_CONN_ARCHIVIST_ELASTICSEARCH")
@@ -173,3 +175,53 @@ def test_require_without_a_ca_encrypts_but_verify_full_needs_the_right_ca(pg_tls
     wrong = _connections_env(pg_tls, es_tls, pg_extra={"sslmode": "verify-full", "sslrootcert": other_ca})
     run = archivist(wrong, "simple-check", "--jobs", "postgres")
     assert run.returncode == 2 and "certificate verify failed" in run.stdout, run.stdout + run.stderr
+
+
+@pytest.fixture(scope="module")
+def pg_client_cert(pg_settings, pg_tls, tls_ca) -> PostgresSettings:
+    """The role that logs in with the local CA's client certificate and no password."""
+    with psycopg.connect(**pg_settings.connect_args(), autocommit=True) as admin:
+        if not admin.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (CLIENT_ROLE,)).fetchone():
+            admin.execute(f"CREATE ROLE {CLIENT_ROLE} LOGIN IN ROLE pg_read_all_data")
+    folder = os.path.dirname(tls_ca)
+    options = {
+        **pg_tls.libpq_options,
+        "sslcert": os.path.join(folder, "client.crt"),
+        "sslkey": os.path.join(folder, "client.key"),
+    }
+    return dataclasses.replace(pg_tls, user=CLIENT_ROLE, password="", libpq_options=options)
+
+
+def test_a_client_certificate_logs_in_to_the_database_and_pg_dump(pg_client_cert, other_ca):
+    with postgres.connect(pg_client_cert) as conn:
+        row = conn.execute("SELECT ssl, client_dn FROM pg_stat_ssl WHERE pid = pg_backend_pid()").fetchone()
+    assert row == (True, f"/CN={CLIENT_ROLE}")
+    dump = subprocess.run(  # sslcert and sslkey reach pg_dump as PGSSLCERT and PGSSLKEY
+        [postgres.tool("pg_dump"), "--schema-only", "--no-password", *pg_client_cert.libpq_args()],
+        capture_output=True,
+        text=True,
+        env=postgres.child_env(pg_client_cert),
+        timeout=60,
+    )
+    assert dump.returncode == 0, dump.stderr
+
+    options = {k: v for k, v in pg_client_cert.libpq_options.items() if k not in ("sslcert", "sslkey")}
+    with pytest.raises(ConfigurationError, match="requires a valid client certificate"):
+        postgres.connect(dataclasses.replace(pg_client_cert, libpq_options=options))
+    folder = os.path.dirname(other_ca)  # a client certificate the server's CA did not sign
+    options |= {"sslcert": os.path.join(folder, "client.crt"), "sslkey": os.path.join(folder, "client.key")}
+    with pytest.raises(ConfigurationError, match="unknown ca"):
+        postgres.connect(dataclasses.replace(pg_client_cert, libpq_options=options))
+
+
+def test_the_tls_node_checks_a_client_certificate_it_is_shown(es_tls, tls_ca, other_ca):
+    ours, theirs = os.path.dirname(tls_ca), os.path.dirname(other_ca)
+    signed = dataclasses.replace(
+        es_tls, client_cert=os.path.join(ours, "client.crt"), client_key=os.path.join(ours, "client.key")
+    )
+    assert es_cluster.check_login(signed, quick=True).startswith("8.")
+    unknown = dataclasses.replace(
+        es_tls, client_cert=os.path.join(theirs, "client.crt"), client_key=os.path.join(theirs, "client.key")
+    )
+    with pytest.raises(ConfigurationError, match="certificate unknown.*client_cert"):
+        es_cluster.check_login(unknown, quick=True)

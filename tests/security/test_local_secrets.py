@@ -21,8 +21,8 @@ LOCAL = ROOT / ".local"
 COMMON = ROOT / "scripts" / "common.sh"
 
 
-# The private keys of scripts/tls.sh: the local CA's, and the server's that PostgreSQL serves.
-TLS_KEYS = [LOCAL / "tls" / "ca.key", LOCAL / "tls" / "server.key"]
+# The private keys of scripts/tls.sh: the local CA's, the server's that PostgreSQL serves, the client's.
+TLS_KEYS = [LOCAL / "tls" / "ca.key", LOCAL / "tls" / "server.key", LOCAL / "tls" / "client.key"]
 
 
 def _passwords() -> list[str]:
