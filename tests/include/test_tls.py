@@ -17,8 +17,11 @@ import pytest
 
 from archivist.config import ElasticsearchSettings, PostgresSettings
 from archivist.errors import ConfigurationError, UnreachableError
+from archivist.format.bundle import BackupKey
+from archivist.runner import backup
 from archivist.sources.elasticsearch import cluster as es_cluster
 from archivist.sources.postgres import job as postgres
+from archivist.transport.staging import LocalStaging
 from tests.spec_support import SPEC_PREFIXES, archivist
 
 DATABASE = "archivist_tls"
@@ -166,6 +169,16 @@ def test_a_wrong_ca_fails_the_check_naming_the_connection_and_the_certificate(pg
     assert "connection 'archivist_elasticsearch'" in search and "certificate verify failed" in search
     assert "ca_certs" in search
     assert es_tls.password not in run.stdout + run.stderr
+
+
+def test_a_job_that_meets_a_certificate_it_cannot_verify_names_it(es_tls, other_ca, tmp_path):
+    # No check ran before this job (as when a certificate changes between the check and the job).
+    wrong = dataclasses.replace(es_tls, ca_certs=other_ca)
+    with pytest.raises(ConfigurationError) as info:
+        backup.run_job("elasticsearch", BackupKey.new(), LocalStaging(parent=str(tmp_path)), wrong)
+    message = str(info.value)
+    assert f"open a TLS connection to Elasticsearch at {es_tls.url} (TLS test node)" in message
+    assert "certificate verify failed" in message and "ca_certs" in message
 
 
 def test_require_without_a_ca_encrypts_but_verify_full_needs_the_right_ca(pg_tls, es_tls, other_ca):
