@@ -693,8 +693,7 @@ def _legacy_actions(rng: random.Random, count: int = 150) -> Iterator[dict]:
 
 def seed_elasticsearch(settings: ElasticsearchSettings) -> dict[str, int]:
     """Recreates the demo templates, indices and aliases; returns documents per index."""
-    auth = (settings.user, settings.password) if settings.user else None
-    with elasticsearch.Elasticsearch(settings.url, basic_auth=auth, request_timeout=60) as es:
+    with elasticsearch.Elasticsearch(settings.url, **settings.client_options(), request_timeout=60) as es:
         _reset_elasticsearch(es)
         _put_templates(es)
         _create_indices(es)

@@ -20,6 +20,8 @@ ES_PORT="${ARCHIVIST_ES_PORT:-59200}"
 MINIO_PORT="${ARCHIVIST_MINIO_PORT:-59000}"
 MINIO_CONSOLE_PORT="${ARCHIVIST_MINIO_CONSOLE_PORT:-59001}"
 AIRFLOW_PORT="${ARCHIVIST_AIRFLOW_PORT:-8080}"
+# The HTTPS-only node of `services.sh start-tls` (its transport port is 100 above it).
+ES_TLS_PORT="${ARCHIVIST_ES_TLS_PORT:-$((ES_PORT + 50))}"
 
 # Demo credentials for the local stack only (never used outside .local/).
 PG_DB="archivist_demo"

@@ -3,6 +3,7 @@
 # stack, each as the unprivileged service user, bound to 127.0.0.1, with its
 # state under .local/ and its log under .local/log/. Idempotent.
 source "$(dirname "$0")/common.sh"
+source "$(dirname "$0")/tls.sh"
 
 PG_BIN="/usr/lib/postgresql/$PG_MAJOR/bin"
 PG_DATA="$LOCAL/pg/data"
@@ -54,17 +55,43 @@ port = $PG_PORT
 unix_socket_directories = '$PG_SOCK'
 CONF
   fi
+  configure_postgres_tls
   as_service_user mkdir -p "$PG_SOCK"
-  if ! as_service_user "$PG_BIN/pg_ctl" -D "$PG_DATA" status >/dev/null 2>&1; then
+  if as_service_user "$PG_BIN/pg_ctl" -D "$PG_DATA" status >/dev/null 2>&1; then
+    as_service_user "$PG_BIN/pg_ctl" -D "$PG_DATA" reload >/dev/null  # TLS settings need only a reload
+  else
     as_service_user "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$LOGS/postgres.log" -w -t 60 start >/dev/null \
       || { tail -n 20 "$LOGS/postgres.log" >&2; die "PostgreSQL failed to start; see $LOGS/postgres.log"; }
   fi
   wait_for PostgreSQL "$LOGS/postgres.log" 60 "$PG_BIN/pg_isready" -h "$BIND" -p "$PG_PORT"
+  local tls
+  tls="$(PGPASSWORD="$PG_PASSWORD" psql -X -tA -c "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()" \
+    "host=$BIND port=$PG_PORT user=$PG_USER dbname=postgres sslmode=verify-full sslrootcert=$TLS_CA" 2>&1 || true)"
+  [ "$tls" = t ] || die "PostgreSQL does not serve TLS with $TLS_CERT ($tls); see $LOGS/postgres.log"
   for db in "$PG_DB" airflow; do
     as_service_user psql -h "$PG_SOCK" -p "$PG_PORT" -U "$PG_USER" -d postgres -tAc \
       "SELECT 1 FROM pg_database WHERE datname = '$db'" | grep -q 1 \
       || as_service_user createdb -h "$PG_SOCK" -p "$PG_PORT" -U "$PG_USER" "$db"
   done
+}
+
+# TLS on the normal cluster with the local CA's server certificate. Plain connections still work
+# (pg_hba's `host` lines match both), so nothing else changes; a client asks for TLS with sslmode.
+# In a file of its own, included from postgresql.conf, so an older cluster gets it too.
+configure_postgres_tls() {
+  local conf="$PG_DATA/archivist-tls.conf"
+  as_service_user tee "$conf" >/dev/null <<CONF
+ssl = on
+ssl_cert_file = '$TLS_CERT'
+ssl_key_file = '$TLS_KEY'
+ssl_ca_file = '$TLS_CA'
+CONF
+  grep -q "^include_if_exists = 'archivist-tls.conf'" "$PG_DATA/postgresql.conf" \
+    || echo "include_if_exists = 'archivist-tls.conf'" | as_service_user tee -a "$PG_DATA/postgresql.conf" >/dev/null
+  # One role logs in with a client certificate of the local CA and nothing else (the TLS tests
+  # make it); first, so the password line below never matches it.
+  local hba="hostssl all $TLS_CLIENT_ROLE $BIND/32 cert"
+  grep -qxF "$hba" "$PG_DATA/pg_hba.conf" || as_service_user sed -i "1i $hba" "$PG_DATA/pg_hba.conf"
 }
 
 # Bump when the configuration appended below changes: an older home is then unpacked again
@@ -174,6 +201,72 @@ CONF
     "a server started with an older configuration still runs; stop it and run this again"
 }
 
+# A second Elasticsearch node that speaks HTTPS only, on demand (`services.sh start-tls`, or the
+# TLS tests' fixture). Turning TLS on for the main node's HTTP port would change every client of
+# it (curl here, the benchmark's elasticdump, the demo), so the main node stays plain HTTP and
+# this one, from the same install with its own config folder (ES_PATH_CONF), data, port and users
+# file copied from the main node, serves the local CA's certificate: a cluster of its own, empty.
+ES_TLS_DIR="$LOCAL/es-tls"
+ES_TLS_PIDFILE="$ES_TLS_DIR/es.pid"
+
+es_tls_curl() {
+  curl -sf --cacert "$TLS_CA" --netrc-file "$ES_NETRC" "https://$BIND:$ES_TLS_PORT/$1"
+}
+
+start_elasticsearch_tls() {
+  [ -f "$ES_MARKER" ] || die "start the main services first: bash scripts/services.sh start"
+  ensure_tls_certs
+  write_es_netrc
+  if ! es_tls_curl _cluster/health >/dev/null; then
+    stop_elasticsearch_tls
+    local conf="$ES_TLS_DIR/config"
+    mkdir -p "$ES_TLS_DIR"
+    if [ "$(id -u)" = 0 ]; then chown "$SERVICE_USER" "$ES_TLS_DIR"; fi
+    as_service_user rm -rf "$conf"
+    as_service_user cp -a "$ES_HOME/config" "$conf"  # jvm.options, log4j2, the keystore, the users
+    as_service_user mkdir -p "$conf/certs" "$ES_TLS_DIR/data" "$ES_TLS_DIR/tmp" "$LOGS/elasticsearch-tls"
+    # Elasticsearch reads TLS files only from inside its config folder.
+    cp "$TLS_CERT" "$TLS_CA" "$conf/certs/" && cp "$TLS_KEY" "$conf/certs/server.key"
+    if [ "$(id -u)" = 0 ]; then chown -R "$SERVICE_USER" "$conf/certs"; fi
+    chmod 0600 "$conf/certs/server.key"
+    as_service_user tee "$conf/elasticsearch.yml" >/dev/null <<CONF
+cluster.name: archivist-tls
+node.name: archivist-tls
+network.host: $BIND
+http.port: $ES_TLS_PORT
+transport.port: $((ES_TLS_PORT + 100))
+discovery.type: single-node
+path.data: $ES_TLS_DIR/data
+path.logs: $LOGS/elasticsearch-tls
+action.destructive_requires_name: false
+resource.reload.interval.high: 1s
+xpack.security.enabled: true
+xpack.security.http.ssl.enabled: true
+xpack.security.http.ssl.certificate: certs/server.crt
+xpack.security.http.ssl.key: certs/server.key
+xpack.security.http.ssl.certificate_authorities: [ "certs/ca.crt" ]
+# A client certificate is not required, but one that is shown must be the local CA's.
+xpack.security.http.ssl.client_authentication: optional
+xpack.security.transport.ssl.enabled: false
+CONF
+    as_service_user env ES_PATH_CONF="$conf" ES_JAVA_HOME="$JAVA_HOME_17" ES_JAVA_OPTS="-Xms768m -Xmx768m" \
+      ES_TMPDIR="$ES_TLS_DIR/tmp" "$ES_HOME/bin/elasticsearch" -d -p "$ES_TLS_PIDFILE" \
+      >"$LOGS/elasticsearch-tls.out" 2>&1 \
+      || { tail -n 20 "$LOGS/elasticsearch-tls.out" >&2; die "the TLS Elasticsearch node failed to start"; }
+  fi
+  wait_for "Elasticsearch (TLS, port $ES_TLS_PORT)" "$LOGS/elasticsearch-tls/archivist-tls.log" 180 \
+    es_tls_curl "_cluster/health?wait_for_status=yellow&timeout=1s"
+}
+
+stop_elasticsearch_tls() {
+  local pid
+  [ -f "$ES_TLS_PIDFILE" ] || return 0
+  pid="$(cat "$ES_TLS_PIDFILE")"
+  kill "$pid" 2>/dev/null || true
+  for _ in $(seq 60); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
+  rm -f "$ES_TLS_PIDFILE"
+}
+
 start_minio() {
   local bin="$LOCAL/bin/minio"
   if ! cmp -s "$CACHE/go/bin/minio" "$bin"; then cp "$CACHE/go/bin/minio" "$bin"; chmod 0755 "$bin"; fi
@@ -217,6 +310,7 @@ stop_elasticsearch() {
 stop_all() {
   [ -f "$PG_DATA/PG_VERSION" ] && as_service_user "$PG_BIN/pg_ctl" -D "$PG_DATA" -m fast stop >/dev/null 2>&1 || true
   stop_elasticsearch
+  stop_elasticsearch_tls
   pkill -f "^$LOCAL/bin/minio server" || true; rm -f "$LOCAL/run/minio.pid"
   log "services stopped"
 }
@@ -236,6 +330,7 @@ case "${1:-start}" in
   start)
     "$ROOT/scripts/install.sh" all
     prepare_dirs
+    ensure_tls_certs
     start_postgres & pg=$!
     start_elasticsearch & es=$!
     start_minio & mn=$!
@@ -243,8 +338,10 @@ case "${1:-start}" in
     create_buckets
     "$ROOT/scripts/write_env.sh"
     ;;
+  start-tls) start_elasticsearch_tls ;;
+  stop-tls) stop_elasticsearch_tls ;;
   stop) stop_all ;;
   kill) kill_server "${2:?which server}" ;;
   es-user) shift; es_user_command "$@" ;;
-  *) die "usage: services.sh [start|stop|kill SERVER|es-user add NAME [ROLE]|es-user del NAME]" ;;
+  *) die "usage: services.sh [start|stop|start-tls|stop-tls|kill SERVER|es-user add NAME [ROLE]|es-user del NAME]" ;;
 esac

@@ -30,8 +30,11 @@ export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS='admin:admin,viewer:viewer'
 export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE='$LOCAL/airflow/passwords.json'
 export AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL=10
 export AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK=False
+# TLS: the local CA (scripts/tls.sh) and the port of the HTTPS-only Elasticsearch node (services.sh start-tls).
+export ARCHIVIST_TLS_CA='$LOCAL/tls/ca.crt'
+export ARCHIVIST_ES_TLS_PORT=$ES_TLS_PORT
 export AIRFLOW_CONN_ARCHIVIST_POSTGRES='{"conn_type":"postgres","host":"$BIND","port":$PG_PORT,"login":"$PG_USER","password":"$PG_PASSWORD","schema":"$PG_DB"}'
-export AIRFLOW_CONN_ARCHIVIST_ELASTICSEARCH='{"conn_type":"elasticsearch","host":"$BIND","port":$ES_PORT,"login":"$ES_USER","password":"$ES_PASSWORD","extra":{"scheme":"http"}}'
+export AIRFLOW_CONN_ARCHIVIST_ELASTICSEARCH='{"conn_type":"elasticsearch","host":"$BIND","port":$ES_PORT,"login":"$ES_USER","password":"$ES_PASSWORD","schema":"http"}'
 export AIRFLOW_CONN_ARCHIVIST_STORAGE='$(s3_conn "$APP_BUCKET")'
 export AIRFLOW_CONN_ARCHIVIST_BACKUPS='$(s3_conn "$BACKUP_BUCKET")'
 ENV

@@ -32,6 +32,7 @@ from archivist.transport.backup_bucket import BackupStore
 
 NOISY_LOGGERS = ("elastic_transport", "elasticsearch", "botocore", "boto3", "s3transfer", "urllib3", "airflow")
 MASK = "****"
+PLAIN_HTTP = "(http: no TLS)"
 
 EPILOG = """\b
 Configuration: the original tool's environment variables. A part with none
@@ -326,21 +327,34 @@ def _rows_postgres() -> Iterator[tuple[str, str, str]]:
         "DATABASE_NAME": s.dbname,
         "DATABASE_USER": s.user,
         "DATABASE_PASSWORD": s.password,
+        "DATABASE_SSLMODE": s.sslmode,
+        **{f"DATABASE_{keyword.upper()}": value for keyword, value in s.libpq_options.items() if keyword != "sslmode"},
     }
-    yield from _rows(values, s.source, ("DATABASE_PASSWORD",), {"DATABASE_PORT"})
+    yield from _rows(values, s.source, ("DATABASE_PASSWORD",), {"DATABASE_PORT", "DATABASE_SSLMODE"})
 
 
 def _rows_elasticsearch() -> Iterator[tuple[str, str, str]]:
     s = config.load_elasticsearch()
     url = urlsplit(s.url)
+    tls = url.scheme == "https"
     values = {
         "ELASTICSEARCH_PROTOCOL": url.scheme,
         "ELASTICSEARCH_HOST": url.hostname,
         "ELASTICSEARCH_PORT": url.port,
         "ELASTICSEARCH_USER": s.user,
         "ELASTICSEARCH_PASSWORD": s.password,
+        "ELASTICSEARCH_API_KEY": s.api_key,
+        "ELASTICSEARCH_VERIFY_CERTS": str(s.verify_certs).lower() if tls else PLAIN_HTTP,
+        "ELASTICSEARCH_CA_CERTS": (s.ca_certs or "(the system's CAs)") if tls else PLAIN_HTTP,
     }
-    yield from _rows(values, s.source, ("ELASTICSEARCH_PASSWORD",), {"ELASTICSEARCH_PROTOCOL", "ELASTICSEARCH_PORT"})
+    if s.client_cert:
+        values.update({"ELASTICSEARCH_CLIENT_CERT": s.client_cert, "ELASTICSEARCH_CLIENT_KEY": s.client_key})
+    yield from _rows(
+        values,
+        s.source,
+        ("ELASTICSEARCH_PASSWORD", "ELASTICSEARCH_API_KEY"),
+        {"ELASTICSEARCH_PROTOCOL", "ELASTICSEARCH_PORT", "ELASTICSEARCH_VERIFY_CERTS", "ELASTICSEARCH_CA_CERTS"},
+    )
 
 
 def _s3_rows(load: Callable[[], config.S3Settings], prefix: str) -> Callable[[], Iterator[tuple[str, str, str]]]:

@@ -2,8 +2,9 @@
 
 Each of the four parts (database, search engine, application storage, backup
 store) comes from the original tool's environment variables when any of them
-is set, and otherwise from the Airflow connection with the matching id.
-Secrets are kept out of every `repr` so they never reach a log line.
+is set, and otherwise from the Airflow connection with the matching id. The
+database's and the search engine's settings, TLS among them, are read in
+postgres_settings.py and elasticsearch_settings.py. Secrets are kept out of every `repr` so they never reach a log line.
 """
 
 from __future__ import annotations
@@ -15,7 +16,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from archivist.elasticsearch_settings import ElasticsearchSettings as ElasticsearchSettings
+from archivist.elasticsearch_settings import elasticsearch_from_connection as elasticsearch_from_connection
+from archivist.elasticsearch_settings import elasticsearch_from_env as elasticsearch_from_env
 from archivist.errors import ConfigurationError
+from archivist.postgres_settings import PostgresSettings as PostgresSettings
+from archivist.postgres_settings import postgres_from_connection as postgres_from_connection
+from archivist.postgres_settings import postgres_from_env as postgres_from_env
+from archivist.settings_values import required as _required
 
 POSTGRES_CONN_ID = "archivist_postgres"
 ELASTICSEARCH_CONN_ID = "archivist_elasticsearch"
@@ -49,35 +57,6 @@ def conn_ids(env: Mapping[str, str] | None = None) -> ConnIds:
         storage=env.get("ARCHIVIST_STORAGE_CONN_ID") or STORAGE_CONN_ID,
         backups=env.get("ARCHIVIST_BACKUPS_CONN_ID") or BACKUPS_CONN_ID,
     )
-
-
-@dataclass(frozen=True)
-class PostgresSettings:
-    """Where the PostgreSQL database lives. `source` names where it was configured."""
-
-    host: str
-    port: int
-    user: str
-    dbname: str
-    password: str = field(default="", repr=False)
-    source: str = POSTGRES_CONN_ID
-
-    def libpq_env(self) -> dict[str, str]:
-        """Environment for pg_dump/psql: the password travels here, never in argv."""
-        env = {"PGHOST": self.host, "PGPORT": str(self.port), "PGUSER": self.user, "PGDATABASE": self.dbname}
-        if self.password:
-            env["PGPASSWORD"] = self.password
-        return env
-
-
-@dataclass(frozen=True)
-class ElasticsearchSettings:
-    """Where the Elasticsearch cluster lives."""
-
-    url: str
-    user: str = ""
-    password: str = field(default="", repr=False)
-    source: str = ELASTICSEARCH_CONN_ID
 
 
 @dataclass(frozen=True)
@@ -174,49 +153,8 @@ def parse_index_patterns(value: str | list[str] | tuple[str, ...] | None) -> tup
 # --- from the original tool's environment variables --------------------------------------
 
 
-def _required(env: Mapping[str, str], name: str) -> str:
-    value = env.get(name, "").strip()
-    if not value:
-        raise ConfigurationError(f"{name} is not set")
-    return value
-
-
-def _port(env: Mapping[str, str], name: str, default: int) -> int:
-    text = env.get(name, "").strip()
-    if not text:
-        return default
-    if not text.isdigit():
-        raise ConfigurationError(f"{name} must be a port number, got {text!r}")
-    return int(text)
-
-
 def _any_set(env: Mapping[str, str], prefix: str) -> bool:
     return any(k.startswith(prefix) and v for k, v in env.items())
-
-
-def postgres_from_env(env: Mapping[str, str]) -> PostgresSettings:
-    return PostgresSettings(
-        host=_required(env, "DATABASE_HOST"),
-        port=_port(env, "DATABASE_PORT", 5432),
-        user=_required(env, "DATABASE_USER"),
-        dbname=_required(env, "DATABASE_NAME"),
-        password=env.get("DATABASE_PASSWORD", ""),
-        source="DATABASE_* variables",
-    )
-
-
-def elasticsearch_from_env(env: Mapping[str, str]) -> ElasticsearchSettings:
-    protocol = env.get("ELASTICSEARCH_PROTOCOL", "").strip() or "http"
-    if protocol not in ("http", "https"):
-        raise ConfigurationError(f"ELASTICSEARCH_PROTOCOL must be http or https, got {protocol!r}")
-    host = _required(env, "ELASTICSEARCH_HOST")
-    port = _port(env, "ELASTICSEARCH_PORT", 9200)
-    return ElasticsearchSettings(
-        url=f"{protocol}://{host}:{port}",
-        user=env.get("ELASTICSEARCH_USER", ""),
-        password=env.get("ELASTICSEARCH_PASSWORD", ""),
-        source="ELASTICSEARCH_* variables",
-    )
 
 
 def s3_from_env(env: Mapping[str, str], prefix: str) -> S3Settings:
@@ -252,38 +190,6 @@ def _get_connection(conn_id: str) -> Any:
                 f"or export AIRFLOW_CONN_{conn_id.upper()}"
             ) from None
         raise
-
-
-def postgres_from_connection(conn: Any) -> PostgresSettings:
-    if not conn.host or not conn.login or not conn.schema:
-        raise ConfigurationError(
-            f"connection '{conn.conn_id}' needs a host, a login and a database name (the schema field)"
-        )
-    return PostgresSettings(
-        host=conn.host,
-        port=int(conn.port or 5432),
-        user=conn.login,
-        dbname=conn.schema,
-        password=conn.password or "",
-        source=f"connection '{conn.conn_id}'",
-    )
-
-
-def elasticsearch_from_connection(conn: Any) -> ElasticsearchSettings:
-    if not conn.host:
-        raise ConfigurationError(f"connection '{conn.conn_id}' needs a host")
-    extra = conn.extra_dejson
-    host = conn.host
-    if "://" in host:
-        scheme, _, host = host.partition("://")
-    else:
-        scheme = extra.get("scheme") or extra.get("protocol") or "http"
-    return ElasticsearchSettings(
-        url=f"{scheme}://{host}:{int(conn.port or 9200)}",
-        user=conn.login or "",
-        password=conn.password or "",
-        source=f"connection '{conn.conn_id}'",
-    )
 
 
 def s3_from_connection(conn: Any) -> S3Settings:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import ssl
 from typing import Any
 
 
@@ -57,6 +58,16 @@ class JobFailedError(ArchivistError):
 # before a job (the source's check) or during one (runner/failures.py).
 ELASTICSEARCH_LOGIN_FIX = "check the user and password"
 ELASTICSEARCH_ROLE_FIX = "give the user a role that allows backups and restores, for example superuser"
+# What to do when a TLS handshake fails: the scheme or the trusted CA does not fit the server.
+ELASTICSEARCH_TLS_FIX = (
+    "use https only if the server speaks TLS, set ca_certs (ELASTICSEARCH_CA_CERTS) to the CA "
+    "certificate that signed the server's certificate, and client_cert and client_key to a certificate "
+    "the server trusts if it asks for one"
+)
+POSTGRES_TLS_FIX = (
+    "check sslmode, set sslrootcert (DATABASE_SSLROOTCERT) to the CA certificate that signed the "
+    "server's certificate, and sslcert and sslkey to a certificate the server trusts if it asks for one"
+)
 
 
 def elasticsearch_where(settings: Any) -> str:
@@ -76,3 +87,14 @@ def elasticsearch_reason(exc: Any) -> str:
     error = body.get("error") if isinstance(body, dict) else None
     reason = (error.get("reason") if isinstance(error, dict) else error) or exc.message
     return re.sub(r" for REST request \[[^\]]*\]$", "", str(reason))
+
+
+def tls_reason(exc: BaseException) -> str:
+    """What failed in a TLS handshake, in the ssl module's words ("certificate verify failed: unable
+    to get local issuer certificate"): the client's own error says only "TLS error"."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, ssl.SSLError):
+            return re.sub(r"^\[SSL: \w+\] | \(_ssl\.c:\d+\)$", "", str(cause))
+        cause = cause.__cause__ or cause.__context__
+    return str(exc)

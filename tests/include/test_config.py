@@ -43,7 +43,7 @@ CONNECTIONS = {  # shaped as scripts/write_env.sh exports them into .local/env.s
         "port": 59200,
         "login": "archivist",
         "password": "es-" + SECRET,
-        "extra": {"scheme": "http"},
+        "schema": "http",
     },
     "archivist_storage": _s3_connection("archivist-app"),
     "archivist_backups": _s3_connection("archivist-backups"),
@@ -285,7 +285,7 @@ def test_load_functions_read_the_connections_when_no_variable_is_set(connections
     assert settings.password == pg.get("password", "")
     assert settings.source == "connection 'archivist_postgres'"
 
-    assert config.load_elasticsearch(env={}).url == f"{es['extra'].get('scheme', 'http')}://{es['host']}:{es['port']}"
+    assert config.load_elasticsearch(env={}).url == f"{es.get('schema') or 'http'}://{es['host']}:{es['port']}"
 
     for loader, conn in ((config.load_storage, storage), (config.load_backups, backups)):
         s3 = loader(env={})

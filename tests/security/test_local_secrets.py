@@ -1,7 +1,7 @@
 """The local stack keeps its secrets: after `scripts/services.sh start` (what `make services`
-runs), `.local/env.sh`, the Elasticsearch netrc, the file realm's password hashes and keystore
-and Airflow's passwords file are mode 0600, no folder under `.local/` is world-writable, and no
-file written to /tmp during the start holds a password of the stack. `write_secret`, which makes
+runs), `.local/env.sh`, the Elasticsearch netrc, the file realm's password hashes and keystore,
+the TLS private keys and Airflow's passwords file are mode 0600, no folder under `.local/` is
+world-writable, and no file written to /tmp during the start holds a password of the stack. `write_secret`, which makes
 the PostgreSQL password file initdb reads, gives 0600 even over a looser file."""
 
 from __future__ import annotations
@@ -19,6 +19,10 @@ from tests.support import ROOT
 
 LOCAL = ROOT / ".local"
 COMMON = ROOT / "scripts" / "common.sh"
+
+
+# The private keys of scripts/tls.sh: the local CA's, the server's that PostgreSQL serves, the client's.
+TLS_KEYS = [LOCAL / "tls" / "ca.key", LOCAL / "tls" / "server.key", LOCAL / "tls" / "client.key"]
 
 
 def _passwords() -> list[str]:
@@ -40,6 +44,7 @@ def _secret_files() -> list[Path]:
         config / "users",
         config / "users_roles",
         config / "elasticsearch.keystore",
+        *TLS_KEYS,
     ]
     passwords_json = os.environ.get("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE")
     if passwords_json and Path(passwords_json).exists():  # written when Airflow first starts
@@ -69,6 +74,8 @@ def test_services_start_leaves_secrets_private_and_nothing_in_tmp():
 
     for path in _secret_files():
         assert _mode(path) == 0o600, f"{path} is {oct(_mode(path))}"
+    if os.geteuid() == 0:  # the servers run as the service user, who must own the key they serve
+        assert (LOCAL / "tls" / "server.key").owner() == "archivist"
     for dirpath, dirnames, _ in os.walk(LOCAL):
         for name in dirnames:
             folder = Path(dirpath) / name
@@ -101,7 +108,7 @@ def test_write_secret_replaces_a_looser_file_with_a_private_one(tmp_path):
 
 def test_no_script_of_the_stack_makes_a_temporary_file_in_tmp():
     # a bare `mktemp` makes its file in /tmp; these scripts make theirs beside where they belong
-    for name in ("common.sh", "install.sh", "services.sh", "write_env.sh", "airflow.sh"):
+    for name in ("common.sh", "install.sh", "services.sh", "write_env.sh", "airflow.sh", "tls.sh"):
         script = ROOT / "scripts" / name
         for line in script.read_text().splitlines():
             assert not re.search(r"mktemp\s*\)|mktemp\s*$|mktemp\s+-[a-z]*\s*\)", line), f"{script.name}: {line}"

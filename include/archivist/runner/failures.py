@@ -15,12 +15,14 @@ from archivist.config import S3Settings
 from archivist.errors import (
     ELASTICSEARCH_LOGIN_FIX,
     ELASTICSEARCH_ROLE_FIX,
+    ELASTICSEARCH_TLS_FIX,
     ArchivistError,
     ConfigurationError,
     JobFailedError,
     UnreachableError,
     elasticsearch_reason,
     elasticsearch_where,
+    tls_reason,
 )
 
 
@@ -54,6 +56,11 @@ def _named(job: str, settings: Any, exc: Exception) -> Exception:
         return UnreachableError(f"the {job} job lost its S3 server while using {where}: {exc}")
     if isinstance(exc, elastic_transport.ApiError) and 400 <= exc.meta.status < 500 and exc.meta.status != 429:
         return _refused_by_elasticsearch(job, settings, exc)
+    if isinstance(exc, elastic_transport.TlsError):  # a certificate that changed while the job ran
+        return ConfigurationError(
+            f"the {job} job could not open a TLS connection to {elasticsearch_where(settings)}: {tls_reason(exc)}; "
+            f"{ELASTICSEARCH_TLS_FIX}"
+        )
     if isinstance(exc, (elastic_transport.TransportError, elastic_transport.ApiError)):
         return UnreachableError(f"the {job} job lost {elasticsearch_where(settings)}: {exc}")
     if isinstance(exc, psycopg.Error):

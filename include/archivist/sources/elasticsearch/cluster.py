@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from elastic_transport import TlsError
 from elasticsearch import ApiError, AuthenticationException, AuthorizationException, Elasticsearch, TransportError
 from elasticsearch.serializer import NdjsonSerializer, OrjsonSerializer
 
@@ -19,10 +20,12 @@ from archivist.config import ElasticsearchSettings
 from archivist.errors import (
     ELASTICSEARCH_LOGIN_FIX,
     ELASTICSEARCH_ROLE_FIX,
+    ELASTICSEARCH_TLS_FIX,
     ConfigurationError,
     UnreachableError,
     elasticsearch_reason,
     elasticsearch_where,
+    tls_reason,
 )
 
 log = logging.getLogger(__name__)
@@ -70,8 +73,8 @@ def _client(
 ) -> Elasticsearch:
     return Elasticsearch(
         settings.url,
-        basic_auth=(settings.user, settings.password) if settings.user else None,
-        request_timeout=10 if quick else 120,
+        **settings.client_options(),
+        request_timeout=10 if quick else settings.request_timeout or 120,
         max_retries=0 if quick else 3,
         retry_on_timeout=not quick,
         serializers={
@@ -88,6 +91,11 @@ def check_login(settings: ElasticsearchSettings, quick: bool = False) -> str:
     try:
         return server_version(client(settings, quick))
     except AuthenticationException as exc:  # 401: wrong or missing user and password
+        if settings.api_key:
+            raise ConfigurationError(
+                f"cannot log in to {where} with the API key: {elasticsearch_reason(exc)} (401); "
+                "check that the key is valid and not expired"
+            ) from None
         if not settings.user:
             raise ConfigurationError(
                 f"cannot log in to {where}: the server requires a user and password "
@@ -100,6 +108,10 @@ def check_login(settings: ElasticsearchSettings, quick: bool = False) -> str:
     except AuthorizationException as exc:  # 403: logged in, but not allowed
         raise ConfigurationError(
             f"user '{settings.user}' may not read {where}: {elasticsearch_reason(exc)} (403); {ELASTICSEARCH_ROLE_FIX}"
+        ) from None
+    except TlsError as exc:
+        raise ConfigurationError(
+            f"cannot open a TLS connection to {where}: {tls_reason(exc)}; {ELASTICSEARCH_TLS_FIX}"
         ) from None
     except (TransportError, ApiError) as exc:
         raise UnreachableError(f"cannot reach {where}: {exc}") from None

@@ -21,6 +21,7 @@ import psycopg
 from archivist import config
 from archivist.config import PostgresSettings
 from archivist.errors import (
+    POSTGRES_TLS_FIX,
     ConfigurationError,
     JobFailedError,
     TargetNotEmptyError,
@@ -72,17 +73,15 @@ def _where(settings: PostgresSettings) -> str:
 def connect(settings: PostgresSettings) -> psycopg.Connection:
     """A connection, or an error that names the database and what to fix."""
     try:
-        return psycopg.connect(
-            host=settings.host,
-            port=settings.port,
-            user=settings.user,
-            password=settings.password or None,
-            dbname=settings.dbname,
-            connect_timeout=5,
-            autocommit=True,
-        )
+        return psycopg.connect(**{"connect_timeout": 5, **settings.connect_args()}, autocommit=True)
     except psycopg.OperationalError as exc:
         reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        tls = _tls_problem(str(exc))
+        if tls:
+            raise ConfigurationError(
+                f"cannot open a TLS connection (sslmode={settings.sslmode}) to {_where(settings)}: {tls}; "
+                f"{POSTGRES_TLS_FIX}"
+            ) from None
         if "password" in reason or "authentication" in reason or "role" in reason:
             raise ConfigurationError(
                 f"cannot log in to {_where(settings)}: {reason}; check the user and password"
@@ -90,6 +89,18 @@ def connect(settings: PostgresSettings) -> psycopg.Connection:
         if "does not exist" in reason:
             raise ConfigurationError(f"cannot open {_where(settings)}: {reason}") from None
         raise UnreachableError(f"cannot reach {_where(settings)}: {reason}") from None
+
+
+# libpq's words for a TLS handshake or certificate that failed, or a TLS file it could not use.
+TLS_WORDS = ("SSL", "certificate", "sslmode", "sslrootcert", "sslcert", "sslkey", "sslcrl")
+
+
+def _tls_problem(message: str) -> str:
+    """The line of libpq's message that says what failed about TLS, or "" when nothing did."""
+    for line in message.splitlines():
+        if any(word in line for word in TLS_WORDS):
+            return line.rpartition(" failed: ")[2].strip() or line.strip()
+    return ""
 
 
 def _one(conn: psycopg.Connection, query: str) -> Any:
@@ -184,7 +195,13 @@ def dump(settings: PostgresSettings, staging, backup_id: str, privileges: bool =
     path = bundle.postgres_path(backup_id)
     with tempfile.TemporaryFile() as errors:
         proc = subprocess.Popen(
-            [tool("pg_dump"), *PG_DUMP_ARGS, *([] if privileges else ROLE_NEUTRAL), f"--lock-wait-timeout={lock_wait}"],
+            [
+                tool("pg_dump"),
+                *PG_DUMP_ARGS,
+                *([] if privileges else ROLE_NEUTRAL),
+                f"--lock-wait-timeout={lock_wait}",
+                *settings.libpq_args(),
+            ],
             stdout=subprocess.PIPE,
             stderr=errors,
             env=child_env(settings),
@@ -361,7 +378,7 @@ def restore(
     progress = Progress(f"psql {settings.dbname}")
     with tempfile.TemporaryFile() as errors:
         proc = subprocess.Popen(
-            [tool("psql"), *PSQL_ARGS],
+            [tool("psql"), *PSQL_ARGS, *settings.libpq_args()],
             stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             stderr=errors,
