@@ -32,6 +32,7 @@ from archivist.format.bundle import BackupKey
 from archivist.format.members import members
 from archivist.progress import Progress
 from archivist.runner import restore
+from archivist.sources.base import RestoreOptions
 from archivist.sources.elasticsearch import cluster as es_cluster
 from archivist.sources.elasticsearch import export as es_export
 from archivist.sources.elasticsearch import lines as es_lines
@@ -105,7 +106,9 @@ def restore_floor(t, key: str, rounds: int) -> None:
         return sent
 
     def archivist() -> int:
-        return restore.restore_job("elasticsearch", opener, t.elasticsearch, "empty", [t.index_pattern])["documents"]
+        return restore.restore_job(
+            "elasticsearch", opener, t.elasticsearch, "empty", RestoreOptions([t.index_pattern])
+        )["documents"]
 
     for _ in range(rounds):
         for label, run in (

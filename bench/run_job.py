@@ -22,7 +22,7 @@ from archivist.config import ElasticsearchSettings, PostgresSettings, S3Settings
 from archivist.format.bundle import BackupKey, JobResult
 from archivist.runner import backup, restore
 from archivist.sources import registry
-from archivist.sources.base import DumpOptions
+from archivist.sources.base import DumpOptions, RestoreOptions
 from archivist.transport.backup_bucket import BackupStore
 from bench.targets import Targets
 
@@ -69,7 +69,7 @@ def run(task: str, key: BackupKey, t: Targets, results: list[str], mode: str) ->
         return restore.summary(restore.verify(opener), key.name)
     if task.startswith("restore_"):
         job = task.removeprefix("restore_")
-        return restore.restore_job(job, opener, t.for_job(job), mode, [t.index_pattern])
+        return restore.restore_job(job, opener, t.for_job(job), mode, RestoreOptions([t.index_pattern]))
     raise SystemExit(f"unknown task {task!r}; choose from {', '.join(TASKS)}")
 
 

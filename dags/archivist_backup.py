@@ -53,7 +53,12 @@ def _run_job(job: str, plan: dict) -> dict:
 
     key = BackupKey.parse(plan["key"])
     options = DumpOptions(
-        plan["index_pattern"], plan["closed_indices"], tuple(plan["mappings_only"]), plan["postgres_privileges"]
+        plan["index_pattern"],
+        plan["closed_indices"],
+        tuple(plan["mappings_only"]),
+        plan["postgres_privileges"],
+        tuple(plan["postgres_databases"]),
+        plan["postgres_roles"],
     )
     result = backup.run_job(job, key, _store().staging(key), backup.load_job_settings(job), options)
     return result.as_dict()
@@ -112,6 +117,19 @@ def _run_job(job: str, plan: dict) -> dict:
             description="Keep owners and privileges (ownership, GRANTs, default privileges) in the PostgreSQL "
             "dump, for restores into a cluster where the same roles exist.",
         ),
+        "postgres_databases": Param(
+            [],
+            type="array",
+            items={"type": "string"},
+            description="More databases of the PostgreSQL server to back up beside the connection's own, each "
+            "its own dump, restorable alone.",
+        ),
+        "postgres_roles": Param(
+            False,
+            type="boolean",
+            description="Also back up the cluster's role definitions and memberships, without passwords "
+            "(pg_dumpall --roles-only); a restore applies them only when asked.",
+        ),
         "rotation_dry_run": Param(
             False, type="boolean", description="Log which old bundles rotation would delete, and delete none."
         ),
@@ -140,6 +158,8 @@ def archivist_backup():
             "closed_indices": config.parse_closed_indices(params["closed_indices"]),
             "mappings_only": list(config.parse_index_patterns(params["mappings_only"])),
             "postgres_privileges": bool(params["postgres_privileges"]),
+            "postgres_databases": list(config.parse_postgres_databases(params["postgres_databases"])),
+            "postgres_roles": bool(params["postgres_roles"]),
         }
 
     @task(trigger_rule="none_failed", outlets=[BACKUPS])

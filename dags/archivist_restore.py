@@ -45,12 +45,18 @@ def _restore_job(job: str, located: dict, verified: dict, params: dict) -> dict:
     from archivist.runner import restore
 
     return restore.restore_job(
-        job,
-        _opener(located, verified),
-        restore.load_settings(job),
-        params["mode"],
-        params["indices"] or None,
-        params["dry_run"],
+        job, _opener(located, verified), restore.load_settings(job), params["mode"], _options(params), params["dry_run"]
+    )
+
+
+def _options(params: dict):
+    """The run's RestoreOptions from its params."""
+    from archivist.sources.base import RestoreOptions
+
+    return RestoreOptions(
+        indices=params["indices"] or None,
+        postgres_databases=tuple(params["postgres_databases"]) or None,
+        postgres_roles=bool(params["postgres_roles"]),
     )
 
 
@@ -82,6 +88,19 @@ def _restore_job(job: str, located: dict, verified: dict, params: dict) -> dict:
             items={"type": "string"},
             description="Elasticsearch index patterns to restore (e.g. products, logs-*); empty for all.",
         ),
+        "postgres_databases": Param(
+            [],
+            type="array",
+            items={"type": "string"},
+            description="Which of the bundle's extra PostgreSQL databases to restore, each into the database "
+            "of the same name (created if missing); empty for all. The connection's database always is.",
+        ),
+        "postgres_roles": Param(
+            False,
+            type="boolean",
+            description="Create the roles the bundle defines (if it holds them) that the target cluster lacks; "
+            "existing roles are never changed.",
+        ),
         "mode": Param("empty", type="string", enum=list(modes.MODES), description=modes.MODE_HELP),
         "allow_unchecked": Param(False, type="boolean", description=modes.UNCHECKED_HELP),
         "dry_run": Param(False, type="boolean", description="Verify and report what would be restored; write nothing."),
@@ -109,7 +128,7 @@ def archivist_restore():
         if params["mode"] == "empty" and not params["dry_run"]:
             jobs = config.parse_jobs(params["jobs"])
             settings = {job: restore.load_settings(job) for job in jobs if job in report.jobs}
-            restore.require_empty(restore.refuse_non_empty(report, jobs, settings, params["indices"] or None, source))
+            restore.require_empty(restore.refuse_non_empty(report, jobs, settings, _options(params), source))
         return restore.summary(report, located["key"], source.pin)
 
     @task(trigger_rule="none_failed")
@@ -120,7 +139,7 @@ def archivist_restore():
         from archivist.runner import restore
 
         restored = {"postgres": postgres, "elasticsearch": elasticsearch, "storage": storage}
-        problems = restore.compare(verified["counts"], restored, params["indices"] or None)
+        problems = restore.compare(verified["counts"], restored, _options(params))
         for job, got in restored.items():
             print(f"{job}: {got if got is not None else 'skipped'}")
         if problems:

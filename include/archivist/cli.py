@@ -27,7 +27,7 @@ from archivist.errors import ArchivistError, BackupNotFoundError, ConfigurationE
 from archivist.format.bundle import BackupKey
 from archivist.format.bundle_index import BundleSource
 from archivist.runner import backup, checks, restore
-from archivist.sources.base import DumpOptions
+from archivist.sources.base import DumpOptions, RestoreOptions
 from archivist.transport.backup_bucket import BackupStore
 
 NOISY_LOGGERS = ("elastic_transport", "elasticsearch", "botocore", "boto3", "s3transfer", "urllib3", "airflow")
@@ -179,8 +179,8 @@ jobs_option = click.option(
 
 
 def dump_options(func: Callable) -> Callable:
-    """--index-pattern, --closed-indices, --mappings-only and --postgres-privileges, handed to the
-    command as `options`."""
+    """The backup's options (index pattern, closed and sourceless indices, PostgreSQL privileges,
+    databases and roles), handed to the command as one `options`."""
 
     @click.option(
         "--index-pattern",
@@ -206,12 +206,33 @@ def dump_options(func: Callable) -> Callable:
         is_flag=True,
         help="Keep owners and privileges in the PostgreSQL dump (restore into a cluster with the same roles).",
     )
+    @click.option(
+        "--postgres-databases",
+        metavar="NAME,...",
+        help="More databases of the PostgreSQL server to back up, each its own dump.",
+    )
+    @click.option(
+        "--postgres-roles", is_flag=True, help="Also back up the cluster's role definitions, without passwords."
+    )
     @functools.wraps(func)
     def wrapper(
-        *args, index_pattern: str, closed_indices: str, mappings_only: str | None, postgres_privileges: bool, **kwargs
+        *args,
+        index_pattern: str,
+        closed_indices: str,
+        mappings_only: str | None,
+        postgres_privileges: bool,
+        postgres_databases: str | None,
+        postgres_roles: bool,
+        **kwargs,
     ):
-        patterns = config.parse_index_patterns(mappings_only)
-        options = DumpOptions(index_pattern, closed_indices, patterns, postgres_privileges)
+        options = DumpOptions(
+            index_pattern,
+            closed_indices,
+            config.parse_index_patterns(mappings_only),
+            postgres_privileges,
+            config.parse_postgres_databases(postgres_databases),
+            postgres_roles,
+        )
         return func(*args, options=options, **kwargs)
 
     return wrapper
@@ -229,6 +250,16 @@ def restore_options(func: Callable) -> Callable:
         "--indices",
         metavar="PATTERN,...",
         help="Elasticsearch index patterns to restore (e.g. products,logs-*); default all.",
+    )(func)
+    func = click.option(
+        "--postgres-databases",
+        metavar="NAME,...",
+        help="Which of the bundle's extra PostgreSQL databases to restore; default all.",
+    )(func)
+    func = click.option(
+        "--postgres-roles",
+        is_flag=True,
+        help="Create the roles the bundle defines that the target cluster lacks (existing ones are never changed).",
     )(func)
     return jobs_option(func)
 
@@ -549,9 +580,12 @@ def _restore(
     mode: str,
     dry_run: bool,
     allow_unchecked: bool,
+    postgres_databases: str | None,
+    postgres_roles: bool,
 ) -> None:
+    options = RestoreOptions(_split(indices), config.parse_index_patterns(postgres_databases) or None, postgres_roles)
     result = restore.run_restore(
-        opener, name, config.parse_jobs(jobs), mode, _split(indices), dry_run, allow_unchecked=allow_unchecked
+        opener, name, config.parse_jobs(jobs), mode, options, dry_run, allow_unchecked=allow_unchecked
     )
     click.echo(
         f"verified {name}: jobs {', '.join(result['jobs']) or 'none'}, format_version {result['format_version']}"

@@ -150,6 +150,26 @@ def parse_index_patterns(value: str | list[str] | tuple[str, ...] | None) -> tup
     return tuple(p.strip() for p in items if p.strip())
 
 
+# A database backed up beside the connection's own is named in its artifact's file name.
+_DATABASE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.$-]{0,62}$")
+
+
+def database_name_problem(name: str) -> str | None:
+    """Why `name` cannot name an extra database's dump, or None."""
+    if not _DATABASE_NAME.match(name):
+        return "is not 1 to 63 letters, digits, '_', '.', '$' or '-' (not starting with '.', '$' or '-')"
+    return None
+
+
+def parse_postgres_databases(value: str | list[str] | tuple[str, ...] | None) -> tuple[str, ...]:
+    """Databases to back up beside the connection's own, from a list or a comma-separated string."""
+    names = tuple(dict.fromkeys(parse_index_patterns(value)))
+    for name in names:
+        if problem := database_name_problem(name):
+            raise ConfigurationError(f"the database name {name!r} {problem}")
+    return names
+
+
 # --- from the original tool's environment variables --------------------------------------
 
 

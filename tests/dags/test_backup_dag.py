@@ -83,7 +83,7 @@ def test_backup_dag_makes_one_bundle_in_the_spec_layout(seeded, backups_settings
     assert set(meta["archivist"]) == SPEC_CI_FIELDS
     assert set(meta["stats"]) == {"jobs.elasticsearch", "jobs.postgres", "jobs.storage"}
     assert all(s["time_seconds"] > 0 for s in meta["stats"].values())
-    assert meta["format_version"] == bundle.FORMAT_VERSION and meta["key"] == key.name
+    assert meta["format_version"] == 1 and meta["key"] == key.name
     assert meta["airflow"]["dag_id"] == "archivist_backup" and meta["airflow"]["run_id"]
     assert meta["counts"]["jobs.elasticsearch"]["indices"] == {
         "customers": 400,

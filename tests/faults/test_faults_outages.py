@@ -15,7 +15,7 @@ import pytest
 from archivist.errors import ArchivistError
 from archivist.format.bundle import BackupKey
 from archivist.runner import backup, restore
-from archivist.sources.base import DumpOptions
+from archivist.sources.base import DumpOptions, RestoreOptions
 from archivist.sources.postgres import job as postgres
 from archivist.transport import s3io
 from archivist.transport.backup_bucket import BackupStore
@@ -140,7 +140,9 @@ def test_elasticsearch_killed_during_restore_then_replace_completes(
     heavy_bundle, es_settings, es_client, restart_after
 ):
     es_client.indices.delete(index=HEAVY_INDEX)
-    job = Background(lambda: restore.restore_job("elasticsearch", heavy_bundle, es_settings, "replace", ["heavy*"]))
+    job = Background(
+        lambda: restore.restore_job("elasticsearch", heavy_bundle, es_settings, "replace", RestoreOptions(["heavy*"]))
+    )
     wait_until(
         lambda: es_client.options(ignore_status=404).indices.exists(index=HEAVY_INDEX), what="the index to be created"
     )
@@ -150,7 +152,7 @@ def test_elasticsearch_killed_during_restore_then_replace_completes(
     assert isinstance(job.error, ArchivistError), job.error
     assert f"Elasticsearch at {es_settings.url}" in str(job.error)
     start_servers()
-    done = restore.restore_job("elasticsearch", heavy_bundle, es_settings, "replace", ["heavy*"])
+    done = restore.restore_job("elasticsearch", heavy_bundle, es_settings, "replace", RestoreOptions(["heavy*"]))
     assert done["indices"] == {HEAVY_INDEX: 80_000}
 
 

@@ -469,3 +469,10 @@ def test_backup_prefix_from_the_variable_or_the_connection_extra(connections, mo
     with pytest.raises(ConfigurationError, match="connection 'archivist_prefixed'"):
         config.load_backups("archivist_prefixed", env={})
     assert config.load_storage(env={"S3_BUCKET_NAME": "app", "S3_PREFIX": "x/"}).prefix == ""
+
+
+def test_parse_postgres_databases():
+    assert config.parse_postgres_databases("crm, billing,crm") == ("crm", "billing")
+    assert config.parse_postgres_databases(None) == ()
+    with pytest.raises(ConfigurationError, match=r"the database name 'a/b' is not 1 to 63 letters"):
+        config.parse_postgres_databases(["ok", "a/b"])

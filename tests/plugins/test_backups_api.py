@@ -96,7 +96,7 @@ def test_list_and_meta_describe_the_bundles_in_the_bucket(airflow_server, demo_b
     meta = meta_in_bundle(store, demo_bundle["key"])
     stored = store.locate(demo_bundle["key"])
     assert row["size"] == stored.size == demo_bundle["size"]
-    assert row["format_version"] == meta["format_version"] == bundle.FORMAT_VERSION
+    assert row["format_version"] == meta["format_version"] == 1
     assert row["created_at"] == meta["created_at"]
     assert row["error"] is None
     jobs = {j["job"]: j for j in row["jobs"]}

@@ -33,7 +33,9 @@ from archivist.format.bundle_index import INFLATE_ERRORS
 from archivist.format.deflate import GzipWriter
 from archivist.format.streams import Readable, Writable
 
-FORMAT_VERSION = 1
+# The newest format this archivist reads; it writes version 1 unless a bundle needs version 2
+# (format_version_for), so readers of version 1 keep reading every bundle they can.
+FORMAT_VERSION = 2
 META = "meta.json"
 JOB_DIRS = {"postgres": "jobs.postgres", "elasticsearch": "jobs.elasticsearch", "storage": "jobs.storage"}
 KEY_RE = re.compile(r"^bundle-(\d{4}-\d{2}-\d{2})-([A-Za-z0-9_-]{11})$")
@@ -106,6 +108,48 @@ def closest_keys(wanted: str, existing: list[str], n: int = 3) -> list[str]:
 
 def postgres_path(backup_id: str) -> str:
     return f"jobs.postgres/postgres-{backup_id}.sql"
+
+
+def postgres_database_path(dbname: str, backup_id: str) -> str:
+    """Version 2: the dump of a database backed up beside the connection's own."""
+    return f"jobs.postgres/postgres-{dbname}-{backup_id}.sql"
+
+
+def postgres_roles_path(backup_id: str) -> str:
+    """Version 2: the cluster's role definitions, without passwords."""
+    return f"jobs.postgres/roles-{backup_id}.sql"
+
+
+_MAIN_DUMP = re.compile(r"^jobs\.postgres/postgres-[A-Za-z0-9_-]{11}\.sql$")
+_DATABASE_DUMP = re.compile(r"^jobs\.postgres/postgres-(.+)-[A-Za-z0-9_-]{11}\.sql$")
+_ROLES = re.compile(r"^jobs\.postgres/roles-[A-Za-z0-9_-]{11}\.sql$")
+
+
+def database_of_path(path: str) -> str | None:
+    """The database name in `jobs.postgres/postgres-<database>-<id>.sql`, else None."""
+    match = _DATABASE_DUMP.match(path)
+    return match.group(1) if match and not _MAIN_DUMP.match(path) else None
+
+
+def is_postgres_dump(path: str) -> bool:
+    """The dump of the connection's database: the postgres job's one `.sql` file in version 0 and 1
+    bundles, and in version 2 the one that is neither another database's dump nor the roles."""
+    return (
+        path.startswith("jobs.postgres/")
+        and path.endswith(".sql")
+        and not is_postgres_roles(path)
+        and database_of_path(path) is None
+    )
+
+
+def is_postgres_roles(path: str) -> bool:
+    return bool(_ROLES.match(path))
+
+
+def format_version_for(paths: list[str]) -> int:
+    """2 when the bundle holds an artifact a version 1 reader would take for the one dump of the
+    postgres job (another database's dump, the roles), else 1."""
+    return 2 if any(database_of_path(p) or is_postgres_roles(p) for p in paths) else 1
 
 
 def elasticsearch_index_path(index: str, backup_id: str) -> str:
@@ -215,7 +259,7 @@ def build_meta(
     return {
         "archivist": ci_block(),
         "stats": {JOB_DIRS[r.job]: {"time_seconds": r.time_seconds} for r in results},
-        "format_version": FORMAT_VERSION,
+        "format_version": format_version_for([a.path for r in results for a in r.artifacts]),
         "archivist_version": __version__,
         "key": key.name,
         "backup_id": key.backup_id,
@@ -279,7 +323,11 @@ def write_bundle(
 def member_order(artifact: Artifact) -> tuple[int, int, str]:
     """Jobs in a fixed order, and in each job the small descriptions before the data,
     so a streaming restore has templates, mappings and the manifest before it needs them."""
-    is_data = artifact.path.endswith((".ndjson", ".sql", ".tgz")) and "/manifest-" not in artifact.path
+    is_data = (
+        artifact.path.endswith((".ndjson", ".sql", ".tgz"))
+        and "/manifest-" not in artifact.path
+        and not is_postgres_roles(artifact.path)  # roles come first: a restore creates them before the owners
+    )
     return (list(JOB_DIRS).index(job_of_path(artifact.path) or "postgres"), int(is_data), artifact.path)
 
 

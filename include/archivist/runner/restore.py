@@ -22,6 +22,7 @@ from archivist.modes import check_mode
 from archivist.runner.failures import failures_named
 from archivist.runner.jobs import failed, run_parallel
 from archivist.sources import registry
+from archivist.sources.base import RestoreOptions
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +92,7 @@ def refuse_non_empty(
     report: VerifyReport,
     jobs: tuple[str, ...],
     settings: dict[str, Any],
-    patterns: list[str] | None = None,
+    options: RestoreOptions = RestoreOptions(),
     open_bundle: BundleOpener | None = None,
 ) -> list[str]:
     """In `empty` mode, checks every selected target before any is written, so that one
@@ -101,7 +102,7 @@ def refuse_non_empty(
         found
         for job in jobs
         if job in report.jobs
-        for found in registry.source(job).occupied(settings[job], report, patterns, open_bundle)
+        for found in registry.source(job).occupied(settings[job], report, options, open_bundle)
     ]
 
 
@@ -119,24 +120,26 @@ def restore_job(
     open_bundle: BundleOpener,
     settings: Any,
     mode: str = "empty",
-    patterns: list[str] | None = None,
+    options: RestoreOptions = RestoreOptions(),
     dry_run: bool = False,
 ) -> dict[str, Any]:
     """Restores the bundle's members of one job into its target."""
     check_mode(mode)
     with failures_named(job, settings):
-        return registry.source(job).restore(open_bundle, settings, mode, patterns, dry_run)
+        return registry.source(job).restore(open_bundle, settings, mode, options, dry_run)
 
 
 def compare(
-    expected_counts: dict[str, Any], restored: dict[str, dict[str, Any] | None], patterns: list[str] | None = None
+    expected_counts: dict[str, Any],
+    restored: dict[str, dict[str, Any] | None],
+    options: RestoreOptions = RestoreOptions(),
 ) -> list[str]:
     """Differences between meta.json's counts and what each job restored; empty when all match."""
     problems = []
     for job, got in restored.items():
         want = expected_counts.get(bundle.JOB_DIRS[job])
         if got and not got.get("dry_run") and want:  # a bundle of the original tool carries no counts
-            problems += registry.source(job).count_problems(want, got, patterns)
+            problems += registry.source(job).count_problems(want, got, options)
     return problems
 
 
@@ -150,7 +153,7 @@ def run_restore(
     key: str,
     jobs: str | list[str] | tuple[str, ...] | None = None,
     mode: str = "empty",
-    patterns: list[str] | None = None,
+    options: RestoreOptions = RestoreOptions(),
     dry_run: bool = False,
     settings: dict[str, Any] | None = None,
     allow_unchecked: bool = False,
@@ -171,7 +174,7 @@ def run_restore(
     report = verify(open_bundle, allow_unchecked)
     present = [job for job in selected if job in report.jobs]
     if mode == "empty":
-        found = refuse_non_empty(report, tuple(present), settings, patterns, open_bundle)
+        found = refuse_non_empty(report, tuple(present), settings, options, open_bundle)
         if dry_run:
             for target in found:
                 log.warning("dry run: an empty-mode restore would be refused: %s", target)
@@ -180,7 +183,7 @@ def run_restore(
     for job in selected:
         if job not in present:
             log.warning("the bundle holds no %s backup; skipped", job)
-    work = {job: partial(restore_job, job, open_bundle, settings[job], mode, patterns, dry_run) for job in present}
+    work = {job: partial(restore_job, job, open_bundle, settings[job], mode, options, dry_run) for job in present}
     done, failures = run_parallel(work, "restore")
     if failures:
         raise failed(f"restore of {key} failed", failures)
@@ -190,6 +193,6 @@ def run_restore(
         restored=restored,
         dry_run=dry_run,
         mode=mode,
-        problems=compare(report.meta.get("counts", {}), restored, patterns),
+        problems=compare(report.meta.get("counts", {}), restored, options),
     )
     return result

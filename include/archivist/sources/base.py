@@ -9,7 +9,7 @@ from archivist.format.bundle import JobResult, VerifyReport
 from archivist.format.members import BundleOpener
 from archivist.transport.staging import Staging
 
-# Elasticsearch index patterns a restore is limited to (None: all); the other sources ignore them.
+# Elasticsearch index patterns a restore is limited to (None: all).
 Patterns = list[str] | None
 
 
@@ -28,6 +28,23 @@ class DumpOptions:
     # PostgreSQL: keep owners and privileges (ownership, GRANTs, default privileges) in the dump,
     # for restores into a cluster where the same roles exist; off, the dump is role-neutral.
     postgres_privileges: bool = False
+    # PostgreSQL: databases of the same server backed up beside the connection's own, each its own dump.
+    postgres_databases: tuple[str, ...] = ()
+    # PostgreSQL: the cluster's role definitions, without passwords, as an artifact of their own.
+    postgres_roles: bool = False
+
+
+@dataclass(frozen=True)
+class RestoreOptions:
+    """What one restore takes beyond the bundle and its targets, chosen per run (DAG params,
+    command options). Each source reads the fields of its own and ignores the others."""
+
+    indices: Patterns = None  # Elasticsearch index patterns to restore (None: all)
+    # PostgreSQL: which of the bundle's extra databases to restore (None: all; the connection's
+    # own database is restored whenever the postgres job is).
+    postgres_databases: tuple[str, ...] | None = None
+    # PostgreSQL: create the roles the bundle defines that the target cluster lacks (never alters one).
+    postgres_roles: bool = False
 
 
 class Source(Protocol):
@@ -49,14 +66,14 @@ class Source(Protocol):
         """Refuses, at verification, what this job could not restore safely from the bundle."""
 
     def occupied(
-        self, settings: Any, report: VerifyReport, patterns: Patterns, open_bundle: BundleOpener | None
+        self, settings: Any, report: VerifyReport, options: RestoreOptions, open_bundle: BundleOpener | None
     ) -> list[str]:
         """What in the target already holds data the bundle would restore (empty mode's refusal)."""
 
     def restore(
-        self, open_bundle: BundleOpener, settings: Any, mode: str, patterns: Patterns, dry_run: bool
+        self, open_bundle: BundleOpener, settings: Any, mode: str, options: RestoreOptions, dry_run: bool
     ) -> dict[str, Any]:
         """Restores the bundle's members of this job into the target; returns what was restored."""
 
-    def count_problems(self, want: dict[str, Any], got: dict[str, Any], patterns: Patterns) -> list[str]:
+    def count_problems(self, want: dict[str, Any], got: dict[str, Any], options: RestoreOptions) -> list[str]:
         """Differences between meta.json's counts of this job and what its restore reported."""

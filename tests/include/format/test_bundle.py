@@ -232,7 +232,7 @@ def test_build_meta_has_every_spec_field(results):
         "jobs.postgres": {"time_seconds": 1.25},
         "jobs.storage": {"time_seconds": 0.5},
     }
-    assert meta["format_version"] == bundle.FORMAT_VERSION == 1
+    assert meta["format_version"] == 1  # version 2 only for what a version 1 reader would misread
     assert meta["key"] == "bundle-2026-11-26-qQUXdfPnayQ"
     assert meta["backup_id"] == "qQUXdfPnayQ"
     assert dt.datetime.fromisoformat(meta["created_at"]) == CREATED
@@ -499,3 +499,26 @@ def test_closest_keys():
     existing = ["bundle-2026-11-26-qQUXdfPnayQ", "bundle-2026-11-25-AAAAAAAAAAA", "zzz"]
     assert bundle.closest_keys("bundle-2026-11-26-qQUXdfPnayX.tgz", existing)[0] == "bundle-2026-11-26-qQUXdfPnayQ"
     assert "zzz" not in bundle.closest_keys("bundle-2026-11-26-qQUXdfPnayX", existing)
+
+
+def test_version_2_only_for_what_a_version_1_reader_would_take_for_the_dump():
+    ordinary = [bundle.postgres_path("abcdefghijk"), bundle.storage_path("abcdefghijk")]
+    assert bundle.format_version_for(ordinary) == 1
+    assert bundle.format_version_for([*ordinary, bundle.postgres_roles_path("abcdefghijk")]) == 2
+    assert bundle.format_version_for([*ordinary, bundle.postgres_database_path("crm", "abcdefghijk")]) == 2
+
+
+@pytest.mark.parametrize(
+    ("path", "database", "is_dump"),
+    [
+        ("jobs.postgres/postgres-qQUXdfPnayQ.sql", None, True),
+        ("jobs.postgres/postgres-a-b_c-d-e-f.sql", None, True),  # an id may hold dashes
+        ("jobs.postgres/postgres-crm-qQUXdfPnayQ.sql", "crm", False),
+        ("jobs.postgres/postgres-crm-2-qQUX-fPnayQ.sql", "crm-2", False),
+        ("jobs.postgres/roles-qQUXdfPnayQ.sql", None, False),
+        ("jobs.elasticsearch/postgres-qQUXdfPnayQ.sql", None, False),
+    ],
+)
+def test_postgres_member_paths(path, database, is_dump):
+    assert bundle.database_of_path(path) == database
+    assert bundle.is_postgres_dump(path) is is_dump

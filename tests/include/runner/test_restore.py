@@ -19,6 +19,7 @@ from archivist.errors import BackupNotFoundError, TargetNotEmptyError, Verificat
 from archivist.format import bundle
 from archivist.format.bundle import BackupKey
 from archivist.runner import backup, restore
+from archivist.sources.base import RestoreOptions
 from archivist.sources.elasticsearch import cluster as es_cluster
 from archivist.sources.elasticsearch import export as es_export
 from archivist.sources.postgres import job as pg_job
@@ -132,7 +133,7 @@ def test_jobs_and_indices_restore_only_what_they_name(
     assert restore.verify(open_bundle).jobs == ["elasticsearch", "postgres"]
     wipe(pg_settings, es_settings, storage_settings)
 
-    got = restore.restore_job("elasticsearch", open_bundle, es_settings, "empty", patterns=["prod*"])
+    got = restore.restore_job("elasticsearch", open_bundle, es_settings, "empty", RestoreOptions(["prod*"]))
     assert got["indices"] == {"products": 200}
     assert sorted(i for i in es_client.indices.get(index="*") if not i.startswith(".")) == ["products"]
     aliases = es_client.indices.get_alias(index="products")["products"]["aliases"]

@@ -20,7 +20,7 @@ from archivist.format import bundle, limits
 from archivist.format.bundle import META, JobResult, VerifyReport
 from archivist.format.bundle_index import BundleSource
 from archivist.format.members import BundleOpener, members, read_json
-from archivist.sources.base import DumpOptions, Patterns
+from archivist.sources.base import DumpOptions, RestoreOptions
 from archivist.sources.elasticsearch import cluster as es_cluster
 from archivist.sources.elasticsearch import export as es_export
 from archivist.sources.elasticsearch import names, targets
@@ -112,7 +112,7 @@ class ElasticsearchSource:
             raise VerificationError(names_refused(problems))
 
     def occupied(
-        self, settings: EsSettings, report: VerifyReport, patterns: Patterns, open_bundle: BundleOpener | None
+        self, settings: EsSettings, report: VerifyReport, options: RestoreOptions, open_bundle: BundleOpener | None
     ) -> list[str]:
         """With `open_bundle`, the templates and aliases of the bundle's names are checked too
         (the job checks them again before it writes)."""
@@ -122,20 +122,20 @@ class ElasticsearchSource:
         if open_bundle is not None:
             templates, definitions, _ = metadata(open_bundle)
             bundle_names, _ = names.collect(bundle_names.indices, definitions, templates)
-        wanted = [i for i in bundle_names.indices if es_restore.matches_any(i, patterns)]
+        wanted = [i for i in bundle_names.indices if es_restore.matches_any(i, options.indices)]
         return targets.refusals(es, bundle_names, wanted, "empty")[0]
 
     def restore(
-        self, open_bundle: BundleOpener, settings: EsSettings, mode: str, patterns: Patterns, dry_run: bool
+        self, open_bundle: BundleOpener, settings: EsSettings, mode: str, options: RestoreOptions, dry_run: bool
     ) -> dict[str, Any]:
         templates, definitions, indices = metadata(open_bundle)
         bundle_names, problems = names.collect(indices, definitions, templates)
         if problems:  # verify refused these already; checked again where they are used
             raise VerificationError(names_refused(problems))
-        chosen = [i for i in indices if es_restore.matches_any(i, patterns)]
-        if patterns and not chosen:
+        chosen = [i for i in indices if es_restore.matches_any(i, options.indices)]
+        if options.indices and not chosen:
             raise ConfigurationError(
-                f"no index in the bundle matches {', '.join(patterns)}; it holds {', '.join(indices)}"
+                f"no index in the bundle matches {', '.join(options.indices)}; it holds {', '.join(indices)}"
             )
         if dry_run:
             log.info("dry run: would restore templates and indices %s", ", ".join(chosen))
@@ -179,10 +179,10 @@ class ElasticsearchSource:
                 finishing[index] = finisher.submit(_finish_index, es, index, definitions.get(index), sent)
             return {index: finished.result() for index, finished in finishing.items()}
 
-    def count_problems(self, want: dict[str, Any], got: dict[str, Any], patterns: Patterns) -> list[str]:
+    def count_problems(self, want: dict[str, Any], got: dict[str, Any], options: RestoreOptions) -> list[str]:
         restored = got.get("indices", {})
         return [
             f"elasticsearch: index {index} has {restored.get(index)} documents restored, bundle has {docs}"
             for index, docs in want.get("indices", {}).items()
-            if es_restore.matches_any(index, patterns) and restored.get(index) != docs
+            if es_restore.matches_any(index, options.indices) and restored.get(index) != docs
         ]

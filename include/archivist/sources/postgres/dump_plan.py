@@ -46,7 +46,7 @@ _COPY_FROM_STDIN = re.compile(rb"COPY\s.*\sFROM\s+stdin\s*;?\s*$", re.I | re.S)
 _TOC = re.compile(rb"^-- Name: (.*); Type: ([A-Z ]+); Schema: ")
 
 
-def _name(token: bytes) -> str:
+def identifier(token: bytes) -> str:
     """An identifier as PostgreSQL stores it: quoted ones as written, others folded to lower case."""
     if token.startswith(b'"'):
         return token[1:-1].replace(b'""', b'"').decode("utf-8", "replace")
@@ -181,11 +181,11 @@ class _Scanner:
         toc, self.toc = self.toc, None
         literal, self.literal = self.literal, None
         if match := _CREATE_SCHEMA.match(head):
-            if (name := _name(match.group(1))) not in self.plan.schemas:
+            if (name := identifier(match.group(1))) not in self.plan.schemas:
                 self.plan.schemas.append(name)
-        elif (match := _CREATE_IN_SCHEMA.match(head)) and _name(match.group(2)) == "public":
+        elif (match := _CREATE_IN_SCHEMA.match(head)) and identifier(match.group(2)) == "public":
             kind = _KINDS[re.sub(rb"\s+", b" ", match.group(1).upper())]
-            name = _name(match.group(3))
+            name = identifier(match.group(3))
             if kind in ("function", "procedure"):
                 if toc is None or toc[1].decode() != kind.upper():
                     return  # without pg_dump's header the signature is unknown: CREATE fails if it exists

@@ -7,6 +7,7 @@ staging upload, the bundle member goes straight to psql's stdin.
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import re
@@ -17,6 +18,7 @@ import time
 from typing import IO, Any
 
 import psycopg
+import psycopg.sql
 
 from archivist import config
 from archivist.config import PostgresSettings
@@ -32,7 +34,7 @@ from archivist.format import bundle
 from archivist.format.bundle import JobResult
 from archivist.format.streams import Readable
 from archivist.progress import Progress, ProgressReader
-from archivist.sources.postgres import psql_script
+from archivist.sources.postgres import dump_plan, psql_script
 from archivist.sources.postgres.dump_plan import DumpPlan
 
 log = logging.getLogger(__name__)
@@ -101,6 +103,27 @@ def _tls_problem(message: str) -> str:
         if any(word in line for word in TLS_WORDS):
             return line.rpartition(" failed: ")[2].strip() or line.strip()
     return ""
+
+
+def database_exists(settings: PostgresSettings, dbname: str) -> bool:
+    with connect(settings) as conn:
+        return conn.execute("SELECT 1 FROM pg_catalog.pg_database WHERE datname = %s", (dbname,)).fetchone() is not None
+
+
+def ensure_database(settings: PostgresSettings, dbname: str) -> bool:
+    """Creates database `dbname` on the server of `settings` when it does not exist; True if made."""
+    if database_exists(settings, dbname):
+        return False
+    with connect(settings) as conn:
+        try:
+            conn.execute(psycopg.sql.SQL("CREATE DATABASE {}").format(psycopg.sql.Identifier(dbname)))
+        except psycopg.errors.InsufficientPrivilege as exc:
+            raise ConfigurationError(
+                f"database '{dbname}' does not exist and {_where(settings)}'s user may not create it: create it "
+                f"first, or give the user CREATEDB ({str(exc).strip()})"
+            ) from None
+    log.info("created database %s", dbname)
+    return True
 
 
 def _one(conn: psycopg.Connection, query: str) -> Any:
@@ -179,9 +202,11 @@ def counts(settings: PostgresSettings) -> dict[str, int]:
     return {"tables": len(tables), "rows_estimate": sum(rows for _, rows in tables)}
 
 
-def dump(settings: PostgresSettings, staging, backup_id: str, privileges: bool = False) -> JobResult:
-    """Streams `pg_dump` of the database into `staging` as plain SQL; with `privileges`, owners
-    and privileges included."""
+def dump(
+    settings: PostgresSettings, staging, backup_id: str, privileges: bool = False, path: str | None = None
+) -> JobResult:
+    """Streams `pg_dump` of the database into `staging` as plain SQL, at `path` (the bundle's one
+    dump by default); with `privileges`, owners and privileges included."""
     started = time.monotonic()
     version = check_server_and_tools(settings)
     lock_wait = config.load_pg_lock_wait()
@@ -192,7 +217,7 @@ def dump(settings: PostgresSettings, staging, backup_id: str, privileges: bool =
         except psycopg.errors.LockNotAvailable as exc:
             raise _locked_out(settings, lock_wait, str(exc).strip()) from None
     job_counts = counts(settings)
-    path = bundle.postgres_path(backup_id)
+    path = path or bundle.postgres_path(backup_id)
     with tempfile.TemporaryFile() as errors:
         proc = subprocess.Popen(
             [
@@ -221,6 +246,62 @@ def dump(settings: PostgresSettings, staging, backup_id: str, privileges: bool =
             raise JobFailedError(f"pg_dump of {_where(settings)} failed (exit {code}): {said}")
     progress.done()
     return JobResult("postgres", [artifact], job_counts, time.monotonic() - started, version)
+
+
+def dump_roles(settings: PostgresSettings, staging, backup_id: str) -> bundle.Artifact:
+    """The cluster's role definitions and memberships, without passwords (`pg_dumpall
+    --roles-only --no-role-passwords`, which reads pg_roles and so needs no superuser)."""
+    with tempfile.TemporaryFile() as errors:
+        proc = subprocess.Popen(
+            [tool("pg_dumpall"), "--roles-only", "--no-role-passwords", "--no-password", *settings.libpq_args()],
+            stdout=subprocess.PIPE,
+            stderr=errors,
+            env=child_env(settings),
+        )
+        assert proc.stdout is not None  # stdout=PIPE
+        try:
+            artifact = staging.put_stream(bundle.postgres_roles_path(backup_id), proc.stdout)
+        finally:
+            proc.stdout.close()
+            code = proc.wait()
+        if code != 0:
+            errors.seek(0)
+            raise JobFailedError(f"pg_dumpall --roles-only of {_where(settings)} failed (exit {code}): {_tail(errors)}")
+    return artifact
+
+
+# `CREATE ROLE x;`, `ALTER ROLE x …;`, `COMMENT ON ROLE x …;` lines of pg_dumpall's roles section
+_ROLE_STATEMENT = re.compile(
+    rb'^(?:CREATE ROLE|ALTER ROLE|COMMENT ON ROLE) ("(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*)[ ;]'
+)
+MAX_ROLES_SCRIPT = 16 * 1024 * 1024  # a cluster's roles are kilobytes; the bundle is not trusted for a size
+
+
+def restore_roles(settings: PostgresSettings, sql: Readable) -> list[str]:
+    """Creates the roles of a pg_dumpall roles script that the target cluster lacks, with their
+    attributes and memberships, in one transaction; a role that exists is never changed (its
+    statements are left out). Returns the roles created."""
+    script = sql.read(MAX_ROLES_SCRIPT + 1)
+    if len(script) > MAX_ROLES_SCRIPT:
+        raise VerificationError(f"the bundle's roles script is larger than {MAX_ROLES_SCRIPT:,} bytes")
+    with connect(settings) as conn:
+        existing = {row[0] for row in conn.execute("SELECT rolname FROM pg_catalog.pg_roles").fetchall()}
+    kept, created = [], []
+    for line in script.splitlines(keepends=True):
+        # pg_dumpall's own restricted-mode lines (its \unrestrict comes before a closing comment):
+        # ours, with a key the file cannot know, is in force instead
+        if line.startswith((b"\\restrict ", b"\\unrestrict ")):
+            continue
+        if match := _ROLE_STATEMENT.match(line):
+            role = dump_plan.identifier(match.group(1))
+            if role in existing:
+                continue
+            if line.startswith(b"CREATE ROLE"):
+                created.append(role)
+        kept.append(line)
+    _run_psql(settings, io.BytesIO(b"".join(kept)), b"", b"", Progress(f"psql roles {settings.dbname}"))
+    log.info("created %d role(s) the target lacked: %s", len(created), ", ".join(created) or "none")
+    return created
 
 
 def _locked_out(settings: PostgresSettings, lock_wait: str, said: str) -> JobFailedError:
@@ -376,6 +457,16 @@ def restore(
         log.info("replace mode: dropping %s", plan.describe())
         prologue, epilogue = replace_prologue(plan), replace_epilogue(plan)
     progress = Progress(f"psql {settings.dbname}")
+    _run_psql(settings, sql, prologue, epilogue, progress)
+    progress.done()
+    with connect(settings) as conn:
+        conn.execute("ANALYZE")
+    return counts(settings)
+
+
+def _run_psql(settings: PostgresSettings, sql: Readable, prologue: bytes, epilogue: bytes, progress: Progress) -> None:
+    """Runs `sql` through psql in restricted mode and one transaction, stopping at the first error.
+    An error raised while reading `sql` kills psql before it can commit."""
     with tempfile.TemporaryFile() as errors:
         proc = subprocess.Popen(
             [tool("psql"), *PSQL_ARGS, *settings.libpq_args()],
@@ -402,17 +493,14 @@ def restore(
             said = _tail(errors)
             hint = (
                 ". The bundle keeps owners and privileges: create the roles it names in the target cluster "
-                "first, or restore a backup taken without postgres_privileges"
+                "first (postgres_roles creates the ones a bundle holds), or restore a backup taken without "
+                "postgres_privileges"
                 if MISSING_ROLE.search(said)
                 else ""
             )
             raise JobFailedError(
                 f"psql restore into {_where(settings)} failed and was rolled back (exit {code}): {said}{hint}"
             )
-    progress.done()
-    with connect(settings) as conn:
-        conn.execute("ANALYZE")
-    return counts(settings)
 
 
 def _tail(stream: IO[bytes], limit: int = 2000) -> str:

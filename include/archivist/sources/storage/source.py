@@ -10,7 +10,7 @@ from archivist.config import S3Settings
 from archivist.errors import VerificationError
 from archivist.format.bundle import JobResult, VerifyReport
 from archivist.format.members import BundleOpener, finish, members
-from archivist.sources.base import DumpOptions, Patterns
+from archivist.sources.base import DumpOptions, RestoreOptions
 from archivist.sources.storage import job
 from archivist.transport import s3io
 from archivist.transport.staging import Staging
@@ -36,7 +36,7 @@ class StorageSource:
         return job.dump(settings, staging, backup_id)
 
     def occupied(
-        self, settings: S3Settings, report: VerifyReport, patterns: Patterns, open_bundle: BundleOpener | None
+        self, settings: S3Settings, report: VerifyReport, options: RestoreOptions, open_bundle: BundleOpener | None
     ) -> list[str]:
         if job.bucket_is_empty(s3io.client(settings), settings.bucket):
             return []
@@ -46,7 +46,7 @@ class StorageSource:
         """Each archive entry's key and size is checked as it is restored (sources/storage/keys.py)."""
 
     def restore(
-        self, open_bundle: BundleOpener, settings: S3Settings, mode: str, patterns: Patterns, dry_run: bool
+        self, open_bundle: BundleOpener, settings: S3Settings, mode: str, options: RestoreOptions, dry_run: bool
     ) -> dict[str, Any]:
         for path, tgz in members(open_bundle, self.is_archive):
             if dry_run:
@@ -58,7 +58,7 @@ class StorageSource:
             return restored
         raise VerificationError("the bundle has no storage archive (jobs.storage/storage-<id>.tgz)")
 
-    def count_problems(self, want: dict[str, Any], got: dict[str, Any], patterns: Patterns) -> list[str]:
+    def count_problems(self, want: dict[str, Any], got: dict[str, Any], options: RestoreOptions) -> list[str]:
         if (got.get("objects"), got.get("bytes")) == (want.get("objects"), want.get("bytes")):
             return []
         return [

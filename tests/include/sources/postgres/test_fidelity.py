@@ -13,8 +13,12 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from archivist.errors import JobFailedError
+from archivist.errors import JobFailedError, VerificationError
 from archivist.format import bundle
+from archivist.format.bundle import BackupKey
+from archivist.format.bundle_index import BundleSource
+from archivist.runner import backup, restore
+from archivist.sources.base import DumpOptions, RestoreOptions
 from archivist.sources.postgres import dump_plan, job
 from archivist.transport.staging import LocalStaging
 
@@ -44,8 +48,8 @@ def _admin(settings) -> psycopg.Connection:
 
 @pytest.fixture
 def databases(pg_settings):
-    """Two new, empty databases: (settings of the first, settings of the second); dropped after."""
-    names = [f"archivist_fid_{secrets.token_hex(4)}" for _ in range(2)]
+    """Three new, empty databases, as settings of each; dropped after."""
+    names = [f"archivist_fid_{secrets.token_hex(4)}" for _ in range(3)]
     with _admin(pg_settings) as conn:
         for name in names:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
@@ -86,7 +90,7 @@ def _conninfo(settings) -> dict:
 
 
 def test_extensions_large_objects_views_partitions_and_sequences_round_trip(databases, tmp_path):
-    original, empty = databases
+    original, empty, _ = databases
     with psycopg.connect(**_conninfo(original), autocommit=True) as conn:
         conn.execute(SCHEMA)
     before = _pg_dump(original)
@@ -138,6 +142,9 @@ def roles(pg_settings, databases):
     yield owner, reader
     for role in (reader, owner):  # one at a time: the owner's default privileges name the reader
         for database in databases:
+            with _admin(pg_settings) as conn:
+                if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database.dbname,)).fetchone():
+                    continue
             with _admin(database) as conn:
                 if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone():
                     conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
@@ -164,7 +171,7 @@ def _privileges(settings, owner: str, reader: str) -> dict:
 
 
 def _with_privileges(databases, roles, tmp_path, keep: bool) -> tuple[dict, dict]:
-    (original, empty), (owner, reader) = databases, roles
+    (original, empty, _), (owner, reader) = databases, roles
     with psycopg.connect(**_conninfo(original), autocommit=True) as conn:
         conn.execute(PRIVILEGES.format(owner=owner, reader=reader))
     staging = LocalStaging(parent=str(tmp_path))
@@ -200,7 +207,7 @@ def test_by_default_the_dump_is_role_neutral(databases, roles, tmp_path, pg_sett
 
 
 def test_a_bundle_with_owners_names_the_missing_role(databases, roles, tmp_path, pg_settings):
-    (original, empty), (owner, reader) = databases, roles
+    (original, empty, _), (owner, reader) = databases, roles
     with psycopg.connect(**_conninfo(original), autocommit=True) as conn:
         conn.execute(PRIVILEGES.format(owner=owner, reader=reader))
     staging = LocalStaging(parent=str(tmp_path))
@@ -213,10 +220,70 @@ def test_a_bundle_with_owners_names_the_missing_role(databases, roles, tmp_path,
         job.restore(empty, dump, "empty")
     assert f'role "{reader}" does not exist' in str(failed.value)
     assert str(failed.value).endswith(
-        "The bundle keeps owners and privileges: create the roles it names in the target cluster first, "
-        "or restore a backup taken without postgres_privileges"
+        "The bundle keeps owners and privileges: create the roles it names in the target cluster first "
+        "(postgres_roles creates the ones a bundle holds), or restore a backup taken without postgres_privileges"
     )
     with psycopg.connect(**_conninfo(empty)) as conn:
         assert conn.execute(
             "SELECT count(*) FROM pg_tables WHERE schemaname <> 'pg_catalog' AND schemaname <> 'information_schema'"
         ).fetchone() == (0,)
+
+
+def _bundle(tmp_path, settings, options: DumpOptions) -> tuple[str, str]:
+    """A local bundle of the postgres job alone, backed up from `settings`: (its path, its key)."""
+    key = BackupKey.new()
+    staging = LocalStaging(parent=str(tmp_path))
+    result = backup.run_job("postgres", key, staging, settings, options)
+    path = tmp_path / key.object_key
+    with open(path, "wb") as out:
+        backup.assemble(out, key, [result], staging)
+    return str(path), key.name
+
+
+def test_more_databases_each_restorable_alone_and_roles_when_asked(databases, roles, tmp_path, pg_settings):
+    (main, other, target), (owner, reader) = databases, roles
+    with psycopg.connect(**_conninfo(main), autocommit=True) as conn:
+        conn.execute(PRIVILEGES.format(owner=owner, reader=reader))
+    with psycopg.connect(**_conninfo(other), autocommit=True) as conn:
+        conn.execute(f"CREATE TABLE notes (id int PRIMARY KEY, body text); GRANT SELECT ON notes TO {reader};")
+        conn.execute("INSERT INTO notes VALUES (1, 'kept in a second database')")
+    before = {"main": _pg_dump(main), "other": _pg_dump(other)}
+    options = DumpOptions(postgres_privileges=True, postgres_databases=(other.dbname,), postgres_roles=True)
+    path, key = _bundle(tmp_path, main, options)
+
+    report = restore.verify(BundleSource.file(path))
+    assert report.meta["format_version"] == 2  # a version 1 reader would take any .sql for the one dump
+    assert report.meta["counts"]["jobs.postgres"]["databases"][other.dbname]["tables"] == 1
+    backup_id = report.meta["backup_id"]
+    assert {p for p in report.members if p.startswith("jobs.postgres/")} == {
+        bundle.postgres_path(backup_id),
+        bundle.postgres_database_path(other.dbname, backup_id),
+        bundle.postgres_roles_path(backup_id),
+    }
+
+    # the second database and the reader role are lost; the main database is restored elsewhere
+    with _admin(pg_settings) as conn:
+        conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(other.dbname)))
+    with _admin(main) as conn:
+        conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(reader)))
+    with _admin(pg_settings) as conn:
+        conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(reader)))
+
+    with pytest.raises(
+        VerificationError, match=f"holds no dump of database\\(s\\) elsewhere; it holds extra databases: {other.dbname}"
+    ):
+        restore.run_restore(
+            BundleSource.file(path), key, ("postgres",), "empty", RestoreOptions(postgres_databases=("elsewhere",)),
+            settings={"postgres": target},
+        )  # fmt: skip
+    result = restore.run_restore(
+        BundleSource.file(path), key, ("postgres",), "empty", RestoreOptions(postgres_roles=True),
+        settings={"postgres": target},
+    )  # fmt: skip
+
+    assert result["problems"] == []
+    assert result["restored"]["postgres"]["databases"] == {other.dbname: {"tables": 1, "rows_estimate": 1}}
+    with _admin(pg_settings) as conn:
+        assert conn.execute("SELECT rolcanlogin FROM pg_roles WHERE rolname = %s", (reader,)).fetchone() == (False,)
+    assert _pg_dump(target) == before["main"]
+    assert _pg_dump(other) == before["other"]
