@@ -11,6 +11,7 @@ import pytest
 
 from archivist.errors import JobFailedError
 from archivist.format import bundle
+from archivist.sources.base import DumpOptions
 from archivist.sources.elasticsearch import cluster as es_cluster
 from archivist.sources.elasticsearch import export as es_export
 from archivist.sources.elasticsearch import lines as es_lines
@@ -102,7 +103,7 @@ def test_a_source_shaped_like_the_boundary_between_hits_is_exported_whole(es_cli
     es_client.indices.refresh(index=export_index)
     staging = LocalStaging()
     try:
-        result = es_export.dump(es_settings, staging, "tricky-backup", export_index)
+        result = es_export.dump(es_settings, staging, "tricky-backup", DumpOptions(export_index))
         with staging.open(bundle.elasticsearch_index_path(export_index, "tricky-backup")) as f:
             docs = {doc["_id"]: doc["_source"] for doc in map(orjson.loads, f.read().splitlines())}
     finally:

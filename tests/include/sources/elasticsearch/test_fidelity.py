@@ -89,13 +89,18 @@ def _index(es, name: str, docs: list[dict], settings: dict | None = None, mappin
 
 
 def _round_trip(tmp_path, es_settings, prefix: str, options: DumpOptions | None = None) -> dict:
-    """Backs up the test's indices into a local bundle, deletes them, restores them; the restore."""
+    """Backs up the test's indices into a local bundle, deletes them, restores them; the restore.
+    In replace mode: the bundle also holds the cluster's templates, which are still there."""
     options = options or DumpOptions(f"{prefix}*")
     made = backup.run_simple_backup(str(tmp_path / "bundle.tgz"), ("elasticsearch",), options)
     es = es_cluster.client(es_settings)
     es.indices.delete(index=f"{prefix}*", expand_wildcards="all")
     return restore.run_restore(
-        BundleSource.file(made["path"]), made["key"], ("elasticsearch",), settings={"elasticsearch": es_settings}
+        BundleSource.file(made["path"]),
+        made["key"],
+        ("elasticsearch",),
+        "replace",
+        settings={"elasticsearch": es_settings},
     )
 
 
