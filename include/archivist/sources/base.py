@@ -35,6 +35,12 @@ class Source(Protocol):
     ) -> list[str]:
         """What in the target already holds data the bundle would restore (empty mode's refusal)."""
 
+    def replaced(
+        self, settings: Any, report: VerifyReport, patterns: Patterns, open_bundle: BundleOpener | None
+    ) -> list[str]:
+        """What a `replace` restore would drop or overwrite in the target, one line each, found the
+        way the restore decides it; raises what the restore would raise where it must refuse."""
+
     def restore(
         self, open_bundle: BundleOpener, settings: Any, mode: str, patterns: Patterns, dry_run: bool
     ) -> dict[str, Any]:

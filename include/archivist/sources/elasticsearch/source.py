@@ -125,9 +125,9 @@ class ElasticsearchSource:
         wanted = [i for i in bundle_names.indices if es_restore.matches_any(i, patterns)]
         return targets.refusals(es, bundle_names, wanted, "empty")[0]
 
-    def restore(
-        self, open_bundle: BundleOpener, settings: EsSettings, mode: str, patterns: Patterns, dry_run: bool
-    ) -> dict[str, Any]:
+    @staticmethod
+    def _chosen(open_bundle: BundleOpener, patterns: Patterns) -> tuple[names.BundleNames, list[str]]:
+        """The bundle's names and the indices `patterns` choose of it."""
         templates, definitions, indices = metadata(open_bundle)
         bundle_names, problems = names.collect(indices, definitions, templates)
         if problems:  # verify refused these already; checked again where they are used
@@ -137,11 +137,13 @@ class ElasticsearchSource:
             raise ConfigurationError(
                 f"no index in the bundle matches {', '.join(patterns)}; it holds {', '.join(indices)}"
             )
-        if dry_run:
-            log.info("dry run: would restore templates and indices %s", ", ".join(chosen))
-            return {"dry_run": True, "indices": chosen}
+        return bundle_names, chosen
+
+    @staticmethod
+    def _survey(settings: EsSettings, bundle_names: names.BundleNames, chosen: list[str], mode: str) -> Any:
+        """What the cluster holds under the bundle's names; raises when the restore must refuse."""
         es_cluster.check_login(settings)
-        es, raw = es_cluster.client(settings), es_cluster.raw_client(settings)
+        es = es_cluster.client(settings)
         refused, cluster = targets.refusals(es, bundle_names, chosen, mode)
         if refused:
             hint = (
@@ -152,6 +154,37 @@ class ElasticsearchSource:
             raise TargetNotEmptyError(
                 f"restore refused, nothing was written to {elasticsearch_where(settings)}: " + "; ".join(refused) + hint
             )
+        return es, cluster
+
+    def replaced(
+        self, settings: EsSettings, report: VerifyReport, patterns: Patterns, open_bundle: BundleOpener | None
+    ) -> list[str]:
+        if open_bundle is None:
+            return []
+        bundle_names, chosen = self._chosen(open_bundle, patterns)
+        es, cluster = self._survey(settings, bundle_names, chosen, "replace")
+        where = f"Elasticsearch at {settings.url}"
+        lines = []
+        for index in chosen:
+            if index in cluster.indices:
+                aliases = sorted(a for a, on in cluster.aliases.items() if index in on)
+                also = f", aliases {', '.join(aliases)}" if aliases else ""
+                documents = es.count(index=index)["count"]
+                lines.append(f"index {index} ({documents:,} documents{also}) of {where}")
+        for kind, existing in sorted(cluster.templates.items()):
+            lines += [f"{names.TEMPLATE_KINDS[kind]} {name} of {where}, overwritten" for name in existing]
+        return lines
+
+    def restore(
+        self, open_bundle: BundleOpener, settings: EsSettings, mode: str, patterns: Patterns, dry_run: bool
+    ) -> dict[str, Any]:
+        templates, definitions, _ = metadata(open_bundle)
+        bundle_names, chosen = self._chosen(open_bundle, patterns)
+        if dry_run:
+            log.info("dry run: would restore templates and indices %s", ", ".join(chosen))
+            return {"dry_run": True, "indices": chosen}
+        es, cluster = self._survey(settings, bundle_names, chosen, mode)
+        raw = es_cluster.raw_client(settings)
         targets.delete_indices(es, [i for i in chosen if i in cluster.indices])
         es_restore.put_templates(es, templates)
         loaded = self._load(open_bundle, es, raw, chosen, definitions)

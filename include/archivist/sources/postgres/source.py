@@ -11,7 +11,7 @@ from archivist.errors import VerificationError
 from archivist.format.bundle import JobResult, VerifyReport
 from archivist.format.members import BundleOpener, finish, members
 from archivist.sources.base import Patterns
-from archivist.sources.postgres import dump_plan, job
+from archivist.sources.postgres import dump_plan, job, replace_drops
 from archivist.transport.staging import Staging
 
 log = logging.getLogger(__name__)
@@ -46,15 +46,26 @@ class PostgresSource:
         tables = job.user_tables(settings)
         return [f"database '{settings.dbname}' holds {len(tables)} table(s)"] if tables else []
 
+    def replaced(
+        self, settings: PostgresSettings, report: VerifyReport, patterns: Patterns, open_bundle: BundleOpener | None
+    ) -> list[str]:
+        plan = self._plan(open_bundle) if open_bundle is not None else None
+        return replace_drops.in_database(settings, plan) if plan else []
+
+    def _plan(self, open_bundle: BundleOpener) -> dump_plan.DumpPlan | None:
+        """What the dump recreates: one streaming pass over it."""
+        for _, sql in members(open_bundle, self.is_dump):
+            plan = dump_plan.scan(sql)
+            finish(sql)
+            return plan
+        return None
+
     def restore(
         self, open_bundle: BundleOpener, settings: PostgresSettings, mode: str, patterns: Patterns, dry_run: bool
     ) -> dict[str, Any]:
         plan = None
         if mode == "replace" or dry_run:  # one extra streaming pass to learn what the dump recreates
-            for _, sql in members(open_bundle, self.is_dump):
-                plan = dump_plan.scan(sql)
-                finish(sql)
-                break
+            plan = self._plan(open_bundle)
         for path, sql in members(open_bundle, self.is_dump):
             if dry_run:
                 what = plan.describe() if plan else "nothing"
