@@ -8,28 +8,30 @@ for each part where none is set, from the Airflow connection of the same part.
 from __future__ import annotations
 
 import datetime as dt
-import json
+import functools
 import logging
 import os
 import sys
+import time
 import traceback
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
 
 import click
 from elasticsearch import ElasticsearchWarning
 
 from archivist import __version__, config, modes
+from archivist.cli import confirm, info, live
+from archivist.cli.output import Output, Reported, error_document, error_line, format_counts, human_size, scrub
 from archivist.errors import ArchivistError, BackupNotFoundError, ConfigurationError, JobFailedError, VerificationError
+from archivist.format import bundle
 from archivist.format.bundle import BackupKey
 from archivist.format.bundle_index import BundleSource
 from archivist.runner import backup, checks, restore
 from archivist.transport.backup_bucket import BackupStore
 
 NOISY_LOGGERS = ("elastic_transport", "elasticsearch", "botocore", "boto3", "s3transfer", "urllib3", "airflow")
-MASK = "****"
 
 EPILOG = """\b
 Configuration: the original tool's environment variables. A part with none
@@ -38,9 +40,15 @@ from the Airflow connection archivist_postgres, archivist_elasticsearch,
 archivist_storage or archivist_backups. `archivist info` shows what is used.
 
 \b
+Every command takes --json (one JSON document on stdout, errors too) and
+--quiet (nothing but errors); docs/CLI.md lists the fields.
+
+\b
 Exit codes:
   0  ok
-  2  bad configuration (a setting is missing or invalid)
+  1  the replace question was answered no (nothing written), or an unexpected error
+  2  bad configuration (a setting is missing or invalid; or restore --mode replace
+     without a terminal to ask on and without --yes)
   3  a server or bucket is unreachable
   4  verification failure (the bundle is damaged or of an unknown format)
   5  backup not found
@@ -49,70 +57,9 @@ Exit codes:
 """
 
 
-class CommandFailed(ArchivistError):
-    """A command that found problems and already printed them; carries its exit code."""
+# --- logging -----------------------------------------------------------------------------------
 
-    def __init__(self, message: str, exit_code: int = 1):
-        super().__init__(message)
-        self.exit_code = exit_code
-
-
-# --- output helpers --------------------------------------------------------------------------
-
-
-def human_size(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if n < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TiB"  # pragma: no cover
-
-
-def format_counts(counts: dict[str, Any] | None) -> str:
-    """`tables=5 rows=1234 indices=4` from a job's counts; nested mappings are shown by size."""
-    if not counts:
-        return ""
-    parts = []
-    for name, value in counts.items():
-        if isinstance(value, (dict, list, tuple)):
-            parts.append(f"{name}={len(value)}")
-        else:
-            parts.append(f"{name}={value:,}" if isinstance(value, int) else f"{name}={value}")
-    return " ".join(parts)
-
-
-def _secret_values() -> set[str]:
-    """Every secret this process could know, so an error message can never carry one."""
-    found = set()
-    for name, value in os.environ.items():
-        if not value or len(value) < 4:
-            continue
-        if name.endswith(("PASSWORD", "SECRET_ACCESS_KEY", "SESSION_TOKEN")):
-            found.add(value)
-        elif name.startswith("AIRFLOW_CONN_"):
-            try:
-                conn = json.loads(value)
-                if isinstance(conn, dict) and conn.get("password"):
-                    found.add(str(conn["password"]))
-                extra = conn.get("extra") if isinstance(conn, dict) else None
-                if isinstance(extra, dict) and extra.get("aws_session_token"):
-                    found.add(str(extra["aws_session_token"]))
-            except ValueError:
-                parsed = urlsplit(value)
-                if parsed.password:
-                    found.add(parsed.password)
-    return {s for s in found if len(s) >= 4}
-
-
-def scrub(text: str) -> str:
-    for secret in sorted(_secret_values(), key=len, reverse=True):
-        text = text.replace(secret, MASK)
-    return text
-
-
-def _error_line(exc: BaseException) -> str:
-    text = str(exc) if isinstance(exc, ArchivistError) else f"{type(exc).__name__}: {exc}"
-    return scrub(text).strip() or type(exc).__name__
+_state: dict[str, Any] = {"verbose": False, "output": None, "handler": None}
 
 
 def _uses_airflow_connections() -> bool:
@@ -137,6 +84,7 @@ def setup_logging(verbose: bool) -> None:
     for old in list(root.handlers):
         root.removeHandler(old)
     root.addHandler(handler)
+    _state["handler"] = handler
     root.setLevel(logging.WARNING)
     logging.getLogger("archivist").setLevel(level)
     for name in NOISY_LOGGERS:
@@ -147,14 +95,22 @@ def setup_logging(verbose: bool) -> None:
     warnings.filterwarnings("ignore", category=ElasticsearchWarning)
 
 
+def _quieten(out: Output) -> None:
+    """--quiet logs errors only; --json logs warnings and errors (or all with -v), never progress."""
+    if out.quiet:
+        logging.getLogger().setLevel(logging.ERROR)
+        for name in ("archivist", *NOISY_LOGGERS):
+            logging.getLogger(name).setLevel(logging.ERROR)
+    elif out.as_json and not _state["verbose"]:
+        logging.getLogger("archivist").setLevel(logging.WARNING)
+
+
 def _split(text: str | None) -> list[str] | None:
     items = [t.strip() for t in (text or "").split(",") if t.strip()]
     return items or None
 
 
 # --- the command group -------------------------------------------------------------------------
-
-_state = {"verbose": False}
 
 
 @click.group(
@@ -170,12 +126,29 @@ def cli(verbose: bool) -> None:
     setup_logging(verbose)
 
 
+def output_options(func: Callable) -> Callable:
+    """--json and --quiet for a command, which then receives `out`, the Output they choose."""
+
+    @click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout (docs/CLI.md).")
+    @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
+    @functools.wraps(func)
+    def command(*args: Any, as_json: bool, quiet: bool, **kwargs: Any) -> Any:
+        out = _state["output"] = Output(as_json=as_json, quiet=quiet)
+        _quieten(out)
+        return func(*args, out=out, **kwargs)
+
+    return command
+
+
 jobs_option = click.option(
     "--jobs", metavar="JOB,...", help="Only these jobs: postgres, elasticsearch, storage (default all)."
 )
 
 
 def restore_options(func: Callable) -> Callable:
+    func = click.option(
+        "-y", "--yes", is_flag=True, help="Replace mode: drop what the bundle recreates without asking first."
+    )(func)
     func = click.option("--dry-run", is_flag=True, help="Verify and report what would be restored; write nothing.")(
         func
     )
@@ -188,31 +161,52 @@ def restore_options(func: Callable) -> Callable:
         metavar="PATTERN,...",
         help="Elasticsearch index patterns to restore (e.g. products,logs-*); default all.",
     )(func)
-    return jobs_option(func)
+    return output_options(jobs_option(func))
+
+
+def _showing(out: Output) -> Any:
+    return live.showing(out, _state["handler"])
 
 
 # --- backups -------------------------------------------------------------------------------------
 
 
-def _print_made(made: dict[str, Any]) -> None:
-    click.echo(f"key      {made['key']}")
+def _made_document(made: dict[str, Any], seconds: float) -> dict[str, Any]:
+    """A backup's JSON: the bundle, its size, each job's time and counts, the whole time."""
+    jobs = {
+        bundle.job_of_path(job_dir) or job_dir: {
+            "seconds": made["stats"][job_dir]["time_seconds"],
+            "counts": made["counts"].get(job_dir, {}),
+        }
+        for job_dir in sorted(made["stats"])
+    }
+    where = {"path": made["path"]} if "path" in made else {"object": made["object"]}
+    return {"key": made["key"], **where, "size": made["size"], "jobs": jobs, "seconds": round(seconds, 3)}
+
+
+def _print_made(out: Output, made: dict[str, Any]) -> None:
+    out.say(f"key      {made['key']}")
     if "path" in made:
-        click.echo(f"file     {made['path']}")
-    click.echo(f"size     {human_size(made['size'])} ({made['size']:,} bytes)")
+        out.say(f"file     {made['path']}")
+    out.say(f"size     {human_size(made['size'])} ({made['size']:,} bytes)")
     for job_dir in sorted(made["stats"]):
         seconds = made["stats"][job_dir]["time_seconds"]
-        click.echo(f"  {job_dir:<20} {seconds:7.2f} s   {format_counts(made['counts'].get(job_dir))}")
+        out.say(f"  {job_dir:<20} {seconds:7.2f} s   {format_counts(made['counts'].get(job_dir))}")
 
 
 @cli.command(name="backup")
 @jobs_option
 @click.option("--keep", type=int, metavar="N", help="Bundles to keep in rotation (default BACKUPS_KEPT, at least 7).")
-def backup_cmd(jobs: str | None, keep: int | None) -> None:
+@output_options
+def backup_cmd(jobs: str | None, keep: int | None, out: Output) -> None:
     """Performs a full system backup."""
-    made = backup.run_backup(config.parse_jobs(jobs), keep)
-    _print_made(made)
+    started = time.monotonic()
+    with _showing(out):
+        made = backup.run_backup(config.parse_jobs(jobs), keep)
     rotated = made.get("rotated") or []
-    click.echo(f"rotation deleted {len(rotated)} old bundle(s){': ' + ', '.join(rotated) if rotated else ''}")
+    out.document({**_made_document(made, time.monotonic() - started), "rotated": rotated})
+    _print_made(out, made)
+    out.say(f"rotation deleted {len(rotated)} old bundle(s){': ' + ', '.join(rotated) if rotated else ''}")
 
 
 @cli.command(name="simple-backup")
@@ -224,148 +218,61 @@ def backup_cmd(jobs: str | None, keep: int | None) -> None:
     metavar="PATH",
     help="File (or folder) for the bundle; default ./<key>.tgz.",
 )
-def simple_backup(jobs: str | None, output: str | None) -> None:
+@output_options
+def simple_backup(jobs: str | None, output: str | None, out: Output) -> None:
     """Performs a system backup but leaves the bundle in a file, not in the backup bucket."""
-    _print_made(backup.run_simple_backup(output, config.parse_jobs(jobs)))
+    started = time.monotonic()
+    with _showing(out):
+        made = backup.run_simple_backup(output, config.parse_jobs(jobs))
+    out.document(_made_document(made, time.monotonic() - started))
+    _print_made(out, made)
 
 
 # --- checks --------------------------------------------------------------------------------------
 
 
-def _report_checks(results: list[checks.CheckResult]) -> None:
-    for result in results:
-        click.echo(scrub(result.line()))
+def _report_checks(out: Output, results: list[checks.CheckResult]) -> None:
     failed = [r for r in results if not r.ok]
+    document = {
+        "ok": not failed,
+        "checks": [{"item": r.item, "ok": r.ok, "message": r.detail, "exit_code": r.exit_code} for r in results],
+    }
+    for result in results:
+        out.say(scrub(result.line()))
     if failed:
-        raise CommandFailed(
-            f"{len(failed)} of {len(results)} checks failed: {', '.join(r.item for r in failed)}",
-            max(r.exit_code for r in failed),
-        )
+        error = ArchivistError(f"{len(failed)} of {len(results)} checks failed: {', '.join(r.item for r in failed)}")
+        error.exit_code = max(r.exit_code for r in failed)
+        raise out.failed(document, error)
+    out.document(document)
 
 
 @cli.command()
 @jobs_option
-def check(jobs: str | None) -> None:
+@output_options
+def check(jobs: str | None, out: Output) -> None:
     """Checks whether configuration is enough to run backup or restore."""
-    _report_checks(checks.run_checks(config.parse_jobs(jobs), backups=True))
+    _report_checks(out, checks.run_checks(config.parse_jobs(jobs), backups=True))
 
 
 @cli.command(name="simple-check")
 @jobs_option
-def simple_check(jobs: str | None) -> None:
+@output_options
+def simple_check(jobs: str | None, out: Output) -> None:
     """Checks whether configuration is enough to run simple backup or restore (no backup bucket)."""
-    _report_checks(checks.run_checks(config.parse_jobs(jobs), backups=False))
+    _report_checks(out, checks.run_checks(config.parse_jobs(jobs), backups=False))
 
 
-# --- info ----------------------------------------------------------------------------------------
-
-
-def _from_env(
-    names: dict[str, Any], secrets: tuple[str, ...], defaults: dict[str, Any]
-) -> Iterator[tuple[str, str, str]]:
-    """Rows for a part configured by variables: each variable's value, set or defaulted."""
-    for name, value in names.items():
-        shown = (MASK if value else "(empty)") if name in secrets else ("" if value is None else str(value))
-        if os.environ.get(name, "").strip():
-            origin = "environment"
-        elif name in defaults:
-            origin = "default"
-        else:
-            origin = "not set"
-        yield name, shown, origin
-
-
-def _rows_postgres() -> Iterator[tuple[str, str, str]]:
-    s = config.load_postgres()
-    values = {
-        "DATABASE_HOST": s.host,
-        "DATABASE_PORT": s.port,
-        "DATABASE_NAME": s.dbname,
-        "DATABASE_USER": s.user,
-        "DATABASE_PASSWORD": s.password,
-    }
-    yield from _rows(values, s.source, ("DATABASE_PASSWORD",), {"DATABASE_PORT"})
-
-
-def _rows_elasticsearch() -> Iterator[tuple[str, str, str]]:
-    s = config.load_elasticsearch()
-    url = urlsplit(s.url)
-    values = {
-        "ELASTICSEARCH_PROTOCOL": url.scheme,
-        "ELASTICSEARCH_HOST": url.hostname,
-        "ELASTICSEARCH_PORT": url.port,
-        "ELASTICSEARCH_USER": s.user,
-        "ELASTICSEARCH_PASSWORD": s.password,
-    }
-    yield from _rows(values, s.source, ("ELASTICSEARCH_PASSWORD",), {"ELASTICSEARCH_PROTOCOL", "ELASTICSEARCH_PORT"})
-
-
-def _s3_rows(load: Callable[[], config.S3Settings], prefix: str) -> Callable[[], Iterator[tuple[str, str, str]]]:
-    def rows() -> Iterator[tuple[str, str, str]]:
-        s = load()
-        values = {
-            f"{prefix}ACCESS_KEY_ID": s.access_key_id,
-            f"{prefix}SECRET_ACCESS_KEY": s.secret_access_key,
-            f"{prefix}BUCKET_NAME": s.bucket,
-            f"{prefix}ENDPOINT_URL": s.endpoint_url or "(AWS S3)",
-        }
-        defaulted = set()
-        if prefix == "BACKUP_":
-            values["BACKUP_PREFIX"], defaulted = s.prefix or "(bucket root)", {"BACKUP_PREFIX"}
-        yield from _rows(values, s.source, (f"{prefix}SECRET_ACCESS_KEY",), defaulted)
-
-    return rows
-
-
-def _rows(
-    values: dict[str, Any], source: str, secrets: tuple[str, ...], defaulted: set[str]
-) -> Iterator[tuple[str, str, str]]:
-    if source.endswith("variables"):
-        yield from _from_env(values, secrets, dict.fromkeys(defaulted))
-        return
-    for name, value in values.items():
-        shown = (MASK if value else "(empty)") if name in secrets else ("" if value is None else str(value))
-        yield name, shown, source
-
-
-def _rows_general() -> Iterator[tuple[str, str, str]]:
-    raw = config.load_env_backups_kept()
-    try:
-        yield "BACKUPS_KEPT", str(config.parse_backups_kept(raw)), "environment" if raw is not None else "default"
-    except ArchivistError as exc:
-        yield "BACKUPS_KEPT", f"error: {_error_line(exc)}", "environment"
-    yield "NAMESPACE", config.load_namespace() or "(empty)", "environment" if "NAMESPACE" in os.environ else "default"
-    origin = (
-        "ARCHIVIST_SCHEDULE"
-        if os.environ.get("ARCHIVIST_SCHEDULE")
-        else "environment"
-        if os.environ.get("CRON_SCHEDULE")
-        else "default"
-    )
-    yield "CRON_SCHEDULE", config.load_cron_schedule(), origin
-
-
-@cli.command()
-def info() -> None:
+@cli.command(name="info")
+@output_options
+def info_cmd(out: Output) -> None:
     """Prints all configuration options and exits."""
-    parts: list[tuple[str, Callable[[], Iterator[tuple[str, str, str]]]]] = [
-        ("DATABASE_*", _rows_postgres),
-        ("ELASTICSEARCH_*", _rows_elasticsearch),
-        ("S3_*", _s3_rows(config.load_storage, "S3_")),
-        ("BACKUP_*", _s3_rows(config.load_backups, "BACKUP_")),
-        ("general", _rows_general),
-    ]
-    rows: list[tuple[str, str, str]] = []
-    for label, load in parts:
-        try:
-            rows.extend(load())
-        except Exception as exc:  # one broken part is reported on its line; the rest still print
-            rows.append((label, f"error: {_error_line(exc)}", ""))
+    rows = info.rows()
+    out.document({"options": [{"name": name, "value": value, "origin": origin} for name, value, origin in rows]})
     width = max(len(name) for name, _, _ in rows)
     value_width = min(40, max(len(value) for _, value, _ in rows))
     for name, value, origin in rows:
         line = f"{name:<{width}}  {value:<{value_width}}  {'(' + origin + ')' if origin else ''}".rstrip()
-        click.echo(scrub(line))
+        out.say(scrub(line))
 
 
 # --- the backup bucket ----------------------------------------------------------------------------
@@ -378,8 +285,8 @@ def _store() -> BackupStore:
 @cli.command()
 @click.option("--keep", type=int, metavar="N", help="Bundles to keep (default BACKUPS_KEPT, else 30; at least 7).")
 @click.option("--dry-run", is_flag=True, help="Say which bundles rotation would delete, and delete none.")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON object for scripts.")
-def rotate(keep: int | None, dry_run: bool, as_json: bool) -> None:
+@output_options
+def rotate(keep: int | None, dry_run: bool, out: Output) -> None:
     """Deletes the oldest bundles beyond the number kept, as a backup's rotation does."""
     if keep is not None and keep < config.MIN_BACKUPS_KEPT:
         raise ConfigurationError(
@@ -389,14 +296,11 @@ def rotate(keep: int | None, dry_run: bool, as_json: bool) -> None:
     keep = config.load_backups_kept() if keep is None else keep
     store = _store()
     deleted = store.rotate(keep, dry_run=dry_run)
-    if as_json:
-        rows = [b.as_dict() for b in deleted]
-        click.echo(json.dumps({"keep": keep, "dry_run": dry_run, "deleted": rows}, indent=2))
-        return
+    out.document({"keep": keep, "dry_run": dry_run, "deleted": [b.as_dict() for b in deleted]})
     verb = "would delete" if dry_run else "deleted"
-    click.echo(f"kept the newest {keep} bundle(s) in bucket '{store.bucket}'; {verb} {len(deleted)}")
+    out.say(f"kept the newest {keep} bundle(s) in bucket '{store.bucket}'; {verb} {len(deleted)}")
     for stored in deleted:
-        click.echo(f"  {verb} {stored.key.name}  {human_size(stored.size):>10}")
+        out.say(f"  {verb} {stored.key.name}  {human_size(stored.size):>10}")
 
 
 @cli.command(name="list")
@@ -406,8 +310,8 @@ def rotate(keep: int | None, dry_run: bool, as_json: bool) -> None:
     is_flag=True,
     help="Also read each bundle's meta.json (two small ranged reads) for the format version.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON list for scripts.")
-def list_cmd(with_meta: bool, as_json: bool) -> None:
+@output_options
+def list_cmd(with_meta: bool, out: Output) -> None:
     """Shows a list of available backups."""
     store = _store()
     rows = []
@@ -420,11 +324,9 @@ def list_cmd(with_meta: bool, as_json: bool) -> None:
             except VerificationError as exc:
                 row["format_version"], row["error"] = None, str(exc)
         rows.append(row)
-    if as_json:
-        click.echo(json.dumps(rows, indent=2))
-        return
+    out.document(rows)
     if not rows:
-        click.echo(f"no bundle in bucket '{store.bucket}' yet")
+        out.say(f"no bundle in bucket '{store.bucket}' yet")
         return
     for row in rows:
         made = dt.datetime.fromisoformat(row["last_modified"]).astimezone(dt.UTC)
@@ -437,12 +339,12 @@ def list_cmd(with_meta: bool, as_json: bool) -> None:
             else:
                 version = f"format {row['format_version']}" + (" (original tool)" if row["format_version"] == 0 else "")
             line += f"  {version}"
-        click.echo(line)
+        out.say(line)
 
 
-def _locate(store: BackupStore, text: str) -> tuple[str, Callable[[], Any]]:
+def _locate(out: Output, store: BackupStore, text: str) -> tuple[str, Callable[[], Any]]:
     found = store.locate(text)
-    click.echo(f"bundle   {found.key} ({human_size(found.size)}) in bucket '{store.bucket}'")
+    out.say(f"bundle   {found.key} ({human_size(found.size)}) in bucket '{store.bucket}'")
     return found.key.name, store.bundle_source(found.key)
 
 
@@ -463,28 +365,70 @@ def _local(path: str) -> tuple[str, Callable[[], Any]]:
     is_flag=True,
     help="Accept a bundle without checksums (the original tool's format): only its structure is checked.",
 )
-def verify(target: str, allow_unchecked: bool) -> None:
+@output_options
+def verify(target: str, allow_unchecked: bool, out: Output) -> None:
     """Checks a bundle (a backup key, 'latest', or a local file) against its meta.json."""
     if os.path.isfile(target):
         name, opener = _local(target)
     elif os.sep in target or target.endswith(".tgz") and not BackupKey.is_bundle_object(os.path.basename(target)):
         raise BackupNotFoundError(f"no bundle file at {target}")
     else:
-        name, opener = _locate(_store(), target)
-    report = restore.verify(opener, allow_unchecked)
-    click.echo(
+        name, opener = _locate(out, _store(), target)
+    try:
+        with _showing(out):
+            report = restore.verify(opener, allow_unchecked)
+    except VerificationError as exc:
+        raise out.failed({"key": name, "ok": False, "problems": [str(exc)]}, exc) from exc
+    out.document(
+        {
+            "key": name,
+            "ok": True,
+            "problems": [],
+            "format_version": report.meta.get("format_version", 0),
+            "checksummed": report.checksummed,
+            "jobs": report.jobs,
+            "members": len(report.members),
+            "warnings": report.warnings,
+        }
+    )
+    out.say(
         f"verified {name}: {len(report.members)} members, jobs {', '.join(report.jobs) or 'none'}, "
         f"format_version {report.meta.get('format_version', '0 (original tool)')}, "
         f"{'every checksum matches' if report.checksummed else 'no checksums to compare'}"
     )
     for warning in report.warnings:
-        click.echo(f"warning: {warning}")
+        out.say(f"warning: {warning}")
 
 
 # --- restores ------------------------------------------------------------------------------------
 
 
+def _restore_document(result: dict[str, Any], seconds: float, drops: dict[str, list[str]] | None) -> dict[str, Any]:
+    """A restore's JSON: what was verified, each job's outcome, and any difference from the bundle."""
+    jobs: dict[str, Any] = {}
+    for job, got in result["restored"].items():
+        if got is None:
+            jobs[job] = {"status": "skipped"}
+        elif got.get("dry_run"):
+            jobs[job] = {"status": "dry_run", "would_restore": {k: v for k, v in got.items() if k != "dry_run"}}
+        else:
+            jobs[job] = {"status": "restored", "counts": got}
+    return {
+        "key": result["key"],
+        "mode": result["mode"],
+        "dry_run": result["dry_run"],
+        "format_version": result["format_version"],
+        "checksummed": result["checksummed"],
+        "jobs": jobs,
+        "replaced": drops,
+        "warnings": result["warnings"],
+        "problems": result["problems"],
+        "seconds": round(seconds, 3),
+    }
+
+
 def _restore(
+    out: Output,
     name: str,
     opener: Callable[[], Any],
     jobs: str | None,
@@ -492,71 +436,114 @@ def _restore(
     mode: str,
     dry_run: bool,
     allow_unchecked: bool,
+    ask: bool,
 ) -> None:
-    result = restore.run_restore(
-        opener, name, config.parse_jobs(jobs), mode, _split(indices), dry_run, allow_unchecked=allow_unchecked
-    )
-    click.echo(
-        f"verified {name}: jobs {', '.join(result['jobs']) or 'none'}, format_version {result['format_version']}"
-    )
+    started = time.monotonic()
+    drops: dict[str, list[str]] = {}
+    with _showing(out) as display:
+        question = confirm.asker(name, display.paused if display else None) if ask else None
+
+        def confirm_and_keep(found: dict[str, list[str]]) -> None:
+            drops.update(found)
+            if question is not None:
+                question(found)
+
+        result = restore.run_restore(
+            opener,
+            name,
+            config.parse_jobs(jobs),
+            mode,
+            _split(indices),
+            dry_run,
+            allow_unchecked=allow_unchecked,
+            confirm=confirm_and_keep if ask else None,
+        )
+    document = _restore_document(result, time.monotonic() - started, drops if ask else None)
+    out.say(f"verified {name}: jobs {', '.join(result['jobs']) or 'none'}, format_version {result['format_version']}")
     for warning in result["warnings"]:
-        click.echo(f"warning: {warning}")
+        out.say(f"warning: {warning}")
     for job, got in result["restored"].items():
         if got is None:
-            click.echo(f"  {job:<14} skipped (not in the bundle)")
+            out.say(f"  {job:<14} skipped (not in the bundle)")
         elif got.get("dry_run"):
             would = {k: v for k, v in got.items() if k != "dry_run"}
-            click.echo(f"  {job:<14} would restore {would}")
+            out.say(f"  {job:<14} would restore {would}")
         else:
-            click.echo(f"  {job:<14} {format_counts(got)}")
+            out.say(f"  {job:<14} {format_counts(got)}")
     if result["problems"]:
         for problem in result["problems"]:
-            click.echo(f"mismatch: {problem}")
-        raise JobFailedError("the restore does not match the bundle: " + "; ".join(result["problems"]))
-    click.echo("dry run: nothing was written" if dry_run else f"restored {name} ({mode} mode); counts match the bundle")
+            out.say(f"mismatch: {problem}")
+        error = JobFailedError("the restore does not match the bundle: " + "; ".join(result["problems"]))
+        raise out.failed(document, error)
+    out.document(document)
+    out.say("dry run: nothing was written" if dry_run else f"restored {name} ({mode} mode); counts match the bundle")
 
 
 @cli.command(name="restore")
 @click.argument("key", metavar="KEY|latest")
 @restore_options
-def restore_cmd(key: str, **options: Any) -> None:
+def restore_cmd(key: str, yes: bool, out: Output, **options: Any) -> None:
     """Performs a full system restore, given a backup key name."""
     config.parse_jobs(options["jobs"])  # a wrong option fails before the bucket is read
-    name, opener = _locate(_store(), key)
-    _restore(name, opener, **options)
+    ask = confirm.needed(options["mode"], options["dry_run"], yes)
+    name, opener = _locate(out, _store(), key)
+    _restore(out, name, opener, ask=ask, **options)
 
 
 @cli.command(name="simple-restore")
 @click.argument("path", metavar="PATH")
 @restore_options
-def simple_restore(path: str, **options: Any) -> None:
+def simple_restore(path: str, yes: bool, out: Output, **options: Any) -> None:
     """Performs a full system restore, given a backup archive."""
+    config.parse_jobs(options["jobs"])
+    ask = confirm.needed(options["mode"], options["dry_run"], yes)
     name, opener = _local(path)
-    _restore(name, opener, **options)
+    _restore(out, name, opener, ask=ask, **options)
 
 
 # --- entry point -----------------------------------------------------------------------------------
 
 
+def _json_wanted(argv: list[str] | None) -> bool:
+    """--json, also when the command line failed before the command could read its options."""
+    out = _state["output"]
+    return out.as_json if out is not None else "--json" in (sys.argv[1:] if argv is None else argv)
+
+
+def _plain(error: BaseException) -> BaseException:
+    """The error as its one line says it."""
+    if isinstance(error, click.ClickException):
+        return ArchivistError(error.format_message())
+    if isinstance(error, (click.exceptions.Abort, KeyboardInterrupt)):
+        return ArchivistError("aborted" if isinstance(error, click.exceptions.Abort) else "interrupted")
+    return error
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Runs the command and exits with its code; errors are one line on stderr, never a traceback."""
+    """Runs the command and exits with its code; errors are one line on stderr, never a traceback,
+    and with --json also a JSON document on stdout."""
+    _state["output"] = None
+    reported = False
     try:
         code = cli.main(args=argv, prog_name="archivist", standalone_mode=False)
-    except click.exceptions.Abort:
+        error: BaseException | None = None
+    except click.exceptions.Abort as exc:
         click.echo("error: aborted", err=True)
-        code = 130
+        code, error = 130, exc
     except click.ClickException as exc:
         exc.show()
-        code = exc.exit_code
+        code, error = exc.exit_code, exc
     except ArchivistError as exc:
-        click.echo(f"error: {_error_line(exc)}", err=True)
-        code = exc.exit_code
-    except KeyboardInterrupt:
+        click.echo(f"error: {error_line(exc)}", err=True)
+        code, error, reported = exc.exit_code, exc, isinstance(exc, Reported)
+    except KeyboardInterrupt as exc:
         click.echo("error: interrupted", err=True)
-        code = 130
+        code, error = 130, exc
     except Exception as exc:  # an unexpected failure is still one line; -v adds the traceback
         if _state["verbose"]:
             traceback.print_exc()
-        click.echo(f"error: {_error_line(exc)}", err=True)
-        code = 1
+        click.echo(f"error: {error_line(exc)}", err=True)
+        code, error = 1, exc
+    if error is not None and not reported and _json_wanted(argv):
+        error_document(_plain(error), code)
     sys.exit(code if isinstance(code, int) else 0)
