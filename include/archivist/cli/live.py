@@ -104,7 +104,9 @@ class _Bars(RichProgress):
                 rate=item.count / seconds if seconds else 0,
             )
         running = [i for i in items if i.elapsed is None]
-        shown = set(running) | set([i for i in items if i.elapsed is not None][-max(ROWS - len(running), 0) :])
+        ended = [i for i in items if i.elapsed is not None]
+        room = max(ROWS - len(running), 0)
+        shown = set(running) | set(ended[len(ended) - room :] if room else [])
         for item, row in self._rows.items():
             self.update(row, visible=item in shown)
 

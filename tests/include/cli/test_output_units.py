@@ -95,3 +95,15 @@ def test_nothing_is_drawn_for_json_quiet_or_a_pipe(monkeypatch):
     monkeypatch.setenv("TERM", "xterm")
     monkeypatch.setattr(sys, "stdout", io.StringIO())  # a pipe
     assert not live.wanted(Output())
+
+
+def test_the_display_keeps_every_running_step_and_the_latest_finished_ones():
+    board = progress.Board()
+    with progress.watching(board):
+        steps = [progress.Progress(f"step {n:02d}") for n in range(live.ROWS + 3)]
+    for step in steps[:-2]:
+        step.done()
+    bars = live._Bars(board, 0, Console(file=io.StringIO(), width=120))
+    bars.get_renderable()
+    visible = [task.description for task in bars.tasks if task.visible]
+    assert visible == [s.label for s in steps[3:]]  # the 10 finished last, then the 2 running
