@@ -4,9 +4,15 @@ and the fault tests."""
 
 from __future__ import annotations
 
+import fcntl
 import os
+import pty
+import select
 import shutil
+import struct
 import subprocess
+import termios
+import time
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -62,4 +68,48 @@ def archivist(env: dict[str, str], *args: str, timeout: int = 300, cwd: Any = No
     assert command, (
         "the archivist command is not on PATH: run `bash scripts/install.sh python` and source .local/env.sh"
     )
-    return subprocess.run([command, *args], capture_output=True, text=True, env=env, cwd=cwd or ROOT, timeout=timeout)
+    return subprocess.run(  # stdin is no terminal, however pytest was started
+        [command, *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd or ROOT,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def on_terminal(
+    env: dict[str, str], *args: str, answer: tuple[str, str] | None = None, timeout: float = 300
+) -> tuple[int, str]:
+    """The installed `archivist` command with stdin, stdout and stderr on one pseudo-terminal, as a
+    person runs it; returns its exit code and everything it printed there. With `answer`
+    (question, reply), the reply is typed once the question has appeared."""
+    command = shutil.which("archivist", path=env.get("PATH"))
+    assert command, "the archivist command is not on PATH: source .local/env.sh"
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 160, 0, 0))
+    proc = subprocess.Popen(
+        [command, *args], stdin=slave, stdout=slave, stderr=slave, env={**env, "TERM": "xterm"}, cwd=ROOT
+    )
+    os.close(slave)
+    printed, deadline = b"", time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            if not select.select([master], [], [], 0.5)[0]:
+                continue
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the command and every child have closed the terminal
+                break
+            if not chunk:
+                break
+            printed += chunk
+            if answer and answer[0].encode() in printed:
+                os.write(master, answer[1].encode() + b"\n")
+                answer = None
+        else:
+            proc.kill()
+        return proc.wait(timeout=30), printed.decode(errors="replace")
+    finally:
+        os.close(master)

@@ -155,7 +155,7 @@ def test_wrong_elasticsearch_password_stops_the_backup_dag_the_backup_and_restor
     for args in (
         ["backup", "--jobs", "elasticsearch"],
         ["restore", key],
-        ["restore", key, "--mode", "replace", "--indices", probe_index],
+        ["restore", key, "--mode", "replace", "--yes", "--indices", probe_index],
     ):
         run = archivist(env, *args)
         assert run.returncode == 2, (args, run.stdout, run.stderr)

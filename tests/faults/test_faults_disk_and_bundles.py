@@ -105,7 +105,7 @@ def test_damaged_bundle_fails_verify_and_restore_writes_nothing(damage, good_bun
         for run in (
             archivist("verify", str(local)),
             archivist("simple-restore", str(local), "--jobs", "postgres"),
-            archivist("restore", remote.name, "--jobs", "postgres", "--mode", "replace"),
+            archivist("restore", remote.name, "--jobs", "postgres", "--mode", "replace", "--yes"),
         ):
             assert run.returncode == 4, (damage, run.returncode, run.stderr)
             assert phrase in run.stderr, run.stderr

@@ -320,7 +320,7 @@ def test_no_secret_leaks_from_dags_cli_logs_xcom_bundles_or_argv(
                     env, "-v", "simple-backup", "--jobs", "postgres,storage", "--output", str(bundle_file)
                 ),
                 "restore": lambda: archivist(
-                    restore_env, "-v", "restore", source_key, "--mode", "replace", "--indices", probe["r2"]
+                    restore_env, "-v", "restore", source_key, "--mode", "replace", "--yes", "--indices", probe["r2"]
                 ),
                 "check with wrong secrets": lambda: archivist(wrong, "-v", "check"),
                 "list with a wrong session token": lambda: archivist(
@@ -351,7 +351,7 @@ def test_no_secret_leaks_from_dags_cli_logs_xcom_bundles_or_argv(
                 "verify cli bundle": lambda: archivist(env, "verify", cli_key),
                 "verify file": lambda: archivist(env, "verify", str(bundle_file)),
                 "simple-restore": lambda: archivist(
-                    restore_env, "-v", "simple-restore", str(bundle_file), "--mode", "replace"
+                    restore_env, "-v", "simple-restore", str(bundle_file), "--mode", "replace", "--yes"
                 ),
             }
         )

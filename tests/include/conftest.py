@@ -1,6 +1,7 @@
-"""Fixtures of the TLS tests: the local CA that `make services` makes (scripts/tls.sh), a second
-CA that signed nothing the servers serve, and the HTTPS-only Elasticsearch node, started once per
-session (`scripts/services.sh start-tls`) and stopped after it only if this session started it."""
+"""Fixtures of the `archivist` command's tests (test_cli.py and cli/), and of the TLS tests: the
+local CA that `make services` makes (scripts/tls.sh), a second CA that signed nothing the servers
+serve, and the HTTPS-only Elasticsearch node, started once per session (`scripts/services.sh
+start-tls`) and stopped after it only if this session started it."""
 
 from __future__ import annotations
 
@@ -13,9 +14,19 @@ import pytest
 
 from archivist.config import ElasticsearchSettings
 from archivist.sources.elasticsearch import cluster as es_cluster
+from tests.spec_support import spec_env as spec_variables
 from tests.support import ROOT
 
 SERVICES = ROOT / "scripts" / "services.sh"
+
+
+@pytest.fixture(scope="session")
+def spec_env(pg_settings, es_settings, storage_settings, backups_settings) -> dict[str, str]:
+    """The original tool's variables, a namespace among them, and no AIRFLOW_CONN_*."""
+    return {
+        **spec_variables(pg_settings, es_settings, storage_settings, backups_settings),
+        "NAMESPACE": "global-namespace",
+    }
 
 
 def _tls_env(name: str) -> str:

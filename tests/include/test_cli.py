@@ -10,13 +10,10 @@ import subprocess
 import tarfile
 import time
 
-import pytest
-
 from archivist.transport import s3io
 from demo.fingerprint import stack_snapshot as fingerprint
 from demo.fingerprint import wipe_bucket, wipe_elasticsearch, wipe_postgres
 from tests.spec_support import SPEC_PREFIXES, archivist
-from tests.spec_support import spec_env as spec_variables
 from tests.support import ROOT
 
 COMMANDS = [
@@ -32,15 +29,6 @@ COMMANDS = [
     "verify",
 ]
 KEY_RE = re.compile(r"^key\s+(bundle-\d{4}-\d{2}-\d{2}-[A-Za-z0-9_-]{11})$", re.M)
-
-
-@pytest.fixture(scope="session")
-def spec_env(pg_settings, es_settings, storage_settings, backups_settings) -> dict[str, str]:
-    """The original tool's variables, a namespace among them, and no AIRFLOW_CONN_*."""
-    return {
-        **spec_variables(pg_settings, es_settings, storage_settings, backups_settings),
-        "NAMESPACE": "global-namespace",
-    }
 
 
 def assert_one_error_line(run: subprocess.CompletedProcess, code: int, *phrases: str) -> None:
@@ -229,7 +217,7 @@ def test_backup_list_verify_and_restore_from_the_backup_bucket(
     assert "['logs-demo-2026.11', 'products']" in dry.stdout and "nothing was written" in dry.stdout
 
     wipe(pg_settings, es_settings, storage_settings)
-    restored = archivist(spec_env, "restore", key, "--mode", "replace")
+    restored = archivist(spec_env, "restore", key, "--mode", "replace", "--yes")
     assert restored.returncode == 0, restored.stdout + restored.stderr
     assert_same(fingerprint(pg_settings, es_settings, storage_settings), before)
 

@@ -74,7 +74,7 @@ def _index(es, name: str, docs: int, aliases: dict | None = None) -> None:
 
 def restore(store, key, data, *args: str):
     store.planted.append(forge.plant(store, key, data))
-    return forge.archivist("restore", key.name, "--jobs", "elasticsearch", *args)
+    return forge.archivist("restore", key.name, "--jobs", "elasticsearch", "--yes", *args)
 
 
 @pytest.mark.parametrize("name", ["a,b", "*"])

@@ -244,13 +244,13 @@ def test_a_line_without_its_newline_costs_the_restore_no_more_than_the_largest_d
     plant_file(store, bomb_key, tmp_path / "bomb.tgz")
 
     restored, normal_peak = peak_rss(
-        ["archivist", "restore", normal_key.name, "--jobs", "elasticsearch", "--mode", "replace"]
+        ["archivist", "restore", normal_key.name, "--jobs", "elasticsearch", "--mode", "replace", "--yes"]
     )
     assert restored.returncode == 0, restored.stderr
     assert es.count(index="sec-bomb")["count"] == 4
     before = _without_bomb(snapshot(es))
     refused, bomb_peak = peak_rss(
-        ["archivist", "restore", bomb_key.name, "--jobs", "elasticsearch", "--mode", "replace"]
+        ["archivist", "restore", bomb_key.name, "--jobs", "elasticsearch", "--mode", "replace", "--yes"]
     )
     assert refused.returncode == 7, refused.stderr
     assert "index sec-bomb: line 4 is longer than 101 MiB" in refused.stderr

@@ -43,7 +43,7 @@ def _restore(tmp_path, dump: bytes, *args: str):
     key, data = forge({DUMP_PATH: dump})  # no counts: the target keeps tables the dump does not hold
     path = tmp_path / f"{key.name}.tgz"
     path.write_bytes(data)
-    return archivist("simple-restore", str(path), "--jobs", "postgres", *args)
+    return archivist("simple-restore", str(path), "--jobs", "postgres", "--yes", *args)
 
 
 @pytest.mark.parametrize(

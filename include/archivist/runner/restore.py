@@ -9,6 +9,7 @@ on different machines and memory stays bounded.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -19,6 +20,7 @@ from archivist.format.bundle import META, VerifyReport
 from archivist.format.bundle_index import BundleSource
 from archivist.format.members import BundleOpener
 from archivist.modes import check_mode
+from archivist.progress import Progress, ProgressReader
 from archivist.runner.failures import failures_named
 from archivist.runner.jobs import failed, run_parallel
 from archivist.sources import registry
@@ -35,15 +37,21 @@ def verify(open_bundle: BundleOpener, allow_unchecked: bool = False) -> VerifyRe
     of `open_bundle` are pinned to the object this one read."""
     ranges = open_bundle.ranges() if isinstance(open_bundle, BundleSource) else None
     stream = open_bundle()
-    tee = bundle_index.RangeTee(stream, ranges) if ranges else None
+    size = open_bundle.size if isinstance(open_bundle, BundleSource) else None
+    progress = Progress("verify the bundle", total=size)
+    counted = ProgressReader(stream, progress)
+    tee = bundle_index.RangeTee(counted, ranges) if ranges else None
     try:
-        report = bundle.verify(tee or stream, allow_unchecked)
+        report = bundle.verify(tee or counted, allow_unchecked)
         if tee is not None:
             _same_files(report, tee.result(), tee.index_block)
         elif report.index and isinstance(open_bundle, BundleSource):  # a plain stream never seeks
             raise VerificationError("the bundle's seek index is not at its end, where readers look for it: refused")
     finally:
-        getattr(tee or stream, "close", lambda: None)()
+        if tee is not None:
+            tee.close()
+        getattr(stream, "close", lambda: None)()
+    progress.done()
     if isinstance(open_bundle, BundleSource):
         open_bundle.checksums = report.meta.get("artifacts")
     for job in report.jobs:
@@ -106,6 +114,23 @@ def refuse_non_empty(
     ]
 
 
+def replaced(
+    report: VerifyReport,
+    jobs: tuple[str, ...],
+    settings: dict[str, Any],
+    options: RestoreOptions = RestoreOptions(),
+    open_bundle: BundleOpener | None = None,
+) -> dict[str, list[str]]:
+    """What a `replace` restore of `jobs` would drop or overwrite in each target, read from the
+    targets as each job decides it; a job whose target would refuse the restore raises here,
+    before anything is written."""
+    return {
+        job: registry.source(job).replaced(settings[job], report, options, open_bundle)
+        for job in jobs
+        if job in report.jobs
+    }
+
+
 def require_empty(found: list[str]) -> None:
     if found:
         raise TargetNotEmptyError(
@@ -157,8 +182,12 @@ def run_restore(
     dry_run: bool = False,
     settings: dict[str, Any] | None = None,
     allow_unchecked: bool = False,
+    confirm: Callable[[dict[str, list[str]]], None] | None = None,
 ) -> dict[str, Any]:
     """A whole restore in one process: verify, the selected jobs in parallel threads, then compare.
+
+    In `replace` mode (not a dry run), `confirm` is given what each job would drop (see
+    `replaced`) after the bundle is verified and before any target is written; it raises to stop.
 
     The settings of the selected jobs are loaded first, so a bad configuration fails before the
     bundle is read. Jobs the bundle does not hold are skipped. Returns the verified summary with
@@ -180,6 +209,8 @@ def run_restore(
                 log.warning("dry run: an empty-mode restore would be refused: %s", target)
         else:
             require_empty(found)
+    elif confirm is not None and not dry_run:
+        confirm(replaced(report, tuple(present), settings, options, open_bundle))
     for job in selected:
         if job not in present:
             log.warning("the bundle holds no %s backup; skipped", job)

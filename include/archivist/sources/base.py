@@ -70,6 +70,12 @@ class Source(Protocol):
     ) -> list[str]:
         """What in the target already holds data the bundle would restore (empty mode's refusal)."""
 
+    def replaced(
+        self, settings: Any, report: VerifyReport, options: RestoreOptions, open_bundle: BundleOpener | None
+    ) -> list[str]:
+        """What a `replace` restore would drop or overwrite in the target, one line each, found the
+        way the restore decides it; raises what the restore would raise where it must refuse."""
+
     def restore(
         self, open_bundle: BundleOpener, settings: Any, mode: str, options: RestoreOptions, dry_run: bool
     ) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from archivist.format import bundle, limits
 from archivist.format.bundle import META, JobResult, VerifyReport
 from archivist.format.bundle_index import BundleSource
 from archivist.format.members import BundleOpener, members, read_json
-from archivist.sources.base import DumpOptions, RestoreOptions
+from archivist.sources.base import DumpOptions, Patterns, RestoreOptions
 from archivist.sources.elasticsearch import cluster as es_cluster
 from archivist.sources.elasticsearch import export as es_export
 from archivist.sources.elasticsearch import names, targets
@@ -125,23 +125,25 @@ class ElasticsearchSource:
         wanted = [i for i in bundle_names.indices if es_restore.matches_any(i, options.indices)]
         return targets.refusals(es, bundle_names, wanted, "empty")[0]
 
-    def restore(
-        self, open_bundle: BundleOpener, settings: EsSettings, mode: str, options: RestoreOptions, dry_run: bool
-    ) -> dict[str, Any]:
+    @staticmethod
+    def _chosen(open_bundle: BundleOpener, patterns: Patterns) -> tuple[names.BundleNames, list[str]]:
+        """The bundle's names and the indices `patterns` choose of it (all when None)."""
         templates, definitions, indices = metadata(open_bundle)
         bundle_names, problems = names.collect(indices, definitions, templates)
         if problems:  # verify refused these already; checked again where they are used
             raise VerificationError(names_refused(problems))
-        chosen = [i for i in indices if es_restore.matches_any(i, options.indices)]
-        if options.indices and not chosen:
+        chosen = [i for i in indices if es_restore.matches_any(i, patterns)]
+        if patterns and not chosen:
             raise ConfigurationError(
-                f"no index in the bundle matches {', '.join(options.indices)}; it holds {', '.join(indices)}"
+                f"no index in the bundle matches {', '.join(patterns)}; it holds {', '.join(indices)}"
             )
-        if dry_run:
-            log.info("dry run: would restore templates and indices %s", ", ".join(chosen))
-            return {"dry_run": True, "indices": chosen}
+        return bundle_names, chosen
+
+    @staticmethod
+    def _survey(settings: EsSettings, bundle_names: names.BundleNames, chosen: list[str], mode: str) -> Any:
+        """What the cluster holds under the bundle's names; raises when the restore must refuse."""
         es_cluster.check_login(settings)
-        es, raw = es_cluster.client(settings), es_cluster.raw_client(settings)
+        es = es_cluster.client(settings)
         refused, cluster = targets.refusals(es, bundle_names, chosen, mode)
         if refused:
             hint = (
@@ -152,6 +154,37 @@ class ElasticsearchSource:
             raise TargetNotEmptyError(
                 f"restore refused, nothing was written to {elasticsearch_where(settings)}: " + "; ".join(refused) + hint
             )
+        return es, cluster
+
+    def replaced(
+        self, settings: EsSettings, report: VerifyReport, options: RestoreOptions, open_bundle: BundleOpener | None
+    ) -> list[str]:
+        if open_bundle is None:
+            return []
+        bundle_names, chosen = self._chosen(open_bundle, options.indices)
+        es, cluster = self._survey(settings, bundle_names, chosen, "replace")
+        where = f"Elasticsearch at {settings.url}"
+        lines = []
+        for index in chosen:
+            if index in cluster.indices:
+                aliases = sorted(a for a, on in cluster.aliases.items() if index in on)
+                also = f", aliases {', '.join(aliases)}" if aliases else ""
+                documents = es.count(index=index)["count"]
+                lines.append(f"index {index} ({documents:,} documents{also}) of {where}")
+        for kind, existing in sorted(cluster.templates.items()):
+            lines += [f"{names.TEMPLATE_KINDS[kind]} {name} of {where}, overwritten" for name in existing]
+        return lines
+
+    def restore(
+        self, open_bundle: BundleOpener, settings: EsSettings, mode: str, options: RestoreOptions, dry_run: bool
+    ) -> dict[str, Any]:
+        templates, definitions, _ = metadata(open_bundle)
+        bundle_names, chosen = self._chosen(open_bundle, options.indices)
+        if dry_run:
+            log.info("dry run: would restore templates and indices %s", ", ".join(chosen))
+            return {"dry_run": True, "indices": chosen}
+        es, cluster = self._survey(settings, bundle_names, chosen, mode)
+        raw = es_cluster.raw_client(settings)
         targets.delete_indices(es, [i for i in chosen if i in cluster.indices])
         es_restore.put_templates(es, templates)
         loaded = self._load(open_bundle, es, raw, chosen, definitions)

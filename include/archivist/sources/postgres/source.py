@@ -17,7 +17,7 @@ from archivist.format import bundle
 from archivist.format.bundle import JobResult, VerifyReport
 from archivist.format.members import BundleOpener, checksums, finish, members
 from archivist.sources.base import DumpOptions, RestoreOptions
-from archivist.sources.postgres import dump_plan, job
+from archivist.sources.postgres import dump_plan, job, replace_drops
 from archivist.transport.staging import Staging
 
 log = logging.getLogger(__name__)
@@ -118,6 +118,30 @@ class PostgresSource:
             if tables:
                 found.append(f"database '{name}' holds {len(tables)} table(s)")
         return found
+
+    def replaced(
+        self,
+        settings: PostgresSettings,
+        report: VerifyReport,
+        options: RestoreOptions,
+        open_bundle: BundleOpener | None,
+    ) -> list[str]:
+        """What replace mode would drop in each target database, read from its catalog."""
+        if open_bundle is None:
+            return []
+        paths = _postgres_paths(open_bundle)
+        main = next((p for p in paths if self.is_dump(p)), None)
+        targets = [(settings, main)] if main else []
+        targets += [
+            (dataclasses.replace(settings, dbname=name), path)
+            for name, path in extra_databases(paths, options).items()
+            if job.database_exists(settings, name)
+        ]
+        lines = []
+        for target, path in targets:
+            plan = _plan(open_bundle, path) if path else None
+            lines += replace_drops.in_database(target, plan) if plan else []
+        return lines
 
     def restore(
         self, open_bundle: BundleOpener, settings: PostgresSettings, mode: str, options: RestoreOptions, dry_run: bool

@@ -33,7 +33,7 @@ import orjson
 from archivist import runtime
 from archivist.config import S3Settings
 from archivist.errors import JobFailedError, TargetNotEmptyError, VerificationError
-from archivist.format import bundle, deflate
+from archivist.format import bundle, deflate, limits
 from archivist.format.bundle import JobResult
 from archivist.format.limits import CappedTarInfo
 from archivist.format.streams import Readable
@@ -191,6 +191,20 @@ def _manifest_line(key: str, size: int, attributes: object_attributes.ObjectAttr
     if attributes.tags:
         line["tags"] = attributes.tags
     return line
+
+
+def manifest_keys(manifest: Readable) -> set[str]:
+    """The object keys a bundle's storage manifest lists, one JSON line each."""
+    keys = set()
+    reader = io.BufferedReader(manifest, TAR_READ_BUFFER)  # type: ignore[type-var]
+    while line := reader.readline(limits.NDJSON_LINE_BYTES + 1):
+        if len(line) > limits.NDJSON_LINE_BYTES:
+            raise VerificationError("a line of the storage manifest is too long to be one object's entry")
+        try:
+            keys.add(str(orjson.loads(line)["key"]))
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            raise VerificationError("the storage manifest holds a line that is not an object's entry") from None
+    return keys
 
 
 def bucket_is_empty(s3: Any, bucket: str) -> bool:

@@ -17,6 +17,8 @@ from archivist.transport.staging import Staging
 
 log = logging.getLogger(__name__)
 
+SHOWN = 10  # keys named in the list of what a replace restore overwrites; the rest are counted
+
 
 class StorageSource:
     """One bucket, every object with its content type and metadata."""
@@ -24,6 +26,7 @@ class StorageSource:
     name = "storage"
     check_item = "storage"
     is_archive = staticmethod(lambda path: path.startswith("jobs.storage/storage-") and path.endswith(".tgz"))
+    is_manifest = staticmethod(lambda path: path.startswith("jobs.storage/manifest-") and path.endswith(".ndjson"))
 
     load_settings = staticmethod(config.load_storage)
 
@@ -41,6 +44,28 @@ class StorageSource:
         if job.bucket_is_empty(s3io.client(settings), settings.bucket):
             return []
         return [f"bucket '{settings.bucket}' holds objects"]
+
+    def replaced(
+        self, settings: S3Settings, report: VerifyReport, options: RestoreOptions, open_bundle: BundleOpener | None
+    ) -> list[str]:
+        """The bucket's objects under a key the bundle holds: the restore overwrites each of them."""
+        s3 = s3io.client(settings)
+        job.check_bucket(settings, s3)
+        if job.bucket_is_empty(s3, settings.bucket):
+            return []
+        where = f"bucket '{settings.bucket}'"
+        keys = None
+        if open_bundle is not None:
+            for _, manifest in members(open_bundle, self.is_manifest):
+                keys = job.manifest_keys(manifest)
+                break
+        if keys is None:  # a bundle of the original tool lists its keys only inside the archive
+            return [f"every object of {where} under a key the bundle holds, overwritten"]
+        hit = [o["Key"] for o in job.iter_objects(s3, settings.bucket) if o["Key"] in keys]
+        if not hit:
+            return []
+        shown = ", ".join(hit[:SHOWN]) + (f" and {len(hit) - SHOWN} more" if len(hit) > SHOWN else "")
+        return [f"{len(hit):,} object(s) of {where}, overwritten: {shown}"]
 
     def check_bundle(self, open_bundle: BundleOpener, report: VerifyReport) -> None:
         """Each archive entry's key and size is checked as it is restored (sources/storage/keys.py)."""

@@ -1,0 +1,190 @@
+"""The commands that make bundles, check the configuration, and look after the backup bucket:
+backup, simple-backup, check, simple-check, info, rotate, list."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from typing import Any
+
+import click
+
+from archivist import config
+from archivist.cli import info
+from archivist.cli.group import backup_store, cli, dump_options, jobs_option, output_options, showing
+from archivist.cli.output import Output, format_counts, human_size, scrub
+from archivist.errors import ArchivistError, ConfigurationError, VerificationError
+from archivist.format import bundle
+from archivist.runner import backup, checks
+from archivist.sources.base import DumpOptions
+
+# --- backups -------------------------------------------------------------------------------------
+
+
+def _made_document(made: dict[str, Any], seconds: float) -> dict[str, Any]:
+    """A backup's JSON: the bundle, its size, each job's time and counts, the whole time."""
+    jobs = {
+        bundle.job_of_path(job_dir) or job_dir: {
+            "seconds": made["stats"][job_dir]["time_seconds"],
+            "counts": made["counts"].get(job_dir, {}),
+        }
+        for job_dir in sorted(made["stats"])
+    }
+    where = {"path": made["path"]} if "path" in made else {"object": made["object"]}
+    return {"key": made["key"], **where, "size": made["size"], "jobs": jobs, "seconds": round(seconds, 3)}
+
+
+def _print_made(out: Output, made: dict[str, Any]) -> None:
+    out.say(f"key      {made['key']}")
+    if "path" in made:
+        out.say(f"file     {made['path']}")
+    out.say(f"size     {human_size(made['size'])} ({made['size']:,} bytes)")
+    for job_dir in sorted(made["stats"]):
+        seconds = made["stats"][job_dir]["time_seconds"]
+        out.say(f"  {job_dir:<20} {seconds:7.2f} s   {format_counts(made['counts'].get(job_dir))}")
+
+
+@cli.command(name="backup")
+@jobs_option
+@click.option("--keep", type=int, metavar="N", help="Bundles to keep in rotation (default BACKUPS_KEPT, at least 7).")
+@dump_options
+@output_options
+def backup_cmd(jobs: str | None, keep: int | None, options: DumpOptions, out: Output) -> None:
+    """Performs a full system backup."""
+    started = time.monotonic()
+    with showing(out):
+        made = backup.run_backup(config.parse_jobs(jobs), keep, options)
+    rotated = made.get("rotated") or []
+    out.document({**_made_document(made, time.monotonic() - started), "rotated": rotated})
+    _print_made(out, made)
+    out.say(f"rotation deleted {len(rotated)} old bundle(s){': ' + ', '.join(rotated) if rotated else ''}")
+
+
+@cli.command(name="simple-backup")
+@jobs_option
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=True, writable=True),
+    metavar="PATH",
+    help="File (or folder) for the bundle; default ./<key>.tgz.",
+)
+@dump_options
+@output_options
+def simple_backup(jobs: str | None, output: str | None, options: DumpOptions, out: Output) -> None:
+    """Performs a system backup but leaves the bundle in a file, not in the backup bucket."""
+    started = time.monotonic()
+    with showing(out):
+        made = backup.run_simple_backup(output, config.parse_jobs(jobs), options)
+    out.document(_made_document(made, time.monotonic() - started))
+    _print_made(out, made)
+
+
+# --- checks --------------------------------------------------------------------------------------
+
+
+def _report_checks(out: Output, results: list[checks.CheckResult]) -> None:
+    failed = [r for r in results if not r.ok]
+    document = {
+        "ok": not failed,
+        "checks": [{"item": r.item, "ok": r.ok, "message": r.detail, "exit_code": r.exit_code} for r in results],
+    }
+    for result in results:
+        out.say(scrub(result.line()))
+    if failed:
+        error = ArchivistError(f"{len(failed)} of {len(results)} checks failed: {', '.join(r.item for r in failed)}")
+        error.exit_code = max(r.exit_code for r in failed)
+        raise out.failed(document, error)
+    out.document(document)
+
+
+@cli.command()
+@jobs_option
+@output_options
+def check(jobs: str | None, out: Output) -> None:
+    """Checks whether configuration is enough to run backup or restore."""
+    _report_checks(out, checks.run_checks(config.parse_jobs(jobs), backups=True))
+
+
+@cli.command(name="simple-check")
+@jobs_option
+@output_options
+def simple_check(jobs: str | None, out: Output) -> None:
+    """Checks whether configuration is enough to run simple backup or restore (no backup bucket)."""
+    _report_checks(out, checks.run_checks(config.parse_jobs(jobs), backups=False))
+
+
+@cli.command(name="info")
+@output_options
+def info_cmd(out: Output) -> None:
+    """Prints all configuration options and exits."""
+    rows = info.rows()
+    out.document({"options": [{"name": name, "value": value, "origin": origin} for name, value, origin in rows]})
+    width = max(len(name) for name, _, _ in rows)
+    value_width = min(40, max(len(value) for _, value, _ in rows))
+    for name, value, origin in rows:
+        line = f"{name:<{width}}  {value:<{value_width}}  {'(' + origin + ')' if origin else ''}".rstrip()
+        out.say(scrub(line))
+
+
+# --- the backup bucket ----------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--keep", type=int, metavar="N", help="Bundles to keep (default BACKUPS_KEPT, else 30; at least 7).")
+@click.option("--dry-run", is_flag=True, help="Say which bundles rotation would delete, and delete none.")
+@output_options
+def rotate(keep: int | None, dry_run: bool, out: Output) -> None:
+    """Deletes the oldest bundles beyond the number kept, as a backup's rotation does."""
+    if keep is not None and keep < config.MIN_BACKUPS_KEPT:
+        raise ConfigurationError(
+            f"--keep {keep} is below the minimum of {config.MIN_BACKUPS_KEPT}: archivist never keeps fewer "
+            "backups; nothing was deleted"
+        )
+    keep = config.load_backups_kept() if keep is None else keep
+    store = backup_store()
+    deleted = store.rotate(keep, dry_run=dry_run)
+    out.document({"keep": keep, "dry_run": dry_run, "deleted": [b.as_dict() for b in deleted]})
+    verb = "would delete" if dry_run else "deleted"
+    out.say(f"kept the newest {keep} bundle(s) in bucket '{store.bucket}'; {verb} {len(deleted)}")
+    for stored in deleted:
+        out.say(f"  {verb} {stored.key.name}  {human_size(stored.size):>10}")
+
+
+@cli.command(name="list")
+@click.option(
+    "--meta",
+    "with_meta",
+    is_flag=True,
+    help="Also read each bundle's meta.json (two small ranged reads) for the format version.",
+)
+@output_options
+def list_cmd(with_meta: bool, out: Output) -> None:
+    """Shows a list of available backups."""
+    store = backup_store()
+    rows = []
+    for stored in store.list_bundles():
+        row = stored.as_dict()
+        if with_meta:
+            try:
+                meta = store.read_meta(stored)
+                row["format_version"], row["created_at"] = meta.get("format_version", 0), meta.get("created_at")
+            except VerificationError as exc:
+                row["format_version"], row["error"] = None, str(exc)
+        rows.append(row)
+    out.document(rows)
+    if not rows:
+        out.say(f"no bundle in bucket '{store.bucket}' yet")
+        return
+    for row in rows:
+        made = dt.datetime.fromisoformat(row["last_modified"]).astimezone(dt.UTC)
+        line = f"{row['key']}  {made:%Y-%m-%d %H:%M} UTC  {human_size(row['size']):>10}"
+        if with_meta:
+            if "error" in row:
+                version = f"damaged: {row['error']}"
+            elif row["format_version"] is None:
+                version = "format unknown"
+            else:
+                version = f"format {row['format_version']}" + (" (original tool)" if row["format_version"] == 0 else "")
+            line += f"  {version}"
+        out.say(line)
