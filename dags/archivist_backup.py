@@ -13,18 +13,15 @@ import datetime as dt
 from airflow.sdk import Asset, Param, dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowSkipException
 
-from archivist import config
+from archivist import config, task_policy
+from archivist.alerts import callbacks as alerts
 from archivist.format.bundle import BackupKey, JobResult
 from archivist.task_policy import fail_fast
 
-# The runner and the clients are imported inside the tasks: parsing this file stays cheap.
+# The runner, the clients and the SMTP provider are imported inside the tasks and callbacks:
+# parsing this file stays cheap.
 
-JOB_RETRIES = {
-    "retries": 2,
-    "retry_delay": dt.timedelta(seconds=30),
-    "retry_exponential_backoff": True,
-    "max_retry_delay": dt.timedelta(minutes=10),
-}
+JOB_RETRIES = task_policy.job_retries()
 
 
 def _store():
@@ -72,12 +69,16 @@ def _run_job(job: str, plan: dict) -> dict:
     catchup=False,
     max_active_runs=1,
     dagrun_timeout=TIMEOUTS.run,
+    # A mail when the run is still not done well before its time limit (ARCHIVIST_DEADLINE_HOURS).
+    deadline=alerts.deadline_alert(TIMEOUTS.run),
+    **alerts.run_callbacks(),
     tags=["archivist", "backup"],
     default_args={
         "owner": "archivist",
         "retries": 1,
-        "retry_delay": dt.timedelta(seconds=30),
+        "retry_delay": task_policy.retry_delay(),
         "execution_timeout": TIMEOUTS.task,
+        "on_failure_callback": alerts.on_task_failure,
     },
     params={
         "jobs": Param(

@@ -13,10 +13,12 @@ from airflow.sdk import Param, dag, task
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from archivist import config, modes
+from archivist.alerts import callbacks as alerts
 from archivist.format.bundle import BackupKey
 from archivist.task_policy import fail_fast
 
-# The runner and the clients are imported inside the tasks: parsing this file stays cheap.
+# The runner, the clients and the SMTP provider are imported inside the tasks and callbacks:
+# parsing this file stays cheap.
 
 
 def _store():
@@ -68,8 +70,14 @@ def _options(params: dict):
     catchup=False,
     max_active_runs=1,
     dagrun_timeout=TIMEOUTS.run,
+    **alerts.run_callbacks(),
     tags=["archivist", "restore"],
-    default_args={"owner": "archivist", "retries": 0, "execution_timeout": TIMEOUTS.task},
+    default_args={
+        "owner": "archivist",
+        "retries": 0,
+        "execution_timeout": TIMEOUTS.task,
+        "on_failure_callback": alerts.on_task_failure,
+    },
     params={
         "key": Param(
             type="string",

@@ -2,6 +2,16 @@
 
 from __future__ import annotations
 
+import email
+import email.policy
+import html
+import json
+import os
+import signal
+import socket
+import subprocess
+from dataclasses import dataclass, field
+
 import pytest
 
 from archivist.format.bundle import BackupKey
@@ -41,3 +51,86 @@ def backup_dag(dagbag):
 @pytest.fixture(scope="session")
 def restore_dag(dagbag):
     return dagbag.dags["archivist_restore"]
+
+
+@dataclass
+class Mailbox:
+    """What a real SMTP server on loopback received, and the Airflow connection that reaches it."""
+
+    port: int
+    mails: list = field(default_factory=list)
+
+    def connection(self) -> str:
+        """The `archivist_smtp` connection as JSON, for an AIRFLOW_CONN_ARCHIVIST_SMTP variable."""
+        extra = {
+            "from_email": "airflow@archivist.test",
+            "to": ["ops@archivist.test", "oncall@archivist.test"],
+            "disable_ssl": True,  # the loopback server speaks plain SMTP
+            "disable_tls": True,
+            "timeout": 10,
+            "retry_limit": 0,
+        }
+        return json.dumps({"conn_type": "smtp", "host": "127.0.0.1", "port": self.port, "extra": extra})
+
+    def texts(self) -> list[tuple[str, str]]:
+        """Each mail's subject and its body's text (the HTML's entities decoded)."""
+        return [(m["Subject"], html.unescape(m.get_body(("html", "plain")).get_content())) for m in self.mails]
+
+
+class _Keep:
+    def __init__(self, box: Mailbox) -> None:
+        self.box = box
+
+    async def handle_DATA(self, server, session, envelope) -> str:
+        mail = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        mail["X-Envelope-To"] = ", ".join(envelope.rcpt_tos)
+        self.box.mails.append(mail)
+        return "250 OK"
+
+
+@pytest.fixture
+def mailbox():
+    """A real SMTP server (aiosmtpd) on a free loopback port for the test, keeping every mail."""
+    from aiosmtpd.controller import Controller
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    box = Mailbox(port)
+    controller = Controller(_Keep(box), hostname="127.0.0.1", port=port)
+    controller.start()
+    yield box
+    controller.stop()
+
+
+@pytest.fixture
+def scheduler_and_triggerer(mailbox):
+    """Airflow's scheduler (which finds a missed deadline) and triggerer (which runs its callback),
+    with the `archivist_smtp` connection pointing at the mailbox; logs in tests/artifacts/."""
+    env = {**os.environ, "AIRFLOW_CONN_ARCHIVIST_SMTP": mailbox.connection()}
+    artifacts = ROOT / "tests" / "artifacts"
+    artifacts.mkdir(parents=True, exist_ok=True)
+    started = []
+    for component in ("scheduler", "triggerer"):
+        with open(artifacts / f"airflow-{component}-test.log", "w") as log:
+            started.append(
+                subprocess.Popen(
+                    ["airflow", component, "--skip-serve-logs"],
+                    cwd=ROOT,
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,  # its own process group, ended with all its children
+                )
+            )
+    yield started
+    for process in started:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+    for process in started:
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=30)

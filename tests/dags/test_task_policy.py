@@ -1,5 +1,6 @@
 """The DAGs' task policy: an error no retry can mend fails the task at once, any other keeps its
-retries; every run and every task has a time limit, configurable, with generous defaults."""
+retries, each wait longer than the last; every run and every task has a time limit, configurable,
+with generous defaults; every failed task is reported."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import sys
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
-from archivist import config
+from archivist import config, task_policy
 from archivist.errors import (
     BackupNotFoundError,
     ConfigurationError,
@@ -98,3 +99,35 @@ def test_the_time_limits_come_from_the_environment():
 def test_a_time_limit_that_is_no_number_of_hours_is_refused(value):
     with pytest.raises(ConfigurationError, match="ARCHIVIST_TASK_TIMEOUT_HOURS must be"):
         config.load_timeouts({"ARCHIVIST_TASK_TIMEOUT_HOURS": value})
+
+
+def test_a_job_retries_twice_each_wait_doubling_from_30_seconds(backup_dag):
+    for job in config.JOBS:
+        task = backup_dag.get_task(job)
+        assert (task.retries, task.retry_delay, task.retry_exponential_backoff) == (2, dt.timedelta(seconds=30), 2.0)
+        assert task.max_retry_delay == task_policy.MAX_RETRY_DELAY
+    assert backup_dag.get_task("rotate").retry_delay == dt.timedelta(seconds=30)
+
+
+def test_the_first_wait_comes_from_the_environment():
+    assert task_policy.retry_delay({"ARCHIVIST_RETRY_DELAY_SECONDS": "1"}) == dt.timedelta(seconds=1)
+    assert task_policy.job_retries({"ARCHIVIST_RETRY_DELAY_SECONDS": "2.5"})["retry_delay"] == dt.timedelta(seconds=2.5)
+
+
+@pytest.mark.parametrize("value", ["soon", "0", "-1", "601"])
+def test_a_wait_that_is_no_number_of_seconds_is_refused(value):
+    with pytest.raises(ConfigurationError, match="ARCHIVIST_RETRY_DELAY_SECONDS must be"):
+        task_policy.retry_delay({"ARCHIVIST_RETRY_DELAY_SECONDS": value})
+
+
+def test_every_failed_task_and_every_run_is_reported(backup_dag, restore_dag):
+    from archivist.alerts import callbacks
+
+    for dag in (backup_dag, restore_dag):
+        assert dag.on_failure_callback == callbacks.on_run_failure, dag.dag_id
+        assert dag.on_success_callback == callbacks.on_run_success, dag.dag_id
+        for task in dag.tasks:
+            assert task.on_failure_callback == [callbacks.on_task_failure], f"{dag.dag_id}.{task.task_id}"
+    [deadline] = backup_dag.deadline if isinstance(backup_dag.deadline, list) else [backup_dag.deadline]
+    assert deadline.interval == dt.timedelta(hours=config.DEFAULT_RUN_TIMEOUT_HOURS * 3 / 4)
+    assert restore_dag.deadline is None  # a restore is started by hand, and watched
