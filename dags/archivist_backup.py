@@ -50,8 +50,9 @@ def _run_job(job: str, plan: dict) -> dict:
         raise AirflowSkipException(f"job {job} was not selected")
     from archivist.runner import backup
 
-    key = BackupKey.parse(plan["key"])
-    result = backup.run_job(job, key, _store().staging(key), backup.load_job_settings(job), plan["index_pattern"])
+    key, store = BackupKey.parse(plan["key"]), _store()
+    settings = backup.load_job_settings(job)
+    result = backup.run_job(job, key, store.staging(key), settings, plan["index_pattern"], store.lock())
     return result.as_dict()
 
 
@@ -106,7 +107,11 @@ def archivist_backup():
         for result in results:
             print(result.line())
         checks.require(results)
-        _store().sweep_stale_staging()
+        from archivist.transport.operation_lock import DAG_LEASE
+
+        store = _store()
+        store.lock().acquire("backup", lease=DAG_LEASE)  # held by this run until cleanup_staging
+        store.sweep_stale_staging()
         key = BackupKey.new()
         print(f"backup key: {key}")
         return {"key": key.name, "jobs": list(jobs), "index_pattern": params["index_pattern"]}
@@ -119,8 +124,9 @@ def archivist_backup():
 
         ctx = get_current_context()
         results = [JobResult.from_dict(r) for r in job_results if r]
+        store, key = _store(), BackupKey.parse(plan["key"])
         uploaded = backup.upload(
-            _store(), BackupKey.parse(plan["key"]), results, config.load_namespace(), ctx["dag"].dag_id, ctx["run_id"]
+            store, key, results, config.load_namespace(), ctx["dag"].dag_id, ctx["run_id"], store.lock()
         )
         ctx["outlet_events"][BACKUPS].extra = {k: uploaded[k] for k in ("key", "object", "size", "counts")}
         return uploaded
@@ -133,14 +139,18 @@ def archivist_backup():
 
     @task(retries=0)
     def cleanup_staging() -> int:
-        """Removes what a failed or retried run left in staging; a successful run left nothing."""
-        plan = get_current_context()["ti"].xcom_pull(task_ids="check")
-        if not plan:
-            print("check did not finish, so nothing was staged")
-            return 0
-        store, key = _store(), BackupKey.parse(plan["key"])
-        store.abort_unfinished_bundle(key)
-        return store.staging(key).cleanup()
+        """Removes what a failed or retried run left in staging (a successful run left nothing),
+        then frees the lock this run holds."""
+        store, plan = _store(), get_current_context()["ti"].xcom_pull(task_ids="check")
+        try:
+            if not plan:
+                print("check did not finish, so nothing was staged")
+                return 0
+            key = BackupKey.parse(plan["key"])
+            store.abort_unfinished_bundle(key)
+            return store.staging(key).cleanup()
+        finally:
+            store.lock().release()
 
     plan = check()
     jobs = [task(task_id=job, **JOB_RETRIES)(_run_job)(job, plan) for job in config.JOBS]

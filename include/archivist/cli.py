@@ -46,6 +46,7 @@ Exit codes:
   5  backup not found
   6  restore target not empty (use --mode replace)
   7  a backup or restore job failed, or a restore does not match its bundle
+  8  another backup or restore holds the lock (see `archivist unlock`)
 """
 
 
@@ -492,9 +493,17 @@ def _restore(
     mode: str,
     dry_run: bool,
     allow_unchecked: bool,
+    store: BackupStore | None = None,
 ) -> None:
     result = restore.run_restore(
-        opener, name, config.parse_jobs(jobs), mode, _split(indices), dry_run, allow_unchecked=allow_unchecked
+        opener,
+        name,
+        config.parse_jobs(jobs),
+        mode,
+        _split(indices),
+        dry_run,
+        allow_unchecked=allow_unchecked,
+        lock=store.lock() if store else None,
     )
     click.echo(
         f"verified {name}: jobs {', '.join(result['jobs']) or 'none'}, format_version {result['format_version']}"
@@ -522,8 +531,9 @@ def _restore(
 def restore_cmd(key: str, **options: Any) -> None:
     """Performs a full system restore, given a backup key name."""
     config.parse_jobs(options["jobs"])  # a wrong option fails before the bucket is read
-    name, opener = _locate(_store(), key)
-    _restore(name, opener, **options)
+    store = _store()
+    name, opener = _locate(store, key)
+    _restore(name, opener, **options, store=store)
 
 
 @cli.command(name="simple-restore")
@@ -533,6 +543,17 @@ def simple_restore(path: str, **options: Any) -> None:
     """Performs a full system restore, given a backup archive."""
     name, opener = _local(path)
     _restore(name, opener, **options)
+
+
+@cli.command()
+def unlock() -> None:
+    """Clears the lock of a backup or restore whose holder is gone (one that was killed)."""
+    store = _store()
+    holder = store.lock().clear()
+    if holder is None:
+        click.echo(f"{store.where} is not locked")
+    else:
+        click.echo(f"cleared the lock of {store.where}, held by {holder.describe(dt.datetime.now(dt.UTC))}")
 
 
 # --- entry point -----------------------------------------------------------------------------------

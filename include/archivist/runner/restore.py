@@ -9,6 +9,7 @@ on different machines and memory stays bounded.
 from __future__ import annotations
 
 import logging
+from contextlib import nullcontext
 from functools import partial
 from typing import Any
 
@@ -22,6 +23,7 @@ from archivist.modes import check_mode
 from archivist.runner.failures import failures_named
 from archivist.runner.jobs import failed, run_parallel
 from archivist.sources import registry
+from archivist.transport.operation_lock import OperationLock
 
 log = logging.getLogger(__name__)
 
@@ -121,10 +123,12 @@ def restore_job(
     mode: str = "empty",
     patterns: list[str] | None = None,
     dry_run: bool = False,
+    lock: OperationLock | None = None,
 ) -> dict[str, Any]:
-    """Restores the bundle's members of one job into its target."""
+    """Restores the bundle's members of one job into its target; with `lock`, which this DAG
+    run holds, it shows the run alive while the job runs."""
     check_mode(mode)
-    with failures_named(job, settings):
+    with lock.alive() if lock else nullcontext(), failures_named(job, settings):
         return registry.source(job).restore(open_bundle, settings, mode, patterns, dry_run)
 
 
@@ -154,8 +158,10 @@ def run_restore(
     dry_run: bool = False,
     settings: dict[str, Any] | None = None,
     allow_unchecked: bool = False,
+    lock: OperationLock | None = None,
 ) -> dict[str, Any]:
     """A whole restore in one process: verify, the selected jobs in parallel threads, then compare.
+    With `lock` (the backup bucket's), a restore that writes holds it from before verify to the end.
 
     The settings of the selected jobs are loaded first, so a bad configuration fails before the
     bundle is read. Jobs the bundle does not hold are skipped. Returns the verified summary with
@@ -168,6 +174,20 @@ def run_restore(
     for job in selected:
         if job not in settings:
             settings[job] = load_settings(job)
+    with lock.held("restore") if lock and not dry_run else nullcontext():
+        return _restore_held(open_bundle, key, selected, mode, patterns, dry_run, settings, allow_unchecked)
+
+
+def _restore_held(
+    open_bundle: BundleOpener,
+    key: str,
+    selected: tuple[str, ...],
+    mode: str,
+    patterns: list[str] | None,
+    dry_run: bool,
+    settings: dict[str, Any],
+    allow_unchecked: bool,
+) -> dict[str, Any]:
     report = verify(open_bundle, allow_unchecked)
     present = [job for job in selected if job in report.jobs]
     if mode == "empty":
