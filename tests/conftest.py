@@ -10,7 +10,9 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+import venv
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from elasticsearch import AuthenticationException
@@ -161,6 +163,23 @@ def seeded(pg_settings, es_settings, storage_settings):
     fingerprint.wipe_postgres(pg_settings)
     fingerprint.wipe_elasticsearch(es_settings)
     return seed.seed(pg_settings, es_settings, storage_settings)
+
+
+@pytest.fixture
+def fresh_venv(tmp_path) -> Callable[..., Path]:
+    """`fresh_venv(*pip_args)`: a new virtual environment holding only what `pip install
+    *pip_args` brings from the package index (pip's cache spares the downloads after the first
+    time); returns its python."""
+
+    def make(*pip_args: str) -> Path:
+        env_dir = tmp_path / "venv"
+        venv.EnvBuilder(with_pip=True).create(env_dir)
+        python = env_dir / "bin" / "python"
+        pip = [str(python), "-m", "pip", "--disable-pip-version-check", "-q", "install"]
+        subprocess.run([*pip, *pip_args], check=True, cwd=tmp_path, timeout=900)
+        return python
+
+    return make
 
 
 # --- markers ------------------------------------------------------------------------------
