@@ -165,6 +165,41 @@ def seeded(pg_settings, es_settings, storage_settings):
     return seed.seed(pg_settings, es_settings, storage_settings)
 
 
+@pytest.fixture(scope="session")
+def airflow_server():
+    """One Airflow API server of the stack's environment for the whole session, on a port of its
+    own, whichever test asks first (tests/plugins/backups_server.py)."""
+    from tests.plugins.backups_server import start_server, stop_server
+
+    server = start_server()
+    yield server
+    stop_server(server)
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's Chromium driven by Playwright (its own browser downloads are never used)."""
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.fail(f"{CHROMIUM} is missing: install it with `bash scripts/install.sh browser`", pytrace=False)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
 @pytest.fixture
 def fresh_venv(tmp_path) -> Callable[..., Path]:
     """`fresh_venv(*pip_args)`: a new virtual environment holding only what `pip install

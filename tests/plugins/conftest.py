@@ -1,5 +1,5 @@
-"""Fixtures of the Backups plugin's tests: one Airflow API server for the session, the demo
-stack seeded once, and a fresh bundle of it per test."""
+"""Fixtures of the Backups plugin's tests: the demo stack seeded once, and a fresh bundle of it
+per test (the Airflow API server and the browser are in tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -7,15 +7,6 @@ import pytest
 
 from archivist.errors import JobFailedError
 from archivist.runner import backup
-from tests.plugins.backups_server import start_server, stop_server
-
-
-@pytest.fixture(scope="session")
-def airflow_server():
-    """One API server for the whole session, whichever test module asks first."""
-    server = start_server()
-    yield server
-    stop_server(server)
 
 
 @pytest.fixture(scope="session")
