@@ -1,14 +1,18 @@
 """What the Dockerfile's image installs is enough: the same pip install (requirements.txt with
-constraints.txt) into a fresh virtual environment, then every DAG file parsed by Airflow's DagBag,
-every plugin loaded by Airflow's plugins manager and every module of archivist and of the plugin
-imported with it, AIRFLOW_HOME in a temporary folder. No Docker engine is needed; the static
-agreement of the Dockerfile, docker-compose.yaml and requirements.txt is in test_docker_compose.py."""
+constraints.txt) into a fresh virtual environment (kept in the per-user cache while those two
+files are unchanged, as scripts/install.sh keeps its venv), then every DAG file parsed by
+Airflow's DagBag, every plugin loaded by Airflow's plugins manager and every module of archivist
+and of the plugin imported with it, AIRFLOW_HOME in a temporary folder. No Docker engine is
+needed; the static agreement of the Dockerfile, docker-compose.yaml and requirements.txt is in
+test_docker_compose.py."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
+import sys
 
 import pytest
 
@@ -40,7 +44,9 @@ print(json.dumps({
 
 @pytest.mark.integration  # installs the image's requirements from the package index
 def test_the_image_requirements_parse_every_dag_and_load_every_plugin(tmp_path, fresh_venv):
-    python = fresh_venv("-r", str(ROOT / "requirements.txt"), "-c", str(ROOT / "constraints.txt"))
+    files = [ROOT / "requirements.txt", ROOT / "constraints.txt"]
+    key = hashlib.sha256(b"".join(f.read_bytes() for f in files) + sys.version.encode()).hexdigest()[:12]
+    python = fresh_venv("-r", str(files[0]), "-c", str(files[1]), cache_key=f"image-{key}")
     home = tmp_path / "airflow-home"
     home.mkdir()
     env = {
