@@ -60,7 +60,8 @@ _PROCESS_TOKEN = secrets.token_hex(4)
 
 
 def _clean(value: Any, limit: int = 200) -> str:
-    """A string from the lock's body, safe for a log line or a message."""
+    """A string from the lock's body, safe for a log line or a message. An owner may be longer (a
+    DAG id and a run id of up to 250 characters each): it must still equal the one that wrote it."""
     text = "".join(c if c.isprintable() else "?" for c in str(value))
     return text[:limit] + ("…" if len(text) > limit else "")
 
@@ -133,7 +134,7 @@ def parse_holder(body: bytes, last_modified: dt.datetime) -> Holder | None:
             raise ValueError("started after it was written")
         bounded = min(max(dt.timedelta(seconds=lease), MIN_LEASE), MAX_LEASE)
         return Holder(
-            _clean(data.get("owner")), data["kind"], _clean(data.get("host")), pid, started, bounded, last_modified
+            _clean(data.get("owner"), 600), data["kind"], _clean(data.get("host")), pid, started, bounded, last_modified
         )
     except (ValueError, TypeError, OverflowError) as exc:
         return Holder("unknown", "unknown", "unknown", 0, last_modified, MAX_LEASE, last_modified, _clean(exc, 120))

@@ -196,7 +196,7 @@ def test_the_lock_is_released_after_a_failure(scratch_bucket, storage_settings):
 
 def test_a_dag_runs_tasks_share_the_lock_and_only_that_run_releases_it(scratch_bucket):
     lock = _store(scratch_bucket).lock()
-    run = "archivist_restore/manual__1"
+    run = "archivist_restore/" + "r" * 250  # Airflow's longest run id
     lock.acquire("restore", owner=run)
     started = lock.read().holder.started_at
     lock.acquire("restore", owner=run)  # a rescheduled or retried task of the same run
