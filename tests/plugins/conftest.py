@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+import tests.plugins.backups_server  # noqa: F401  (puts plugins/ on sys.path for the plugin's modules)
 from archivist.errors import JobFailedError
 from archivist.runner import backup
 
