@@ -48,7 +48,7 @@ def _run_job(job: str, plan: dict) -> dict:
     from archivist.runner import backup
     from archivist.sources.base import DumpOptions
 
-    key = BackupKey.parse(plan["key"])
+    key, store = BackupKey.parse(plan["key"]), _store()
     options = DumpOptions(
         plan["index_pattern"],
         plan["closed_indices"],
@@ -57,7 +57,8 @@ def _run_job(job: str, plan: dict) -> dict:
         tuple(plan["postgres_databases"]),
         plan["postgres_roles"],
     )
-    result = backup.run_job(job, key, _store().staging(key), backup.load_job_settings(job), options)
+    settings = backup.load_job_settings(job)
+    result = backup.run_job(job, key, store.staging(key), settings, options, store.lock())
     return result.as_dict()
 
 
@@ -149,7 +150,11 @@ def archivist_backup():
         for result in results:
             print(result.line())
         checks.require(results)
-        _store().sweep_stale_staging()
+        from archivist.transport.operation_lock import DAG_LEASE
+
+        store = _store()
+        store.lock().acquire("backup", lease=DAG_LEASE)  # held by this run until cleanup_staging
+        store.sweep_stale_staging()
         key = BackupKey.new()
         print(f"backup key: {key}")
         return {
@@ -171,8 +176,9 @@ def archivist_backup():
 
         ctx = get_current_context()
         results = [JobResult.from_dict(r) for r in job_results if r]
+        store, key = _store(), BackupKey.parse(plan["key"])
         uploaded = backup.upload(
-            _store(), BackupKey.parse(plan["key"]), results, config.load_namespace(), ctx["dag"].dag_id, ctx["run_id"]
+            store, key, results, config.load_namespace(), ctx["dag"].dag_id, ctx["run_id"], store.lock()
         )
         ctx["outlet_events"][BACKUPS].extra = {k: uploaded[k] for k in ("key", "object", "size", "counts")}
         return uploaded
@@ -185,14 +191,18 @@ def archivist_backup():
 
     @task(retries=0)
     def cleanup_staging() -> int:
-        """Removes what a failed or retried run left in staging; a successful run left nothing."""
-        plan = get_current_context()["ti"].xcom_pull(task_ids="check")
-        if not plan:
-            print("check did not finish, so nothing was staged")
-            return 0
-        store, key = _store(), BackupKey.parse(plan["key"])
-        store.abort_unfinished_bundle(key)
-        return store.staging(key).cleanup()
+        """Removes what a failed or retried run left in staging (a successful run left nothing),
+        then frees the lock this run holds."""
+        store, plan = _store(), get_current_context()["ti"].xcom_pull(task_ids="check")
+        try:
+            if not plan:
+                print("check did not finish, so nothing was staged")
+                return 0
+            key = BackupKey.parse(plan["key"])
+            store.abort_unfinished_bundle(key)
+            return store.staging(key).cleanup()
+        finally:
+            store.lock().release()
 
     plan = check()
     jobs = [task(task_id=job, **JOB_RETRIES)(_run_job)(job, plan) for job in config.JOBS]

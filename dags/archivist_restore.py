@@ -47,7 +47,13 @@ def _restore_job(job: str, located: dict, verified: dict, params: dict) -> dict:
     from archivist.runner import restore
 
     return restore.restore_job(
-        job, _opener(located, verified), restore.load_settings(job), params["mode"], _options(params), params["dry_run"]
+        job,
+        _opener(located, verified),
+        restore.load_settings(job),
+        params["mode"],
+        _options(params),
+        params["dry_run"],
+        None if params["dry_run"] else _store().lock(),
     )
 
 
@@ -131,6 +137,10 @@ def archivist_restore():
         empty, before any target is touched."""
         from archivist.runner import restore
 
+        if not params["dry_run"]:  # held by this run until release_lock
+            from archivist.transport.operation_lock import DAG_LEASE
+
+            _store().lock().acquire("restore", lease=DAG_LEASE)
         source = _opener(located)
         report = restore.verify(source, params.get("allow_unchecked", False))
         if params["mode"] == "empty" and not params["dry_run"]:
@@ -154,11 +164,17 @@ def archivist_restore():
             raise AirflowFailException("restore does not match the bundle: " + "; ".join(problems))
         return {"key": verified["key"], "restored": restored}
 
+    @task(retries=0)
+    def release_lock() -> bool:
+        """Frees the lock this run took in verify, whether the restore succeeded or not."""
+        return _store().lock().release()
+
     located = locate()
     verified = verify(located)
-    report(
+    reported = report(
         verified, **{job: task(task_id=f"restore_{job}")(_restore_job)(job, located, verified) for job in config.JOBS}
     )
+    reported >> release_lock().as_teardown()
 
 
 archivist_restore()

@@ -41,6 +41,15 @@ def _run(api: AirflowClient, dag_id: str, conf: dict) -> str:
     return run_id
 
 
+def closing_lines(api: AirflowClient) -> list[str]:
+    """Where to look at the runs, and the login that works there: the one the demo logged in with."""
+    url = os.environ.get("AIRFLOW__API__BASE_URL", "http://127.0.0.1:8080")
+    return [
+        f"Airflow UI: {url}  ({api.login_line()}); both runs are in the DAGs' history",
+        f'Backups page: {url.rstrip("/")}/plugin/backups  (bundles, verify and restore; "Backups" in the UI\'s menu)',
+    ]
+
+
 def main() -> None:
     for noisy in ("elastic_transport", "airflow", "botocore", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -68,9 +77,8 @@ def main() -> None:
     }
     for name, ok in checks.items():
         print(f"    {'equal  ' if ok else 'DIFFERS'} {name}")
-    url = os.environ.get("AIRFLOW__API__BASE_URL", "http://127.0.0.1:8080")
-    _say(f"Airflow UI: {url}  ({api.login_line()}); both runs are in the DAGs' history")
-    _say(f'Backups page: {url.rstrip("/")}/plugin/backups  (bundles, verify and restore; "Backups" in the UI\'s menu)')
+    for line in closing_lines(api):
+        _say(line)
     if not all(checks.values()):
         sys.exit("round trip FAILED: restored data differs from what was backed up")
     _say("round trip OK: everything restored exactly")

@@ -10,6 +10,9 @@
 source "$(dirname "$0")/common.sh"
 [ -f "$LOCAL/env.sh" ] || die "missing $LOCAL/env.sh; run scripts/services.sh start first"
 source "$LOCAL/env.sh"
+# The port .local/env.sh was written with: what the demo, the tests and AIRFLOW__API__BASE_URL
+# use, even when this shell lacks the ARCHIVIST_AIRFLOW_PORT that `make services` was given.
+AIRFLOW_PORT="${AIRFLOW__API__PORT:-$AIRFLOW_PORT}"
 
 LOGS="$LOCAL/log"
 RUN="$LOCAL/run"
@@ -77,6 +80,14 @@ PY
   chmod 0600 "$file"
 }
 
+# What every Airflow command of the Makefile does first (`make test` through `migrate`, `make
+# airflow` and `make demo` through `start`): the database migrated and the users' passwords seeded,
+# so the login is the same whichever ran first.
+prepare() {
+  migrate
+  seed_passwords
+}
+
 start_one() {
   local name="$1" pid out
   if pid="$(running_pid "$name")"; then log "airflow $name already running (pid $pid)"; return; fi
@@ -141,8 +152,7 @@ start_all() {
   if ! running_pid api-server >/dev/null && ss -Hltn "sport = :$AIRFLOW_PORT" | grep -q .; then
     die "port $AIRFLOW_PORT is already in use by another process (ss -ltnp 'sport = :$AIRFLOW_PORT')"
   fi
-  migrate
-  seed_passwords
+  prepare
   for name in "${COMPONENTS[@]}"; do start_one "$name"; done
   wait_healthy
   print_login
@@ -188,7 +198,7 @@ status() {
 }
 
 case "${1:-start}" in
-  migrate) migrate; seed_passwords ;;  # before anything else writes it, and 0600
+  migrate) prepare ;;  # the passwords file before anything else writes it, and 0600
   start) start_all ;;
   stop) stop_all ;;
   status) status ;;

@@ -6,11 +6,14 @@ the hook that gives every test its marker."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+import venv
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from elasticsearch import AuthenticationException
@@ -161,6 +164,80 @@ def seeded(pg_settings, es_settings, storage_settings):
     fingerprint.wipe_postgres(pg_settings)
     fingerprint.wipe_elasticsearch(es_settings)
     return seed.seed(pg_settings, es_settings, storage_settings)
+
+
+@pytest.fixture(scope="session")
+def airflow_server():
+    """One Airflow API server of the stack's environment for the whole session, on a port of its
+    own, whichever test asks first (tests/plugins/backups_server.py)."""
+    from tests.plugins.backups_server import start_server, stop_server
+
+    server = start_server()
+    yield server
+    stop_server(server)
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's Chromium driven by Playwright (its own browser downloads are never used)."""
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.fail(f"{CHROMIUM} is missing: install it with `bash scripts/install.sh browser`", pytrace=False)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+def _cache_dir() -> Path:
+    """The per-user cache of scripts/common.sh."""
+    if os.environ.get("ARCHIVIST_CACHE"):
+        return Path(os.environ["ARCHIVIST_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "archivist"
+
+
+@pytest.fixture
+def fresh_venv(tmp_path) -> Callable[..., Path]:
+    """`fresh_venv(*pip_args, cache_key=None)`: a new virtual environment holding only what `pip
+    install *pip_args` brings from the package index (pip's cache spares the downloads after the
+    first time); returns its python. With `cache_key` (a digest of everything that decides the
+    install), the environment is kept in the per-user cache, as scripts/install.sh keeps its
+    venv, and reused while the key is the same: built under a temporary name, renamed when whole."""
+
+    def build(env_dir: Path, pip_args: tuple[str, ...]) -> Path:
+        venv.EnvBuilder(with_pip=True).create(env_dir)
+        python = env_dir / "bin" / "python"
+        pip = [str(python), "-m", "pip", "--disable-pip-version-check", "-q", "install"]
+        subprocess.run([*pip, *pip_args], check=True, cwd=tmp_path, timeout=900)
+        return python
+
+    def make(*pip_args: str, cache_key: str | None = None) -> Path:
+        if cache_key is None:
+            return build(tmp_path / "venv", pip_args)
+        kept = _cache_dir() / f"test-venv-{cache_key}"
+        if not (kept / "bin" / "python").exists():
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            partial = kept.parent / f".{kept.name}.{uuid.uuid4().hex[:8]}"
+            build(partial, pip_args)
+            try:
+                partial.rename(kept)  # only python -m is used from it, which a rename keeps working
+            except OSError:  # another run finished the same one first
+                shutil.rmtree(partial, ignore_errors=True)
+        return kept / "bin" / "python"
+
+    return make
 
 
 # --- markers ------------------------------------------------------------------------------

@@ -1,10 +1,12 @@
-"""Helpers shared by the test folders: the repository's root, `airflow dags test`, and a wait
-that polls for a condition. Fixtures live in the conftest.py files, not here."""
+"""Helpers shared by the test folders: the repository's root, `airflow dags test`, a wait that
+polls for a condition, and a browser page signed in to Airflow's UI. Fixtures live in the
+conftest.py files, not here."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import time
 from collections.abc import Callable
@@ -33,3 +35,21 @@ def wait_until(condition: Callable[[], bool], what: str, timeout: float = 120, i
             return
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+BROWSER_VIEWPORT = {"width": 1600, "height": 1400}
+BROWSER_TIMEOUT_MS = 30_000
+
+
+def signed_in_page(browser, server, user: str, viewport: dict | None = None):
+    """A new browser context and page, signed in as `user` through the Airflow UI's login form
+    of `server` (the `airflow_server` fixture); the caller closes the context."""
+    context = browser.new_context(viewport=viewport or BROWSER_VIEWPORT)
+    context.set_default_timeout(BROWSER_TIMEOUT_MS)
+    page = context.new_page()
+    page.goto(server.url + "/")
+    page.get_by_label("Username").fill(user)
+    page.get_by_label("Password").fill(server.password(user))
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(re.compile(re.escape(server.url) + r"/(\?.*)?$"))
+    return context, page

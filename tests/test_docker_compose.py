@@ -1,8 +1,9 @@
-"""Static checks of docker-compose.yaml; no Docker needed.
+"""Static checks of docker-compose.yaml and the Dockerfile its Airflow services build; no Docker needed.
 
-The file is read with yaml.safe_load, which resolves the x-airflow-common
+The compose file is read with yaml.safe_load, which resolves the x-airflow-common
 anchor and its `<<` merge keys, so each service is checked as Compose sees it
 (before `${VAR:-default}` interpolation, which Compose does and YAML does not).
+The Dockerfile is read instruction by instruction (continuation lines joined).
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-COMPOSE_FILE = Path(__file__).resolve().parent.parent / "docker-compose.yaml"
+ROOT = Path(__file__).resolve().parent.parent
+COMPOSE_FILE = ROOT / "docker-compose.yaml"
+DOCKERFILE = ROOT / "Dockerfile"
 
 AIRFLOW_SERVICES = [
     "airflow-init",
@@ -48,10 +51,57 @@ def test_long_running_services_have_healthchecks(services):
         assert "healthcheck" in services[name], name
 
 
+def _instructions() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) of the Dockerfile, comments dropped, continuations joined."""
+    lines = [line for line in DOCKERFILE.read_text().splitlines() if not line.lstrip().startswith("#")]
+    joined = re.sub(r"\\\n", " ", "\n".join(lines))
+    return [
+        (op.upper(), args.strip()) for op, args in (line.split(None, 1) for line in joined.splitlines() if line.strip())
+    ]
+
+
+def _pinned(name: str) -> str:
+    for line in (ROOT / "requirements.txt").read_text().splitlines():
+        if line.split("==")[0].strip().lower() == name:
+            return line.split("==")[1].strip()
+    raise AssertionError(f"{name} is not pinned in requirements.txt")
+
+
+def test_the_image_is_the_official_airflow_image_of_the_pinned_version():
+    froms = [args for op, args in _instructions() if op == "FROM"]
+    assert froms == [f"apache/airflow:{_pinned('apache-airflow')}-python3.11"]
+
+
+def test_the_image_installs_the_pinned_requirements_with_their_constraints():
+    steps = _instructions()
+    copied = " ".join(args for op, args in steps if op in ("COPY", "ADD"))
+    assert "requirements.txt" in copied and "constraints.txt" in copied
+    installs = [args for op, args in steps if op == "RUN" and "pip install" in args]
+    assert len(installs) == 1, installs
+    assert re.search(r"-r \S*requirements\.txt", installs[0]) and re.search(r"-c \S*constraints\.txt", installs[0])
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    assert "!requirements.txt" in ignored and "!constraints.txt" in ignored, "the build context must hold them"
+
+
+def test_the_image_installs_postgresql_client_as_root_then_runs_as_airflow():
+    steps, user = _instructions(), None
+    for op, args in steps:
+        if op == "USER":
+            user = args
+        if op == "RUN" and "apt-get install" in args:
+            assert "postgresql-client" in args.split() and user == "root"
+        if op == "RUN" and "pip install" in args:
+            assert user == "airflow", "pip must install as the image's airflow user"
+    assert user == "airflow", "the image must end as the airflow user"
+
+
 @pytest.mark.parametrize("name", AIRFLOW_SERVICES)
-def test_airflow_service_is_airflow_3_with_project_mounts(services, name):
+def test_airflow_service_runs_the_built_image_with_project_mounts(services, name):
     service = services[name]
-    assert "apache/airflow:3.3.2-python3.11" in service["image"]
+    assert service["build"] == ".", f"{name} must run the image the Dockerfile builds"
+    assert service["image"].endswith(f"archivist-airflow:{_pinned('apache-airflow')}-python3.11}}")
+    assert service["user"] == "${AIRFLOW_UID:-50000}:0", "as in Airflow's own compose file"
+    assert "_PIP_ADDITIONAL_REQUIREMENTS" not in service.get("environment", {}), "nothing installed at start"
     for mount in MOUNTS:
         assert mount in service["volumes"], f"{name} lacks {mount}"
     env = service["environment"]

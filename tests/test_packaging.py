@@ -5,7 +5,6 @@ Airflow nor the repository's folders beside it."""
 from __future__ import annotations
 
 import subprocess
-import venv
 from pathlib import Path
 
 import pytest
@@ -14,14 +13,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.integration  # installs the dependencies from the package index
-def test_pip_install_gives_a_working_archivist_command(tmp_path):
-    env_dir = tmp_path / "venv"
-    venv.EnvBuilder(with_pip=True).create(env_dir)
-    pip = [str(env_dir / "bin" / "python"), "-m", "pip", "--disable-pip-version-check", "-q"]
+def test_pip_install_gives_a_working_archivist_command(tmp_path, fresh_venv):
     # the constraints pin what PyPI serves to the versions the suite runs with
-    subprocess.run(
-        [*pip, "install", str(ROOT), "-c", str(ROOT / "constraints.txt")], check=True, cwd=tmp_path, timeout=600
-    )
+    python = fresh_venv(str(ROOT), "-c", str(ROOT / "constraints.txt"))
+    env_dir = python.parent.parent
+    pip = [str(python), "-m", "pip", "--disable-pip-version-check", "-q"]
     installed = subprocess.run([*pip, "list", "--format=freeze"], check=True, capture_output=True, text=True).stdout
     assert "apache-airflow" not in installed  # the command must not need Airflow
 

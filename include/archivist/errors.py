@@ -54,6 +54,20 @@ class JobFailedError(ArchivistError):
     exit_code = 7
 
 
+class LockHeldError(ArchivistError):
+    """Another backup or restore of the same stack holds the lock in the backup bucket; the
+    message names it, since when, and how to clear a lock whose holder is gone."""
+
+    exit_code = 8
+
+
+class LockLostError(ArchivistError):
+    """A running backup or restore found the lock held by someone else: it was taken over or
+    cleared while this one ran, so the two may have overlapped."""
+
+    exit_code = 8
+
+
 # What to do about an Elasticsearch login refused (401) or a request not allowed (403), whether
 # before a job (the source's check) or during one (runner/failures.py).
 ELASTICSEARCH_LOGIN_FIX = "check the user and password"

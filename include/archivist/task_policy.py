@@ -1,5 +1,5 @@
-"""What both archivist DAGs apply to their tasks: which failures are worth a retry, and how
-long to wait before one.
+"""What both archivist DAGs apply to their tasks: which failures are worth a retry, how long to
+wait before one, and what a task does when another backup or restore holds the lock.
 
 Airflow is imported only when a task fails, so the library stays usable without it."""
 
@@ -7,11 +7,19 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import logging
 import os
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from archivist.errors import BackupNotFoundError, ConfigurationError, TargetNotEmptyError, VerificationError
+from archivist.errors import (
+    BackupNotFoundError,
+    ConfigurationError,
+    LockHeldError,
+    LockLostError,
+    TargetNotEmptyError,
+    VerificationError,
+)
 
 RETRY_DELAY_VARIABLE = "ARCHIVIST_RETRY_DELAY_SECONDS"
 DEFAULT_RETRY_DELAY_SECONDS = 30
@@ -19,9 +27,15 @@ DEFAULT_RETRY_DELAY_SECONDS = 30
 MAX_RETRY_DELAY = dt.timedelta(minutes=10)
 JOB_RETRIES = 2
 
-# A retry cannot mend these: a setting, a bundle or a target has to change first. A lost server,
-# throttling or a failed job may pass, so those keep the task's retries.
-NOT_RETRIED = (ConfigurationError, VerificationError, TargetNotEmptyError, BackupNotFoundError)
+# A retry cannot mend these: a setting, a bundle or a target has to change first, or the run
+# lost its lock. A lost server, throttling or a failed job may pass, so those keep the retries.
+NOT_RETRIED = (ConfigurationError, VerificationError, TargetNotEmptyError, BackupNotFoundError, LockLostError)
+# A task that finds the lock held gives its worker slot back and is run again this much later
+# (Airflow's up_for_reschedule, which spends no retry), until the lock is free, its holder goes
+# stale, or the run's time limit (ARCHIVIST_RUN_TIMEOUT_HOURS) stops the run.
+LOCK_RECHECK = dt.timedelta(minutes=2)
+
+log = logging.getLogger(__name__)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -33,6 +47,11 @@ def fail_fast(func: F) -> F:
     def run(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
+        except LockHeldError as exc:
+            from airflow.sdk.exceptions import AirflowRescheduleException
+
+            log.warning("%s. Trying again in %s.", exc, LOCK_RECHECK)
+            raise AirflowRescheduleException(dt.datetime.now(dt.UTC) + LOCK_RECHECK) from exc
         except NOT_RETRIED as exc:
             from airflow.sdk.exceptions import AirflowFailException
 

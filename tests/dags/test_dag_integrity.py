@@ -32,6 +32,7 @@ RESTORE_UPSTREAMS = {
     "restore_elasticsearch": {"locate", "verify"},
     "restore_storage": {"locate", "verify"},
     "report": {"verify", "restore_postgres", "restore_elasticsearch", "restore_storage"},
+    "release_lock": {"report"},
 }
 BACKUP_JOBS = ("postgres", "elasticsearch", "storage")
 RESTORE_JOBS = ("restore_postgres", "restore_elasticsearch", "restore_storage")
@@ -102,6 +103,9 @@ def test_restore_tasks_and_dependencies(restore_dag):
     assert restore_dag.get_task("report").trigger_rule == "none_failed"
     for task_id in RESTORE_JOBS:  # nothing restored unless verify succeeded
         assert restore_dag.get_task(task_id).trigger_rule == "all_success", task_id
+    # the lock verify took is freed whatever happened
+    assert restore_dag.get_task("release_lock").is_teardown
+    assert [t.task_id for t in restore_dag.tasks if t.is_teardown] == ["release_lock"]
 
 
 def test_backup_schedule(backup_dag):

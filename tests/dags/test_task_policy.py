@@ -11,21 +11,23 @@ import subprocess
 import sys
 
 import pytest
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowFailException, AirflowRescheduleException
 
 from archivist import config, task_policy
 from archivist.errors import (
     BackupNotFoundError,
     ConfigurationError,
     JobFailedError,
+    LockHeldError,
+    LockLostError,
     TargetNotEmptyError,
     UnreachableError,
     VerificationError,
 )
-from archivist.task_policy import fail_fast
+from archivist.task_policy import LOCK_RECHECK, fail_fast
 from tests.support import ROOT
 
-NOT_RETRIED = [ConfigurationError, VerificationError, TargetNotEmptyError, BackupNotFoundError]
+NOT_RETRIED = [ConfigurationError, VerificationError, TargetNotEmptyError, BackupNotFoundError, LockLostError]
 RETRIED = [UnreachableError, JobFailedError, OSError, TimeoutError]
 
 
@@ -51,6 +53,14 @@ def test_an_outage_or_a_failed_job_keeps_the_task_retries(error):
         _raises(error)({})
 
 
+def test_a_task_that_finds_the_lock_held_gives_its_slot_back_and_runs_again_later():
+    before = dt.datetime.now(dt.UTC)
+    with pytest.raises(AirflowRescheduleException) as rescheduled:
+        _raises(LockHeldError)({})
+    assert before + LOCK_RECHECK <= rescheduled.value.reschedule_date <= dt.datetime.now(dt.UTC) + LOCK_RECHECK
+    assert isinstance(rescheduled.value.__cause__, LockHeldError)
+
+
 def test_the_task_keeps_its_signature_and_result():
     @fail_fast
     def body(plan: dict, params: dict) -> dict:
@@ -65,7 +75,7 @@ def test_the_task_keeps_its_signature_and_result():
 def test_every_task_that_can_meet_a_user_error_fails_fast(backup_dag, restore_dag):
     for dag in (backup_dag, restore_dag):
         for task in dag.tasks:
-            if task.task_id in ("cleanup_staging", "report"):  # raise no archivist error of their own
+            if task.task_id in ("cleanup_staging", "report", "release_lock"):  # raise no archivist error of their own
                 continue
             assert hasattr(task.python_callable, "__wrapped__"), f"{dag.dag_id}.{task.task_id}"
 

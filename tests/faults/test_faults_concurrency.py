@@ -1,8 +1,8 @@
-"""Backups and restores at the same time. Two backups started together both succeed with
-distinct keys, each bundle verifies and neither leaves staging; restores started while a
-backup runs (a dry run, and a real one into a bucket of their own) succeed and so does the
-backup. The DAGs themselves run one at a time (max_active_runs=1: a second scheduled run
-queues), so concurrency comes from the command, another DAG, or a manual run."""
+"""Backups and restores at the same time. Of two backups started together exactly one runs and
+the other is refused (exit code 8), naming the one that holds the backup bucket's lock; a dry-run
+restore started while a backup runs succeeds, a real one is refused before it writes anything,
+and the backup succeeds. The DAGs themselves run one at a time (max_active_runs=1: a second
+scheduled run queues), so concurrency comes from the command, another DAG, or a manual run."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from archivist.transport import s3io
 from archivist.transport.backup_bucket import BackupStore
 from tests.faults.secrets_support import objects_under, small_index, unfinished_uploads
 from tests.spec_support import spec_env
-from tests.support import ROOT
+from tests.support import ROOT, wait_until
 
 BIG_OBJECTS = 8
 BIG_OBJECT_BYTES = 8 * 1024 * 1024
@@ -33,10 +33,15 @@ BIG_OBJECT_BYTES = 8 * 1024 * 1024
 # index, since other tests' indices come and go meanwhile.
 BACKUP = """
 import json, sys, time
+from archivist.errors import LockHeldError
 from archivist.runner import backup
 from archivist.sources.base import DumpOptions
 started = time.time()
-made = backup.run_backup(options=DumpOptions(sys.argv[1]))
+try:
+    made = backup.run_backup(options=DumpOptions(sys.argv[1]))
+except LockHeldError as exc:
+    print(json.dumps({"refused": str(exc), "started": started, "ended": time.time()}))
+    sys.exit(8)
 print(json.dumps({"key": made["key"], "started": started, "ended": time.time(), "counts": made["counts"]}))
 """
 
@@ -88,9 +93,9 @@ def _start_backup(env: dict, index: str) -> subprocess.Popen:
     )
 
 
-def _finish(proc: subprocess.Popen) -> dict:
+def _finish(proc: subprocess.Popen, refused: bool = False) -> dict:
     out, err = proc.communicate(timeout=300)
-    assert proc.returncode == 0, err[-3000:]
+    assert proc.returncode == (8 if refused else 0), err[-3000:]
     return json.loads(out.strip().splitlines()[-1])
 
 
@@ -112,17 +117,23 @@ def test_both_dags_run_one_at_a_time():
     assert dags["archivist_restore"].max_active_runs == 1
 
 
-def test_two_backups_at_once_both_succeed(env, probe_index, backups_settings):
+def test_of_two_backups_at_once_one_runs_and_the_other_is_refused(env, probe_index, buckets, backups_settings):
     store = BackupStore(backups_settings)
-    procs = [_start_backup(env, probe_index) for _ in range(2)]
-    made = [_finish(p) for p in procs]
-    assert made[0]["key"] != made[1]["key"]
-    assert max(m["started"] for m in made) < min(m["ended"] for m in made), "the two backups did not overlap"
-    names = {b.key.name for b in store.list_bundles()}
-    for m in made:
-        assert m["key"] in names, "one backup's rotation removed the other's bundle"
-        report = _assert_whole_and_clean(store, m["key"])
-        assert report.meta["counts"]["jobs.elasticsearch"]["indices"] == {probe_index: 200}
+    first = _start_backup({**env, "S3_BUCKET_NAME": buckets[0].bucket}, probe_index)  # runs for seconds
+    wait_until(lambda: store.lock().read() is not None and store.lock().read().holder is not None, "the lock")
+    second = _start_backup(env, probe_index)
+    refused = _finish(second, refused=True)
+    made = _finish(first)
+    assert refused["ended"] < made["ended"], "the second backup was not refused while the first ran"
+    assert "another backup or restore is running" in refused["refused"]
+    assert (
+        "locked by backup 'archivist command on " in refused["refused"] and "`archivist unlock`" in refused["refused"]
+    )
+    assert made["key"] in {b.key.name for b in store.list_bundles()}
+    report = _assert_whole_and_clean(store, made["key"])
+    assert report.meta["counts"]["jobs.elasticsearch"]["indices"] == {probe_index: 200}
+    assert report.meta["counts"]["jobs.storage"]["objects"] == BIG_OBJECTS
+    assert store.lock().read().holder is None, "the backup that ran did not free the lock"
 
 
 def test_restores_while_a_backup_runs(env, probe_index, buckets, backups_settings):
@@ -170,13 +181,12 @@ def test_restores_while_a_backup_runs(env, probe_index, buckets, backups_setting
     outputs = {name: p.communicate(timeout=300) for name, p in restores.items()}
     made = _finish(running)
 
-    for name, proc in restores.items():
-        assert proc.returncode == 0, f"{name}: {outputs[name][0]}{outputs[name][1]}"
+    dry, real = restores["dry run"], restores["into a new bucket"]
+    assert dry.returncode == 0, "".join(outputs["dry run"])
     assert "dry run: nothing was written" in outputs["dry run"][0]
-    assert "restored " in outputs["into a new bucket"][0]
-    meta = bundle.verify(store.open_bundle(BackupKey.parse(older))).meta
-    restored = s3io.client(target)
-    assert len(objects_under(restored, target.bucket, "")) == meta["counts"]["jobs.storage"]["objects"]
+    assert real.returncode == 8, "".join(outputs["into a new bucket"])
+    assert "locked by backup 'archivist command on " in outputs["into a new bucket"][1]
+    assert objects_under(s3io.client(target), target.bucket, "") == [], "the refused restore wrote objects"
 
     assert made["key"] != older
     assert made["counts"]["jobs.storage"] == {"objects": BIG_OBJECTS, "bytes": BIG_OBJECTS * BIG_OBJECT_BYTES}

@@ -26,6 +26,7 @@ COMMANDS = [
     "simple-backup",
     "simple-check",
     "simple-restore",
+    "unlock",
     "verify",
 ]
 KEY_RE = re.compile(r"^key\s+(bundle-\d{4}-\d{2}-\d{2}-[A-Za-z0-9_-]{11})$", re.M)
@@ -71,6 +72,7 @@ def test_help_lists_the_spec_commands_and_the_exit_codes(spec_env):
         ("5", "backup not found"),
         ("6", "not empty"),
         ("7", "failed"),
+        ("8", "holds the lock"),
     ):
         assert re.search(rf"^\s+{code}\s+.*{meaning}", run.stdout, re.M), f"exit code {code} is not documented"
     module = subprocess.run(

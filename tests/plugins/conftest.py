@@ -1,21 +1,13 @@
-"""Fixtures of the Backups plugin's tests: one Airflow API server for the session, the demo
-stack seeded once, and a fresh bundle of it per test."""
+"""Fixtures of the Backups plugin's tests: the demo stack seeded once, and a fresh bundle of it
+per test (the Airflow API server and the browser are in tests/conftest.py)."""
 
 from __future__ import annotations
 
 import pytest
 
+import tests.plugins.backups_server  # noqa: F401  (puts plugins/ on sys.path for the plugin's modules)
 from archivist.errors import JobFailedError
 from archivist.runner import backup
-from tests.plugins.backups_server import start_server, stop_server
-
-
-@pytest.fixture(scope="session")
-def airflow_server():
-    """One API server for the whole session, whichever test module asks first."""
-    server = start_server()
-    yield server
-    stop_server(server)
 
 
 @pytest.fixture(scope="session")

@@ -15,46 +15,16 @@ from urllib.parse import quote
 import pytest
 
 from tests.plugins.backups_server import ARTIFACTS, RESTORE_DAG, ROOT
+from tests.support import signed_in_page
 
 pytestmark = pytest.mark.browser
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-VIEWPORT = {"width": 1600, "height": 1400}
-TIMEOUT_MS = 30_000
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.fail(f"{CHROMIUM} is missing: install it with `bash scripts/install.sh browser`", pytrace=False)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 def open_backups(browser, server, user: str):
     """A page logged in through Airflow's login form, on "Backups" from the navigation; and its frame."""
     from playwright.sync_api import expect
 
-    context = browser.new_context(viewport=VIEWPORT)
-    context.set_default_timeout(TIMEOUT_MS)
-    page = context.new_page()
-    page.goto(server.url + "/")
-    page.get_by_label("Username").fill(user)
-    page.get_by_label("Password").fill(server.password(user))
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(re.compile(re.escape(server.url) + r"/(\?.*)?$"))
+    context, page = signed_in_page(browser, server, user)
     page.get_by_role("link", name="Backups", exact=True).click()  # not the archivist_backups asset
     page.wait_for_url(re.compile(r"/plugin/backups"))
     frame = page.frame_locator("iframe[title=Backups]")

@@ -1,5 +1,5 @@
 """The commands that make bundles, check the configuration, and look after the backup bucket:
-backup, simple-backup, check, simple-check, info, rotate, list."""
+backup, simple-backup, check, simple-check, info, rotate, unlock, list."""
 
 from __future__ import annotations
 
@@ -149,6 +149,20 @@ def rotate(keep: int | None, dry_run: bool, out: Output) -> None:
     out.say(f"kept the newest {keep} bundle(s) in bucket '{store.bucket}'; {verb} {len(deleted)}")
     for stored in deleted:
         out.say(f"  {verb} {stored.key.name}  {human_size(stored.size):>10}")
+
+
+@cli.command()
+@output_options
+def unlock(out: Output) -> None:
+    """Clears the lock of a backup or restore whose holder is gone (one that was killed)."""
+    store = backup_store()
+    holder = store.lock().clear()
+    held_by = holder.describe(dt.datetime.now(dt.UTC)) if holder is not None else None
+    out.document({"bucket": store.bucket, "cleared": holder is not None, "held_by": held_by})
+    if holder is None:
+        out.say(f"{store.where} is not locked")
+    else:
+        out.say(f"cleared the lock of {store.where}, held by {held_by}")
 
 
 @cli.command(name="list")

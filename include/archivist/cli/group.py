@@ -50,6 +50,7 @@ Exit codes:
   5  backup not found
   6  restore target not empty (use --mode replace)
   7  a backup or restore job failed, or a restore does not match its bundle
+  8  another backup or restore holds the lock (see `archivist unlock`)
 """
 
 

@@ -118,7 +118,9 @@ def _restore(
     ask: bool,
     postgres_databases: str | None,
     postgres_roles: bool,
+    store: BackupStore | None = None,
 ) -> None:
+    """With `store`, a restore that writes holds its lock (simple-restore has no backup bucket)."""
     started = time.monotonic()
     drops: dict[str, list[str]] = {}
     with showing(out) as display:
@@ -138,6 +140,7 @@ def _restore(
             dry_run,
             allow_unchecked=allow_unchecked,
             confirm=confirm_and_keep if ask else None,
+            lock=store.lock() if store else None,
         )
     document = _restore_document(result, time.monotonic() - started, drops if ask else None)
     out.say(f"verified {name}: jobs {', '.join(result['jobs']) or 'none'}, format_version {result['format_version']}")
@@ -167,8 +170,9 @@ def restore_cmd(key: str, yes: bool, out: Output, **options: Any) -> None:
     """Performs a full system restore, given a backup key name."""
     config.parse_jobs(options["jobs"])  # a wrong option fails before the bucket is read
     ask = confirm.needed(options["mode"], options["dry_run"], yes)
-    name, opener = _locate(out, backup_store(), key)
-    _restore(out, name, opener, ask=ask, **options)
+    store = backup_store()
+    name, opener = _locate(out, store, key)
+    _restore(out, name, opener, ask=ask, store=store, **options)
 
 
 @cli.command(name="simple-restore")

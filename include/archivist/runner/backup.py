@@ -11,6 +11,7 @@ import errno
 import logging
 import os
 import tempfile
+from contextlib import nullcontext
 from functools import partial
 from typing import Any
 
@@ -24,17 +25,25 @@ from archivist.runner.jobs import failed, run_parallel
 from archivist.sources import registry
 from archivist.sources.base import DumpOptions
 from archivist.transport.backup_bucket import BackupStore
+from archivist.transport.operation_lock import OperationLock
 from archivist.transport.staging import LocalStaging, Staging
 
 log = logging.getLogger(__name__)
 
 
 def run_job(
-    job: str, key: BackupKey, staging: Staging, settings: Any, options: DumpOptions = DumpOptions()
+    job: str,
+    key: BackupKey,
+    staging: Staging,
+    settings: Any,
+    options: DumpOptions = DumpOptions(),
+    lock: OperationLock | None = None,
 ) -> JobResult:
-    """Runs one job (postgres, elasticsearch or storage) into `staging`."""
+    """Runs one job (postgres, elasticsearch or storage) into `staging`; with `lock`, which this
+    DAG run holds, it shows the run alive while the job runs."""
     log.info("job %s of backup %s starting", job, key)
-    with failures_named(job, settings), staging.alive():  # the sweep leaves a live backup's staging alone
+    # the sweep leaves a live backup's staging alone
+    with lock.alive() if lock else nullcontext(), failures_named(job, settings), staging.alive():
         result = registry.source(job).dump(settings, staging, key.backup_id, options)
     log.info("job %s done in %.1fs: %s", job, result.time_seconds, result.counts)
     return result
@@ -63,10 +72,11 @@ def upload(
     namespace: str = "",
     dag_id: str | None = None,
     run_id: str | None = None,
+    lock: OperationLock | None = None,
 ) -> dict[str, Any]:
     """Builds the bundle from the staging prefix straight into the backup bucket, then clears staging."""
     staging = store.staging(key)
-    with staging.alive(), store.bundle_writer(key) as out:
+    with lock.alive() if lock else nullcontext(), staging.alive(), store.bundle_writer(key) as out:
         meta = assemble(out, key, results, staging, namespace, dag_id, run_id)
     staging.cleanup()  # after the lease stopped, so no refresh outlives it
     log.info("uploaded %s (%d bytes)", store.object_key(key.object_key), out.size)
@@ -114,6 +124,13 @@ def run_backup(
     keep = config.load_backups_kept() if keep is None else config.parse_backups_kept(keep)
     checks.require(checks.run_checks(jobs, backups=True, keep=keep))  # fail in seconds, before any work
     store = BackupStore(config.load_backups())
+    with store.lock().held("backup"):
+        return _backup_held(store, jobs, keep, options, dry_run_rotation)
+
+
+def _backup_held(
+    store: BackupStore, jobs: tuple[str, ...], keep: int, options: DumpOptions, dry_run_rotation: bool
+) -> dict[str, Any]:
     store.sweep_stale_staging()
     key = BackupKey.new()
     staging = store.staging(key)

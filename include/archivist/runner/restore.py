@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from contextlib import nullcontext
 from functools import partial
 from typing import Any
 
@@ -25,6 +26,7 @@ from archivist.runner.failures import failures_named
 from archivist.runner.jobs import failed, run_parallel
 from archivist.sources import registry
 from archivist.sources.base import RestoreOptions
+from archivist.transport.operation_lock import OperationLock
 
 log = logging.getLogger(__name__)
 
@@ -147,10 +149,12 @@ def restore_job(
     mode: str = "empty",
     options: RestoreOptions = RestoreOptions(),
     dry_run: bool = False,
+    lock: OperationLock | None = None,
 ) -> dict[str, Any]:
-    """Restores the bundle's members of one job into its target."""
+    """Restores the bundle's members of one job into its target; with `lock`, which this DAG
+    run holds, it shows the run alive while the job runs."""
     check_mode(mode)
-    with failures_named(job, settings):
+    with lock.alive() if lock else nullcontext(), failures_named(job, settings):
         return registry.source(job).restore(open_bundle, settings, mode, options, dry_run)
 
 
@@ -183,8 +187,10 @@ def run_restore(
     settings: dict[str, Any] | None = None,
     allow_unchecked: bool = False,
     confirm: Callable[[dict[str, list[str]]], None] | None = None,
+    lock: OperationLock | None = None,
 ) -> dict[str, Any]:
     """A whole restore in one process: verify, the selected jobs in parallel threads, then compare.
+    With `lock` (the backup bucket's), a restore that writes holds it from before verify to the end.
 
     In `replace` mode (not a dry run), `confirm` is given what each job would drop (see
     `replaced`) after the bundle is verified and before any target is written; it raises to stop.
@@ -200,6 +206,21 @@ def run_restore(
     for job in selected:
         if job not in settings:
             settings[job] = load_settings(job)
+    with lock.held("restore") if lock and not dry_run else nullcontext():
+        return _restore_held(open_bundle, key, selected, mode, options, dry_run, settings, allow_unchecked, confirm)
+
+
+def _restore_held(
+    open_bundle: BundleOpener,
+    key: str,
+    selected: tuple[str, ...],
+    mode: str,
+    options: RestoreOptions,
+    dry_run: bool,
+    settings: dict[str, Any],
+    allow_unchecked: bool,
+    confirm: Callable[[dict[str, list[str]]], None] | None,
+) -> dict[str, Any]:
     report = verify(open_bundle, allow_unchecked)
     present = [job for job in selected if job in report.jobs]
     if mode == "empty":

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO, Any
 
-from archivist.config import MIN_BACKUPS_KEPT, S3Settings, parse_backups_kept
+from archivist.config import MIN_BACKUPS_KEPT, S3Settings, load_timeouts, parse_backups_kept
 from archivist.errors import BackupNotFoundError, ConfigurationError, VerificationError
 from archivist.format import limits
 from archivist.format.artifact import HashingWriter
@@ -35,6 +35,7 @@ from archivist.format.bundle import (
 )
 from archivist.format.bundle_index import BundleSource
 from archivist.transport import s3io
+from archivist.transport.operation_lock import LOCK_OBJECT, OperationLock
 from archivist.transport.staging import LEASE, STAGING_ROOT, S3Staging
 
 log = logging.getLogger(__name__)
@@ -173,6 +174,10 @@ class BackupStore:
         if BackupKey.is_bundle_object(f"{wanted}.tgz") and is_future(BackupKey.parse(wanted)):
             hint = "; it is dated after tomorrow, and such bundles are ignored (planted, or a wrong clock)"
         raise BackupNotFoundError(f"no bundle named {wanted!r} in {self.where}{hint}")
+
+    def lock(self) -> OperationLock:
+        """The lock that lets one backup or restore of this stack run at a time."""
+        return OperationLock(self.s3, self.bucket, self.object_key(LOCK_OBJECT), self.where, load_timeouts().run)
 
     def staging(self, key: BackupKey) -> S3Staging:
         return S3Staging(self.s3, self.bucket, self.object_key(f"{STAGING_ROOT}{key.name}/"))

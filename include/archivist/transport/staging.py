@@ -19,13 +19,13 @@ import os
 import shutil
 import socket
 import tempfile
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from typing import IO, Any, Protocol
 
 from archivist.format.artifact import Artifact, HashingWriter
 from archivist.transport import s3io
+from archivist.transport.heartbeat import beating
 
 log = logging.getLogger(__name__)
 
@@ -64,24 +64,17 @@ class S3Staging:
     def alive(self, every: float | None = None) -> Iterator[None]:
         """Keeps the lease fresh while the block runs (a thread rewrites it every `every` seconds,
         LEASE_EVERY by default)."""
-        every = every or LEASE_EVERY
         self.touch()
-        stop = threading.Event()
 
-        def refresh() -> None:
-            while not stop.wait(every):
-                try:
-                    self.touch()
-                except Exception as exc:  # the job itself will meet a lost bucket and say so
-                    log.warning("could not refresh the staging lease %s%s: %s", self.prefix, LEASE, exc)
+        def refresh() -> bool:
+            try:
+                self.touch()
+            except Exception as exc:  # the job itself will meet a lost bucket and say so
+                log.warning("could not refresh the staging lease %s%s: %s", self.prefix, LEASE, exc)
+            return True
 
-        beat = threading.Thread(target=refresh, name="staging-lease", daemon=True)
-        beat.start()
-        try:
+        with beating(every or LEASE_EVERY, refresh, "staging-lease"):
             yield
-        finally:
-            stop.set()
-            beat.join()
 
     @contextmanager
     def writer(self, path: str, content_type: str = "application/octet-stream") -> Iterator[HashingWriter]:
