@@ -13,7 +13,7 @@ import datetime as dt
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from archivist.elasticsearch_settings import ElasticsearchSettings as ElasticsearchSettings
@@ -23,7 +23,9 @@ from archivist.errors import ConfigurationError
 from archivist.postgres_settings import PostgresSettings as PostgresSettings
 from archivist.postgres_settings import postgres_from_connection as postgres_from_connection
 from archivist.postgres_settings import postgres_from_env as postgres_from_env
-from archivist.settings_values import required as _required
+from archivist.s3_settings import S3Settings as S3Settings
+from archivist.s3_settings import s3_from_aws_connection as s3_from_aws_connection
+from archivist.s3_settings import s3_from_env as s3_from_env
 
 POSTGRES_CONN_ID = "archivist_postgres"
 ELASTICSEARCH_CONN_ID = "archivist_elasticsearch"
@@ -57,22 +59,6 @@ def conn_ids(env: Mapping[str, str] | None = None) -> ConnIds:
         storage=env.get("ARCHIVIST_STORAGE_CONN_ID") or STORAGE_CONN_ID,
         backups=env.get("ARCHIVIST_BACKUPS_CONN_ID") or BACKUPS_CONN_ID,
     )
-
-
-@dataclass(frozen=True)
-class S3Settings:
-    """One bucket of an S3-compatible store (MinIO or AWS S3)."""
-
-    bucket: str
-    access_key_id: str = ""
-    secret_access_key: str = field(default="", repr=False)
-    endpoint_url: str | None = None
-    region_name: str | None = None
-    source: str = STORAGE_CONN_ID
-    session_token: str = field(default="", repr=False)
-    # Backup bucket only: where this stack's bundles and staging live in a bucket shared by
-    # several stacks ("" for the bucket's root); validated by parse_key_prefix.
-    prefix: str = ""
 
 
 def parse_backups_kept(value: str | int | None) -> int:
@@ -177,18 +163,6 @@ def _any_set(env: Mapping[str, str], prefix: str) -> bool:
     return any(k.startswith(prefix) and v for k, v in env.items())
 
 
-def s3_from_env(env: Mapping[str, str], prefix: str) -> S3Settings:
-    return S3Settings(
-        bucket=_required(env, f"{prefix}BUCKET_NAME"),
-        access_key_id=env.get(f"{prefix}ACCESS_KEY_ID", ""),
-        secret_access_key=env.get(f"{prefix}SECRET_ACCESS_KEY", ""),
-        endpoint_url=env.get(f"{prefix}ENDPOINT_URL") or None,
-        region_name=env.get(f"{prefix}REGION") or env.get("AWS_DEFAULT_REGION") or None,
-        source=f"{prefix}* variables",
-        session_token=env.get(f"{prefix}SESSION_TOKEN", ""),
-    )
-
-
 # --- from Airflow connections ------------------------------------------------------------
 
 
@@ -212,23 +186,23 @@ def _get_connection(conn_id: str) -> Any:
         raise
 
 
-def s3_from_connection(conn: Any) -> S3Settings:
-    extra = conn.extra_dejson
-    bucket = (extra.get("service_config", {}).get("s3", {}) or {}).get("bucket_name") or extra.get("bucket_name")
-    if not bucket:
+def _aws_connection(conn_id: str) -> Any:
+    """Connection `conn_id` as the Amazon provider reads it (AwsBaseHook's conn_config): keys,
+    region, per-service endpoints, role and botocore config. Imported lazily, like Airflow."""
+    try:
+        from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+    except ImportError:  # pragma: no cover - only without Airflow installed
         raise ConfigurationError(
-            f"connection '{conn.conn_id}' names no bucket: set extra "
-            '{"service_config": {"s3": {"bucket_name": "..."}}}'
-        )
-    return S3Settings(
-        bucket=bucket,
-        access_key_id=conn.login or extra.get("aws_access_key_id", ""),
-        secret_access_key=conn.password or extra.get("aws_secret_access_key", ""),
-        endpoint_url=extra.get("endpoint_url") or None,
-        region_name=extra.get("region_name") or None,
-        source=f"connection '{conn.conn_id}'",
-        session_token=extra.get("aws_session_token", ""),
-    )
+            f"connection '{conn_id}' needs Airflow and its Amazon provider, which are not installed: "
+            "set the original tool's environment variables instead"
+        ) from None
+    try:
+        conn = AwsBaseHook(aws_conn_id=conn_id, client_type="s3").conn_config
+    except (TypeError, ValueError, NotImplementedError) as exc:  # config_kwargs or assume_role_method refused
+        raise ConfigurationError(f"connection '{conn_id}' has an extra the Amazon provider refuses: {exc}") from None
+    if not conn:  # the hook logs a warning and carries on without a connection: archivist needs one
+        _get_connection(conn_id)  # raises the error that says how to add it
+    return conn
 
 
 # --- the resolved settings -----------------------------------------------------------------
@@ -252,7 +226,7 @@ def load_storage(conn_id: str | None = None, env: Mapping[str, str] | None = Non
     env = os.environ if env is None else env
     if _any_set(env, "S3_"):
         return s3_from_env(env, "S3_")
-    return s3_from_connection(_get_connection(conn_id or conn_ids(env).storage))
+    return s3_from_aws_connection(_aws_connection(conn_id or conn_ids(env).storage))
 
 
 def load_backups(conn_id: str | None = None, env: Mapping[str, str] | None = None) -> S3Settings:
@@ -262,8 +236,8 @@ def load_backups(conn_id: str | None = None, env: Mapping[str, str] | None = Non
         settings = s3_from_env(env, "BACKUP_")
         prefix = env.get("BACKUP_PREFIX")
     else:
-        conn = _get_connection(conn_id or conn_ids(env).backups)
-        settings = s3_from_connection(conn)
+        conn = _aws_connection(conn_id or conn_ids(env).backups)
+        settings = s3_from_aws_connection(conn)
         prefix = conn.extra_dejson.get(PREFIX_EXTRA)
     if prefix is not None and not isinstance(prefix, str):
         raise ConfigurationError(f"the backup key prefix ({settings.source}) must be a string, got {prefix!r}")

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import boto3
+from botocore import UNSIGNED
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
@@ -20,34 +21,62 @@ from archivist.config import S3Settings
 from archivist.errors import ConfigurationError, UnreachableError
 from archivist.format.artifact import HashingReader, HashingWriter
 from archivist.format.streams import Readable
+from archivist.transport import s3session
 from archivist.transport.multipart import MultipartWriter
 
 CHUNK = 8 * 1024 * 1024
 
 
 def client(settings: S3Settings, checksums: bool = True) -> Any:
-    """A boto3 S3 client for `settings`, path-style so MinIO and AWS both work. Without
-    `checksums`, requests carry no CRC32 of their body (ObjectUploads sends Content-MD5 instead)."""
-    return boto3.session.Session().client(
+    """A boto3 S3 client for `settings`. Without `checksums`, requests carry no CRC32 of their
+    body (ObjectUploads sends Content-MD5 instead)."""
+    try:
+        return s3session.new_client(
+            settings,
+            "s3",
+            endpoint_url=settings.endpoint_url,
+            region_name=s3session.region(settings),
+            config=client_config(settings, checksums),
+        )
+    except (BotoCoreError, ClientError) as exc:  # the role could not be assumed, or the profile read
+        raise explain(exc, settings, "sign in for") from None
+
+
+def client_config(settings: S3Settings, checksums: bool = True) -> Config:
+    """archivist's botocore config for `settings`, under the connection's own `config_kwargs`."""
+    defaults: dict[str, Any] = {
+        # No SHA-256 of every body for the signature (botocore's choice over plain http): the
+        # checksum sent with each upload (botocore's CRC32, MultipartWriter's own CRC32C) is
+        # checked by the server, and the bundle's artifacts carry sha256 sums of their own,
+        # checked end to end by verify.
+        "s3": {"payload_signing_enabled": False},
+        "retries": {"max_attempts": 5, "mode": "standard"},
+        "connect_timeout": 5,
+        "read_timeout": 60,
+        "request_checksum_calculation": "when_supported" if checksums else "when_required",
+        "max_pool_connections": 24,  # room for the storage job's transfer threads plus multipart parts
+    }
+    if not settings.conn_id:
+        # The original tool's variables always meant path-style, which MinIO and AWS both accept.
+        # A connection is left to botocore, as the Amazon provider leaves it: path-style for a
+        # custom endpoint such as MinIO's (whose buckets are not DNS names unless MINIO_DOMAIN is
+        # set), virtual-hosted for AWS, and whatever `config_kwargs.s3.addressing_style` says.
+        defaults["s3"]["addressing_style"] = "path"
+    return s3session.merged_config(defaults, s3session.client_source(settings).config)
+
+
+def bucket_url(settings: S3Settings) -> str:
+    """The URL under which the clients of `settings` address the bucket's objects, ending in
+    '/': path-style (`http://host/bucket/`) or virtual-hosted (`https://bucket.host/`), as
+    botocore resolves it, for clients that sign their own requests (s3crt)."""
+    unsigned = boto3.session.Session().client(
         "s3",
         endpoint_url=settings.endpoint_url,
-        aws_access_key_id=settings.access_key_id or None,
-        aws_secret_access_key=settings.secret_access_key or None,
-        aws_session_token=settings.session_token or None,
-        region_name=settings.region_name or "us-east-1",
-        config=Config(
-            # No SHA-256 of every body for the signature (botocore's choice over plain http): the
-            # checksum sent with each upload (botocore's CRC32, MultipartWriter's own CRC32C) is
-            # checked by the server, and the bundle's artifacts carry sha256 sums of their own,
-            # checked end to end by verify.
-            s3={"addressing_style": "path", "payload_signing_enabled": False},
-            retries={"max_attempts": 5, "mode": "standard"},
-            connect_timeout=5,
-            read_timeout=60,
-            request_checksum_calculation="when_supported" if checksums else "when_required",
-            max_pool_connections=24,  # room for the storage job's transfer threads plus multipart parts
-        ),
+        region_name=s3session.region(settings),
+        config=client_config(settings).merge(Config(signature_version=UNSIGNED)),
     )
+    url = unsigned.generate_presigned_url("put_object", Params={"Bucket": settings.bucket, "Key": "k"})
+    return url[: -len("k")]
 
 
 def explain(exc: Exception, settings: S3Settings, action: str) -> Exception:
@@ -70,8 +99,9 @@ def explain(exc: Exception, settings: S3Settings, action: str) -> Exception:
             "InvalidToken",
             "ExpiredToken",
         ):
-            what = "the access key, secret and session token" if settings.session_token else "the access key and secret"
-            return ConfigurationError(f"cannot {action} {where}: access denied ({code}); check {what}")
+            return ConfigurationError(
+                f"cannot {action} {where}: access denied ({code}); check {settings.credentials_hint}"
+            )
         if code in ("NoSuchBucket", "404", "NotFound"):
             return ConfigurationError(
                 f"cannot {action} {where}: the bucket does not exist; create it or fix the bucket name"
