@@ -72,7 +72,7 @@ class ObjectUploads:
         # No `Expect: 100-continue` round trip (botocore adds it to every PUT): it spares sending
         # a large body the server would refuse, and costs a part a round trip.
         self._s3.meta.events.unregister("before-call.s3", handlers.add_expect_header)
-        self._puts = s3crt.NativePuts(settings, part)
+        self._puts = s3crt.NativePuts(settings, part) if s3crt.usable(settings) else None
         self._bucket, self._budget, self._part = settings.bucket, budget, part
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="upload")
         self._pending: deque[tuple[int, Future]] = deque()
@@ -109,7 +109,7 @@ class ObjectUploads:
 
     def put(self, key: str, body: bytes | bytearray, attributes: ObjectAttributes) -> None:
         """Sends a whole object (at most a part's size) in one PUT."""
-        if len(body) > NATIVE_PUT:
+        if len(body) > NATIVE_PUT or self._puts is None:
             self._submit(
                 len(body),
                 self._s3.put_object,

@@ -40,6 +40,12 @@ MEMORY_LIMIT = 256 * 1024 * 1024
 SINGLE_REQUEST_LIMIT = 5 * 1024 * 1024 * 1024
 
 
+def usable(settings: S3Settings) -> bool:
+    """Whether awscrt can reach the bucket: it has no proxy support, so a connection whose
+    config_kwargs name proxies sends every request through botocore instead."""
+    return not s3io.client_config(settings).proxies
+
+
 class NativePuts:
     """PutObject requests to one bucket; `put` returns a Future of the request."""
 

@@ -14,8 +14,9 @@ from typing import Any
 
 import boto3
 from botocore import UNSIGNED
+from botocore.awsrequest import AWSResponse
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
+from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, NoRegionError, ParamValidationError
 
 from archivist.config import S3Settings
 from archivist.errors import ConfigurationError, UnreachableError
@@ -67,16 +68,29 @@ def client_config(settings: S3Settings, checksums: bool = True) -> Config:
 
 def bucket_url(settings: S3Settings) -> str:
     """The URL under which the clients of `settings` address the bucket's objects, ending in
-    '/': path-style (`http://host/bucket/`) or virtual-hosted (`https://bucket.host/`), as
-    botocore resolves it, for clients that sign their own requests (s3crt)."""
+    '/': path-style (`http://host/bucket/`) or virtual-hosted (`https://bucket.host/`), for
+    clients that sign their own requests (s3crt). Taken from a PutObject that an unsigned twin
+    of the client prepares and never sends, so it is the URL botocore itself would use."""
     unsigned = boto3.session.Session().client(
         "s3",
         endpoint_url=settings.endpoint_url,
         region_name=s3session.region(settings),
         config=client_config(settings).merge(Config(signature_version=UNSIGNED)),
     )
-    url = unsigned.generate_presigned_url("put_object", Params={"Bucket": settings.bucket, "Key": "k"})
-    return url[: -len("k")]
+    urls = []
+
+    def keep_url(request: Any, **_: Any) -> AWSResponse:  # answering here stops the request before it is sent
+        urls.append(request.url)
+        return AWSResponse(request.url, 200, {}, _EmptyBody())
+
+    unsigned.meta.events.register("before-send.s3.PutObject", keep_url)
+    unsigned.put_object(Bucket=settings.bucket, Key="k", Body=b"")
+    return urls[0].split("?")[0][: -len("k")]
+
+
+class _EmptyBody:
+    def stream(self, **_: Any) -> Iterator[bytes]:
+        yield b""
 
 
 def explain(exc: Exception, settings: S3Settings, action: str) -> Exception:
@@ -96,6 +110,7 @@ def explain(exc: Exception, settings: S3Settings, action: str) -> Exception:
             "403",
             "Forbidden",
             "InvalidTokenId",
+            "InvalidClientTokenId",
             "InvalidToken",
             "ExpiredToken",
         ):
@@ -107,6 +122,13 @@ def explain(exc: Exception, settings: S3Settings, action: str) -> Exception:
                 f"cannot {action} {where}: the bucket does not exist; create it or fix the bucket name"
             )
         return UnreachableError(f"cannot {action} {where}: {code or exc}")
+    if isinstance(exc, NoRegionError):  # as the STS client that assumes a role needs one
+        return ConfigurationError(
+            f"cannot {action} {where}: no region is set: add region_name to the connection's extra, "
+            "or set AWS_DEFAULT_REGION"
+        )
+    if isinstance(exc, ParamValidationError):  # such as a role_arn or assume_role_kwargs STS refuses
+        return ConfigurationError(f"cannot {action} {where}: {exc}")
     if isinstance(exc, (EndpointConnectionError, BotoCoreError)):
         return UnreachableError(f"cannot {action} {where}: {exc}")
     return exc
