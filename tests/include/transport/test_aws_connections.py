@@ -6,8 +6,12 @@ path-style addressing, and config_kwargs' retries and timeouts reaching the clie
 from __future__ import annotations
 
 import json
+import os
 import socket
-from urllib.parse import quote
+import subprocess
+import time
+import urllib.request
+from urllib.parse import quote, urlsplit
 
 import pytest
 from awscrt.io import ClientBootstrap, DefaultHostResolver, EventLoopGroup
@@ -255,3 +259,79 @@ class _Stream:
         n = len(self._data) if n < 0 else n
         chunk, self._data = bytes(self._data[:n]), self._data[n:]
         return chunk
+
+
+VIRTUAL_DOMAIN = "archivist.test"
+
+
+@pytest.fixture
+def virtual_host_minio(tmp_path, monkeypatch, storage_settings):
+    """A MinIO of its own that also answers virtual-hosted requests (MINIO_DOMAIN), on a free
+    port; names under its domain resolve to 127.0.0.1 in this process only (botocore's sockets)."""
+    ports = []
+    for _ in range(2):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            ports.append(probe.getsockname()[1])
+    user, secret = "archivist-vhost", "archivist-vhost-secret"
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+        "MINIO_ROOT_USER": user,
+        "MINIO_ROOT_PASSWORD": secret,
+        "MINIO_DOMAIN": VIRTUAL_DOMAIN,
+        "MINIO_BROWSER": "off",
+        "MINIO_UPDATE": "off",
+    }
+    binary = os.path.join(os.environ["ARCHIVIST_ROOT"], ".local", "bin", "minio")
+    server = subprocess.Popen(
+        [binary, "server", "--quiet", "--address", f"127.0.0.1:{ports[0]}"]
+        + ["--console-address", f"127.0.0.1:{ports[1]}", str(tmp_path / "data")],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    real_getaddrinfo = socket.getaddrinfo
+
+    def resolve(host, *args, **kwargs):
+        if isinstance(host, str) and (host == VIRTUAL_DOMAIN or host.endswith("." + VIRTUAL_DOMAIN)):
+            host = "127.0.0.1"
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{ports[0]}/minio/health/live", timeout=2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    pytest.fail("the virtual-hosted MinIO did not start", pytrace=False)
+                time.sleep(0.3)
+        yield f"http://{VIRTUAL_DOMAIN}:{ports[0]}", user, secret
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_virtual_hosted_addressing_when_config_kwargs_ask_for_it(virtual_host_minio, monkeypatch):
+    endpoint, user, secret = virtual_host_minio
+    bucket = "archivist-virtual"
+    extra = {
+        "endpoint_url": endpoint,
+        "region_name": "us-east-1",
+        "config_kwargs": {"s3": {"addressing_style": "virtual"}},
+        "service_config": {"s3": {"bucket_name": bucket}},
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_ARCHIVIST_TEST_VIRTUAL", _json(user, secret, extra))
+    settings = config.load_storage("archivist_test_virtual", env={})
+    s3 = s3io.client(settings)
+    hosts = []
+    s3.meta.events.register("before-send.s3", lambda request, **_: hosts.append(urlsplit(request.url).hostname))
+    s3.create_bucket(Bucket=bucket)
+    job.check_bucket(settings, s3)
+    s3io.upload_reader(s3, bucket, "v/object", _Stream(b"virtual " * 1000))
+    assert s3io.open_object(s3, bucket, "v/object").read() == b"virtual " * 1000
+    assert set(hosts) == {f"{bucket}.{VIRTUAL_DOMAIN}"}  # never the path-style host
+    assert s3io.bucket_url(settings) == f"http://{bucket}.{endpoint.split('://', 1)[1]}/"  # where awscrt sends
