@@ -32,7 +32,8 @@ class S3Settings:
     # Backup bucket only: where this stack's bundles and staging live in a bucket shared by
     # several stacks ("" for the bucket's root); validated by config.parse_key_prefix.
     prefix: str = ""
-    # The Airflow connection whose AwsBaseHook session signs requests; None for the variables.
+    # The Airflow connection whose AwsBaseHook session signs requests, whatever the keys above
+    # say (they are the connection's, kept for display); None: the keys above sign.
     conn_id: str | None = None
     role_arn: str | None = None
     # Changes whenever the connection does (a new role, config_kwargs, secret), so a process that

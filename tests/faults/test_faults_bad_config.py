@@ -201,6 +201,7 @@ def test_read_only_backup_credentials_are_refused_before_any_work(backups_settin
         secret_access_key=creds["SecretAccessKey"],
         session_token=creds["SessionToken"],
         source="connection 'archivist_backups'",
+        conn_id=None,  # these keys, not the connection's session
     )
     store = BackupStore(limited)
     store.list_bundles()  # reading works
