@@ -100,7 +100,8 @@ def read_by_catalog(key: BackupKey) -> tuple[dict, int]:
         [sys.executable, "-c", CATALOG, key.name], env={"PYTHONPATH": f"{ROOT / 'include'}:{ROOT / 'plugins'}"}
     )
     assert run.returncode == 0, run.stderr
-    return json.loads(run.stdout), peak
+    # the last line: Airflow's logging prints the Amazon provider's INFO lines on stdout in a script
+    return json.loads(run.stdout.strip().splitlines()[-1]), peak
 
 
 BOMB = 768 * MiB  # inflated; deflate's best ratio (about 1,000:1) keeps the object under a megabyte

@@ -11,6 +11,7 @@ import json
 
 from archivist.format.bundle import BackupKey
 from archivist.transport.backup_bucket import BackupStore
+from archivist.transport.operation_lock import LOCK_OBJECT
 from tests.security.forge import archivist, forge, plant
 from tests.security.hostile_support import s3_env
 
@@ -18,7 +19,9 @@ REAL, PLANTED, KEEP = 26, 7, 7
 
 
 def _listing(store: BackupStore) -> dict[str, dt.datetime]:
-    return {o["Key"]: o["LastModified"] for o in store.s3.list_objects_v2(Bucket=store.bucket).get("Contents", [])}
+    """The bucket's objects but the stack's lock, which stays as a small object once used."""
+    listed = store.s3.list_objects_v2(Bucket=store.bucket).get("Contents", [])
+    return {o["Key"]: o["LastModified"] for o in listed if not o["Key"].endswith(LOCK_OBJECT)}
 
 
 def test_future_dated_bundles_win_neither_latest_nor_rotation(make_bucket):
