@@ -93,6 +93,9 @@ class ElasticsearchSource:
 
     load_settings = staticmethod(config.load_elasticsearch)
 
+    def check_options(self, options: RestoreOptions) -> None:
+        pass
+
     def check(self, settings: EsSettings) -> str:
         return f"Elasticsearch {es_cluster.check_login(settings, quick=True)} at {settings.url}"
 

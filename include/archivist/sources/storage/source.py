@@ -30,6 +30,9 @@ class StorageSource:
 
     load_settings = staticmethod(config.load_storage)
 
+    def check_options(self, options: RestoreOptions) -> None:
+        pass
+
     def check(self, settings: S3Settings) -> str:
         job.check_bucket(settings)
         return f"bucket '{settings.bucket}' at {settings.endpoint_url or 'AWS S3'}"
