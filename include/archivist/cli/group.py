@@ -70,6 +70,8 @@ def _uses_airflow_connections() -> bool:
 def setup_logging(verbose: bool) -> None:
     """archivist's INFO lines (progress included) on a terminal or with -v; otherwise warnings only."""
     if _uses_airflow_connections():
+        # Airflow's own log lines go to stdout, where they would break --json: its warnings only
+        os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
         try:  # Airflow sets up its own logging when imported: import it first, then set ours over it
             import airflow.sdk  # noqa: F401
         except ImportError:  # pragma: no cover - config explains what to set instead
