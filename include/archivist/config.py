@@ -206,25 +206,26 @@ def _aws_connection(conn_id: str) -> Any:
 
 
 # --- the resolved settings -----------------------------------------------------------------
+# A connection named by the caller wins over the spec's variables; without one they win over the default.
 
 
 def load_postgres(conn_id: str | None = None, env: Mapping[str, str] | None = None) -> PostgresSettings:
     env = os.environ if env is None else env
-    if _any_set(env, "DATABASE_"):
+    if conn_id is None and _any_set(env, "DATABASE_"):
         return postgres_from_env(env)
     return postgres_from_connection(_get_connection(conn_id or conn_ids(env).postgres))
 
 
 def load_elasticsearch(conn_id: str | None = None, env: Mapping[str, str] | None = None) -> ElasticsearchSettings:
     env = os.environ if env is None else env
-    if _any_set(env, "ELASTICSEARCH_"):
+    if conn_id is None and _any_set(env, "ELASTICSEARCH_"):
         return elasticsearch_from_env(env)
     return elasticsearch_from_connection(_get_connection(conn_id or conn_ids(env).elasticsearch))
 
 
 def load_storage(conn_id: str | None = None, env: Mapping[str, str] | None = None) -> S3Settings:
     env = os.environ if env is None else env
-    if _any_set(env, "S3_"):
+    if conn_id is None and _any_set(env, "S3_"):
         return s3_from_env(env, "S3_")
     return s3_from_aws_connection(_aws_connection(conn_id or conn_ids(env).storage))
 

@@ -476,3 +476,14 @@ def test_parse_postgres_databases():
     assert config.parse_postgres_databases(None) == ()
     with pytest.raises(ConfigurationError, match=r"the database name 'a/b' is not 1 to 63 letters"):
         config.parse_postgres_databases(["ok", "a/b"])
+
+
+def test_a_connection_named_by_the_caller_wins_over_the_spec_variables(monkeypatch):
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_ARCHIVIST_TEST_NAMED_PG",
+        json.dumps({"conn_type": "postgres", "host": "named.example", "login": "u", "password": SECRET, "schema": "d"}),
+    )
+    env = {"DATABASE_HOST": "db", "DATABASE_USER": "app", "DATABASE_PASSWORD": "pw", "DATABASE_NAME": "app"}
+    assert config.load_postgres(env=env).source == "DATABASE_* variables"
+    named = config.load_postgres("archivist_test_named_pg", env=env)
+    assert (named.host, named.source) == ("named.example", "connection 'archivist_test_named_pg'")

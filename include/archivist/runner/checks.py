@@ -39,7 +39,7 @@ def _run(item: str, probe: Callable[[], str]) -> CheckResult:
         return CheckResult(item, False, f"{type(exc).__name__}: {exc}", 1)
 
 
-def _probe(source: Source, conn_id: str) -> str:
+def _probe(source: Source, conn_id: str | None) -> str:
     return source.check(source.load_settings(conn_id))
 
 
@@ -68,7 +68,9 @@ def run_checks(
         )
     for job in jobs:
         source = registry.source(job)
-        results.append(_run(source.check_item, partial(_probe, source, getattr(ids, job))))
+        # without conn_ids, the spec's variables win over the default connection, as in a backup
+        named = getattr(conn_ids, job) if conn_ids else None
+        results.append(_run(source.check_item, partial(_probe, source, named)))
     if backups:
         results.append(_run("backup bucket", lambda: _backups(ids.backups)))
     return results
