@@ -49,7 +49,7 @@ def _restore_job(job: str, located: dict, verified: dict, params: dict) -> dict:
     return restore.restore_job(
         job,
         _opener(located, verified),
-        restore.load_settings(job),
+        _settings(job, params),
         params["mode"],
         _options(params),
         params["dry_run"],
@@ -65,7 +65,64 @@ def _options(params: dict):
         indices=params["indices"] or None,
         postgres_databases=tuple(params["postgres_databases"]) or None,
         postgres_roles=bool(params["postgres_roles"]),
+        postgres_database=params.get("postgres_database") or None,
+        postgres_database_map=config.parse_rename_map(params.get("postgres_database_map"), "postgres_database_map"),
+        index_prefix=params.get("index_prefix") or "",
+        index_rename=config.parse_rename_map(params.get("index_rename"), "index_rename"),
+        skip_aliases=bool(params.get("skip_aliases")),
+        skip_templates=bool(params.get("skip_templates")),
+        storage_bucket=params.get("storage_bucket") or None,
+        storage_prefix=params.get("storage_prefix") or "",
     )
+
+
+def _settings(job: str, params: dict):
+    """The target settings of `job`: the connection its `<job>_conn_id` param names, or the default."""
+    from archivist.runner import restore
+
+    return restore.load_settings(job, params.get(f"{job}_conn_id") or None)
+
+
+def _text(description: str) -> Param:
+    """An optional text: the form sends null for an empty field, which the null type accepts."""
+    return Param(None, type=["null", "string"], description=description)
+
+
+def _pairs(description: str) -> Param:
+    return Param([], type="array", items={"type": "string"}, description=description)
+
+
+def _flag(description: str) -> Param:
+    return Param(False, type="boolean", description=description)
+
+
+def _conn(job: str, default: str) -> Param:
+    return _text(f"Airflow connection to restore {job} through; empty for {default} (or the spec's variables).")
+
+
+def _elsewhere_params() -> dict[str, Param]:
+    """The params of a restore into other targets than the ones backed up; all empty by default."""
+    return {
+        "postgres_database": _text(
+            "Restore the connection's own database dump into this database instead (created if missing)."
+        ),
+        "postgres_database_map": _pairs(
+            "Extra databases of the bundle restored into other databases, each as old=new (created if missing)."
+        ),
+        "index_prefix": _text(
+            "Restore every index, alias and template under this prefix (templates' index patterns too), e.g. restored-."
+        ),
+        "index_rename": _pairs(
+            "New names for indices, aliases, templates or index patterns, each as old=new; wins over index_prefix."
+        ),
+        "skip_aliases": _flag("Restore no aliases, neither the indices' nor the templates'."),
+        "skip_templates": _flag("Restore no index, component or legacy templates."),
+        "storage_bucket": _text("Restore the objects into this bucket instead (it must exist); empty for the same."),
+        "storage_prefix": _text("Put this prefix before each restored object's key, e.g. restored/."),
+        "postgres_conn_id": _conn("PostgreSQL", config.POSTGRES_CONN_ID),
+        "elasticsearch_conn_id": _conn("Elasticsearch", config.ELASTICSEARCH_CONN_ID),
+        "storage_conn_id": _conn("storage", config.STORAGE_CONN_ID),
+    }
 
 
 @dag(
@@ -118,6 +175,7 @@ def _options(params: dict):
         "mode": Param("empty", type="string", enum=list(modes.MODES), description=modes.MODE_HELP),
         "allow_unchecked": Param(False, type="boolean", description=modes.UNCHECKED_HELP),
         "dry_run": Param(False, type="boolean", description="Verify and report what would be restored; write nothing."),
+        **_elsewhere_params(),
     },
     doc_md=__doc__,
 )
@@ -137,6 +195,7 @@ def archivist_restore():
         empty, before any target is touched."""
         from archivist.runner import restore
 
+        restore.check_options(_options(params), config.parse_jobs(params["jobs"]))
         if not params["dry_run"]:  # held by this run until release_lock
             from archivist.transport.operation_lock import DAG_LEASE
 
@@ -145,7 +204,7 @@ def archivist_restore():
         report = restore.verify(source, params.get("allow_unchecked", False))
         if params["mode"] == "empty" and not params["dry_run"]:
             jobs = config.parse_jobs(params["jobs"])
-            settings = {job: restore.load_settings(job) for job in jobs if job in report.jobs}
+            settings = {job: _settings(job, params) for job in jobs if job in report.jobs}
             restore.require_empty(restore.refuse_non_empty(report, jobs, settings, _options(params), source))
         return restore.summary(report, located["key"], source.pin)
 

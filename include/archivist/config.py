@@ -156,6 +156,23 @@ def parse_postgres_databases(value: str | list[str] | tuple[str, ...] | None) ->
     return names
 
 
+def parse_rename_map(value: str | list[str] | tuple | dict | None, option: str) -> tuple[tuple[str, str], ...]:
+    """`old=new` pairs from a mapping, a list of `old=new` strings or one comma-separated string
+    (the forms a DAG param and a command option take); `option` names the setting in errors."""
+    if not value:
+        return ()
+    if isinstance(value, dict):
+        pairs = [(str(old), str(new)) for old, new in value.items()]
+    else:
+        pairs = []
+        for item in parse_index_patterns(value):
+            old, sep, new = item.partition("=")
+            if not sep or not old.strip() or not new.strip():
+                raise ConfigurationError(f"{option}: {item!r} is not old=new (e.g. products=products-copy)")
+            pairs.append((old.strip(), new.strip()))
+    return tuple(pairs)
+
+
 # --- from the original tool's environment variables --------------------------------------
 
 

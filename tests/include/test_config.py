@@ -487,3 +487,14 @@ def test_a_connection_named_by_the_caller_wins_over_the_spec_variables(monkeypat
     assert config.load_postgres(env=env).source == "DATABASE_* variables"
     named = config.load_postgres("archivist_test_named_pg", env=env)
     assert (named.host, named.source) == ("named.example", "connection 'archivist_test_named_pg'")
+
+
+def test_rename_maps_come_from_a_mapping_a_list_or_a_comma_separated_string():
+    pairs = (("products", "shop"), ("logs-*", "copy-logs-*"))
+    assert config.parse_rename_map({"products": "shop", "logs-*": "copy-logs-*"}, "index_rename") == pairs
+    assert config.parse_rename_map(["products=shop", " logs-* = copy-logs-* "], "index_rename") == pairs
+    assert config.parse_rename_map("products=shop,logs-*=copy-logs-*", "--index-rename") == pairs
+    assert config.parse_rename_map(None, "index_rename") == config.parse_rename_map([], "index_rename") == ()
+    for wrong in ("products", "=shop", "products="):
+        with pytest.raises(ConfigurationError, match=f"postgres_database_map: '{wrong}' is not old=new"):
+            config.parse_rename_map([wrong], "postgres_database_map")

@@ -22,6 +22,7 @@ from elasticsearch import ElasticsearchWarning
 
 from archivist import __version__, config, modes
 from archivist.cli import live
+from archivist.cli.elsewhere import CONN_OPTIONS, elsewhere_options
 from archivist.cli.output import Output, Reported, error_document, error_line
 from archivist.errors import ArchivistError
 from archivist.sources.base import DumpOptions
@@ -56,11 +57,15 @@ Exit codes:
 
 # --- logging -----------------------------------------------------------------------------------
 
-_state: dict[str, Any] = {"verbose": False, "output": None, "handler": None}
+CONN_OPTIONS_START = tuple(CONN_OPTIONS.values())
+_state: dict[str, Any] = {"verbose": False, "output": None, "handler": None, "argv": []}
 
 
 def _uses_airflow_connections() -> bool:
-    """Whether some part has none of its variables set, so config reads an Airflow connection."""
+    """Whether some part has none of its variables set, or the command line names a connection,
+    so config reads an Airflow connection."""
+    if any(arg.startswith(CONN_OPTIONS_START) for arg in _state["argv"]):
+        return True
     return not all(
         any(k.startswith(prefix) and v for k, v in os.environ.items())
         for prefix in ("DATABASE_", "ELASTICSEARCH_", "S3_", "BACKUP_")
@@ -230,7 +235,7 @@ def restore_options(func: Callable) -> Callable:
         is_flag=True,
         help="Create the roles the bundle defines that the target cluster lacks (existing ones are never changed).",
     )(func)
-    return output_options(jobs_option(func))
+    return output_options(jobs_option(elsewhere_options(func)))
 
 
 def showing(out: Output) -> Any:
@@ -264,6 +269,7 @@ def main(argv: list[str] | None = None) -> None:
     """Runs the command and exits with its code; errors are one line on stderr, never a traceback,
     and with --json also a JSON document on stdout."""
     _state["output"] = None
+    _state["argv"] = sys.argv[1:] if argv is None else argv
     reported = False
     try:
         code = cli.main(args=argv, prog_name="archivist", standalone_mode=False)
