@@ -30,6 +30,11 @@ def _days(first: str, last: str) -> list[Fake]:
     return [Fake(f"b-{d}", d) for d in reversed(days)]
 
 
+def _dated(*named: str) -> list[Fake]:
+    """Bundles from "name YYYY-MM-DD" strings, in the order given (newest first)."""
+    return [Fake(name, dt.date.fromisoformat(day)) for name, day in (text.split() for text in named)]
+
+
 def _kept(verdicts) -> dict[str, tuple[str, ...]]:
     return {v.bundle.name: v.reasons for v in verdicts if v.kept}
 
@@ -72,20 +77,20 @@ def test_periods_without_a_bundle_are_skipped_not_counted():
 
 
 def test_the_newest_bundle_of_a_busy_day_speaks_for_it():
-    bundles = [
-        Fake("evening", dt.date(2026, 3, 2)),
-        Fake("noon", dt.date(2026, 3, 2)),
-        Fake("morning", dt.date(2026, 3, 2)),
-        Fake("yesterday", dt.date(2026, 3, 1)),
-        Fake("before", dt.date(2026, 2, 28)),
-        Fake("oldest", dt.date(2026, 2, 27)),
-    ]
+    bundles = _dated(
+        "evening 2026-03-02",
+        "noon 2026-03-02",
+        "morning 2026-03-02",
+        "yesterday 2026-03-01",
+        "before 2026-02-28",
+        "oldest 2026-02-27",
+    )
     kept = _kept(apply_policy(bundles, RetentionPolicy(last=1, daily=2)))
     assert kept == {"evening": ("last 1", "daily 2"), "yesterday": ("daily 2",)}
 
 
 def test_a_rule_with_places_left_keeps_the_oldest_bundle():
-    bundles = [Fake("new", dt.date(2026, 3, 2)), Fake("mid", dt.date(2026, 3, 1)), Fake("old", dt.date(2026, 3, 1))]
+    bundles = _dated("new 2026-03-02", "mid 2026-03-01", "old 2026-03-01")
     kept = _kept(apply_policy(bundles, RetentionPolicy(last=1, daily=5)))
     assert kept == {"new": ("last 1", "daily 5"), "mid": ("daily 5",), "old": ("daily 5",)}
     # no place left: the oldest goes
@@ -95,13 +100,7 @@ def test_a_rule_with_places_left_keeps_the_oldest_bundle():
 
 def test_iso_weeks_cross_the_new_year():
     # 2026-12-31 (Thursday) and 2027-01-03 (Sunday) are both in ISO week 2026-W53
-    bundles = [
-        Fake("sun", dt.date(2027, 1, 3)),
-        Fake("thu", dt.date(2026, 12, 31)),
-        Fake("mon", dt.date(2026, 12, 28)),
-        Fake("prev", dt.date(2026, 12, 27)),
-        Fake("older", dt.date(2026, 12, 20)),
-    ]
+    bundles = _dated("sun 2027-01-03", "thu 2026-12-31", "mon 2026-12-28", "prev 2026-12-27", "older 2026-12-20")
     kept = _kept(apply_policy(bundles, RetentionPolicy(last=1, weekly=2)))
     assert kept == {"sun": ("last 1", "weekly 2"), "prev": ("weekly 2",)}
 
