@@ -30,6 +30,11 @@ def _store():
     return BackupStore(config.load_backups())
 
 
+def _retention(params: dict):
+    """Rotation's rules from the run's params; a calendar param left empty falls back to its variable."""
+    return config.load_retention(params["keep"], **{p: params.get(f"keep_{p}") for p in config.CALENDAR_KEPT})
+
+
 # What a finished backup produces: downstream DAGs can be scheduled on it, and each event carries
 # the bundle's key, object, size and counts as its extra (the README shows such a DAG).
 # Named only: a URI scheme would make Airflow load every provider's URI handlers (boto3 among them)
@@ -94,6 +99,21 @@ def _run_job(job: str, plan: dict) -> dict:
             minimum=config.MIN_BACKUPS_KEPT,
             description="How many bundles rotation keeps (the spec's BACKUPS_KEPT; at least 7).",
         ),
+        **{
+            f"keep_{period}": Param(
+                None,
+                type=["null", "integer"],
+                minimum=0,
+                description=f"Rotation also keeps the newest bundle of each of this many {unit} (restic's "
+                f"--keep-{period}); empty: the {variable} variable, else 0 (off).",
+            )
+            for period, unit, variable in (
+                ("daily", "days", "BACKUPS_KEPT_DAILY"),
+                ("weekly", "ISO weeks", "BACKUPS_KEPT_WEEKLY"),
+                ("monthly", "months", "BACKUPS_KEPT_MONTHLY"),
+                ("yearly", "years", "BACKUPS_KEPT_YEARLY"),
+            )
+        },
         "index_pattern": Param(
             "*",
             type="string",
@@ -133,7 +153,9 @@ def _run_job(job: str, plan: dict) -> dict:
             "(pg_dumpall --roles-only); a restore applies them only when asked.",
         ),
         "rotation_dry_run": Param(
-            False, type="boolean", description="Log which old bundles rotation would delete, and delete none."
+            False,
+            type="boolean",
+            description="Log which rules keep each bundle and which old bundles rotation would delete; delete none.",
         ),
     },
     doc_md=__doc__,
@@ -146,7 +168,7 @@ def archivist_backup():
         from archivist.runner import checks
 
         jobs = config.parse_jobs(params["jobs"])
-        results = checks.run_checks(jobs, backups=True, keep=params["keep"])
+        results = checks.run_checks(jobs, backups=True, keep=_retention(params))
         for result in results:
             print(result.line())
         checks.require(results)
@@ -186,7 +208,7 @@ def archivist_backup():
     @task
     @fail_fast
     def rotate(uploaded: dict, params: dict) -> list[str]:
-        deleted = _store().rotate(params["keep"], protect={uploaded["key"]}, dry_run=params["rotation_dry_run"])
+        deleted = _store().rotate(_retention(params), protect={uploaded["key"]}, dry_run=params["rotation_dry_run"])
         return [b.key.name for b in deleted]
 
     @task(retries=0)

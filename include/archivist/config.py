@@ -23,6 +23,7 @@ from archivist.errors import ConfigurationError
 from archivist.postgres_settings import PostgresSettings as PostgresSettings
 from archivist.postgres_settings import postgres_from_connection as postgres_from_connection
 from archivist.postgres_settings import postgres_from_env as postgres_from_env
+from archivist.retention import RetentionPolicy
 from archivist.s3_settings import S3Settings as S3Settings
 from archivist.s3_settings import s3_from_aws_connection as s3_from_aws_connection
 from archivist.s3_settings import s3_from_env as s3_from_env
@@ -82,6 +83,48 @@ def parse_backups_kept(value: str | int | None) -> int:
             f"BACKUPS_KEPT is {kept}, but the minimum is {MIN_BACKUPS_KEPT}: archivist never keeps fewer than 7 backups"
         )
     return kept
+
+
+# The calendar rules of rotation (archivist.retention), each set by its own variable.
+CALENDAR_KEPT = {
+    "daily": "BACKUPS_KEPT_DAILY",
+    "weekly": "BACKUPS_KEPT_WEEKLY",
+    "monthly": "BACKUPS_KEPT_MONTHLY",
+    "yearly": "BACKUPS_KEPT_YEARLY",
+}
+
+
+def parse_calendar_kept(value: str | int | None, variable: str) -> int:
+    """How many days, weeks, months or years a calendar rule keeps: 0 (off) when unset."""
+    if value is None:
+        return 0
+    text = str(value).strip()
+    try:
+        kept = int(text)
+    except ValueError:
+        raise ConfigurationError(f"{variable} must be a whole number (0 turns the rule off), got {text!r}") from None
+    if kept < 0:
+        raise ConfigurationError(f"{variable} is {kept}: it must be 0 (off) or more")
+    return kept
+
+
+def load_retention(
+    keep: int | str | None = None, env: Mapping[str, str] | None = None, **calendar: int | str | None
+) -> RetentionPolicy:
+    """Rotation's rules: `keep` (else BACKUPS_KEPT, else 30; at least 7) newest bundles, and each
+    calendar rule given in `calendar` (daily=…, weekly=…), else its BACKUPS_KEPT_<PERIOD> variable."""
+    env = os.environ if env is None else env
+    unknown = set(calendar) - set(CALENDAR_KEPT)
+    if unknown:
+        raise ConfigurationError(f"unknown retention rule(s) {sorted(unknown)}: use {', '.join(CALENDAR_KEPT)}")
+    counts = {
+        period: parse_calendar_kept(
+            calendar.get(period) if calendar.get(period) is not None else env.get(variable), variable
+        )
+        for period, variable in CALENDAR_KEPT.items()
+    }
+    last = parse_backups_kept(keep if keep is not None else env.get("BACKUPS_KEPT"))
+    return RetentionPolicy(last=last, **counts)
 
 
 def parse_key_prefix(value: str | None, source: str) -> str:

@@ -126,6 +126,9 @@ def test_backup_params(backup_dag):
     assert params["jobs"] == ["postgres", "elasticsearch", "storage"]
     assert params["keep"] == 30
     assert params.get_param("keep").schema["minimum"] == 7
+    for period in ("daily", "weekly", "monthly", "yearly"):
+        assert params[f"keep_{period}"] is None  # its BACKUPS_KEPT_* variable, else off
+        assert params.get_param(f"keep_{period}").schema["minimum"] == 0
     assert params["rotation_dry_run"] is False
     assert params["index_pattern"] == "*"
     assert params["closed_indices"] == "refuse"

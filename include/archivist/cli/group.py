@@ -24,7 +24,7 @@ from archivist import __version__, config, modes
 from archivist.cli import live
 from archivist.cli.elsewhere import CONN_OPTIONS, elsewhere_options
 from archivist.cli.output import Output, Reported, error_document, error_line
-from archivist.errors import ArchivistError
+from archivist.errors import ArchivistError, ConfigurationError
 from archivist.sources.base import DumpOptions
 from archivist.transport.backup_bucket import BackupStore
 
@@ -205,6 +205,30 @@ def dump_options(func: Callable) -> Callable:
             postgres_roles,
         )
         return func(*args, options=options, **kwargs)
+
+    return wrapper
+
+
+def retention_options(func: Callable) -> Callable:
+    """Rotation's rules: --keep and the calendar's --keep-daily … --keep-yearly, handed to the
+    command as one `policy` (each unset option from its BACKUPS_KEPT* variable)."""
+
+    @click.option("--keep", type=int, metavar="N", help="Newest bundles to keep (BACKUPS_KEPT, else 30; at least 7).")
+    @click.option("--keep-daily", type=int, metavar="N", help="Also the newest bundle of N days (BACKUPS_KEPT_DAILY).")
+    @click.option("--keep-weekly", type=int, metavar="N", help="… of N ISO weeks (BACKUPS_KEPT_WEEKLY).")
+    @click.option("--keep-monthly", type=int, metavar="N", help="… of N months (BACKUPS_KEPT_MONTHLY).")
+    @click.option("--keep-yearly", type=int, metavar="N", help="… of N years (BACKUPS_KEPT_YEARLY).")
+    @functools.wraps(func)
+    def wrapper(*args, keep: int | None, keep_daily, keep_weekly, keep_monthly, keep_yearly, **kwargs):
+        if keep is not None and keep < config.MIN_BACKUPS_KEPT:
+            raise ConfigurationError(
+                f"--keep {keep} is below the minimum of {config.MIN_BACKUPS_KEPT}: archivist never keeps fewer "
+                "backups; nothing was deleted"
+            )
+        calendar = {"daily": keep_daily, "weekly": keep_weekly, "monthly": keep_monthly, "yearly": keep_yearly}
+        for period, count in calendar.items():
+            config.parse_calendar_kept(count, f"--keep-{period}")  # named as typed, not as the variable
+        return func(*args, policy=config.load_retention(keep, **calendar), **kwargs)
 
     return wrapper
 

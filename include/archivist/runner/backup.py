@@ -19,6 +19,7 @@ from archivist import config
 from archivist.errors import JobFailedError
 from archivist.format import bundle
 from archivist.format.bundle import BackupKey, JobResult
+from archivist.retention import RetentionPolicy
 from archivist.runner import checks
 from archivist.runner.failures import failures_named
 from archivist.runner.jobs import failed, run_parallel
@@ -116,20 +117,21 @@ def _cleanup_after_failure(store: BackupStore, key: BackupKey) -> None:
 
 def run_backup(
     jobs: tuple[str, ...] = config.JOBS,
-    keep: int | None = None,
+    keep: RetentionPolicy | int | None = None,
     options: DumpOptions = DumpOptions(),
     dry_run_rotation: bool = False,
 ) -> dict[str, Any]:
-    """The `archivist backup` command: jobs in parallel, one bundle uploaded, then rotation."""
-    keep = config.load_backups_kept() if keep is None else config.parse_backups_kept(keep)
+    """The `archivist backup` command: jobs in parallel, one bundle uploaded, then rotation by
+    `keep` (a policy, or the newest N with the calendar rules of the BACKUPS_KEPT_* variables)."""
     checks.require(checks.run_checks(jobs, backups=True, keep=keep))  # fail in seconds, before any work
+    policy = keep if isinstance(keep, RetentionPolicy) else config.load_retention(keep)
     store = BackupStore(config.load_backups())
     with store.lock().held("backup"):
-        return _backup_held(store, jobs, keep, options, dry_run_rotation)
+        return _backup_held(store, jobs, policy, options, dry_run_rotation)
 
 
 def _backup_held(
-    store: BackupStore, jobs: tuple[str, ...], keep: int, options: DumpOptions, dry_run_rotation: bool
+    store: BackupStore, jobs: tuple[str, ...], keep: RetentionPolicy, options: DumpOptions, dry_run_rotation: bool
 ) -> dict[str, Any]:
     store.sweep_stale_staging()
     key = BackupKey.new()
