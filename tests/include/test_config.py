@@ -476,3 +476,13 @@ def test_parse_postgres_databases():
     assert config.parse_postgres_databases(None) == ()
     with pytest.raises(ConfigurationError, match=r"the database name 'a/b' is not 1 to 63 letters"):
         config.parse_postgres_databases(["ok", "a/b"])
+
+
+def test_drills_run_weekly_unless_told_otherwise():
+    assert config.load_drill_schedule({}) == "0 3 * * 0"
+    assert config.load_drill_schedule({"ARCHIVIST_DRILL_SCHEDULE": "30 4 * * *"}) == "30 4 * * *"
+    assert config.load_drill_schedule({"ARCHIVIST_DRILL_SCHEDULE": "off"}) is None
+    assert config.load_drill_after_backup({}) is False
+    assert config.load_drill_after_backup({"ARCHIVIST_DRILL_AFTER_BACKUP": "yes"}) is True
+    with pytest.raises(ConfigurationError, match="ARCHIVIST_DRILL_AFTER_BACKUP"):
+        config.load_drill_after_backup({"ARCHIVIST_DRILL_AFTER_BACKUP": "sometimes"})
