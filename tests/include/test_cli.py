@@ -19,6 +19,7 @@ from tests.support import ROOT
 COMMANDS = [
     "backup",
     "check",
+    "drill",
     "info",
     "list",
     "restore",

@@ -169,8 +169,12 @@ def prune(store: BackupStore, kept: set[str]) -> list[str]:
     return gone
 
 
-def summary_of(verdict: Verdict | str | None) -> str | None:
-    """What `archivist list` and the Backups page show for a bundle."""
-    if verdict is None or isinstance(verdict, str):
-        return verdict
-    return verdict.summary()
+def listed(verdict: Verdict | str | None) -> dict[str, Any] | None:
+    """A bundle's last drill as `archivist list --json` and the Backups page give it: `result`
+    (matched, differed, failed; None for a record that cannot be trusted), `drilled_at` and
+    `summary`; None when the bundle was never drilled."""
+    if verdict is None:
+        return None
+    if isinstance(verdict, str):
+        return {"result": None, "drilled_at": None, "summary": verdict}
+    return {"result": verdict.result, "drilled_at": verdict.drilled_at.isoformat(), "summary": verdict.summary()}
