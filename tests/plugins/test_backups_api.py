@@ -270,3 +270,24 @@ def test_summary_links_a_bundle_to_the_airflow_run_that_made_it():
     assert row["airflow"]["url"] == "/dags/archivist_backup/runs/scheduled__2026-11-26T01%3A00%3A00%2B00%3A00"
     assert row["jobs"] == [{"job": "postgres", "counts": {"tables": 2}, "time_seconds": 1.5, "server_version": None}]
     assert catalog.summarize(b, meta, None, "/airflow/")["airflow"]["url"].startswith("/airflow/dags/")
+
+
+def test_the_list_gives_each_bundle_its_last_drill_and_distrusts_a_forged_record(backups_settings, demo_bundle):
+    from archivist.drill import record
+
+    store, key = BackupStore(backups_settings), demo_bundle["key"]
+    cat = catalog.Catalog(store)
+    try:
+        assert {r["key"]: r for r in cat.list()}[key]["drill"] is None
+        when = dt.datetime(2026, 12, 6, 3, 2, tzinfo=dt.UTC)
+        record.write(store, record.Verdict(key, "matched", when, (), {"tables": 5}))
+        assert {r["key"]: r for r in cat.list()}[key]["drill"] == {
+            "result": "matched",
+            "drilled_at": when.isoformat(),
+            "summary": "restored and matched on 2026-12-06",
+        }
+        store.s3.put_object(Bucket=store.bucket, Key=record.object_key(store, key), Body=b"\x00" * 70_000)
+        forged = {r["key"]: r for r in cat.list()}[key]["drill"]
+        assert forged["result"] is None and forged["summary"].startswith("drill record unreadable: over ")
+    finally:
+        store.s3.delete_object(Bucket=store.bucket, Key=record.object_key(store, key))
