@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
+from urllib.parse import urlsplit
 
 from archivist.config import ElasticsearchSettings, PostgresSettings, S3Settings
 from archivist.drill.record import FOLDER
@@ -16,12 +18,21 @@ from archivist.transport.operation_lock import LOCK_OBJECT
 from demo.fingerprint import es_snapshot, pg_dump_text, s3_snapshot
 
 
+def _airflow_database() -> str | None:
+    """Airflow's metadata database, which a DAG run writes by design, when it is on this server."""
+    url = os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "")
+    return urlsplit(url).path.lstrip("/") or None
+
+
 def databases(pg: PostgresSettings) -> dict[str, str]:
-    """Every database of the server but the templates, each as pg_dump prints it (hashed)."""
+    """Every database of the server but the templates, each as pg_dump prints it (hashed); of
+    Airflow's metadata database only that it is there."""
     with postgres.connect(pg) as conn:
         names = [r[0] for r in conn.execute("SELECT datname FROM pg_database WHERE NOT datistemplate").fetchall()]
     return {
-        name: hashlib.sha256(pg_dump_text(dataclasses.replace(pg, dbname=name)).encode()).hexdigest()
+        name: "Airflow's metadata"
+        if name == _airflow_database()
+        else hashlib.sha256(pg_dump_text(dataclasses.replace(pg, dbname=name)).encode()).hexdigest()
         for name in sorted(names)
     }
 
