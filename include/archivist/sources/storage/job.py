@@ -64,8 +64,8 @@ def check_bucket(settings: S3Settings, s3: Any | None = None) -> None:
         raise s3io.explain(exc, settings, "reach") from None
 
 
-def iter_objects(s3: Any, bucket: str) -> Iterator[dict[str, Any]]:
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+def iter_objects(s3: Any, bucket: str, prefix: str = "") -> Iterator[dict[str, Any]]:
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         yield from page.get("Contents", [])
 
 
@@ -207,21 +207,23 @@ def manifest_keys(manifest: Readable) -> set[str]:
     return keys
 
 
-def bucket_is_empty(s3: Any, bucket: str) -> bool:
-    return not s3.list_objects_v2(Bucket=bucket, MaxKeys=1).get("Contents")
+def bucket_is_empty(s3: Any, bucket: str, prefix: str = "") -> bool:
+    """No object in the bucket (under `prefix`, when given)."""
+    return not s3.list_objects_v2(Bucket=bucket, MaxKeys=1, Prefix=prefix).get("Contents")
 
 
-def restore(settings: S3Settings, tgz: Readable, mode: str = "empty") -> dict[str, int]:
-    """Puts every object of the tgz back under its key, with everything S3 kept with it.
+def restore(settings: S3Settings, tgz: Readable, mode: str = "empty", prefix: str = "") -> dict[str, int]:
+    """Puts every object of the tgz back under its key (after `prefix`), with everything S3 kept with it.
 
     An object whose key `key_problem` refuses, or whose pax records `pax.attributes` refuses, is
     skipped with an error naming it and the others are restored; then JobFailedError names every
     object skipped."""
     s3 = s3io.client(settings)
     check_bucket(settings, s3)
-    if mode == "empty" and not bucket_is_empty(s3, settings.bucket):
+    if mode == "empty" and not bucket_is_empty(s3, settings.bucket, prefix):
+        under = f" under {prefix!r}" if prefix else ""
         raise TargetNotEmptyError(
-            f"bucket '{settings.bucket}' ({settings.source}) already holds objects: restore with mode "
+            f"bucket '{settings.bucket}' ({settings.source}) already holds objects{under}: restore with mode "
             "'replace' to overwrite the objects the bundle contains, or empty the bucket first"
         )
     objects = total = 0
@@ -236,12 +238,13 @@ def restore(settings: S3Settings, tgz: Readable, mode: str = "empty") -> dict[st
             inflated = gzip.GzipFile(fileobj=tgz, mode="rb")  # type: ignore[call-overload]
             with tarfile.open(fileobj=inflated, mode="r|", bufsize=TAR_READ_BUFFER, tarinfo=CappedTarInfo) as tar:
                 for member in tar:
-                    key = member.pax_headers.get(pax.KEY, member.name)
+                    own = member.pax_headers.get(pax.KEY, member.name)
+                    key = prefix + own
                     check_member(member, key)
                     if not member.isfile():
                         skip_member(tar, member)
                         continue
-                    problem = key_problem(key)
+                    problem = key_problem(own) or key_problem(key)
                     if problem is None:
                         try:
                             attributes = pax.attributes(member.pax_headers, mimetypes.guess_type(key)[0])

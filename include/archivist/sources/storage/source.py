@@ -11,7 +11,7 @@ from archivist.errors import VerificationError
 from archivist.format.bundle import JobResult, VerifyReport
 from archivist.format.members import BundleOpener, finish, members
 from archivist.sources.base import DumpOptions, RestoreOptions
-from archivist.sources.storage import job
+from archivist.sources.storage import job, targets
 from archivist.transport import s3io
 from archivist.transport.staging import Staging
 
@@ -31,7 +31,7 @@ class StorageSource:
     load_settings = staticmethod(config.load_storage)
 
     def check_options(self, options: RestoreOptions) -> None:
-        pass
+        targets.check_options(options)
 
     def check(self, settings: S3Settings) -> str:
         job.check_bucket(settings)
@@ -44,27 +44,31 @@ class StorageSource:
     def occupied(
         self, settings: S3Settings, report: VerifyReport, options: RestoreOptions, open_bundle: BundleOpener | None
     ) -> list[str]:
-        if job.bucket_is_empty(s3io.client(settings), settings.bucket):
+        settings, prefix = targets.target(settings, options), options.storage_prefix
+        s3 = s3io.client(settings)
+        job.check_bucket(settings, s3)  # a bucket named by storage_bucket may not exist
+        if job.bucket_is_empty(s3, settings.bucket, prefix):
             return []
-        return [f"bucket '{settings.bucket}' holds objects"]
+        return [f"bucket '{settings.bucket}' holds objects" + (f" under {prefix!r}" if prefix else "")]
 
     def replaced(
         self, settings: S3Settings, report: VerifyReport, options: RestoreOptions, open_bundle: BundleOpener | None
     ) -> list[str]:
         """The bucket's objects under a key the bundle holds: the restore overwrites each of them."""
+        settings, prefix = targets.target(settings, options), options.storage_prefix
         s3 = s3io.client(settings)
         job.check_bucket(settings, s3)
-        if job.bucket_is_empty(s3, settings.bucket):
+        if job.bucket_is_empty(s3, settings.bucket, prefix):
             return []
         where = f"bucket '{settings.bucket}'"
         keys = None
         if open_bundle is not None:
             for _, manifest in members(open_bundle, self.is_manifest):
-                keys = job.manifest_keys(manifest)
+                keys = {prefix + key for key in job.manifest_keys(manifest)}
                 break
         if keys is None:  # a bundle of the original tool lists its keys only inside the archive
             return [f"every object of {where} under a key the bundle holds, overwritten"]
-        hit = [o["Key"] for o in job.iter_objects(s3, settings.bucket) if o["Key"] in keys]
+        hit = [o["Key"] for o in job.iter_objects(s3, settings.bucket, prefix) if o["Key"] in keys]
         if not hit:
             return []
         shown = ", ".join(hit[:SHOWN]) + (f" and {len(hit) - SHOWN} more" if len(hit) > SHOWN else "")
@@ -76,13 +80,17 @@ class StorageSource:
     def restore(
         self, open_bundle: BundleOpener, settings: S3Settings, mode: str, options: RestoreOptions, dry_run: bool
     ) -> dict[str, Any]:
+        self.check_options(options)
+        into, prefix = targets.target(settings, options), options.storage_prefix
         for path, tgz in members(open_bundle, self.is_archive):
             if dry_run:
-                log.info("dry run: would restore %s into bucket %s", path, settings.bucket)
-                return {"dry_run": True, "artifact": path}
-            log.info("restoring %s into bucket %s (%s mode)", path, settings.bucket, mode)
-            restored = job.restore(settings, tgz, mode)
+                log.info("dry run: would restore %s into bucket %s, key prefix %r", path, into.bucket, prefix)
+                return {"dry_run": True, "artifact": path, "bucket": into.bucket, "prefix": prefix}
+            log.info("restoring %s into bucket %s, key prefix %r (%s mode)", path, into.bucket, prefix, mode)
+            restored: dict[str, Any] = job.restore(into, tgz, mode, prefix)
             finish(tgz)
+            if into is not settings or prefix:
+                restored.update(bucket=into.bucket, prefix=prefix)
             return restored
         raise VerificationError("the bundle has no storage archive (jobs.storage/storage-<id>.tgz)")
 
