@@ -11,15 +11,16 @@ from archivist.format.bundle import BackupKey
 from archivist.runner import backup
 from archivist.sources.elasticsearch import cluster as es_cluster
 from archivist.sources.postgres import job as postgres
+from archivist.transport import s3io
 from archivist.transport.backup_bucket import BackupStore
 from tests.include.drill.live_state import live_state, scratch_left
 from tests.security.forge import forge, members, plant
 
 
-def test_the_checks_see_a_changed_row_and_a_missing_document(
+def test_the_checks_see_a_changed_row_a_missing_document_and_a_changed_object(
     seeded, pg_settings, es_settings, storage_settings, backups_settings
 ):
-    made = backup.run_backup(jobs=("postgres", "elasticsearch"))
+    made = backup.run_backup()
     store, scratch, settings = BackupStore(backups_settings), ScratchTargets.new(), run.live_settings()
     try:
         restored = run.restore(store, made["key"], scratch, settings)
@@ -33,6 +34,10 @@ def test_the_checks_see_a_changed_row_and_a_missing_document(
         es = es_cluster.client(es_settings)
         hit = es.search(index=scratch.index_prefix + "products", size=1)["hits"]["hits"][0]
         es.delete(index=scratch.index_prefix + "products", id=hit["_id"], refresh=True)
+        s3 = s3io.client(storage_settings)
+        listed = s3.list_objects_v2(Bucket=storage_settings.bucket, Prefix=scratch.storage_prefix)["Contents"]
+        changed = listed[0]["Key"]
+        s3.put_object(Bucket=storage_settings.bucket, Key=changed, Body=b"not what was backed up")
         problems, _ = run.check(store, restored, scratch, settings)
     finally:
         cleanup.remove(scratch, settings)
@@ -42,6 +47,8 @@ def test_the_checks_see_a_changed_row_and_a_missing_document(
     )
     assert f"index products: {docs - 1} documents restored, meta.json says {docs}" in problems
     assert f"index products: {docs - 1} documents restored, the bundle's ndjson holds {docs}" in problems
+    key = changed.removeprefix(scratch.storage_prefix)
+    assert any(p.startswith(f"object {key!r}: sha256 ") and "(22 bytes) restored" in p for p in problems), problems
     assert scratch_left(pg_settings, es_settings, storage_settings) == []
 
 
