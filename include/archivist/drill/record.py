@@ -13,6 +13,8 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from archivist.format.bundle import BackupKey
 from archivist.transport.backup_bucket import BackupStore
 
@@ -130,10 +132,11 @@ def read(store: BackupStore, key: str) -> Verdict | str | None:
     what is wrong when the record cannot be trusted."""
     try:
         got = store.s3.get_object(Bucket=store.bucket, Key=object_key(store, key), Range=f"bytes=0-{MAX_BYTES}")
-    except Exception as exc:
-        if getattr(exc, "response", {}).get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code")
+        if code in ("NoSuchKey", "404"):
             return None
-        raise
+        return f"drill record unreadable: the bucket answered {_clean(code, 40)}"
     body = got["Body"].read(MAX_BYTES + 1)
     try:
         return parse(body, key)
