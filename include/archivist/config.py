@@ -27,6 +27,7 @@ from archivist.retention import RetentionPolicy
 from archivist.s3_settings import S3Settings as S3Settings
 from archivist.s3_settings import s3_from_aws_connection as s3_from_aws_connection
 from archivist.s3_settings import s3_from_env as s3_from_env
+from archivist.settings_values import flag
 
 POSTGRES_CONN_ID = "archivist_postgres"
 ELASTICSEARCH_CONN_ID = "archivist_elasticsearch"
@@ -324,6 +325,24 @@ def load_cron_schedule(env: Mapping[str, str] | None = None) -> str:
     """The backup schedule: ARCHIVIST_SCHEDULE or the spec's CRON_SCHEDULE, daily at 01:00 by default."""
     env = os.environ if env is None else env
     return env.get("ARCHIVIST_SCHEDULE") or env.get("CRON_SCHEDULE") or DEFAULT_CRON_SCHEDULE
+
+
+# The drill's schedule: weekly, Sundays at 03:00, after the nightly backup (ARCHIVIST_DRILL_SCHEDULE).
+DEFAULT_DRILL_SCHEDULE = "0 3 * * 0"
+DRILL_SCHEDULE_OFF = ("off", "none", "never")
+
+
+def load_drill_schedule(env: Mapping[str, str] | None = None) -> str | None:
+    """ARCHIVIST_DRILL_SCHEDULE: a cron expression, or off (none, never) for no timed drills."""
+    env = os.environ if env is None else env
+    text = env.get("ARCHIVIST_DRILL_SCHEDULE", "").strip() or DEFAULT_DRILL_SCHEDULE
+    return None if text.lower() in DRILL_SCHEDULE_OFF else text
+
+
+def load_drill_after_backup(env: Mapping[str, str] | None = None) -> bool:
+    """ARCHIVIST_DRILL_AFTER_BACKUP: also drill each new bundle once its backup has made it (off by default)."""
+    env = os.environ if env is None else env
+    return flag(env.get("ARCHIVIST_DRILL_AFTER_BACKUP", "").strip() or "false", "ARCHIVIST_DRILL_AFTER_BACKUP")
 
 
 # How long a run and one task may take before Airflow stops them: a hung backup must not hold

@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import quote
 
 from archivist.config import S3Settings, load_retention
+from archivist.drill import record as records
 from archivist.errors import ArchivistError, VerificationError
 from archivist.format.bundle import JOB_DIRS, BackupKey
 from archivist.transport.backup_bucket import BackupStore, StoredBundle, plan_retention
@@ -175,7 +176,18 @@ class Catalog:
         with ThreadPoolExecutor(max_workers=READERS, thread_name_prefix="meta") as pool:
             metas = list(pool.map(self.meta, bundles))
         kept = kept_by(bundles)
+        drilled = self.drills()
         rows = [summarize(b, meta, error, ui_root) for b, (meta, error) in zip(bundles, metas, strict=True)]
         for row in rows:
             row["retention"] = kept.get(row["key"])
+            row["drill"] = records.listed(drilled.get(row["key"]))
         return rows
+
+    def drills(self) -> dict[str, records.Verdict | str]:
+        """Each bundle's last drill verdict (drills/<key>.json), read afresh: a drill rewrites it.
+        A bucket that will not list them leaves the bundles shown, without verdicts."""
+        try:
+            return records.read_all(self.store)
+        except Exception as exc:
+            log.warning("could not read the drill records in %s: %s", self.store.where, exc)
+            return {}

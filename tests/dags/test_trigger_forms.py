@@ -21,8 +21,8 @@ SCREENSHOTS = {"archivist_backup": "trigger-backup.png", "archivist_restore": "t
 TALL = {"width": 1400, "height": 1800}  # the restore form whole, without scrolling
 
 
-def test_every_param_has_a_description(backup_dag, restore_dag):
-    for dag in (backup_dag, restore_dag):
+def test_every_param_has_a_description(backup_dag, restore_dag, drill_dag):
+    for dag in (backup_dag, restore_dag, drill_dag):
         for name, param in dag.params.items():
             assert (param.description or "").strip(), f"{dag.dag_id} param {name!r} has no description"
 

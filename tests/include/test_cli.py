@@ -20,6 +20,7 @@ from tests.support import ROOT
 COMMANDS = [
     "backup",
     "check",
+    "drill",
     "info",
     "list",
     "restore",

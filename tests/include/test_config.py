@@ -498,3 +498,13 @@ def test_rename_maps_come_from_a_mapping_a_list_or_a_comma_separated_string():
     for wrong in ("products", "=shop", "products="):
         with pytest.raises(ConfigurationError, match=f"postgres_database_map: '{wrong}' is not old=new"):
             config.parse_rename_map([wrong], "postgres_database_map")
+
+
+def test_drills_run_weekly_unless_told_otherwise():
+    assert config.load_drill_schedule({}) == "0 3 * * 0"
+    assert config.load_drill_schedule({"ARCHIVIST_DRILL_SCHEDULE": "30 4 * * *"}) == "30 4 * * *"
+    assert config.load_drill_schedule({"ARCHIVIST_DRILL_SCHEDULE": "off"}) is None
+    assert config.load_drill_after_backup({}) is False
+    assert config.load_drill_after_backup({"ARCHIVIST_DRILL_AFTER_BACKUP": "yes"}) is True
+    with pytest.raises(ConfigurationError, match="ARCHIVIST_DRILL_AFTER_BACKUP"):
+        config.load_drill_after_backup({"ARCHIVIST_DRILL_AFTER_BACKUP": "sometimes"})

@@ -301,3 +301,24 @@ def test_each_bundle_carries_the_rules_that_keep_it(monkeypatch):
     assert catalog.kept_by(bundles) == {}
     rules = catalog.retention_rules()
     assert rules["policy"] is None and "BACKUPS_KEPT_MONTHLY must be a whole number" in rules["error"]
+
+
+def test_the_list_gives_each_bundle_its_last_drill_and_distrusts_a_forged_record(backups_settings, demo_bundle):
+    from archivist.drill import record
+
+    store, key = BackupStore(backups_settings), demo_bundle["key"]
+    cat = catalog.Catalog(store)
+    try:
+        assert {r["key"]: r for r in cat.list()}[key]["drill"] is None
+        when = dt.datetime(2026, 12, 6, 3, 2, tzinfo=dt.UTC)
+        record.write(store, record.Verdict(key, "matched", when, (), {"tables": 5}))
+        assert {r["key"]: r for r in cat.list()}[key]["drill"] == {
+            "result": "matched",
+            "drilled_at": when.isoformat(),
+            "summary": "restored and matched on 2026-12-06",
+        }
+        store.s3.put_object(Bucket=store.bucket, Key=record.object_key(store, key), Body=b"\x00" * 70_000)
+        forged = {r["key"]: r for r in cat.list()}[key]["drill"]
+        assert forged["result"] is None and forged["summary"].startswith("drill record unreadable: over ")
+    finally:
+        store.s3.delete_object(Bucket=store.bucket, Key=record.object_key(store, key))

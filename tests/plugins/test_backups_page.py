@@ -257,3 +257,25 @@ def test_the_page_fits_a_laptop_charts_the_trends_and_names_the_rules_that_keep_
             shutil.copyfile(shot, ROOT / "docs" / "backups-page.png")
     finally:
         context.close()
+
+
+def test_each_bundle_shows_its_last_drill(browser, airflow_server, demo_bundle, backups_settings):
+    import datetime as dt
+
+    from playwright.sync_api import expect
+
+    from archivist.drill import record
+    from archivist.transport.backup_bucket import BackupStore
+
+    store, key = BackupStore(backups_settings), demo_bundle["key"]
+    line = "table public.audit_log: 1199 rows restored, meta.json says 1200"
+    record.write(store, record.Verdict(key, "differed", dt.datetime(2026, 12, 6, 3, tzinfo=dt.UTC), (line,)))
+    context, page, frame = open_backups(browser, airflow_server, "viewer")
+    try:
+        tag = bundle_row(frame, key).locator(".tag-drill")
+        expect(tag).to_have_text("drill ✗ 2026-12-06")
+        expect(tag).to_have_attribute("title", f"differed on 2026-12-06: {line}")
+        expect(tag).to_have_attribute("data-drill", "differed")
+    finally:
+        context.close()
+        store.s3.delete_object(Bucket=store.bucket, Key=record.object_key(store, key))

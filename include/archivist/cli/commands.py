@@ -1,5 +1,5 @@
 """The commands that make bundles, check the configuration, and look after the backup bucket:
-backup, simple-backup, check, simple-check, info, rotate, unlock, list."""
+backup, simple-backup, check, simple-check, info, rotate, unlock, list (with each bundle's last drill)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from archivist import config
 from archivist.cli import info
 from archivist.cli.group import backup_store, cli, dump_options, jobs_option, output_options, retention_options, showing
 from archivist.cli.output import Output, format_counts, human_size, scrub
+from archivist.drill import record as records
 from archivist.errors import ArchivistError, VerificationError
 from archivist.format import bundle
 from archivist.retention import RetentionPolicy
@@ -188,11 +189,13 @@ def unlock(out: Output) -> None:
 )
 @output_options
 def list_cmd(with_meta: bool, out: Output) -> None:
-    """Shows a list of available backups."""
+    """Shows a list of available backups, with each one's last drill."""
     store = backup_store()
     rows = []
+    drilled = records.read_all(store)
     for stored in store.list_bundles():
         row = stored.as_dict()
+        row["drill"] = records.listed(drilled.get(stored.key.name))
         if with_meta:
             try:
                 meta = store.read_meta(stored)
@@ -215,4 +218,6 @@ def list_cmd(with_meta: bool, out: Output) -> None:
             else:
                 version = f"format {row['format_version']}" + (" (original tool)" if row["format_version"] == 0 else "")
             line += f"  {version}"
+        if row["drill"] is not None:
+            line += f"  drill: {row['drill']['summary']}"
         out.say(line)

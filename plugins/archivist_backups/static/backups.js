@@ -179,6 +179,16 @@
     return el("td", { class: "job", title }, parts.join(" · ") || "—", sub ? el("span", { class: "sub", text: sub }) : null);
   }
 
+  // The bundle's last drill (archivist_drill): a tag saying how it went, the whole verdict on hover.
+  function drillTag(b) {
+    const d = b.drill;
+    if (!d) return el("span", { class: "tag tag-drill", "data-drill": "none", title: "Never drilled: archivist_drill restores a bundle into scratch targets and compares", text: "not drilled" });
+    const when = d.drilled_at ? d.drilled_at.slice(0, 10) : "";
+    const text = d.result === "matched" ? `drill ✓ ${when}` : d.result ? `drill ✗ ${when}` : "drill ?";
+    return el("span", { class: `tag tag-drill ${d.result === "matched" ? "tag-ok" : "tag-bad"}`, "data-drill": d.result || "unreadable",
+                        title: d.summary, text });
+  }
+
   function madeByCell(b) {
     const a = b.airflow || {};
     if (a.url) {
@@ -217,6 +227,7 @@
         b.format_version !== null && b.format_version !== undefined
           ? el("span", { class: "tag", title: `format version ${b.format_version}, archivist ${b.archivist_version || "?"}`, text: `v${b.format_version}` })
           : null,
+        drillTag(b),
         b.namespace ? el("span", { class: "sub", text: b.namespace }) : null);
       const cells = b.error
         ? [el("td", { colspan: 3, class: "bad", text: `meta.json unreadable: ${b.error}` })]
