@@ -35,8 +35,9 @@ class StorageSource:
         return f"bucket '{settings.bucket}' at {settings.endpoint_url or 'AWS S3'}"
 
     def dump(self, settings: S3Settings, staging: Staging, backup_id: str, options: DumpOptions) -> JobResult:
-        """Every object into one tar.gz in staging, beside a manifest of keys, sizes and sums."""
-        return job.dump(settings, staging, backup_id)
+        """Every object (of the part's key range) into one tar.gz in staging, beside a manifest of
+        keys, sizes and sums."""
+        return job.dump(settings, staging, backup_id, options.key_range, options.part)
 
     def occupied(
         self, settings: S3Settings, report: VerifyReport, options: RestoreOptions, open_bundle: BundleOpener | None
@@ -54,11 +55,10 @@ class StorageSource:
         if job.bucket_is_empty(s3, settings.bucket):
             return []
         where = f"bucket '{settings.bucket}'"
-        keys = None
+        keys: set[str] | None = None
         if open_bundle is not None:
-            for _, manifest in members(open_bundle, self.is_manifest):
-                keys = job.manifest_keys(manifest)
-                break
+            for _, manifest in members(open_bundle, self.is_manifest):  # one, or one per part
+                keys = (keys or set()) | job.manifest_keys(manifest)
         if keys is None:  # a bundle of the original tool lists its keys only inside the archive
             return [f"every object of {where} under a key the bundle holds, overwritten"]
         hit = [o["Key"] for o in job.iter_objects(s3, settings.bucket) if o["Key"] in keys]
@@ -73,15 +73,25 @@ class StorageSource:
     def restore(
         self, open_bundle: BundleOpener, settings: S3Settings, mode: str, options: RestoreOptions, dry_run: bool
     ) -> dict[str, Any]:
-        for path, tgz in members(open_bundle, self.is_archive):
+        """The bundle's archive, or each of its parts' archives in turn (options.archives: only those)."""
+        wanted = options.archives
+        chosen = (lambda p: self.is_archive(p) and p in wanted) if wanted is not None else self.is_archive
+        restored: dict[str, Any] = {"objects": 0, "bytes": 0}
+        done = []
+        for path, tgz in members(open_bundle, chosen):
             if dry_run:
                 log.info("dry run: would restore %s into bucket %s", path, settings.bucket)
-                return {"dry_run": True, "artifact": path}
+                done.append(path)
+                continue
             log.info("restoring %s into bucket %s (%s mode)", path, settings.bucket, mode)
-            restored = job.restore(settings, tgz, mode)
+            # the bucket held nothing before the first archive; the next ones meet its objects
+            got = job.restore(settings, tgz, mode if not done else "replace")
             finish(tgz)
-            return restored
-        raise VerificationError("the bundle has no storage archive (jobs.storage/storage-<id>.tgz)")
+            restored = {k: restored[k] + got[k] for k in restored}
+            done.append(path)
+        if not done:
+            raise VerificationError("the bundle has no storage archive (jobs.storage/storage-<id>.tgz)")
+        return {"dry_run": True, "artifacts": done} if dry_run else restored
 
     def count_problems(self, want: dict[str, Any], got: dict[str, Any], options: RestoreOptions) -> list[str]:
         if (got.get("objects"), got.get("bytes")) == (want.get("objects"), want.get("bytes")):
