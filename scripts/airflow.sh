@@ -35,7 +35,8 @@ if [ "$EXECUTOR" = celery ]; then
   COMPONENTS+=("${WORKER_COMPONENTS[@]}")
 fi
 # Task slots per worker: the two share this machine's cores with the servers.
-WORKER_CONCURRENCY="${ARCHIVIST_WORKER_CONCURRENCY:-4}"
+# Two each: the parts of one run then need both workers, as they would need several machines.
+WORKER_CONCURRENCY="${ARCHIVIST_WORKER_CONCURRENCY:-2}"
 
 component_cmd() {  # $1 = component; prints nothing, sets CMD
   case "$1" in
@@ -82,6 +83,11 @@ worker_env() {
     ARCHIVIST_WORKER_HOST="$(worker_address "$1")"
     AIRFLOW__CORE__HOSTNAME_CALLABLE=archivist.worker_host.hostname
   )
+  # `make test-distributed`: the workers record every local file their tasks open (tests/distributed/audit).
+  if [ -n "${ARCHIVIST_AUDIT_DIR:-}" ]; then
+    mkdir -p "$ARCHIVIST_AUDIT_DIR"
+    WORKER_ENV+=(ARCHIVIST_AUDIT_DIR="$ARCHIVIST_AUDIT_DIR" PYTHONPATH="$ROOT/tests/distributed/audit:$PYTHONPATH")
+  fi
 }
 
 pidfile() { echo "$RUN/airflow-$1.pid"; }

@@ -31,6 +31,9 @@ export AIRFLOW__CORE__EXECUTOR=$EXECUTOR_CLASS
 export AIRFLOW__CELERY__BROKER_URL='redis://:$REDIS_PASSWORD@$BIND:$REDIS_PORT/0'
 export AIRFLOW__CELERY__RESULT_BACKEND='db+postgresql://$PG_USER:$PG_PASSWORD@$BIND:$PG_PORT/airflow'
 export AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT=$WORKER_LOG_PORT
+# A task whose worker is lost stops heartbeating: the scheduler fails it after this many seconds,
+# and Airflow retries it on a worker still there (300 by default).
+export AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT=60
 export AIRFLOW__CORE__PARALLELISM=8
 export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN='postgresql+psycopg2://$PG_USER:$PG_PASSWORD@$BIND:$PG_PORT/airflow'
 export AIRFLOW__API__HOST=$BIND
