@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 ENV := source .local/env.sh
 
-.PHONY: install services stop seed airflow demo test test-unit lint bench
+.PHONY: install services stop seed airflow demo test test-distributed test-unit lint bench
 
 install:  ## install what is missing (cached outside the clone)
 	bash scripts/install.sh all
@@ -26,6 +26,17 @@ demo: seed airflow  ## a real backup and restore through Airflow
 test: services  ## run the test suite against the real servers
 	bash scripts/airflow.sh migrate
 	$(ENV) && python -m pytest $(PYTEST_ARGS)
+
+# Airflow restarted with CeleryExecutor and two workers that share no folder, the tests in
+# tests/distributed run, and the stack's environment written back for LocalExecutor.
+AUDIT := $(CURDIR)/.local/audit
+test-distributed:  ## backups and restores spread over two Celery workers (ARCHIVIST_EXECUTOR=celery)
+	-bash scripts/airflow.sh stop
+	rm -rf "$(AUDIT)"
+	ARCHIVIST_EXECUTOR=celery bash scripts/services.sh start
+	ARCHIVIST_EXECUTOR=celery ARCHIVIST_AUDIT_DIR="$(AUDIT)" bash scripts/airflow.sh start
+	status=0; $(ENV) && ARCHIVIST_AUDIT_DIR="$(AUDIT)" python -m pytest tests/distributed $(PYTEST_ARGS) || status=$$?; \
+	  bash scripts/airflow.sh stop; ARCHIVIST_EXECUTOR=local bash scripts/write_env.sh; exit $$status
 
 VENV := .local/venv/bin
 test-unit:  ## the unit tests only: no server started, no .local/env.sh needed

@@ -2,7 +2,10 @@
 
 locate → verify → [restore_postgres, restore_elasticsearch, restore_storage] → report.
 Nothing is written before `verify` has checked every artifact of the bundle.
-Each restore job streams its own members from the backup bucket.
+Each restore job streams its own members from the backup bucket. With the param
+`split`, or on its own for a bundle made in parts, elasticsearch and storage are
+each spread over mapped tasks (split_<job> → restore_<job>_part[n]), by index
+and by archive.
 """
 
 from __future__ import annotations
@@ -37,24 +40,62 @@ def _opener(located: dict, verified: dict | None = None):
 TIMEOUTS = config.load_timeouts()
 
 
-@fail_fast
-def _restore_job(job: str, located: dict, verified: dict, params: dict) -> dict:
-    """One job's restore task: streams its own members of the bundle into its target."""
+SPLIT_JOBS = ("elasticsearch", "storage")  # as runner/split.py; not imported: parsing stays cheap
+
+
+def _selected(job: str, verified: dict, params: dict) -> None:
     if job not in config.parse_jobs(params["jobs"]):
         raise AirflowSkipException(f"job {job} was not selected")
     if job not in verified["jobs"]:
         raise AirflowSkipException(f"the bundle holds no {job} backup")
+
+
+def _restore(job: str, located: dict, verified: dict, params: dict, mode: str, options) -> dict:
     from archivist.runner import restore
 
     return restore.restore_job(
         job,
         _opener(located, verified),
         _settings(job, params),
-        params["mode"],
-        _options(params),
+        mode,
+        options,
         params["dry_run"],
         None if params["dry_run"] else _store().lock(),
     )
+
+
+@fail_fast
+def _restore_job(job: str, located: dict, verified: dict, params: dict, parts: list | None = None) -> dict:
+    """One job's restore task: streams its own members of the bundle into its target."""
+    _selected(job, verified, params)
+    if parts:
+        raise AirflowSkipException(f"job {job} is restored in {len(parts)} parts (restore_{job}_part)")
+    return _restore(job, located, verified, params, params["mode"], _options(params))
+
+
+@fail_fast
+def _split(job: str, verified: dict, params: dict) -> list[dict]:
+    """Which part of the job each mapped restore task takes; [] keeps the job one task."""
+    _selected(job, verified, params)
+    from archivist.runner import split
+
+    parts = split.restore_parts(job, verified.get("data_members", []), params["split"])
+    print(f"{job}: {len(parts) or 1} part(s)")
+    return parts
+
+
+@fail_fast
+def _restore_part(job: str, located: dict, verified: dict, params: dict, part: dict) -> dict:
+    """One part of a spread restore (a mapped task): its indices, or its archive. In `empty` mode
+    verify found every target empty; the parts then write beside each other's work as `replace`
+    would, each into what only it restores."""
+    from archivist.runner import split
+
+    options = split.restore_part_options(_options(params), job, part)
+    if options is None:
+        raise AirflowSkipException(f"none of part {part['part']}'s indices was chosen")
+    mode = "replace" if params["mode"] == "empty" else params["mode"]
+    return _restore(job, located, verified, params, mode, options)
 
 
 def _options(params: dict):
@@ -176,6 +217,15 @@ def _elsewhere_params() -> dict[str, Param]:
         "allow_unchecked": Param(False, type="boolean", description=modes.UNCHECKED_HELP),
         "dry_run": Param(False, type="boolean", description="Verify and report what would be restored; write nothing."),
         **_elsewhere_params(),
+        "split": Param(
+            0,
+            type="integer",
+            minimum=0,
+            maximum=16,
+            description="Spread elasticsearch (by index) and storage (by archive) over up to this many tasks, "
+            "which any worker may run: 0 chooses by the bundle (a part per 20 indices; a bundle made in "
+            "parts is restored in its parts), 1 never splits.",
+        ),
     },
     doc_md=__doc__,
 )
@@ -210,12 +260,22 @@ def archivist_restore():
 
     @task(trigger_rule="none_failed")
     def report(
-        verified: dict, params: dict, postgres: dict | None, elasticsearch: dict | None, storage: dict | None
+        verified: dict,
+        params: dict,
+        postgres: dict | None,
+        elasticsearch: dict | None,
+        storage: dict | None,
+        elasticsearch_parts: list | None = None,
+        storage_parts: list | None = None,
     ) -> dict:
         """Compares what was restored with meta.json's counts; any difference fails the run."""
-        from archivist.runner import restore
+        from archivist.runner import restore, split
 
-        restored = {"postgres": postgres, "elasticsearch": elasticsearch, "storage": storage}
+        restored = {
+            "postgres": postgres,
+            "elasticsearch": elasticsearch or split.joined_restore("elasticsearch", elasticsearch_parts),
+            "storage": storage or split.joined_restore("storage", storage_parts),
+        }
         problems = restore.compare(verified["counts"], restored, _options(params))
         for job, got in restored.items():
             print(f"{job}: {got if got is not None else 'skipped'}")
@@ -230,9 +290,18 @@ def archivist_restore():
 
     located = locate()
     verified = verify(located)
-    reported = report(
-        verified, **{job: task(task_id=f"restore_{job}")(_restore_job)(job, located, verified) for job in config.JOBS}
-    )
+    parts = {job: task(task_id=f"split_{job}")(_split)(job, verified) for job in SPLIT_JOBS}
+    whole = {
+        job: task(task_id=f"restore_{job}")(_restore_job)(job, located, verified, parts=parts.get(job))
+        for job in config.JOBS
+    }
+    mapped = {
+        f"{job}_parts": task(task_id=f"restore_{job}_part")(_restore_part)
+        .partial(job=job, located=located, verified=verified)
+        .expand(part=parts[job])
+        for job in SPLIT_JOBS
+    }
+    reported = report(verified, **whole, **mapped)
     reported >> release_lock().as_teardown()
 
 

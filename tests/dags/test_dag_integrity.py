@@ -18,20 +18,35 @@ SCHEDULE_VARS = ("ARCHIVIST_SCHEDULE", "CRON_SCHEDULE")
 
 BACKUP_UPSTREAMS = {
     "check": set(),
+    "split_elasticsearch": {"check"},
+    "split_storage": {"check"},
     "postgres": {"check"},
-    "elasticsearch": {"check"},
-    "storage": {"check"},
-    "bundle_and_upload": {"check", "postgres", "elasticsearch", "storage"},
+    "elasticsearch": {"check", "split_elasticsearch"},
+    "storage": {"check", "split_storage"},
+    "elasticsearch_part": {"check", "split_elasticsearch"},
+    "storage_part": {"check", "split_storage"},
+    "bundle_and_upload": {"check", "postgres", "elasticsearch", "storage", "elasticsearch_part", "storage_part"},
     "rotate": {"bundle_and_upload"},
     "cleanup_staging": {"check", "rotate"},
 }
 RESTORE_UPSTREAMS = {
     "locate": set(),
     "verify": {"locate"},
+    "split_elasticsearch": {"verify"},
+    "split_storage": {"verify"},
     "restore_postgres": {"locate", "verify"},
-    "restore_elasticsearch": {"locate", "verify"},
-    "restore_storage": {"locate", "verify"},
-    "report": {"verify", "restore_postgres", "restore_elasticsearch", "restore_storage"},
+    "restore_elasticsearch": {"locate", "verify", "split_elasticsearch"},
+    "restore_storage": {"locate", "verify", "split_storage"},
+    "restore_elasticsearch_part": {"locate", "verify", "split_elasticsearch"},
+    "restore_storage_part": {"locate", "verify", "split_storage"},
+    "report": {
+        "verify",
+        "restore_postgres",
+        "restore_elasticsearch",
+        "restore_storage",
+        "restore_elasticsearch_part",
+        "restore_storage_part",
+    },
     "release_lock": {"report"},
 }
 DRILL_UPSTREAMS = {
@@ -41,8 +56,14 @@ DRILL_UPSTREAMS = {
     "record": {"check"},
     "remove_scratch": {"prepare", "record"},
 }
-BACKUP_JOBS = ("postgres", "elasticsearch", "storage")
-RESTORE_JOBS = ("restore_postgres", "restore_elasticsearch", "restore_storage")
+BACKUP_JOBS = ("postgres", "elasticsearch", "storage", "elasticsearch_part", "storage_part")
+RESTORE_JOBS = (
+    "restore_postgres",
+    "restore_elasticsearch",
+    "restore_storage",
+    "restore_elasticsearch_part",
+    "restore_storage_part",
+)
 
 
 def test_every_dag_file_imports_without_errors(dagbag):

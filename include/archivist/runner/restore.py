@@ -95,7 +95,13 @@ def summary(report: VerifyReport, key: str, pin: str | None = None) -> dict[str,
         "format_version": report.meta.get("format_version", 0),
         "counts": report.meta.get("counts", {}),
         "warnings": report.warnings,
+        # what a spread restore shares out (runner/split.restore_parts): the index files and archives
+        "data_members": sorted(p for p in report.members if bundle.index_of_path(p) or is_archive(p)),
     }
+
+
+def is_archive(path: str) -> bool:
+    return path.startswith("jobs.storage/storage-") and path.endswith(".tgz")
 
 
 def refuse_non_empty(

@@ -32,6 +32,11 @@ class DumpOptions:
     postgres_databases: tuple[str, ...] = ()
     # PostgreSQL: the cluster's role definitions, without passwords, as an artifact of their own.
     postgres_roles: bool = False
+    # One part of a split job (runner/split.py): the part's number, and for storage the keys it
+    # takes, those after `key_range[0]` up to and including `key_range[1]` (None: no bound).
+    # Elasticsearch's parts choose their indices with index_pattern.
+    part: int | None = None
+    key_range: tuple[str | None, str | None] = (None, None)
 
 
 @dataclass(frozen=True)
@@ -59,6 +64,8 @@ class RestoreOptions:
     # Storage: the bucket objects go into (None: the connection's), and a prefix before each key.
     storage_bucket: str | None = None
     storage_prefix: str = ""
+    # Storage: the archives of a split bundle this restore takes (None: all); one part's task takes one.
+    archives: tuple[str, ...] | None = None
 
 
 class Source(Protocol):

@@ -38,8 +38,9 @@ class StorageSource:
         return f"bucket '{settings.bucket}' at {settings.endpoint_url or 'AWS S3'}"
 
     def dump(self, settings: S3Settings, staging: Staging, backup_id: str, options: DumpOptions) -> JobResult:
-        """Every object into one tar.gz in staging, beside a manifest of keys, sizes and sums."""
-        return job.dump(settings, staging, backup_id)
+        """Every object (of the part's key range) into one tar.gz in staging, beside a manifest of
+        keys, sizes and sums."""
+        return job.dump(settings, staging, backup_id, options.key_range, options.part)
 
     def occupied(
         self, settings: S3Settings, report: VerifyReport, options: RestoreOptions, open_bundle: BundleOpener | None
@@ -61,11 +62,10 @@ class StorageSource:
         if job.bucket_is_empty(s3, settings.bucket, prefix):
             return []
         where = f"bucket '{settings.bucket}'"
-        keys = None
+        keys: set[str] | None = None
         if open_bundle is not None:
-            for _, manifest in members(open_bundle, self.is_manifest):
-                keys = {prefix + key for key in job.manifest_keys(manifest)}
-                break
+            for _, manifest in members(open_bundle, self.is_manifest):  # one, or one per part
+                keys = (keys or set()) | {prefix + key for key in job.manifest_keys(manifest)}
         if keys is None:  # a bundle of the original tool lists its keys only inside the archive
             return [f"every object of {where} under a key the bundle holds, overwritten"]
         hit = [o["Key"] for o in job.iter_objects(s3, settings.bucket, prefix) if o["Key"] in keys]
@@ -80,19 +80,32 @@ class StorageSource:
     def restore(
         self, open_bundle: BundleOpener, settings: S3Settings, mode: str, options: RestoreOptions, dry_run: bool
     ) -> dict[str, Any]:
+        """The bundle's archive, or each of its parts' archives in turn (options.archives: only those),
+        into the target bucket under the target prefix."""
         self.check_options(options)
         into, prefix = targets.target(settings, options), options.storage_prefix
-        for path, tgz in members(open_bundle, self.is_archive):
+        wanted = options.archives
+        chosen = (lambda p: self.is_archive(p) and p in wanted) if wanted is not None else self.is_archive
+        restored: dict[str, Any] = {"objects": 0, "bytes": 0}
+        done = []
+        for path, tgz in members(open_bundle, chosen):
             if dry_run:
                 log.info("dry run: would restore %s into bucket %s, key prefix %r", path, into.bucket, prefix)
-                return {"dry_run": True, "artifact": path, "bucket": into.bucket, "prefix": prefix}
+                done.append(path)
+                continue
             log.info("restoring %s into bucket %s, key prefix %r (%s mode)", path, into.bucket, prefix, mode)
-            restored: dict[str, Any] = job.restore(into, tgz, mode, prefix)
+            # the bucket held nothing before the first archive; the next ones meet its objects
+            got = job.restore(into, tgz, mode if not done else "replace", prefix)
             finish(tgz)
-            if into is not settings or prefix:
-                restored.update(bucket=into.bucket, prefix=prefix)
-            return restored
-        raise VerificationError("the bundle has no storage archive (jobs.storage/storage-<id>.tgz)")
+            restored = {k: restored[k] + got[k] for k in restored}
+            done.append(path)
+        if not done:
+            raise VerificationError("the bundle has no storage archive (jobs.storage/storage-<id>.tgz)")
+        if dry_run:
+            restored = {"dry_run": True, "artifacts": done}
+        if into is not settings or prefix:
+            restored.update(bucket=into.bucket, prefix=prefix)
+        return restored
 
     def count_problems(self, want: dict[str, Any], got: dict[str, Any], options: RestoreOptions) -> list[str]:
         if (got.get("objects"), got.get("bytes")) == (want.get("objects"), want.get("bytes")):

@@ -236,7 +236,7 @@ def _bundle(tmp_path, settings, options: DumpOptions) -> tuple[str, str]:
     result = backup.run_job("postgres", key, staging, settings, options)
     path = tmp_path / key.object_key
     with open(path, "wb") as out:
-        backup.assemble(out, key, [result], staging)
+        backup.assemble(out, key, [result], staging.open)
     return str(path), key.name
 
 
