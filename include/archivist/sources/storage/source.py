@@ -68,7 +68,7 @@ class StorageSource:
                 keys = (keys or set()) | {prefix + key for key in job.manifest_keys(manifest)}
         if keys is None:  # a bundle of the original tool lists its keys only inside the archive
             return [f"every object of {where} under a key the bundle holds, overwritten"]
-        hit = [o["Key"] for o in job.iter_objects(s3, settings.bucket, prefix) if o["Key"] in keys]
+        hit = [o["Key"] for o in job.iter_objects(s3, settings.bucket, prefix=prefix) if o["Key"] in keys]
         if not hit:
             return []
         shown = ", ".join(hit[:SHOWN]) + (f" and {len(hit) - SHOWN} more" if len(hit) > SHOWN else "")
