@@ -56,7 +56,7 @@ def original(make_bucket, tmp_path):
     made = backup.run_job("storage", key, staging, settings)
     path = tmp_path / key.object_key
     with open(path, "wb") as out:
-        backup.assemble(out, key, [made], staging)
+        backup.assemble(out, key, [made], staging.open)
     return settings, str(path), key.name
 
 
