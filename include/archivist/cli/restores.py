@@ -118,6 +118,7 @@ def _restore(
     ask: bool,
     postgres_databases: str | None,
     postgres_roles: bool,
+    postgres_jobs: int | None,
     store: BackupStore | None = None,
 ) -> None:
     """With `store`, a restore that writes holds its lock (simple-restore has no backup bucket)."""
@@ -136,7 +137,9 @@ def _restore(
             name,
             config.parse_jobs(jobs),
             mode,
-            RestoreOptions(split(indices), config.parse_index_patterns(postgres_databases) or None, postgres_roles),
+            RestoreOptions(
+                split(indices), config.parse_index_patterns(postgres_databases) or None, postgres_roles, postgres_jobs
+            ),
             dry_run,
             allow_unchecked=allow_unchecked,
             confirm=confirm_and_keep if ask else None,

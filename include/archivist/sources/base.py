@@ -45,6 +45,9 @@ class RestoreOptions:
     postgres_databases: tuple[str, ...] | None = None
     # PostgreSQL: create the roles the bundle defines that the target cluster lacks (never alters one).
     postgres_roles: bool = False
+    # PostgreSQL: connections a restore loads over (None: from the server's and worker's cores; 1:
+    # one psql transaction, with no scratch database).
+    postgres_jobs: int | None = None
 
 
 class Source(Protocol):

@@ -17,7 +17,7 @@ from archivist.format import bundle
 from archivist.format.bundle import JobResult, VerifyReport
 from archivist.format.members import BundleOpener, checksums, finish, members
 from archivist.sources.base import DumpOptions, RestoreOptions
-from archivist.sources.postgres import dump_plan, job, replace_drops
+from archivist.sources.postgres import dump_plan, job, parallel_restore, replace_drops
 from archivist.transport.staging import Staging
 
 log = logging.getLogger(__name__)
@@ -172,21 +172,25 @@ class PostgresSource:
             else:
                 for _, sql in members(open_bundle, lambda p: p == roles):
                     job.restore_roles(settings, sql)
-        result = self._restore_one(open_bundle, settings, main, mode)
+        jobs = options.postgres_jobs or parallel_restore.default_jobs(settings)
+        result = self._restore_one(open_bundle, settings, main, mode, jobs)
         restored = {}
         for name, path in sorted(extra.items()):
             job.ensure_database(settings, name)
-            restored[name] = self._restore_one(open_bundle, dataclasses.replace(settings, dbname=name), path, mode)
+            other = dataclasses.replace(settings, dbname=name)
+            restored[name] = self._restore_one(open_bundle, other, path, mode, jobs)
         if restored:
             result["databases"] = restored
         return result
 
     @staticmethod
-    def _restore_one(open_bundle: BundleOpener, settings: PostgresSettings, path: str, mode: str) -> dict[str, Any]:
+    def _restore_one(
+        open_bundle: BundleOpener, settings: PostgresSettings, path: str, mode: str, jobs: int
+    ) -> dict[str, Any]:
         plan = _plan(open_bundle, path) if mode == "replace" else None
         for _, sql in members(open_bundle, lambda p: p == path):
-            log.info("restoring %s into database %s (%s mode)", path, settings.dbname, mode)
-            return job.restore(settings, sql, mode, plan=plan)
+            log.info("restoring %s into database %s (%s mode, %d connection(s))", path, settings.dbname, mode, jobs)
+            return parallel_restore.restore(settings, sql, mode, plan, jobs)
         raise VerificationError(f"the bundle lists {path} but holds no such member")
 
     def count_problems(self, want: dict[str, Any], got: dict[str, Any], options: RestoreOptions) -> list[str]:
