@@ -122,6 +122,7 @@ class ParallelRestore:
         self.prologue, self.epilogue = prologue, epilogue
         self.scratch = ScratchDatabase(settings)
         self.timings: dict[str, float] = {}
+        self.dropped = False
 
     def run(self, sql: Readable) -> dict[str, float]:
         """Builds the restore aside and swaps it in; raises with the target unchanged on failure.
@@ -130,7 +131,7 @@ class ParallelRestore:
         try:
             self._build(sql)
         except BaseException as exc:
-            self.scratch.drop()
+            self.dropped = self.scratch.drop()
             if isinstance(exc, ArchivistError) and not isinstance(exc, JobFailedError | UnreachableError):
                 raise
             if isinstance(exc, psycopg.OperationalError):
@@ -146,9 +147,10 @@ class ParallelRestore:
         return self.timings
 
     def _failed(self, what: str) -> str:
+        left = "now dropped" if self.dropped else "which the next parallel restore drops"
         return (
             f"parallel restore into {job._where(self.settings)} failed, and the database is unchanged (the restore "
-            f"was built aside in '{self.scratch.name}', now dropped): {what}"
+            f"was built aside in '{self.scratch.name}', {left}): {what}"
         )
 
     def _phase(self, name: str, started: float) -> float:

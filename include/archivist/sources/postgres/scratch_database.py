@@ -115,13 +115,16 @@ class ScratchDatabase:
             except psycopg.Error as exc:
                 log.warning("the replaced database %s was not dropped (%s); the next restore drops it", replaced, exc)
 
-    def drop(self) -> None:
-        """Drops the scratch database after a failure; a server that is down leaves it to `sweep`."""
+    def drop(self) -> bool:
+        """Drops the scratch database after a failure; a server that is down leaves it to `sweep`.
+        Whether it was dropped."""
         try:
             with job.connect(self.admin) as conn:
                 conn.execute(SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(Identifier(self.name)))
+            return True
         except Exception as exc:  # noqa: BLE001 - the restore's own error is the one to raise
             log.warning("scratch database %s was not dropped (%s); the next parallel restore drops it", self.name, exc)
+            return False
 
 
 def sweep(conn: psycopg.Connection) -> list[str]:
