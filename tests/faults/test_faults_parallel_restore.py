@@ -55,13 +55,13 @@ def fingerprint(settings) -> dict:
     return {"database oid": oid, "rows": rows, "schema": schema, "roles": roles}
 
 
-def leftover_databases(settings) -> list[str]:
+def scratch_databases(settings) -> list[str]:
+    """Scratch databases on the server (a replaced one may still be in its background drop)."""
     with postgres.connect(scratch_database.maintenance(settings)) as conn:
         return [
             row[0]
             for row in conn.execute(
-                "SELECT datname FROM pg_catalog.pg_database WHERE datname LIKE 'archivist\\_scratch\\_%' "
-                "OR datname LIKE 'archivist\\_replaced\\_%'"
+                "SELECT datname FROM pg_catalog.pg_database WHERE datname LIKE 'archivist\\_scratch\\_%'"
             ).fetchall()
         ]
 
@@ -112,10 +112,10 @@ def test_postgres_killed_during_a_parallel_restore_leaves_the_target_as_it_was(
     start_servers()
     assert fingerprint(pg_settings) == before
     # the scratch database the dead server kept is dropped by the next parallel restore's sweep
-    assert [name for name in leftover_databases(pg_settings) if name.startswith("archivist_scratch_")]
+    assert scratch_databases(pg_settings)
     with postgres.connect(scratch_database.maintenance(pg_settings)) as conn:
         scratch_database.sweep(conn)
-    assert leftover_databases(pg_settings) == []
+    assert scratch_databases(pg_settings) == []
 
 
 def _dump(settings) -> bytes:
@@ -161,7 +161,7 @@ def test_a_row_the_target_rejects_leaves_the_target_as_it_was(keyed, pg_settings
     assert "the database is unchanged" in str(failed.value)
     assert refused in str(failed.value)
     assert fingerprint(pg_settings) == before
-    assert leftover_databases(pg_settings) == []
+    assert scratch_databases(pg_settings) == []
     # the same dump without the forged row restores
     parallel_restore.restore(pg_settings, io.BytesIO(keyed), "replace", plan, jobs=2)
     after = fingerprint(pg_settings)

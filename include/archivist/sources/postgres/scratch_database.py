@@ -110,10 +110,7 @@ class ScratchDatabase:
                     "them and restore again, or restore with postgres_jobs 1 (one psql transaction)"
                 ) from None
             log.info("swapped the restored database in as %s", self.target)
-            try:
-                conn.execute(SQL("DROP DATABASE {}").format(Identifier(replaced)))
-            except psycopg.Error as exc:
-                log.warning("the replaced database %s was not dropped (%s); the next restore drops it", replaced, exc)
+        _drop_without_waiting(self.admin, replaced)
 
     def drop(self) -> bool:
         """Drops the scratch database after a failure; a server that is down leaves it to `sweep`.
@@ -125,6 +122,19 @@ class ScratchDatabase:
         except Exception as exc:  # noqa: BLE001 - the restore's own error is the one to raise
             log.warning("scratch database %s was not dropped (%s); the next parallel restore drops it", self.name, exc)
             return False
+
+
+def _drop_without_waiting(settings: PostgresSettings, name: str) -> None:
+    """Sends DROP DATABASE and hangs up: the server finishes it alone. DROP DATABASE forces a
+    checkpoint, which after a large load takes as long as writing out everything loaded, and
+    the restore is done by then (see docs/PERFORMANCE.md, "Parallel PostgreSQL restore"). A drop
+    that fails leaves the database to the next restore's sweep."""
+    with job.connect(settings) as conn:
+        conn.pgconn.send_query(SQL("DROP DATABASE {}").format(Identifier(name)).as_bytes(conn))
+        while conn.pgconn.flush():  # the query is on its way before the connection closes
+            pass
+        conn.pgconn.finish()
+    log.info("dropping the replaced database %s in the background", name)
 
 
 def sweep(conn: psycopg.Connection) -> list[str]:
@@ -142,7 +152,7 @@ def sweep(conn: psycopg.Connection) -> list[str]:
         try:
             conn.execute(SQL("DROP DATABASE {}").format(Identifier(name)))
             dropped.append(name)
-        except psycopg.errors.ObjectInUse:
+        except (psycopg.errors.ObjectInUse, psycopg.errors.InvalidCatalogName):  # in use, or dropped meanwhile
             continue
     if dropped:
         log.info("dropped %d database(s) that failed restores left behind: %s", len(dropped), ", ".join(dropped))
