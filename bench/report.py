@@ -375,6 +375,47 @@ def markdown(results: dict, reference: dict | None) -> str:
     return "\n".join(lines) + "\n"
 
 
+def pg_bound_markdown(bound: dict) -> str:
+    """The PostgreSQL restore against `gunzip | psql` and the server's own bound (bench.pg_bound)."""
+    med = bound["median"]
+    lines = [
+        f"## PostgreSQL restore against the server's bound (scale {bound['scale']:g}, {bound['finished']})",
+        "",
+        f"`python -m bench.pg_bound`: {bound['cpus']} cores, {bound['jobs']} connections; rounds interleaved "
+        "(archivist's `restore_postgres` task, `gunzip | psql --single-transaction`, then the server alone "
+        "loading each table from a file it reads itself and building the same indexes and constraints over "
+        "the same connections), each into an emptied database; the median round is kept.",
+        "",
+        "| method | median | rounds | load average before each |",
+        "|---|---:|---|---|",
+    ]
+    for key, label in (("archivist", "archivist"), ("psql", "gunzip | psql"), ("bound", "server alone (bound)")):
+        rounds = ", ".join(f"{r[key]:.1f}" for r in bound["rounds"])
+        loads = ", ".join(f"{r[key + '_load']:.1f}" for r in bound["rounds"])
+        lines.append(f"| {_cell(label)} | {med[key]:.1f} s | {rounds} s | {loads} |")
+    lines += [
+        "",
+        f"archivist is **{bound['speedup_vs_psql']:.2f}×** `gunzip | psql`; the bound is {bound['bound_vs_psql']:.2f}× "
+        f"it, and archivist takes {bound['archivist_over_bound'] * 100:+.0f}% of the bound's time. Peak RSS of "
+        f"the task: {max(r['archivist_rss_mb'] for r in bound['rounds']):.0f} MB. The bound's phases (median "
+        "round): "
+        + ", ".join(
+            f"{k} {v:.1f} s"
+            for k, v in sorted(bound["rounds"], key=lambda r: r["bound"])[(len(bound["rounds"]) - 1) // 2][
+                "bound_phases"
+            ].items()
+        )
+        + ".",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def latest_pg_bound(results_dir: Path, scale: float) -> dict | None:
+    """The newest bench.pg_bound result at `scale` in `results_dir`."""
+    paths = sorted(results_dir.glob(f"pg-restore-scale-{scale:g}-*.json"))
+    return json.loads(paths[-1].read_text()) if paths else None
+
+
 def latest(results_dir: Path, scale: float) -> dict | None:
     """The newest full (not quick) run at `scale` in `results_dir`."""
     found = []
@@ -398,7 +439,8 @@ def write(results: dict, results_dir: Path) -> list[Path]:
     stem = f"bench-scale-{results['scale']:g}-{stamp}"
     json_path, md_path = results_dir / f"{stem}.json", results_dir / f"{stem}.md"
     json_path.write_text(json.dumps(results, indent=2) + "\n")
-    md_path.write_text(markdown(results, reference))
+    bound = latest_pg_bound(results_dir, results["scale"])
+    md_path.write_text(markdown(results, reference) + ("\n" + pg_bound_markdown(bound) if bound else ""))
     return [json_path, md_path]
 
 

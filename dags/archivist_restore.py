@@ -114,6 +114,7 @@ def _options(params: dict):
         skip_templates=bool(params.get("skip_templates")),
         storage_bucket=params.get("storage_bucket") or None,
         storage_prefix=params.get("storage_prefix") or "",
+        postgres_jobs=params.get("postgres_jobs"),
     )
 
 
@@ -212,6 +213,14 @@ def _elsewhere_params() -> dict[str, Param]:
             type="boolean",
             description="Create the roles the bundle defines (if it holds them) that the target cluster lacks; "
             "existing roles are never changed.",
+        ),
+        "postgres_jobs": Param(
+            None,
+            type=["null", "integer"],
+            minimum=1,
+            maximum=64,
+            description="Connections the PostgreSQL restore loads over, built in a scratch database and swapped "
+            "in when whole; 1 restores in one psql transaction. Empty: from the server's and the worker's cores.",
         ),
         "mode": Param("empty", type="string", enum=list(modes.MODES), description=modes.MODE_HELP),
         "allow_unchecked": Param(False, type="boolean", description=modes.UNCHECKED_HELP),

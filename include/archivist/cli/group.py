@@ -259,6 +259,12 @@ def restore_options(func: Callable) -> Callable:
         is_flag=True,
         help="Create the roles the bundle defines that the target cluster lacks (existing ones are never changed).",
     )(func)
+    func = click.option(
+        "--postgres-jobs",
+        type=click.IntRange(1, 64),
+        help="Connections the PostgreSQL restore loads over, built in a scratch database and swapped in; "
+        "1 restores in one psql transaction. Default: from the server's and this machine's cores.",
+    )(func)
     return output_options(jobs_option(elsewhere_options(func)))
 
 

@@ -120,6 +120,7 @@ def _restore(
     postgres_databases: str | None,
     postgres_roles: bool,
     elsewhere: Elsewhere,
+    postgres_jobs: int | None,
     store: BackupStore | None = None,
 ) -> None:
     """With `store`, a restore that writes holds its lock (simple-restore has no backup bucket)."""
@@ -142,6 +143,7 @@ def _restore(
                 split(indices),
                 config.parse_index_patterns(postgres_databases) or None,
                 postgres_roles,
+                postgres_jobs=postgres_jobs,
                 **elsewhere.fields,
             ),
             dry_run,

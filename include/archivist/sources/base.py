@@ -66,6 +66,9 @@ class RestoreOptions:
     storage_prefix: str = ""
     # Storage: the archives of a split bundle this restore takes (None: all); one part's task takes one.
     archives: tuple[str, ...] | None = None
+    # PostgreSQL: connections a restore loads over (None: from the server's and worker's cores; 1:
+    # one psql transaction, with no scratch database).
+    postgres_jobs: int | None = None
 
 
 class Source(Protocol):

@@ -447,6 +447,13 @@ def restore(
     same transaction, so a failure leaves it as it was. An error raised while reading `sql` (its
     checksum does not match) kills psql before it can commit.
     """
+    prologue, epilogue = prepare_restore(settings, mode, plan)
+    return restore_in_one_transaction(settings, sql, prologue, epilogue)
+
+
+def prepare_restore(settings: PostgresSettings, mode: str, plan: DumpPlan | None) -> tuple[bytes, bytes]:
+    """Checks the server, tools and (in `empty` mode) that the database holds no table; returns
+    the SQL that runs before and after the dump (`replace` mode's drops and its final check)."""
     check_server_and_tools(settings)
     if mode == "empty":
         existing = user_tables(settings)
@@ -456,10 +463,16 @@ def restore(
                 f"{_where(settings)} already holds {len(existing)} table(s) ({names}): restore with mode "
                 "'replace' to drop and recreate what the bundle contains, or empty the database first"
             )
-    prologue = epilogue = b""
     if mode == "replace" and plan is not None:
         log.info("replace mode: dropping %s", plan.describe())
-        prologue, epilogue = replace_prologue(plan), replace_epilogue(plan)
+        return replace_prologue(plan), replace_epilogue(plan)
+    return b"", b""
+
+
+def restore_in_one_transaction(
+    settings: PostgresSettings, sql: Readable, prologue: bytes, epilogue: bytes
+) -> dict[str, int]:
+    """`prologue`, the dump and `epilogue` through one psql transaction, then ANALYZE."""
     progress = Progress(f"psql {settings.dbname}")
     _run_psql(settings, sql, prologue, epilogue, progress)
     progress.done()

@@ -17,7 +17,7 @@ from archivist.format import bundle
 from archivist.format.bundle import JobResult, VerifyReport
 from archivist.format.members import BundleOpener, checksums, finish, members
 from archivist.sources.base import DumpOptions, RestoreOptions
-from archivist.sources.postgres import dump_plan, job, replace_drops, targets
+from archivist.sources.postgres import dump_plan, job, parallel_restore, replace_drops, targets
 from archivist.transport.staging import Staging
 
 log = logging.getLogger(__name__)
@@ -192,16 +192,17 @@ class PostgresSource:
             else:
                 for _, sql in members(open_bundle, lambda p: p == roles):
                     job.restore_roles(settings, sql)
+        jobs = options.postgres_jobs or parallel_restore.default_jobs(settings)
         if main.settings.dbname != settings.dbname:
             job.ensure_database(settings, main.settings.dbname)
-        result = self._restore_one(open_bundle, main.settings, main.path, mode)
+        result = self._restore_one(open_bundle, main.settings, main.path, mode, jobs)
         if main.settings.dbname != settings.dbname:
             result["database"] = main.settings.dbname
         restored = {}
         for target in sorted(extra, key=lambda t: t.settings.dbname):
             name = target.settings.dbname
             job.ensure_database(settings, name)
-            restored[name] = self._restore_one(open_bundle, target.settings, target.path, mode)
+            restored[name] = self._restore_one(open_bundle, target.settings, target.path, mode, jobs)
             if target.origin != name:
                 restored[name]["from"] = target.origin
         if restored:
@@ -209,11 +210,13 @@ class PostgresSource:
         return result
 
     @staticmethod
-    def _restore_one(open_bundle: BundleOpener, settings: PostgresSettings, path: str, mode: str) -> dict[str, Any]:
+    def _restore_one(
+        open_bundle: BundleOpener, settings: PostgresSettings, path: str, mode: str, jobs: int
+    ) -> dict[str, Any]:
         plan = _plan(open_bundle, path) if mode == "replace" else None
         for _, sql in members(open_bundle, lambda p: p == path):
-            log.info("restoring %s into database %s (%s mode)", path, settings.dbname, mode)
-            return job.restore(settings, sql, mode, plan=plan)
+            log.info("restoring %s into database %s (%s mode, %d connection(s))", path, settings.dbname, mode, jobs)
+            return parallel_restore.restore(settings, sql, mode, plan, jobs)
         raise VerificationError(f"the bundle lists {path} but holds no such member")
 
     def count_problems(self, want: dict[str, Any], got: dict[str, Any], options: RestoreOptions) -> list[str]:
