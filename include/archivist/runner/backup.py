@@ -11,6 +11,7 @@ import errno
 import logging
 import os
 import tempfile
+import time
 from contextlib import nullcontext
 from functools import partial
 from typing import Any
@@ -75,7 +76,7 @@ def upload(
     lock: OperationLock | None = None,
 ) -> dict[str, Any]:
     """Builds the bundle from the staging prefix straight into the backup bucket, then clears staging."""
-    staging = store.staging(key)
+    started, staging = time.monotonic(), store.staging(key)
     with lock.alive() if lock else nullcontext(), staging.alive(), store.bundle_writer(key) as out:
         meta = assemble(out, key, results, staging, namespace, dag_id, run_id)
     staging.cleanup()  # after the lease stopped, so no refresh outlives it
@@ -86,6 +87,7 @@ def upload(
         "size": out.size,
         "stats": meta["stats"],
         "counts": meta["counts"],
+        "time_seconds": round(time.monotonic() - started, 3),
     }
 
 
