@@ -51,7 +51,8 @@ lint:  ## ruff (lint and format), mypy and the import contracts between the laye
 	PYTHONPATH=include:plugins:dags $(VENV)/lint-imports --no-cache
 
 SCALE ?= 0.1
-bench: services  ## benchmark archivist against pg_dump, elasticdump, rclone and tar: make bench SCALE=1
-	bash bench/setup.sh
+ROUNDS ?=
+bench: services  ## benchmark archivist against pg_dump, elasticdump, rclone and tar: make bench SCALE=1 [ROUNDS=1]
+	bash bench/setup.sh all $(SCALE)
 	bash scripts/airflow.sh migrate
-	$(ENV) && python -m bench.run --scale $(SCALE) $(BENCH_ARGS)
+	$(ENV) && python -m bench.run --scale $(SCALE) $(if $(ROUNDS),--rounds $(ROUNDS)) $(BENCH_ARGS)

@@ -51,8 +51,8 @@ def run(task: str, key: BackupKey, t: Targets, results: list[str], mode: str, po
     store = BackupStore(t.backups)
     opener = store.bundle_source(key)
     if task == "check":
-        for job, source in registry.SOURCES.items():
-            source.check(t.for_job(job))
+        for job in registry.NAMES:
+            registry.source(job).check(t.for_job(job))
         store.check()
         return {"ok": True}
     if task in ("postgres", "elasticsearch", "storage"):

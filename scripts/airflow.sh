@@ -17,6 +17,8 @@
 source "$(dirname "$0")/common.sh"
 [ -f "$LOCAL/env.sh" ] || die "missing $LOCAL/env.sh; run scripts/services.sh start first"
 source "$LOCAL/env.sh"
+# A file of exports applied on top (bench/dag_overhead.py points the connections at the bench's targets).
+if [ -n "${ARCHIVIST_EXTRA_ENV:-}" ]; then source "$ARCHIVIST_EXTRA_ENV"; fi
 # The port .local/env.sh was written with: what the demo, the tests and AIRFLOW__API__BASE_URL
 # use, even when this shell lacks the ARCHIVIST_AIRFLOW_PORT that `make services` was given.
 AIRFLOW_PORT="${AIRFLOW__API__PORT:-$AIRFLOW_PORT}"

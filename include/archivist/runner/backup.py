@@ -11,6 +11,7 @@ import errno
 import logging
 import os
 import tempfile
+import time
 from collections.abc import Callable
 from contextlib import nullcontext
 from functools import partial
@@ -82,7 +83,7 @@ def upload(
 ) -> dict[str, Any]:
     """Builds the bundle from the staging prefix straight into the backup bucket, then clears staging.
     The parts of a split job are joined first (runner/split.py)."""
-    staging = store.staging(key)
+    started, staging = time.monotonic(), store.staging(key)
     with lock.alive() if lock else nullcontext(), staging.alive():
         results, open_artifact = split.join(results, staging)
         with store.bundle_writer(key) as out:
@@ -95,6 +96,7 @@ def upload(
         "size": out.size,
         "stats": meta["stats"],
         "counts": meta["counts"],
+        "time_seconds": round(time.monotonic() - started, 3),
     }
 
 

@@ -45,8 +45,9 @@ from archivist.transport.object_uploads import ObjectUploads
 
 log = logging.getLogger(__name__)
 
-# Objects are often compressed already; a light level keeps the job fast (and blocks that do not
-# compress are stored, see deflate.GzipWriter).
+# Objects are often compressed already; ISA-L's lightest level keeps the job fast (and blocks that
+# do not compress are stored, see deflate.GzipWriter) (docs/PERFORMANCE.md#storage-gzip-level).
+GZIP_ENGINE: deflate.Engine = "isal"
 GZIP_LEVEL = 1
 # Objects up to SMALL_OBJECT bytes are fetched (backup) or uploaded (restore) whole by TRANSFER_THREADS
 # threads, with at most IN_FLIGHT_BYTES of them in memory; larger ones stream.
@@ -168,7 +169,7 @@ def _dump(
     with (
         staging.writer(tgz_path, "application/gzip") as out,
         staging.writer(manifest_path, "application/x-ndjson") as manifest,
-        deflate.GzipWriter(out, compresslevel=GZIP_LEVEL, mtime=0) as gz,
+        deflate.GzipWriter(out, compresslevel=GZIP_LEVEL, mtime=0, engine=GZIP_ENGINE) as gz,
         tarfile.open(  # type: ignore[call-overload]
             fileobj=gz, mode="w|", format=tarfile.PAX_FORMAT, bufsize=bundle.COPY_CHUNK, copybufsize=bundle.COPY_CHUNK
         ) as tar,
