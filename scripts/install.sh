@@ -8,6 +8,9 @@ mkdir -p "$CACHE" "$LOCAL/bin"
 
 install_python() {
   local venv; venv="$(venv_dir)"
+  # two checkouts sharing the cache may build the same venv at once: one waits for the other
+  exec 8>"$venv.lock"
+  flock 8
   if [ ! -f "$venv/.complete" ]; then
     log "creating Python venv $venv (first run only)"
     rm -rf "$venv"
@@ -18,6 +21,7 @@ install_python() {
   else
     log "Python venv cached: $venv"
   fi
+  flock -u 8
   ln -sfn "$venv" "$LOCAL/venv"
   install_command
 }
