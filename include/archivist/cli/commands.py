@@ -193,6 +193,7 @@ def list_cmd(with_meta: bool, out: Output) -> None:
     for row in rows:
         made = dt.datetime.fromisoformat(row["last_modified"]).astimezone(dt.UTC)
         line = f"{row['key']}  {made:%Y-%m-%d %H:%M} UTC  {human_size(row['size']):>10}"
+        line += "  encrypted (age)" if row["encrypted"] else ""
         if with_meta:
             if "error" in row:
                 version = f"damaged: {row['error']}"

@@ -53,6 +53,19 @@ def _backups_kept(keep: int | str | None) -> str:
     return f"{config.parse_backups_kept(keep)} backups kept"
 
 
+def _encryption() -> str:
+    settings = config.load_encryption()
+    return f"bundles encrypted with age to {len(settings.recipient_keys())} recipient(s) ({settings.source})"
+
+
+def _encryption_configured() -> bool:
+    """Whether the encryption settings are set (or fail to load): only then is there a line."""
+    try:
+        return config.load_encryption().enabled
+    except ArchivistError:
+        return True
+
+
 def run_checks(
     jobs: tuple[str, ...] = config.JOBS,
     backups: bool = True,
@@ -66,6 +79,8 @@ def run_checks(
         results.append(
             _run("BACKUPS_KEPT", lambda: _backups_kept(keep if keep is not None else config.load_env_backups_kept()))
         )
+    if _encryption_configured():
+        results.append(_run("encryption", _encryption))
     for job in jobs:
         source = registry.source(job)
         results.append(_run(source.check_item, partial(_probe, source, getattr(ids, job))))
