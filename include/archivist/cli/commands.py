@@ -31,7 +31,14 @@ def _made_document(made: dict[str, Any], seconds: float) -> dict[str, Any]:
         for job_dir in sorted(made["stats"])
     }
     where = {"path": made["path"]} if "path" in made else {"object": made["object"]}
-    return {"key": made["key"], **where, "size": made["size"], "jobs": jobs, "seconds": round(seconds, 3)}
+    return {
+        "key": made["key"],
+        **where,
+        "encrypted": made["encrypted"],
+        "size": made["size"],
+        "jobs": jobs,
+        "seconds": round(seconds, 3),
+    }
 
 
 def _print_made(out: Output, made: dict[str, Any]) -> None:
@@ -39,6 +46,8 @@ def _print_made(out: Output, made: dict[str, Any]) -> None:
     if "path" in made:
         out.say(f"file     {made['path']}")
     out.say(f"size     {human_size(made['size'])} ({made['size']:,} bytes)")
+    if made["encrypted"]:
+        out.say("         encrypted with age: restoring or verifying it needs the identity")
     for job_dir in sorted(made["stats"]):
         seconds = made["stats"][job_dir]["time_seconds"]
         out.say(f"  {job_dir:<20} {seconds:7.2f} s   {format_counts(made['counts'].get(job_dir))}")
