@@ -6,6 +6,8 @@ import datetime as dt
 import json
 from pathlib import Path
 
+from bench import encryption
+
 MB = 1024 * 1024
 SPEEDUP_KEYS = (
     "es_export",
@@ -198,6 +200,7 @@ def build(
         "end_to_end": end_to_end,
         "bundle_bytes": bundle_bytes,
         "archivist_tasks": {t: {k: v for k, v in tasks[t].items() if k != "result"} for t in TASK_ORDER if t in tasks},
+        "encryption": extra.get("encryption"),
         "checks": checks,
     }
 
@@ -298,6 +301,8 @@ def markdown(results: dict, reference: dict | None) -> str:
             )
             + ".",
         ]
+    if results.get("encryption"):
+        lines += encryption.markdown(results["encryption"])
     lines += ["", "## Targets", "", "| target | wanted | found | met |", "|---|---|---|---|"]
     for what, wanted, found, met in evaluate(results, reference):
         lines.append(f"| {what} | {wanted} | {found} | {'yes' if met else 'no'} |")
@@ -399,6 +404,26 @@ def write(results: dict, results_dir: Path) -> list[Path]:
     json_path, md_path = results_dir / f"{stem}.json", results_dir / f"{stem}.md"
     json_path.write_text(json.dumps(results, indent=2) + "\n")
     md_path.write_text(markdown(results, reference))
+    return [json_path, md_path]
+
+
+def write_encryption(
+    row: dict, scale: float, started: dt.datetime, machine: dict, versions: dict, results_dir: Path
+) -> list[Path]:
+    """The results of `--only-encryption`: bench-encryption-scale-<s>-<time>.{json,md}."""
+    results_dir.mkdir(parents=True, exist_ok=True)
+    stem = f"bench-encryption-scale-{scale:g}-{started:%Y%m%d-%H%M%S}"
+    data = {"scale": scale, "started_at": started.isoformat(timespec="seconds"), "machine": machine, "encryption": row}
+    json_path, md_path = results_dir / f"{stem}.json", results_dir / f"{stem}.md"
+    json_path.write_text(json.dumps({**data, "versions": versions}, indent=2) + "\n")
+    lines = [
+        f"# archivist bench: encryption at scale {scale:g}",
+        "",
+        f"Run {data['started_at']} on {machine['cores']} cores and {machine['memory_gb']:g} GB of memory "
+        f"({machine['platform']}); pyrage {versions.get('pyrage', '?')}.",
+        *encryption.markdown(row),
+    ]
+    md_path.write_text("\n".join(lines) + "\n")
     return [json_path, md_path]
 
 
