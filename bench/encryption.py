@@ -8,7 +8,13 @@ encryption is on, so the whole backup's cost is the jobs' time plus each bundle'
 
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import Callable
+
+from pyrage import x25519
+
+from archivist.format.encryption import EncryptingWriter
 
 TASKS = ("bundle_plain", "bundle_encrypted")
 BACKUP_JOBS = ("postgres", "elasticsearch", "storage")
@@ -42,9 +48,38 @@ def compare(measure_task: Callable[[str], dict], tasks: dict[str, dict], rounds:
         "jobs_seconds": jobs,
         "backup_plain_seconds": round(jobs + plain["seconds"], 3),
         "backup_encrypted_seconds": round(jobs + sealed["seconds"], 3),
+        "age_alone": age_alone(plain["result"]["size"]),
         "backup_ratio": round((jobs + sealed["seconds"]) / (jobs + plain["seconds"]), 3)
         if jobs + plain["seconds"]
         else 0.0,
+    }
+
+
+class _Dropped:
+    """A sink that keeps nothing."""
+
+    def write(self, data: bytes) -> int:
+        return len(data)
+
+    def flush(self) -> None:
+        """Nothing held."""
+
+
+def age_alone(size: int) -> dict:
+    """age on `size` bytes through the same pipe and thread as a backup, into a sink that drops
+    them: the floor of what encryption adds, without the noise of the jobs and the upload."""
+    block, blocks = os.urandom(1 << 20), max(1, size >> 20)
+    recipient = x25519.Identity.generate().to_public()
+    started, cpu = time.perf_counter(), time.process_time()
+    with EncryptingWriter(_Dropped(), [recipient]) as out:
+        for _ in range(blocks):
+            out.write(block)
+    seconds = time.perf_counter() - started
+    return {
+        "bytes": blocks << 20,
+        "seconds": round(seconds, 3),
+        "cpu_seconds": round(time.process_time() - cpu, 3),
+        "MB_per_s": round(blocks / seconds, 1),
     }
 
 
@@ -67,6 +102,14 @@ def markdown(row: dict) -> list[str]:
         f"| bundle size | {row['plain_bytes']:,} B | {row['encrypted_bytes']:,} B | "
         f"{row['encrypted_bytes'] - row['plain_bytes']:+,} B | |",
         f"| peak RSS of the bundle task | {p['peak_rss_mb']:.0f} MB | {e['peak_rss_mb']:.0f} MB | | |",
+        *(
+            [
+                f"| age alone on the bundle's bytes (same pipe, no upload) | | {a['seconds']:.2f} s "
+                f"({a['MB_per_s']:,.0f} MB/s, {a['cpu_seconds']:.2f} s CPU) | | |"
+            ]
+            if (a := row.get("age_alone"))
+            else []
+        ),
         "",
         f"Rounds: without {', '.join(f'{s:.2f}' for s in p['rounds_seconds'])} s; "
         f"with {', '.join(f'{s:.2f}' for s in e['rounds_seconds'])} s.",
