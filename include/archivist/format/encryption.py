@@ -25,7 +25,7 @@ from archivist.format.streams import Readable, Writable
 
 MAGIC = b"age-encryption.org/v1\n"
 # Chunks the pipes hold between the two threads: with the bundle writer's writes of up to a few
-# MiB each, a few MiB in flight at most.
+# MiB each, a few MiB in flight at most (docs/PERFORMANCE.md#encryption-cost).
 PIPE_DEPTH = 8
 _KEY = re.compile(r"\S+")
 
