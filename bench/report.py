@@ -6,7 +6,7 @@ import datetime as dt
 import json
 from pathlib import Path
 
-from bench import scaling
+from bench import encryption, scaling
 from bench.scaling import newest as latest
 
 MB = 1024 * 1024
@@ -202,6 +202,7 @@ def build(
         "end_to_end": end_to_end,
         "bundle_bytes": bundle_bytes,
         "archivist_tasks": {t: {k: v for k, v in tasks[t].items() if k != "result"} for t in TASK_ORDER if t in tasks},
+        "encryption": extra.get("encryption"),
         "checks": checks,
     }
 
@@ -337,6 +338,8 @@ def markdown(results: dict, reference: dict | None, runs: dict[float, dict] | No
             )
             + ".",
         ]
+    if results.get("encryption"):
+        lines += encryption.markdown(results["encryption"])
     lines += ["", "## Targets", "", "| target | wanted | found | met |", "|---|---|---|---|"]
     for what, wanted, found, met in evaluate(results, reference):
         lines.append(f"| {what} | {wanted} | {found} | {'yes' if met else 'no'} |")
@@ -473,6 +476,26 @@ def write(results: dict, results_dir: Path) -> list[Path]:
     runs = scaling.gathered(results_dir, results)
     md_path.write_text(markdown(results, reference, runs) + ("\n" + pg_bound_markdown(bound) if bound else ""))
     return [json_path, md_path] + ([scaling.chart(runs, results_dir / scaling.CHART)] if runs else [])
+
+
+def write_encryption(
+    row: dict, scale: float, started: dt.datetime, machine: dict, versions: dict, results_dir: Path
+) -> list[Path]:
+    """The results of `--only-encryption`: bench-encryption-scale-<s>-<time>.{json,md}."""
+    results_dir.mkdir(parents=True, exist_ok=True)
+    stem = f"bench-encryption-scale-{scale:g}-{started:%Y%m%d-%H%M%S}"
+    data = {"scale": scale, "started_at": started.isoformat(timespec="seconds"), "machine": machine, "encryption": row}
+    json_path, md_path = results_dir / f"{stem}.json", results_dir / f"{stem}.md"
+    json_path.write_text(json.dumps({**data, "versions": versions}, indent=2) + "\n")
+    lines = [
+        f"# archivist bench: encryption at scale {scale:g}",
+        "",
+        f"Run {data['started_at']} on {machine['cores']} cores and {machine['memory_gb']:g} GB of memory "
+        f"({machine['platform']}); pyrage {versions.get('pyrage', '?')}.",
+        *encryption.markdown(row),
+    ]
+    md_path.write_text("\n".join(lines) + "\n")
+    return [json_path, md_path]
 
 
 def headline(results: dict) -> str:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import importlib.metadata
 import json
 import os
 import platform
@@ -41,7 +42,18 @@ from archivist.format.bundle import BackupKey
 from archivist.sources.elasticsearch import cluster as es_cluster
 from archivist.sources.postgres import job as postgres
 from archivist.transport.backup_bucket import BackupStore
-from bench import baselines, dag_overhead, generate, load, measure, profile_summary, report, run_job, targets
+from bench import (
+    baselines,
+    dag_overhead,
+    encryption,
+    generate,
+    load,
+    measure,
+    profile_summary,
+    report,
+    run_job,
+    targets,
+)
 from bench.baselines import Step
 from bench.targets import Targets
 
@@ -58,6 +70,9 @@ ROUNDS = 5
 QUICK_ROUNDS = 2  # enough to run the rounds' code in the test suite
 OVERHEAD_SCALE = 0.1  # Airflow's share of a backup run is measured at this scale (bench/dag_overhead.py)
 OVERHEAD_RUNS = 3
+# Rounds of the bundle without and with encryption (bench/encryption.py); one in quick mode,
+# where the code path is what counts.
+ENCRYPTION_ROUNDS = 3
 
 
 def log(message: str) -> None:
@@ -99,6 +114,7 @@ class Bench:
         self.checks: list[str] = []
         self.sizes: dict[str, int] = {}  # baseline artifact -> bytes, taken before it is deleted
         self.store = BackupStore(t.backups)
+        self.encryption: dict | None = None  # bench/encryption.py's row
 
     # --- helpers -------------------------------------------------------------------------------------
 
@@ -178,6 +194,31 @@ class Bench:
         self.baseline[job] = bases[sorted(range(len(bases)), key=totals.__getitem__)[median]]
         self.baseline_rounds[job] = totals
 
+    def compare_encryption(self, store: BackupStore, key: str, staged: list[str]) -> None:
+        """The bundle from the staged artifacts without and with age encryption (bench/encryption.py);
+        the encrypted object is deleted after, the plain one is made again by bundle_and_upload."""
+        self.encryption = encryption.compare(
+            lambda name: self.task(name, key, "--results", *staged), self.tasks, ENCRYPTION_ROUNDS if self.settle else 1
+        )
+        store.s3.delete_object(Bucket=store.bucket, Key=store.object_key(BackupKey.parse(key).object_key_for(True)))
+
+    def encryption_only(self) -> dict:
+        """The encryption comparison alone: the three jobs into staging, then the two bundles."""
+        self.ensure(*JOBS)
+        store = BackupStore(self.t.backups)
+        key = BackupKey.new().name
+        staged = []
+        for job in JOBS:
+            self.ensure(job)
+            self.task(job, key)
+            staged.append(str(self.work / f"task-{job}.json"))
+        try:
+            self.compare_encryption(store, key, staged)
+        finally:
+            store.staging(BackupKey.parse(key)).cleanup()
+            store.s3.delete_object(Bucket=store.bucket, Key=store.object_key(BackupKey.parse(key).object_key))
+        return self.encryption or {}
+
     def dags_test(self, dag_id: str, conf: dict) -> dict:
         """A real DAG run with `airflow dags test`, its connections pointed at the bench targets. The DAG is
         paused first so a running scheduler does not take its tasks (with its own connections)."""
@@ -229,6 +270,7 @@ class Bench:
             self.ensure(job)
             self.task(job, key)
             staged.append(str(self.work / f"task-{job}.json"))
+        self.compare_encryption(store, key, staged)
         self.task("bundle_and_upload", key, "--results", *staged)
         self.task("rotate", key)
         self.ensure("postgres")
@@ -377,6 +419,7 @@ def versions(t: Targets, es_version: str) -> dict:
         "boto3": boto3.__version__,
         "awscrt": awscrt.__version__,
         "isal": isal.__version__,
+        "pyrage": importlib.metadata.version("pyrage"),
         "orjson": orjson.__version__,
         "PostgreSQL server": pg_text,
         "Elasticsearch server": es_version,
@@ -410,6 +453,9 @@ def main(argv: list[str] | None = None) -> dict:
         help="measure even while other test runs go on, without waiting for an idle machine first (noisy)",
     )
     parser.add_argument("--keep-loaded", action="store_true", help="leave the data on the servers afterwards")
+    parser.add_argument(
+        "--only-encryption", action="store_true", help="only the backup with age encryption against the same without"
+    )
     args = parser.parse_args(argv)
     scale = QUICK_SCALE if args.quick else (args.scale if args.scale is not None else 0.1)
     prefix = targets.QUICK_PREFIX if args.quick else targets.PREFIX
@@ -435,6 +481,12 @@ def main(argv: list[str] | None = None) -> dict:
         load.ensure_postgres(t, scale)
         load.es_drop_templates(t.elasticsearch)
         found_versions = versions(t, bench.es_version)
+        if args.only_encryption:
+            baselines.prepare(bench.work, t.elasticsearch)
+            row = bench.encryption_only()
+            paths = report.write_encryption(row, scale, started, machine(), found_versions, Path(args.results_dir))
+            log(f"results: {', '.join(str(p) for p in paths)}")
+            return row
         extra = bench.run()
     except BaseException:
         traceback.print_exc()
@@ -455,7 +507,7 @@ def main(argv: list[str] | None = None) -> dict:
         baseline_rounds=bench.baseline_rounds,
         e2e=bench.e2e,
         checks=bench.checks,
-        extra=extra,
+        extra={**extra, "encryption": bench.encryption},
         quick=args.quick,
     )
     paths = report.write(results, Path(args.results_dir))

@@ -4,7 +4,9 @@
 
 TASK is one of the DAG's task names: check, postgres, elasticsearch, storage,
 bundle_and_upload, rotate (backup), verify, restore_postgres,
-restore_elasticsearch, restore_storage (restore). The bench targets come in
+restore_elasticsearch, restore_storage (restore); or bundle_plain and bundle_encrypted, the
+bundle made from staging as bundle_and_upload makes it, without and with age encryption, staging
+kept for the next (bench/encryption.py). The bench targets come in
 BENCH_TARGETS (JSON, from the parent) so this process does not import Airflow:
 what is measured is archivist's own work, as an Airflow worker would run it.
 """
@@ -18,17 +20,20 @@ import logging
 import os
 import sys
 
+from pyrage import x25519
+
 from archivist.config import ElasticsearchSettings, PostgresSettings, S3Settings
 from archivist.format.bundle import BackupKey, JobResult
 from archivist.runner import backup, restore
 from archivist.sources import registry
 from archivist.sources.base import DumpOptions, RestoreOptions
 from archivist.transport.backup_bucket import BackupStore
+from bench import encryption
 from bench.targets import Targets
 
 BACKUP_TASKS = ("check", "postgres", "elasticsearch", "storage", "bundle_and_upload", "rotate")
 RESTORE_TASKS = ("verify", "restore_postgres", "restore_elasticsearch", "restore_storage")
-TASKS = BACKUP_TASKS + RESTORE_TASKS
+TASKS = BACKUP_TASKS + RESTORE_TASKS + encryption.TASKS
 
 
 def targets_to_env(t: Targets) -> dict[str, str]:
@@ -58,11 +63,9 @@ def run(task: str, key: BackupKey, t: Targets, results: list[str], mode: str, po
     if task in ("postgres", "elasticsearch", "storage"):
         return backup.run_job(task, key, store.staging(key), t.for_job(task), DumpOptions(t.index_pattern)).as_dict()
     if task == "bundle_and_upload":
-        loaded = []
-        for path in results:
-            with open(path) as f:
-                loaded.append(JobResult.from_dict(json.load(f)))
-        return backup.upload(store, key, loaded, "", "bench", "per-task")
+        return backup.upload(store, key, _loaded(results), "", "bench", "per-task")
+    if task in encryption.TASKS:
+        return _bundle(store, key, _loaded(results), task == "bundle_encrypted")
     if task == "rotate":
         return {"deleted": [b.key.name for b in store.rotate(7, protect={key.name})]}
     if task == "verify":
@@ -72,6 +75,22 @@ def run(task: str, key: BackupKey, t: Targets, results: list[str], mode: str, po
         options = RestoreOptions([t.index_pattern], postgres_jobs=postgres_jobs)
         return restore.restore_job(job, opener, t.for_job(job), mode, options)
     raise SystemExit(f"unknown task {task!r}; choose from {', '.join(TASKS)}")
+
+
+def _loaded(results: list[str]) -> list[JobResult]:
+    loaded = []
+    for path in results:
+        with open(path) as f:
+            loaded.append(JobResult.from_dict(json.load(f)))
+    return loaded
+
+
+def _bundle(store: BackupStore, key: BackupKey, results: list[JobResult], encrypted: bool) -> dict:
+    """The bundle as `backup.upload` makes it, to a fresh recipient when `encrypted`, staging kept."""
+    recipients = [x25519.Identity.generate().to_public()] if encrypted else None
+    with store.bundle_writer(key, encrypted) as out:
+        backup.assemble(out, key, results, store.staging(key), "", "bench", "per-task", recipients)
+    return {"key": key.name, "encrypted": encrypted, "size": out.size}
 
 
 def main() -> None:

@@ -251,7 +251,7 @@ def archivist_backup():
         uploaded = backup.upload(
             store, key, results, config.load_namespace(), ctx["dag"].dag_id, ctx["run_id"], store.lock()
         )
-        ctx["outlet_events"][BACKUPS].extra = {k: uploaded[k] for k in ("key", "object", "size", "counts")}
+        ctx["outlet_events"][BACKUPS].extra = {k: uploaded[k] for k in ("key", "object", "encrypted", "size", "counts")}
         return uploaded
 
     @task

@@ -33,7 +33,7 @@ def _store():
 def _opener(located: dict, verified: dict | None = None):
     """The bundle, pinned to the ETag `verify` saw once it has run: a replaced object fails."""
     store, key = _store(), BackupKey.parse(located["key"])
-    return store.bundle_source(key, etag=(verified or {}).get("etag"))
+    return store.bundle_source(key, etag=(verified or {}).get("etag"), encrypted=located.get("encrypted", False))
 
 
 # A hung run would hold back every later one (each DAG runs one at a time): Airflow stops it.
@@ -244,7 +244,7 @@ def archivist_restore():
     def locate(params: dict) -> dict:
         """Resolves the key (or 'latest'); an unknown key lists the closest ones."""
         found = _store().locate(params["key"])
-        print(f"restoring {found.key} ({found.size} bytes)")
+        print(f"restoring {found.key} ({found.size} bytes{', encrypted with age' if found.encrypted else ''})")
         return found.as_dict()
 
     @task

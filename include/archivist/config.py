@@ -19,6 +19,9 @@ from typing import Any
 from archivist.elasticsearch_settings import ElasticsearchSettings as ElasticsearchSettings
 from archivist.elasticsearch_settings import elasticsearch_from_connection as elasticsearch_from_connection
 from archivist.elasticsearch_settings import elasticsearch_from_env as elasticsearch_from_env
+from archivist.encryption_settings import ENCRYPTION_CONN_ID as ENCRYPTION_CONN_ID
+from archivist.encryption_settings import EncryptionSettings as EncryptionSettings
+from archivist.encryption_settings import encryption_from_connection, encryption_from_env, encryption_not_defined
 from archivist.errors import ConfigurationError
 from archivist.postgres_settings import PostgresSettings as PostgresSettings
 from archivist.postgres_settings import postgres_from_connection as postgres_from_connection
@@ -304,6 +307,22 @@ def load_backups(conn_id: str | None = None, env: Mapping[str, str] | None = Non
     if prefix is not None and not isinstance(prefix, str):
         raise ConfigurationError(f"the backup key prefix ({settings.source}) must be a string, got {prefix!r}")
     return replace(settings, prefix=parse_key_prefix(prefix, settings.source))
+
+
+def load_encryption(conn_id: str | None = None, env: Mapping[str, str] | None = None) -> EncryptionSettings:
+    """Who backups encrypt to and what restores decrypt with: the ENCRYPTION_* variables when any
+    is set, else the connection (ARCHIVIST_ENCRYPTION_CONN_ID, `archivist_encryption`); neither: off."""
+    env = os.environ if env is None else env
+    if _any_set(env, "ENCRYPTION_"):
+        return encryption_from_env(env)
+    conn_id = conn_id or env.get("ARCHIVIST_ENCRYPTION_CONN_ID") or ENCRYPTION_CONN_ID
+    try:
+        conn = _get_connection(conn_id)
+    except ConfigurationError as exc:
+        if "is not defined" in str(exc) or "needs Airflow" in str(exc):
+            return encryption_not_defined(conn_id)
+        raise
+    return encryption_from_connection(conn)
 
 
 def load_backups_kept(env: Mapping[str, str] | None = None) -> int:

@@ -153,6 +153,8 @@ class Catalog:
             found: tuple[dict[str, Any] | None, str | None] = (self.store.read_meta(stored), None)
         except VerificationError as exc:  # damage is as permanent as the bundle: cache it too
             found = (None, str(exc))
+            if stored.encrypted:  # or an identity not given yet: read again once it is
+                return found
         with self._lock:
             self._cache[ck] = found
             while len(self._cache) > self._cache_size:

@@ -53,10 +53,16 @@ def test_quick_bench_measures_everything_and_cleans_up(tmp_path, pg_settings, es
             assert len(job[tool]["rounds_seconds"]) == rounds
             assert job[tool]["seconds"] == sorted(job[tool]["rounds_seconds"])[(rounds - 1) // 2]
     assert "rounds_seconds" not in results["jobs"]["pg_backup"]["archivist"]
-    assert {"elasticdump", "rclone", "pg_dump", "tar", "gzip", "archivist"} <= set(results["versions"])
+    assert {"elasticdump", "rclone", "pg_dump", "tar", "gzip", "archivist", "pyrage"} <= set(results["versions"])
+    # The cost of encryption: the same staged artifacts bundled plain and encrypted, in rounds.
+    sealed = results["encryption"]
+    assert len(sealed["bundle_plain"]["rounds_seconds"]) == len(sealed["bundle_encrypted"]["rounds_seconds"]) == 1
+    assert sealed["bundle_ratio"] > 0 and sealed["backup_ratio"] > 0 and sealed["age_alone"]["seconds"] > 0
+    assert sealed["encrypted_bytes"] > sealed["plain_bytes"] > 0
 
     table = md_file.read_text()
     assert "## Speedups" in table and "## Peak resident memory" in table and "## Versions" in table
+    assert "## Encryption (age)" in table
     assert f"{results['machine']['cores']} cores" in table
 
     # The run took its data off the servers again.

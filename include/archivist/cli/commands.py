@@ -34,7 +34,14 @@ def _made_document(made: dict[str, Any], seconds: float) -> dict[str, Any]:
         for job_dir in sorted(made["stats"])
     }
     where = {"path": made["path"]} if "path" in made else {"object": made["object"]}
-    return {"key": made["key"], **where, "size": made["size"], "jobs": jobs, "seconds": round(seconds, 3)}
+    return {
+        "key": made["key"],
+        **where,
+        "encrypted": made["encrypted"],
+        "size": made["size"],
+        "jobs": jobs,
+        "seconds": round(seconds, 3),
+    }
 
 
 def _print_made(out: Output, made: dict[str, Any]) -> None:
@@ -42,6 +49,8 @@ def _print_made(out: Output, made: dict[str, Any]) -> None:
     if "path" in made:
         out.say(f"file     {made['path']}")
     out.say(f"size     {human_size(made['size'])} ({made['size']:,} bytes)")
+    if made["encrypted"]:
+        out.say("         encrypted with age: restoring or verifying it needs the identity")
     for job_dir in sorted(made["stats"]):
         seconds = made["stats"][job_dir]["time_seconds"]
         out.say(f"  {job_dir:<20} {seconds:7.2f} s   {format_counts(made['counts'].get(job_dir))}")
@@ -210,6 +219,7 @@ def list_cmd(with_meta: bool, out: Output) -> None:
     for row in rows:
         made = dt.datetime.fromisoformat(row["last_modified"]).astimezone(dt.UTC)
         line = f"{row['key']}  {made:%Y-%m-%d %H:%M} UTC  {human_size(row['size']):>10}"
+        line += "  encrypted (age)" if row["encrypted"] else ""
         if with_meta:
             if "error" in row:
                 version = f"damaged: {row['error']}"

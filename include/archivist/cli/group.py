@@ -47,7 +47,8 @@ Exit codes:
   2  bad configuration (a setting is missing or invalid; or restore --mode replace
      without a terminal to ask on and without --yes)
   3  a server or bucket is unreachable
-  4  verification failure (the bundle is damaged or of an unknown format)
+  4  verification failure (the bundle is damaged or of an unknown format, or it is
+     encrypted and no identity given opens it)
   5  backup not found
   6  restore target not empty (use --mode replace)
   7  a backup or restore job failed, or a restore does not match its bundle

@@ -15,17 +15,19 @@ from archivist.cli.elsewhere import Elsewhere
 from archivist.cli.group import backup_store, cli, output_options, restore_options, showing, split
 from archivist.cli.output import Output, format_counts, human_size
 from archivist.errors import BackupNotFoundError, JobFailedError, VerificationError
+from archivist.format import encryption
 from archivist.format.bundle import BackupKey
 from archivist.format.bundle_index import BundleSource
 from archivist.runner import restore
 from archivist.sources.base import RestoreOptions
-from archivist.transport.backup_bucket import BackupStore
+from archivist.transport.backup_bucket import BackupStore, decrypter
 
 
 def _locate(out: Output, store: BackupStore, text: str) -> tuple[str, Callable[[], Any]]:
     found = store.locate(text)
-    out.say(f"bundle   {found.key} ({human_size(found.size)}) in bucket '{store.bucket}'")
-    return found.key.name, store.bundle_source(found.key)
+    sealed = ", encrypted with age" if found.encrypted else ""
+    out.say(f"bundle   {found.key} ({human_size(found.size)}{sealed}) in bucket '{store.bucket}'")
+    return found.key.name, store.bundle_source(found.key, encrypted=found.encrypted)
 
 
 def _local(path: str) -> tuple[str, Callable[[], Any]]:
@@ -35,7 +37,9 @@ def _local(path: str) -> tuple[str, Callable[[], Any]]:
         name = BackupKey.parse(os.path.basename(path)).name
     except BackupNotFoundError:
         name = os.path.basename(path)  # a renamed file is fine: its folder inside names the backup
-    return name, BundleSource.file(path)
+    with open(path, "rb") as f:
+        sealed = encryption.is_encrypted(f.read(len(encryption.MAGIC)))
+    return name, BundleSource.file(path, decrypter(f"bundle file {path}") if sealed else None)
 
 
 @cli.command()
@@ -50,7 +54,11 @@ def verify(target: str, allow_unchecked: bool, out: Output) -> None:
     """Checks a bundle (a backup key, 'latest', or a local file) against its meta.json."""
     if os.path.isfile(target):
         name, opener = _local(target)
-    elif os.sep in target or target.endswith(".tgz") and not BackupKey.is_bundle_object(os.path.basename(target)):
+    elif (
+        os.sep in target
+        or target.endswith((".tgz", ".age"))
+        and not BackupKey.is_bundle_object(os.path.basename(target))
+    ):
         raise BackupNotFoundError(f"no bundle file at {target}")
     else:
         name, opener = _locate(out, backup_store(), target)

@@ -33,9 +33,9 @@ from archivist.format.bundle_index import INFLATE_ERRORS
 from archivist.format.deflate import Engine, GzipWriter
 from archivist.format.streams import Readable, Writable
 
-# The newest format this archivist reads; it writes version 1 unless a bundle needs version 2 or 3
+# The newest format this archivist reads; it writes version 1 unless a bundle needs version 2, 3 or 4
 # (format_version_for), so readers of version 1 keep reading every bundle they can.
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 META = "meta.json"
 JOB_DIRS = {"postgres": "jobs.postgres", "elasticsearch": "jobs.elasticsearch", "storage": "jobs.storage"}
 KEY_RE = re.compile(r"^bundle-(\d{4}-\d{2}-\d{2})-([A-Za-z0-9_-]{11})$")
@@ -44,6 +44,9 @@ KEY_RE = re.compile(r"^bundle-(\d{4}-\d{2}-\d{2})-([A-Za-z0-9_-]{11})$")
 GZIP_ENGINE: Engine = "isal"
 GZIP_LEVEL = 3
 COPY_CHUNK = 1024 * 1024
+# An encrypted bundle's object: the plain bundle's bytes encrypted with age, named with this suffix.
+ENCRYPTED_SUFFIX = ".age"
+ENCRYPTION_SCHEME = "age"
 MAX_META_BYTES = limits.META_BYTES
 
 
@@ -65,8 +68,8 @@ class BackupKey:
 
     @classmethod
     def parse(cls, text: str) -> BackupKey:
-        """Reads a key with or without `.tgz` (and without any folder in front)."""
-        name = text.strip().rsplit("/", 1)[-1].removesuffix(".tgz")
+        """Reads a key with or without `.tgz` or `.tgz.age` (and without any folder in front)."""
+        name = text.strip().rsplit("/", 1)[-1].removesuffix(ENCRYPTED_SUFFIX).removesuffix(".tgz")
         match = KEY_RE.match(name)
         if not match:
             raise BackupNotFoundError(
@@ -80,8 +83,9 @@ class BackupKey:
 
     @classmethod
     def is_bundle_object(cls, object_key: str) -> bool:
-        """Whether an object key is a bundle name, and so may ever be rotated away."""
-        if not object_key.endswith(".tgz") or not KEY_RE.match(object_key[: -len(".tgz")]):
+        """Whether an object key is a bundle name (plain or encrypted), and so may ever be rotated away."""
+        plain = object_key.removesuffix(ENCRYPTED_SUFFIX)
+        if not plain.endswith(".tgz") or not KEY_RE.match(plain[: -len(".tgz")]):
             return False
         try:
             cls.parse(object_key)
@@ -96,6 +100,10 @@ class BackupKey:
     @property
     def object_key(self) -> str:
         return f"{self.name}.tgz"
+
+    def object_key_for(self, encrypted: bool) -> str:
+        """The object's name: `.tgz`, or `.tgz.age` for a bundle encrypted with age."""
+        return self.object_key + (ENCRYPTED_SUFFIX if encrypted else "")
 
     def __str__(self) -> str:
         return self.name
@@ -149,10 +157,13 @@ def is_postgres_roles(path: str) -> bool:
     return bool(_ROLES.match(path))
 
 
-def format_version_for(paths: list[str]) -> int:
-    """3 when the storage job's objects are split over several archives (a reader of an older version
-    would restore the first alone); 2 when the bundle holds an artifact a version 1 reader would take
-    for the one dump of the postgres job (another database's dump, the roles); else 1."""
+def format_version_for(paths: list[str], encrypted: bool = False) -> int:
+    """4 for a bundle stored encrypted with age (its meta.json says so); else 3 when the storage
+    job's objects are split over several archives (a reader of an older version would restore the
+    first alone); else 2 when the bundle holds an artifact a version 1 reader would take for the one
+    dump of the postgres job (another database's dump, the roles); else 1."""
+    if encrypted:
+        return 4
     if any(is_storage_part(p) for p in paths):
         return 3
     return 2 if any(database_of_path(p) or is_postgres_roles(p) for p in paths) else 1
@@ -277,13 +288,15 @@ def build_meta(
     namespace: str = "",
     dag_id: str | None = None,
     run_id: str | None = None,
+    encrypted: bool = False,
 ) -> dict[str, Any]:
-    """meta.json: the spec's fields first, then ours. Holds no secret by construction."""
+    """meta.json: the spec's fields first, then ours. Holds no secret by construction; an
+    encrypted bundle's says which scheme, never a key."""
     results = sorted(results, key=lambda r: r.job)
-    return {
+    meta: dict[str, Any] = {
         "archivist": ci_block(),
         "stats": {JOB_DIRS[r.job]: {"time_seconds": r.time_seconds} for r in results},
-        "format_version": format_version_for([a.path for r in results for a in r.artifacts]),
+        "format_version": format_version_for([a.path for r in results for a in r.artifacts], encrypted),
         "archivist_version": __version__,
         "key": key.name,
         "backup_id": key.backup_id,
@@ -294,6 +307,9 @@ def build_meta(
         "counts": {JOB_DIRS[r.job]: r.counts for r in results},
         "artifacts": {a.path: {"size": a.size, "sha256": a.sha256} for r in results for a in r.artifacts},
     }
+    if encrypted:
+        meta["encryption"] = ENCRYPTION_SCHEME
+    return meta
 
 
 # --- writing -------------------------------------------------------------------------------

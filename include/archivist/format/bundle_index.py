@@ -123,8 +123,12 @@ class BundleSource:
         open_all: Callable[[], ReadableStream],
         open_range: Callable[[int, int], ReadableStream],
         name: str = "the bundle",
+        decrypt: Callable[[ReadableStream], ReadableStream] | None = None,
     ):
         self._size, self._open_all, self._open_range = size, open_all, open_range
+        # An encrypted bundle is read whole, through `decrypt`, every time: its seek index lies
+        # inside the ciphertext, so no range of the object is one of the plain bundle.
+        self._decrypt = decrypt
         self._ranges: dict[str, tuple[int, int, int]] | None = None
         self._ranges_read = False
         self.name = name
@@ -133,9 +137,18 @@ class BundleSource:
         self.es_metadata: tuple[dict[str, Any], dict[str, Any], list[str]] | None = None  # read once, see restore
 
     @classmethod
-    def s3(cls, s3: Any, bucket: str, key: str, size: int | None = None, etag: str | None = None) -> BundleSource:
+    def s3(
+        cls,
+        s3: Any,
+        bucket: str,
+        key: str,
+        size: int | None = None,
+        etag: str | None = None,
+        decrypt: Callable[[ReadableStream], ReadableStream] | None = None,
+    ) -> BundleSource:
         """The object `key` (of `size` bytes, if known from a listing), pinned to `etag` when given
-        (else to the ETag its first read sees); nothing is requested until it is read."""
+        (else to the ETag its first read sees); nothing is requested until it is read. An
+        encrypted object is read through `decrypt`."""
         source: BundleSource
 
         def pinned(request: Callable[..., Any], **extra: Any) -> Any:
@@ -159,12 +172,14 @@ class BundleSource:
         def head() -> int:
             return size if size is not None else pinned(s3.head_object)["ContentLength"]
 
-        source = cls(head, get, lambda start, end: get(Range=f"bytes={start}-{end - 1}"), f"bundle object {key!r}")
+        source = cls(
+            head, get, lambda start, end: get(Range=f"bytes={start}-{end - 1}"), f"bundle object {key!r}", decrypt
+        )
         source.pin = etag
         return source
 
     @classmethod
-    def file(cls, path: str) -> BundleSource:
+    def file(cls, path: str, decrypt: Callable[[ReadableStream], ReadableStream] | None = None) -> BundleSource:
         source: BundleSource
 
         def opened() -> BinaryIO:
@@ -188,19 +203,30 @@ class BundleSource:
             with opened() as f:
                 return os.fstat(f.fileno()).st_size
 
-        source = cls(size, opened, ranged, path)
+        source = cls(size, opened, ranged, path, decrypt)
         return source
+
+    @property
+    def encrypted(self) -> bool:
+        return self._decrypt is not None
 
     @functools.cached_property
     def size(self) -> int:
         return self._size()
 
     def __call__(self) -> ReadableStream:
-        return self._open_all()
+        body = self._open_all()
+        if self._decrypt is None:
+            return body
+        try:
+            return self._decrypt(body)
+        except BaseException:
+            body.close()
+            raise
 
     def ranges(self) -> dict[str, tuple[int, int, int]] | None:
-        """The index at the end of the bundle (read once), or None if it has none."""
-        if not self._ranges_read:
+        """The index at the end of the bundle (read once), or None if it has none or is encrypted."""
+        if not self._ranges_read and self._decrypt is None:
             self._ranges_read = True
             if self.size:
                 with closing(self._open_range(max(0, self.size - TAIL_BYTES), self.size)) as body:

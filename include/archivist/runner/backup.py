@@ -21,6 +21,7 @@ from archivist import config
 from archivist.errors import JobFailedError
 from archivist.format import bundle
 from archivist.format.bundle import BackupKey, JobResult
+from archivist.format.encryption import EncryptingWriter
 from archivist.retention import RetentionPolicy
 from archivist.runner import checks, split
 from archivist.runner.failures import failures_named
@@ -64,12 +65,21 @@ def assemble(
     namespace: str = "",
     dag_id: str | None = None,
     run_id: str | None = None,
+    recipients: list[Any] | None = None,
 ) -> dict[str, Any]:
-    """Streams the bundle for `results` into `out`, each artifact read with `open_artifact`; returns its meta.json."""
-    meta = bundle.build_meta(key, results, dt.datetime.now(dt.UTC), namespace, dag_id, run_id)
+    """Streams the bundle for `results` into `out`, each artifact read with `open_artifact`,
+    encrypted to `recipients` when there are any; returns its meta.json."""
+    meta = bundle.build_meta(key, results, dt.datetime.now(dt.UTC), namespace, dag_id, run_id, bool(recipients))
     artifacts = [a for r in results for a in r.artifacts]
-    bundle.write_bundle(out, key, meta, artifacts, open_artifact)
+    with EncryptingWriter(out, recipients) if recipients else nullcontext(out) as sealed:
+        bundle.write_bundle(sealed, key, meta, artifacts, open_artifact)
     return meta
+
+
+def load_recipients() -> list[Any] | None:
+    """The age recipients backups encrypt to (parsed, so a bad key fails before any work), or None."""
+    settings = config.load_encryption()
+    return settings.recipient_keys() if settings.enabled else None
 
 
 def upload(
@@ -81,18 +91,22 @@ def upload(
     run_id: str | None = None,
     lock: OperationLock | None = None,
 ) -> dict[str, Any]:
-    """Builds the bundle from the staging prefix straight into the backup bucket, then clears staging.
-    The parts of a split job are joined first (runner/split.py)."""
+    """Builds the bundle from the staging prefix straight into the backup bucket, then clears
+    staging. The parts of a split job are joined first (runner/split.py); the bundle is encrypted
+    when the encryption settings name recipients."""
+    recipients = load_recipients()
     started, staging = time.monotonic(), store.staging(key)
+    object_key = store.object_key(key.object_key_for(bool(recipients)))
     with lock.alive() if lock else nullcontext(), staging.alive():
         results, open_artifact = split.join(results, staging)
-        with store.bundle_writer(key) as out:
-            meta = assemble(out, key, results, open_artifact, namespace, dag_id, run_id)
+        with store.bundle_writer(key, bool(recipients)) as out:
+            meta = assemble(out, key, results, open_artifact, namespace, dag_id, run_id, recipients)
     staging.cleanup()  # after the lease stopped, so no refresh outlives it
-    log.info("uploaded %s (%d bytes)", store.object_key(key.object_key), out.size)
+    log.info("uploaded %s (%d bytes%s)", object_key, out.size, ", encrypted with age" if recipients else "")
     return {
         "key": key.name,
-        "object": store.object_key(key.object_key),
+        "object": object_key,
+        "encrypted": bool(recipients),
         "size": out.size,
         "stats": meta["stats"],
         "counts": meta["counts"],
@@ -162,10 +176,12 @@ def run_simple_backup(
 ) -> dict[str, Any]:
     """The `archivist simple-backup` command: the bundle is left in a local file."""
     checks.require(checks.run_checks(jobs, backups=False))
+    recipients = load_recipients()
     key = BackupKey.new()
-    output = output or os.path.join(os.getcwd(), key.object_key)
+    name = key.object_key_for(bool(recipients))
+    output = output or os.path.join(os.getcwd(), name)
     if os.path.isdir(output):
-        output = os.path.join(output, key.object_key)
+        output = os.path.join(output, name)
     staging = LocalStaging(parent=os.path.dirname(os.path.abspath(output)))
     partial = None
     try:
@@ -174,7 +190,7 @@ def run_simple_backup(
         fd, partial = tempfile.mkstemp(prefix=".partial-", suffix=".tgz", dir=os.path.dirname(os.path.abspath(output)))
         try:
             with os.fdopen(fd, "wb") as out:
-                meta = assemble(out, key, results, staging.open, config.load_namespace())
+                meta = assemble(out, key, results, staging.open, config.load_namespace(), recipients=recipients)
         except OSError as exc:
             if exc.errno == errno.ENOSPC:
                 raise JobFailedError(
@@ -191,6 +207,7 @@ def run_simple_backup(
     return {
         "key": key.name,
         "path": output,
+        "encrypted": bool(recipients),
         "size": os.path.getsize(output),
         "stats": meta["stats"],
         "counts": meta["counts"],

@@ -56,6 +56,19 @@ def _backups_kept(keep: RetentionPolicy | int | str | None) -> str:
     return f"{policy.last} backups kept" + (f", and by the calendar: {calendar}" if calendar else "")
 
 
+def _encryption() -> str:
+    settings = config.load_encryption()
+    return f"bundles encrypted with age to {len(settings.recipient_keys())} recipient(s) ({settings.source})"
+
+
+def _encryption_configured() -> bool:
+    """Whether the encryption settings are set (or fail to load): only then is there a line."""
+    try:
+        return config.load_encryption().enabled
+    except ArchivistError:
+        return True
+
+
 def run_checks(
     jobs: tuple[str, ...] = config.JOBS,
     backups: bool = True,
@@ -67,6 +80,8 @@ def run_checks(
     results = []
     if backups:
         results.append(_run("BACKUPS_KEPT", lambda: _backups_kept(keep)))
+    if _encryption_configured():
+        results.append(_run("encryption", _encryption))
     for job in jobs:
         source = registry.source(job)
         # without conn_ids, the spec's variables win over the default connection, as in a backup

@@ -15,17 +15,20 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import secrets
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from collections.abc import Set as AbstractSet
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from typing import IO, Any
 
-from archivist.config import MIN_BACKUPS_KEPT, S3Settings, load_timeouts, parse_backups_kept
+from archivist.config import MIN_BACKUPS_KEPT, S3Settings, load_encryption, load_timeouts, parse_backups_kept
 from archivist.errors import BackupNotFoundError, ConfigurationError, VerificationError
 from archivist.format import limits
 from archivist.format.artifact import HashingWriter
 from archivist.format.bundle import (
+    ENCRYPTED_SUFFIX,
+    ENCRYPTION_SCHEME,
+    FORMAT_VERSION,
     KEY_RE,
     MAX_META_BYTES,
     META,
@@ -36,6 +39,8 @@ from archivist.format.bundle import (
     parse_meta,
 )
 from archivist.format.bundle_index import BundleSource
+from archivist.format.encryption import DecryptingReader
+from archivist.format.streams import ReadableStream
 from archivist.retention import RetentionPolicy, Verdict, apply_policy
 from archivist.transport import s3io
 from archivist.transport.operation_lock import LOCK_OBJECT, OperationLock
@@ -51,6 +56,9 @@ STALE_STAGING = dt.timedelta(hours=6)
 FIRST_PROBE = 256 * 1024
 LAST_PROBE = 16 * 1024 * 1024
 PROBE = ".archivist-check-"  # a write test of `check`, deleted at once; left only by a killed check
+# What an encrypted bundle's object tells without its identity, as S3 user metadata: the scheme and
+# the format version, no key and no data (docs/FORMAT.md#encrypted-bundles).
+ENCRYPTED_METADATA = {"archivist-encryption": ENCRYPTION_SCHEME, "archivist-format-version": str(FORMAT_VERSION)}
 
 
 @dataclass(frozen=True)
@@ -61,10 +69,11 @@ class StoredBundle:
     size: int
     last_modified: dt.datetime
     prefix: str = ""
+    encrypted: bool = False  # stored as `.tgz.age`, readable only with the identity
 
     @property
     def object_key(self) -> str:
-        return self.prefix + self.key.object_key
+        return self.prefix + self.key.object_key_for(self.encrypted)
 
     @property
     def name(self) -> str:
@@ -82,6 +91,7 @@ class StoredBundle:
             "date": self.key.date.isoformat(),
             "size": self.size,
             "last_modified": self.last_modified.isoformat(),
+            "encrypted": self.encrypted,
         }
 
 
@@ -188,7 +198,13 @@ class BackupStore:
                     name = obj["Key"][len(self.prefix) :]
                     if "/" in name or not BackupKey.is_bundle_object(name):
                         continue
-                    stored = StoredBundle(BackupKey.parse(name), obj["Size"], obj["LastModified"], self.prefix)
+                    stored = StoredBundle(
+                        BackupKey.parse(name),
+                        obj["Size"],
+                        obj["LastModified"],
+                        self.prefix,
+                        name.endswith(ENCRYPTED_SUFFIX),
+                    )
                     (future if is_future(stored.key) else found).append(stored)
         except Exception as exc:
             raise s3io.explain(exc, self.settings, "list") from None
@@ -203,13 +219,13 @@ class BackupStore:
         return newest_first(found)
 
     def locate(self, text: str) -> StoredBundle:
-        """The bundle named by `text` (a key, with or without .tgz, or `latest`)."""
+        """The bundle named by `text` (a key, with or without .tgz or .tgz.age, or `latest`)."""
         bundles = self.list_bundles()
         if text.strip() == "latest":
             if not bundles:
                 raise BackupNotFoundError(f"there is no bundle in {self.where} yet: run a backup first")
             return bundles[0]
-        wanted = text.strip().removesuffix(".tgz")
+        wanted = text.strip().removesuffix(ENCRYPTED_SUFFIX).removesuffix(".tgz")
         for bundle in bundles:
             if bundle.key.name == wanted:
                 return bundle
@@ -227,9 +243,16 @@ class BackupStore:
         return S3Staging(self.s3, self.bucket, self.object_key(f"{STAGING_ROOT}{key.name}/"))
 
     @contextmanager
-    def bundle_writer(self, key: BackupKey) -> Iterator[HashingWriter]:
-        """Streams a new bundle to its final name; it appears only if the block succeeds."""
-        with s3io.upload_writer(self.s3, self.bucket, self.object_key(key.object_key), "application/gzip") as out:
+    def bundle_writer(self, key: BackupKey, encrypted: bool = False) -> Iterator[HashingWriter]:
+        """Streams a new bundle to its final name; it appears only if the block succeeds. An
+        `encrypted` one is named `.tgz.age` and says so in its metadata; the caller encrypts."""
+        with s3io.upload_writer(
+            self.s3,
+            self.bucket,
+            self.object_key(key.object_key_for(encrypted)),
+            "application/octet-stream" if encrypted else "application/gzip",
+            ENCRYPTED_METADATA if encrypted else None,
+        ) as out:
             yield out
 
     def sweep_stale_staging(self, older_than: dt.timedelta = STALE_STAGING) -> int:
@@ -279,7 +302,9 @@ class BackupStore:
             name, sep, _ = object_key[len(root) :].partition("/")
             return name if sep and KEY_RE.match(name) else None
         name = object_key[len(self.prefix) :] if object_key.startswith(self.prefix) else ""
-        return name.removesuffix(".tgz") if "/" not in name and BackupKey.is_bundle_object(name) else None
+        if "/" in name or not BackupKey.is_bundle_object(name):
+            return None
+        return name.removesuffix(ENCRYPTED_SUFFIX).removesuffix(".tgz")
 
     def _lease_renewed_since(self, name: str, cutoff: dt.datetime) -> bool:
         """Looks at the lease again just before deleting: the listing may be minutes old."""
@@ -291,20 +316,32 @@ class BackupStore:
 
     def abort_unfinished_bundle(self, key: BackupKey) -> int:
         """Aborts the multipart upload of a bundle whose writer was killed; a finished one is untouched."""
-        return s3io.abort_uploads(self.s3, self.bucket, self.object_key(key.object_key))
+        return sum(
+            s3io.abort_uploads(self.s3, self.bucket, self.object_key(key.object_key_for(encrypted)))
+            for encrypted in (False, True)
+        )
 
     def open_bundle(self, key: BackupKey) -> IO[bytes]:
         return s3io.open_object(self.s3, self.bucket, self.object_key(key.object_key))
 
-    def bundle_source(self, key: BackupKey, etag: str | None = None) -> BundleSource:
+    def bundle_source(
+        self, key: BackupKey, etag: str | None = None, encrypted: bool = False, size: int | None = None
+    ) -> BundleSource:
         """The bundle as a source a restore reads whole or, through its seek index, by ranges;
-        every read is pinned to `etag` (when given) or to the ETag the first read sees."""
-        return BundleSource.s3(self.s3, self.bucket, self.object_key(key.object_key), etag=etag)
+        every read is pinned to `etag` (when given) or to the ETag the first read sees. An
+        `encrypted` one is read whole, decrypted with the identity of the encryption settings."""
+        object_key = self.object_key(key.object_key_for(encrypted))
+        decrypt = decrypter(f"bundle object {object_key!r}") if encrypted else None
+        return BundleSource.s3(self.s3, self.bucket, object_key, size=size, etag=etag, decrypt=decrypt)
 
     def read_meta(self, stored: StoredBundle) -> dict[str, Any]:
         """A bundle's meta.json without a download: from its range when the bundle has a seek
-        index (two small ranged GETs), else from as few of its first bytes as will do."""
-        source = BundleSource.s3(self.s3, self.bucket, stored.object_key, size=stored.size)
+        index (two small ranged GETs), else from as few of its first bytes as will do. An
+        encrypted bundle's is decrypted from its first bytes, which needs the identity."""
+        source = self.bundle_source(stored.key, encrypted=stored.encrypted, size=stored.size)
+        if stored.encrypted:
+            with closing(source()) as stream:
+                return meta_from_prefix(stream, complete=True)
         ranges = source.ranges()
         if ranges and META in ranges and ranges[META][1] - ranges[META][0] <= MAX_META_BYTES:
             for fileobj in source.open_member(META):
@@ -369,6 +406,17 @@ class BackupStore:
             len(doomed),
         )
         return doomed
+
+
+def decrypter(name: str) -> Callable[[ReadableStream], ReadableStream]:
+    """Decrypts `name`'s body with the identity the encryption settings hold when it is read; none
+    there is a verification failure that names where to put it."""
+
+    def decrypt(body: ReadableStream) -> ReadableStream:
+        settings = load_encryption()
+        return DecryptingReader(body, settings.identity_keys(name), name, settings.source)
+
+    return decrypt
 
 
 class _Run:

@@ -81,9 +81,16 @@ class MultipartWriter(FinishingWriter):
     `close` to finish the object and `abort` to drop it."""
 
     def __init__(
-        self, s3: Any, bucket: str, key: str, content_type: str = "application/octet-stream", in_flight: int = IN_FLIGHT
+        self,
+        s3: Any,
+        bucket: str,
+        key: str,
+        content_type: str = "application/octet-stream",
+        in_flight: int = IN_FLIGHT,
+        metadata: dict[str, str] | None = None,
     ):
-        self._s3, self._bucket, self._key, self._type = s3, bucket, key, content_type
+        self._s3, self._bucket, self._key = s3, bucket, key
+        self._stored = {"ContentType": content_type, **({"Metadata": metadata} if metadata else {})}
         self._pool = ThreadPoolExecutor(in_flight, thread_name_prefix=f"upload:{key}")
         self._free: queue.Queue[bytearray] = queue.Queue()
         self._buffers, self._most = 1, in_flight + 1
@@ -125,7 +132,7 @@ class MultipartWriter(FinishingWriter):
             if self._upload is None:
                 body = self._tail()
                 self._s3.put_object(
-                    Bucket=self._bucket, Key=self._key, Body=body, ContentType=self._type, ChecksumCRC32C=crc32c(body)
+                    Bucket=self._bucket, Key=self._key, Body=body, ChecksumCRC32C=crc32c(body), **self._stored
                 )
             else:
                 if self._fill:
@@ -178,7 +185,7 @@ class MultipartWriter(FinishingWriter):
             self._checked += 1
         if self._upload is None:
             self._upload = MultipartUpload(
-                self._s3, self._bucket, self._key, ContentType=self._type, ChecksumAlgorithm=CHECKSUM
+                self._s3, self._bucket, self._key, ChecksumAlgorithm=CHECKSUM, **self._stored
             )
         self._sent.append(self._pool.submit(self._upload_part, self._number, body))
         self._number += 1

@@ -136,14 +136,19 @@ def explain(exc: Exception, settings: S3Settings, action: str) -> Exception:
 
 @contextmanager
 def upload_writer(
-    s3: Any, bucket: str, key: str, content_type: str = "application/octet-stream"
+    s3: Any,
+    bucket: str,
+    key: str,
+    content_type: str = "application/octet-stream",
+    metadata: dict[str, str] | None = None,
 ) -> Iterator[HashingWriter]:
-    """A writable stream whose bytes become the object `key`, uploaded a part at a time.
+    """A writable stream whose bytes become the object `key` (with user `metadata`), uploaded a
+    part at a time.
 
     The object appears only when the block ends without error: S3 makes a
     multipart upload visible atomically on completion, and an error aborts it.
     """
-    with MultipartWriter(s3, bucket, key, content_type) as sink:
+    with MultipartWriter(s3, bucket, key, content_type, metadata=metadata) as sink:
         yield HashingWriter(sink)
 
 

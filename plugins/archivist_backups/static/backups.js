@@ -228,6 +228,9 @@
           ? el("span", { class: "tag", title: `format version ${b.format_version}, archivist ${b.archivist_version || "?"}`, text: `v${b.format_version}` })
           : null,
         drillTag(b),
+        b.encrypted
+          ? el("span", { class: "tag tag-encrypted", title: "Encrypted with age: restoring, verifying or reading it needs the identity (private key)", text: "encrypted" })
+          : null,
         b.namespace ? el("span", { class: "sub", text: b.namespace }) : null);
       const cells = b.error
         ? [el("td", { colspan: 3, class: "bad", text: `meta.json unreadable: ${b.error}` })]

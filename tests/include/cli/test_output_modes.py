@@ -39,7 +39,8 @@ def test_every_command_prints_one_json_document(seeded, spec_env, pg_settings, e
     run = archivist(spec_env, "backup", "--json")
     assert run.returncode == 0, run.stdout + run.stderr
     made = as_json(run)
-    assert set(made) == {"key", "object", "size", "jobs", "seconds", "rotated"}
+    assert set(made) == {"key", "object", "encrypted", "size", "jobs", "seconds", "rotated"}
+    assert made["encrypted"] is False
     assert made["object"] == f"{made['key']}.tgz" and made["size"] > 0 and made["seconds"] > 0
     assert sorted(made["jobs"]) == JOBS and isinstance(made["rotated"], list)
     assert made["jobs"]["postgres"]["counts"]["tables"] == 5 and made["jobs"]["postgres"]["seconds"] > 0
@@ -64,7 +65,7 @@ def test_every_command_prints_one_json_document(seeded, spec_env, pg_settings, e
     assert rotated["keep"] == 30 and rotated["dry_run"] is True and isinstance(rotated["deleted"], list)
 
     local = as_json(archivist(spec_env, "simple-backup", "--json", "--output", str(tmp_path)))
-    assert set(local) == {"key", "path", "size", "jobs", "seconds"} and sorted(local["jobs"]) == JOBS
+    assert set(local) == {"key", "path", "encrypted", "size", "jobs", "seconds"} and sorted(local["jobs"]) == JOBS
     assert local["path"] == str(tmp_path / f"{local['key']}.tgz")
 
     run = archivist(spec_env, "simple-restore", local["path"], "--mode", "replace", "--yes", "--json")
