@@ -38,13 +38,14 @@ def restore(store: BackupStore, key: str, scratch: ScratchTargets, settings: dic
     stored = store.locate(key)
     meta = store.read_meta(stored)
     extra = sorted({name for p in (meta.get("artifacts") or {}) if (name := bundle.database_of_path(str(p)))})
-    source = store.bundle_source(stored.key)
+    source = store.bundle_source(stored.key, encrypted=stored.encrypted)
     log.info("drill of %s into scratch targets: %s", stored.key, scratch.describe())
     result = restorer.run_restore(
         source, stored.key.name, None, "empty", scratch.restore_options(extra), settings=settings
     )
     return {
         "key": stored.key.name,
+        "encrypted": stored.encrypted,
         "etag": result["etag"],
         "jobs": result["jobs"],
         "counts": result["counts"],
@@ -69,9 +70,9 @@ def _read_bundle(source: BundleSource) -> dict[str, Any]:
         elif (index := bundle.index_of_path(path)) is not None:
             read["indices"][index] = indices.read_lines(fileobj)
         elif path.startswith("jobs.storage/storage-"):
-            read["archive"] = objects.read_archive(fileobj)
+            read["archive"].update(objects.read_archive(fileobj))  # one archive, or one per part
         elif path.startswith("jobs.storage/manifest-"):
-            read["manifest"] = objects.read_manifest(fileobj)
+            read["manifest"] = {**(read["manifest"] or {}), **objects.read_manifest(fileobj)}
         finish(fileobj)  # what a reader left is hashed too
     return read
 
@@ -80,7 +81,9 @@ def check(
     store: BackupStore, restored: dict[str, Any], scratch: ScratchTargets, settings: dict[str, Any]
 ) -> tuple[list[str], dict[str, int]]:
     """Compares the scratch targets with the bundle; returns the differences and what was checked."""
-    source = store.bundle_source(bundle.BackupKey.parse(restored["key"]), etag=restored["etag"])
+    source = store.bundle_source(
+        bundle.BackupKey.parse(restored["key"]), etag=restored["etag"], encrypted=restored.get("encrypted", False)
+    )
     read = _read_bundle(source)
     counts = restored["counts"]
     problems = [f"restore: {p}" for p in restored["problems"]]
