@@ -22,6 +22,8 @@ MINIO_CONSOLE_PORT="${ARCHIVIST_MINIO_CONSOLE_PORT:-59001}"
 AIRFLOW_PORT="${ARCHIVIST_AIRFLOW_PORT:-8080}"
 # The HTTPS-only node of `services.sh start-tls` (its transport port is 100 above it).
 ES_TLS_PORT="${ARCHIVIST_ES_TLS_PORT:-$((ES_PORT + 50))}"
+# The first port of the search servers of scripts/search_servers.sh (7.17, 9, OpenSearch 2 and 3).
+ES_EXTRA_PORT="${ARCHIVIST_ES_EXTRA_PORT:-$((ES_PORT + 60))}"
 
 # Demo credentials for the local stack only (never used outside .local/).
 PG_DB="archivist_demo"
@@ -59,6 +61,17 @@ write_secret() {  # FILE TEXT [OWNER]
   printf '%s\n' "$text" > "$tmp"
   if [ "${3:-}" = service ] && [ "$(id -u)" = 0 ]; then chown "$SERVICE_USER" "$tmp"; fi
   mv -f "$tmp" "$file"
+}
+
+# Stops the process of a pid file a server wrote, waits until it has exited (60 s at most) and
+# removes the file; nothing when there is no such file.
+stop_pidfile() {
+  local pidfile="$1" pid
+  [ -f "$pidfile" ] || return 0
+  pid="$(cat "$pidfile")"
+  kill "$pid" 2>/dev/null || true
+  for _ in $(seq 60); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
+  rm -f "$pidfile"
 }
 
 # `go install MODULE@VERSION` into the per-user cache, once per version; NAME is the binary.

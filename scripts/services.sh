@@ -258,14 +258,7 @@ CONF
     es_tls_curl "_cluster/health?wait_for_status=yellow&timeout=1s"
 }
 
-stop_elasticsearch_tls() {
-  local pid
-  [ -f "$ES_TLS_PIDFILE" ] || return 0
-  pid="$(cat "$ES_TLS_PIDFILE")"
-  kill "$pid" 2>/dev/null || true
-  for _ in $(seq 60); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
-  rm -f "$ES_TLS_PIDFILE"
-}
+stop_elasticsearch_tls() { stop_pidfile "$ES_TLS_PIDFILE"; }
 
 start_minio() {
   local bin="$LOCAL/bin/minio"
@@ -298,19 +291,13 @@ PY
 }
 
 # Stops the Elasticsearch this clone started and waits until it has exited.
-stop_elasticsearch() {
-  local pidfile="$LOCAL/es/es.pid" pid
-  [ -f "$pidfile" ] || return 0
-  pid="$(cat "$pidfile")"
-  kill "$pid" 2>/dev/null || true
-  for _ in $(seq 60); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
-  rm -f "$pidfile"
-}
+stop_elasticsearch() { stop_pidfile "$LOCAL/es/es.pid"; }
 
 stop_all() {
   [ -f "$PG_DATA/PG_VERSION" ] && as_service_user "$PG_BIN/pg_ctl" -D "$PG_DATA" -m fast stop >/dev/null 2>&1 || true
   stop_elasticsearch
   stop_elasticsearch_tls
+  bash "$ROOT/scripts/search_servers.sh" stop
   pkill -f "^$LOCAL/bin/minio server" || true; rm -f "$LOCAL/run/minio.pid"
   log "services stopped"
 }
@@ -337,6 +324,7 @@ case "${1:-start}" in
     wait $pg && wait $es && wait $mn || die "a service failed to start (see above)"
     create_buckets
     "$ROOT/scripts/write_env.sh"
+    if [ -n "${ARCHIVIST_ES_VERSIONS:-}" ]; then bash "$ROOT/scripts/search_servers.sh" start >/dev/null; fi
     ;;
   start-tls) start_elasticsearch_tls ;;
   stop-tls) stop_elasticsearch_tls ;;
