@@ -104,14 +104,18 @@ class SearchTransport(Transport):
     """Identifies the server with its first request, then speaks its dialect (module docstring)."""
 
     server: Server | None = None
+    _plain_json = False  # of the server, kept apart: asked on every request
+    _vouch = False
 
     def perform_request(self, method: str, target: str, **kwargs: Any) -> TransportApiResponse:
         if self.server is None:
             self.server = self._identify(kwargs)
-        if self.server is not None and self.server.plain_json:
+            if self.server is not None:
+                self._plain_json, self._vouch = self.server.plain_json, self.server.family == OPENSEARCH
+        if self._plain_json:
             kwargs["headers"] = _plain(kwargs.get("headers", DEFAULT))
         response = super().perform_request(method, target, **kwargs)
-        if self.server is not None and self.server.family == OPENSEARCH:
+        if self._vouch:
             headers = HttpHeaders(response.meta.headers)
             headers[PRODUCT_HEADER] = "Elasticsearch"  # the client's product check: identified above
             response = TransportApiResponse(dataclasses.replace(response.meta, headers=headers), response.body)
