@@ -8,8 +8,6 @@ documents need their routing, and a template of each kind; after the round trip 
 
 from __future__ import annotations
 
-import logging
-
 import pytest
 
 from archivist.format.bundle_index import BundleSource
@@ -98,7 +96,7 @@ def test_round_trip(on, tmp_path_factory):
     servers.clean(es, prefix)
 
 
-def test_migration(on, source, tmp_path_factory, caplog):
+def test_migration(on, source):
     """A bundle of the older server `source` (made by its round trip) into this one."""
     label, settings, es = on
     if source not in _bundles:
@@ -106,7 +104,6 @@ def test_migration(on, source, tmp_path_factory, caplog):
     path, key, held = _bundles[source]
     prefix = f"mx{source.replace('.', '').replace('-', '')}"
     servers.clean(es, prefix)
-    caplog.set_level(logging.WARNING)
 
     result = _restore(settings, path, key)
 
