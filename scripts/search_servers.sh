@@ -105,11 +105,11 @@ CONF
   as_service_user env "${upper}_JAVA_HOME=$java" "${upper}_JAVA_OPTS=-Xms$SEARCH_HEAP -Xmx$SEARCH_HEAP" \
     "${upper}_TMPDIR=$dir/tmp" "$home/bin/$family" -d -p "$pidfile" >"$LOCAL/log/search-$label.out" 2>&1 \
     || { tail -n 20 "$LOCAL/log/search-$label.out" >&2; die "$family $version failed to start; see $LOCAL/log/search-$label.out"; }
-  local deadline=$((SECONDS + 240))
+  local deadline=$((SECONDS + 420))  # OpenSearch 3 took 5 minutes on a busy machine
   until health "$label" >/dev/null 2>&1; do
     if [ "$SECONDS" -ge "$deadline" ]; then
       tail -n 30 "$LOCAL/log/search-$label"/*.log >&2 || true
-      die "$family $version ($label) did not answer on port $port within 240s; see $LOCAL/log/search-$label/"
+      die "$family $version ($label) did not answer on port $port within 420s; see $LOCAL/log/search-$label/"
     fi
     sleep 1
   done
