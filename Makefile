@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 ENV := source .local/env.sh
 
-.PHONY: install services stop seed airflow demo test test-esmatrix test-unit lint bench bench-es-servers
+.PHONY: install services stop seed airflow demo test test-distributed test-esmatrix test-unit lint bench bench-es-servers
 
 install:  ## install what is missing (cached outside the clone)
 	bash scripts/install.sh all
@@ -27,6 +27,17 @@ test: services  ## run the test suite against the real servers
 	bash scripts/airflow.sh migrate
 	$(ENV) && python -m pytest $(PYTEST_ARGS)
 
+# Airflow restarted with CeleryExecutor and two workers that share no folder, the tests in
+# tests/distributed run, and the stack's environment written back for LocalExecutor.
+AUDIT := $(CURDIR)/.local/audit
+test-distributed:  ## backups and restores spread over two Celery workers (ARCHIVIST_EXECUTOR=celery)
+	-bash scripts/airflow.sh stop
+	rm -rf "$(AUDIT)"
+	ARCHIVIST_EXECUTOR=celery bash scripts/services.sh start
+	ARCHIVIST_EXECUTOR=celery ARCHIVIST_AUDIT_DIR="$(AUDIT)" bash scripts/airflow.sh start
+	status=0; $(ENV) && ARCHIVIST_AUDIT_DIR="$(AUDIT)" python -m pytest tests/distributed $(PYTEST_ARGS) || status=$$?; \
+	  bash scripts/airflow.sh stop; ARCHIVIST_EXECUTOR=local bash scripts/write_env.sh; exit $$status
+
 # The search servers of the matrix beside 8.19, started one after another (scripts/search_servers.sh).
 # OpenSearch 3 takes minutes to start on a busy machine: add it with ES_VERSIONS="7.17 9 opensearch-2 opensearch-3".
 ES_VERSIONS ?= 7.17 9 opensearch-2
@@ -47,10 +58,11 @@ lint:  ## ruff (lint and format), mypy and the import contracts between the laye
 	PYTHONPATH=include:plugins:dags $(VENV)/lint-imports --no-cache
 
 SCALE ?= 0.1
-bench: services  ## benchmark archivist against pg_dump, elasticdump, rclone and tar: make bench SCALE=1
-	bash bench/setup.sh
+ROUNDS ?=
+bench: services  ## benchmark archivist against pg_dump, elasticdump, rclone and tar: make bench SCALE=1 [ROUNDS=1]
+	bash bench/setup.sh all $(SCALE)
 	bash scripts/airflow.sh migrate
-	$(ENV) && python -m bench.run --scale $(SCALE) $(BENCH_ARGS)
+	$(ENV) && python -m bench.run --scale $(SCALE) $(if $(ROUNDS),--rounds $(ROUNDS)) $(BENCH_ARGS)
 
 bench-es-servers: services  ## export and restore on ES 7.17, 8.19 and 9 against elasticdump: make bench-es-servers SCALE=0.1
 	bash bench/setup.sh

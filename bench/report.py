@@ -6,6 +6,9 @@ import datetime as dt
 import json
 from pathlib import Path
 
+from bench import scaling
+from bench.scaling import newest as latest
+
 MB = 1024 * 1024
 SPEEDUP_KEYS = (
     "es_export",
@@ -159,6 +162,7 @@ def build(
             "seconds": round(sum(tasks[t]["seconds"] for t in TASK_ORDER[6:]), 3),
         }
     end_to_end = {
+        **({"dag_overhead": e2e["dag_overhead"]} if "dag_overhead" in e2e else {}),
         "backup": {
             "archivist": {**arch_backup, "MB_per_s": round(total_mb / arch_backup["seconds"], 1)},
             "baseline": {
@@ -212,6 +216,16 @@ def evaluate(results: dict, reference: dict | None) -> list[tuple[str, str, str,
             rows.append(("backup end to end wall time ÷ baselines'", "≤ 0.6", f"{ratio:.2f}", ratio <= 0.6))
         else:
             rows.append((f"{key} speedup", f"≥ {least:g}×", f"{s[key]:.2f}×", s[key] >= least))
+    if "dag_overhead" in results["end_to_end"]:
+        share = results["end_to_end"]["dag_overhead"]
+        rows.append(
+            (
+                "Airflow's share of a backup DAG run (median)",
+                f"≤ {share['limit_seconds']:g} s",
+                f"{share['airflow_seconds']:.1f} s",
+                share["airflow_seconds"] <= share["limit_seconds"],
+            )
+        )
     worst = max(results["peak_rss_mb"].values())
     rows.append(
         ("peak RSS of every archivist task", f"≤ {RSS_LIMIT_MB} MB", f"{worst:.0f} MB (largest)", worst <= RSS_LIMIT_MB)
@@ -247,7 +261,32 @@ def _rate(entry: dict, unit: str) -> str:
     return f"{value:,.0f} docs/s" if unit == "docs" else f"{value:,.1f} MB/s"
 
 
-def markdown(results: dict, reference: dict | None) -> str:
+def _overhead(share: dict) -> list[str]:
+    """Airflow's share of a backup run (bench/dag_overhead.py): the median run, task by task."""
+    seconds = lambda v: "–" if v is None else f"{v:.1f} s"
+    lines = [
+        "## Airflow's share of a backup run",
+        "",
+        f"{share['source']}: the median of {len(share['runs_airflow_seconds'])} runs "
+        f"({', '.join(f'{v:.1f}' for v in share['runs_airflow_seconds'])} s) took {share['run_seconds']:.1f} s "
+        f"from its start to its end, of which the jobs' own work on the critical path (the slowest job, then "
+        f"the bundle) was {share['work_seconds']:.1f} s: **Airflow's share {share['airflow_seconds']:.1f} s** "
+        f"(scheduling, task start-up, XCom, and the check, rotate and cleanup tasks).",
+        "",
+        "| task | queued after the run's start | waited in the queue | ran | its own work |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for t in share["tasks"]:
+        queued_after = t.get("after_start", t.get("after_trigger"))  # the key of runs measured from the trigger
+        lines.append(
+            f"| {t['task']} | {seconds(queued_after)} | {seconds(t['queued'])} | {seconds(t['ran'])} | "
+            f"{seconds(t['own'])} |"
+        )
+    return lines
+
+
+def markdown(results: dict, reference: dict | None, runs: dict[float, dict] | None = None) -> str:
+    """The run's report; `runs` (scale -> run, see bench.scaling) adds the table of growth with the data."""
     d, m, v = results["data"], results["machine"], results["versions"]
     lines = [
         f"# archivist bench: scale {results['scale']:g}{' (quick mode)' if results['quick'] else ''}",
@@ -347,6 +386,8 @@ def markdown(results: dict, reference: dict | None) -> str:
             f"running) peaked at {eb['archivist']['airflow_tree_peak_rss_mb']:.0f} MB (backup) and "
             f"{er['archivist'].get('airflow_tree_peak_rss_mb', 0):.0f} MB (restore).",
         ]
+    if "dag_overhead" in results["end_to_end"]:
+        lines += ["", *_overhead(results["end_to_end"]["dag_overhead"])]
     lines += [
         "",
         "## Peak resident memory of each archivist task",
@@ -369,23 +410,53 @@ def markdown(results: dict, reference: dict | None) -> str:
         for s in results["end_to_end"][key]["baseline"]["steps"]:
             if s["step"] not in seen:
                 lines.append(f"| {_cell(s['step'])} | {s['seconds']:.2f} s | {s['peak_rss_mb']:.0f} MB |")
+    if runs:
+        lines += ["", *scaling.markdown(runs)]
     lines += ["", "## Versions", "", "| component | version |", "|---|---|"]
     lines += [f"| {k} | {_cell(val)} |" for k, val in v.items()]
     lines += ["", "## Checks", ""] + [f"- {c}" for c in results["checks"]]
     return "\n".join(lines) + "\n"
 
 
-def latest(results_dir: Path, scale: float) -> dict | None:
-    """The newest full (not quick) run at `scale` in `results_dir`."""
-    found = []
-    for path in results_dir.glob("bench-*.json"):
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
-        if data.get("scale") == scale and not data.get("quick"):
-            found.append((data.get("started_at", ""), data))
-    return max(found, key=lambda x: x[0])[1] if found else None
+def pg_bound_markdown(bound: dict) -> str:
+    """The PostgreSQL restore against `gunzip | psql` and the server's own bound (bench.pg_bound)."""
+    med = bound["median"]
+    lines = [
+        f"## PostgreSQL restore against the server's bound (scale {bound['scale']:g}, {bound['finished']})",
+        "",
+        f"`python -m bench.pg_bound`: {bound['cpus']} cores, {bound['jobs']} connections; rounds interleaved "
+        "(archivist's `restore_postgres` task, `gunzip | psql --single-transaction`, then the server alone "
+        "loading each table from a file it reads itself and building the same indexes and constraints over "
+        "the same connections), each into an emptied database; the median round is kept.",
+        "",
+        "| method | median | rounds | load average before each |",
+        "|---|---:|---|---|",
+    ]
+    for key, label in (("archivist", "archivist"), ("psql", "gunzip | psql"), ("bound", "server alone (bound)")):
+        rounds = ", ".join(f"{r[key]:.1f}" for r in bound["rounds"])
+        loads = ", ".join(f"{r[key + '_load']:.1f}" for r in bound["rounds"])
+        lines.append(f"| {_cell(label)} | {med[key]:.1f} s | {rounds} s | {loads} |")
+    lines += [
+        "",
+        f"archivist is **{bound['speedup_vs_psql']:.2f}×** `gunzip | psql`; the bound is {bound['bound_vs_psql']:.2f}× "
+        f"it, and archivist takes {bound['archivist_over_bound'] * 100:+.0f}% of the bound's time. Peak RSS of "
+        f"the task: {max(r['archivist_rss_mb'] for r in bound['rounds']):.0f} MB. The bound's phases (median "
+        "round): "
+        + ", ".join(
+            f"{k} {v:.1f} s"
+            for k, v in sorted(bound["rounds"], key=lambda r: r["bound"])[(len(bound["rounds"]) - 1) // 2][
+                "bound_phases"
+            ].items()
+        )
+        + ".",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def latest_pg_bound(results_dir: Path, scale: float) -> dict | None:
+    """The newest bench.pg_bound result at `scale` in `results_dir`."""
+    paths = sorted(results_dir.glob(f"pg-restore-scale-{scale:g}-*.json"))
+    return json.loads(paths[-1].read_text()) if paths else None
 
 
 def write(results: dict, results_dir: Path) -> list[Path]:
@@ -398,8 +469,10 @@ def write(results: dict, results_dir: Path) -> list[Path]:
     stem = f"bench-scale-{results['scale']:g}-{stamp}"
     json_path, md_path = results_dir / f"{stem}.json", results_dir / f"{stem}.md"
     json_path.write_text(json.dumps(results, indent=2) + "\n")
-    md_path.write_text(markdown(results, reference))
-    return [json_path, md_path]
+    bound = latest_pg_bound(results_dir, results["scale"])
+    runs = scaling.gathered(results_dir, results)
+    md_path.write_text(markdown(results, reference, runs) + ("\n" + pg_bound_markdown(bound) if bound else ""))
+    return [json_path, md_path] + ([scaling.chart(runs, results_dir / scaling.CHART)] if runs else [])
 
 
 def headline(results: dict) -> str:
@@ -424,7 +497,8 @@ def main() -> None:
             {"what": w, "wanted": want, "found": f, "met": met} for w, want, f, met in evaluate(results, reference)
         ]
         path.write_text(json.dumps(results, indent=2) + "\n")  # the targets against the newest reference
-        path.with_name(path.name[: -len(".json")] + ".md").write_text(markdown(results, reference))
+        runs = scaling.gathered(path.parent, results)
+        path.with_name(path.name[: -len(".json")] + ".md").write_text(markdown(results, reference, runs))
         print(f"wrote {path.name[: -len('.json')]}.md")
 
 

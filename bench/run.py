@@ -13,6 +13,7 @@ measurement), then measure
   3. each archivist restore task (verify, restore_*) and each baseline restore,
      each into an emptied target, with the restored counts checked;
   4. a real restore DAG run and the baseline restores one after another;
+  5. at scale 0.1, Airflow's share of backup runs a real scheduler makes (bench/dag_overhead.py);
 then unload the bench data from the servers and write bench/results/<run>.json and .md.
 Every measurement starts once the machine is idle (measure.wait_for_idle), so what the servers
 still do after a load or a wipe is not counted against the next command.
@@ -40,7 +41,7 @@ from archivist.format.bundle import BackupKey
 from archivist.sources.elasticsearch import cluster as es_cluster
 from archivist.sources.postgres import job as postgres
 from archivist.transport.backup_bucket import BackupStore
-from bench import baselines, generate, load, measure, profile_summary, report, run_job, targets
+from bench import baselines, dag_overhead, generate, load, measure, profile_summary, report, run_job, targets
 from bench.baselines import Step
 from bench.targets import Targets
 
@@ -55,6 +56,8 @@ JOBS = ("postgres", "elasticsearch", "storage")
 # measurement moves by more than their targets' margins (bench/README.md#run-to-run-noise).
 ROUNDS = 5
 QUICK_ROUNDS = 2  # enough to run the rounds' code in the test suite
+OVERHEAD_SCALE = 0.1  # Airflow's share of a backup run is measured at this scale (bench/dag_overhead.py)
+OVERHEAD_RUNS = 3
 
 
 def log(message: str) -> None:
@@ -94,6 +97,8 @@ class Bench:
         self.baseline_rounds: dict[str, list[float]] = {}  # baseline -> each round's seconds
         self.e2e: dict[str, dict] = {}
         self.checks: list[str] = []
+        self.sizes: dict[str, int] = {}  # baseline artifact -> bytes, taken before it is deleted
+        self.store = BackupStore(t.backups)
 
     # --- helpers -------------------------------------------------------------------------------------
 
@@ -196,6 +201,15 @@ class Bench:
             )
         return {"seconds": round(m.seconds, 3), "airflow_tree_peak_rss_mb": m.peak_rss_mb}
 
+    def drop(self, *paths: Path) -> None:
+        """Deletes work files no later step reads: at scale 5 keeping every copy would not fit the
+        disk (bench/disk.py)."""
+        for path in paths:
+            shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+
+    def drop_object(self, key: str) -> None:
+        self.store.s3.delete_object(Bucket=self.store.bucket, Key=key)
+
     # --- the run -------------------------------------------------------------------------------------
 
     def run(self) -> dict:
@@ -204,7 +218,7 @@ class Bench:
         self.ensure(*JOBS)
         loaded_seconds = time.monotonic() - started
         indices = sorted(load.expected(self.t, self.scale, "elasticsearch"))
-        store = BackupStore(self.t.backups)
+        store = self.store
         key = BackupKey.new().name
         url = self.t.elasticsearch.url
 
@@ -235,7 +249,8 @@ class Bench:
 
         # 2. backup end to end
         e2e_key = None
-        if self.dags:
+        if self.dags:  # step 3 reads the DAG run's bundle, so the per-task one need not stay beside it
+            self.drop_object(store.object_key(BackupKey.parse(key).object_key))
             self.ensure(*JOBS)
             before = {b.key.name for b in store.list_bundles()}
             self.e2e["archivist_backup"] = self.dags_test(
@@ -246,6 +261,7 @@ class Bench:
                 raise RuntimeError(f"the backup DAG run made {len(made)} bundles in {self.t.backups.bucket}")
             e2e_key = made[0].key.name
             self.e2e["archivist_backup"].update(bundle=e2e_key, bundle_bytes=made[0].size)
+            key = e2e_key
         self.steps(
             "backup_e2e_extra",
             [
@@ -253,6 +269,8 @@ class Bench:
                 baselines.upload_archive(self.work, self.t.backups.bucket, "baseline.tgz"),
             ],
         )
+        self.sizes["backup_tgz"] = baselines.size_of(self.work / "backup.tgz")
+        self.drop(self.work / "backup.tgz", self.work / "storage")  # uploaded; storage.tgz holds the objects
 
         # 3. restore, per task and per baseline, each into an emptied target
         self.task("verify", key)
@@ -281,6 +299,12 @@ class Bench:
         load.wipe(self.t, "storage")
         self.steps("storage_restore", baselines.storage_restore(self.work, self.t.storage.bucket))
         self.expect_restored("storage", "baseline rclone restore")
+        self.sizes["storage_tgz"] = baselines.size_of(self.work / "storage.tgz")
+        self.sizes["pg_dump_gz"] = baselines.size_of(self.work / "pg" / "dump.sql.gz")
+        self.sizes["elasticdump_files"] = baselines.size_of(self.work / "es")
+        self.drop(self.work / "storage-restore", self.work / "storage.tgz", self.work / "pg", self.work / "es")
+        if not self.dags:  # the per-task runs' bundle; a DAG run's stays for step 4
+            self.drop_object(store.object_key(BackupKey.parse(key).object_key))
 
         # 4. restore end to end
         if self.dags and e2e_key:
@@ -298,14 +322,20 @@ class Bench:
                 baselines.extract_everything(self.work),
             ],
         )
+        self.drop(self.work / "restore")
+        self.drop_object("baseline.tgz")
 
-        sizes = {
-            "pg_dump_gz": baselines.size_of(self.work / "pg" / "dump.sql.gz"),
-            "elasticdump_files": baselines.size_of(self.work / "es"),
-            "storage_tgz": baselines.size_of(self.work / "storage.tgz"),
-            "backup_tgz": baselines.size_of(self.work / "backup.tgz"),
-        }
-        return {"loaded_seconds": round(loaded_seconds, 1), "baseline_sizes": sizes, "indices": indices}
+        # 5. Airflow's share of a backup run, from real scheduler runs (the restore put the data back)
+        if self.dags and self.scale == OVERHEAD_SCALE:
+            self.idle()
+            try:
+                runs = dag_overhead.scheduler_runs(self.t, OVERHEAD_RUNS, log=log)
+                self.e2e["dag_overhead"] = dag_overhead.summary(runs)
+            except Exception as exc:  # the run's other measurements stand without this one
+                log(f"Airflow's share of a backup run was not measured: {exc}")
+                self.checks.append(f"Airflow's share of a backup run: NOT measured ({type(exc).__name__}: {exc})")
+
+        return {"loaded_seconds": round(loaded_seconds, 1), "baseline_sizes": self.sizes, "indices": indices}
 
 
 def machine() -> dict:
@@ -374,7 +404,11 @@ def main(argv: list[str] | None = None) -> dict:
         default=20,
         help="how long to wait for other test runs to finish (scale 0.1 and above)",
     )
-    parser.add_argument("--no-wait", action="store_true", help="measure even while other test runs go on (noisy)")
+    parser.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="measure even while other test runs go on, without waiting for an idle machine first (noisy)",
+    )
     parser.add_argument("--keep-loaded", action="store_true", help="leave the data on the servers afterwards")
     args = parser.parse_args(argv)
     scale = QUICK_SCALE if args.quick else (args.scale if args.scale is not None else 0.1)
@@ -388,7 +422,12 @@ def main(argv: list[str] | None = None) -> dict:
     )
     rounds = args.rounds or (QUICK_ROUNDS if args.quick else ROUNDS)
     bench = Bench(
-        scale, t, dags=not (args.quick or args.no_dags), profile=args.profile, settle=not args.quick, rounds=rounds
+        scale,
+        t,
+        dags=not (args.quick or args.no_dags),
+        profile=args.profile,
+        settle=not (args.quick or args.no_wait),
+        rounds=rounds,
     )
     started = dt.datetime.now(dt.UTC)
     try:

@@ -47,12 +47,12 @@ def targets_from_env() -> Targets:
     )
 
 
-def run(task: str, key: BackupKey, t: Targets, results: list[str], mode: str) -> dict:
+def run(task: str, key: BackupKey, t: Targets, results: list[str], mode: str, postgres_jobs: int | None = None) -> dict:
     store = BackupStore(t.backups)
     opener = store.bundle_source(key)
     if task == "check":
-        for job, source in registry.SOURCES.items():
-            source.check(t.for_job(job))
+        for job in registry.NAMES:
+            registry.source(job).check(t.for_job(job))
         store.check()
         return {"ok": True}
     if task in ("postgres", "elasticsearch", "storage"):
@@ -69,7 +69,8 @@ def run(task: str, key: BackupKey, t: Targets, results: list[str], mode: str) ->
         return restore.summary(restore.verify(opener), key.name)
     if task.startswith("restore_"):
         job = task.removeprefix("restore_")
-        return restore.restore_job(job, opener, t.for_job(job), mode, RestoreOptions([t.index_pattern]))
+        options = RestoreOptions([t.index_pattern], postgres_jobs=postgres_jobs)
+        return restore.restore_job(job, opener, t.for_job(job), mode, options)
     raise SystemExit(f"unknown task {task!r}; choose from {', '.join(TASKS)}")
 
 
@@ -80,11 +81,12 @@ def main() -> None:
     parser.add_argument("--out")
     parser.add_argument("--results", nargs="*", default=[])
     parser.add_argument("--mode", default="empty")
+    parser.add_argument("--postgres-jobs", type=int, default=None, help="connections of restore_postgres")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for name in ("elastic_transport", "urllib3", "botocore", "boto3", "s3transfer", "elasticsearch"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    result = run(args.task, BackupKey.parse(args.key), targets_from_env(), args.results, args.mode)
+    result = run(args.task, BackupKey.parse(args.key), targets_from_env(), args.results, args.mode, args.postgres_jobs)
     text = json.dumps(result, default=str)
     if args.out:
         with open(args.out, "w") as f:

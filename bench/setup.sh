@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the bench's baselines and profiler, pinned and idempotently, into the
 # per-user cache ($CACHE, shared by every clone), and links them into
-# .local/bench/bin. Running it again installs nothing.
+# .local/bench/bin. Running it again installs nothing. Given a scale (`setup.sh all 5`), it first
+# checks the disk has room for that scale's run (python -m bench.disk --scale 5, the estimate alone).
 #   elasticdump  npm    elasticdump@6.125.1      (the ES export/import baseline)
 #   rclone       Go     github.com/rclone/rclone@v1.76.0 (the storage baseline; a long first build)
 #   py-spy       PyPI   py-spy==0.4.3            (the sampling profiler, `make bench BENCH_ARGS=--profile`)
@@ -48,10 +49,13 @@ install_pyspy() {
 for tool in pg_dump psql tar gzip node npm go; do
   command -v "$tool" >/dev/null || die "$tool is not installed (run make install, or apt-get install it)"
 done
+if [ -n "${2:-}" ]; then
+  (cd "$ROOT" && "$LOCAL/venv/bin/python" -m bench.disk --scale "$2" --check) || die "not enough disk for scale $2"
+fi
 case "${1:-all}" in
   elasticdump) install_elasticdump ;;
   rclone) install_rclone ;;
   py-spy) install_pyspy ;;
   all) install_elasticdump; install_pyspy; install_rclone; log "bench tools ready in $BIN" ;;
-  *) die "usage: bench/setup.sh [all|elasticdump|rclone|py-spy]" ;;
+  *) die "usage: bench/setup.sh [all|elasticdump|rclone|py-spy] [SCALE]" ;;
 esac

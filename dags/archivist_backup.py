@@ -3,7 +3,10 @@
 check → [postgres, elasticsearch, storage] → bundle_and_upload → rotate, with
 cleanup_staging as teardown. Jobs hand their artifacts over through a
 staging prefix of the backup bucket, never through local files, so each task
-may run on a different worker. The logic lives in include/archivist.
+may run on a different worker. With the param `split`, or on its own for a
+large stack, elasticsearch and storage are each spread over mapped tasks
+(split_<job> → <job>_part[n]), by index and by key range, and
+bundle_and_upload joins the parts. The logic lives in include/archivist.
 """
 
 from __future__ import annotations
@@ -22,12 +25,18 @@ from archivist.task_policy import fail_fast
 # parsing this file stays cheap.
 
 JOB_RETRIES = task_policy.job_retries()
+SPLIT_JOBS = ("elasticsearch", "storage")  # as runner/split.py; not imported: parsing stays cheap
 
 
 def _store():
     from archivist.transport.backup_bucket import BackupStore
 
     return BackupStore(config.load_backups())
+
+
+def _retention(params: dict):
+    """Rotation's rules from the run's params; a calendar param left empty falls back to its variable."""
+    return config.load_retention(params["keep"], **{p: params.get(f"keep_{p}") for p in config.CALENDAR_KEPT})
 
 
 # What a finished backup produces: downstream DAGs can be scheduled on it, and each event carries
@@ -40,16 +49,10 @@ BACKUPS = Asset(name="archivist_backups", group="archivist")
 TIMEOUTS = config.load_timeouts()
 
 
-@fail_fast
-def _run_job(job: str, plan: dict) -> dict:
-    """One job's task: streams its source into the run's staging prefix of the backup bucket."""
-    if job not in plan["jobs"]:
-        raise AirflowSkipException(f"job {job} was not selected")
-    from archivist.runner import backup
+def _options(plan: dict):
     from archivist.sources.base import DumpOptions
 
-    key, store = BackupKey.parse(plan["key"]), _store()
-    options = DumpOptions(
+    return DumpOptions(
         plan["index_pattern"],
         plan["closed_indices"],
         tuple(plan["mappings_only"]),
@@ -57,9 +60,49 @@ def _run_job(job: str, plan: dict) -> dict:
         tuple(plan["postgres_databases"]),
         plan["postgres_roles"],
     )
+
+
+def _dump(job: str, plan: dict, options) -> dict:
+    from archivist.runner import backup
+
+    key, store = BackupKey.parse(plan["key"]), _store()
     settings = backup.load_job_settings(job)
-    result = backup.run_job(job, key, store.staging(key), settings, options, store.lock())
-    return result.as_dict()
+    return backup.run_job(job, key, store.staging(key), settings, options, store.lock()).as_dict()
+
+
+@fail_fast
+def _run_job(job: str, plan: dict, parts: list | None = None) -> dict:
+    """One job's task: streams its source into the run's staging prefix of the backup bucket."""
+    if job not in plan["jobs"]:
+        raise AirflowSkipException(f"job {job} was not selected")
+    if parts:
+        raise AirflowSkipException(f"job {job} runs in {len(parts)} parts ({job}_part)")
+    return _dump(job, plan, _options(plan))
+
+
+@fail_fast
+def _run_part(job: str, plan: dict, part: dict) -> dict:
+    """One part of a split job (a mapped task): its indices, or its range of keys, into its own
+    folder of the staging prefix."""
+    from archivist.runner import split
+
+    return _dump(job, plan, split.part_options(_options(plan), job, part))
+
+
+@fail_fast
+def _split(job: str, plan: dict, params: dict) -> list[dict]:
+    """Which part of the job each mapped task takes; [] keeps the job one task."""
+    if job not in plan["jobs"] or params["split"] == 1:
+        return []
+    from archivist.runner import backup, split
+
+    settings = backup.load_job_settings(job)
+    if job == "elasticsearch":
+        parts = split.plan_elasticsearch(settings, _options(plan), params["split"])
+    else:
+        parts = split.plan_storage(settings, params["split"])
+    print(f"{job}: {len(parts) or 1} part(s)")
+    return parts
 
 
 @dag(
@@ -94,6 +137,21 @@ def _run_job(job: str, plan: dict) -> dict:
             minimum=config.MIN_BACKUPS_KEPT,
             description="How many bundles rotation keeps (the spec's BACKUPS_KEPT; at least 7).",
         ),
+        **{
+            f"keep_{period}": Param(
+                None,
+                type=["null", "integer"],
+                minimum=0,
+                description=f"Rotation also keeps the newest bundle of each of this many {unit} (restic's "
+                f"--keep-{period}); empty: the {variable} variable, else 0 (off).",
+            )
+            for period, unit, variable in (
+                ("daily", "days", "BACKUPS_KEPT_DAILY"),
+                ("weekly", "ISO weeks", "BACKUPS_KEPT_WEEKLY"),
+                ("monthly", "months", "BACKUPS_KEPT_MONTHLY"),
+                ("yearly", "years", "BACKUPS_KEPT_YEARLY"),
+            )
+        },
         "index_pattern": Param(
             "*",
             type="string",
@@ -132,8 +190,19 @@ def _run_job(job: str, plan: dict) -> dict:
             description="Also back up the cluster's role definitions and memberships, without passwords "
             "(pg_dumpall --roles-only); a restore applies them only when asked.",
         ),
+        "split": Param(
+            0,
+            type="integer",
+            minimum=0,
+            maximum=16,
+            description="Spread elasticsearch and storage each over up to this many tasks (by index, by key "
+            "range), which any worker may run: 0 chooses by the data (a part per 20 indices or 50,000 "
+            "objects, so a small stack stays one task per source), 1 never splits.",
+        ),
         "rotation_dry_run": Param(
-            False, type="boolean", description="Log which old bundles rotation would delete, and delete none."
+            False,
+            type="boolean",
+            description="Log which rules keep each bundle and which old bundles rotation would delete; delete none.",
         ),
     },
     doc_md=__doc__,
@@ -146,7 +215,7 @@ def archivist_backup():
         from archivist.runner import checks
 
         jobs = config.parse_jobs(params["jobs"])
-        results = checks.run_checks(jobs, backups=True, keep=params["keep"])
+        results = checks.run_checks(jobs, backups=True, keep=_retention(params))
         for result in results:
             print(result.line())
         checks.require(results)
@@ -170,12 +239,14 @@ def archivist_backup():
 
     @task(trigger_rule="none_failed", outlets=[BACKUPS])
     @fail_fast
-    def bundle_and_upload(plan: dict, *job_results: dict | None) -> dict:
-        """Streams the staged artifacts into the bundle, uploaded under its final name only when whole."""
+    def bundle_and_upload(plan: dict, *job_results: dict | list | None) -> dict:
+        """Streams the staged artifacts into the bundle, uploaded under its final name only when whole;
+        a split job's parts (each mapped task's result in a list) are joined on the way."""
         from archivist.runner import backup
 
         ctx = get_current_context()
-        results = [JobResult.from_dict(r) for r in job_results if r]
+        flat = [r for got in job_results if got for r in ([got] if isinstance(got, dict) else got)]
+        results = [JobResult.from_dict(r) for r in flat if r]
         store, key = _store(), BackupKey.parse(plan["key"])
         uploaded = backup.upload(
             store, key, results, config.load_namespace(), ctx["dag"].dag_id, ctx["run_id"], store.lock()
@@ -186,7 +257,7 @@ def archivist_backup():
     @task
     @fail_fast
     def rotate(uploaded: dict, params: dict) -> list[str]:
-        deleted = _store().rotate(params["keep"], protect={uploaded["key"]}, dry_run=params["rotation_dry_run"])
+        deleted = _store().rotate(_retention(params), protect={uploaded["key"]}, dry_run=params["rotation_dry_run"])
         return [b.key.name for b in deleted]
 
     @task(retries=0)
@@ -205,8 +276,13 @@ def archivist_backup():
             store.lock().release()
 
     plan = check()
-    jobs = [task(task_id=job, **JOB_RETRIES)(_run_job)(job, plan) for job in config.JOBS]
-    uploaded = bundle_and_upload(plan, *jobs)
+    parts = {job: task(task_id=f"split_{job}")(_split)(job, plan) for job in SPLIT_JOBS}
+    jobs = [task(task_id=job, **JOB_RETRIES)(_run_job)(job, plan, parts.get(job)) for job in config.JOBS]
+    mapped = [
+        task(task_id=f"{job}_part", **JOB_RETRIES)(_run_part).partial(job=job, plan=plan).expand(part=parts[job])
+        for job in SPLIT_JOBS
+    ]
+    uploaded = bundle_and_upload(plan, *jobs, *mapped)
     teardown = cleanup_staging().as_teardown()
     plan >> teardown
     rotate(uploaded) >> teardown

@@ -2,7 +2,10 @@
 
 locate → verify → [restore_postgres, restore_elasticsearch, restore_storage] → report.
 Nothing is written before `verify` has checked every artifact of the bundle.
-Each restore job streams its own members from the backup bucket.
+Each restore job streams its own members from the backup bucket. With the param
+`split`, or on its own for a bundle made in parts, elasticsearch and storage are
+each spread over mapped tasks (split_<job> → restore_<job>_part[n]), by index
+and by archive.
 """
 
 from __future__ import annotations
@@ -37,24 +40,62 @@ def _opener(located: dict, verified: dict | None = None):
 TIMEOUTS = config.load_timeouts()
 
 
-@fail_fast
-def _restore_job(job: str, located: dict, verified: dict, params: dict) -> dict:
-    """One job's restore task: streams its own members of the bundle into its target."""
+SPLIT_JOBS = ("elasticsearch", "storage")  # as runner/split.py; not imported: parsing stays cheap
+
+
+def _selected(job: str, verified: dict, params: dict) -> None:
     if job not in config.parse_jobs(params["jobs"]):
         raise AirflowSkipException(f"job {job} was not selected")
     if job not in verified["jobs"]:
         raise AirflowSkipException(f"the bundle holds no {job} backup")
+
+
+def _restore(job: str, located: dict, verified: dict, params: dict, mode: str, options) -> dict:
     from archivist.runner import restore
 
     return restore.restore_job(
         job,
         _opener(located, verified),
-        restore.load_settings(job),
-        params["mode"],
-        _options(params),
+        _settings(job, params),
+        mode,
+        options,
         params["dry_run"],
         None if params["dry_run"] else _store().lock(),
     )
+
+
+@fail_fast
+def _restore_job(job: str, located: dict, verified: dict, params: dict, parts: list | None = None) -> dict:
+    """One job's restore task: streams its own members of the bundle into its target."""
+    _selected(job, verified, params)
+    if parts:
+        raise AirflowSkipException(f"job {job} is restored in {len(parts)} parts (restore_{job}_part)")
+    return _restore(job, located, verified, params, params["mode"], _options(params))
+
+
+@fail_fast
+def _split(job: str, verified: dict, params: dict) -> list[dict]:
+    """Which part of the job each mapped restore task takes; [] keeps the job one task."""
+    _selected(job, verified, params)
+    from archivist.runner import split
+
+    parts = split.restore_parts(job, verified.get("data_members", []), params["split"])
+    print(f"{job}: {len(parts) or 1} part(s)")
+    return parts
+
+
+@fail_fast
+def _restore_part(job: str, located: dict, verified: dict, params: dict, part: dict) -> dict:
+    """One part of a spread restore (a mapped task): its indices, or its archive. In `empty` mode
+    verify found every target empty; the parts then write beside each other's work as `replace`
+    would, each into what only it restores."""
+    from archivist.runner import split
+
+    options = split.restore_part_options(_options(params), job, part)
+    if options is None:
+        raise AirflowSkipException(f"none of part {part['part']}'s indices was chosen")
+    mode = "replace" if params["mode"] == "empty" else params["mode"]
+    return _restore(job, located, verified, params, mode, options)
 
 
 def _options(params: dict):
@@ -65,7 +106,65 @@ def _options(params: dict):
         indices=params["indices"] or None,
         postgres_databases=tuple(params["postgres_databases"]) or None,
         postgres_roles=bool(params["postgres_roles"]),
+        postgres_database=params.get("postgres_database") or None,
+        postgres_database_map=config.parse_rename_map(params.get("postgres_database_map"), "postgres_database_map"),
+        index_prefix=params.get("index_prefix") or "",
+        index_rename=config.parse_rename_map(params.get("index_rename"), "index_rename"),
+        skip_aliases=bool(params.get("skip_aliases")),
+        skip_templates=bool(params.get("skip_templates")),
+        storage_bucket=params.get("storage_bucket") or None,
+        storage_prefix=params.get("storage_prefix") or "",
+        postgres_jobs=params.get("postgres_jobs"),
     )
+
+
+def _settings(job: str, params: dict):
+    """The target settings of `job`: the connection its `<job>_conn_id` param names, or the default."""
+    from archivist.runner import restore
+
+    return restore.load_settings(job, params.get(f"{job}_conn_id") or None)
+
+
+def _text(description: str) -> Param:
+    """An optional text: the form sends null for an empty field, which the null type accepts."""
+    return Param(None, type=["null", "string"], description=description)
+
+
+def _pairs(description: str) -> Param:
+    return Param([], type="array", items={"type": "string"}, description=description)
+
+
+def _flag(description: str) -> Param:
+    return Param(False, type="boolean", description=description)
+
+
+def _conn(job: str, default: str) -> Param:
+    return _text(f"Airflow connection to restore {job} through; empty for {default} (or the spec's variables).")
+
+
+def _elsewhere_params() -> dict[str, Param]:
+    """The params of a restore into other targets than the ones backed up; all empty by default."""
+    return {
+        "postgres_database": _text(
+            "Restore the connection's own database dump into this database instead (created if missing)."
+        ),
+        "postgres_database_map": _pairs(
+            "Extra databases of the bundle restored into other databases, each as old=new (created if missing)."
+        ),
+        "index_prefix": _text(
+            "Restore every index, alias and template under this prefix (templates' index patterns too), e.g. restored-."
+        ),
+        "index_rename": _pairs(
+            "New names for indices, aliases, templates or index patterns, each as old=new; wins over index_prefix."
+        ),
+        "skip_aliases": _flag("Restore no aliases, neither the indices' nor the templates'."),
+        "skip_templates": _flag("Restore no index, component or legacy templates."),
+        "storage_bucket": _text("Restore the objects into this bucket instead (it must exist); empty for the same."),
+        "storage_prefix": _text("Put this prefix before each restored object's key, e.g. restored/."),
+        "postgres_conn_id": _conn("PostgreSQL", config.POSTGRES_CONN_ID),
+        "elasticsearch_conn_id": _conn("Elasticsearch", config.ELASTICSEARCH_CONN_ID),
+        "storage_conn_id": _conn("storage", config.STORAGE_CONN_ID),
+    }
 
 
 @dag(
@@ -115,9 +214,27 @@ def _options(params: dict):
             description="Create the roles the bundle defines (if it holds them) that the target cluster lacks; "
             "existing roles are never changed.",
         ),
+        "postgres_jobs": Param(
+            None,
+            type=["null", "integer"],
+            minimum=1,
+            maximum=64,
+            description="Connections the PostgreSQL restore loads over, built in a scratch database and swapped "
+            "in when whole; 1 restores in one psql transaction. Empty: from the server's and the worker's cores.",
+        ),
         "mode": Param("empty", type="string", enum=list(modes.MODES), description=modes.MODE_HELP),
         "allow_unchecked": Param(False, type="boolean", description=modes.UNCHECKED_HELP),
         "dry_run": Param(False, type="boolean", description="Verify and report what would be restored; write nothing."),
+        **_elsewhere_params(),
+        "split": Param(
+            0,
+            type="integer",
+            minimum=0,
+            maximum=16,
+            description="Spread elasticsearch (by index) and storage (by archive) over up to this many tasks, "
+            "which any worker may run: 0 chooses by the bundle (a part per 20 indices; a bundle made in "
+            "parts is restored in its parts), 1 never splits.",
+        ),
     },
     doc_md=__doc__,
 )
@@ -137,6 +254,7 @@ def archivist_restore():
         empty, before any target is touched."""
         from archivist.runner import restore
 
+        restore.check_options(_options(params), config.parse_jobs(params["jobs"]))
         if not params["dry_run"]:  # held by this run until release_lock
             from archivist.transport.operation_lock import DAG_LEASE
 
@@ -145,18 +263,28 @@ def archivist_restore():
         report = restore.verify(source, params.get("allow_unchecked", False))
         if params["mode"] == "empty" and not params["dry_run"]:
             jobs = config.parse_jobs(params["jobs"])
-            settings = {job: restore.load_settings(job) for job in jobs if job in report.jobs}
+            settings = {job: _settings(job, params) for job in jobs if job in report.jobs}
             restore.require_empty(restore.refuse_non_empty(report, jobs, settings, _options(params), source))
         return restore.summary(report, located["key"], source.pin)
 
     @task(trigger_rule="none_failed")
     def report(
-        verified: dict, params: dict, postgres: dict | None, elasticsearch: dict | None, storage: dict | None
+        verified: dict,
+        params: dict,
+        postgres: dict | None,
+        elasticsearch: dict | None,
+        storage: dict | None,
+        elasticsearch_parts: list | None = None,
+        storage_parts: list | None = None,
     ) -> dict:
         """Compares what was restored with meta.json's counts; any difference fails the run."""
-        from archivist.runner import restore
+        from archivist.runner import restore, split
 
-        restored = {"postgres": postgres, "elasticsearch": elasticsearch, "storage": storage}
+        restored = {
+            "postgres": postgres,
+            "elasticsearch": elasticsearch or split.joined_restore("elasticsearch", elasticsearch_parts),
+            "storage": storage or split.joined_restore("storage", storage_parts),
+        }
         problems = restore.compare(verified["counts"], restored, _options(params))
         for job, got in restored.items():
             print(f"{job}: {got if got is not None else 'skipped'}")
@@ -171,9 +299,18 @@ def archivist_restore():
 
     located = locate()
     verified = verify(located)
-    reported = report(
-        verified, **{job: task(task_id=f"restore_{job}")(_restore_job)(job, located, verified) for job in config.JOBS}
-    )
+    parts = {job: task(task_id=f"split_{job}")(_split)(job, verified) for job in SPLIT_JOBS}
+    whole = {
+        job: task(task_id=f"restore_{job}")(_restore_job)(job, located, verified, parts=parts.get(job))
+        for job in config.JOBS
+    }
+    mapped = {
+        f"{job}_parts": task(task_id=f"restore_{job}_part")(_restore_part)
+        .partial(job=job, located=located, verified=verified)
+        .expand(part=parts[job])
+        for job in SPLIT_JOBS
+    }
+    reported = report(verified, **whole, **mapped)
     reported >> release_lock().as_teardown()
 
 

@@ -6,10 +6,19 @@
 # API server binds to $BIND and the scheduler's and triggerer's log servers
 # (which would bind every interface) are not started; tasks run locally
 # (LocalExecutor) so the API server reads their logs straight from disk.
-# Idempotent. Usage: airflow.sh [migrate|start|stop|status]
+#
+# With ARCHIVIST_EXECUTOR=celery (written into .local/env.sh by `make services`) tasks run on two
+# Celery workers, w1 and w2, as on two machines: each has its own HOME, TMPDIR, working folder,
+# Airflow home and log folder under .local/workers/<name>/, and shares only the read-only code
+# (dags/, plugins/, include/) with the other. Each has a loopback address of its own
+# (common.sh: worker_address), recorded as its task instances' hostname, where its log server
+# listens for the API server. The workers hand artifacts over through the backup bucket alone.
+# Idempotent. Usage: airflow.sh [migrate|start|stop|status|kill-worker NAME|start-worker NAME]
 source "$(dirname "$0")/common.sh"
 [ -f "$LOCAL/env.sh" ] || die "missing $LOCAL/env.sh; run scripts/services.sh start first"
 source "$LOCAL/env.sh"
+# A file of exports applied on top (bench/dag_overhead.py points the connections at the bench's targets).
+if [ -n "${ARCHIVIST_EXTRA_ENV:-}" ]; then source "$ARCHIVIST_EXTRA_ENV"; fi
 # The port .local/env.sh was written with: what the demo, the tests and AIRFLOW__API__BASE_URL
 # use, even when this shell lacks the ARCHIVIST_AIRFLOW_PORT that `make services` was given.
 AIRFLOW_PORT="${AIRFLOW__API__PORT:-$AIRFLOW_PORT}"
@@ -20,7 +29,16 @@ API_URL="http://$BIND:$AIRFLOW_PORT"
 HEALTH_URL="$API_URL/api/v2/monitor/health"
 START_TIMEOUT=180
 STOP_TIMEOUT=60
+EXECUTOR="${ARCHIVIST_EXECUTOR:-local}"
 COMPONENTS=(scheduler dag-processor triggerer api-server)
+WORKER_COMPONENTS=()
+if [ "$EXECUTOR" = celery ]; then
+  for w in "${WORKERS[@]}"; do WORKER_COMPONENTS+=("worker-$w" "logs-$w"); done
+  COMPONENTS+=("${WORKER_COMPONENTS[@]}")
+fi
+# Task slots per worker: the two share this machine's cores with the servers.
+# Two each: the parts of one run then need both workers, as they would need several machines.
+WORKER_CONCURRENCY="${ARCHIVIST_WORKER_CONCURRENCY:-2}"
 
 component_cmd() {  # $1 = component; prints nothing, sets CMD
   case "$1" in
@@ -28,8 +46,50 @@ component_cmd() {  # $1 = component; prints nothing, sets CMD
     dag-processor) CMD=(airflow dag-processor) ;;
     triggerer) CMD=(airflow triggerer --skip-serve-logs) ;;
     api-server) CMD=(airflow api-server --host "$BIND" --port "$AIRFLOW_PORT") ;;
+    # The worker's own log server would listen on every interface: it is started apart, on the
+    # worker's loopback address.
+    worker-*) CMD=(airflow celery worker --celery-hostname "${1#worker-}@%h" --concurrency "$WORKER_CONCURRENCY"
+                   --skip-serve-logs) ;;
+    logs-*) CMD=(python -c 'import sys, uvicorn
+uvicorn.run("airflow.utils.serve_logs.log_server:get_app", factory=True, host=sys.argv[1], port=int(sys.argv[2]),
+            log_config=None, access_log=False)' "$(worker_address "${1#logs-}")" "$WORKER_LOG_PORT") ;;
     *) die "unknown component $1" ;;
   esac
+}
+
+worker_dir() { echo "$LOCAL/workers/$1"; }
+
+# The API's signing keys from the main Airflow home's airflow.cfg: a worker's log server checks
+# the API server's tokens with them. Printed as KEY=VALUE lines for `env`.
+shared_keys() {
+  python - "$AIRFLOW_HOME/airflow.cfg" <<'PY'
+import configparser, sys
+cfg = configparser.ConfigParser(interpolation=None)
+cfg.read(sys.argv[1])
+for section, option, name in (("api", "secret_key", "AIRFLOW__API__SECRET_KEY"),
+                              ("api_auth", "jwt_secret", "AIRFLOW__API_AUTH__JWT_SECRET")):
+    if cfg.has_option(section, option):
+        print(f"{name}={cfg.get(section, option)}")
+PY
+}
+
+# Sets WORKER_ENV: what makes worker $1 a machine of its own.
+worker_env() {
+  local dir; dir="$(worker_dir "$1")"
+  mkdir -p "$dir/home" "$dir/tmp" "$dir/work" "$dir/airflow/logs"
+  chmod 0700 "$dir"
+  mapfile -t WORKER_ENV < <(shared_keys)
+  WORKER_ENV+=(
+    HOME="$dir/home" TMPDIR="$dir/tmp" AIRFLOW_HOME="$dir/airflow"
+    AIRFLOW__LOGGING__BASE_LOG_FOLDER="$dir/airflow/logs"
+    ARCHIVIST_WORKER_HOST="$(worker_address "$1")"
+    AIRFLOW__CORE__HOSTNAME_CALLABLE=archivist.worker_host.hostname
+  )
+  # `make test-distributed`: the workers record every local file their tasks open (tests/distributed/audit).
+  if [ -n "${ARCHIVIST_AUDIT_DIR:-}" ]; then
+    mkdir -p "$ARCHIVIST_AUDIT_DIR"
+    WORKER_ENV+=(ARCHIVIST_AUDIT_DIR="$ARCHIVIST_AUDIT_DIR" PYTHONPATH="$ROOT/tests/distributed/audit:$PYTHONPATH")
+  fi
 }
 
 pidfile() { echo "$RUN/airflow-$1.pid"; }
@@ -42,7 +102,8 @@ running_pid() {
   [ -f "$file" ] || return 1
   pid="$(cat "$file")"
   [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q airflow || return 1
+  # a Celery worker renames itself celeryd
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qE 'airflow|celeryd' || return 1
   echo "$pid"
 }
 
@@ -94,8 +155,14 @@ start_one() {
   component_cmd "$name"
   out="$(logfile "$name")"
   printf '\n=== %s starting: %s\n' "$(date -Is)" "${CMD[*]}" >>"$out"
+  local worker="" WORKER_ENV=()
+  case "$name" in worker-*|logs-*) worker="${name#*-}"; worker_env "$worker" ;; esac
   # setsid: own process group, so stop can end the component with all its children.
-  setsid "${CMD[@]}" >>"$out" 2>&1 </dev/null &
+  if [ -n "$worker" ]; then
+    (cd "$(worker_dir "$worker")/work" && exec env "${WORKER_ENV[@]}" setsid "${CMD[@]}" >>"$out" 2>&1 </dev/null) &
+  else
+    setsid "${CMD[@]}" >>"$out" 2>&1 </dev/null &
+  fi
   echo $! >"$(pidfile "$name")"
   log "started airflow $name (pid $!, log $out)"
 }
@@ -133,9 +200,33 @@ wait_healthy() {
     fi
     sleep 2
   done
+  [ "$EXECUTOR" = celery ] && wait_workers
   log "Airflow is healthy: $(curl -sf "$HEALTH_URL" | python -c '
 import json, sys
 print(", ".join(k + " " + str((v or {}).get("status")) for k, v in json.load(sys.stdin).items()))')"
+}
+
+# Waits until every Celery worker answers a ping through the broker.
+wait_workers() {
+  local deadline=$((SECONDS + START_TIMEOUT)) missing
+  while :; do
+    # Airflow logs to stdout while it loads: the answer is the line after the marker.
+    missing="$(python - "${WORKERS[@]}" <<'PY' 2>/dev/null | sed -n 's/^missing://p' || true
+import sys
+from airflow.providers.celery.executors.celery_executor_utils import app
+answered = {name.split("@")[0] for reply in app.control.ping(timeout=3) for name in reply}
+print("missing:" + (" ".join(w for w in sys.argv[1:] if w not in answered) or "none"))
+PY
+)"
+    [ "$missing" = none ] && break
+    [ -n "$missing" ] || missing="${WORKERS[*]}"
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      tail -n 30 "$(logfile "worker-${missing%% *}")" >&2
+      die "Celery workers not answering within ${START_TIMEOUT}s: $missing; see $(logfile "worker-${missing%% *}")"
+    fi
+    sleep 2
+  done
+  log "Celery workers answering: ${WORKERS[*]}"
 }
 
 print_login() {
@@ -152,7 +243,13 @@ start_all() {
   if ! running_pid api-server >/dev/null && ss -Hltn "sport = :$AIRFLOW_PORT" | grep -q .; then
     die "port $AIRFLOW_PORT is already in use by another process (ss -ltnp 'sport = :$AIRFLOW_PORT')"
   fi
+  # A stack started with the other executor is restarted whole.
+  if [ -f "$RUN/airflow-executor" ] && [ "$(cat "$RUN/airflow-executor")" != "$EXECUTOR" ]; then
+    log "Airflow runs with executor $(cat "$RUN/airflow-executor"), $EXECUTOR wanted: restarting it"
+    stop_all
+  fi
   prepare
+  echo "$EXECUTOR" >"$RUN/airflow-executor"
   for name in "${COMPONENTS[@]}"; do start_one "$name"; done
   wait_healthy
   print_login
@@ -183,10 +280,22 @@ stop_group() {
 }
 
 stop_all() {
+  local workers=()
+  for w in "${WORKERS[@]}"; do workers+=("worker-$w" "logs-$w"); done
   # The API server goes last: running tasks report their end state through it.
-  stop_group scheduler triggerer dag-processor
+  stop_group scheduler triggerer dag-processor "${workers[@]}"
   stop_group api-server
+  rm -f "$RUN/airflow-executor"
   log "Airflow stopped"
+}
+
+# Kills a Celery worker and its tasks at once, as a lost machine would end them (the tests use it).
+kill_worker() {
+  local name="worker-${1:?which worker}" pid
+  pid="$(running_pid "$name")" || die "$name is not running"
+  kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid"
+  rm -f "$(pidfile "$name")"
+  log "killed airflow $name (process group $pid)"
 }
 
 status() {
@@ -202,5 +311,7 @@ case "${1:-start}" in
   start) start_all ;;
   stop) stop_all ;;
   status) status ;;
-  *) die "usage: airflow.sh [migrate|start|stop|status]" ;;
+  kill-worker) kill_worker "${2:-}" ;;
+  start-worker) start_one "worker-${2:?which worker}" ;;
+  *) die "usage: airflow.sh [migrate|start|stop|status|kill-worker NAME|start-worker NAME]" ;;
 esac

@@ -20,6 +20,15 @@ ES_PORT="${ARCHIVIST_ES_PORT:-59200}"
 MINIO_PORT="${ARCHIVIST_MINIO_PORT:-59000}"
 MINIO_CONSOLE_PORT="${ARCHIVIST_MINIO_CONSOLE_PORT:-59001}"
 AIRFLOW_PORT="${ARCHIVIST_AIRFLOW_PORT:-8080}"
+# The executor of the local Airflow: local (LocalExecutor, the default) or celery (CeleryExecutor
+# with Redis and two workers, scripts/airflow.sh). Read by `make services`, which writes it into .local/env.sh.
+EXECUTOR="${ARCHIVIST_EXECUTOR:-local}"
+REDIS_PORT="${ARCHIVIST_REDIS_PORT:-56379}"
+# Each Celery worker has a loopback address of its own (its task instances' hostname), where its
+# log server listens on this one port: the API server fetches a task's log from <hostname>:<port>.
+WORKER_LOG_PORT="${ARCHIVIST_WORKER_LOG_PORT:-18931}"
+WORKERS=(w1 w2)
+worker_address() { case "$1" in w1) echo 127.0.0.11 ;; w2) echo 127.0.0.12 ;; *) die "unknown worker $1" ;; esac; }
 # The HTTPS-only node of `services.sh start-tls` (its transport port is 100 above it).
 ES_TLS_PORT="${ARCHIVIST_ES_TLS_PORT:-$((ES_PORT + 50))}"
 # The first port of the search servers of scripts/search_servers.sh (7.17, 9, OpenSearch 2 and 3).
@@ -33,6 +42,7 @@ ES_USER="archivist"  # a file-realm superuser of the local Elasticsearch
 ES_PASSWORD="archivist-demo-es-pw"
 MINIO_USER="archivist-admin"
 MINIO_PASSWORD="archivist-demo-secret"
+REDIS_PASSWORD="archivist-demo-redis-pw"
 APP_BUCKET="archivist-app"
 BACKUP_BUCKET="archivist-backups"
 
@@ -63,15 +73,14 @@ write_secret() {  # FILE TEXT [OWNER]
   mv -f "$tmp" "$file"
 }
 
-# Stops the process of a pid file a server wrote, waits until it has exited (60 s at most) and
-# removes the file; nothing when there is no such file.
-stop_pidfile() {
-  local pidfile="$1" pid
-  [ -f "$pidfile" ] || return 0
-  pid="$(cat "$pidfile")"
+# Stops the server whose pid FILE holds, waits up to SECONDS for it to exit, removes FILE.
+stop_pidfile() {  # FILE SECONDS
+  local pid
+  [ -f "$1" ] || return 0
+  pid="$(cat "$1")"
   kill "$pid" 2>/dev/null || true
-  for _ in $(seq 60); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
-  rm -f "$pidfile"
+  for _ in $(seq "$2"); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
+  rm -f "$1"
 }
 
 # `go install MODULE@VERSION` into the per-user cache, once per version; NAME is the binary.

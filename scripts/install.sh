@@ -80,6 +80,17 @@ install_browser() {
   fi
 }
 
+# Debian's Redis, the Celery broker of `ARCHIVIST_EXECUTOR=celery`; its own service stays off
+# (scripts/services.sh runs one on the stack's port).
+install_redis() {
+  if ! command -v redis-server >/dev/null; then
+    log "installing Redis from apt (CeleryExecutor)"
+    apt_install redis-server
+  else
+    log "Redis installed"
+  fi
+}
+
 ensure_service_user() {
   [ "$(id -u)" = 0 ] || return 0
   id "$SERVICE_USER" >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin "$SERVICE_USER"
@@ -88,7 +99,8 @@ ensure_service_user() {
 case "${1:-all}" in
   python) install_python ;;
   servers) install_postgres; install_elasticsearch; install_minio; ensure_service_user ;;
+  redis) install_redis ;;
   browser) install_browser ;;
   all) install_python; install_postgres; install_elasticsearch; install_minio; ensure_service_user; install_browser ;;
-  *) die "usage: install.sh [all|python|servers|browser]" ;;
+  *) die "usage: install.sh [all|python|servers|redis|browser]" ;;
 esac

@@ -119,7 +119,7 @@ CONF
 
 stop_one() {
   [ -f "$SEARCH_DIR/$1/server.pid" ] || return 0
-  stop_pidfile "$SEARCH_DIR/$1/server.pid"
+  stop_pidfile "$SEARCH_DIR/$1/server.pid" 60
   log "search server $1 stopped"
 }
 

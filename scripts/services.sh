@@ -258,7 +258,8 @@ CONF
     es_tls_curl "_cluster/health?wait_for_status=yellow&timeout=1s"
 }
 
-stop_elasticsearch_tls() { stop_pidfile "$ES_TLS_PIDFILE"; }
+
+stop_elasticsearch_tls() { stop_pidfile "$ES_TLS_PIDFILE" 60; }
 
 start_minio() {
   local bin="$LOCAL/bin/minio"
@@ -290,14 +291,51 @@ PY
   log "buckets $APP_BUCKET and $BACKUP_BUCKET exist"
 }
 
+# Redis, the Celery broker, for `ARCHIVIST_EXECUTOR=celery` only. Its password is in its config
+# file (0600, the service user's), never on argv.
+REDIS_DIR="$LOCAL/redis"
+REDIS_PIDFILE="$REDIS_DIR/redis.pid"
+
+redis_ping() {
+  REDISCLI_AUTH="$REDIS_PASSWORD" redis-cli -h "$BIND" -p "$REDIS_PORT" --no-auth-warning ping 2>/dev/null | grep -q PONG
+}
+
+start_redis() {
+  "$ROOT/scripts/install.sh" redis
+  mkdir -p "$REDIS_DIR"
+  if [ "$(id -u)" = 0 ]; then chown "$SERVICE_USER" "$REDIS_DIR"; fi
+  if ! redis_ping; then
+    as_service_user tee "$REDIS_DIR/redis.conf.new" >/dev/null <<CONF
+bind $BIND
+port $REDIS_PORT
+protected-mode yes
+requirepass $REDIS_PASSWORD
+dir $REDIS_DIR
+pidfile $REDIS_PIDFILE
+logfile $LOGS/redis.log
+daemonize yes
+save ""
+appendonly no
+CONF
+    as_service_user chmod 0600 "$REDIS_DIR/redis.conf.new"
+    as_service_user mv -f "$REDIS_DIR/redis.conf.new" "$REDIS_DIR/redis.conf"
+    as_service_user redis-server "$REDIS_DIR/redis.conf" \
+      || { tail -n 20 "$LOGS/redis.log" >&2; die "Redis failed to start; see $LOGS/redis.log"; }
+  fi
+  wait_for Redis "$LOGS/redis.log" 30 redis_ping
+}
+
+stop_redis() { stop_pidfile "$REDIS_PIDFILE" 30; }
+
 # Stops the Elasticsearch this clone started and waits until it has exited.
-stop_elasticsearch() { stop_pidfile "$LOCAL/es/es.pid"; }
+stop_elasticsearch() { stop_pidfile "$LOCAL/es/es.pid" 60; }
 
 stop_all() {
   [ -f "$PG_DATA/PG_VERSION" ] && as_service_user "$PG_BIN/pg_ctl" -D "$PG_DATA" -m fast stop >/dev/null 2>&1 || true
   stop_elasticsearch
   stop_elasticsearch_tls
   bash "$ROOT/scripts/search_servers.sh" stop
+  stop_redis
   pkill -f "^$LOCAL/bin/minio server" || true; rm -f "$LOCAL/run/minio.pid"
   log "services stopped"
 }
@@ -322,6 +360,11 @@ case "${1:-start}" in
     start_elasticsearch & es=$!
     start_minio & mn=$!
     wait $pg && wait $es && wait $mn || die "a service failed to start (see above)"
+    case "$EXECUTOR" in
+      celery) start_redis ;;
+      local) ;;
+      *) die "ARCHIVIST_EXECUTOR=$EXECUTOR: choose local (LocalExecutor, the default) or celery" ;;
+    esac
     create_buckets
     "$ROOT/scripts/write_env.sh"
     if [ -n "${ARCHIVIST_ES_VERSIONS:-}" ]; then bash "$ROOT/scripts/search_servers.sh" start >/dev/null; fi

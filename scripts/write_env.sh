@@ -8,6 +8,12 @@ s3_conn() {  # $1 = bucket
     "$MINIO_USER" "$MINIO_PASSWORD" "$BIND" "$MINIO_PORT" "$1"
 }
 
+case "$EXECUTOR" in
+  local) EXECUTOR_CLASS=LocalExecutor ;;
+  celery) EXECUTOR_CLASS=CeleryExecutor ;;
+  *) die "ARCHIVIST_EXECUTOR=$EXECUTOR: choose local (LocalExecutor, the default) or celery" ;;
+esac
+
 # It holds every password of the stack: mode 0600, written beside it and moved into place.
 ENV_TMP="$(mktemp "$LOCAL/env.sh.XXXXXX")"
 cat > "$ENV_TMP" <<ENV
@@ -19,7 +25,15 @@ export AIRFLOW_HOME='$LOCAL/airflow'
 export AIRFLOW__CORE__DAGS_FOLDER='$ROOT/dags'
 export AIRFLOW__CORE__PLUGINS_FOLDER='$ROOT/plugins'
 export AIRFLOW__CORE__LOAD_EXAMPLES=False
-export AIRFLOW__CORE__EXECUTOR=LocalExecutor
+export ARCHIVIST_EXECUTOR=$EXECUTOR
+export AIRFLOW__CORE__EXECUTOR=$EXECUTOR_CLASS
+# CeleryExecutor (ARCHIVIST_EXECUTOR=celery): Redis as the broker, the metadata database keeps the results.
+export AIRFLOW__CELERY__BROKER_URL='redis://:$REDIS_PASSWORD@$BIND:$REDIS_PORT/0'
+export AIRFLOW__CELERY__RESULT_BACKEND='db+postgresql://$PG_USER:$PG_PASSWORD@$BIND:$PG_PORT/airflow'
+export AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT=$WORKER_LOG_PORT
+# A task whose worker is lost stops heartbeating: the scheduler fails it after this many seconds,
+# and Airflow retries it on a worker still there (300 by default).
+export AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT=60
 export AIRFLOW__CORE__PARALLELISM=8
 export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN='postgresql+psycopg2://$PG_USER:$PG_PASSWORD@$BIND:$PG_PORT/airflow'
 export AIRFLOW__API__HOST=$BIND

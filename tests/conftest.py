@@ -252,6 +252,16 @@ FOLDER_MARKS = {"faults": "faults", "bench": "bench"}
 OWN_MARKS = ("faults", "browser", "bench", "integration", "esmatrix")
 
 
+def pytest_ignore_collect(collection_path, config) -> bool | None:
+    """tests/distributed needs the Celery stack: `make test-distributed` runs it, `make test` leaves it out."""
+    if (
+        collection_path == ROOT / "tests" / "distributed"
+        and os.environ.get("AIRFLOW__CORE__EXECUTOR") != "CeleryExecutor"
+    ):
+        return True
+    return None
+
+
 def pytest_collection_modifyitems(config, items) -> None:
     tests = ROOT / "tests"
     if not os.environ.get("ARCHIVIST_ES_VERSIONS"):  # the matrix runs only when asked for its servers

@@ -106,7 +106,7 @@ def test_airflow_service_runs_the_built_image_with_project_mounts(services, name
         assert mount in service["volumes"], f"{name} lacks {mount}"
     env = service["environment"]
     assert env["PYTHONPATH"] == "/opt/airflow/include"
-    assert env["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
+    assert env["AIRFLOW__CORE__EXECUTOR"] == "${AIRFLOW_EXECUTOR:-LocalExecutor}", "LocalExecutor unless asked"
     assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://airflow-apiserver:8080/execution/"
 
 
@@ -145,3 +145,31 @@ def test_elasticsearch_requires_the_login_the_connection_carries(services):
     assert conn["login"] == "elastic" and conn["password"] == env["ELASTIC_PASSWORD"]
     health = services["elasticsearch"]["healthcheck"]["test"][1]
     assert "ELASTIC_PASSWORD" in health and "-K -" in health, "the health check must log in, password off argv"
+
+
+CELERY_SERVICES = ["redis", "airflow-worker"]
+
+
+def test_the_celery_variant_is_behind_its_profile(services):
+    for name in CELERY_SERVICES:
+        assert services[name]["profiles"] == ["celery"], name
+    for name in set(services) - set(CELERY_SERVICES):
+        assert "profiles" not in services[name], f"{name} must start without a profile"
+
+
+def test_the_celery_worker_shares_no_volume_but_the_read_only_code(services):
+    worker = services["airflow-worker"]
+    assert worker["command"] == "celery worker"
+    assert sorted(worker["volumes"]) == sorted(f"{m}:ro" for m in MOUNTS)
+    env = worker["environment"]
+    assert env["AIRFLOW__CELERY__BROKER_URL"].endswith("@redis:6379/0")
+    assert env["AIRFLOW__CORE__EXECUTOR"] == "${AIRFLOW_EXECUTOR:-LocalExecutor}"
+    assert {"redis", "airflow-apiserver"} <= set(worker["depends_on"])
+    assert "healthcheck" in worker and "healthcheck" in services["redis"]
+    assert "ports" not in worker and "ports" not in services["redis"], "nothing of Celery published"
+
+
+def test_the_broker_password_is_never_on_a_command_line_literal(services):
+    redis = services["redis"]
+    assert "$$REDIS_PASSWORD" in redis["command"][0]
+    assert "archivist-demo-redis-pw" not in redis["command"][0]

@@ -69,6 +69,6 @@ def test_the_image_requirements_parse_every_dag_and_load_every_plugin(tmp_path, 
     assert probe.returncode == 0, probe.stderr[-4000:]
     found = json.loads(probe.stdout.strip().splitlines()[-1])
     assert found["dag_errors"] == {} and found["plugin_errors"] == {}
-    assert found["dags"] == ["archivist_backup", "archivist_restore"]
+    assert found["dags"] == ["archivist_backup", "archivist_drill", "archivist_restore"]
     assert found["plugins"] == ["archivist_backups"]
     assert found["modules"] > 40

@@ -23,9 +23,11 @@ from archivist.errors import ConfigurationError
 from archivist.postgres_settings import PostgresSettings as PostgresSettings
 from archivist.postgres_settings import postgres_from_connection as postgres_from_connection
 from archivist.postgres_settings import postgres_from_env as postgres_from_env
+from archivist.retention import RetentionPolicy
 from archivist.s3_settings import S3Settings as S3Settings
 from archivist.s3_settings import s3_from_aws_connection as s3_from_aws_connection
 from archivist.s3_settings import s3_from_env as s3_from_env
+from archivist.settings_values import flag
 
 POSTGRES_CONN_ID = "archivist_postgres"
 ELASTICSEARCH_CONN_ID = "archivist_elasticsearch"
@@ -82,6 +84,48 @@ def parse_backups_kept(value: str | int | None) -> int:
             f"BACKUPS_KEPT is {kept}, but the minimum is {MIN_BACKUPS_KEPT}: archivist never keeps fewer than 7 backups"
         )
     return kept
+
+
+# The calendar rules of rotation (archivist.retention), each set by its own variable.
+CALENDAR_KEPT = {
+    "daily": "BACKUPS_KEPT_DAILY",
+    "weekly": "BACKUPS_KEPT_WEEKLY",
+    "monthly": "BACKUPS_KEPT_MONTHLY",
+    "yearly": "BACKUPS_KEPT_YEARLY",
+}
+
+
+def parse_calendar_kept(value: str | int | None, variable: str) -> int:
+    """How many days, weeks, months or years a calendar rule keeps: 0 (off) when unset."""
+    if value is None:
+        return 0
+    text = str(value).strip()
+    try:
+        kept = int(text)
+    except ValueError:
+        raise ConfigurationError(f"{variable} must be a whole number (0 turns the rule off), got {text!r}") from None
+    if kept < 0:
+        raise ConfigurationError(f"{variable} is {kept}: it must be 0 (off) or more")
+    return kept
+
+
+def load_retention(
+    keep: int | str | None = None, env: Mapping[str, str] | None = None, **calendar: int | str | None
+) -> RetentionPolicy:
+    """Rotation's rules: `keep` (else BACKUPS_KEPT, else 30; at least 7) newest bundles, and each
+    calendar rule given in `calendar` (daily=…, weekly=…), else its BACKUPS_KEPT_<PERIOD> variable."""
+    env = os.environ if env is None else env
+    unknown = set(calendar) - set(CALENDAR_KEPT)
+    if unknown:
+        raise ConfigurationError(f"unknown retention rule(s) {sorted(unknown)}: use {', '.join(CALENDAR_KEPT)}")
+    counts = {
+        period: parse_calendar_kept(
+            calendar.get(period) if calendar.get(period) is not None else env.get(variable), variable
+        )
+        for period, variable in CALENDAR_KEPT.items()
+    }
+    last = parse_backups_kept(keep if keep is not None else env.get("BACKUPS_KEPT"))
+    return RetentionPolicy(last=last, **counts)
 
 
 def parse_key_prefix(value: str | None, source: str) -> str:
@@ -156,6 +200,23 @@ def parse_postgres_databases(value: str | list[str] | tuple[str, ...] | None) ->
     return names
 
 
+def parse_rename_map(value: str | list[str] | tuple | dict | None, option: str) -> tuple[tuple[str, str], ...]:
+    """`old=new` pairs from a mapping, a list of `old=new` strings or one comma-separated string
+    (the forms a DAG param and a command option take); `option` names the setting in errors."""
+    if not value:
+        return ()
+    if isinstance(value, dict):
+        pairs = [(str(old), str(new)) for old, new in value.items()]
+    else:
+        pairs = []
+        for item in parse_index_patterns(value):
+            old, sep, new = item.partition("=")
+            if not sep or not old.strip() or not new.strip():
+                raise ConfigurationError(f"{option}: {item!r} is not old=new (e.g. products=products-copy)")
+            pairs.append((old.strip(), new.strip()))
+    return tuple(pairs)
+
+
 # --- from the original tool's environment variables --------------------------------------
 
 
@@ -206,25 +267,26 @@ def _aws_connection(conn_id: str) -> Any:
 
 
 # --- the resolved settings -----------------------------------------------------------------
+# A connection named by the caller wins over the spec's variables; without one they win over the default.
 
 
 def load_postgres(conn_id: str | None = None, env: Mapping[str, str] | None = None) -> PostgresSettings:
     env = os.environ if env is None else env
-    if _any_set(env, "DATABASE_"):
+    if conn_id is None and _any_set(env, "DATABASE_"):
         return postgres_from_env(env)
     return postgres_from_connection(_get_connection(conn_id or conn_ids(env).postgres))
 
 
 def load_elasticsearch(conn_id: str | None = None, env: Mapping[str, str] | None = None) -> ElasticsearchSettings:
     env = os.environ if env is None else env
-    if _any_set(env, "ELASTICSEARCH_"):
+    if conn_id is None and _any_set(env, "ELASTICSEARCH_"):
         return elasticsearch_from_env(env)
     return elasticsearch_from_connection(_get_connection(conn_id or conn_ids(env).elasticsearch))
 
 
 def load_storage(conn_id: str | None = None, env: Mapping[str, str] | None = None) -> S3Settings:
     env = os.environ if env is None else env
-    if _any_set(env, "S3_"):
+    if conn_id is None and _any_set(env, "S3_"):
         return s3_from_env(env, "S3_")
     return s3_from_aws_connection(_aws_connection(conn_id or conn_ids(env).storage))
 
@@ -263,6 +325,24 @@ def load_cron_schedule(env: Mapping[str, str] | None = None) -> str:
     """The backup schedule: ARCHIVIST_SCHEDULE or the spec's CRON_SCHEDULE, daily at 01:00 by default."""
     env = os.environ if env is None else env
     return env.get("ARCHIVIST_SCHEDULE") or env.get("CRON_SCHEDULE") or DEFAULT_CRON_SCHEDULE
+
+
+# The drill's schedule: weekly, Sundays at 03:00, after the nightly backup (ARCHIVIST_DRILL_SCHEDULE).
+DEFAULT_DRILL_SCHEDULE = "0 3 * * 0"
+DRILL_SCHEDULE_OFF = ("off", "none", "never")
+
+
+def load_drill_schedule(env: Mapping[str, str] | None = None) -> str | None:
+    """ARCHIVIST_DRILL_SCHEDULE: a cron expression, or off (none, never) for no timed drills."""
+    env = os.environ if env is None else env
+    text = env.get("ARCHIVIST_DRILL_SCHEDULE", "").strip() or DEFAULT_DRILL_SCHEDULE
+    return None if text.lower() in DRILL_SCHEDULE_OFF else text
+
+
+def load_drill_after_backup(env: Mapping[str, str] | None = None) -> bool:
+    """ARCHIVIST_DRILL_AFTER_BACKUP: also drill each new bundle once its backup has made it (off by default)."""
+    env = os.environ if env is None else env
+    return flag(env.get("ARCHIVIST_DRILL_AFTER_BACKUP", "").strip() or "false", "ARCHIVIST_DRILL_AFTER_BACKUP")
 
 
 # How long a run and one task may take before Airflow stops them: a hung backup must not hold

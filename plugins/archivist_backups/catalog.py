@@ -16,10 +16,11 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import quote
 
-from archivist.config import S3Settings
-from archivist.errors import VerificationError
+from archivist.config import S3Settings, load_retention
+from archivist.drill import record as records
+from archivist.errors import ArchivistError, VerificationError
 from archivist.format.bundle import JOB_DIRS, BackupKey
-from archivist.transport.backup_bucket import BackupStore, StoredBundle
+from archivist.transport.backup_bucket import BackupStore, StoredBundle, plan_retention
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,7 @@ def summarize(
         return row
     counts, stats, servers = (meta.get("counts") or {}), (meta.get("stats") or {}), (meta.get("servers") or {})
     jobs = []
+    artifacts = meta.get("artifacts") or {}
     for job, folder in JOB_DIRS.items():
         if folder not in counts and folder not in stats:
             continue
@@ -66,6 +68,7 @@ def summarize(
                 "counts": counts.get(folder) or {},
                 "time_seconds": (stats.get(folder) or {}).get("time_seconds"),
                 "server_version": servers.get(job),
+                "bytes": _job_bytes(artifacts, folder),
             }
         )
     airflow = meta.get("airflow") or {}
@@ -82,6 +85,36 @@ def summarize(
         },
     )
     return row
+
+
+def _job_bytes(artifacts: dict[str, Any], folder: str) -> int | None:
+    """The bytes of a job's artifacts in the bundle (before compression), from meta.json's
+    `artifacts`; None for a bundle of the original tool, which lists none."""
+    sizes = [
+        entry.get("size")
+        for path, entry in artifacts.items()
+        if path.startswith(folder + "/") and isinstance(entry, dict) and isinstance(entry.get("size"), int)
+    ]
+    return sum(sizes) if sizes else None
+
+
+def retention_rules() -> dict[str, Any]:
+    """The rules of this server's environment (BACKUPS_KEPT and BACKUPS_KEPT_*): `policy` as
+    "last 30, daily 7", or `error` saying which variable is wrong."""
+    try:
+        return {"policy": load_retention().describe(), "error": None}
+    except ArchivistError as exc:
+        return {"policy": None, "error": str(exc)}
+
+
+def kept_by(bundles: list[StoredBundle]) -> dict[str, list[str]]:
+    """Each bundle's key with the rules that keep it, as a backup's rotation would apply them now
+    (an empty list: the next rotation deletes it); nothing when the rules are misconfigured."""
+    try:
+        policy = load_retention()
+    except ArchivistError:
+        return {}
+    return {v.bundle.key.name: list(v.reasons) for v in plan_retention(bundles, policy)}
 
 
 _catalogs: dict[S3Settings, Catalog] = {}
@@ -137,8 +170,24 @@ class Catalog:
             return len(self._cache)
 
     def list(self, ui_root: str = "/") -> list[dict[str, Any]]:
-        """Every bundle, newest first, with its meta.json summarized; new ones read in parallel."""
+        """Every bundle, newest first, with its meta.json summarized and the retention rules that
+        keep it (`retention`, None when the rules are misconfigured); new meta.json read in parallel."""
         bundles = self.store.list_bundles()
         with ThreadPoolExecutor(max_workers=READERS, thread_name_prefix="meta") as pool:
             metas = list(pool.map(self.meta, bundles))
-        return [summarize(b, meta, error, ui_root) for b, (meta, error) in zip(bundles, metas, strict=True)]
+        kept = kept_by(bundles)
+        drilled = self.drills()
+        rows = [summarize(b, meta, error, ui_root) for b, (meta, error) in zip(bundles, metas, strict=True)]
+        for row in rows:
+            row["retention"] = kept.get(row["key"])
+            row["drill"] = records.listed(drilled.get(row["key"]))
+        return rows
+
+    def drills(self) -> dict[str, records.Verdict | str]:
+        """Each bundle's last drill verdict (drills/<key>.json), read afresh: a drill rewrites it.
+        A bucket that will not list them leaves the bundles shown, without verdicts."""
+        try:
+            return records.read_all(self.store)
+        except Exception as exc:
+            log.warning("could not read the drill records in %s: %s", self.store.where, exc)
+            return {}

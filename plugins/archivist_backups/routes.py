@@ -8,6 +8,7 @@ DAG the route is about.
     GET  /archivist/                          the page (static; its data come from the routes below)
     GET  /archivist/api/me                    who is calling and whether they may start a restore
     GET  /archivist/api/bundles               bundles, newest first, with their meta.json summarized
+                                              and the retention rules that keep each
     GET  /archivist/api/bundles/{key}/meta    one bundle's meta.json
     POST /archivist/api/bundles/{key}/verify  trigger archivist_restore with dry_run true
     POST /archivist/api/bundles/{key}/restore trigger archivist_restore with {jobs, mode, dry_run}
@@ -48,7 +49,7 @@ from archivist.errors import ArchivistError, BackupNotFoundError
 from archivist.modes import MODES, UNCHECKED_HELP
 from archivist.transport.backup_bucket import StoredBundle
 from archivist_backups import dag_runs
-from archivist_backups.catalog import Catalog, run_url
+from archivist_backups.catalog import Catalog, retention_rules, run_url
 from archivist_backups.dag_runs import BACKUP_DAG, RESTORE_DAG
 
 STATIC = Path(__file__).with_name("static")
@@ -207,7 +208,12 @@ def list_bundles(cat: CatalogDep) -> dict[str, Any]:
     """Every bundle in the backup bucket, newest first, with its meta.json summarized."""
     with bucket_errors():
         bundles = cat.list(UI_ROOT)
-    return {"bucket": cat.store.bucket, "bundles": bundles, "total_entries": len(bundles)}
+    return {
+        "bucket": cat.store.bucket,
+        "bundles": bundles,
+        "total_entries": len(bundles),
+        "retention": retention_rules(),
+    }
 
 
 @router.get("/api/bundles/{key}/meta", dependencies=[Depends(can_read_bundles)])

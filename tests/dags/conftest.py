@@ -20,7 +20,14 @@ from archivist.transport.backup_bucket import BackupStore
 from tests.support import ROOT
 
 # The defaults are under test, not a developer's override.
-OVERRIDES = ("ARCHIVIST_SCHEDULE", "CRON_SCHEDULE", "ARCHIVIST_RUN_TIMEOUT_HOURS", "ARCHIVIST_TASK_TIMEOUT_HOURS")
+OVERRIDES = (
+    "ARCHIVIST_SCHEDULE",
+    "CRON_SCHEDULE",
+    "ARCHIVIST_RUN_TIMEOUT_HOURS",
+    "ARCHIVIST_TASK_TIMEOUT_HOURS",
+    "ARCHIVIST_DRILL_SCHEDULE",
+    "ARCHIVIST_DRILL_AFTER_BACKUP",
+)
 
 
 @pytest.fixture
@@ -51,6 +58,11 @@ def backup_dag(dagbag):
 @pytest.fixture(scope="session")
 def restore_dag(dagbag):
     return dagbag.dags["archivist_restore"]
+
+
+@pytest.fixture(scope="session")
+def drill_dag(dagbag):
+    return dagbag.dags["archivist_drill"]
 
 
 @dataclass

@@ -116,3 +116,19 @@ def test_backup_dag_fails_at_check_when_elasticsearch_is_unreachable(earlier_bun
     after = {b.key.name: (b.size, b.last_modified) for b in store.list_bundles()}
     assert after == before, "a failed backup added, changed or removed a bundle"
     assert staging_objects(store) == []
+
+
+def test_backup_dag_rotates_by_its_calendar_params_and_variables(seeded, backups_settings):
+    """A param given wins, an empty one falls back to its BACKUPS_KEPT_* variable; the dry run
+    logs the rules that keep each bundle and deletes nothing."""
+    store = BackupStore(backups_settings)
+    before = {b.key.name for b in store.list_bundles()}
+    conf = {"jobs": ["storage"], "keep": 7, "keep_monthly": 3, "rotation_dry_run": True}
+    run = dags_test("archivist_backup", conf=conf, env={"BACKUPS_KEPT_WEEKLY": "2", "BACKUPS_KEPT_MONTHLY": "9"})
+    output = run.stdout + run.stderr
+    assert run.returncode == 0, output[-3000:]
+    assert "rotation kept" in output and "by the rules last 7, weekly 2, monthly 3" in output, output[-3000:]
+    new = [b.key.name for b in store.list_bundles() if b.key.name not in before]
+    assert len(new) == 1
+    assert re.search(rf"keeping \S*{new[0]}\.tgz \(last 7, weekly 2, monthly 3\)", output), output[-3000:]
+    assert before <= {b.key.name for b in store.list_bundles()}  # a dry run deletes nothing

@@ -1,5 +1,5 @@
 """Integrity of the DAG files: every file in dags/ parses through Airflow's DagBag without
-errors, the two DAGs have the expected tasks, dependencies, schedule and defaults, and
+errors, the three DAGs have the expected tasks, dependencies, schedule and defaults, and
 importing them does no network I/O (checked in a subprocess whose connections point at
 a closed port and whose sockets refuse to connect)."""
 
@@ -18,24 +18,52 @@ SCHEDULE_VARS = ("ARCHIVIST_SCHEDULE", "CRON_SCHEDULE")
 
 BACKUP_UPSTREAMS = {
     "check": set(),
+    "split_elasticsearch": {"check"},
+    "split_storage": {"check"},
     "postgres": {"check"},
-    "elasticsearch": {"check"},
-    "storage": {"check"},
-    "bundle_and_upload": {"check", "postgres", "elasticsearch", "storage"},
+    "elasticsearch": {"check", "split_elasticsearch"},
+    "storage": {"check", "split_storage"},
+    "elasticsearch_part": {"check", "split_elasticsearch"},
+    "storage_part": {"check", "split_storage"},
+    "bundle_and_upload": {"check", "postgres", "elasticsearch", "storage", "elasticsearch_part", "storage_part"},
     "rotate": {"bundle_and_upload"},
     "cleanup_staging": {"check", "rotate"},
 }
 RESTORE_UPSTREAMS = {
     "locate": set(),
     "verify": {"locate"},
+    "split_elasticsearch": {"verify"},
+    "split_storage": {"verify"},
     "restore_postgres": {"locate", "verify"},
-    "restore_elasticsearch": {"locate", "verify"},
-    "restore_storage": {"locate", "verify"},
-    "report": {"verify", "restore_postgres", "restore_elasticsearch", "restore_storage"},
+    "restore_elasticsearch": {"locate", "verify", "split_elasticsearch"},
+    "restore_storage": {"locate", "verify", "split_storage"},
+    "restore_elasticsearch_part": {"locate", "verify", "split_elasticsearch"},
+    "restore_storage_part": {"locate", "verify", "split_storage"},
+    "report": {
+        "verify",
+        "restore_postgres",
+        "restore_elasticsearch",
+        "restore_storage",
+        "restore_elasticsearch_part",
+        "restore_storage_part",
+    },
     "release_lock": {"report"},
 }
-BACKUP_JOBS = ("postgres", "elasticsearch", "storage")
-RESTORE_JOBS = ("restore_postgres", "restore_elasticsearch", "restore_storage")
+DRILL_UPSTREAMS = {
+    "prepare": set(),
+    "restore": {"prepare"},
+    "check": {"prepare", "restore"},
+    "record": {"check"},
+    "remove_scratch": {"prepare", "record"},
+}
+BACKUP_JOBS = ("postgres", "elasticsearch", "storage", "elasticsearch_part", "storage_part")
+RESTORE_JOBS = (
+    "restore_postgres",
+    "restore_elasticsearch",
+    "restore_storage",
+    "restore_elasticsearch_part",
+    "restore_storage_part",
+)
 
 
 def test_every_dag_file_imports_without_errors(dagbag):
@@ -45,8 +73,8 @@ def test_every_dag_file_imports_without_errors(dagbag):
     assert sorted({dag.fileloc for dag in dagbag.dags.values()}) == files  # each file defines a DAG
 
 
-def test_the_two_dags_exist(dagbag):
-    assert set(dagbag.dags) == {"archivist_backup", "archivist_restore"}
+def test_the_three_dags_exist(dagbag):
+    assert set(dagbag.dags) == {"archivist_backup", "archivist_restore", "archivist_drill"}
 
 
 def test_every_dag_has_tags_and_a_real_owner(dagbag):
@@ -126,6 +154,9 @@ def test_backup_params(backup_dag):
     assert params["jobs"] == ["postgres", "elasticsearch", "storage"]
     assert params["keep"] == 30
     assert params.get_param("keep").schema["minimum"] == 7
+    for period in ("daily", "weekly", "monthly", "yearly"):
+        assert params[f"keep_{period}"] is None  # its BACKUPS_KEPT_* variable, else off
+        assert params.get_param(f"keep_{period}").schema["minimum"] == 0
     assert params["rotation_dry_run"] is False
     assert params["index_pattern"] == "*"
     assert params["closed_indices"] == "refuse"
@@ -231,7 +262,7 @@ def test_importing_the_dags_does_no_network_io():
     result = _import_offline(DAGS)
     assert result["attempts"] == []
     assert result["errors"] == {}
-    assert result["dags"] == ["archivist_backup", "archivist_restore"]
+    assert result["dags"] == ["archivist_backup", "archivist_drill", "archivist_restore"]
 
 
 def test_the_import_probe_catches_network_io(tmp_path):
@@ -269,7 +300,7 @@ def test_parsing_the_dags_imports_no_client():
     clients = {"boto3", "botocore", "elasticsearch", "elastic_transport", "awscrt", "psycopg", "aiosmtplib", "smtplib"}
     probe = (
         "import sys, time; sys.path[:0] = ['include', 'dags']; import airflow.sdk; "
-        "started = time.perf_counter(); import archivist_backup, archivist_restore; "
+        "started = time.perf_counter(); import archivist_backup, archivist_restore, archivist_drill; "
         "print(time.perf_counter() - started); print(' '.join(sorted(sys.modules)))"
     )
     shown = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120)
@@ -278,9 +309,50 @@ def test_parsing_the_dags_imports_no_client():
     loaded = set(modules.split())
     assert clients.isdisjoint({m.split(".")[0] for m in loaded}), sorted(clients & {m.split(".")[0] for m in loaded})
     assert not any(m.startswith("airflow.providers.smtp.") and "get_provider_info" not in m for m in loaded)
-    print(f"the two DAG files import in {float(seconds):.3f} s once airflow.sdk is loaded")
+    print(f"the three DAG files import in {float(seconds):.3f} s once airflow.sdk is loaded")
 
 
 def test_a_finished_backup_produces_the_backups_asset(backup_dag):
     outlets = backup_dag.get_task("bundle_and_upload").outlets
     assert [(a.name, a.uri, a.group) for a in outlets] == [("archivist_backups", "archivist_backups", "archivist")]
+
+
+def test_drill_tasks_and_dependencies(drill_dag):
+    assert set(drill_dag.task_ids) == set(DRILL_UPSTREAMS)
+    for task_id, upstream in DRILL_UPSTREAMS.items():
+        assert drill_dag.get_task(task_id).upstream_task_ids == upstream, task_id
+    # the verdict is recorded whatever the restore and the check did; the scratch always removed
+    assert drill_dag.get_task("record").trigger_rule == "all_done"
+    assert [t.task_id for t in drill_dag.tasks if t.is_teardown] == ["remove_scratch"]
+
+
+def test_drill_runs_weekly_and_drills_the_latest_bundle(drill_dag):
+    assert drill_dag.timetable.expression == "0 3 * * 0"
+    assert drill_dag.catchup is False
+    assert drill_dag.max_active_runs == 1
+    assert drill_dag.params["key"] == "latest"
+    assert drill_dag.params["storage_bucket"] == ""
+
+
+def _schedule_of_drill(env: dict) -> str:
+    probe = (
+        "import sys; sys.path[:0] = ['include', 'dags']; import archivist_drill as d; "
+        "dag = d.archivist_drill(); t = dag.timetable; "
+        "print(type(t).__name__, getattr(t, 'expression', None) or getattr(getattr(t, 'timetable', None), "
+        "'expression', None), getattr(getattr(t, 'asset_condition', None), 'name', None) or "
+        "[a.name for a in getattr(getattr(t, 'asset_condition', None), 'objects', [])])"
+    )
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("ARCHIVIST_DRILL_")}
+    shown = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120, env={**clean, **env}
+    )
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    return shown.stdout.strip().splitlines()[-1]
+
+
+def test_drill_schedule_after_backups_when_turned_on():
+    shown = _schedule_of_drill({"ARCHIVIST_DRILL_AFTER_BACKUP": "true"})
+    assert shown.startswith("AssetOrTimeSchedule 0 3 * * 0") and "archivist_backups" in shown
+    shown = _schedule_of_drill({"ARCHIVIST_DRILL_AFTER_BACKUP": "true", "ARCHIVIST_DRILL_SCHEDULE": "off"})
+    assert shown.startswith("AssetTriggeredTimetable") and "archivist_backups" in shown
+    assert _schedule_of_drill({"ARCHIVIST_DRILL_SCHEDULE": "off"}).startswith("NullTimetable")

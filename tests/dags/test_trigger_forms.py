@@ -18,11 +18,11 @@ from tests.support import ROOT, signed_in_page
 pytestmark = pytest.mark.browser
 
 SCREENSHOTS = {"archivist_backup": "trigger-backup.png", "archivist_restore": "trigger-restore.png"}
-TALL = {"width": 1400, "height": 1800}  # the restore form whole, without scrolling
+TALL = {"width": 1400, "height": 2600}  # the restore form whole, without scrolling
 
 
-def test_every_param_has_a_description(backup_dag, restore_dag):
-    for dag in (backup_dag, restore_dag):
+def test_every_param_has_a_description(backup_dag, restore_dag, drill_dag):
+    for dag in (backup_dag, restore_dag, drill_dag):
         for name, param in dag.params.items():
             assert (param.description or "").strip(), f"{dag.dag_id} param {name!r} has no description"
 

@@ -128,7 +128,8 @@ def heavy_bundle(heavy_table, heavy_index, heavy_objects, store):
 
 def test_postgres_killed_during_restore_rolls_back(heavy_bundle, pg_settings, restart_after):
     wipe_postgres(pg_settings)
-    job = Background(lambda: restore.restore_job("postgres", heavy_bundle, pg_settings, "empty"))
+    one_transaction = RestoreOptions(postgres_jobs=1)  # the parallel path: test_faults_parallel_restore.py
+    job = Background(lambda: restore.restore_job("postgres", heavy_bundle, pg_settings, "empty", one_transaction))
     wait_until(lambda: copying_into(pg_settings, "public.heavy"), what="psql to load the heavy table")
     kill_server("postgres")
     job.join()

@@ -3,6 +3,7 @@ environment variables set, no Airflow connection in sight, against the real serv
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import re
@@ -19,6 +20,7 @@ from tests.support import ROOT
 COMMANDS = [
     "backup",
     "check",
+    "drill",
     "info",
     "list",
     "restore",
@@ -285,6 +287,39 @@ def test_rotate_keeps_the_newest_and_says_what_it_deletes(spec_env, scratch_buck
     refused = archivist(env, "rotate", "--keep", "3")
     assert_one_error_line(refused, 2, "--keep 3 is below the minimum of 7", "nothing was deleted")
     assert len(_objects(s3, scratch_bucket.bucket)) == 8
+
+
+def test_rotate_by_the_calendar_says_which_rule_keeps_each_bundle(spec_env, scratch_bucket):
+    """Ten weeks of bundles, one every other day: the dry run lists each kept bundle with its
+    rules, the options win over the variables, and a bad count is refused naming the option."""
+    env = {**spec_env, "BACKUP_BUCKET_NAME": scratch_bucket.bucket, "BACKUPS_KEPT_WEEKLY": "2"}
+    s3 = s3io.client(scratch_bucket)
+    first = dt.date(2026, 8, 3)  # a Monday
+    keys = [f"bundle-{first + dt.timedelta(days=d)}-cal{d:08d}" for d in range(0, 70, 2)]
+    for key in keys:  # the same second for many: rotation then orders by the name's date
+        s3.put_object(Bucket=scratch_bucket.bucket, Key=f"{key}.tgz", Body=b"not read by rotation")
+
+    preview = archivist(env, "rotate", "--keep", "7", "--keep-monthly", "3", "--dry-run", "--json")
+    assert preview.returncode == 0, preview.stderr
+    planned = json.loads(preview.stdout)
+    assert planned["policy"] == {"last": 7, "daily": 0, "weekly": 2, "monthly": 3, "yearly": 0}
+    reasons = {row["key"]: row["reasons"] for row in planned["kept"]}
+    newest = keys[-1]  # 2026-10-10, a Saturday
+    assert reasons[newest] == ["last 7", "weekly 2", "monthly 3"]
+    assert reasons["bundle-2026-10-04-cal00000062"] == ["last 7", "weekly 2"]  # Sunday of the week before
+    assert reasons["bundle-2026-09-30-cal00000058"] == ["last 7", "monthly 3"]
+    assert reasons["bundle-2026-08-31-cal00000028"] == ["monthly 3"]
+    assert len(reasons) == 8
+    assert [row["key"] for row in planned["deleted"]] == [k for k in reversed(keys) if k not in reasons]
+    assert len(_objects(s3, scratch_bucket.bucket)) == len(keys)
+
+    text = archivist(env, "rotate", "--keep", "7", "--keep-monthly", "3", "--dry-run")
+    assert "kept the newest 7 bundle(s) and by the calendar (weekly 2, monthly 3)" in text.stdout
+    assert re.search(r"keep +bundle-2026-08-31-cal00000028 .* monthly 3", text.stdout), text.stdout
+
+    refused = archivist(env, "rotate", "--keep-daily", "-1")
+    assert_one_error_line(refused, 2, "--keep-daily is -1")
+    assert len(_objects(s3, scratch_bucket.bucket)) == len(keys)
 
 
 def _objects(s3, bucket: str) -> list[str]:

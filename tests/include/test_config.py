@@ -476,3 +476,35 @@ def test_parse_postgres_databases():
     assert config.parse_postgres_databases(None) == ()
     with pytest.raises(ConfigurationError, match=r"the database name 'a/b' is not 1 to 63 letters"):
         config.parse_postgres_databases(["ok", "a/b"])
+
+
+def test_a_connection_named_by_the_caller_wins_over_the_spec_variables(monkeypatch):
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_ARCHIVIST_TEST_NAMED_PG",
+        json.dumps({"conn_type": "postgres", "host": "named.example", "login": "u", "password": SECRET, "schema": "d"}),
+    )
+    env = {"DATABASE_HOST": "db", "DATABASE_USER": "app", "DATABASE_PASSWORD": "pw", "DATABASE_NAME": "app"}
+    assert config.load_postgres(env=env).source == "DATABASE_* variables"
+    named = config.load_postgres("archivist_test_named_pg", env=env)
+    assert (named.host, named.source) == ("named.example", "connection 'archivist_test_named_pg'")
+
+
+def test_rename_maps_come_from_a_mapping_a_list_or_a_comma_separated_string():
+    pairs = (("products", "shop"), ("logs-*", "copy-logs-*"))
+    assert config.parse_rename_map({"products": "shop", "logs-*": "copy-logs-*"}, "index_rename") == pairs
+    assert config.parse_rename_map(["products=shop", " logs-* = copy-logs-* "], "index_rename") == pairs
+    assert config.parse_rename_map("products=shop,logs-*=copy-logs-*", "--index-rename") == pairs
+    assert config.parse_rename_map(None, "index_rename") == config.parse_rename_map([], "index_rename") == ()
+    for wrong in ("products", "=shop", "products="):
+        with pytest.raises(ConfigurationError, match=f"postgres_database_map: '{wrong}' is not old=new"):
+            config.parse_rename_map([wrong], "postgres_database_map")
+
+
+def test_drills_run_weekly_unless_told_otherwise():
+    assert config.load_drill_schedule({}) == "0 3 * * 0"
+    assert config.load_drill_schedule({"ARCHIVIST_DRILL_SCHEDULE": "30 4 * * *"}) == "30 4 * * *"
+    assert config.load_drill_schedule({"ARCHIVIST_DRILL_SCHEDULE": "off"}) is None
+    assert config.load_drill_after_backup({}) is False
+    assert config.load_drill_after_backup({"ARCHIVIST_DRILL_AFTER_BACKUP": "yes"}) is True
+    with pytest.raises(ConfigurationError, match="ARCHIVIST_DRILL_AFTER_BACKUP"):
+        config.load_drill_after_backup({"ARCHIVIST_DRILL_AFTER_BACKUP": "sometimes"})

@@ -198,6 +198,7 @@ print("ok")
         S3_ACCESS_KEY_ID="AKIAVARIABLES",
         S3_SECRET_ACCESS_KEY=SECRET,
         S3_ENDPOINT_URL="https://s3.example:9000",
+        PYTHONPATH=os.path.dirname(os.path.dirname(config.__file__)),  # include/, as pytest has it
     )
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
     assert run.returncode == 0 and run.stdout.strip() == "ok", run.stderr

@@ -268,5 +268,57 @@ def test_summary_links_a_bundle_to_the_airflow_run_that_made_it():
     }
     row = catalog.summarize(b, meta, None, "/")
     assert row["airflow"]["url"] == "/dags/archivist_backup/runs/scheduled__2026-11-26T01%3A00%3A00%2B00%3A00"
-    assert row["jobs"] == [{"job": "postgres", "counts": {"tables": 2}, "time_seconds": 1.5, "server_version": None}]
+    assert row["jobs"] == [
+        {"job": "postgres", "counts": {"tables": 2}, "time_seconds": 1.5, "server_version": None, "bytes": None}
+    ]
+    meta["artifacts"] = {
+        "jobs.postgres/postgres-qQUXdfPnayQ.sql": {"size": 1000, "sha256": "0" * 64},
+        "jobs.postgres/roles-qQUXdfPnayQ.sql": {"size": 24, "sha256": "0" * 64},
+        "jobs.storage/storage-qQUXdfPnayQ.tgz": {"size": 7, "sha256": "0" * 64},
+    }
+    assert catalog.summarize(b, meta, None, "/")["jobs"][0]["bytes"] == 1024  # its own artifacts only
     assert catalog.summarize(b, meta, None, "/airflow/")["airflow"]["url"].startswith("/airflow/dags/")
+
+
+def test_each_bundle_carries_the_rules_that_keep_it(monkeypatch):
+    """The rules of the server's environment, applied to the listing as rotation would."""
+    first = dt.date(2026, 6, 1)
+    bundles = [
+        StoredBundle(
+            BackupKey(first + dt.timedelta(days=3 * n), f"keep{n:07d}"), 10, dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
+        )
+        for n in range(40)
+    ]
+    monkeypatch.setenv("BACKUPS_KEPT", "7")
+    monkeypatch.setenv("BACKUPS_KEPT_MONTHLY", "3")
+    kept = catalog.kept_by(bundles)
+    newest = max(bundles, key=lambda b: b.key.date).key.name
+    assert kept[newest] == ["last 7", "monthly 3"]
+    assert sum(bool(r) for r in kept.values()) == 7 + 2  # the newest of the two months before
+    assert sum(not r for r in kept.values()) == 40 - 9  # the next rotation deletes these
+    assert catalog.retention_rules() == {"policy": "last 7, monthly 3", "error": None}
+    monkeypatch.setenv("BACKUPS_KEPT_MONTHLY", "many")
+    assert catalog.kept_by(bundles) == {}
+    rules = catalog.retention_rules()
+    assert rules["policy"] is None and "BACKUPS_KEPT_MONTHLY must be a whole number" in rules["error"]
+
+
+def test_the_list_gives_each_bundle_its_last_drill_and_distrusts_a_forged_record(backups_settings, demo_bundle):
+    from archivist.drill import record
+
+    store, key = BackupStore(backups_settings), demo_bundle["key"]
+    cat = catalog.Catalog(store)
+    try:
+        assert {r["key"]: r for r in cat.list()}[key]["drill"] is None
+        when = dt.datetime(2026, 12, 6, 3, 2, tzinfo=dt.UTC)
+        record.write(store, record.Verdict(key, "matched", when, (), {"tables": 5}))
+        assert {r["key"]: r for r in cat.list()}[key]["drill"] == {
+            "result": "matched",
+            "drilled_at": when.isoformat(),
+            "summary": "restored and matched on 2026-12-06",
+        }
+        store.s3.put_object(Bucket=store.bucket, Key=record.object_key(store, key), Body=b"\x00" * 70_000)
+        forged = {r["key"]: r for r in cat.list()}[key]["drill"]
+        assert forged["result"] is None and forged["summary"].startswith("drill record unreadable: over ")
+    finally:
+        store.s3.delete_object(Bucket=store.bucket, Key=record.object_key(store, key))

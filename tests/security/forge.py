@@ -81,7 +81,7 @@ def forge_appended(
     mtime = int(CREATED.timestamp())
     starts: list[tuple[str, int, int]] = []
     out = io.BytesIO()
-    with GzipWriter(out, compresslevel=bundle.GZIP_LEVEL, mtime=mtime) as gz:
+    with GzipWriter(out, compresslevel=bundle.GZIP_LEVEL, mtime=mtime, engine=bundle.GZIP_ENGINE) as gz:
         with tarfile.open(fileobj=gz, mode="w:", format=tarfile.PAX_FORMAT) as tar:
             for folder in [key.name, *sorted({f"{key.name}/{p.split('/')[0]}" for p in files})]:
                 info = tarfile.TarInfo(folder)

@@ -1,8 +1,9 @@
 """The commands that make bundles, check the configuration, and look after the backup bucket:
-backup, simple-backup, check, simple-check, info, rotate, unlock, list."""
+backup, simple-backup, check, simple-check, info, rotate, unlock, list (with each bundle's last drill)."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import time
 from typing import Any
@@ -11,10 +12,12 @@ import click
 
 from archivist import config
 from archivist.cli import info
-from archivist.cli.group import backup_store, cli, dump_options, jobs_option, output_options, showing
+from archivist.cli.group import backup_store, cli, dump_options, jobs_option, output_options, retention_options, showing
 from archivist.cli.output import Output, format_counts, human_size, scrub
-from archivist.errors import ArchivistError, ConfigurationError, VerificationError
+from archivist.drill import record as records
+from archivist.errors import ArchivistError, VerificationError
 from archivist.format import bundle
+from archivist.retention import RetentionPolicy
 from archivist.runner import backup, checks
 from archivist.sources.base import DumpOptions
 
@@ -46,14 +49,14 @@ def _print_made(out: Output, made: dict[str, Any]) -> None:
 
 @cli.command(name="backup")
 @jobs_option
-@click.option("--keep", type=int, metavar="N", help="Bundles to keep in rotation (default BACKUPS_KEPT, at least 7).")
+@retention_options
 @dump_options
 @output_options
-def backup_cmd(jobs: str | None, keep: int | None, options: DumpOptions, out: Output) -> None:
+def backup_cmd(jobs: str | None, policy: RetentionPolicy, options: DumpOptions, out: Output) -> None:
     """Performs a full system backup."""
     started = time.monotonic()
     with showing(out):
-        made = backup.run_backup(config.parse_jobs(jobs), keep, options)
+        made = backup.run_backup(config.parse_jobs(jobs), policy, options)
     rotated = made.get("rotated") or []
     out.document({**_made_document(made, time.monotonic() - started), "rotated": rotated})
     _print_made(out, made)
@@ -131,24 +134,36 @@ def info_cmd(out: Output) -> None:
 
 
 @cli.command()
-@click.option("--keep", type=int, metavar="N", help="Bundles to keep (default BACKUPS_KEPT, else 30; at least 7).")
-@click.option("--dry-run", is_flag=True, help="Say which bundles rotation would delete, and delete none.")
+@retention_options
+@click.option(
+    "--dry-run", is_flag=True, help="Say which rules keep each bundle and which would be deleted; delete none."
+)
 @output_options
-def rotate(keep: int | None, dry_run: bool, out: Output) -> None:
-    """Deletes the oldest bundles beyond the number kept, as a backup's rotation does."""
-    if keep is not None and keep < config.MIN_BACKUPS_KEPT:
-        raise ConfigurationError(
-            f"--keep {keep} is below the minimum of {config.MIN_BACKUPS_KEPT}: archivist never keeps fewer "
-            "backups; nothing was deleted"
-        )
-    keep = config.load_backups_kept() if keep is None else keep
+def rotate(policy: RetentionPolicy, dry_run: bool, out: Output) -> None:
+    """Deletes the bundles no retention rule keeps, as a backup's rotation does."""
     store = backup_store()
-    deleted = store.rotate(keep, dry_run=dry_run)
-    out.document({"keep": keep, "dry_run": dry_run, "deleted": [b.as_dict() for b in deleted]})
+    plan = store.retention_plan(policy)
+    deleted = store.rotate(policy, dry_run=dry_run, plan=plan)
+    kept = [{**v.bundle.as_dict(), "reasons": list(v.reasons)} for v in plan if v.kept]
+    out.document(
+        {
+            "keep": policy.last,
+            "policy": dataclasses.asdict(policy),
+            "dry_run": dry_run,
+            "kept": kept,
+            "deleted": [b.as_dict() for b in deleted],
+        }
+    )
     verb = "would delete" if dry_run else "deleted"
-    out.say(f"kept the newest {keep} bundle(s) in bucket '{store.bucket}'; {verb} {len(deleted)}")
-    for stored in deleted:
-        out.say(f"  {verb} {stored.key.name}  {human_size(stored.size):>10}")
+    calendar = ", ".join(f"{name} {count}" for name, count in policy.rules() if name != "last")
+    by_calendar = f" and by the calendar ({calendar})" if calendar else ""
+    out.say(f"kept the newest {policy.last} bundle(s){by_calendar} in bucket '{store.bucket}'; {verb} {len(deleted)}")
+    for verdict in plan:
+        name, size = verdict.bundle.key.name, human_size(verdict.bundle.size)
+        if verdict.kept and dry_run:
+            out.say(f"  {'keep':<12} {name}  {size:>10}  {', '.join(verdict.reasons)}")
+        elif not verdict.kept:
+            out.say(f"  {verb:<12} {name}  {size:>10}")
 
 
 @cli.command()
@@ -174,11 +189,13 @@ def unlock(out: Output) -> None:
 )
 @output_options
 def list_cmd(with_meta: bool, out: Output) -> None:
-    """Shows a list of available backups."""
+    """Shows a list of available backups, with each one's last drill."""
     store = backup_store()
     rows = []
+    drilled = records.read_all(store)
     for stored in store.list_bundles():
         row = stored.as_dict()
+        row["drill"] = records.listed(drilled.get(stored.key.name))
         if with_meta:
             try:
                 meta = store.read_meta(stored)
@@ -201,4 +218,6 @@ def list_cmd(with_meta: bool, out: Output) -> None:
             else:
                 version = f"format {row['format_version']}" + (" (original tool)" if row["format_version"] == 0 else "")
             line += f"  {version}"
+        if row["drill"] is not None:
+            line += f"  drill: {row['drill']['summary']}"
         out.say(line)

@@ -22,8 +22,9 @@ from elasticsearch import ElasticsearchWarning
 
 from archivist import __version__, config, modes
 from archivist.cli import live
+from archivist.cli.elsewhere import CONN_OPTIONS, elsewhere_options
 from archivist.cli.output import Output, Reported, error_document, error_line
-from archivist.errors import ArchivistError
+from archivist.errors import ArchivistError, ConfigurationError
 from archivist.sources.base import DumpOptions
 from archivist.transport.backup_bucket import BackupStore
 
@@ -56,11 +57,15 @@ Exit codes:
 
 # --- logging -----------------------------------------------------------------------------------
 
-_state: dict[str, Any] = {"verbose": False, "output": None, "handler": None}
+CONN_OPTIONS_START = tuple(CONN_OPTIONS.values())
+_state: dict[str, Any] = {"verbose": False, "output": None, "handler": None, "argv": []}
 
 
 def _uses_airflow_connections() -> bool:
-    """Whether some part has none of its variables set, so config reads an Airflow connection."""
+    """Whether some part has none of its variables set, or the command line names a connection,
+    so config reads an Airflow connection."""
+    if any(arg.startswith(CONN_OPTIONS_START) for arg in _state["argv"]):
+        return True
     return not all(
         any(k.startswith(prefix) and v for k, v in os.environ.items())
         for prefix in ("DATABASE_", "ELASTICSEARCH_", "S3_", "BACKUP_")
@@ -70,6 +75,8 @@ def _uses_airflow_connections() -> bool:
 def setup_logging(verbose: bool) -> None:
     """archivist's INFO lines (progress included) on a terminal or with -v; otherwise warnings only."""
     if _uses_airflow_connections():
+        # Airflow's own log lines go to stdout, where they would break --json: its warnings only
+        os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
         try:  # Airflow sets up its own logging when imported: import it first, then set ours over it
             import airflow.sdk  # noqa: F401
         except ImportError:  # pragma: no cover - config explains what to set instead
@@ -202,6 +209,30 @@ def dump_options(func: Callable) -> Callable:
     return wrapper
 
 
+def retention_options(func: Callable) -> Callable:
+    """Rotation's rules: --keep and the calendar's --keep-daily … --keep-yearly, handed to the
+    command as one `policy` (each unset option from its BACKUPS_KEPT* variable)."""
+
+    @click.option("--keep", type=int, metavar="N", help="Newest bundles to keep (BACKUPS_KEPT, else 30; at least 7).")
+    @click.option("--keep-daily", type=int, metavar="N", help="Also the newest bundle of N days (BACKUPS_KEPT_DAILY).")
+    @click.option("--keep-weekly", type=int, metavar="N", help="… of N ISO weeks (BACKUPS_KEPT_WEEKLY).")
+    @click.option("--keep-monthly", type=int, metavar="N", help="… of N months (BACKUPS_KEPT_MONTHLY).")
+    @click.option("--keep-yearly", type=int, metavar="N", help="… of N years (BACKUPS_KEPT_YEARLY).")
+    @functools.wraps(func)
+    def wrapper(*args, keep: int | None, keep_daily, keep_weekly, keep_monthly, keep_yearly, **kwargs):
+        if keep is not None and keep < config.MIN_BACKUPS_KEPT:
+            raise ConfigurationError(
+                f"--keep {keep} is below the minimum of {config.MIN_BACKUPS_KEPT}: archivist never keeps fewer "
+                "backups; nothing was deleted"
+            )
+        calendar = {"daily": keep_daily, "weekly": keep_weekly, "monthly": keep_monthly, "yearly": keep_yearly}
+        for period, count in calendar.items():
+            config.parse_calendar_kept(count, f"--keep-{period}")  # named as typed, not as the variable
+        return func(*args, policy=config.load_retention(keep, **calendar), **kwargs)
+
+    return wrapper
+
+
 def restore_options(func: Callable) -> Callable:
     func = click.option(
         "-y", "--yes", is_flag=True, help="Replace mode: drop what the bundle recreates without asking first."
@@ -228,7 +259,13 @@ def restore_options(func: Callable) -> Callable:
         is_flag=True,
         help="Create the roles the bundle defines that the target cluster lacks (existing ones are never changed).",
     )(func)
-    return output_options(jobs_option(func))
+    func = click.option(
+        "--postgres-jobs",
+        type=click.IntRange(1, 64),
+        help="Connections the PostgreSQL restore loads over, built in a scratch database and swapped in; "
+        "1 restores in one psql transaction. Default: from the server's and this machine's cores.",
+    )(func)
+    return output_options(jobs_option(elsewhere_options(func)))
 
 
 def showing(out: Output) -> Any:
@@ -262,6 +299,7 @@ def main(argv: list[str] | None = None) -> None:
     """Runs the command and exits with its code; errors are one line on stderr, never a traceback,
     and with --json also a JSON document on stdout."""
     _state["output"] = None
+    _state["argv"] = sys.argv[1:] if argv is None else argv
     reported = False
     try:
         code = cli.main(args=argv, prog_name="archivist", standalone_mode=False)

@@ -100,6 +100,13 @@ def _rows_general() -> Iterator[Row]:
         yield "BACKUPS_KEPT", str(config.parse_backups_kept(raw)), "environment" if raw is not None else "default"
     except ArchivistError as exc:
         yield "BACKUPS_KEPT", f"error: {error_line(exc)}", "environment"
+    for variable in config.CALENDAR_KEPT.values():
+        raw = os.environ.get(variable)
+        try:
+            value = str(config.parse_calendar_kept(raw, variable))
+        except ArchivistError as exc:
+            value = f"error: {error_line(exc)}"
+        yield variable, value, "environment" if raw is not None else "default"
     yield "NAMESPACE", config.load_namespace() or "(empty)", "environment" if "NAMESPACE" in os.environ else "default"
     origin = (
         "ARCHIVIST_SCHEDULE"

@@ -11,6 +11,7 @@ import click
 
 from archivist import config
 from archivist.cli import confirm
+from archivist.cli.elsewhere import Elsewhere
 from archivist.cli.group import backup_store, cli, output_options, restore_options, showing, split
 from archivist.cli.output import Output, format_counts, human_size
 from archivist.errors import BackupNotFoundError, JobFailedError, VerificationError
@@ -118,6 +119,8 @@ def _restore(
     ask: bool,
     postgres_databases: str | None,
     postgres_roles: bool,
+    elsewhere: Elsewhere,
+    postgres_jobs: int | None,
     store: BackupStore | None = None,
 ) -> None:
     """With `store`, a restore that writes holds its lock (simple-restore has no backup bucket)."""
@@ -136,8 +139,19 @@ def _restore(
             name,
             config.parse_jobs(jobs),
             mode,
-            RestoreOptions(split(indices), config.parse_index_patterns(postgres_databases) or None, postgres_roles),
+            RestoreOptions(
+                split(indices),
+                config.parse_index_patterns(postgres_databases) or None,
+                postgres_roles,
+                postgres_jobs=postgres_jobs,
+                **elsewhere.fields,
+            ),
             dry_run,
+            settings={
+                job: restore.load_settings(job, conn_id)
+                for job, conn_id in elsewhere.conn_ids.items()
+                if job in config.parse_jobs(jobs)
+            },
             allow_unchecked=allow_unchecked,
             confirm=confirm_and_keep if ask else None,
             lock=store.lock() if store else None,

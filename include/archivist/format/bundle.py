@@ -30,16 +30,19 @@ from archivist.errors import BackupNotFoundError, ConfigurationError, Verificati
 from archivist.format import bundle_index, limits
 from archivist.format.artifact import Artifact
 from archivist.format.bundle_index import INFLATE_ERRORS
-from archivist.format.deflate import GzipWriter
+from archivist.format.deflate import Engine, GzipWriter
 from archivist.format.streams import Readable, Writable
 
-# The newest format this archivist reads; it writes version 1 unless a bundle needs version 2
+# The newest format this archivist reads; it writes version 1 unless a bundle needs version 2 or 3
 # (format_version_for), so readers of version 1 keep reading every bundle they can.
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 META = "meta.json"
 JOB_DIRS = {"postgres": "jobs.postgres", "elasticsearch": "jobs.elasticsearch", "storage": "jobs.storage"}
 KEY_RE = re.compile(r"^bundle-(\d{4}-\d{2}-\d{2})-([A-Za-z0-9_-]{11})$")
-GZIP_LEVEL = 4  # 6 saves ~6% of size for ~2.4x the CPU (docs/PERFORMANCE.md#deflate-level-of-the-bundle)
+# ISA-L's level 3 deflates 4-5x faster per core than zlib's level 4 for bundles 2-4% larger
+# (docs/PERFORMANCE.md#deflate-engine-and-level-of-the-bundle).
+GZIP_ENGINE: Engine = "isal"
+GZIP_LEVEL = 3
 COPY_CHUNK = 1024 * 1024
 MAX_META_BYTES = limits.META_BYTES
 
@@ -147,8 +150,11 @@ def is_postgres_roles(path: str) -> bool:
 
 
 def format_version_for(paths: list[str]) -> int:
-    """2 when the bundle holds an artifact a version 1 reader would take for the one dump of the
-    postgres job (another database's dump, the roles), else 1."""
+    """3 when the storage job's objects are split over several archives (a reader of an older version
+    would restore the first alone); 2 when the bundle holds an artifact a version 1 reader would take
+    for the one dump of the postgres job (another database's dump, the roles); else 1."""
+    if any(is_storage_part(p) for p in paths):
+        return 3
     return 2 if any(database_of_path(p) or is_postgres_roles(p) for p in paths) else 1
 
 
@@ -165,13 +171,27 @@ def indices_path(backup_id: str) -> str:
     return f"jobs.elasticsearch/indices-{backup_id}.json"
 
 
-def storage_path(backup_id: str) -> str:
-    return f"jobs.storage/storage-{backup_id}.tgz"
+def storage_path(backup_id: str, part: int | None = None) -> str:
+    """The objects' archive; version 3: with `part`, one of several, each a range of the keys."""
+    return f"jobs.storage/storage-{backup_id}{_part_suffix(part)}.tgz"
 
 
-def storage_manifest_path(backup_id: str) -> str:
-    """Our addition: one JSON line per object with its key, size, content type and metadata."""
-    return f"jobs.storage/manifest-{backup_id}.ndjson"
+def storage_manifest_path(backup_id: str, part: int | None = None) -> str:
+    """Our addition: one JSON line per object with its key, size, content type and metadata
+    (version 3: with `part`, the objects of that part's archive)."""
+    return f"jobs.storage/manifest-{backup_id}{_part_suffix(part)}.ndjson"
+
+
+def _part_suffix(part: int | None) -> str:
+    return "" if part is None else f".part-{part:04d}"
+
+
+_STORAGE_PART = re.compile(r"^jobs\.storage/(storage|manifest)-[A-Za-z0-9_-]{11}\.part-\d{4}\.(tgz|ndjson)$")
+
+
+def is_storage_part(path: str) -> bool:
+    """An archive or manifest of one part of a split storage job (version 3)."""
+    return bool(_STORAGE_PART.match(path))
 
 
 def index_of_path(path: str) -> str | None:
@@ -197,6 +217,8 @@ class JobResult:
     counts: dict[str, Any]
     time_seconds: float
     server_version: str = ""
+    # The part of a split job this is (its artifacts wait in the part's own staging folder), or None.
+    part: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -205,6 +227,7 @@ class JobResult:
             "counts": self.counts,
             "time_seconds": self.time_seconds,
             "server_version": self.server_version,
+            "part": self.part,
         }
 
     @classmethod
@@ -215,6 +238,7 @@ class JobResult:
             counts=data["counts"],
             time_seconds=data["time_seconds"],
             server_version=data.get("server_version", ""),
+            part=data.get("part"),
         )
 
 
@@ -282,11 +306,12 @@ def write_bundle(
     artifacts: list[Artifact],
     open_artifact: Callable[[str], Readable],
     compresslevel: int = GZIP_LEVEL,
+    engine: Engine = GZIP_ENGINE,
 ) -> None:
     """Streams the bundle into `out`: folders, meta.json, then each artifact from `open_artifact`."""
     mtime = int(dt.datetime.fromisoformat(meta["created_at"]).timestamp())
     starts: list[tuple[str, int, int]] = []  # (file, where its restart point is, CRC32 of the span before)
-    with GzipWriter(out, compresslevel=compresslevel, mtime=mtime) as gz:
+    with GzipWriter(out, compresslevel=compresslevel, mtime=mtime, engine=engine) as gz:
         # "w:" rather than the stream mode: tarfile then writes straight through, so a restart
         # point falls exactly where a file's tar header begins.
         # typeshed's tarfile.open lacks copybufsize, which it hands to TarFile

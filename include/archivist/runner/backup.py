@@ -11,22 +11,25 @@ import errno
 import logging
 import os
 import tempfile
+import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from functools import partial
-from typing import Any
+from typing import IO, Any, cast
 
 from archivist import config
 from archivist.errors import JobFailedError
 from archivist.format import bundle
 from archivist.format.bundle import BackupKey, JobResult
-from archivist.runner import checks
+from archivist.retention import RetentionPolicy
+from archivist.runner import checks, split
 from archivist.runner.failures import failures_named
 from archivist.runner.jobs import failed, run_parallel
 from archivist.sources import registry
 from archivist.sources.base import DumpOptions
 from archivist.transport.backup_bucket import BackupStore
 from archivist.transport.operation_lock import OperationLock
-from archivist.transport.staging import LocalStaging, Staging
+from archivist.transport.staging import LocalStaging, S3Staging, Staging
 
 log = logging.getLogger(__name__)
 
@@ -40,12 +43,16 @@ def run_job(
     lock: OperationLock | None = None,
 ) -> JobResult:
     """Runs one job (postgres, elasticsearch or storage) into `staging`; with `lock`, which this
-    DAG run holds, it shows the run alive while the job runs."""
-    log.info("job %s of backup %s starting", job, key)
+    DAG run holds, it shows the run alive while the job runs. One part of a split job
+    (options.part) stages into its own folder of `staging`, which must then be an S3Staging."""
+    named = job if options.part is None else f"{job} part {options.part}"
+    log.info("job %s of backup %s starting", named, key)
+    target = staging if options.part is None else cast(S3Staging, staging).part(job, options.part)
     # the sweep leaves a live backup's staging alone
     with lock.alive() if lock else nullcontext(), failures_named(job, settings), staging.alive():
-        result = registry.source(job).dump(settings, staging, key.backup_id, options)
-    log.info("job %s done in %.1fs: %s", job, result.time_seconds, result.counts)
+        result = registry.source(job).dump(settings, target, key.backup_id, options)
+    result.part = options.part
+    log.info("job %s done in %.1fs: %s", named, result.time_seconds, result.counts)
     return result
 
 
@@ -53,15 +60,15 @@ def assemble(
     out,
     key: BackupKey,
     results: list[JobResult],
-    staging: Staging,
+    open_artifact: Callable[[str], IO[bytes]],
     namespace: str = "",
     dag_id: str | None = None,
     run_id: str | None = None,
 ) -> dict[str, Any]:
-    """Streams the bundle for `results` from `staging` into `out`; returns its meta.json."""
+    """Streams the bundle for `results` into `out`, each artifact read with `open_artifact`; returns its meta.json."""
     meta = bundle.build_meta(key, results, dt.datetime.now(dt.UTC), namespace, dag_id, run_id)
     artifacts = [a for r in results for a in r.artifacts]
-    bundle.write_bundle(out, key, meta, artifacts, staging.open)
+    bundle.write_bundle(out, key, meta, artifacts, open_artifact)
     return meta
 
 
@@ -74,10 +81,13 @@ def upload(
     run_id: str | None = None,
     lock: OperationLock | None = None,
 ) -> dict[str, Any]:
-    """Builds the bundle from the staging prefix straight into the backup bucket, then clears staging."""
-    staging = store.staging(key)
-    with lock.alive() if lock else nullcontext(), staging.alive(), store.bundle_writer(key) as out:
-        meta = assemble(out, key, results, staging, namespace, dag_id, run_id)
+    """Builds the bundle from the staging prefix straight into the backup bucket, then clears staging.
+    The parts of a split job are joined first (runner/split.py)."""
+    started, staging = time.monotonic(), store.staging(key)
+    with lock.alive() if lock else nullcontext(), staging.alive():
+        results, open_artifact = split.join(results, staging)
+        with store.bundle_writer(key) as out:
+            meta = assemble(out, key, results, open_artifact, namespace, dag_id, run_id)
     staging.cleanup()  # after the lease stopped, so no refresh outlives it
     log.info("uploaded %s (%d bytes)", store.object_key(key.object_key), out.size)
     return {
@@ -86,6 +96,7 @@ def upload(
         "size": out.size,
         "stats": meta["stats"],
         "counts": meta["counts"],
+        "time_seconds": round(time.monotonic() - started, 3),
     }
 
 
@@ -116,20 +127,21 @@ def _cleanup_after_failure(store: BackupStore, key: BackupKey) -> None:
 
 def run_backup(
     jobs: tuple[str, ...] = config.JOBS,
-    keep: int | None = None,
+    keep: RetentionPolicy | int | None = None,
     options: DumpOptions = DumpOptions(),
     dry_run_rotation: bool = False,
 ) -> dict[str, Any]:
-    """The `archivist backup` command: jobs in parallel, one bundle uploaded, then rotation."""
-    keep = config.load_backups_kept() if keep is None else config.parse_backups_kept(keep)
+    """The `archivist backup` command: jobs in parallel, one bundle uploaded, then rotation by
+    `keep` (a policy, or the newest N with the calendar rules of the BACKUPS_KEPT_* variables)."""
     checks.require(checks.run_checks(jobs, backups=True, keep=keep))  # fail in seconds, before any work
+    policy = keep if isinstance(keep, RetentionPolicy) else config.load_retention(keep)
     store = BackupStore(config.load_backups())
     with store.lock().held("backup"):
-        return _backup_held(store, jobs, keep, options, dry_run_rotation)
+        return _backup_held(store, jobs, policy, options, dry_run_rotation)
 
 
 def _backup_held(
-    store: BackupStore, jobs: tuple[str, ...], keep: int, options: DumpOptions, dry_run_rotation: bool
+    store: BackupStore, jobs: tuple[str, ...], keep: RetentionPolicy, options: DumpOptions, dry_run_rotation: bool
 ) -> dict[str, Any]:
     store.sweep_stale_staging()
     key = BackupKey.new()
@@ -162,7 +174,7 @@ def run_simple_backup(
         fd, partial = tempfile.mkstemp(prefix=".partial-", suffix=".tgz", dir=os.path.dirname(os.path.abspath(output)))
         try:
             with os.fdopen(fd, "wb") as out:
-                meta = assemble(out, key, results, staging, config.load_namespace())
+                meta = assemble(out, key, results, staging.open, config.load_namespace())
         except OSError as exc:
             if exc.errno == errno.ENOSPC:
                 raise JobFailedError(

@@ -12,6 +12,7 @@ from functools import partial
 
 from archivist import config
 from archivist.errors import ArchivistError, ConfigurationError
+from archivist.retention import RetentionPolicy
 from archivist.sources import registry
 from archivist.sources.base import Source
 from archivist.transport.backup_bucket import BackupStore
@@ -39,7 +40,7 @@ def _run(item: str, probe: Callable[[], str]) -> CheckResult:
         return CheckResult(item, False, f"{type(exc).__name__}: {exc}", 1)
 
 
-def _probe(source: Source, conn_id: str) -> str:
+def _probe(source: Source, conn_id: str | None) -> str:
     return source.check(source.load_settings(conn_id))
 
 
@@ -49,26 +50,28 @@ def _backups(conn_id: str) -> str:
     return f"bucket '{settings.bucket}' at {settings.endpoint_url or 'AWS S3'}"
 
 
-def _backups_kept(keep: int | str | None) -> str:
-    return f"{config.parse_backups_kept(keep)} backups kept"
+def _backups_kept(keep: RetentionPolicy | int | str | None) -> str:
+    policy = keep if isinstance(keep, RetentionPolicy) else config.load_retention(keep)
+    calendar = ", ".join(f"{name} {count}" for name, count in policy.rules() if name != "last")
+    return f"{policy.last} backups kept" + (f", and by the calendar: {calendar}" if calendar else "")
 
 
 def run_checks(
     jobs: tuple[str, ...] = config.JOBS,
     backups: bool = True,
-    keep: int | str | None = None,
+    keep: RetentionPolicy | int | str | None = None,
     conn_ids: config.ConnIds | None = None,
 ) -> list[CheckResult]:
     """Checks what a backup or restore of `jobs` needs; `backups=False` for the simple commands."""
     ids = conn_ids or config.conn_ids()
     results = []
     if backups:
-        results.append(
-            _run("BACKUPS_KEPT", lambda: _backups_kept(keep if keep is not None else config.load_env_backups_kept()))
-        )
+        results.append(_run("BACKUPS_KEPT", lambda: _backups_kept(keep)))
     for job in jobs:
         source = registry.source(job)
-        results.append(_run(source.check_item, partial(_probe, source, getattr(ids, job))))
+        # without conn_ids, the spec's variables win over the default connection, as in a backup
+        named = getattr(conn_ids, job) if conn_ids else None
+        results.append(_run(source.check_item, partial(_probe, source, named)))
     if backups:
         results.append(_run("backup bucket", lambda: _backups(ids.backups)))
     return results

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import errno
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import botocore.exceptions
-import elastic_transport
-import psycopg
 
 from archivist.config import S3Settings
 from archivist.errors import (
@@ -38,11 +37,22 @@ def failures_named(job: str, settings: Any) -> Iterator[None]:
         raise _named(job, settings, exc) from exc
 
 
+def _errors_of(module: str, name: str) -> tuple[type[BaseException], ...]:
+    """A client library's exception class, or none when no one imported the library (then none of
+    its exceptions can exist): a task's job loads only its own client
+    (docs/PERFORMANCE.md#task-start-up-imports)."""
+    loaded = sys.modules.get(module)
+    return (getattr(loaded, name),) if loaded is not None else ()
+
+
 def _named(job: str, settings: Any, exc: Exception) -> Exception:
     """A low-level failure in the middle of a job, turned into an error that names the server."""
+    pg_error = _errors_of("psycopg", "Error")
+    es_api, es_tls = _errors_of("elastic_transport", "ApiError"), _errors_of("elastic_transport", "TlsError")
+    es_transport = _errors_of("elastic_transport", "TransportError")
     if isinstance(
         exc, (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError, OSError)
-    ) and not isinstance(exc, psycopg.Error):
+    ) and not isinstance(exc, pg_error):
         if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
             return JobFailedError(
                 f"the {job} step ran out of local disk space writing under {exc.filename or 'the temporary folder'}: "
@@ -54,16 +64,16 @@ def _named(job: str, settings: Any, exc: Exception) -> Exception:
             else "the backup bucket"
         )
         return UnreachableError(f"the {job} job lost its S3 server while using {where}: {exc}")
-    if isinstance(exc, elastic_transport.ApiError) and 400 <= exc.meta.status < 500 and exc.meta.status != 429:
+    if isinstance(exc, es_api) and 400 <= exc.meta.status < 500 and exc.meta.status != 429:  # type: ignore[attr-defined]
         return _refused_by_elasticsearch(job, settings, exc)
-    if isinstance(exc, elastic_transport.TlsError):  # a certificate that changed while the job ran
+    if isinstance(exc, es_tls):  # a certificate that changed while the job ran
         return ConfigurationError(
             f"the {job} job could not open a TLS connection to {elasticsearch_where(settings)}: {tls_reason(exc)}; "
             f"{ELASTICSEARCH_TLS_FIX}"
         )
-    if isinstance(exc, (elastic_transport.TransportError, elastic_transport.ApiError)):
+    if isinstance(exc, es_transport + es_api):
         return UnreachableError(f"the {job} job lost {elasticsearch_where(settings)}: {exc}")
-    if isinstance(exc, psycopg.Error):
+    if isinstance(exc, pg_error):
         return UnreachableError(
             f"the {job} job lost database '{settings.dbname}' at {settings.host}:{settings.port} "
             f"({settings.source}): {exc}"

@@ -95,7 +95,13 @@ def summary(report: VerifyReport, key: str, pin: str | None = None) -> dict[str,
         "format_version": report.meta.get("format_version", 0),
         "counts": report.meta.get("counts", {}),
         "warnings": report.warnings,
+        # what a spread restore shares out (runner/split.restore_parts): the index files and archives
+        "data_members": sorted(p for p in report.members if bundle.index_of_path(p) or is_archive(p)),
     }
+
+
+def is_archive(path: str) -> bool:
+    return path.startswith("jobs.storage/storage-") and path.endswith(".tgz")
 
 
 def refuse_non_empty(
@@ -154,6 +160,7 @@ def restore_job(
     """Restores the bundle's members of one job into its target; with `lock`, which this DAG
     run holds, it shows the run alive while the job runs."""
     check_mode(mode)
+    registry.source(job).check_options(options)
     with lock.alive() if lock else nullcontext(), failures_named(job, settings):
         return registry.source(job).restore(open_bundle, settings, mode, options, dry_run)
 
@@ -172,9 +179,16 @@ def compare(
     return problems
 
 
-def load_settings(job: str) -> Any:
-    """The settings of the target `job` restores into."""
-    return registry.source(job).load_settings()
+def check_options(options: RestoreOptions, jobs: tuple[str, ...]) -> None:
+    """Refuses the target names of `options` that a selected job's server would not take, before
+    the bundle is read; each error names the option."""
+    for job in jobs:
+        registry.source(job).check_options(options)
+
+
+def load_settings(job: str, conn_id: str | None = None) -> Any:
+    """The settings of the target `job` restores into: its default connection, or `conn_id`."""
+    return registry.source(job).load_settings(conn_id)
 
 
 def run_restore(
@@ -202,6 +216,7 @@ def run_restore(
     """
     check_mode(mode)
     selected = config.parse_jobs(jobs)
+    check_options(options, selected)
     settings = dict(settings or {})
     for job in selected:
         if job not in settings:

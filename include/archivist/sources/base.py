@@ -32,6 +32,11 @@ class DumpOptions:
     postgres_databases: tuple[str, ...] = ()
     # PostgreSQL: the cluster's role definitions, without passwords, as an artifact of their own.
     postgres_roles: bool = False
+    # One part of a split job (runner/split.py): the part's number, and for storage the keys it
+    # takes, those after `key_range[0]` up to and including `key_range[1]` (None: no bound).
+    # Elasticsearch's parts choose their indices with index_pattern.
+    part: int | None = None
+    key_range: tuple[str | None, str | None] = (None, None)
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,25 @@ class RestoreOptions:
     postgres_databases: tuple[str, ...] | None = None
     # PostgreSQL: create the roles the bundle defines that the target cluster lacks (never alters one).
     postgres_roles: bool = False
+    # Restoring elsewhere: each target named here is written instead of the one backed up, which
+    # is never touched. PostgreSQL: the database the connection's own dump goes into (created if
+    # missing; None: the connection's database), and bundle database -> target for extra ones.
+    postgres_database: str | None = None
+    postgres_database_map: tuple[tuple[str, str], ...] = ()
+    # Elasticsearch: index -> target index (wins over the prefix), else the prefix before each
+    # index; aliases, templates and template index_patterns are renamed the same way, or skipped.
+    index_prefix: str = ""
+    index_rename: tuple[tuple[str, str], ...] = ()
+    skip_aliases: bool = False
+    skip_templates: bool = False
+    # Storage: the bucket objects go into (None: the connection's), and a prefix before each key.
+    storage_bucket: str | None = None
+    storage_prefix: str = ""
+    # Storage: the archives of a split bundle this restore takes (None: all); one part's task takes one.
+    archives: tuple[str, ...] | None = None
+    # PostgreSQL: connections a restore loads over (None: from the server's and worker's cores; 1:
+    # one psql transaction, with no scratch database).
+    postgres_jobs: int | None = None
 
 
 class Source(Protocol):
@@ -55,6 +79,10 @@ class Source(Protocol):
 
     def load_settings(self, conn_id: str | None = None) -> Any:
         """The connection's settings (an Airflow connection, or the spec's environment variables)."""
+
+    def check_options(self, options: RestoreOptions) -> None:
+        """Refuses, before anything is read or written, a target name of `options` that the server
+        would not accept; the error names the option."""
 
     def check(self, settings: Any) -> str:
         """Logs in and checks what a backup and a restore need; one line on what was found."""

@@ -1,18 +1,30 @@
-"""Every data source by its job name: the one place that knows which sources exist."""
+"""Every data source by its job name: the one place that knows which sources exist.
+
+A source's module is imported when its job is first asked for, so a task that runs one job loads
+that job's client alone, not all three (docs/PERFORMANCE.md#task-start-up-imports).
+"""
 
 from __future__ import annotations
 
+import importlib
+
 from archivist.errors import ConfigurationError
 from archivist.sources.base import Source
-from archivist.sources.elasticsearch.source import ElasticsearchSource
-from archivist.sources.postgres.source import PostgresSource
-from archivist.sources.storage.source import StorageSource
 
-SOURCES: dict[str, Source] = {s.name: s for s in (PostgresSource(), ElasticsearchSource(), StorageSource())}
+# Job name -> the module and class of its source, in the order jobs run and are listed.
+_WHERE = {
+    "postgres": ("archivist.sources.postgres.source", "PostgresSource"),
+    "elasticsearch": ("archivist.sources.elasticsearch.source", "ElasticsearchSource"),
+    "storage": ("archivist.sources.storage.source", "StorageSource"),
+}
+NAMES = tuple(_WHERE)
+_loaded: dict[str, Source] = {}
 
 
 def source(job: str) -> Source:
-    try:
-        return SOURCES[job]
-    except KeyError:
-        raise ConfigurationError(f"unknown job {job!r}: choose from {', '.join(SOURCES)}") from None
+    if job not in _WHERE:
+        raise ConfigurationError(f"unknown job {job!r}: choose from {', '.join(NAMES)}")
+    if job not in _loaded:
+        module, name = _WHERE[job]
+        _loaded[job] = getattr(importlib.import_module(module), name)()
+    return _loaded[job]

@@ -3,8 +3,10 @@
 Anyone who can write one object to the bucket chooses its name, so nothing here trusts the date
 in a bundle's name for order: bundles are ordered by when the bucket received them (the object's
 Last-Modified, set by the server), and names dated after tomorrow are ignored. Rotation is
-stateless: it lists the bucket, keeps the newest N bundles in that order, and deletes only
-objects whose names are bundle names. Several stacks may share one bucket, each under its own
+stateless: it lists the bucket, applies the retention rules (archivist.retention: the newest N
+in that order, and the calendar rules) to the listing, and deletes only objects whose names are
+bundle names. A failed or unfinished backup leaves no bundle object (its upload completes only
+when whole), so it is never listed and never counts. Several stacks may share one bucket, each under its own
 key prefix (`S3Settings.prefix`); a store sees only the bundles and staging under its own.
 """
 
@@ -34,6 +36,7 @@ from archivist.format.bundle import (
     parse_meta,
 )
 from archivist.format.bundle_index import BundleSource
+from archivist.retention import RetentionPolicy, Verdict, apply_policy
 from archivist.transport import s3io
 from archivist.transport.operation_lock import LOCK_OBJECT, OperationLock
 from archivist.transport.staging import LEASE, STAGING_ROOT, S3Staging
@@ -63,6 +66,15 @@ class StoredBundle:
     def object_key(self) -> str:
         return self.prefix + self.key.object_key
 
+    @property
+    def name(self) -> str:
+        return self.key.name
+
+    @property
+    def date(self) -> dt.date:
+        """The UTC day its backup started, from its name: the period the calendar rules put it in."""
+        return self.key.date
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "key": self.key.name,
@@ -85,14 +97,46 @@ def is_future(key: BackupKey, today: dt.date | None = None) -> bool:
     return key.date > today + dt.timedelta(days=1)
 
 
-def plan_rotation(
-    bundles: list[StoredBundle], keep: int, protect: AbstractSet[str] = frozenset(), today: dt.date | None = None
-) -> list[StoredBundle]:
-    """The bundles rotation deletes: all but the newest `keep` by Last-Modified, never one in
-    `protect` and never one dated after tomorrow (those are left alone, not counted)."""
-    keep = parse_backups_kept(keep)
+PROTECTED = "new"  # the reason given for the bundle a backup just made, kept whatever the rules say
+
+
+def as_policy(keep: RetentionPolicy | int | str | None) -> RetentionPolicy:
+    """A policy, or a number of newest bundles to keep (at least 7) and no calendar rule."""
+    if isinstance(keep, RetentionPolicy):
+        parse_backups_kept(keep.last)
+        return keep
+    return RetentionPolicy(last=parse_backups_kept(keep))
+
+
+def _rotation_policy(keep: RetentionPolicy | int | str | None) -> RetentionPolicy:
+    try:
+        return as_policy(keep)
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"rotation refused, nothing deleted: {exc}") from None
+
+
+def plan_retention(
+    bundles: list[StoredBundle],
+    keep: RetentionPolicy | int | str | None,
+    protect: AbstractSet[str] = frozenset(),
+    today: dt.date | None = None,
+) -> list[Verdict[StoredBundle]]:
+    """Each bundle, newest first by Last-Modified, with the rules that keep it (none: rotation
+    deletes it). A bundle in `protect` is kept whatever the rules say; one dated after tomorrow
+    is left out of the plan, neither counted nor deleted."""
     ordered = newest_first(b for b in bundles if not is_future(b.key, today))
-    return [b for b in ordered[keep:] if b.key.name not in protect]
+    verdicts = apply_policy(ordered, as_policy(keep))
+    return [Verdict(v.bundle, (PROTECTED,)) if not v.kept and v.bundle.key.name in protect else v for v in verdicts]
+
+
+def plan_rotation(
+    bundles: list[StoredBundle],
+    keep: RetentionPolicy | int | str | None,
+    protect: AbstractSet[str] = frozenset(),
+    today: dt.date | None = None,
+) -> list[StoredBundle]:
+    """The bundles rotation deletes, newest first: those no rule of `keep` keeps."""
+    return [v.bundle for v in plan_retention(bundles, keep, protect, today) if not v.kept]
 
 
 class BackupStore:
@@ -279,18 +323,34 @@ class BackupStore:
             finally:
                 body.close()
 
-    def rotate(self, keep: int, protect: AbstractSet[str] = frozenset(), dry_run: bool = False) -> list[StoredBundle]:
-        """Deletes all but the newest `keep` bundles (at least 7) of this stack; returns what it deleted."""
-        try:
-            keep = parse_backups_kept(keep)
-        except ConfigurationError as exc:
-            raise ConfigurationError(f"rotation refused, nothing deleted: {exc}") from None
-        doomed = plan_rotation(self.list_bundles(), keep, set(protect))
+    def retention_plan(
+        self, keep: RetentionPolicy | int | str | None, protect: AbstractSet[str] = frozenset()
+    ) -> list[Verdict[StoredBundle]]:
+        """This stack's bundles, newest first, each with the rules that keep it; refuses a
+        policy that keeps fewer than 7, before anything is listed."""
+        return plan_retention(self.list_bundles(), _rotation_policy(keep), set(protect))
+
+    def rotate(
+        self,
+        keep: RetentionPolicy | int | str | None,
+        protect: AbstractSet[str] = frozenset(),
+        dry_run: bool = False,
+        plan: list[Verdict[StoredBundle]] | None = None,
+    ) -> list[StoredBundle]:
+        """Deletes the bundles of this stack that no retention rule keeps (`keep`: a policy, or
+        a number of newest bundles, at least 7); returns what it deleted, or with `dry_run`
+        would delete. `plan` is a retention_plan already made, to apply as it is."""
+        policy = _rotation_policy(keep)
+        plan = plan_retention(self.list_bundles(), policy, set(protect)) if plan is None else plan
+        doomed = [v.bundle for v in plan if not v.kept]
+        for verdict in plan:
+            if verdict.kept:
+                log.info("keeping %s (%s)", verdict.bundle.object_key, ", ".join(verdict.reasons))
         for bundle in doomed:
             if not bundle.object_key.startswith(self.prefix) or not BackupKey.is_bundle_object(bundle.key.object_key):
                 continue  # belt and braces
             log.info(
-                "%s %s (%s, received %s, %d bytes)",
+                "%s %s (%s, received %s, %d bytes): no rule keeps it",
                 "would delete" if dry_run else "deleting",
                 bundle.object_key,
                 bundle.key.date,
@@ -300,8 +360,9 @@ class BackupStore:
             if not dry_run:
                 self.s3.delete_object(Bucket=self.bucket, Key=bundle.object_key)
         log.info(
-            "rotation kept the newest %d bundles (minimum %d) in %s; %s %d",
-            keep,
+            "rotation kept %d bundles by the rules %s (never fewer than the newest %d) in %s; %s %d",
+            len(plan) - len(doomed),
+            policy.describe(),
             MIN_BACKUPS_KEPT,
             self.where,
             "would delete" if dry_run else "deleted",

@@ -52,6 +52,12 @@ class S3Staging:
     def __init__(self, s3: Any, bucket: str, prefix: str):
         self.s3, self.bucket, self.prefix = s3, bucket, prefix
 
+    def part(self, job: str, part: int) -> S3Staging:
+        """The folder of one part of a split job: its artifacts keep their names in the bundle, so
+        each part stages them apart from the others' (`bundle_and_upload` reads them from there).
+        Inside this prefix, so the lease, the sweep and `cleanup` cover it."""
+        return S3Staging(self.s3, self.bucket, f"{self.prefix}parts/{job}-{part:04d}/")
+
     def touch(self) -> None:
         """Writes the lease now: the backup is running. Its Last-Modified is what the sweep reads;
         the body only tells a person looking at the bucket who holds it."""

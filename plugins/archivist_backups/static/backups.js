@@ -12,8 +12,8 @@
   const ACTIVE = new Set(["queued", "running", "restarting", "up_for_retry", "scheduled"]);
 
   const PAGE = 10; // bundles shown before "Show all"
-  const S = { me: null, bundles: [], bucket: "", runs: null, uiRoot: "/", highlightRun: null, timer: null,
-              lastBackupStates: new Map(), showAll: false };
+  const S = { me: null, bundles: [], bucket: "", retention: null, runs: null, uiRoot: "/", highlightRun: null,
+              timer: null, lastBackupStates: new Map(), showAll: false };
 
   const $ = (sel, root = document) => root.querySelector(sel);
   const el = (tag, attrs = {}, ...children) => {
@@ -117,7 +117,7 @@
     const units = ["B", "kB", "MB", "GB", "TB"];
     let i = 0;
     while (n >= 1000 && i < units.length - 1) { n /= 1000; i += 1; }
-    return `${i === 0 ? n : n.toFixed(n < 10 ? 2 : 1)} ${units[i]}`;
+    return `${i === 0 ? n : n.toFixed(n < 10 ? 2 : 1)}\u00a0${units[i]}`; // never split from its number
   }
 
   function seconds(s) {
@@ -179,14 +179,34 @@
     return el("td", { class: "job", title }, parts.join(" · ") || "—", sub ? el("span", { class: "sub", text: sub }) : null);
   }
 
+  // The bundle's last drill (archivist_drill): a tag saying how it went, the whole verdict on hover.
+  function drillTag(b) {
+    const d = b.drill;
+    if (!d) return el("span", { class: "tag tag-drill", "data-drill": "none", title: "Never drilled: archivist_drill restores a bundle into scratch targets and compares", text: "not drilled" });
+    const when = d.drilled_at ? d.drilled_at.slice(0, 10) : "";
+    const text = d.result === "matched" ? `drill ✓ ${when}` : d.result ? `drill ✗ ${when}` : "drill ?";
+    return el("span", { class: `tag tag-drill ${d.result === "matched" ? "tag-ok" : "tag-bad"}`, "data-drill": d.result || "unreadable",
+                        title: d.summary, text });
+  }
+
   function madeByCell(b) {
     const a = b.airflow || {};
     if (a.url) {
-      return el("td", {}, airflowLink(a.url, a.dag_id), el("span", { class: "sub key", title: a.run_id, text: a.run_id }));
+      return el("td", {}, airflowLink(a.url, a.dag_id), el("span", { class: "sub key run-id", title: a.run_id, text: a.run_id }));
     }
     if (b.error) return el("td", { class: "none", text: "—" });
     return el("td", {}, el("span", { class: "muted", text: "archivist command" }),
       el("span", { class: "sub", text: "not an Airflow run" }));
+  }
+
+  // The retention rules that keep a bundle ("last 30", "daily 7"), as the next rotation applies them.
+  function keptCell(b) {
+    const why = S.retention && S.retention.error;
+    if (!Array.isArray(b.retention)) return el("td", { class: "none", title: why || undefined, text: "—" });
+    if (!b.retention.length) {
+      return el("td", { class: "kept" }, el("span", { class: "tag tag-doomed", title: "No retention rule keeps it: the next rotation deletes it", text: "next rotation" }));
+    }
+    return el("td", { class: "kept" }, ...b.retention.map((r) => el("span", { class: "tag tag-rule", text: r })));
   }
 
   function renderBundles() {
@@ -195,34 +215,37 @@
     const canRestore = S.me && S.me.can_restore;
     const denied = "Starting runs of archivist_restore needs permission to trigger that DAG";
     if (!S.bundles.length) {
-      tbody.append(el("tr", {}, el("td", { colspan: 8, class: "empty", text: "No bundle in the backup bucket yet: run archivist_backup." })));
+      tbody.append(el("tr", {}, el("td", { colspan: 9, class: "empty", text: "No bundle in the backup bucket yet: run archivist_backup." })));
     }
     const shown = S.showAll ? S.bundles : S.bundles.slice(0, PAGE);
     shown.forEach((b, i) => {
       const created = b.created_at || b.last_modified;
       const keyCell = el("td", { class: "key-cell" },
         el("a", { class: "key key-link", href: "#", title: "Show meta.json", dataset: { meta: b.key }, text: b.key }),
+        el("br"),
         i === 0 ? el("span", { class: "tag tag-latest", text: "latest" }) : null,
         b.format_version !== null && b.format_version !== undefined
           ? el("span", { class: "tag", title: `format version ${b.format_version}, archivist ${b.archivist_version || "?"}`, text: `v${b.format_version}` })
           : null,
+        drillTag(b),
         b.namespace ? el("span", { class: "sub", text: b.namespace }) : null);
       const cells = b.error
         ? [el("td", { colspan: 3, class: "bad", text: `meta.json unreadable: ${b.error}` })]
         : JOBS.map((job) => jobCell(b, job));
-      const actions = el("td", { class: "actions" },
+      const actions = el("td", { class: "actions" }, el("div", { class: "stack" },
         el("button", { type: "button", class: "btn btn-outline btn-xs", "data-action": "verify", "data-key": b.key,
                        disabled: !canRestore, title: canRestore ? "Dry run: check every file, write nothing" : denied,
                        text: "Verify" }),
         el("button", { type: "button", class: "btn btn-outline btn-xs", "data-action": "restore", "data-key": b.key,
                        disabled: !canRestore || !!b.error, title: canRestore ? "Restore this bundle…" : denied,
-                       text: "Restore…" }));
+                       text: "Restore…" })));
       tbody.append(el("tr", { "data-key": b.key },
         keyCell,
         el("td", { title: utc(created) }, age(created), el("span", { class: "sub", text: utc(created) })),
         el("td", { class: "num", title: `${num(b.size)} bytes` }, bytes(b.size)),
         ...cells,
         madeByCell(b),
+        keptCell(b),
         actions));
     });
     const more = $("#bundles-more");
@@ -234,7 +257,10 @@
     const total = S.bundles.reduce((n, b) => n + (b.size || 0), 0);
     $("#bundle-count").textContent = S.bundles.length ? `(${S.bundles.length})` : "";
     $("#summary").textContent = `Bucket ${S.bucket} · ${plural(S.bundles.length, "bundle")} · ${bytes(total)} in all` +
-      (S.bundles.length ? ` · newest ${age(S.bundles[0].created_at || S.bundles[0].last_modified)}` : "");
+      (S.bundles.length ? ` · newest ${age(S.bundles[0].created_at || S.bundles[0].last_modified)}` : "") +
+      (S.retention && S.retention.policy ? ` · rotation keeps: ${S.retention.policy}` : "") +
+      (S.retention && S.retention.error ? ` · retention rules: ${S.retention.error}` : "");
+    if (window.ArchivistTrends) window.ArchivistTrends.show(S.bundles);
   }
 
   // --- the runs tables -----------------------------------------------------------------------
@@ -321,6 +347,7 @@
     const data = await api("bundles");
     S.bundles = data.bundles;
     S.bucket = data.bucket;
+    S.retention = data.retention || null;
     renderBundles();
   }
 
@@ -356,13 +383,13 @@
         alertBox("error", explain(failed[0].reason, b.status === "rejected" ? "list the bundles" : "read the recent runs"));
       }
       if (b.status === "rejected") {
-        $("#bundles tbody").replaceChildren(el("tr", {}, el("td", { colspan: 8, class: "empty", text: "Bundles unavailable." })));
+        $("#bundles tbody").replaceChildren(el("tr", {}, el("td", { colspan: 9, class: "empty", text: "Bundles unavailable." })));
         $("#summary").textContent = "";
       }
     } catch (err) {
       alertBox("error", explain(err, "open the Backups page"));
       $("#summary").textContent = "";
-      $("#bundles tbody").replaceChildren(el("tr", {}, el("td", { colspan: 8, class: "empty", text: "Not signed in." })));
+      $("#bundles tbody").replaceChildren(el("tr", {}, el("td", { colspan: 9, class: "empty", text: "Not signed in." })));
     } finally {
       $("#refresh").disabled = false;
       schedule();

@@ -18,6 +18,7 @@ from archivist.errors import BackupNotFoundError, ConfigurationError
 from archivist.format import bundle
 from archivist.format.artifact import Artifact
 from archivist.format.bundle import BackupKey, JobResult
+from archivist.retention import RetentionPolicy
 from archivist.transport import s3io
 from archivist.transport.backup_bucket import BackupStore, StoredBundle, plan_rotation
 from archivist.transport.staging import LEASE, LocalStaging
@@ -193,6 +194,46 @@ def test_rotate_dry_run_deletes_nothing(filled):
     planned = store.rotate(7, dry_run=True)
     assert sorted(b.key for b in planned) == keys[:33]
     assert _objects(s3, store.bucket) == before
+
+
+def test_calendar_rotation_deletes_exactly_the_planned_bundles(scratch_bucket):
+    """Two years of bundles, one every third day (some days two), uploaded oldest first; a
+    bundle whose upload never completed and a staged artifact are neither counted nor deleted."""
+    s3 = s3io.client(scratch_bucket)
+    store = BackupStore(scratch_bucket)
+    first = dt.date(2024, 11, 20)  # to 2026-11-19: all in the past, none ignored as dated after tomorrow
+    keys = [
+        dataclasses.replace(_key(0, seed=d * 10 + k), date=first + dt.timedelta(days=d))
+        for d in range(0, 730, 3)
+        for k in range((d % 9 == 0) + 1)
+    ]
+    for key in keys:
+        s3.put_object(Bucket=store.bucket, Key=key.object_key, Body=b"bundle")
+    for name in FOREIGN + [STAGED]:
+        s3.put_object(Bucket=store.bucket, Key=name, Body=b"not a bundle")
+    unfinished = BackupKey(first + dt.timedelta(days=731), "unfinished0")
+    upload = s3.create_multipart_upload(Bucket=store.bucket, Key=unfinished.object_key)
+    policy = RetentionPolicy(last=7, daily=7, weekly=4, monthly=12, yearly=5)
+
+    plan = store.retention_plan(policy)
+    assert {v.bundle.key for v in plan} == set(keys)  # the unfinished one is not there
+    assert [v.bundle.key.date for v in plan] == sorted((k.date for k in keys), reverse=True)
+    kept = {v.bundle.key.name: v.reasons for v in plan if v.kept}
+    newest = sorted(keys)[-1]
+    assert kept[newest.name] == ("last 7", "daily 7", "weekly 4", "monthly 12", "yearly 5")
+    assert kept[plan[-1].bundle.key.name] == ("yearly 5",)  # three years only: a place left for the oldest
+    for rule, places in (("last 7", 7), ("daily 7", 7), ("weekly 4", 4), ("monthly 12", 12), ("yearly 5", 3 + 1)):
+        assert sum(rule in reasons for reasons in kept.values()) == places
+    assert store.rotate(policy, dry_run=True) == [v.bundle for v in plan if not v.kept]
+    assert len(_objects(s3, store.bucket)) == len(keys) + len(FOREIGN) + 1
+
+    deleted = store.rotate(policy)
+    assert {b.key.name for b in deleted} == {v.bundle.key.name for v in plan if not v.kept}
+    assert _objects(s3, store.bucket) == {BackupKey.parse(n).object_key for n in kept} | set(FOREIGN) | {STAGED}
+    uploads = s3.list_multipart_uploads(Bucket=store.bucket).get("Uploads", [])
+    assert [u["UploadId"] for u in uploads] == [upload["UploadId"]]
+    assert store.rotate(policy) == []  # stateless: the same listing plans the same, nothing left to do
+    s3.abort_multipart_upload(Bucket=store.bucket, Key=unfinished.object_key, UploadId=upload["UploadId"])
 
 
 def test_locate(filled):

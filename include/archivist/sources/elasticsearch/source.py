@@ -23,8 +23,9 @@ from archivist.format.members import BundleOpener, members, read_json
 from archivist.sources.base import DumpOptions, Patterns, RestoreOptions
 from archivist.sources.elasticsearch import cluster as es_cluster
 from archivist.sources.elasticsearch import export as es_export
-from archivist.sources.elasticsearch import names, targets
+from archivist.sources.elasticsearch import names, renaming, targets
 from archivist.sources.elasticsearch import restore as es_restore
+from archivist.sources.elasticsearch.renaming import Renaming
 from archivist.transport.staging import Staging
 
 log = logging.getLogger(__name__)
@@ -93,6 +94,9 @@ class ElasticsearchSource:
 
     load_settings = staticmethod(config.load_elasticsearch)
 
+    def check_options(self, options: RestoreOptions) -> None:
+        renaming.check_options(options)
+
     def check(self, settings: EsSettings) -> str:
         return f"{es_cluster.check_server(settings, quick=True)} at {settings.url}"
 
@@ -123,7 +127,10 @@ class ElasticsearchSource:
             templates, definitions, _ = metadata(open_bundle)
             bundle_names, _ = names.collect(bundle_names.indices, definitions, templates)
         wanted = [i for i in bundle_names.indices if es_restore.matches_any(i, options.indices)]
-        return targets.refusals(es, bundle_names, wanted, "empty")[0]
+        rename = Renaming.of(options)
+        if open_bundle is not None:  # before any job writes, when the renamed names cannot be used
+            renaming.checked(rename, wanted, {i: d for i, d in definitions.items() if i in wanted}, templates)
+        return targets.refusals(es, rename.names(bundle_names), [rename.name(i) for i in wanted], "empty")[0]
 
     @staticmethod
     def _chosen(open_bundle: BundleOpener, patterns: Patterns) -> tuple[names.BundleNames, list[str]]:
@@ -162,10 +169,11 @@ class ElasticsearchSource:
         if open_bundle is None:
             return []
         bundle_names, chosen = self._chosen(open_bundle, options.indices)
-        es, cluster = self._survey(settings, bundle_names, chosen, "replace")
+        rename = Renaming.of(options)
+        es, cluster = self._survey(settings, rename.names(bundle_names), [rename.name(i) for i in chosen], "replace")
         where = f"Elasticsearch at {settings.url}"
         lines = []
-        for index in chosen:
+        for index in (rename.name(i) for i in chosen):
             if index in cluster.indices:
                 aliases = sorted(a for a, on in cluster.aliases.items() if index in on)
                 also = f", aliases {', '.join(aliases)}" if aliases else ""
@@ -180,42 +188,53 @@ class ElasticsearchSource:
     ) -> dict[str, Any]:
         templates, definitions, _ = metadata(open_bundle)
         bundle_names, chosen = self._chosen(open_bundle, options.indices)
+        rename = Renaming.of(options)
+        renaming.checked(rename, chosen, {i: d for i, d in definitions.items() if i in chosen}, templates)
+        into = {index: rename.name(index) for index in chosen}
         if dry_run:
-            log.info("dry run: would restore templates and indices %s", ", ".join(chosen))
-            return {"dry_run": True, "indices": chosen}
-        es, cluster = self._survey(settings, bundle_names, chosen, mode)
+            log.info("dry run: would restore templates and indices %s", ", ".join(into.values()))
+            return {"dry_run": True, "indices": list(into.values())}
+        es, cluster = self._survey(settings, rename.names(bundle_names), list(into.values()), mode)
         raw = es_cluster.raw_client(settings)
-        targets.delete_indices(es, [i for i in chosen if i in cluster.indices])
-        es_restore.put_templates(es, templates)
-        loaded = self._load(open_bundle, es, raw, chosen, definitions)
+        targets.delete_indices(es, [i for i in into.values() if i in cluster.indices])
+        es_restore.put_templates(es, rename.templates(templates))
+        renamed = {into[i]: rename.definition(definitions.get(i)) for i in chosen}
+        loaded = self._load(open_bundle, es, raw, into, renamed)
         for index in chosen:  # an index with no documents has no ndjson worth streaming, but exists
-            if index not in loaded and index in definitions:
-                es_restore.create_index(es, index, definitions[index])
-                es_restore.finish_index(es, index, definitions[index])
-                loaded[index] = 0
-        for index in loaded:
-            es_restore.close_if_backed_up_closed(es, index, definitions.get(index))
+            target = into[index]
+            if target not in loaded and index in definitions:
+                es_restore.create_index(es, target, renamed[target])
+                es_restore.finish_index(es, target, renamed[target])
+                loaded[target] = 0
+        for target in loaded:
+            es_restore.close_if_backed_up_closed(es, target, renamed.get(target))
         return {"indices": loaded, "documents": sum(loaded.values())}
 
     @staticmethod
     def _load(
-        open_bundle: BundleOpener, es: Any, raw: Any, chosen: list[str], definitions: dict[str, Any]
+        open_bundle: BundleOpener, es: Any, raw: Any, into: dict[str, str], definitions: dict[str, Any]
     ) -> dict[str, int]:
         """Each index is finished (settings put back, flushed, counted) while the next one loads:
-        the server would otherwise sit idle through every flush."""
+        the server would otherwise sit idle through every flush. `into`: the bundle's index -> the
+        index it is restored into; `definitions` by the latter."""
         with ThreadPoolExecutor(1, thread_name_prefix="finish") as finisher:
             finishing: dict[str, Future] = {}
-            for path, lines in members(open_bundle, lambda p: bundle.index_of_path(p) in chosen):
-                index = bundle.index_of_path(path) or ""  # never empty: the filter chose it by its index
+            for path, lines in members(open_bundle, lambda p: bundle.index_of_path(p) in into):
+                index = into[bundle.index_of_path(path) or ""]  # never missing: the filter chose it by its index
                 es_restore.create_index(es, index, definitions.get(index))
                 sent = es_restore.load_documents(raw, index, lines)
                 finishing[index] = finisher.submit(_finish_index, es, index, definitions.get(index), sent)
             return {index: finished.result() for index, finished in finishing.items()}
 
     def count_problems(self, want: dict[str, Any], got: dict[str, Any], options: RestoreOptions) -> list[str]:
-        restored = got.get("indices", {})
-        return [
-            f"elasticsearch: index {index} has {restored.get(index)} documents restored, bundle has {docs}"
-            for index, docs in want.get("indices", {}).items()
-            if es_restore.matches_any(index, options.indices) and restored.get(index) != docs
-        ]
+        restored, rename = got.get("indices", {}), Renaming.of(options)
+        problems = []
+        for index, docs in want.get("indices", {}).items():  # meta.json counts the bundle's own names
+            target = rename.name(index)
+            if es_restore.matches_any(index, options.indices) and restored.get(target) != docs:
+                into = "" if target == index else f" (into {target})"
+                problems.append(
+                    f"elasticsearch: index {index}{into} has {restored.get(target)} documents restored, "
+                    f"bundle has {docs}"
+                )
+        return problems

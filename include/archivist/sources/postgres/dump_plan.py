@@ -80,8 +80,11 @@ class _Scanner:
         self.in_copy = False
         self.literal: bytes | None = None  # the statement's first string literal, when on one line
         self.plan = DumpPlan()
+        self.ends: list[int] = []  # where in the line last fed each top-level statement ended
+        self.last_head = b""  # the top-level text of the statement that ended last
 
     def feed(self, line: bytes) -> None:
+        self.ends = []
         if self.in_copy:
             self.in_copy = line.rstrip(b"\r\n") != b"\\."
             return
@@ -104,6 +107,7 @@ class _Scanner:
             if token == b";":
                 self._code(b";")
                 self._statement_end()
+                self.ends.append(pos)
             elif token == b"/*":
                 self.state, self.depth = "/*", 1
             elif token == b"'":
@@ -176,7 +180,7 @@ class _Scanner:
             self.head += text[: STATEMENT_HEAD - len(self.head)]
 
     def _statement_end(self) -> None:
-        head = bytes(self.head).strip()
+        head = self.last_head = bytes(self.head).strip()
         self.head = bytearray()
         toc, self.toc = self.toc, None
         literal, self.literal = self.literal, None

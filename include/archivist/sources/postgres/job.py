@@ -35,6 +35,7 @@ from archivist.format.bundle import JobResult
 from archivist.format.streams import Readable
 from archivist.progress import Progress, ProgressReader
 from archivist.sources.postgres import dump_plan, psql_script
+from archivist.sources.postgres.copy_rows import CopyRowCounter
 from archivist.sources.postgres.dump_plan import DumpPlan
 
 log = logging.getLogger(__name__)
@@ -216,7 +217,7 @@ def dump(
             conn.execute("ANALYZE")
         except psycopg.errors.LockNotAvailable as exc:
             raise _locked_out(settings, lock_wait, str(exc).strip()) from None
-    job_counts = counts(settings)
+    job_counts: dict[str, Any] = dict(counts(settings))
     path = path or bundle.postgres_path(backup_id)
     with tempfile.TemporaryFile() as errors:
         proc = subprocess.Popen(
@@ -233,8 +234,9 @@ def dump(
         )
         progress = Progress(f"pg_dump {settings.dbname}")
         assert proc.stdout is not None  # stdout=PIPE
+        rows = CopyRowCounter(proc.stdout)  # each table's rows, exact, for the drill to compare with
         try:
-            artifact = staging.put_stream(path, ProgressReader(proc.stdout, progress))
+            artifact = staging.put_stream(path, ProgressReader(rows, progress))
         finally:
             proc.stdout.close()
             code = proc.wait()
@@ -245,6 +247,8 @@ def dump(
                 raise _locked_out(settings, lock_wait, said)
             raise JobFailedError(f"pg_dump of {_where(settings)} failed (exit {code}): {said}")
     progress.done()
+    if rows.complete:
+        job_counts["rows"] = rows.rows
     return JobResult("postgres", [artifact], job_counts, time.monotonic() - started, version)
 
 
@@ -443,6 +447,13 @@ def restore(
     same transaction, so a failure leaves it as it was. An error raised while reading `sql` (its
     checksum does not match) kills psql before it can commit.
     """
+    prologue, epilogue = prepare_restore(settings, mode, plan)
+    return restore_in_one_transaction(settings, sql, prologue, epilogue)
+
+
+def prepare_restore(settings: PostgresSettings, mode: str, plan: DumpPlan | None) -> tuple[bytes, bytes]:
+    """Checks the server, tools and (in `empty` mode) that the database holds no table; returns
+    the SQL that runs before and after the dump (`replace` mode's drops and its final check)."""
     check_server_and_tools(settings)
     if mode == "empty":
         existing = user_tables(settings)
@@ -452,10 +463,16 @@ def restore(
                 f"{_where(settings)} already holds {len(existing)} table(s) ({names}): restore with mode "
                 "'replace' to drop and recreate what the bundle contains, or empty the database first"
             )
-    prologue = epilogue = b""
     if mode == "replace" and plan is not None:
         log.info("replace mode: dropping %s", plan.describe())
-        prologue, epilogue = replace_prologue(plan), replace_epilogue(plan)
+        return replace_prologue(plan), replace_epilogue(plan)
+    return b"", b""
+
+
+def restore_in_one_transaction(
+    settings: PostgresSettings, sql: Readable, prologue: bytes, epilogue: bytes
+) -> dict[str, int]:
+    """`prologue`, the dump and `epilogue` through one psql transaction, then ANALYZE."""
     progress = Progress(f"psql {settings.dbname}")
     _run_psql(settings, sql, prologue, epilogue, progress)
     progress.done()

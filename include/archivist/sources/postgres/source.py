@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 from archivist import config
 from archivist.config import PostgresSettings
@@ -17,7 +17,7 @@ from archivist.format import bundle
 from archivist.format.bundle import JobResult, VerifyReport
 from archivist.format.members import BundleOpener, checksums, finish, members
 from archivist.sources.base import DumpOptions, RestoreOptions
-from archivist.sources.postgres import dump_plan, job, replace_drops
+from archivist.sources.postgres import dump_plan, job, parallel_restore, replace_drops, targets
 from archivist.transport.staging import Staging
 
 log = logging.getLogger(__name__)
@@ -52,6 +52,26 @@ def extra_databases(paths: list[str], options: RestoreOptions) -> dict[str, str]
     return found
 
 
+class Target(NamedTuple):
+    """One dump of the bundle and the database it is restored into."""
+
+    settings: PostgresSettings  # the connection's, with the target database
+    path: str  # the dump's member path
+    origin: str | None  # the extra database it was backed up from; None for the connection's own
+
+
+def restore_targets(settings: PostgresSettings, paths: list[str], options: RestoreOptions) -> list[Target]:
+    """Each dump the restore takes with its target database: the connection's own dump first."""
+    main = next((p for p in paths if bundle.is_postgres_dump(p)), None)
+    into = targets.main_target(options, settings.dbname)
+    found = [Target(dataclasses.replace(settings, dbname=into), main, None)] if main else []
+    extra = extra_databases(paths, options)
+    held = list(extra_databases(paths, RestoreOptions()))
+    for name, target in targets.extra_targets(extra, held, options, into).items():
+        found.append(Target(dataclasses.replace(settings, dbname=target), extra[name], name))
+    return found
+
+
 def _plan(open_bundle: BundleOpener, path: str) -> dump_plan.DumpPlan | None:
     """What the dump at `path` recreates: one extra streaming pass, for replace mode and dry runs."""
     for _, sql in members(open_bundle, lambda p: p == path):
@@ -71,6 +91,9 @@ class PostgresSource:
     is_dump = staticmethod(bundle.is_postgres_dump)
 
     load_settings = staticmethod(config.load_postgres)
+
+    def check_options(self, options: RestoreOptions) -> None:
+        targets.check_options(options)
 
     def check(self, settings: PostgresSettings) -> str:
         version = job.check_server_and_tools(settings)
@@ -109,12 +132,11 @@ class PostgresSource:
         open_bundle: BundleOpener | None,
     ) -> list[str]:
         found = []
-        targets = [settings.dbname, *extra_databases(list(report.members), options)]
-        for name in targets:
-            target = dataclasses.replace(settings, dbname=name)
+        for target in restore_targets(settings, list(report.members), options):
+            name = target.settings.dbname
             if name != settings.dbname and not job.database_exists(settings, name):
                 continue
-            tables = job.user_tables(target)
+            tables = job.user_tables(target.settings)
             if tables:
                 found.append(f"database '{name}' holds {len(tables)} table(s)")
         return found
@@ -129,41 +151,39 @@ class PostgresSource:
         """What replace mode would drop in each target database, read from its catalog."""
         if open_bundle is None:
             return []
-        paths = _postgres_paths(open_bundle)
-        main = next((p for p in paths if self.is_dump(p)), None)
-        targets = [(settings, main)] if main else []
-        targets += [
-            (dataclasses.replace(settings, dbname=name), path)
-            for name, path in extra_databases(paths, options).items()
-            if job.database_exists(settings, name)
-        ]
         lines = []
-        for target, path in targets:
-            plan = _plan(open_bundle, path) if path else None
-            lines += replace_drops.in_database(target, plan) if plan else []
+        for target in restore_targets(settings, _postgres_paths(open_bundle), options):
+            if target.settings.dbname != settings.dbname and not job.database_exists(settings, target.settings.dbname):
+                continue
+            plan = _plan(open_bundle, target.path)
+            lines += replace_drops.in_database(target.settings, plan) if plan else []
         return lines
 
     def restore(
         self, open_bundle: BundleOpener, settings: PostgresSettings, mode: str, options: RestoreOptions, dry_run: bool
     ) -> dict[str, Any]:
         paths = _postgres_paths(open_bundle)
-        main = next((p for p in paths if self.is_dump(p)), None)
-        if main is None:
+        if not any(self.is_dump(p) for p in paths):
             raise VerificationError("the bundle has no PostgreSQL dump (jobs.postgres/postgres-<id>.sql)")
-        extra = extra_databases(paths, options)
+        self.check_options(options)
+        main, *extra = restore_targets(settings, paths, options)
         roles = next((p for p in paths if bundle.is_postgres_roles(p)), None)
         if dry_run:
-            plan = _plan(open_bundle, main)
+            plan = _plan(open_bundle, main.path)
             what = plan.describe() if plan else "nothing"
             log.info(
-                "dry run: would restore %s into database %s; replace mode would drop %s", main, settings.dbname, what
+                "dry run: would restore %s into database %s; replace mode would drop %s",
+                main.path,
+                main.settings.dbname,
+                what,
             )
             return {
                 "dry_run": True,
-                "artifact": main,
+                "artifact": main.path,
+                "database": main.settings.dbname,
                 "schemas": plan.schemas if plan else [],
                 "replace_drops": what,
-                "databases": sorted(extra),
+                "databases": sorted(t.settings.dbname for t in extra),
                 "roles": bool(roles and options.postgres_roles),
             }
         if options.postgres_roles:
@@ -172,31 +192,43 @@ class PostgresSource:
             else:
                 for _, sql in members(open_bundle, lambda p: p == roles):
                     job.restore_roles(settings, sql)
-        result = self._restore_one(open_bundle, settings, main, mode)
+        jobs = options.postgres_jobs or parallel_restore.default_jobs(settings)
+        if main.settings.dbname != settings.dbname:
+            job.ensure_database(settings, main.settings.dbname)
+        result = self._restore_one(open_bundle, main.settings, main.path, mode, jobs)
+        if main.settings.dbname != settings.dbname:
+            result["database"] = main.settings.dbname
         restored = {}
-        for name, path in sorted(extra.items()):
+        for target in sorted(extra, key=lambda t: t.settings.dbname):
+            name = target.settings.dbname
             job.ensure_database(settings, name)
-            restored[name] = self._restore_one(open_bundle, dataclasses.replace(settings, dbname=name), path, mode)
+            restored[name] = self._restore_one(open_bundle, target.settings, target.path, mode, jobs)
+            if target.origin != name:
+                restored[name]["from"] = target.origin
         if restored:
             result["databases"] = restored
         return result
 
     @staticmethod
-    def _restore_one(open_bundle: BundleOpener, settings: PostgresSettings, path: str, mode: str) -> dict[str, Any]:
+    def _restore_one(
+        open_bundle: BundleOpener, settings: PostgresSettings, path: str, mode: str, jobs: int
+    ) -> dict[str, Any]:
         plan = _plan(open_bundle, path) if mode == "replace" else None
         for _, sql in members(open_bundle, lambda p: p == path):
-            log.info("restoring %s into database %s (%s mode)", path, settings.dbname, mode)
-            return job.restore(settings, sql, mode, plan=plan)
+            log.info("restoring %s into database %s (%s mode, %d connection(s))", path, settings.dbname, mode, jobs)
+            return parallel_restore.restore(settings, sql, mode, plan, jobs)
         raise VerificationError(f"the bundle lists {path} but holds no such member")
 
     def count_problems(self, want: dict[str, Any], got: dict[str, Any], options: RestoreOptions) -> list[str]:
         problems = []
         if got.get("tables") != want.get("tables"):
             problems.append(f"postgres: {got.get('tables')} tables restored, bundle has {want.get('tables')}")
-        for name, restored in (got.get("databases") or {}).items():
+        for target, restored in (got.get("databases") or {}).items():
+            name = restored.get("from", target)  # meta.json counts each database under its own name
             expected = ((want.get("databases") or {}).get(name) or {}).get("tables")
             if restored.get("tables") != expected:
                 problems.append(
-                    f"postgres: database {name} has {restored.get('tables')} tables restored, bundle has {expected}"
+                    f"postgres: database {name}{'' if name == target else f' (into {target})'} has "
+                    f"{restored.get('tables')} tables restored, bundle has {expected}"
                 )
         return problems

@@ -45,8 +45,9 @@ from archivist.transport.object_uploads import ObjectUploads
 
 log = logging.getLogger(__name__)
 
-# Objects are often compressed already; a light level keeps the job fast (and blocks that do not
-# compress are stored, see deflate.GzipWriter).
+# Objects are often compressed already; ISA-L's lightest level keeps the job fast (and blocks that
+# do not compress are stored, see deflate.GzipWriter) (docs/PERFORMANCE.md#storage-gzip-level).
+GZIP_ENGINE: deflate.Engine = "isal"
 GZIP_LEVEL = 1
 # Objects up to SMALL_OBJECT bytes are fetched (backup) or uploaded (restore) whole by TRANSFER_THREADS
 # threads, with at most IN_FLIGHT_BYTES of them in memory; larger ones stream.
@@ -64,9 +65,21 @@ def check_bucket(settings: S3Settings, s3: Any | None = None) -> None:
         raise s3io.explain(exc, settings, "reach") from None
 
 
-def iter_objects(s3: Any, bucket: str) -> Iterator[dict[str, Any]]:
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-        yield from page.get("Contents", [])
+def iter_objects(
+    s3: Any, bucket: str, key_range: tuple[str | None, str | None] = (None, None), prefix: str = ""
+) -> Iterator[dict[str, Any]]:
+    """The bucket's objects (under `prefix`) in key order; with `key_range` (after, last) those after
+    `after` up to and including `last`. S3 lists keys in the order of their UTF-8 bytes, which is the
+    order in which Python compares the strings."""
+    after, last = key_range
+    pages = s3.get_paginator("list_objects_v2").paginate(
+        Bucket=bucket, Prefix=prefix, **({"StartAfter": after} if after else {})
+    )
+    for page in pages:
+        for listed in page.get("Contents", []):
+            if last is not None and listed["Key"] > last:
+                return
+            yield listed
 
 
 def _tar_name(key: str) -> str:
@@ -96,13 +109,15 @@ def _get(s3: Any, bucket: str, key: str, whole: bool) -> Fetched | None:
         obj["Body"].close()
 
 
-def iter_fetched(s3: Any, bucket: str) -> Iterator[tuple[str, Fetched | None]]:
+def iter_fetched(
+    s3: Any, bucket: str, key_range: tuple[str | None, str | None] = (None, None)
+) -> Iterator[tuple[str, Fetched | None]]:
     """Every object of the bucket in listing order as (key, what was fetched).
 
     Objects up to SMALL_OBJECT bytes come with their body, fetched ahead by TRANSFER_THREADS
     threads with at most IN_FLIGHT_BYTES of them held at once; a larger one comes with a
     streaming body to read. The answer is None for an object deleted since it was listed."""
-    listing = iter_objects(s3, bucket)
+    listing = iter_objects(s3, bucket, key_range)
     ahead: deque[tuple[str, int, Future | None]] = deque()
     held = 0
     with ThreadPoolExecutor(max_workers=TRANSFER_THREADS, thread_name_prefix="fetch") as pool:
@@ -128,29 +143,38 @@ def iter_fetched(s3: Any, bucket: str) -> Iterator[tuple[str, Fetched | None]]:
                     future.cancel()
 
 
-def dump(settings: S3Settings, staging, backup_id: str) -> JobResult:
-    """Streams every object of the bucket into `jobs.storage/storage-<id>.tgz` plus its manifest."""
+def dump(
+    settings: S3Settings,
+    staging,
+    backup_id: str,
+    key_range: tuple[str | None, str | None] = (None, None),
+    part: int | None = None,
+) -> JobResult:
+    """Streams every object of the bucket into `jobs.storage/storage-<id>.tgz` plus its manifest;
+    one part of a split job takes the objects of its key range into the part's archive."""
     with runtime.malloc_arenas(2):  # the fetch threads' bodies would otherwise fragment a heap each
-        return _dump(settings, staging, backup_id)
+        return _dump(settings, staging, backup_id, key_range, part)
 
 
-def _dump(settings: S3Settings, staging, backup_id: str) -> JobResult:
+def _dump(
+    settings: S3Settings, staging, backup_id: str, key_range: tuple[str | None, str | None], part: int | None
+) -> JobResult:
     started = time.monotonic()
     s3 = s3io.client(settings)
     check_bucket(settings, s3)
     objects = total = 0
     progress = Progress(f"storage {settings.bucket}")
-    tgz_path, manifest_path = bundle.storage_path(backup_id), bundle.storage_manifest_path(backup_id)
+    tgz_path, manifest_path = bundle.storage_path(backup_id, part), bundle.storage_manifest_path(backup_id, part)
     # typeshed's tarfile.open lacks copybufsize, which it hands to TarFile
     with (
         staging.writer(tgz_path, "application/gzip") as out,
         staging.writer(manifest_path, "application/x-ndjson") as manifest,
-        deflate.GzipWriter(out, compresslevel=GZIP_LEVEL, mtime=0) as gz,
+        deflate.GzipWriter(out, compresslevel=GZIP_LEVEL, mtime=0, engine=GZIP_ENGINE) as gz,
         tarfile.open(  # type: ignore[call-overload]
             fileobj=gz, mode="w|", format=tarfile.PAX_FORMAT, bufsize=bundle.COPY_CHUNK, copybufsize=bundle.COPY_CHUNK
         ) as tar,
     ):
-        for key, got in iter_fetched(s3, settings.bucket):
+        for key, got in iter_fetched(s3, settings.bucket, key_range):
             if got is None:  # deleted since it was listed: not part of this backup
                 log.warning("object %s was deleted during the backup; skipped", key)
                 continue
@@ -173,7 +197,8 @@ def _dump(settings: S3Settings, staging, backup_id: str) -> JobResult:
         bundle.Artifact(tgz_path, out.size, out.sha256),
         bundle.Artifact(manifest_path, manifest.size, manifest.sha256),
     ]
-    return JobResult("storage", artifacts, {"objects": objects, "bytes": total}, time.monotonic() - started, "S3")
+    counts = {"objects": objects, "bytes": total}
+    return JobResult("storage", artifacts, counts, time.monotonic() - started, "S3", part)
 
 
 def _manifest_line(key: str, size: int, attributes: object_attributes.ObjectAttributes, obj: dict) -> dict:
@@ -207,21 +232,23 @@ def manifest_keys(manifest: Readable) -> set[str]:
     return keys
 
 
-def bucket_is_empty(s3: Any, bucket: str) -> bool:
-    return not s3.list_objects_v2(Bucket=bucket, MaxKeys=1).get("Contents")
+def bucket_is_empty(s3: Any, bucket: str, prefix: str = "") -> bool:
+    """No object in the bucket (under `prefix`, when given)."""
+    return not s3.list_objects_v2(Bucket=bucket, MaxKeys=1, Prefix=prefix).get("Contents")
 
 
-def restore(settings: S3Settings, tgz: Readable, mode: str = "empty") -> dict[str, int]:
-    """Puts every object of the tgz back under its key, with everything S3 kept with it.
+def restore(settings: S3Settings, tgz: Readable, mode: str = "empty", prefix: str = "") -> dict[str, int]:
+    """Puts every object of the tgz back under its key (after `prefix`), with everything S3 kept with it.
 
     An object whose key `key_problem` refuses, or whose pax records `pax.attributes` refuses, is
     skipped with an error naming it and the others are restored; then JobFailedError names every
     object skipped."""
     s3 = s3io.client(settings)
     check_bucket(settings, s3)
-    if mode == "empty" and not bucket_is_empty(s3, settings.bucket):
+    if mode == "empty" and not bucket_is_empty(s3, settings.bucket, prefix):
+        under = f" under {prefix!r}" if prefix else ""
         raise TargetNotEmptyError(
-            f"bucket '{settings.bucket}' ({settings.source}) already holds objects: restore with mode "
+            f"bucket '{settings.bucket}' ({settings.source}) already holds objects{under}: restore with mode "
             "'replace' to overwrite the objects the bundle contains, or empty the bucket first"
         )
     objects = total = 0
@@ -236,12 +263,13 @@ def restore(settings: S3Settings, tgz: Readable, mode: str = "empty") -> dict[st
             inflated = gzip.GzipFile(fileobj=tgz, mode="rb")  # type: ignore[call-overload]
             with tarfile.open(fileobj=inflated, mode="r|", bufsize=TAR_READ_BUFFER, tarinfo=CappedTarInfo) as tar:
                 for member in tar:
-                    key = member.pax_headers.get(pax.KEY, member.name)
+                    own = member.pax_headers.get(pax.KEY, member.name)
+                    key = prefix + own
                     check_member(member, key)
                     if not member.isfile():
                         skip_member(tar, member)
                         continue
-                    problem = key_problem(key)
+                    problem = key_problem(own) or key_problem(key)
                     if problem is None:
                         try:
                             attributes = pax.attributes(member.pax_headers, mimetypes.guess_type(key)[0])

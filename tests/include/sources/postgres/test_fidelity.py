@@ -19,7 +19,7 @@ from archivist.format.bundle import BackupKey
 from archivist.format.bundle_index import BundleSource
 from archivist.runner import backup, restore
 from archivist.sources.base import DumpOptions, RestoreOptions
-from archivist.sources.postgres import dump_plan, job
+from archivist.sources.postgres import dump_plan, job, parallel_restore
 from archivist.transport.staging import LocalStaging
 
 SCHEMA = """
@@ -59,6 +59,12 @@ def databases(pg_settings):
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
+@pytest.fixture(params=[1, 2], ids=["one-transaction", "parallel"])
+def restore_dump(request):
+    """A dump restored over one psql transaction, or over two connections built aside and swapped in."""
+    return lambda settings, dump, mode, plan=None: parallel_restore.restore(settings, dump, mode, plan, request.param)
+
+
 def _pg_dump(settings) -> str:
     """The database as pg_dump sees it, owners and privileges included (without the random key
     of its \\restrict lines)."""
@@ -89,7 +95,7 @@ def _conninfo(settings) -> dict:
     }  # fmt: skip
 
 
-def test_extensions_large_objects_views_partitions_and_sequences_round_trip(databases, tmp_path):
+def test_extensions_large_objects_views_partitions_and_sequences_round_trip(databases, tmp_path, restore_dump):
     original, empty, _ = databases
     with psycopg.connect(**_conninfo(original), autocommit=True) as conn:
         conn.execute(SCHEMA)
@@ -100,7 +106,7 @@ def test_extensions_large_objects_views_partitions_and_sequences_round_trip(data
     path = bundle.postgres_path("fidelityid01")
 
     with staging.open(path) as dump:
-        job.restore(empty, dump, "empty")
+        restore_dump(empty, dump, "empty")
     assert _pg_dump(empty) == before
     facts = _facts(empty)
     assert facts["next customer id"] == [(5001,)]
@@ -112,7 +118,7 @@ def test_extensions_large_objects_views_partitions_and_sequences_round_trip(data
     with staging.open(path) as dump:
         plan = dump_plan.scan(dump)
     with staging.open(path) as dump:
-        job.restore(original, dump, "replace", plan)
+        restore_dump(original, dump, "replace", plan)
     assert _pg_dump(original) == before
     assert _facts(original) == facts
 
@@ -170,19 +176,19 @@ def _privileges(settings, owner: str, reader: str) -> dict:
         }
 
 
-def _with_privileges(databases, roles, tmp_path, keep: bool) -> tuple[dict, dict]:
+def _with_privileges(databases, roles, tmp_path, keep: bool, restore_dump) -> tuple[dict, dict]:
     (original, empty, _), (owner, reader) = databases, roles
     with psycopg.connect(**_conninfo(original), autocommit=True) as conn:
         conn.execute(PRIVILEGES.format(owner=owner, reader=reader))
     staging = LocalStaging(parent=str(tmp_path))
     job.dump(original, staging, "fidelityid02", privileges=keep)
     with staging.open(bundle.postgres_path("fidelityid02")) as dump:
-        job.restore(empty, dump, "empty")
+        restore_dump(empty, dump, "empty")
     return _privileges(original, owner, reader), _privileges(empty, owner, reader)
 
 
-def test_owners_grants_and_default_privileges_come_back_when_kept(databases, roles, tmp_path):
-    before, after = _with_privileges(databases, roles, tmp_path, keep=True)
+def test_owners_grants_and_default_privileges_come_back_when_kept(databases, roles, tmp_path, restore_dump):
+    before, after = _with_privileges(databases, roles, tmp_path, True, restore_dump)
     assert before == {
         "ledger owner": roles[0],
         "schema owner": roles[0],
@@ -194,8 +200,8 @@ def test_owners_grants_and_default_privileges_come_back_when_kept(databases, rol
     assert _pg_dump(databases[1]) == _pg_dump(databases[0])
 
 
-def test_by_default_the_dump_is_role_neutral(databases, roles, tmp_path, pg_settings):
-    before, after = _with_privileges(databases, roles, tmp_path, keep=False)
+def test_by_default_the_dump_is_role_neutral(databases, roles, tmp_path, pg_settings, restore_dump):
+    before, after = _with_privileges(databases, roles, tmp_path, False, restore_dump)
     assert before["reader reads ledger"] is True
     assert after == {
         "ledger owner": pg_settings.user,  # owned by whoever restored it
@@ -206,7 +212,7 @@ def test_by_default_the_dump_is_role_neutral(databases, roles, tmp_path, pg_sett
     }
 
 
-def test_a_bundle_with_owners_names_the_missing_role(databases, roles, tmp_path, pg_settings):
+def test_a_bundle_with_owners_names_the_missing_role(databases, roles, tmp_path, pg_settings, restore_dump):
     (original, empty, _), (owner, reader) = databases, roles
     with psycopg.connect(**_conninfo(original), autocommit=True) as conn:
         conn.execute(PRIVILEGES.format(owner=owner, reader=reader))
@@ -217,7 +223,7 @@ def test_a_bundle_with_owners_names_the_missing_role(databases, roles, tmp_path,
     with _admin(pg_settings) as conn:
         conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(reader)))
     with staging.open(bundle.postgres_path("fidelityid03")) as dump, pytest.raises(JobFailedError) as failed:
-        job.restore(empty, dump, "empty")
+        restore_dump(empty, dump, "empty")
     assert f'role "{reader}" does not exist' in str(failed.value)
     assert str(failed.value).endswith(
         "The bundle keeps owners and privileges: create the roles it names in the target cluster first "
@@ -236,7 +242,7 @@ def _bundle(tmp_path, settings, options: DumpOptions) -> tuple[str, str]:
     result = backup.run_job("postgres", key, staging, settings, options)
     path = tmp_path / key.object_key
     with open(path, "wb") as out:
-        backup.assemble(out, key, [result], staging)
+        backup.assemble(out, key, [result], staging.open)
     return str(path), key.name
 
 

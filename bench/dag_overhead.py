@@ -1,0 +1,156 @@
+"""Airflow's share of a backup DAG run: the time from the run's start to its end that the jobs
+did not spend working (scheduling, task start-up, XCom, the small tasks around the jobs).
+
+A real scheduler runs it (LocalExecutor, `scripts/airflow.sh start` as `make airflow` does), the
+run triggered through the REST API once no other run of the DAG is queued or running (unpausing
+the DAG starts its latest scheduled run, and a run waits for the one before it). Airflow's
+task-instance records (queued, start and end times) give each task's share; the jobs' own
+durations come from their results (`time_seconds`).
+
+    python -m bench.dag_overhead [--runs 3]      (Airflow started by this command, bench targets loaded)
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bench import targets
+from bench.targets import Targets
+
+ROOT = Path(__file__).resolve().parents[1]
+DAG_ID = "archivist_backup"
+JOBS = ("postgres", "elasticsearch", "storage")
+LIMIT_SECONDS = 10.0  # the issue's bound on Airflow's share of a backup run at scale 0.1
+
+
+def _at(value: str | None) -> dt.datetime | None:
+    return dt.datetime.fromisoformat(value) if value else None
+
+
+def _seconds(start: dt.datetime | None, end: dt.datetime | None) -> float | None:
+    return round((end - start).total_seconds(), 3) if start and end else None
+
+
+def share(run: dict, task_instances: list[dict], own: dict[str, float]) -> dict:
+    """Airflow's share of one finished run, from its API records.
+
+    `own` maps a task to the seconds its own work took (the jobs' and the bundle's results). The
+    run's work is the critical path of that work: the slowest job, then the bundle; everything else
+    from the run's start to its end (the check, rotation and cleanup tasks included) is Airflow's
+    share."""
+    triggered, ended = _at(run["start_date"]), _at(run["end_date"])
+    wall = _seconds(triggered, ended) or 0.0
+    jobs = [own[j] for j in JOBS if j in own]
+    work = (max(jobs) if jobs else 0.0) + own.get("bundle_and_upload", 0.0)
+    tasks = []
+    for ti in sorted(task_instances, key=lambda t: t.get("start_date") or ""):
+        queued, started, done = _at(ti.get("queued_when")), _at(ti.get("start_date")), _at(ti.get("end_date"))
+        tasks.append(
+            {
+                "task": ti["task_id"],
+                "state": ti["state"],
+                "after_start": _seconds(triggered, queued),
+                "queued": _seconds(queued, started),
+                "ran": _seconds(started, done),
+                "own": own.get(ti["task_id"]),
+            }
+        )
+    return {
+        "run_seconds": wall,
+        "work_seconds": round(work, 3),
+        "airflow_seconds": round(wall - work, 3),
+        "tasks": tasks,
+    }
+
+
+def _wait_for_no_run(api, timeout: float = 1800) -> None:
+    deadline = time.monotonic() + timeout
+    path = f"/api/v2/dags/{DAG_ID}/dagRuns"
+    while api.request("GET", path, params={"state": ["queued", "running"], "limit": 1})["total_entries"]:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"a run of {DAG_ID} is still going after {timeout:g}s; see the Airflow UI")
+        time.sleep(2)
+
+
+def measure_run(api, conf: dict, timeout: float = 1800) -> dict:
+    """Triggers one backup run once no other is going, waits for it, and returns its share (see `share`)."""
+    _wait_for_no_run(api, timeout)
+    run_id = api.trigger(DAG_ID, conf)
+    state = api.wait(DAG_ID, run_id, timeout=timeout, poll=1)
+    if state != "success":
+        raise RuntimeError(f"backup DAG run {run_id} ended {state}; see its task logs in the Airflow UI")
+    own: dict[str, float] = {}
+    for task in (*JOBS, "bundle_and_upload"):
+        result = api.xcom(DAG_ID, run_id, task)
+        if isinstance(result, dict) and "time_seconds" in result:
+            own[task] = float(result["time_seconds"])
+    return {"run_id": run_id, **share(api.run(DAG_ID, run_id), api.task_instances(DAG_ID, run_id), own)}
+
+
+def _airflow(command: str, env: dict[str, str]) -> None:
+    subprocess.run(["bash", "scripts/airflow.sh", command], cwd=ROOT, env=env, check=True, timeout=600)
+
+
+def scheduler_runs(t: Targets, runs: int, log=print) -> list[dict]:
+    """Starts Airflow with its connections pointed at the bench targets, measures `runs` backup runs
+    in turn, and stops it (starting it again as it was if it ran before)."""
+    from demo.airflow_api import AirflowClient
+
+    connections = ROOT / ".local" / "bench" / "airflow-connections.sh"
+    connections.parent.mkdir(parents=True, exist_ok=True)
+    with os.fdopen(os.open(connections, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
+        f.writelines(f"export {k}='{v}'\n" for k, v in t.airflow_env().items())
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(targets.SHADOWING_PREFIXES)}
+    status = subprocess.run(["bash", "scripts/airflow.sh", "status"], cwd=ROOT, capture_output=True, text=True)
+    was_running = "scheduler: running" in status.stdout
+    _airflow("stop", clean)
+    found = []
+    try:
+        _airflow("start", {**clean, "ARCHIVIST_EXTRA_ENV": str(connections)})
+        api = AirflowClient()
+        api.wait_for_dag(DAG_ID, timeout=300)
+        api.unpause(DAG_ID)
+        for i in range(runs):
+            got = measure_run(api, {"index_pattern": t.index_pattern, "keep": 7})
+            log(f"backup DAG run {i + 1}/{runs}: {got['run_seconds']:.1f} s, Airflow's {got['airflow_seconds']:.1f} s")
+            found.append(got)
+        api.request("PATCH", f"/api/v2/dags/{DAG_ID}", params={"update_mask": "is_paused"}, json={"is_paused": True})
+    finally:
+        _airflow("stop", clean)
+        connections.unlink(missing_ok=True)
+        if was_running:
+            _airflow("start", clean)
+    return found
+
+
+def summary(runs: list[dict]) -> dict:
+    """The median run's share, with every run's figure."""
+    ordered = sorted(runs, key=lambda r: r["airflow_seconds"])
+    median = ordered[(len(ordered) - 1) // 2]
+    return {
+        "source": "scheduler (LocalExecutor) runs triggered through the REST API",
+        "runs_airflow_seconds": [r["airflow_seconds"] for r in runs],
+        "limit_seconds": LIMIT_SECONDS,
+        **median,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    print(f"load average: {os.getloadavg()[0]:.1f}", file=sys.stderr)
+    result = summary(scheduler_runs(targets.load(), args.runs))
+    print(f"load average: {os.getloadavg()[0]:.1f}", file=sys.stderr)
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

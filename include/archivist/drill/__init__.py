@@ -1,0 +1,1 @@
+"""Restore drills: a bundle restored into scratch targets, compared, the scratch removed, the verdict kept."""
