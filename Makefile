@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 ENV := source .local/env.sh
 
-.PHONY: install services stop seed airflow demo test test-distributed test-unit lint bench
+.PHONY: install services stop seed airflow demo test test-distributed test-esmatrix test-unit lint bench bench-es-servers
 
 install:  ## install what is missing (cached outside the clone)
 	bash scripts/install.sh all
@@ -38,6 +38,13 @@ test-distributed:  ## backups and restores spread over two Celery workers (ARCHI
 	status=0; $(ENV) && ARCHIVIST_AUDIT_DIR="$(AUDIT)" python -m pytest tests/distributed $(PYTEST_ARGS) || status=$$?; \
 	  bash scripts/airflow.sh stop; ARCHIVIST_EXECUTOR=local bash scripts/write_env.sh; exit $$status
 
+# The search servers of the matrix beside 8.19, started one after another (scripts/search_servers.sh).
+# OpenSearch 3 takes minutes to start on a busy machine: add it with ES_VERSIONS="7.17 9 opensearch-2 opensearch-3".
+ES_VERSIONS ?= 7.17 9 opensearch-2
+test-esmatrix: services  ## backup, restore and migrations against every search server of ES_VERSIONS
+	$(ENV) && ARCHIVIST_ES_VERSIONS="$(ES_VERSIONS)" python -m pytest -m esmatrix \
+		tests/include/sources/elasticsearch/test_servers.py $(PYTEST_ARGS)
+
 VENV := .local/venv/bin
 test-unit:  ## the unit tests only: no server started, no .local/env.sh needed
 	bash scripts/install.sh python
@@ -56,3 +63,7 @@ bench: services  ## benchmark archivist against pg_dump, elasticdump, rclone and
 	bash bench/setup.sh all $(SCALE)
 	bash scripts/airflow.sh migrate
 	$(ENV) && python -m bench.run --scale $(SCALE) $(if $(ROUNDS),--rounds $(ROUNDS)) $(BENCH_ARGS)
+
+bench-es-servers: services  ## export and restore on ES 7.17, 8.19 and 9 against elasticdump: make bench-es-servers SCALE=0.1
+	bash bench/setup.sh
+	$(ENV) && python -m bench.es_servers --scale $(SCALE) $(BENCH_ARGS)

@@ -31,6 +31,8 @@ WORKERS=(w1 w2)
 worker_address() { case "$1" in w1) echo 127.0.0.11 ;; w2) echo 127.0.0.12 ;; *) die "unknown worker $1" ;; esac; }
 # The HTTPS-only node of `services.sh start-tls` (its transport port is 100 above it).
 ES_TLS_PORT="${ARCHIVIST_ES_TLS_PORT:-$((ES_PORT + 50))}"
+# The first port of the search servers of scripts/search_servers.sh (7.17, 9, OpenSearch 2 and 3).
+ES_EXTRA_PORT="${ARCHIVIST_ES_EXTRA_PORT:-$((ES_PORT + 60))}"
 
 # Demo credentials for the local stack only (never used outside .local/).
 PG_DB="archivist_demo"
@@ -69,6 +71,16 @@ write_secret() {  # FILE TEXT [OWNER]
   printf '%s\n' "$text" > "$tmp"
   if [ "${3:-}" = service ] && [ "$(id -u)" = 0 ]; then chown "$SERVICE_USER" "$tmp"; fi
   mv -f "$tmp" "$file"
+}
+
+# Stops the server whose pid FILE holds, waits up to SECONDS for it to exit, removes FILE.
+stop_pidfile() {  # FILE SECONDS
+  local pid
+  [ -f "$1" ] || return 0
+  pid="$(cat "$1")"
+  kill "$pid" 2>/dev/null || true
+  for _ in $(seq "$2"); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
+  rm -f "$1"
 }
 
 # `go install MODULE@VERSION` into the per-user cache, once per version; NAME is the binary.

@@ -258,15 +258,6 @@ CONF
     es_tls_curl "_cluster/health?wait_for_status=yellow&timeout=1s"
 }
 
-# Stops the server whose pid FILE holds, waits up to SECONDS for it to exit, removes FILE.
-stop_pidfile() {  # FILE SECONDS
-  local pid
-  [ -f "$1" ] || return 0
-  pid="$(cat "$1")"
-  kill "$pid" 2>/dev/null || true
-  for _ in $(seq "$2"); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
-  rm -f "$1"
-}
 
 stop_elasticsearch_tls() { stop_pidfile "$ES_TLS_PIDFILE" 60; }
 
@@ -343,6 +334,7 @@ stop_all() {
   [ -f "$PG_DATA/PG_VERSION" ] && as_service_user "$PG_BIN/pg_ctl" -D "$PG_DATA" -m fast stop >/dev/null 2>&1 || true
   stop_elasticsearch
   stop_elasticsearch_tls
+  bash "$ROOT/scripts/search_servers.sh" stop
   stop_redis
   pkill -f "^$LOCAL/bin/minio server" || true; rm -f "$LOCAL/run/minio.pid"
   log "services stopped"
@@ -375,6 +367,7 @@ case "${1:-start}" in
     esac
     create_buckets
     "$ROOT/scripts/write_env.sh"
+    if [ -n "${ARCHIVIST_ES_VERSIONS:-}" ]; then bash "$ROOT/scripts/search_servers.sh" start >/dev/null; fi
     ;;
   start-tls) start_elasticsearch_tls ;;
   stop-tls) stop_elasticsearch_tls ;;

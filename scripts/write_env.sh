@@ -47,6 +47,8 @@ export AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK=False
 # TLS: the local CA (scripts/tls.sh) and the port of the HTTPS-only Elasticsearch node (services.sh start-tls).
 export ARCHIVIST_TLS_CA='$LOCAL/tls/ca.crt'
 export ARCHIVIST_ES_TLS_PORT=$ES_TLS_PORT
+# The first port of the search servers beside 8.19 (scripts/search_servers.sh).
+export ARCHIVIST_ES_EXTRA_PORT=$ES_EXTRA_PORT
 export AIRFLOW_CONN_ARCHIVIST_POSTGRES='{"conn_type":"postgres","host":"$BIND","port":$PG_PORT,"login":"$PG_USER","password":"$PG_PASSWORD","schema":"$PG_DB"}'
 export AIRFLOW_CONN_ARCHIVIST_ELASTICSEARCH='{"conn_type":"elasticsearch","host":"$BIND","port":$ES_PORT,"login":"$ES_USER","password":"$ES_PASSWORD","schema":"http"}'
 export AIRFLOW_CONN_ARCHIVIST_STORAGE='$(s3_conn "$APP_BUCKET")'

@@ -241,14 +241,15 @@ def fresh_venv(tmp_path) -> Callable[..., Path]:
 
 
 # --- markers ------------------------------------------------------------------------------
-# Each test gets exactly one of unit, integration, faults, browser and bench (pyproject.toml
-# describes them). faults and bench go by folder and browser by its module's pytestmark; of the
+# Each test gets exactly one of unit, integration, faults, browser, bench and esmatrix
+# (pyproject.toml describes them). faults and bench go by folder, browser and esmatrix by their
+# module's pytestmark (esmatrix tests are left out unless ARCHIVIST_ES_VERSIONS is set); of the
 # rest, a test that asks for a server fixture, or is marked integration because it reaches a
 # server some other way, is integration, and every other test is unit.
 
 SERVER_FIXTURES = frozenset({"pg_settings", "es_settings", "storage_settings", "airflow_server"})
 FOLDER_MARKS = {"faults": "faults", "bench": "bench"}
-OWN_MARKS = ("faults", "browser", "bench", "integration")
+OWN_MARKS = ("faults", "browser", "bench", "integration", "esmatrix")
 
 
 def pytest_ignore_collect(collection_path, config) -> bool | None:
@@ -261,8 +262,13 @@ def pytest_ignore_collect(collection_path, config) -> bool | None:
     return None
 
 
-def pytest_collection_modifyitems(items) -> None:
+def pytest_collection_modifyitems(config, items) -> None:
     tests = ROOT / "tests"
+    if not os.environ.get("ARCHIVIST_ES_VERSIONS"):  # the matrix runs only when asked for its servers
+        left_out = [item for item in items if item.get_closest_marker("esmatrix")]
+        if left_out:
+            config.hook.pytest_deselected(items=left_out)
+            items[:] = [item for item in items if not item.get_closest_marker("esmatrix")]
     for item in items:
         folder = item.path.relative_to(tests).parts[0] if item.path.is_relative_to(tests) else ""
         if folder in FOLDER_MARKS:

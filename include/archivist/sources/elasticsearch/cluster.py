@@ -1,5 +1,6 @@
-"""Reaching an Elasticsearch cluster: its clients (answers parsed, or left as the bytes sent), the
-check that names what to fix when it refuses, and the indices it lists and the documents it counts.
+"""Reaching an Elasticsearch or OpenSearch cluster: its clients (answers parsed, or left as the
+bytes sent), the check that names what to fix when it refuses and which server it is, and the
+indices it lists and the documents it counts.
 
 JSON goes through orjson both ways, several times faster than the standard library's on the pages
 an export reads.
@@ -27,6 +28,7 @@ from archivist.errors import (
     elasticsearch_where,
     tls_reason,
 )
+from archivist.sources.elasticsearch.server import SearchTransport, Server
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +79,7 @@ def _client(
         request_timeout=10 if quick else settings.request_timeout or 120,
         max_retries=0 if quick else 3,
         retry_on_timeout=not quick,
+        transport_class=SearchTransport,
         serializers={
             "application/json": json,
             "application/vnd.elasticsearch+json": compatible,
@@ -86,10 +89,15 @@ def _client(
 
 
 def check_login(settings: ElasticsearchSettings, quick: bool = False) -> str:
-    """Reaches the cluster and returns its version, or names what to fix."""
+    """Reaches the cluster and returns its version as meta.json records it, or names what to fix."""
+    return check_server(settings, quick).label
+
+
+def check_server(settings: ElasticsearchSettings, quick: bool = False) -> Server:
+    """Reaches the cluster and returns which server it is, or names what to fix."""
     where = elasticsearch_where(settings)
     try:
-        return server_version(client(settings, quick))
+        return server_of(client(settings, quick))
     except AuthenticationException as exc:  # 401: wrong or missing user and password
         if settings.api_key:
             raise ConfigurationError(
@@ -117,11 +125,16 @@ def check_login(settings: ElasticsearchSettings, quick: bool = False) -> str:
         raise UnreachableError(f"cannot reach {where}: {exc}") from None
 
 
-def server_version(es: Elasticsearch) -> str:
-    """The oldest node's version. Read from the nodes API: `GET /` lives in a module
-    (rest-root) that minimal distributions leave out."""
-    nodes = es.nodes.info(node_id="_all", metric="_none")["nodes"].values()
-    return min((n["version"] for n in nodes), key=lambda v: tuple(int(p) for p in v.split("-")[0].split(".")))
+def server_of(es: Elasticsearch) -> Server:
+    """The server the client reaches: its transport identifies it with its first request."""
+    transport = es.transport
+    if not isinstance(transport, SearchTransport):
+        raise TypeError("a client of cluster.client() or cluster.raw_client() is needed")
+    if transport.server is None:
+        es.nodes.info(node_id="_all", metric="_none")  # fails as the client reports a refusal
+    if transport.server is None:
+        raise UnreachableError("the server answered requests but not its nodes API (GET _nodes)")
+    return transport.server
 
 
 def list_indices(es: Elasticsearch, pattern: str = "*") -> list[str]:

@@ -4,7 +4,8 @@ Each index is read at one point in time, in `_doc` order (the point in time adds
 the tiebreaker) with `search_after`, a page at a time, by EXPORT_SLICES threads that each read one
 slice of the point in time; their pages go into the one ndjson of the index as they arrive, one
 index after another. The count written must equal the count the server reported for that point
-in time.
+in time. A server without a sliced point in time (OpenSearch, Elasticsearch before 7.15) is read
+the same way through a sliced scroll, each slice's count its own scroll context's.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import nullcontext
+from contextlib import nullcontext, suppress
 from typing import Any
 
 import orjson
@@ -248,31 +249,116 @@ def export_index(
     `slices` threads each read one slice of one point in time, in `_doc` order with
     `search_after`, and hand their pages (already ndjson, see `lines.page_lines`) to this thread.
     `raw` is a client from `cluster.raw_client`; without one, pages are parsed the ordinary way."""
+    if not cluster.server_of(es).has_pit:
+        return _export_scrolled(es, index, write, progress, slices, page_size, raw)
     pit = es.open_point_in_time(index=index, keep_alive=KEEP_ALIVE)["id"]
     try:
         first = es.search(pit={"id": pit, "keep_alive": KEEP_ALIVE}, size=0, track_total_hits=True)
         expected = first["hits"]["total"]["value"]
-        pages = _Pages(slices)
-        threads = [
-            threading.Thread(
-                target=_read_slice,
-                args=(pages, es, raw, index, pit, i, slices, page_size),
-                name=f"export:{index}:{i}",
-                daemon=True,
-            )
-            for i in range(slices)
-        ]
-        for thread in threads:
-            thread.start()
-        try:
-            written = _write_pages(pages, slices, write, progress)
-        finally:
-            pages.stop.set()
-            for thread in threads:
-                thread.join()
+        written = _read_slices(
+            slices,
+            index,
+            write,
+            progress,
+            lambda pages, i: _read_slice(pages, es, raw, index, pit, i, slices, page_size),
+        )
     finally:
         es.options(ignore_status=404).close_point_in_time(id=pit)
     return written, expected
+
+
+def _export_scrolled(
+    es: Elasticsearch,
+    index: str,
+    write: Callable[[bytes], Any],
+    progress: Progress | None,
+    slices: int,
+    page_size: int,
+    raw: Elasticsearch | None,
+) -> tuple[int, int]:
+    """export_index through one scroll a slice: (written, the sum of the slices' totals)."""
+    totals = [0] * slices
+    written = _read_slices(
+        slices,
+        index,
+        write,
+        progress,
+        lambda pages, i: _read_scroll_slice(pages, es, raw, index, i, slices, page_size, totals),
+    )
+    return written, sum(totals)
+
+
+def _read_slices(
+    slices: int,
+    index: str,
+    write: Callable[[bytes], Any],
+    progress: Progress | None,
+    read: Callable[[_Pages, int], None],
+) -> int:
+    """Runs `read(pages, slice)` in a thread a slice and writes their pages; the documents written."""
+    pages = _Pages(slices)
+    threads = [
+        threading.Thread(target=read, args=(pages, i), name=f"export:{index}:{i}", daemon=True) for i in range(slices)
+    ]
+    for thread in threads:
+        thread.start()
+    try:
+        return _write_pages(pages, slices, write, progress)
+    finally:
+        pages.stop.set()
+        for thread in threads:
+            thread.join()
+
+
+def _scroll_page(index: str, answer: Any) -> tuple[tuple[int, list[bytes]] | None, int | None, str | None]:
+    """(documents and their lines or None when the page is empty, the total it reports, its scroll
+    id) of a scroll page, raw bytes or parsed."""
+    if isinstance(answer, bytes):
+        got = es_lines.page_lines(index, answer)
+        total = es_lines.page_total(answer)
+        scroll_id = got[3] if got else orjson.loads(answer).get("_scroll_id")
+        return (got[:2] if got else None), total, scroll_id
+    hits = answer.get("hits", {}).get("hits", [])
+    total = answer.get("hits", {}).get("total")
+    total = total.get("value") if isinstance(total, dict) else total
+    return ((len(hits), [es_lines.hit_lines(index, hits)]) if hits else None), total, answer.get("_scroll_id")
+
+
+def _read_scroll_slice(
+    pages: _Pages,
+    es: Elasticsearch,
+    raw: Elasticsearch | None,
+    index: str,
+    slice_id: int,
+    slices: int,
+    page_size: int,
+    totals: list[int],
+) -> None:
+    """Reads one slice of its own scroll into `pages`, then _DONE, or what it raised; the total of
+    its first page goes into totals[slice_id]."""
+    scroll_id = None
+    client = raw if raw is not None else es
+    try:
+        body: dict[str, Any] = {"size": page_size, "sort": EXPORT_SORT, "track_total_hits": True}
+        if slices > 1:
+            body["slice"] = {"id": slice_id, "max": slices}
+        answer = client.search(index=index, scroll=KEEP_ALIVE, body=body).body
+        first = True
+        while not pages.stop.is_set():
+            got, total, scroll_id = _scroll_page(index, answer)
+            if first:
+                totals[slice_id], first = total or 0, False
+            if got is None:
+                break
+            pages.put(got)
+            answer = client.scroll(scroll_id=scroll_id, scroll=KEEP_ALIVE).body
+        pages.put(_DONE)
+    except BaseException as exc:  # handed to the writing thread, which raises it
+        pages.put(exc)
+    finally:
+        if scroll_id:  # at worst the context expires after KEEP_ALIVE
+            with suppress(Exception):
+                es.options(ignore_status=404).clear_scroll(scroll_id=scroll_id)
 
 
 def _write_pages(pages: _Pages, slices: int, write: Callable[[bytes], Any], progress: Progress | None) -> int:

@@ -71,7 +71,7 @@ def page_lines(index: str, page: bytes) -> tuple[int, list[bytes], Any, str | No
     start = page.find(_HITS)
     if start < 0:
         return None
-    pit_id = _page_pit(index, page[:start])
+    pit_id = _page_cursor(index, page[:start])
     cut = _cut_page(index, page, start)
     if cut is not None:
         return (*cut, pit_id)
@@ -81,8 +81,18 @@ def page_lines(index: str, page: bytes) -> tuple[int, list[bytes], Any, str | No
     return len(hits), [hit_lines(index, hits)], hits[-1]["sort"], pit_id
 
 
-def _page_pit(index: str, head: bytes) -> str | None:
-    """The PIT id in the part of a page before its hits; raises if any shard could not be read."""
+def page_total(page: bytes) -> int | None:
+    """The `hits.total` of a raw page (None when it has none), read without parsing its hits."""
+    start = page.find(_HITS)
+    listed = page.find(_HIT_LIST, start + len(_HITS)) if start >= 0 else -1
+    if listed < 0:
+        return None
+    total = orjson.loads(page[start + len(_HITS) - 1 : listed].rstrip(b",") + b"}").get("total")
+    return total.get("value") if isinstance(total, dict) else total
+
+
+def _page_cursor(index: str, head: bytes) -> str | None:
+    """The PIT or scroll id in the part of a page before its hits; raises if any shard could not be read."""
     meta = orjson.loads(head.rstrip(b",") + b"}")
     failed = (meta.get("_shards") or {}).get("failed", 0)
     if failed:
@@ -92,7 +102,7 @@ def _page_pit(index: str, head: bytes) -> str | None:
             f"{'; '.join(sorted(reasons)) or 'no reason given'}. Check the cluster's health "
             f"(GET _cluster/health/{index}) and back up again."
         )
-    return meta.get("pit_id")
+    return meta.get("pit_id") or meta.get("_scroll_id")
 
 
 def _cut_page(index: str, page: bytes, start: int) -> tuple[int, list[bytes], Any] | None:
@@ -101,10 +111,11 @@ def _cut_page(index: str, page: bytes, start: int) -> tuple[int, list[bytes], An
     first = b'{"_index":' + orjson.dumps(index) + b',"_id":'
     listed = page.find(_HIT_LIST, start)
     at = listed + len(_HIT_LIST)  # where the first hit starts
-    separator = b"}," + first
+    seen = _hit_start(page, at, first)  # how hits start in the page; `first` is how lines start
+    separator = b"}," + seen
     if (
         listed < 0
-        or not page.startswith(first, at)
+        or not page.startswith(seen, at)
         or not page.endswith(b"}]}}")
         or page.find(b"\n", at) >= 0
         or page.find(b"\r", at) >= 0
@@ -113,7 +124,7 @@ def _cut_page(index: str, page: bytes, start: int) -> tuple[int, list[bytes], An
         return None
     # The page is split where it is, not sliced first: slices of a page of several MiB are copies.
     pieces = page.split(separator)
-    pieces[0] = pieces[0][at + len(first) :]
+    pieces[0] = pieces[0][at + len(seen) :]
     pieces[-1] = pieces[-1][:-4]  # after the first: with one hit, they are one piece
     out = _hit_parts(first, pieces)
     if out is None:
@@ -121,6 +132,19 @@ def _cut_page(index: str, page: bytes, start: int) -> tuple[int, list[bytes], An
     last, step = pieces[-1], 4 * JOIN_DOCS  # four parts a document
     chunks = [b"".join(out[i : i + step]) for i in range(0, len(out), step)]
     return len(pieces), chunks, orjson.loads(last[last.rfind(_SORT) + len(_SORT) - 1 :])
+
+
+def _hit_start(page: bytes, at: int, first: bytes) -> bytes:
+    """How the hit at `at` starts: `first`, or in Elasticsearch 7 `first` with the document's
+    `"_type":"…",` (one type an index), which the lines leave out: no server since 8 takes it."""
+    typed = first[: -len(_ID_KEY) + 1] + b',"_type":'  # '{"_index":"<index>","_type":'
+    if not page.startswith(typed, at):
+        return first
+    end = page.find(b',"_id":', at + len(typed))
+    kind = page[at + len(typed) : end] if end >= 0 else b""
+    if kind.count(b'"') != 2 or b"\\" in kind or not kind.startswith(b'"') or not kind.endswith(b'"'):
+        return first
+    return page[at : end + len(b',"_id":')]
 
 
 def _hit_parts(first: bytes, pieces: list[bytes]) -> list[bytes] | None:

@@ -10,17 +10,21 @@ from __future__ import annotations
 
 import fnmatch
 import logging
+import re
+from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from typing import Any
 
 import orjson
-from elasticsearch import Elasticsearch
+from elasticsearch import BadRequestError, Elasticsearch
 
 from archivist import runtime
-from archivist.errors import JobFailedError
+from archivist.errors import JobFailedError, elasticsearch_reason
 from archivist.format.streams import Readable
 from archivist.progress import Progress
 from archivist.sources.elasticsearch import lines as es_lines
+from archivist.sources.elasticsearch.cluster import server_of
 from archivist.sources.elasticsearch.selection import STATE
 
 log = logging.getLogger(__name__)
@@ -28,6 +32,9 @@ log = logging.getLogger(__name__)
 # While an index loads: no replicas, no refresh, and the translog synced every few seconds
 # rather than at every bulk request; finish_index puts back what the index had, then flushes.
 LOADING_SETTINGS = {"number_of_replicas": 0, "refresh_interval": "-1", "translog": {"durability": "async"}}
+# How Elasticsearch and OpenSearch name a setting they do not know (of an older or another server).
+_UNKNOWN_SETTING = re.compile(r"unknown setting \[([^\]]+)\]")
+SYSTEM_TEMPLATE_KEYS = {"created_date_millis", "modified_date_millis", "created_date", "modified_date"}
 BULK_THREADS = 4  # as fast as six, less memory (docs/PERFORMANCE.md#bulk-requests-in-flight)
 
 
@@ -44,26 +51,75 @@ def put_templates(es: Elasticsearch, data: dict[str, Any]) -> int:
         data = {"legacy_templates": data}
     count = 0
     for t in data.get("component_templates", []):
-        es.cluster.put_component_template(name=t["name"], body=t["component_template"])
+        with _refused("component template", t["name"], es):
+            es.cluster.put_component_template(name=t["name"], body=writable_template(t["component_template"]))
         count += 1
     for t in data.get("index_templates", []):
-        es.indices.put_index_template(name=t["name"], body=t["index_template"])
+        with _refused("index template", t["name"], es):
+            es.indices.put_index_template(name=t["name"], body=writable_template(t["index_template"]))
         count += 1
     for name, body in data.get("legacy_templates", {}).items():
         body = {k: v for k, v in body.items() if k != "version" or v is not None}
-        es.indices.put_template(name=name, body=body)
+        with _refused("legacy template", name, es):
+            es.indices.put_template(name=name, body=body)
         count += 1
     log.info("restored %d templates", count)
     return count
 
 
+def writable_template(body: dict[str, Any]) -> dict[str, Any]:
+    """A composable or component template without the properties the server keeps itself
+    (Elasticsearch 9 shows when it made and changed one, and refuses them in a request)."""
+    return {k: v for k, v in body.items() if k not in SYSTEM_TEMPLATE_KEYS}
+
+
+@contextmanager
+def _refused(kind: str, name: str, es: Elasticsearch) -> Iterator[None]:
+    """A template the server refuses fails the restore naming it, the server and why."""
+    try:
+        yield
+    except BadRequestError as exc:
+        raise JobFailedError(
+            f"{kind} {name} cannot be restored into {server_of(es)}: {elasticsearch_reason(exc)}"
+        ) from None
+
+
 def create_index(es: Elasticsearch, index: str, definition: dict[str, Any] | None) -> None:
-    """Creates the index with its settings and mappings, loading-friendly: no replicas, no refresh."""
+    """Creates the index with its settings and mappings, loading-friendly: no replicas, no refresh.
+
+    A setting the server does not know (one of an older or another server's) is dropped with a
+    warning naming it, and the index created without it; anything else it refuses fails the
+    restore, naming the index, the server and what it refused."""
     body: dict[str, Any] = {"settings": {"index": dict(LOADING_SETTINGS)}}
     if definition:
         body["settings"]["index"] = {**definition["settings"]["index"], **LOADING_SETTINGS}
         body["mappings"] = definition.get("mappings", {})
-    es.indices.create(index=index, body=body)
+    while True:
+        try:
+            es.indices.create(index=index, body=body)
+            return
+        except BadRequestError as exc:
+            reason = elasticsearch_reason(exc)
+            unknown = _UNKNOWN_SETTING.search(reason)
+            if unknown is None or not drop_setting(body["settings"], unknown.group(1)):
+                raise JobFailedError(
+                    f"index {index} cannot be created on {server_of(es)}, which refuses its definition: {reason}"
+                ) from None
+            log.warning("index %s: setting %s dropped, %s does not know it", index, unknown.group(1), server_of(es))
+
+
+def drop_setting(settings: dict[str, Any], dotted: str) -> bool:
+    """Removes the setting `dotted` ("index.a.b") from nested or dotted settings; whether it was there."""
+    for key in list(settings):
+        value = settings[key]
+        if key == dotted:
+            del settings[key]
+            return True
+        if dotted.startswith(key + ".") and isinstance(value, dict) and drop_setting(value, dotted[len(key) + 1 :]):
+            if not value:
+                del settings[key]
+            return True
+    return False
 
 
 def finish_index(es: Elasticsearch, index: str, definition: dict[str, Any] | None) -> None:

@@ -98,7 +98,7 @@ class ElasticsearchSource:
         renaming.check_options(options)
 
     def check(self, settings: EsSettings) -> str:
-        return f"Elasticsearch {es_cluster.check_login(settings, quick=True)} at {settings.url}"
+        return f"{es_cluster.check_server(settings, quick=True)} at {settings.url}"
 
     def dump(self, settings: EsSettings, staging: Staging, backup_id: str, options: DumpOptions) -> JobResult:
         return es_export.dump(settings, staging, backup_id, options)

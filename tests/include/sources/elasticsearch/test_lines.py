@@ -336,3 +336,29 @@ def test_a_page_cut_for_the_export_restores_each_document_as_its_hit(case):
     assert [(json.loads(a), json.loads(s)) for a, s in zip(sent[::2], sent[1::2], strict=False)] == [
         (_action(i, r), s) for _, _, i, r, s in made
     ]
+
+
+def _typed_page(index: str, kind: str) -> bytes:
+    """A page as Elasticsearch 7 answers a scroll: each hit with its `_type`, the scroll id first."""
+    hits = ",".join(
+        f'{{"_index":"{index}","_type":"{kind}","_id":"d{i}","_score":null'
+        + (f',"_routing":"r{i}"' if i % 2 else "")
+        + f',"_source":{{"n":{i},"s":"x y"}},"sort":[{i}]}}'
+        for i in range(3)
+    )
+    return (
+        f'{{"_scroll_id":"abc","took":1,"timed_out":false,"_shards":{{"total":1,"successful":1,"skipped":0,'
+        f'"failed":0}},"hits":{{"total":{{"value":3,"relation":"eq"}},"max_score":null,"hits":[{hits}]}}}}'
+    ).encode()
+
+
+@pytest.mark.parametrize("kind", ["_doc", "legacy-type"])
+def test_a_page_of_typed_hits_is_cut_into_lines_without_the_type(kind, monkeypatch):
+    page = _typed_page("logs", kind)
+    monkeypatch.setattr(es_lines, "hit_lines", mock.Mock(side_effect=AssertionError("parsed, not cut")))
+    count, chunks, after, cursor = es_lines.page_lines("logs", page)
+    lines = b"".join(chunks).splitlines()
+    assert (count, after, cursor) == (3, [2], "abc")
+    assert lines[0] == b'{"_index":"logs","_id":"d0","_source":{"n":0,"s":"x y"}}'
+    assert lines[1] == b'{"_index":"logs","_id":"d1","_routing":"r1","_source":{"n":1,"s":"x y"}}'
+    assert es_lines.page_total(page) == 3

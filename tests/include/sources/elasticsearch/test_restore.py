@@ -176,3 +176,44 @@ def test_a_line_longer_than_the_cap_fails_naming_its_number(block, monkeypatch):
         _bodies(b"".join(lines[:3]) + at_cap + b"x" * 10_000, 2, 1 << 20, monkeypatch)
     with pytest.raises(es_lines.LineTooLongError, match=r"^line 5 is longer"):  # just over, newline after
         _bodies(b"".join(lines) + at_cap[:-1] + b'x"}}\n', 2, 1 << 20, monkeypatch)
+
+
+def test_a_setting_the_server_does_not_know_is_dropped_naming_it(es_client, caplog):
+    """As a setting of an older or another server would be: the index is made without it."""
+    index = f"restore-unknown-{secrets.token_hex(3)}"
+    definition = {
+        "settings": {"index": {"number_of_shards": "2", "frozen_gadget": {"level": "3"}, "refresh_interval": "5s"}},
+        "mappings": {"properties": {"n": {"type": "long"}}},
+    }
+    try:
+        es_restore.create_index(es_client, index, definition)
+        made = es_client.indices.get_settings(index=index)[index]["settings"]["index"]
+        assert made["number_of_shards"] == "2"
+        assert "frozen_gadget" not in made
+        assert "index.frozen_gadget.level" in caplog.text and "Elasticsearch 8." in caplog.text
+    finally:
+        es_client.options(ignore_status=404).indices.delete(index=index)
+
+
+def test_a_mapping_the_server_refuses_fails_naming_the_index_and_the_feature(es_client):
+    index = f"restore-refused-{secrets.token_hex(3)}"
+    definition = {"settings": {"index": {}}, "mappings": {"properties": {"v": {"type": "vector_of_dreams"}}}}
+    with pytest.raises(JobFailedError) as refused:
+        es_restore.create_index(es_client, index, definition)
+    assert f"index {index} cannot be created on Elasticsearch 8." in str(refused.value)
+    assert "vector_of_dreams" in str(refused.value)
+    assert not es_client.indices.exists(index=index)
+
+
+@pytest.mark.parametrize(
+    ("settings", "dotted", "left", "found"),
+    [
+        ({"index": {"a": {"b": 1, "c": 2}}}, "index.a.b", {"index": {"a": {"c": 2}}}, True),
+        ({"index": {"a": {"b": 1}}, "x": 1}, "index.a.b", {"x": 1}, True),
+        ({"index": {"a.b": 1}}, "index.a.b", {}, True),
+        ({"index": {"a": 1}}, "index.z", {"index": {"a": 1}}, False),
+    ],
+)
+def test_drop_setting_finds_nested_and_dotted_names(settings, dotted, left, found):
+    assert es_restore.drop_setting(settings, dotted) is found
+    assert settings == left

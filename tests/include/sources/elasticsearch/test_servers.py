@@ -1,0 +1,118 @@
+"""The server matrix (marker `esmatrix`): a backup and a restore against every search server
+ARCHIVIST_ES_VERSIONS started (and the stack's 8.19), and bundles of older servers restored into
+newer ones. Each server holds an index of 25,000 documents with a filtered alias, an index whose
+documents need their routing, and a template of each kind; after the round trip the documents
+(ids, routing, sources), mappings, aliases and templates are what the server showed before.
+
+`make test-esmatrix` runs it with every server; the servers run one after another."""
+
+from __future__ import annotations
+
+import pytest
+
+from archivist.format.bundle_index import BundleSource
+from archivist.runner import backup, restore
+from archivist.sources.base import DumpOptions
+from archivist.sources.elasticsearch import cluster
+from tests.include.sources.elasticsearch import servers
+
+pytestmark = pytest.mark.esmatrix
+
+# Source and target of each migration: older into newer, and Elasticsearch 7 into OpenSearch.
+MIGRATIONS = [("7.17", "8.19"), ("8.19", "9"), ("7.17", "9"), ("7.17", "opensearch-2"), ("7.17", "opensearch-3")]
+_bundles: dict[str, tuple[str, str, dict]] = {}  # server label -> (bundle path, key, what it held)
+
+
+def pytest_generate_tests(metafunc):
+    labels = servers.labels()
+    if metafunc.function.__name__ == "test_migration":
+        pairs = [(t, s) for s, t in MIGRATIONS if s in labels and t in labels]
+        metafunc.parametrize(
+            ("server", "source"), pairs, indirect=["server"], scope="module", ids=[f"{s}-to-{t}" for t, s in pairs]
+        )
+    elif "server" in metafunc.fixturenames:
+        metafunc.parametrize("server", labels, indirect=True, scope="module")
+
+
+@pytest.fixture(scope="module")
+def pool(es_settings):
+    made = servers.Servers(es_settings)
+    yield made
+    made.stop()
+
+
+@pytest.fixture(scope="module")
+def server(request, pool):
+    """(label, settings) of a running server of the matrix."""
+    return request.param, pool.use(request.param)
+
+
+@pytest.fixture
+def on(server, monkeypatch):
+    """The runners' connection pointed at the server; (label, settings, client)."""
+    label, settings = server
+    monkeypatch.setenv("AIRFLOW_CONN_ARCHIVIST_ELASTICSEARCH", servers.connection(settings))
+    return label, settings, servers.client(settings)
+
+
+def _backup(tmp_path_factory, label: str, es, prefix: str) -> tuple[str, str, dict]:
+    path = tmp_path_factory.mktemp(f"bundle-{label}") / "bundle.tgz"
+    made = backup.run_simple_backup(str(path), ("elasticsearch",), DumpOptions(f"{prefix}-*"))
+    held = {
+        "big": servers.documents(es, f"{prefix}-big"),
+        "routed": servers.documents(es, f"{prefix}-routed"),
+        "state": servers.state(es, prefix),
+    }
+    _bundles[label] = (made["path"], made["key"], held)
+    return _bundles[label]
+
+
+def _restore(settings, path: str, key: str) -> dict:
+    return restore.run_restore(
+        BundleSource.file(path), key, ("elasticsearch",), "replace", settings={"elasticsearch": settings}
+    )
+
+
+def test_round_trip(on, tmp_path_factory):
+    label, settings, es = on
+    prefix = f"mx{label.replace('.', '').replace('-', '')}"
+    servers.clean(es, prefix)
+    servers.seed(es, prefix, cluster.server_of(es))
+    path, key, held = _backup(tmp_path_factory, label, es, prefix)
+    assert len(held["big"]) == servers.BIG_DOCS
+    recorded = restore.verify(BundleSource.file(path)).meta["servers"]["elasticsearch"]
+    assert recorded == cluster.server_of(es).label, "meta.json does not name the server backed up"
+    assert recorded.startswith("opensearch ") == label.startswith("opensearch")
+    servers.clean(es, prefix)
+
+    result = _restore(settings, path, key)
+
+    assert result["problems"] == []
+    assert servers.documents(es, f"{prefix}-big") == held["big"], "documents, ids or sources differ"
+    assert servers.documents(es, f"{prefix}-routed") == held["routed"], "routing differs"
+    assert servers.state(es, prefix) == held["state"], "mappings, aliases or templates differ"
+    even = es.count(index=f"{prefix}-even")["count"]
+    assert even == servers.BIG_DOCS // 2, "the filtered alias lost its filter"
+    servers.clean(es, prefix)
+
+
+def test_migration(on, source):
+    """A bundle of the older server `source` (made by its round trip) into this one."""
+    label, settings, es = on
+    if source not in _bundles:
+        pytest.fail(f"no bundle of {source}: its round trip must run first (test_round_trip[{source}])", pytrace=False)
+    path, key, held = _bundles[source]
+    prefix = f"mx{source.replace('.', '').replace('-', '')}"
+    servers.clean(es, prefix)
+
+    result = _restore(settings, path, key)
+
+    assert result["problems"] == []
+    assert servers.documents(es, f"{prefix}-big") == held["big"]
+    assert servers.documents(es, f"{prefix}-routed") == held["routed"]
+    restored = servers.state(es, prefix)
+    assert restored["aliases"] == held["state"]["aliases"]
+    assert restored["templates"] == held["state"]["templates"]
+    assert restored["shards"] == held["state"]["shards"]
+    assert es.count(index=f"{prefix}-even")["count"] == servers.BIG_DOCS // 2
+    servers.clean(es, prefix)
