@@ -89,7 +89,7 @@ def _bundle(store: BackupStore, key: BackupKey, results: list[JobResult], encryp
     """The bundle as `backup.upload` makes it, to a fresh recipient when `encrypted`, staging kept."""
     recipients = [x25519.Identity.generate().to_public()] if encrypted else None
     with store.bundle_writer(key, encrypted) as out:
-        backup.assemble(out, key, results, store.staging(key), "", "bench", "per-task", recipients)
+        backup.assemble(out, key, results, store.staging(key).open, "", "bench", "per-task", recipients)
     return {"key": key.name, "encrypted": encrypted, "size": out.size}
 
 
