@@ -83,7 +83,8 @@ def test_replace_proceeds_on_yes_and_shows_its_progress(
     assert code == 0, text
     assert "counts match the bundle" in text
     after_answer = text[text.index(QUESTION) :]
-    for step in ("psql archivist_demo", "restore products", "restore storage archivist-app"):
+    # the PostgreSQL rows load over several connections by default (sources/postgres/parallel_restore.py)
+    for step in ("rows archivist_demo", "restore products", "restore storage archivist-app"):
         assert step in after_answer, f"no progress line for {step!r}:\n{after_answer}"
     assert re.search(r"verify the bundle .* [\d.]+ KiB of [\d.]+ KiB", text), text  # the verify bar knows its total
     # the demo data came back whole, and what the bundle does not hold is still there
