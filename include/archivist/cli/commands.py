@@ -201,8 +201,9 @@ def list_cmd(with_meta: bool, out: Output) -> None:
     """Shows a list of available backups, with each one's last drill."""
     store = backup_store()
     rows = []
+    bundles = store.list_bundles()  # first: a bucket or credentials problem is explained here
     drilled = records.read_all(store)
-    for stored in store.list_bundles():
+    for stored in bundles:
         row = stored.as_dict()
         row["drill"] = records.listed(drilled.get(stored.key.name))
         if with_meta:
