@@ -196,6 +196,11 @@ def test_the_page_fits_a_laptop_charts_the_trends_and_names_the_rules_that_keep_
         "archivist_backup",
         f"scheduled__{dt.datetime.now(dt.UTC).isoformat()}",
     )
+    # a drill verdict beside the demo bundle, so the picture shows every column the page has
+    from archivist.drill import record
+
+    drilled_on = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    record.write(store, record.Verdict(demo_bundle["key"], "matched", drilled_on, (), {"tables": 5}))
     requests.get(airflow_server.url + "/", timeout=180)  # the UI's first answer can be slow on a busy machine
     context, page = signed_in_page(browser, airflow_server, "admin", viewport=LAPTOP)
     try:
@@ -215,6 +220,7 @@ def test_the_page_fits_a_laptop_charts_the_trends_and_names_the_rules_that_keep_
         assert doc[0] <= doc[1], f"the page scrolls sideways: {doc}"
         expect(row.get_by_role("button", name="Verify")).to_be_in_viewport()
         expect(row.get_by_role("button", name="Restore…")).to_be_in_viewport()
+        expect(row.locator(".tag-drill")).to_have_attribute("data-drill", "matched")
 
         # the rules that keep each bundle, as the API says and rotation would apply them
         api = _page_bundles(frame)
@@ -257,6 +263,7 @@ def test_the_page_fits_a_laptop_charts_the_trends_and_names_the_rules_that_keep_
             shutil.copyfile(shot, ROOT / "docs" / "backups-page.png")
     finally:
         context.close()
+        store.s3.delete_object(Bucket=store.bucket, Key=record.object_key(store, demo_bundle["key"]))
 
 
 def test_each_bundle_shows_its_last_drill(browser, airflow_server, demo_bundle, backups_settings):
