@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -147,29 +148,32 @@ def read(store: BackupStore, key: str) -> Verdict | str | None:
 def read_all(store: BackupStore) -> dict[str, Verdict | str]:
     """Every drill record under the store's prefix, by bundle key (one listing, a GET each)."""
     found: dict[str, Verdict | str] = {}
-    folder = store.object_key(FOLDER)
-    for page in store.s3.get_paginator("list_objects_v2").paginate(Bucket=store.bucket, Prefix=folder):
-        for obj in page.get("Contents", []):
-            name = obj["Key"][len(folder) :].removesuffix(".json")
-            if "/" in name or not BackupKey.is_bundle_object(f"{name}.tgz"):
-                continue
-            verdict = read(store, name)
-            if verdict is not None:
-                found[name] = verdict
+    for name, _ in _records(store):
+        verdict = read(store, name)
+        if verdict is not None:
+            found[name] = verdict
     return found
 
 
 def prune(store: BackupStore, kept: set[str]) -> list[str]:
     """Deletes the records of bundles no longer in the bucket (rotated away); returns their keys."""
     gone = []
+    for name, object_key in _records(store):
+        if name not in kept:
+            store.s3.delete_object(Bucket=store.bucket, Key=object_key)
+            gone.append(name)
+    return gone
+
+
+def _records(store: BackupStore) -> Iterator[tuple[str, str]]:
+    """(bundle key, object key) of each drill record under the store's prefix; other objects there
+    are not records and are left alone."""
     folder = store.object_key(FOLDER)
     for page in store.s3.get_paginator("list_objects_v2").paginate(Bucket=store.bucket, Prefix=folder):
         for obj in page.get("Contents", []):
             name = obj["Key"][len(folder) :].removesuffix(".json")
-            if "/" not in name and BackupKey.is_bundle_object(f"{name}.tgz") and name not in kept:
-                store.s3.delete_object(Bucket=store.bucket, Key=obj["Key"])
-                gone.append(name)
-    return gone
+            if "/" not in name and BackupKey.is_bundle_object(f"{name}.tgz"):
+                yield name, obj["Key"]
 
 
 def listed(verdict: Verdict | str | None) -> dict[str, Any] | None:
