@@ -70,7 +70,8 @@ def share(run: dict, task_instances: list[dict], own: dict[str, float]) -> dict:
     }
 
 
-def _wait_for_no_run(api, timeout: float = 1800) -> None:
+def wait_for_no_run(api, timeout: float = 1800) -> None:
+    """Waits until no run of the backup DAG is queued or running (a new run would wait behind it)."""
     deadline = time.monotonic() + timeout
     path = f"/api/v2/dags/{DAG_ID}/dagRuns"
     while api.request("GET", path, params={"state": ["queued", "running"], "limit": 1})["total_entries"]:
@@ -81,7 +82,7 @@ def _wait_for_no_run(api, timeout: float = 1800) -> None:
 
 def measure_run(api, conf: dict, timeout: float = 1800) -> dict:
     """Triggers one backup run once no other is going, waits for it, and returns its share (see `share`)."""
-    _wait_for_no_run(api, timeout)
+    wait_for_no_run(api, timeout)
     run_id = api.trigger(DAG_ID, conf)
     state = api.wait(DAG_ID, run_id, timeout=timeout, poll=1)
     if state != "success":
