@@ -150,7 +150,11 @@ def main() -> None:
     print(f"load average: {os.getloadavg()[0]:.1f}", file=sys.stderr)
     result = summary(scheduler_runs(targets.load(), args.runs))
     print(f"load average: {os.getloadavg()[0]:.1f}", file=sys.stderr)
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    saved = ROOT / "bench" / "results" / f"dag-overhead-scale-0.1-{stamp}.json"
+    saved.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
+    print(f"saved {saved.relative_to(ROOT)}", file=sys.stderr)
 
 
 if __name__ == "__main__":
