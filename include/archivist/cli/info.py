@@ -94,6 +94,31 @@ def _rows(values: dict[str, Any], source: str, secrets: tuple[str, ...], default
         yield name, shown, source
 
 
+def _rows_encryption() -> Iterator[Row]:
+    """Who can read the bundles: the recipients are public keys and shown; the identity is masked."""
+    from archivist.encryption_settings import ENV_IDENTITY, ENV_IDENTITY_FILE, ENV_RECIPIENTS
+
+    s = config.load_encryption()
+    recipients = ", ".join(s.recipients) if s.recipients else "(none: backups are not encrypted)"
+    if not s.defined:
+        yield ENV_RECIPIENTS, recipients, "not set"
+        yield ENV_IDENTITY, "(empty)", "not set"
+        return
+    if s.source.startswith("the variables"):
+        yield ENV_RECIPIENTS, recipients, "environment" if os.environ.get(ENV_RECIPIENTS, "").strip() else "not set"
+        from_file = os.environ.get(ENV_IDENTITY_FILE, "").strip()
+        if from_file:
+            yield ENV_IDENTITY_FILE, from_file, "environment"
+        yield (
+            ENV_IDENTITY,
+            MASK if s.identity else "(empty)",
+            (ENV_IDENTITY_FILE if from_file else "environment" if s.identity else "not set"),
+        )
+        return
+    yield ENV_RECIPIENTS, recipients, s.source
+    yield ENV_IDENTITY, MASK if s.identity else "(empty)", s.source
+
+
 def _rows_general() -> Iterator[Row]:
     raw = config.load_env_backups_kept()
     try:
@@ -123,6 +148,7 @@ PARTS: list[tuple[str, Callable[[], Iterator[Row]]]] = [
     ("ELASTICSEARCH_*", _rows_elasticsearch),
     ("S3_*", _s3_rows(config.load_storage, "S3_")),
     ("BACKUP_*", _s3_rows(config.load_backups, "BACKUP_")),
+    ("ENCRYPTION_*", _rows_encryption),
     ("general", _rows_general),
 ]
 

@@ -85,3 +85,23 @@ def test_simple_backup_writes_an_age_file_tar_cannot_list(seeded, spec_env, tmp_
         {**sealing, "ENCRYPTION_IDENTITY_FILE": str(_identity_file(tmp_path, identity))}, "verify", made["path"]
     )
     assert opened.returncode == 0, opened.stdout + opened.stderr
+
+
+def test_info_shows_the_recipients_and_masks_the_identity(spec_env, tmp_path):
+    identity = x25519.Identity.generate()
+    key_file = _identity_file(tmp_path, identity)
+    run = archivist(
+        {**spec_env, "ENCRYPTION_RECIPIENTS": str(identity.to_public()), "ENCRYPTION_IDENTITY_FILE": str(key_file)},
+        "info",
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert str(identity) not in run.stdout + run.stderr
+    rows = {line.split()[0]: line for line in run.stdout.splitlines()}
+    assert str(identity.to_public()) in rows["ENCRYPTION_RECIPIENTS"]
+    assert "(environment)" in rows["ENCRYPTION_RECIPIENTS"]
+    assert str(key_file) in rows["ENCRYPTION_IDENTITY_FILE"]
+    assert "****" in rows["ENCRYPTION_IDENTITY"] and "(ENCRYPTION_IDENTITY_FILE)" in rows["ENCRYPTION_IDENTITY"]
+
+    plain = archivist(spec_env, "info")
+    rows = {line.split()[0]: line for line in plain.stdout.splitlines()}
+    assert "backups are not encrypted" in rows["ENCRYPTION_RECIPIENTS"]
