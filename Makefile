@@ -34,7 +34,7 @@ test-distributed:  ## backups and restores spread over two Celery workers (ARCHI
 	-bash scripts/airflow.sh stop
 	rm -rf "$(AUDIT)"
 	ARCHIVIST_EXECUTOR=celery bash scripts/services.sh start
-	ARCHIVIST_EXECUTOR=celery ARCHIVIST_AUDIT_DIR="$(AUDIT)" bash scripts/airflow.sh start
+	ARCHIVIST_EXECUTOR=celery ARCHIVIST_AUDIT_DIR="$(AUDIT)" ARCHIVIST_SLICE_MIN_MB=0 bash scripts/airflow.sh start
 	status=0; $(ENV) && ARCHIVIST_AUDIT_DIR="$(AUDIT)" python -m pytest tests/distributed $(PYTEST_ARGS) || status=$$?; \
 	  bash scripts/airflow.sh stop; ARCHIVIST_EXECUTOR=local bash scripts/write_env.sh; exit $$status
 

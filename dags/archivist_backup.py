@@ -5,7 +5,7 @@ cleanup_staging as teardown. Jobs hand their artifacts over through a
 staging prefix of the backup bucket, never through local files, so each task
 may run on a different worker. With the param `split`, or on its own for a
 large stack, elasticsearch and storage are each spread over mapped tasks
-(split_<job> → <job>_part[n]), by index and by key range, and
+(split_<job> → <job>_part[n]), by index (a large one by slice) and by key range, and
 bundle_and_upload joins the parts. The logic lives in include/archivist.
 """
 
@@ -263,12 +263,17 @@ def archivist_backup():
     @task(retries=0)
     def cleanup_staging() -> int:
         """Removes what a failed or retried run left in staging (a successful run left nothing),
-        then frees the lock this run holds."""
-        store, plan = _store(), get_current_context()["ti"].xcom_pull(task_ids="check")
+        closes the points in time of sliced indices (bundle_and_upload closed them, unless it did
+        not run), then frees the lock this run holds."""
+        ti = get_current_context()["ti"]
+        store, plan = _store(), ti.xcom_pull(task_ids="check")
         try:
             if not plan:
                 print("check did not finish, so nothing was staged")
                 return 0
+            from archivist.runner import slicing
+
+            slicing.close_points_in_time(slicing.planned_points_in_time(ti.xcom_pull(task_ids="split_elasticsearch")))
             key = BackupKey.parse(plan["key"])
             store.abort_unfinished_bundle(key)
             return store.staging(key).cleanup()

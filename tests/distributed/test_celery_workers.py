@@ -2,7 +2,9 @@
 (`make test-distributed`; scripts/airflow.sh starts them). Backups and restores run through the
 REST API with the split on; Airflow's own task-instance records show where each task ran.
 
-- one backup and its restore spread over both workers, and the round trip is exact;
+- one backup and its restore spread over both workers, one large index read in slices of one point
+  in time by several parts (the workers run with ARCHIVIST_SLICE_MIN_MB=0), and the round trip is
+  exact;
 - no task opens a local file another task wrote (the workers' audit, tests/distributed/audit);
 - a worker killed in the middle of a mapped part: Airflow retries the part on the other worker,
   and the bundle is whole, every object once."""
@@ -32,6 +34,9 @@ WORKERS = {"127.0.0.11": "w1", "127.0.0.12": "w2"}  # scripts/common.sh: worker_
 RUN_TIMEOUT = 420
 # The objects of the killed run: enough that a storage part is still streaming when its worker dies.
 SLOW_OBJECTS, SLOW_OBJECT_BYTES = 24, 2 * 1024 * 1024
+# An index that dwarfs the demo's others, so the planning reads it in slices; custom routing included.
+SLICED, SLICED_DOCS = "bulk-events", 12_000
+SPLIT = 4
 
 
 @pytest.fixture(scope="module")
@@ -72,16 +77,19 @@ def round_trip(api, pg_settings, es_settings, storage_settings):
     fingerprint.wipe_elasticsearch(es_settings)
     fingerprint.wipe_bucket(storage_settings)
     seed.seed(pg_settings, es_settings, storage_settings)
+    _seed_sliced(es_settings)
     before = fingerprint.stack_snapshot(pg_settings, es_settings, storage_settings)
-    backup_run, backup_tis = _run(api, BACKUP, {"split": 2})
+    backup_run, backup_tis = _run(api, BACKUP, {"split": SPLIT})
     made = api.xcom(BACKUP, backup_run, "bundle_and_upload")
+    planned = api.xcom(BACKUP, backup_run, "split_elasticsearch")
     fingerprint.wipe_postgres(pg_settings)
     fingerprint.wipe_elasticsearch(es_settings)
     fingerprint.wipe_bucket(storage_settings)
-    restore_run, restore_tis = _run(api, RESTORE, {"key": made["key"], "split": 2})
+    restore_run, restore_tis = _run(api, RESTORE, {"key": made["key"], "split": SPLIT})
     after = fingerprint.stack_snapshot(pg_settings, es_settings, storage_settings)
     return {
         "made": made,
+        "planned": planned,
         "runs": {backup_run, restore_run},
         "backup": backup_tis,
         "restore": restore_tis,
@@ -90,12 +98,34 @@ def round_trip(api, pg_settings, es_settings, storage_settings):
     }
 
 
+def _seed_sliced(es_settings) -> None:
+    from elasticsearch import helpers
+
+    from archivist.sources.elasticsearch import cluster
+
+    docs = (
+        {"_index": SLICED, "_id": f"evt-{i}", "_routing": f"r{i % 7}", "_source": {"n": i, "text": f"event {i} " * 40}}
+        for i in range(SLICED_DOCS)
+    )
+    helpers.bulk(cluster.client(es_settings), docs, refresh=True, chunk_size=2000)
+
+
 def test_one_backup_and_its_restore_ran_on_both_workers(round_trip):
     for dag in ("backup", "restore"):
         tis = round_trip[dag]
         parts = [t for t in tis if t["task_id"].endswith("_part") and t["state"] == "success"]
         assert len(parts) >= 4, f"{dag}: the split made {len(parts)} parts"  # two each of elasticsearch, storage
         assert _hosts(tis) == set(WORKERS), f"{dag} ran on {_hosts(tis)}"
+
+
+def test_one_index_was_read_in_slices_by_parts_on_both_workers(round_trip):
+    planned = round_trip["planned"]
+    sliced = {p["part"]: p["slices"] for p in planned if "slices" in p}
+    assert {s["index"] for s in sliced.values()} == {SLICED}, planned
+    assert len(sliced) >= 2 and len({s["pit"] for s in sliced.values()}) == 1
+    ran = {t["map_index"]: t["state"] for t in round_trip["backup"] if t["task_id"] == "elasticsearch_part"}
+    assert all(ran.get(part) == "success" for part in sliced), ran
+    assert round_trip["made"]["counts"]["jobs.elasticsearch"]["indices"][SLICED] == SLICED_DOCS
 
 
 def test_the_round_trip_through_the_parts_is_exact(round_trip):

@@ -230,6 +230,9 @@ class JobResult:
     server_version: str = ""
     # The part of a split job this is (its artifacts wait in the part's own staging folder), or None.
     part: int | None = None
+    # A part that read slices of one index (runner/split.py): the index, the point in time, which
+    # slices of how many, and the point in time's total; never written into the bundle.
+    slices: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -239,6 +242,7 @@ class JobResult:
             "time_seconds": self.time_seconds,
             "server_version": self.server_version,
             "part": self.part,
+            "slices": self.slices,
         }
 
     @classmethod
@@ -250,6 +254,7 @@ class JobResult:
             time_seconds=data["time_seconds"],
             server_version=data.get("server_version", ""),
             part=data.get("part"),
+            slices=data.get("slices"),
         )
 
 

@@ -23,7 +23,7 @@ from archivist.format import bundle
 from archivist.format.bundle import BackupKey, JobResult
 from archivist.format.encryption import EncryptingWriter
 from archivist.retention import RetentionPolicy
-from archivist.runner import checks, split
+from archivist.runner import checks, slicing, split
 from archivist.runner.failures import failures_named
 from archivist.runner.jobs import failed, run_parallel
 from archivist.sources import registry
@@ -53,6 +53,8 @@ def run_job(
     with lock.alive() if lock else nullcontext(), failures_named(job, settings), staging.alive():
         result = registry.source(job).dump(settings, target, key.backup_id, options)
     result.part = options.part
+    if options.pit_slices is not None:  # for the join, which checks the slices against each other
+        result.slices = options.pit_slices.as_dict()
     log.info("job %s done in %.1fs: %s", named, result.time_seconds, result.counts)
     return result
 
@@ -98,9 +100,10 @@ def upload(
     started, staging = time.monotonic(), store.staging(key)
     object_key = store.object_key(key.object_key_for(bool(recipients)))
     with lock.alive() if lock else nullcontext(), staging.alive():
-        results, open_artifact = split.join(results, staging)
+        joined, open_artifact = split.join(results, staging)
         with store.bundle_writer(key, bool(recipients)) as out:
-            meta = assemble(out, key, results, open_artifact, namespace, dag_id, run_id, recipients)
+            meta = assemble(out, key, joined, open_artifact, namespace, dag_id, run_id, recipients)
+    slicing.close_points_in_time(slicing.result_points_in_time(results))
     staging.cleanup()  # after the lease stopped, so no refresh outlives it
     log.info("uploaded %s (%d bytes%s)", object_key, out.size, ", encrypted with age" if recipients else "")
     return {

@@ -14,6 +14,23 @@ Patterns = list[str] | None
 
 
 @dataclass(frozen=True)
+class PitSlices:
+    """One part's share of an index read by several parts (runner/split.py): slices `ids` of `of`
+    of the point in time `pit`, which the planning task opened and keeps alive `keep_alive`, and
+    which held `total` documents in all."""
+
+    index: str
+    pit: str
+    ids: tuple[int, ...]
+    of: int
+    keep_alive: str
+    total: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"index": self.index, "pit": self.pit, "ids": list(self.ids), "of": self.of, "total": self.total}
+
+
+@dataclass(frozen=True)
 class DumpOptions:
     """What one backup takes beyond its connections, chosen per run (DAG params, command options).
     Each source reads the fields of its own and ignores the others."""
@@ -34,9 +51,12 @@ class DumpOptions:
     postgres_roles: bool = False
     # One part of a split job (runner/split.py): the part's number, and for storage the keys it
     # takes, those after `key_range[0]` up to and including `key_range[1]` (None: no bound).
-    # Elasticsearch's parts choose their indices with index_pattern.
     part: int | None = None
     key_range: tuple[str | None, str | None] = (None, None)
+    # Elasticsearch's parts: the indices of index_pattern's that the part takes (None: all), and,
+    # for a part that reads slices of one large index, which slices.
+    indices: tuple[str, ...] | None = None
+    pit_slices: PitSlices | None = None
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,10 @@ an export reads.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import quote
 
 from elastic_transport import TlsError
 from elasticsearch import ApiError, AuthenticationException, AuthorizationException, Elasticsearch, TransportError
@@ -31,6 +32,10 @@ from archivist.errors import (
 from archivist.sources.elasticsearch.server import SearchTransport, Server
 
 log = logging.getLogger(__name__)
+
+# The names one request carries in its URL: the server refuses a request line over 4 KB
+# (`http.max_initial_line_length`), and the rest of the line needs room too.
+URL_NAMES_BYTES = 3000
 
 
 class _OrjsonCompatibilitySerializer(OrjsonSerializer):
@@ -174,3 +179,18 @@ def count(es: Elasticsearch, index: str) -> int:
     """The index's documents, once all it was sent is searchable."""
     es.indices.refresh(index=index)
     return es.count(index=index)["count"]
+
+
+def name_batches(names: Iterable[str], limit: int = URL_NAMES_BYTES) -> list[list[str]]:
+    """The names in batches whose comma-joined list, as the URL carries it (percent-encoded), stays
+    within `limit` bytes; a name longer than that alone is its own batch."""
+    batches: list[list[str]] = [[]]
+    size = 0
+    for name in names:
+        length = len(quote(name, safe="")) + 1
+        if batches[-1] and size + length > limit:
+            batches.append([])
+            size = 0
+        batches[-1].append(name)
+        size += length
+    return [b for b in batches if b]

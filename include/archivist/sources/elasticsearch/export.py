@@ -6,6 +6,9 @@ slice of the point in time; their pages go into the one ndjson of the index as t
 index after another. The count written must equal the count the server reported for that point
 in time. A server without a sliced point in time (OpenSearch, Elasticsearch before 7.15) is read
 the same way through a sliced scroll, each slice's count its own scroll context's.
+
+A part of a split backup may instead read some slices of a large index from a point in time the
+planning task opened (`export_slices`, runner/slicing.py); its count is those slices' own.
 """
 
 from __future__ import annotations
@@ -19,15 +22,15 @@ from contextlib import nullcontext, suppress
 from typing import Any
 
 import orjson
-from elasticsearch import Elasticsearch
+from elasticsearch import Elasticsearch, NotFoundError
 
 from archivist import runtime
 from archivist.config import ElasticsearchSettings
-from archivist.errors import ConfigurationError, JobFailedError, elasticsearch_where
+from archivist.errors import ConfigurationError, JobFailedError, elasticsearch_reason, elasticsearch_where
 from archivist.format import bundle, limits
 from archivist.format.bundle import JobResult
 from archivist.progress import Progress
-from archivist.sources.base import DumpOptions
+from archivist.sources.base import DumpOptions, PitSlices
 from archivist.sources.elasticsearch import cluster, selection
 from archivist.sources.elasticsearch import lines as es_lines
 
@@ -67,6 +70,9 @@ def _dump(settings: ElasticsearchSettings, staging, backup_id: str, options: Dum
     version = cluster.check_login(settings)
     es, raw = cluster.client(settings), cluster.raw_client(settings)
     states = cluster.index_states(es, options.index_pattern)
+    if options.indices is not None:  # a part's share, chosen here rather than listed in a URL
+        part = set(options.indices)
+        states = {index: state for index, state in states.items() if index in part}
     definitions = index_definitions(es, list(states))
     chosen = selection.select(states, definitions, options, elasticsearch_where(settings))
     for index in chosen.closed:
@@ -77,6 +83,10 @@ def _dump(settings: ElasticsearchSettings, staging, backup_id: str, options: Dum
         _write_json(staging, bundle.templates_path(backup_id), templates(es)),
         _write_json(staging, bundle.indices_path(backup_id), definitions),
     ]
+    if options.pit_slices is not None:
+        artifact, written = _export_share(settings, staging, backup_id, es, raw, chosen, options.pit_slices)
+        counts = {"indices": {options.pit_slices.index: written}, "documents": written}
+        return JobResult("elasticsearch", [*artifacts, artifact], counts, time.monotonic() - started, version)
     docs = {}
     for index in chosen.indices:  # two at once: no faster, more memory (docs/PERFORMANCE.md#one-index-at-a-time)
         if index in chosen.mappings_only:
@@ -87,11 +97,47 @@ def _dump(settings: ElasticsearchSettings, staging, backup_id: str, options: Dum
             continue
         with cluster.opened_for_reading(es, index) if index in chosen.closed else nullcontext():
             artifact, docs[index] = _export_checked(
-                settings, staging, bundle.elasticsearch_index_path(index, backup_id), es, index, raw
+                settings,
+                staging,
+                bundle.elasticsearch_index_path(index, backup_id),
+                index,
+                _whole_index(es, index),
+                raw,
             )
         artifacts.append(artifact)
     counts = {"indices": docs, "documents": sum(docs.values())}
     return JobResult("elasticsearch", artifacts, counts, time.monotonic() - started, version)
+
+
+def _whole_index(es: Elasticsearch, index: str) -> Export:
+    return lambda write, progress, raw_client: export_index(es, index, write, progress, raw=raw_client)
+
+
+def _export_share(
+    settings: ElasticsearchSettings,
+    staging,
+    backup_id: str,
+    es: Elasticsearch,
+    raw: Elasticsearch,
+    chosen: selection.Selection,
+    share: PitSlices,
+) -> tuple[bundle.Artifact, int]:
+    """This part's slices of one large index, into the index's ndjson in the part's folder (the
+    join puts the slices of the index together); (its artifact, documents written)."""
+    index = share.index
+    if index not in chosen.indices or index in chosen.closed or index in chosen.mappings_only:
+        raise JobFailedError(
+            f"index {index} of {elasticsearch_where(settings)} was planned to be read in slices but is now "
+            "gone, closed or chosen for mappings only; start the backup again, which plans anew"
+        )
+    return _export_checked(
+        settings,
+        staging,
+        bundle.elasticsearch_index_path(index, backup_id),
+        index,
+        lambda write, progress, raw_client: export_slices(es, share, write, progress, raw=raw_client),
+        raw,
+    )
 
 
 def _write_json(staging, path: str, value: Any) -> bundle.Artifact:
@@ -107,11 +153,16 @@ def _write_json(staging, path: str, value: Any) -> bundle.Artifact:
     return bundle.Artifact(path, out.size, out.sha256)
 
 
+# Reads documents through `write` with a raw client or, given None, parsing every page; (written, expected).
+Export = Callable[[Callable[[bytes], Any], Progress, Elasticsearch | None], tuple[int, int]]
+
+
 def _export_checked(
-    settings: ElasticsearchSettings, staging, path: str, es: Elasticsearch, index: str, raw: Elasticsearch
+    settings: ElasticsearchSettings, staging, path: str, index: str, export: Export, raw: Elasticsearch
 ) -> tuple[bundle.Artifact, int]:
-    """Exports one index into `path`, checking the count; (its artifact, documents written)."""
-    written, expected, out = _export_to(staging, path, es, index, raw)
+    """Exports documents of `index` into `path` with `export`, checking the count; (its artifact,
+    documents written)."""
+    written, expected, out = _export_to(staging, path, index, export, raw)
     if written != expected:
         # A source holding, as JSON structure, what looks like the boundary between two hits
         # misleads the cut of raw pages; parsed pages cannot be misled, so the index is read again.
@@ -121,7 +172,7 @@ def _export_checked(
             written,
             expected,
         )
-        written, expected, out = _export_to(staging, path, es, index, None)
+        written, expected, out = _export_to(staging, path, index, export, None)
     if written != expected:
         raise JobFailedError(
             f"index {index} of {elasticsearch_where(settings)}: wrote {written} documents "
@@ -130,11 +181,11 @@ def _export_checked(
     return bundle.Artifact(path, out.size, out.sha256), written
 
 
-def _export_to(staging, path: str, es: Elasticsearch, index: str, raw: Elasticsearch | None) -> tuple[int, int, Any]:
-    """Exports one index into `path` of the staging; (written, expected, the finished writer)."""
+def _export_to(staging, path: str, index: str, export: Export, raw: Elasticsearch | None) -> tuple[int, int, Any]:
+    """Exports into `path` of the staging; (written, expected, the finished writer)."""
     progress = Progress(f"export {index}", "docs")
     with staging.writer(path, "application/x-ndjson") as out:
-        written, expected = export_index(es, index, out.write, progress, raw=raw)
+        written, expected = export(out.write, progress, raw)
     progress.done()
     return written, expected, out
 
@@ -152,9 +203,9 @@ def _portable_settings(index_settings: dict[str, Any]) -> dict[str, Any]:
 
 def index_definitions(es: Elasticsearch, indices: list[str]) -> dict[str, Any]:
     """Each index's portable settings, mappings and aliases (filters and routing kept)."""
-    if not indices:
-        return {}
-    found = es.indices.get(index=",".join(indices))
+    found: dict[str, Any] = {}
+    for batch in cluster.name_batches(indices):  # many long names would pass the server's URL limit
+        found.update(es.indices.get(index=",".join(batch)))
     return {
         name: {
             "settings": {"index": _portable_settings(body["settings"]["index"])},
@@ -255,16 +306,65 @@ def export_index(
     try:
         first = es.search(pit={"id": pit, "keep_alive": KEEP_ALIVE}, size=0, track_total_hits=True)
         expected = first["hits"]["total"]["value"]
-        written = _read_slices(
-            slices,
-            index,
-            write,
-            progress,
-            lambda pages, i: _read_slice(pages, es, raw, index, pit, i, slices, page_size),
-        )
+        written = _read_pit(es, raw, index, pit, tuple(range(slices)), slices, KEEP_ALIVE, write, progress, page_size)
     finally:
         es.options(ignore_status=404).close_point_in_time(id=pit)
     return written, expected
+
+
+def export_slices(
+    es: Elasticsearch,
+    share: PitSlices,
+    write: Callable[[bytes], Any],
+    progress: Progress | None = None,
+    page_size: int = EXPORT_PAGE_SIZE,
+    raw: Elasticsearch | None = None,
+) -> tuple[int, int]:
+    """Writes the documents of slices `share.ids` of a point in time another task opened, a thread
+    a slice, as export_index does; (written, the documents those slices hold, counted first)."""
+    try:
+        expected = sum(
+            es.search(
+                pit={"id": share.pit, "keep_alive": share.keep_alive},
+                size=0,
+                track_total_hits=True,
+                slice={"id": i, "max": share.of},
+            )["hits"]["total"]["value"]
+            for i in share.ids
+        )
+        written = _read_pit(
+            es, raw, share.index, share.pit, share.ids, share.of, share.keep_alive, write, progress, page_size
+        )
+    except NotFoundError as exc:
+        raise JobFailedError(
+            f"index {share.index}: the point in time that split_elasticsearch opened for its slices is gone "
+            f"({elasticsearch_reason(exc)}); it lives {share.keep_alive} after its last use, and this part "
+            "started later than that or the cluster restarted. Clear split_elasticsearch of this run with "
+            "its downstream tasks (or start a new backup): the planning opens a new one"
+        ) from None
+    return written, expected
+
+
+def _read_pit(
+    es: Elasticsearch,
+    raw: Elasticsearch | None,
+    index: str,
+    pit: str,
+    ids: tuple[int, ...],
+    of: int,
+    keep_alive: str,
+    write: Callable[[bytes], Any],
+    progress: Progress | None,
+    page_size: int,
+) -> int:
+    """Reads slices `ids` of `of` of the point in time, a thread each, through `write`; the documents written."""
+    return _read_slices(
+        len(ids),
+        index,
+        write,
+        progress,
+        lambda pages, t: _read_slice(pages, es, raw, index, pit, ids[t], of, page_size, keep_alive),
+    )
 
 
 def _export_scrolled(
@@ -389,13 +489,15 @@ def _read_slice(
     slice_id: int,
     slices: int,
     page_size: int,
+    keep_alive: str = KEEP_ALIVE,
 ) -> None:
-    """Reads one slice a page at a time into `pages`, then _DONE, or what it raised."""
+    """Reads one slice a page at a time into `pages`, then _DONE, or what it raised. Each search
+    asks `keep_alive` again: less than the point in time was opened with would shorten its life."""
     try:
         pit_id, after = pit, None
         while not pages.stop.is_set():
             body: dict[str, Any] = {
-                "pit": {"id": pit_id, "keep_alive": KEEP_ALIVE},
+                "pit": {"id": pit_id, "keep_alive": keep_alive},
                 "size": page_size,
                 "sort": EXPORT_SORT,
                 "track_total_hits": False,

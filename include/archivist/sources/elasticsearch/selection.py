@@ -46,7 +46,7 @@ def source_problem(definition: dict[str, Any]) -> str | None:
     return None
 
 
-def _matches(index: str, patterns: tuple[str, ...]) -> bool:
+def matches(index: str, patterns: tuple[str, ...]) -> bool:
     return any(fnmatch.fnmatchcase(index, p) for p in patterns)
 
 
@@ -60,7 +60,7 @@ def select(states: dict[str, str], definitions: dict[str, Any], options: DumpOpt
             "Back them up with the param closed_indices='open' (each is opened for reading, closed "
             "again, and restored closed), or leave them out with index_pattern (e.g. '*,-name')"
         )
-    accepted = {index for index in states if _matches(index, options.mappings_only)}
+    accepted = {index for index in states if matches(index, options.mappings_only)}
     problems = {index: why for index in states if (why := source_problem(definitions.get(index) or {}))}
     refused = [f"{index}: {why}" for index, why in problems.items() if index not in accepted]
     if refused:

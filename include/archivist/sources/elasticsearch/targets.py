@@ -16,12 +16,11 @@ from typing import Any
 
 from elasticsearch import Elasticsearch
 
+from archivist.sources.elasticsearch import cluster as es_cluster
 from archivist.sources.elasticsearch import names as es_names
 from archivist.sources.elasticsearch.names import BundleNames
 
 log = logging.getLogger(__name__)
-
-RESOLVE_URL_BYTES = 3000  # names per `_resolve/index` request: the server's request line is at most 4 KB
 
 
 @dataclass
@@ -43,22 +42,10 @@ def _exact(names: list[str]) -> list[str]:
     return names
 
 
-def _batches(names: list[str]) -> list[list[str]]:
-    batches: list[list[str]] = [[]]
-    size = 0
-    for name in names:
-        if batches[-1] and size + len(name) + 1 > RESOLVE_URL_BYTES:
-            batches.append([])
-            size = 0
-        batches[-1].append(name)
-        size += len(name.encode()) + 1
-    return [b for b in batches if b]
-
-
 def survey(es: Elasticsearch, names: list[str], templates: dict[str, list[str]]) -> Cluster:
     """The indices, aliases and data streams named exactly `names`, and which of `templates` exist."""
     found = Cluster()
-    for batch in _batches(sorted(set(_exact(names)))):
+    for batch in es_cluster.name_batches(sorted(set(_exact(names)))):
         answer = es.indices.resolve_index(
             name=batch, expand_wildcards="none", ignore_unavailable=True, allow_no_indices=True
         )
