@@ -103,9 +103,9 @@ def check(
         problems += compare.databases(found)
     if "elasticsearch" in jobs:
         es_counts = counts.get(bundle.JOB_DIRS["elasticsearch"]) or {}
-        es = es_cluster.client(settings["elasticsearch"])
+        es, raw = es_cluster.client(settings["elasticsearch"]), es_cluster.raw_client(settings["elasticsearch"])
         names = set(read["indices"]) | set((es_counts.get("indices") or {}) if isinstance(es_counts, dict) else {})
-        got: dict[str, LineDigest | None] = {i: indices.read_index(es, scratch.index_prefix + i) for i in names}
+        got: dict[str, LineDigest | None] = {i: indices.read_index(es, scratch.index_prefix + i, raw) for i in names}
         checked["indices"] = sum(1 for d in got.values() if d is not None)
         checked["documents"] = sum(d.count for d in got.values() if d is not None)
         problems += compare.indices(es_counts if isinstance(es_counts, dict) else {}, read["indices"], got)
