@@ -33,12 +33,11 @@ def es_snapshot(settings: ElasticsearchSettings) -> dict:
     snapshot = {"indices": {}, "templates": es_export.templates(es)}
     for index in es_cluster.list_indices(es):
         es.indices.refresh(index=index)
-        total, lines = es_export.iter_documents(es, index)
-        docs = sorted(lines)
+        docs = sorted(es_export.document_lines(es, index))
         body = es.indices.get(index=index)[index]
         snapshot["indices"][index] = {
             "docs": docs,
-            "count": total,
+            "count": len(docs),
             "mappings": body["mappings"],
             "aliases": body.get("aliases", {}),
             "shards": body["settings"]["index"]["number_of_shards"],

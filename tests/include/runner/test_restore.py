@@ -189,8 +189,9 @@ def _seed_format_bundle(key: BackupKey, pg_settings, es_client, storage_settings
         st = backup.run_job("storage", key, staging, storage_settings)
         docs = {}
         for index in es_cluster.list_indices(es_client):
-            _, lines = es_export.iter_documents(es_client, index)
-            docs[bundle.elasticsearch_index_path(index, key.backup_id)] = b"".join(lines)
+            docs[bundle.elasticsearch_index_path(index, key.backup_id)] = b"".join(
+                es_export.document_lines(es_client, index)
+            )
         legacy = {n: t for n, t in es_client.indices.get_template().items() if not n.startswith(".")}
         templates = json.dumps(legacy).encode()  # the plain `GET _template` answer
         meta = json.dumps(

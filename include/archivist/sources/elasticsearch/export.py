@@ -234,34 +234,40 @@ def templates(es: Elasticsearch) -> dict[str, Any]:
     }
 
 
-def iter_documents(es: Elasticsearch, index: str, page_size: int = PAGE_SIZE) -> tuple[int, Iterator[bytes]]:
-    """The index's document count at a point in time, and its documents as ndjson lines, one
-    thread and one parsed page at a time: for checks, not backups."""
-    pit = es.open_point_in_time(index=index, keep_alive=KEEP_ALIVE)["id"]
-    first = es.search(pit={"id": pit, "keep_alive": KEEP_ALIVE}, size=0, track_total_hits=True)
-    total = first["hits"]["total"]["value"]
+def document_lines(es: Elasticsearch, index: str, page_size: int = PAGE_SIZE) -> Iterator[bytes]:
+    """The index's documents as ndjson lines, read by `export_index` (one slice, parsed pages) on
+    any server it reads and handed over a page at a time: for checks, not backups. Raises
+    JobFailedError after the last line when they are not as many as the server counted."""
+    pages = _Pages(1)
 
-    def lines() -> Iterator[bytes]:
-        pit_id, after = first.get("pit_id", pit), None
+    def write(chunk: bytes) -> None:
+        pages.put(chunk)
+        if pages.stop.is_set():  # the caller stopped reading: export_index closes what it opened
+            raise _Abandoned
+
+    def read() -> None:
         try:
-            while True:
-                page = es.search(
-                    pit={"id": pit_id, "keep_alive": KEEP_ALIVE},
-                    size=page_size,
-                    sort=EXPORT_SORT,
-                    search_after=after,
-                    track_total_hits=False,
-                )
-                pit_id = page.get("pit_id", pit_id)
-                hits = page["hits"]["hits"]
-                if not hits:
-                    return
-                yield from es_lines.hit_lines(index, hits).splitlines(keepends=True)
-                after = hits[-1]["sort"]
-        finally:
-            es.close_point_in_time(id=pit_id)
+            written, expected = export_index(es, index, write, slices=1, page_size=page_size)
+            if written != expected:
+                raise JobFailedError(f"index {index}: read {written} documents, the server counted {expected}")
+            pages.put(_DONE)
+        except BaseException as exc:  # handed to the reading caller, which raises it
+            pages.put(exc)
 
-    return total, lines()
+    reader = threading.Thread(target=read, name=f"documents:{index}", daemon=True)
+    reader.start()
+    try:
+        while (item := pages.queue.get()) is not _DONE:
+            if isinstance(item, BaseException):
+                raise item
+            yield from item.splitlines(keepends=True)
+    finally:
+        pages.stop.set()
+        reader.join()
+
+
+class _Abandoned(Exception):
+    """Ends the reading of `document_lines` whose caller stopped iterating."""
 
 
 # --- one index, read by slices ------------------------------------------------------------------

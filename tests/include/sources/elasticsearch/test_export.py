@@ -142,3 +142,26 @@ def test_a_page_is_cut_into_chunks_of_join_docs_documents():
     assert b"".join(chunks).splitlines()[-1] == b'{"_index":"logs","_id":"%d","_source":{"n":%d}}' % (
         (2 * es_lines.JOIN_DOCS,) * 2
     )
+
+
+def _open_contexts(es_client) -> int:
+    stats = es_client.nodes.stats(metric="indices", index_metric="search")["nodes"]
+    return sum(node["indices"]["search"]["open_contexts"] for node in stats.values())
+
+
+def test_document_lines_are_the_export_lines_and_stopping_early_closes_what_they_read(es_client, export_index):
+    for i in range(30):
+        es_client.index(index=export_index, id=f"d{i}", document={"n": i}, routing="r1" if i % 2 else None)
+    es_client.indices.refresh(index=export_index)
+    chunks: list[bytes] = []
+    es_export.export_index(es_client, export_index, chunks.append, slices=1, page_size=7)
+
+    lines = list(es_export.document_lines(es_client, export_index, page_size=7))
+
+    assert len(lines) == 30 and sorted(lines) == sorted(b"".join(chunks).splitlines(keepends=True))
+    before = _open_contexts(es_client)
+    reading = es_export.document_lines(es_client, export_index, page_size=7)
+    assert next(reading) in lines
+    assert _open_contexts(es_client) > before
+    reading.close()
+    assert _open_contexts(es_client) == before
