@@ -1,5 +1,5 @@
-"""A bundle whose checksums are all consistent but whose data holds one row and one document
-fewer than its meta.json counts: written with the repository's own bundle writer (forge)."""
+"""A bundle whose checksums are all consistent but whose data holds a document (and a row) fewer
+than its meta.json counts: written with the repository's own bundle writer (forge)."""
 
 from __future__ import annotations
 
@@ -21,10 +21,21 @@ def drop_last_row(sql: bytes, table: str) -> bytes:
 def one_row_and_one_document_fewer(data: bytes, table: str, index: str) -> tuple[BackupKey, bytes]:
     """`data` (a real bundle) forged again under a new key, with the last row of `table` and the
     first document of `index` left out of the data, and meta.json's counts as they were."""
+    return _short(data, index, table)
+
+
+def one_document_fewer(data: bytes, index: str) -> tuple[BackupKey, bytes]:
+    """`data` (a real bundle, with or without a database dump) forged again under a new key, with
+    the first document of `index` left out of its ndjson, and meta.json's counts as they were."""
+    return _short(data, index, None)
+
+
+def _short(data: bytes, index: str, table: str | None) -> tuple[BackupKey, bytes]:
     files = members(data)
     meta = json.loads(files.pop(bundle.META))
-    dump = next(p for p in files if bundle.is_postgres_dump(p))
-    files[dump] = drop_last_row(files[dump], table)
+    if table is not None:
+        dump = next(p for p in files if bundle.is_postgres_dump(p))
+        files[dump] = drop_last_row(files[dump], table)
     ndjson = next(p for p in files if bundle.index_of_path(p) == index)
     files[ndjson] = b"".join(files[ndjson].splitlines(keepends=True)[1:])
     counts = {job: meta["counts"][folder] for job, folder in bundle.JOB_DIRS.items() if folder in meta["counts"]}

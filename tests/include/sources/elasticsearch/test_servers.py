@@ -3,18 +3,30 @@ ARCHIVIST_ES_VERSIONS started (and the stack's 8.19), and bundles of older serve
 newer ones. Each server holds an index of 25,000 documents with a filtered alias, an index whose
 documents need their routing, and a template of each kind; after the round trip the documents
 (ids, routing, sources), mappings, aliases and templates are what the server showed before.
+`archivist drill` runs against each server too, and the checks' reader reads each.
 
 `make test-esmatrix` runs it with every server; the servers run one after another."""
 
 from __future__ import annotations
 
-import pytest
+import os
 
+import orjson
+import pytest
+from elasticsearch.helpers import bulk
+
+from archivist.drill import record
+from archivist.format.bundle import BackupKey
 from archivist.format.bundle_index import BundleSource
 from archivist.runner import backup, restore
 from archivist.sources.base import DumpOptions
-from archivist.sources.elasticsearch import cluster
+from archivist.sources.elasticsearch import cluster, export
+from archivist.transport.backup_bucket import BackupStore
+from tests.include.drill.live_state import scratch_left
+from tests.include.drill.short_bundle import one_document_fewer
 from tests.include.sources.elasticsearch import servers
+from tests.security.forge import plant
+from tests.spec_support import archivist
 
 pytestmark = pytest.mark.esmatrix
 
@@ -116,3 +128,59 @@ def test_migration(on, source):
     assert restored["shards"] == held["state"]["shards"]
     assert es.count(index=f"{prefix}-even")["count"] == servers.BIG_DOCS // 2
     servers.clean(es, prefix)
+
+
+def test_the_checks_read_every_document_with_its_routing(on):
+    """export.document_lines, which the checks and the demo's fingerprint read with, a page at a
+    time on this server: every document once, with its routing."""
+    label, _, es = on
+    index = f"lines{label.replace('.', '').replace('-', '')}"
+    es.options(ignore_status=404).indices.delete(index=index)
+    es.indices.create(index=index, settings={"number_of_shards": 3, "number_of_replicas": 0})
+    try:
+        bulk(es, ({"_index": index, "_id": f"d{i}", "_routing": f"r{i % 5}", "_source": {"n": i}} for i in range(2500)))
+        es.indices.refresh(index=index)
+        lines = list(export.document_lines(es, index, page_size=400))
+        assert len(lines) == 2500 and all(line.endswith(b"\n") for line in lines)
+        read = {doc["_id"]: (doc["_routing"], doc["_source"]) for doc in map(orjson.loads, lines)}
+        assert read == {f"d{i}": (f"r{i % 5}", {"n": i}) for i in range(2500)}
+    finally:
+        es.options(ignore_status=404).indices.delete(index=index)
+
+
+def test_a_drill_matches_and_one_of_a_bundle_a_document_short_names_the_index(
+    on, pg_settings, storage_settings, backups_settings
+):
+    """`archivist drill` against this server: a backup taken on it matches, and that bundle forged
+    a document short differs, naming the index."""
+    label, settings, es = on
+    prefix = f"dr{label.replace('.', '').replace('-', '')}"
+    servers.clean(es, prefix)
+    servers.seed(es, prefix, cluster.server_of(es))
+    store = BackupStore(backups_settings)
+    made = backup.run_backup(jobs=("elasticsearch",), options=DumpOptions(f"{prefix}-*"))
+    servers.clean(es, prefix)  # the drill needs only the bundle
+    short, data = one_document_fewer(store.open_bundle(BackupKey.parse(made["key"])).read(), f"{prefix}-routed")
+    plant(store, short, data)
+    env = dict(os.environ)  # the runners' connections, the search server's among them (`on`)
+    try:
+        good = archivist(env, "drill", made["key"], timeout=900)
+        bad = archivist(env, "drill", short.name, timeout=900)
+        verdict = record.read(store, made["key"])
+    finally:
+        for name in (made["key"], short.name):
+            store.s3.delete_object(Bucket=store.bucket, Key=record.object_key(store, name))
+        store.s3.delete_object(Bucket=store.bucket, Key=store.object_key(short.object_key))
+        store.s3.delete_object(Bucket=store.bucket, Key=store.object_key(BackupKey.parse(made["key"]).object_key))
+
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert f"{made['key']}: restored and matched on " in good.stdout
+    assert isinstance(verdict, record.Verdict) and verdict.matched, verdict
+    docs = made["counts"]["jobs.elasticsearch"]["indices"]
+    assert docs == {f"{prefix}-big": servers.BIG_DOCS, f"{prefix}-routed": 500}
+    assert (verdict.checked["indices"], verdict.checked["documents"]) == (2, servers.BIG_DOCS + 500)
+
+    assert bad.returncode == 7, bad.stdout + bad.stderr
+    assert f"index {prefix}-routed: 499 documents restored, meta.json says 500" in bad.stdout, bad.stdout
+    assert f"index {prefix}-big" not in bad.stdout
+    assert scratch_left(pg_settings, settings, storage_settings) == []
