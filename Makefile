@@ -41,7 +41,7 @@ test-distributed:  ## backups and restores spread over two Celery workers (ARCHI
 # The search servers of the matrix beside 8.19, started one after another (scripts/search_servers.sh).
 # OpenSearch 3 takes minutes to start on a busy machine: add it with ES_VERSIONS="7.17 9 opensearch-2 opensearch-3".
 ES_VERSIONS ?= 7.17 9 opensearch-2
-test-esmatrix: services  ## backup, restore and migrations against every search server of ES_VERSIONS
+test-esmatrix: services  ## backup, restore, migrations and drills against every search server of ES_VERSIONS
 	$(ENV) && ARCHIVIST_ES_VERSIONS="$(ES_VERSIONS)" python -m pytest -m esmatrix \
 		tests/include/sources/elasticsearch/test_servers.py $(PYTEST_ARGS)
 
