@@ -33,9 +33,12 @@ from archivist.format.bundle_index import INFLATE_ERRORS
 from archivist.format.deflate import Engine, GzipWriter
 from archivist.format.streams import Readable, Writable
 
-# The newest format this archivist reads; it writes version 1 unless a bundle needs version 2, 3 or 4
-# (format_version_for), so readers of version 1 keep reading every bundle they can.
-FORMAT_VERSION = 4
+# The newest format this archivist reads; it writes version 1 unless a bundle needs version 2, 3, 4
+# or 5 (format_version_for), so readers of version 1 keep reading every bundle they can.
+FORMAT_VERSION = 5
+ENCRYPTED_VERSION = 4  # the version encryption needs: a bundle of version 5 may be encrypted too
+# counts.jobs.elasticsearch's list of the data streams a bundle holds (version 5).
+DATA_STREAMS_COUNT = "data_streams"
 META = "meta.json"
 JOB_DIRS = {"postgres": "jobs.postgres", "elasticsearch": "jobs.elasticsearch", "storage": "jobs.storage"}
 KEY_RE = re.compile(r"^bundle-(\d{4}-\d{2}-\d{2})-([A-Za-z0-9_-]{11})$")
@@ -157,13 +160,17 @@ def is_postgres_roles(path: str) -> bool:
     return bool(_ROLES.match(path))
 
 
-def format_version_for(paths: list[str], encrypted: bool = False) -> int:
-    """4 for a bundle stored encrypted with age (its meta.json says so); else 3 when the storage
-    job's objects are split over several archives (a reader of an older version would restore the
-    first alone); else 2 when the bundle holds an artifact a version 1 reader would take for the one
-    dump of the postgres job (another database's dump, the roles); else 1."""
+def format_version_for(paths: list[str], encrypted: bool = False, data_streams: bool = False) -> int:
+    """5 for a bundle holding an Elasticsearch data stream (an older reader would restore it as a
+    plain index of the same name); else 4 for a bundle stored encrypted with age (its meta.json
+    says so); else 3 when the storage job's objects are split over several archives (a reader of
+    an older version would restore the first alone); else 2 when the bundle holds an artifact a
+    version 1 reader would take for the one dump of the postgres job (another database's dump, the
+    roles); else 1."""
+    if data_streams:
+        return 5
     if encrypted:
-        return 4
+        return ENCRYPTED_VERSION
     if any(is_storage_part(p) for p in paths):
         return 3
     return 2 if any(database_of_path(p) or is_postgres_roles(p) for p in paths) else 1
@@ -301,7 +308,11 @@ def build_meta(
     meta: dict[str, Any] = {
         "archivist": ci_block(),
         "stats": {JOB_DIRS[r.job]: {"time_seconds": r.time_seconds} for r in results},
-        "format_version": format_version_for([a.path for r in results for a in r.artifacts], encrypted),
+        "format_version": format_version_for(
+            [a.path for r in results for a in r.artifacts],
+            encrypted,
+            any(r.counts.get(DATA_STREAMS_COUNT) for r in results if r.job == "elasticsearch"),
+        ),
         "archivist_version": __version__,
         "key": key.name,
         "backup_id": key.backup_id,

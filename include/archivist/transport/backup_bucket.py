@@ -27,8 +27,8 @@ from archivist.format import limits
 from archivist.format.artifact import HashingWriter
 from archivist.format.bundle import (
     ENCRYPTED_SUFFIX,
+    ENCRYPTED_VERSION,
     ENCRYPTION_SCHEME,
-    FORMAT_VERSION,
     KEY_RE,
     MAX_META_BYTES,
     META,
@@ -58,7 +58,7 @@ LAST_PROBE = 16 * 1024 * 1024
 PROBE = ".archivist-check-"  # a write test of `check`, deleted at once; left only by a killed check
 # What an encrypted bundle's object tells without its identity, as S3 user metadata: the scheme and
 # the format version, no key and no data (docs/FORMAT.md#encrypted-bundles).
-ENCRYPTED_METADATA = {"archivist-encryption": ENCRYPTION_SCHEME, "archivist-format-version": str(FORMAT_VERSION)}
+ENCRYPTED_METADATA = {"archivist-encryption": ENCRYPTION_SCHEME, "archivist-format-version": str(ENCRYPTED_VERSION)}
 
 
 @dataclass(frozen=True)

@@ -495,6 +495,17 @@ def test_index_of_path_and_job_of_path():
     assert bundle.job_of_path("meta.json") is None
 
 
+def test_version_5_for_a_bundle_holding_a_data_stream_whatever_else_it_needs():
+    ordinary = [bundle.postgres_path("abcdefghijk"), bundle.elasticsearch_index_path("logs-app", "abcdefghijk")]
+    assert bundle.format_version_for(ordinary, data_streams=True) == 5
+    assert bundle.format_version_for(ordinary, encrypted=True, data_streams=True) == 5
+    assert bundle.format_version_for(ordinary, encrypted=True) == bundle.ENCRYPTED_VERSION == 4
+    es = bundle.JobResult("elasticsearch", [], {"indices": {"logs-app": 3}, bundle.DATA_STREAMS_COUNT: ["logs-app"]}, 1)
+    assert bundle.build_meta(KEY, [es], CREATED)["format_version"] == 5
+    plain = bundle.JobResult("elasticsearch", [], {"indices": {"logs": 3}}, 1)
+    assert bundle.build_meta(KEY, [plain], CREATED)["format_version"] == 1
+
+
 def test_closest_keys():
     existing = ["bundle-2026-11-26-qQUXdfPnayQ", "bundle-2026-11-25-AAAAAAAAAAA", "zzz"]
     assert bundle.closest_keys("bundle-2026-11-26-qQUXdfPnayX.tgz", existing)[0] == "bundle-2026-11-26-qQUXdfPnayQ"

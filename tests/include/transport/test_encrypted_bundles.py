@@ -59,7 +59,10 @@ def test_an_encrypted_bundle_is_named_and_marked_as_such_without_its_identity(sc
     store, key = BackupStore(scratch_bucket), _key(1)
     _write(store, key, identity.to_public())
     head = store.s3.head_object(Bucket=store.bucket, Key=f"{key.name}.tgz.age")
-    assert head["Metadata"] == {"archivist-encryption": "age", "archivist-format-version": str(bundle.FORMAT_VERSION)}
+    assert head["Metadata"] == {
+        "archivist-encryption": "age",
+        "archivist-format-version": str(bundle.ENCRYPTED_VERSION),
+    }
     body = store.s3.get_object(Bucket=store.bucket, Key=f"{key.name}.tgz.age")["Body"].read()
     assert body.startswith(b"age-encryption.org/v1\n") and b"secret row" not in body
     located = store.locate(key.name)
