@@ -81,6 +81,8 @@ class RestoreOptions:
     index_rename: tuple[tuple[str, str], ...] = ()
     skip_aliases: bool = False
     skip_templates: bool = False
+    # Elasticsearch: leave the bundle's data streams out (a drill's scratch names have no template to make them).
+    skip_data_streams: bool = False
     # Storage: the bucket objects go into (None: the connection's), and a prefix before each key.
     storage_bucket: str | None = None
     storage_prefix: str = ""

@@ -31,7 +31,7 @@ from archivist.format import bundle, limits
 from archivist.format.bundle import JobResult
 from archivist.progress import Progress
 from archivist.sources.base import DumpOptions, PitSlices
-from archivist.sources.elasticsearch import cluster, selection
+from archivist.sources.elasticsearch import cluster, datastreams, selection
 from archivist.sources.elasticsearch import lines as es_lines
 
 log = logging.getLogger(__name__)
@@ -79,8 +79,10 @@ def _dump(settings: ElasticsearchSettings, staging, backup_id: str, options: Dum
         definitions[index][selection.STATE] = "close"
     for index, why in chosen.mappings_only.items():
         definitions[index][selection.DOCUMENTS_OMITTED] = why
+    cluster_templates = templates(es)
+    streams = _data_streams(es, options, cluster_templates, definitions)
     artifacts = [
-        _write_json(staging, bundle.templates_path(backup_id), templates(es)),
+        _write_json(staging, bundle.templates_path(backup_id), cluster_templates),
         _write_json(staging, bundle.indices_path(backup_id), definitions),
     ]
     if options.pit_slices is not None:
@@ -105,8 +107,14 @@ def _dump(settings: ElasticsearchSettings, staging, backup_id: str, options: Dum
                 raw,
             )
         artifacts.append(artifact)
-    counts = {"indices": docs, "documents": sum(docs.values())}
-    return JobResult("elasticsearch", artifacts, counts, time.monotonic() - started, version)
+    for name in streams:  # read through the data stream's name: every backing index at once
+        path = bundle.elasticsearch_index_path(name, backup_id)
+        artifact, docs[name] = _export_checked(settings, staging, path, name, _whole_index(es, name), raw)
+        artifacts.append(artifact)
+    counted: dict[str, Any] = {"indices": docs, "documents": sum(docs.values())}
+    if streams:
+        counted[datastreams.COUNTS_KEY] = streams
+    return JobResult("elasticsearch", artifacts, counted, time.monotonic() - started, version)
 
 
 def _whole_index(es: Elasticsearch, index: str) -> Export:
@@ -138,6 +146,35 @@ def _export_share(
         lambda write, progress, raw_client: export_slices(es, share, write, progress, raw=raw_client),
         raw,
     )
+
+
+def _data_streams(
+    es: Elasticsearch, options: DumpOptions, cluster_templates: dict[str, Any], definitions: dict
+) -> list[str]:
+    """The data streams matching the run's pattern (of a part, those of its share), each added to
+    `definitions`; warns of what is left out."""
+    found = datastreams.find(es, options.index_pattern)
+    share = (
+        found.streams
+        if options.indices is None
+        else {n: found.streams[n] for n in options.indices if n in found.streams}
+    )
+    every = es.indices.get_index_template().get("index_templates", []) if share else []  # managed too
+    kept = {t["name"] for t in cluster_templates["index_templates"]}
+    for name, backing in sorted(share.items()):
+        write_index = index_definitions(es, backing[-1:])[backing[-1]]
+        definitions[name] = datastreams.definition(name, found, write_index, every)
+        template = definitions[name][datastreams.DATA_STREAM]["template"]
+        if template not in kept:
+            log.warning(
+                "data stream %s: its template %s is the cluster's own, not in the bundle; the target of "
+                "a restore must have a data-stream template matching it",
+                name,
+                template,
+            )
+    for line in found.left_out:
+        log.warning("left out of the backup: %s", line)
+    return sorted(share)
 
 
 def _write_json(staging, path: str, value: Any) -> bundle.Artifact:

@@ -34,6 +34,7 @@ _SORT = b',"sort":['
 _JSON_STRING = rb'"(?:[^"\\]|\\.)*"'
 _ROUTING = re.compile(rb',"_routing":' + _JSON_STRING)
 _LINE_START = b'{"_index":"'  # index names hold no quotes or backslashes
+_INDEX_ACTION = b'{"index":'  # how every action line of _bulk_action and _bulk_pair begins
 _ID_KEY = b'","_id":'
 # The id, and the routing after it, of a line whose metadata holds escapes or routing.
 _META_RE = re.compile(b"(" + _JSON_STRING + rb')(?:,"_routing":(' + _JSON_STRING + b"))?")
@@ -269,15 +270,17 @@ def _cut_line(buf: bytes, pos: int, end: int) -> tuple[bytes, int] | None:
     return None if action is None else (action, source_at + len(_SOURCE))
 
 
-def bulk_bodies(lines: Readable, progress: Progress) -> Iterator[tuple[bytes, int]]:
+def bulk_bodies(lines: Readable, progress: Progress, op: str = "index") -> Iterator[tuple[bytes, int]]:
     """Bulk request bodies (action and source lines) of at most BULK_CHUNK_DOCS documents or
-    BULK_CHUNK_BYTES bytes, each with its number of documents.
+    BULK_CHUNK_BYTES bytes, each with its number of documents. `op`: the bulk action, `index`, or
+    `create` (the only one a data stream takes).
 
     Lines are found in the blocks they were read in, and an archivist line's source goes into the
     body straight from there (a memoryview, copied once by the join). Other lines go through
     `_bulk_pair`."""
     parts: list[bytes | memoryview] = []
     docs = size = 0
+    other_op = b'{"' + op.encode() + b'":' if op != "index" else None
     counted = 0  # lines before the current body's: documents of the bodies yielded, and blank lines
     try:
         for block, pos, stop in _line_blocks(lines):
@@ -297,6 +300,8 @@ def bulk_bodies(lines: Readable, progress: Progress) -> Iterator[tuple[bytes, in
                     action, source = _bulk_pair(line)
                     source = source[:-1]
                 pos = end + 1
+                if other_op is not None:
+                    action = other_op + action[len(_INDEX_ACTION) :]
                 grow = len(action) + len(source) + 1
                 if docs and (docs >= BULK_CHUNK_DOCS or size + grow > BULK_CHUNK_BYTES):
                     yield b"".join(parts), docs

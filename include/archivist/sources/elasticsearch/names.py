@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+DATA_STREAM = "data_stream"  # the key of a data stream's definition in indices-<id>.json (datastreams.py)
 MAX_NAME_BYTES = 255
 FORBIDDEN = '\\/*?"<>| ,#:'
 TEMPLATE_KINDS = {
@@ -60,6 +61,7 @@ class BundleNames:
     indices: list[str] = field(default_factory=list)
     aliases: dict[str, list[str]] = field(default_factory=dict)  # alias -> the bundle's indices it names
     templates: dict[str, list[str]] = field(default_factory=dict)  # kind (TEMPLATE_KINDS) -> names
+    data_streams: list[str] = field(default_factory=list)  # those of `indices` that are data streams
 
 
 def _template_aliases(kind: str, entry: Any) -> Iterable[Any]:
@@ -131,6 +133,13 @@ def collect(indices: Iterable[Any], definitions: Any, templates: Any) -> tuple[B
                     f"{describe('alias', alias)} of index {index!r} is also the name of an index in the bundle"
                 )
             names.aliases.setdefault(alias, []).append(index)
+        stream = definition.get(DATA_STREAM)
+        if stream is not None:
+            template = stream.get("template") if isinstance(stream, dict) else None
+            if not isinstance(stream, dict) or aliases:
+                problems.append(f"{describe('index', index)} has a data_stream entry that is not an object, or aliases")
+            elif template is None or checked("index template", [template]):
+                names.data_streams.append(index)
     for kind, entries in _template_entries(templates).items():
         names.templates[kind] = checked(TEMPLATE_KINDS[kind], [name for name, _ in entries])
         for _, entry in entries:

@@ -72,6 +72,7 @@ class Renaming:
             templates={}
             if self.skip_templates
             else {k: [self.name(t) for t in ts] for k, ts in bundle.templates.items()},
+            data_streams=[self.name(d) for d in bundle.data_streams],
         )
 
     def definition(self, definition: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -23,6 +23,7 @@ from archivist import runtime
 from archivist.errors import JobFailedError, elasticsearch_reason
 from archivist.format.streams import Readable
 from archivist.progress import Progress
+from archivist.sources.elasticsearch import datastreams
 from archivist.sources.elasticsearch import lines as es_lines
 from archivist.sources.elasticsearch.cluster import server_of
 from archivist.sources.elasticsearch.selection import STATE
@@ -56,7 +57,8 @@ def put_templates(es: Elasticsearch, data: dict[str, Any]) -> int:
         count += 1
     for t in data.get("index_templates", []):
         with _refused("index template", t["name"], es):
-            es.indices.put_index_template(name=t["name"], body=writable_template(t["index_template"]))
+            body = datastreams.for_server(writable_template(t["index_template"]), server_of(es))
+            es.indices.put_index_template(name=t["name"], body=body)
         count += 1
     for name, body in data.get("legacy_templates", {}).items():
         body = {k: v for k, v in body.items() if k != "version" or v is not None}
@@ -166,9 +168,10 @@ def send_bulk(raw: Elasticsearch, index: str, body: bytes, docs: int) -> int:
     return docs
 
 
-def load_documents(raw: Elasticsearch, index: str, lines: Readable) -> int:
+def load_documents(raw: Elasticsearch, index: str, lines: Readable, op: str = "index") -> int:
     """Sends the ndjson documents as bulk bodies, BULK_THREADS requests in flight, through `raw`
-    (a client from `cluster.raw_client`); returns how many."""
+    (a client from `cluster.raw_client`); returns how many. `op`: the bulk action (`create` for a
+    data stream)."""
     progress = Progress(f"restore {index}", "docs")
     loaded = 0
     pending: set[Future] = set()
@@ -179,7 +182,7 @@ def load_documents(raw: Elasticsearch, index: str, lines: Readable) -> int:
         ThreadPoolExecutor(max_workers=BULK_THREADS, thread_name_prefix=f"bulk:{index}") as pool,
     ):
         try:
-            for body, docs in es_lines.bulk_bodies(lines, progress):
+            for body, docs in es_lines.bulk_bodies(lines, progress, op):
                 if len(pending) >= BULK_THREADS:
                     # Whichever ends first frees its place, so one held-up request does not idle the
                     # server (docs/PERFORMANCE.md#bulk-requests-in-flight).

@@ -22,8 +22,8 @@ from archivist.format.bundle_index import BundleSource
 from archivist.format.members import BundleOpener, members, read_json
 from archivist.sources.base import DumpOptions, Patterns, RestoreOptions
 from archivist.sources.elasticsearch import cluster as es_cluster
+from archivist.sources.elasticsearch import datastreams, names, renaming, targets
 from archivist.sources.elasticsearch import export as es_export
-from archivist.sources.elasticsearch import names, renaming, targets
 from archivist.sources.elasticsearch import restore as es_restore
 from archivist.sources.elasticsearch.renaming import Renaming
 from archivist.transport.staging import Staging
@@ -77,12 +77,25 @@ def names_refused(problems: list[str]) -> str:
 
 
 def _finish_index(es: Any, index: str, definition: dict[str, Any] | None, sent: int) -> int:
-    """Puts back the loaded index's own settings and aliases, and counts what it holds."""
-    es_restore.finish_index(es, index, definition)
+    """Puts back the loaded index's own settings and aliases (a data stream has its template's),
+    and counts what it holds."""
+    if not datastreams.is_stream(definition):
+        es_restore.finish_index(es, index, definition)
     found = es_cluster.count(es, index)
     if found != sent:
-        raise JobFailedError(f"index {index}: sent {sent} documents but Elasticsearch holds {found}")
+        kind = "data stream" if datastreams.is_stream(definition) else "index"
+        raise JobFailedError(f"{kind} {index}: sent {sent} documents but Elasticsearch holds {found}")
     return found
+
+
+def _leaving_out_streams(chosen: list[str], bundle_names: names.BundleNames, options: RestoreOptions) -> list[str]:
+    """`chosen` without the data streams when the restore leaves them out, saying so."""
+    if not options.skip_data_streams:
+        return chosen
+    left = [i for i in chosen if i in bundle_names.data_streams]
+    if left:
+        log.warning("data stream(s) %s of the bundle left out of this restore", ", ".join(left))
+    return [i for i in chosen if i not in left]
 
 
 class ElasticsearchSource:
@@ -127,9 +140,12 @@ class ElasticsearchSource:
             templates, definitions, _ = metadata(open_bundle)
             bundle_names, _ = names.collect(bundle_names.indices, definitions, templates)
         wanted = [i for i in bundle_names.indices if es_restore.matches_any(i, options.indices)]
+        wanted = _leaving_out_streams(wanted, bundle_names, options)
         rename = Renaming.of(options)
         if open_bundle is not None:  # before any job writes, when the renamed names cannot be used
             renaming.checked(rename, wanted, {i: d for i, d in definitions.items() if i in wanted}, templates)
+            streams = {i: rename.name(i) for i in wanted if i in bundle_names.data_streams}
+            datastreams.check_target(es, streams, rename.templates(templates))
         return targets.refusals(es, rename.names(bundle_names), [rename.name(i) for i in wanted], "empty")[0]
 
     @staticmethod
@@ -169,12 +185,16 @@ class ElasticsearchSource:
         if open_bundle is None:
             return []
         bundle_names, chosen = self._chosen(open_bundle, options.indices)
+        chosen = _leaving_out_streams(chosen, bundle_names, options)
         rename = Renaming.of(options)
         es, cluster = self._survey(settings, rename.names(bundle_names), [rename.name(i) for i in chosen], "replace")
         where = f"Elasticsearch at {settings.url}"
         lines = []
         for index in (rename.name(i) for i in chosen):
-            if index in cluster.indices:
+            if index in cluster.data_streams:
+                documents = es.count(index=index)["count"]
+                lines.append(f"data stream {index} ({documents:,} documents) of {where}")
+            elif index in cluster.indices:
                 aliases = sorted(a for a, on in cluster.aliases.items() if index in on)
                 also = f", aliases {', '.join(aliases)}" if aliases else ""
                 documents = es.count(index=index)["count"]
@@ -188,21 +208,33 @@ class ElasticsearchSource:
     ) -> dict[str, Any]:
         templates, definitions, _ = metadata(open_bundle)
         bundle_names, chosen = self._chosen(open_bundle, options.indices)
+        chosen = _leaving_out_streams(chosen, bundle_names, options)
         rename = Renaming.of(options)
         renaming.checked(rename, chosen, {i: d for i, d in definitions.items() if i in chosen}, templates)
         into = {index: rename.name(index) for index in chosen}
+        streams = {i: into[i] for i in chosen if i in bundle_names.data_streams}
         if dry_run:
-            log.info("dry run: would restore templates and indices %s", ", ".join(into.values()))
-            return {"dry_run": True, "indices": list(into.values())}
+            plain = [into[i] for i in chosen if i not in streams]
+            log.info(
+                "dry run: would restore templates, indices %s and data streams %s",
+                ", ".join(plain) or "none",
+                ", ".join(streams.values()) or "none",
+            )
+            return {"dry_run": True, "indices": list(into.values()), "data_streams": list(streams.values())}
         es, cluster = self._survey(settings, rename.names(bundle_names), list(into.values()), mode)
+        datastreams.check_target(es, streams, rename.templates(templates))  # before anything is written
         raw = es_cluster.raw_client(settings)
+        datastreams.delete(es, [i for i in streams.values() if i in cluster.data_streams])
         targets.delete_indices(es, [i for i in into.values() if i in cluster.indices])
         es_restore.put_templates(es, rename.templates(templates))
         renamed = {into[i]: rename.definition(definitions.get(i)) for i in chosen}
         loaded = self._load(open_bundle, es, raw, into, renamed)
         for index in chosen:  # an index with no documents has no ndjson worth streaming, but exists
             target = into[index]
-            if target not in loaded and index in definitions:
+            if target not in loaded and index in streams:
+                datastreams.create_empty(es, target)
+                loaded[target] = 0
+            elif target not in loaded and index in definitions:
                 es_restore.create_index(es, target, renamed[target])
                 es_restore.finish_index(es, target, renamed[target])
                 loaded[target] = 0
@@ -221,16 +253,22 @@ class ElasticsearchSource:
             finishing: dict[str, Future] = {}
             for path, lines in members(open_bundle, lambda p: bundle.index_of_path(p) in into):
                 index = into[bundle.index_of_path(path) or ""]  # never missing: the filter chose it by its index
-                es_restore.create_index(es, index, definitions.get(index))
-                sent = es_restore.load_documents(raw, index, lines)
+                if datastreams.is_stream(definitions.get(index)):  # made by its template at the first document
+                    sent = es_restore.load_documents(raw, index, lines, op="create")
+                else:
+                    es_restore.create_index(es, index, definitions.get(index))
+                    sent = es_restore.load_documents(raw, index, lines)
                 finishing[index] = finisher.submit(_finish_index, es, index, definitions.get(index), sent)
             return {index: finished.result() for index, finished in finishing.items()}
 
     def count_problems(self, want: dict[str, Any], got: dict[str, Any], options: RestoreOptions) -> list[str]:
         restored, rename = got.get("indices", {}), Renaming.of(options)
+        left_out = set(want.get(datastreams.COUNTS_KEY) or []) if options.skip_data_streams else set()
         problems = []
         for index, docs in want.get("indices", {}).items():  # meta.json counts the bundle's own names
             target = rename.name(index)
+            if index in left_out:
+                continue
             if es_restore.matches_any(index, options.indices) and restored.get(target) != docs:
                 into = "" if target == index else f" (into {target})"
                 problems.append(

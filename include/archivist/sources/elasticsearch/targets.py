@@ -75,11 +75,14 @@ def refusals(es: Elasticsearch, names: BundleNames, chosen: list[str], mode: str
                 f"index {index!r} of the bundle is the name of an alias of index(es) "
                 f"{', '.join(cluster.aliases[index])}"
             )
-        elif index in cluster.data_streams:
+        elif index in cluster.data_streams and index not in names.data_streams:
             found.append(f"index {index!r} of the bundle is the name of a data stream")
     existing = [i for i in chosen if i in cluster.indices]
     if mode == "empty" and existing:
         found.append(f"Elasticsearch already has index(es) {', '.join(existing)}")
+    streams = [i for i in chosen if i in cluster.data_streams and i in names.data_streams]
+    if mode == "empty" and streams:
+        found.append(f"Elasticsearch already has data stream(s) {', '.join(streams)}")
     for alias in sorted(aliases):
         if alias in cluster.indices or alias in cluster.data_streams:
             found.append(f"alias {alias!r} of the bundle is the name of an existing index or data stream")

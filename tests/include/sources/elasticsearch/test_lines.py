@@ -362,3 +362,20 @@ def test_a_page_of_typed_hits_is_cut_into_lines_without_the_type(kind, monkeypat
     assert lines[0] == b'{"_index":"logs","_id":"d0","_source":{"n":0,"s":"x y"}}'
     assert lines[1] == b'{"_index":"logs","_id":"d1","_routing":"r1","_source":{"n":1,"s":"x y"}}'
     assert es_lines.page_total(page) == 3
+
+
+def test_a_data_streams_lines_become_create_actions_and_nothing_else_changes():
+    lines = (
+        b'{"_index":"logs-app","_id":"e1","_source":{"@timestamp":1,"n":1}}\n'
+        b'{"_index":"logs-app","_id":"e2","_routing":"r","_source":{"@timestamp":2}}\n'
+        b'{"_index": "logs-app", "_id": "old", "_source": {"@timestamp": 3}}\n'  # parsed, not cut
+    )
+    ((indexed, _),) = es_lines.bulk_bodies(io.BytesIO(lines), Progress("test", "docs"))
+    ((created, docs),) = es_lines.bulk_bodies(io.BytesIO(lines), Progress("test", "docs"), op="create")
+    assert docs == 3
+    assert created.splitlines()[::2] == [
+        b'{"create":{"_id":"e1"}}',
+        b'{"create":{"_id":"e2","routing":"r"}}',
+        b'{"create":{"_id":"old"}}',
+    ]
+    assert created.splitlines()[1::2] == indexed.splitlines()[1::2]

@@ -154,3 +154,14 @@ def test_files_of_the_wrong_shape_are_refused():
         "index 'a' has a definition that is not a JSON object of settings, mappings and aliases",
         "index template 3 (int) is not a string",
     ]
+
+
+def test_a_data_streams_definition_marks_it_and_its_template_name_is_checked():
+    stream = {"aliases": {}, "data_stream": {"template": "logs-tpl", "timestamp_field": "@timestamp"}}
+    names, problems = _check(["logs-app", "plain"], {"logs-app": 3, "plain": 1}, {"logs-app": stream, "plain": {}})
+    assert problems == [] and names.indices == ["logs-app", "plain"] and names.data_streams == ["logs-app"]
+    bad = {"logs-app": {"aliases": {}, "data_stream": {"template": "a,b"}}, "other": {"data_stream": "yes"}}
+    names, problems = _check(["logs-app", "other"], {"logs-app": 3, "other": 1}, bad)
+    assert names.data_streams == []
+    assert any("index template 'a,b'" in p for p in problems)
+    assert any("'other' has a data_stream entry that is not an object" in p for p in problems)
