@@ -19,7 +19,7 @@ import orjson
 
 from archivist.errors import ConfigurationError, JobFailedError
 from archivist.format import bundle, limits
-from archivist.format.bundle import Artifact, JobResult
+from archivist.format.bundle import DATA_STREAMS_COUNT, Artifact, JobResult
 from archivist.format.members import read_json
 from archivist.runner import slicing
 from archivist.sources.base import DumpOptions, PitSlices, RestoreOptions
@@ -88,15 +88,17 @@ def plan_elasticsearch(settings: Any, options: DumpOptions, asked: int) -> list[
     """The indices matching the run's pattern in parts of about equal store size, an index large
     against a part's share in slices of one point in time, a part each; [] for one part."""
     from archivist.sources.elasticsearch import cluster as es_cluster
+    from archivist.sources.elasticsearch import datastreams
     from archivist.sources.elasticsearch import export as es_export
     from archivist.sources.elasticsearch.selection import matches
 
     es = es_cluster.client(settings)
     states = es_cluster.index_states(es, options.index_pattern)
+    streams = sorted(datastreams.find(es, options.index_pattern).streams)  # a part takes each whole, by its name
     # A server with a sliced point in time can cut one index into parts: `split` parts even of fewer indices.
     has_pit = es_cluster.server_of(es).has_pit
-    n = part_count(asked, MAX_PARTS if asked and has_pit else len(states), INDICES_PER_PART)
-    if n <= 1 or not states:
+    n = part_count(asked, MAX_PARTS if asked and has_pit else len(states) + len(streams), INDICES_PER_PART)
+    if n <= 1 or not (states or streams):
         return []
     stats = es.indices.stats(
         index=options.index_pattern,
@@ -109,6 +111,7 @@ def plan_elasticsearch(settings: Any, options: DumpOptions, asked: int) -> list[
         i: int(((sized.get(i) or {}).get("primaries") or {}).get("store", {}).get("size_in_bytes", 0)) + 1
         for i in states
     }
+    weights.update(dict.fromkeys(streams, 1))  # their backing indices' sizes are keyed by other names
     sliceable = [
         i for i, state in states.items() if has_pit and state == "open" and not matches(i, options.mappings_only)
     ]
@@ -267,7 +270,10 @@ def _join_elasticsearch(
     with staging.writer(path, "application/json") as out:
         out.write(body)
     where[path] = _opener(staging, path)
-    counts = {"indices": dict(sorted(indices.items())), "documents": sum(indices.values())}
+    counts: dict[str, Any] = {"indices": dict(sorted(indices.items())), "documents": sum(indices.values())}
+    streams = sorted({name for result in parts for name in result.counts.get(DATA_STREAMS_COUNT, [])})
+    if streams:
+        counts[DATA_STREAMS_COUNT] = streams
     return [*templates, Artifact(path, out.size, out.sha256), *documents], counts
 
 
