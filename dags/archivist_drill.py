@@ -137,7 +137,7 @@ def archivist_drill():
         store = _store()
         with store.lock().alive():
             problems, checked = run.check(store, restored, _scratch(plan), run.live_settings())
-        return {"problems": problems, "checked": checked}
+        return {"problems": problems, "checked": checked, "notes": run.notes(restored)}
 
     @task(trigger_rule="all_done")
     def record() -> dict:
@@ -161,6 +161,7 @@ def archivist_drill():
             time.time() - plan["started"],
             f"{ctx['dag'].dag_id}/{ctx['run_id']}",
             None if found is not None else error,
+            None if found is None else found.get("notes"),
         )
         store = _store()
         records.write(store, verdict)

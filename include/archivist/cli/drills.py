@@ -28,7 +28,7 @@ def drill(key: str, storage_bucket: str | None, out: Output) -> None:
         record.prune(store, {b.key.name for b in store.list_bundles()})
     doc = verdict.as_dict()
     out.say(f"{verdict.key}: {verdict.summary()}")
-    for line in verdict.differences:
+    for line in (*verdict.differences, *verdict.notes):
         out.say(f"  {line}")
     if not verdict.matched:
         raise out.failed(doc, JobFailedError(f"drill of {verdict.key} {verdict.result}: {verdict.summary()}"))

@@ -3,7 +3,7 @@
 Anyone who can write the backup bucket can write this object, so it is read as untrusted input:
 size-capped, checked field by field, its text cleaned of control characters before it is shown.
 It holds no secret: the key, when, the result, what differed (names and numbers), what was
-checked, how long it took, and which run made it."""
+checked and what was not, how long it took, and which run made it."""
 
 from __future__ import annotations
 
@@ -47,6 +47,7 @@ class Verdict:
     checked: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     run: str = ""
+    notes: tuple[str, ...] = ()  # what the drill did not check, and why (not a difference)
 
     @property
     def matched(self) -> bool:
@@ -56,7 +57,7 @@ class Verdict:
         """One line for `archivist list` and the Backups page."""
         day = self.drilled_at.date().isoformat()
         if self.matched:
-            return f"restored and matched on {day}"
+            return f"restored and matched on {day}" + (f" ({self.notes[0]})" if self.notes else "")
         what = "differed" if self.result == "differed" else "failed"
         first = self.differences[0] if self.differences else "no detail recorded"
         more = f" (and {len(self.differences) - 1} more)" if len(self.differences) > 1 else ""
@@ -71,11 +72,12 @@ class Verdict:
             "key": self.key,
             "result": self.result,
             "drilled_at": self.drilled_at.isoformat(),
-            "summary": Verdict(self.key, self.result, self.drilled_at, tuple(kept)).summary(),
+            "summary": Verdict(self.key, self.result, self.drilled_at, tuple(kept), notes=self.notes).summary(),
             "differences": kept,
             "checked": {k: int(v) for k, v in self.checked.items() if k in CHECKED},
             "seconds": round(float(self.seconds), 1),
             "run": _clean(self.run),
+            "notes": [_clean(n) for n in self.notes[:MAX_DIFFERENCES]],
         }
 
 
@@ -96,8 +98,11 @@ def parse(body: bytes, key: str) -> Verdict:
     differences = data.get("differences", [])
     checked = data.get("checked", {})
     seconds = data.get("seconds", 0)
+    notes = data.get("notes", [])
     if not isinstance(differences, list) or not all(isinstance(d, str) for d in differences):
         raise ValueError("its differences are not a list of text")
+    if not isinstance(notes, list) or not all(isinstance(n, str) for n in notes):
+        raise ValueError("its notes are not a list of text")
     if not isinstance(checked, dict) or not all(
         k in CHECKED and isinstance(v, int) and not isinstance(v, bool) and v >= 0 for k, v in checked.items()
     ):
@@ -112,6 +117,7 @@ def parse(body: bytes, key: str) -> Verdict:
         dict(checked),
         float(seconds),
         _clean(data.get("run", "")),
+        tuple(_clean(n) for n in notes[:MAX_DIFFERENCES]),
     )
 
 

@@ -103,12 +103,13 @@ def check(
         problems += compare.databases(found)
     if "elasticsearch" in jobs:
         es_counts = counts.get(bundle.JOB_DIRS["elasticsearch"]) or {}
+        es_counts = _without_data_streams(es_counts if isinstance(es_counts, dict) else {}, read["indices"])
         es, raw = es_cluster.client(settings["elasticsearch"]), es_cluster.raw_client(settings["elasticsearch"])
-        names = set(read["indices"]) | set((es_counts.get("indices") or {}) if isinstance(es_counts, dict) else {})
+        names = set(read["indices"]) | set(es_counts.get("indices") or {})
         got: dict[str, LineDigest | None] = {i: indices.read_index(es, scratch.index_prefix + i, raw) for i in names}
         checked["indices"] = sum(1 for d in got.values() if d is not None)
         checked["documents"] = sum(d.count for d in got.values() if d is not None)
-        problems += compare.indices(es_counts if isinstance(es_counts, dict) else {}, read["indices"], got)
+        problems += compare.indices(es_counts, read["indices"], got)
     if "storage" in jobs:
         st_settings = settings["storage"]
         bucket = scratch.storage_bucket or st_settings.bucket
@@ -123,15 +124,47 @@ def check(
     return problems, checked
 
 
+def _without_data_streams(es_counts: dict[str, Any], read: dict[str, LineDigest]) -> dict[str, Any]:
+    """meta.json's Elasticsearch counts, and the ids read from the bundle (`read`, changed in
+    place), without the data streams the drill leaves out (scratch.restore_options says why)."""
+    streams = es_counts.get(bundle.DATA_STREAMS_COUNT) or []
+    if not isinstance(streams, list) or not streams:
+        return es_counts
+    for name in streams:
+        read.pop(name, None)
+    counted = es_counts.get("indices")
+    indices = {k: v for k, v in counted.items() if k not in streams} if isinstance(counted, dict) else counted
+    return {**es_counts, "indices": indices}
+
+
+def notes(restored: dict[str, Any]) -> list[str]:
+    """What the drill of `restored` (restore's summary) leaves unchecked: the bundle's data streams."""
+    es_counts = (restored.get("counts") or {}).get(bundle.JOB_DIRS["elasticsearch"]) or {}
+    streams = es_counts.get(bundle.DATA_STREAMS_COUNT) if isinstance(es_counts, dict) else None
+    if "elasticsearch" not in restored.get("jobs", []) or not isinstance(streams, list) or not streams:
+        return []
+    return [
+        f"data stream(s) {', '.join(str(s) for s in streams)} not drilled: scratch names have no "
+        "template to make a data stream (restore them with `archivist restore` to check them)"
+    ]
+
+
 def verdict(
-    key: str, problems: list[str] | None, checked: dict[str, int], seconds: float, run: str, error: str | None = None
+    key: str,
+    problems: list[str] | None,
+    checked: dict[str, int],
+    seconds: float,
+    run: str,
+    error: str | None = None,
+    notes: list[str] | None = None,
 ) -> Verdict:
-    """`failed` with `error` when the restore or the checks could not run, else matched or differed."""
+    """`failed` with `error` when the restore or the checks could not run, else matched or
+    differed; `notes` say what was not checked."""
     if error is not None:
         result, lines = "failed", [error]
     else:
         result, lines = ("differed", problems) if problems else ("matched", [])
-    return Verdict(key, result, dt.datetime.now(dt.UTC), tuple(lines), checked, seconds, run)
+    return Verdict(key, result, dt.datetime.now(dt.UTC), tuple(lines), checked, seconds, run, tuple(notes or ()))
 
 
 def run_drill(
@@ -150,6 +183,6 @@ def run_drill(
         except ArchivistError as exc:
             error = f"{type(exc).__name__}: {exc}"
             return verdict(stored.key.name, None, {}, time.monotonic() - started, run, error)
-        return verdict(stored.key.name, problems, checked, time.monotonic() - started, run)
+        return verdict(stored.key.name, problems, checked, time.monotonic() - started, run, notes=notes(restored))
     finally:
         cleanup.remove(scratch, settings)

@@ -59,12 +59,14 @@ class ScratchTargets:
     def restore_options(self, extra_databases: list[str]) -> RestoreOptions:
         """A restore into these targets only: no roles (they are the cluster's, shared with the
         live databases) and no templates (a template is the cluster's too, and would apply to live
-        indices made meanwhile); aliases are renamed with the indices."""
+        indices made meanwhile); aliases are renamed with the indices. Data streams are left out:
+        without their templates nothing could make them."""
         return RestoreOptions(
             postgres_database=self.database,
             postgres_database_map=self.database_map(extra_databases),
             index_prefix=self.index_prefix,
             skip_templates=True,
+            skip_data_streams=True,
             storage_bucket=self.storage_bucket,
             storage_prefix=self.storage_prefix,
         )

@@ -63,6 +63,16 @@ def test_a_forged_record_is_refused_naming_what_is_wrong(body, problem):
         record.parse(body, KEY)
 
 
+def test_notes_say_what_was_not_checked_without_making_a_difference():
+    note = "data stream(s) logs-app not drilled: scratch names have no template to make a data stream"
+    verdict = Verdict(KEY, "matched", WHEN, (), {"indices": 2}, notes=(note,))
+    read = record.parse(json.dumps(verdict.as_dict()).encode(), KEY)
+    assert read.matched and read.notes == (note,)
+    assert read.summary() == f"restored and matched on 2026-12-04 ({note})"
+    with pytest.raises(ValueError, match="notes"):
+        record.parse(_body(notes="none"), KEY)
+
+
 def test_control_characters_never_reach_a_terminal():
     verdict = record.parse(_body(result="differed", differences=["\x1b[2Jtable x\r\n: gone"]), KEY)
     assert verdict.differences == ("?[2Jtable x??: gone",)

@@ -4,16 +4,20 @@ targets, a restore that fails is a `failed` verdict, and either way nothing is l
 from __future__ import annotations
 
 import dataclasses
+import secrets
 
 from archivist.drill import cleanup, run
+from archivist.drill.digest import LineDigest
 from archivist.drill.scratch import ScratchTargets
 from archivist.format.bundle import BackupKey
 from archivist.runner import backup
+from archivist.sources.base import DumpOptions
 from archivist.sources.elasticsearch import cluster as es_cluster
 from archivist.sources.postgres import job as postgres
 from archivist.transport import s3io
 from archivist.transport.backup_bucket import BackupStore
 from tests.include.drill.live_state import live_state, scratch_left
+from tests.include.sources.elasticsearch import servers as es_servers
 from tests.security.forge import forge, members, plant
 
 
@@ -72,3 +76,35 @@ def test_a_restore_that_fails_is_a_failed_verdict_and_its_scratch_is_removed(
         assert live_state(pg_settings, es_settings, storage_settings, backups_settings) == before
     finally:
         store.s3.delete_object(Bucket=store.bucket, Key=store.object_key(key.object_key))
+
+
+def test_a_bundles_data_streams_are_noted_not_compared():
+    """Scratch names have no template to make a data stream: the drill leaves them out and says so."""
+    es_counts = {"indices": {"logs-app": 3, "products": 2}, "documents": 5, "data_streams": ["logs-app"]}
+    restored = {"jobs": ["elasticsearch"], "counts": {"jobs.elasticsearch": es_counts}}
+    assert run.notes(restored) == [
+        "data stream(s) logs-app not drilled: scratch names have no template to make a data stream "
+        "(restore them with `archivist restore` to check them)"
+    ]
+    read = {"logs-app": LineDigest(), "products": LineDigest()}
+    assert run._without_data_streams(es_counts, read)["indices"] == {"products": 2}
+    assert list(read) == ["products"]
+    assert run.notes({"jobs": ["elasticsearch"], "counts": {"jobs.elasticsearch": {"indices": {}}}}) == []
+    assert ScratchTargets.new().restore_options([]).skip_data_streams
+
+
+def test_a_drill_of_a_bundle_with_a_data_stream_matches_what_it_can_and_notes_the_rest(
+    es_client, es_settings, backups_settings
+):
+    prefix = f"drl{secrets.token_hex(4)}"
+    name = es_servers.seed_stream(es_client, prefix, hidden=not es_servers.deletes_streams(es_client))
+    es_client.index(index=f"{prefix}-plain", id="1", document={"n": 1}, refresh=True)
+    try:
+        made = backup.run_backup(jobs=("elasticsearch",), options=DumpOptions(f"{name},{prefix}-plain"))
+        verdict = run.run_drill(BackupStore(backups_settings), made["key"])
+    finally:
+        es_client.options(ignore_status=404).indices.delete(index=f"{prefix}-plain")
+        es_servers.drop_streams(es_client, prefix)
+    assert verdict.matched, verdict.differences
+    assert (verdict.checked["indices"], verdict.checked["documents"]) == (1, 1)
+    assert len(verdict.notes) == 1 and verdict.notes[0].startswith(f"data stream(s) {name} not drilled")
