@@ -126,16 +126,22 @@ def is_stream(definition: Any) -> bool:
 
 
 def refusals(
-    server: Server, into: dict[str, str], restored_templates: dict[str, Any], target_templates: list[dict[str, Any]]
+    server: Server,
+    into: dict[str, str],
+    restored_templates: dict[str, Any],
+    target_templates: list[dict[str, Any]],
+    without: str | None = None,
 ) -> list[str]:
     """Why each data stream of `into` (the bundle's name -> the name it is restored as) cannot be
     restored as a data stream on `server`, one line each (none when all can). The target makes the
     data stream from the composable template that matches the name there: one the restore puts
-    (`restored_templates`, renamed, after skip_templates), else one the target has already."""
+    (`restored_templates`, renamed, after skip_templates), else one the target has already.
+    `without`: why the server takes no data stream at all (`stream_templates_refused`), or None."""
     if not into:
         return []
-    if not server.has_data_streams:
-        return [f"data stream {name}: {server} has no data streams" for name in sorted(into)]
+    if not server.has_data_streams or without:
+        why = f" ({without})" if without else ""
+        return [f"data stream {name}: {server} has no data streams{why}" for name in sorted(into)]
     restoring = {t.get("name"): t for t in restored_templates.get("index_templates") or []}
     candidates = list(restoring.values()) + [t for t in target_templates if t.get("name") not in restoring]
     problems = []
@@ -157,10 +163,24 @@ def check_target(es: Elasticsearch, into: dict[str, str], restored_templates: di
     if not into:
         return
     server = server_of(es)
+    without = stream_templates_refused(es) if server.has_data_streams else None
     target_templates = es.indices.get_index_template().get("index_templates", []) if server.has_data_streams else []
-    problems = refusals(server, into, restored_templates, target_templates)
+    problems = refusals(server, into, restored_templates, target_templates, without)
     if problems:
         raise ConfigurationError(refused_message(problems))
+
+
+def stream_templates_refused(es: Elasticsearch) -> str | None:
+    """The server's reason for refusing any data-stream template, or None when it takes them: a
+    distribution can lack what parses them (Elasticsearch 7's integ-test-zip: `unknown field
+    [data_stream]`). Asked of the simulate API, which writes nothing."""
+    probe = for_server({"index_patterns": ["archivist-probe-*"], DATA_STREAM: {}}, server_of(es))
+    try:
+        es.indices.simulate_template(body=probe)
+    except ApiError as exc:
+        cause = (exc.body.get("error") or {}).get("caused_by") if isinstance(exc.body, dict) else None
+        return str(cause.get("reason")) if isinstance(cause, dict) else elasticsearch_reason(exc)
+    return None
 
 
 def refused_message(problems: list[str]) -> str:

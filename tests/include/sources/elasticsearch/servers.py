@@ -233,3 +233,16 @@ def drop_streams(es: Any, prefix: str) -> bool:
         es.indices.delete_data_stream(name=stream["name"])
     es.options(ignore_status=404).indices.delete_index_template(name=f"*{prefix}*")
     return True
+
+
+def remove_restored(es: Any, prefix: str) -> None:
+    """Removes what a restore under `prefix` (fresh each test) made: its data streams as
+    `drop_streams` does, its indices, and the renamed copies of every template the bundle held
+    (a template still in use by a data stream cannot be deleted, and is marked by drop_streams)."""
+    drop_streams(es, prefix)
+    es.options(ignore_status=404).indices.delete(index=f"{prefix}*")
+    made = es.options(ignore_status=404).indices.get_index_template(name=f"{prefix}*").get("index_templates", [])
+    for entry in made:  # one at a time: a pattern fails whole when one of its templates is in use
+        es.options(ignore_status=(400, 404)).indices.delete_index_template(name=entry["name"])
+    es.options(ignore_status=404).cluster.delete_component_template(name=f"{prefix}*")
+    es.options(ignore_status=404).indices.delete_template(name=f"{prefix}*")

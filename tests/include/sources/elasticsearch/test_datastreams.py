@@ -57,6 +57,9 @@ def test_a_data_stream_no_template_can_make_is_refused_naming_it_and_why():
     assert datastreams.refusals(ES_8, {"logs-app": "logs-app"}, {}, []) == [
         "data stream logs-app: no composable index template of the restore or the target matches that name"
     ]
+    assert datastreams.refusals(ES_8, {"logs-app": "logs-app"}, restored, [], "unknown field [data_stream]") == [
+        "data stream logs-app: Elasticsearch 8.19.21 has no data streams (unknown field [data_stream])"
+    ]
     old = Server("elasticsearch", "7.8.1")
     assert datastreams.refusals(old, {"logs-app": "logs-app"}, restored, []) == [
         "data stream logs-app: Elasticsearch 7.8.1 has no data streams"
@@ -79,14 +82,16 @@ def test_a_data_stream_template_speaks_the_targets_words(caplog):
 
 @pytest.fixture
 def stream_bundle(es_client, tmp_path):
-    """A bundle of a data stream of STREAM_DOCS documents beside a plain index of 5:
-    (path, key, prefix, data stream, its documents)."""
+    """A bundle of a data stream of STREAM_DOCS documents beside a plain index of 5: (path, key,
+    prefix, data stream, its documents, a fresh prefix to restore under, removed afterwards)."""
     prefix = f"dst{secrets.token_hex(4)}"
     name = servers.seed_stream(es_client, prefix, hidden=not servers.deletes_streams(es_client))
     bulk(es_client, ({"_index": f"{prefix}-plain", "_id": str(i), "_source": {"n": i}} for i in range(5)), refresh=True)
     made = backup.run_simple_backup(str(tmp_path / "b.tgz"), ("elasticsearch",), DumpOptions(f"{name},{prefix}-plain"))
-    yield made["path"], made["key"], prefix, name, servers.documents(es_client, name)
-    es_client.options(ignore_status=404).indices.delete(index=f"*{prefix}-plain")
+    elsewhere = f"r{secrets.token_hex(3)}-"
+    yield made["path"], made["key"], prefix, name, servers.documents(es_client, name), elsewhere
+    servers.remove_restored(es_client, elsewhere)
+    es_client.options(ignore_status=404).indices.delete(index=f"{prefix}-plain")
     servers.drop_streams(es_client, prefix)
 
 
@@ -100,7 +105,7 @@ def _definitions(path: str) -> dict:
 
 
 def test_a_data_stream_is_backed_up_as_its_documents_and_a_definition_marked_as_one(stream_bundle):
-    path, _, prefix, name, held = stream_bundle
+    path, _, prefix, name, held, _ = stream_bundle
     assert len(held) == servers.STREAM_DOCS
     meta = restore.verify(BundleSource.file(path)).meta
     assert meta["format_version"] == 5, "an older reader would restore the data stream as a plain index"
@@ -118,17 +123,17 @@ def test_a_data_stream_is_backed_up_as_its_documents_and_a_definition_marked_as_
 
 
 def test_a_data_stream_is_restored_elsewhere_as_a_data_stream_with_its_documents(stream_bundle, es_client):
-    path, key, prefix, name, held = stream_bundle
-    options = RestoreOptions(index_prefix="r-")
+    path, key, prefix, name, held, r = stream_bundle
+    options = RestoreOptions(index_prefix=r)
 
     result = restore.run_restore(BundleSource.file(path), key, ("elasticsearch",), "empty", options)
 
     assert result["problems"] == []
-    assert servers.is_data_stream(es_client, f"r-{name}")
-    assert servers.documents(es_client, f"r-{name}") == held, "documents or ids differ"
-    assert not servers.is_data_stream(es_client, f"r-{prefix}-plain"), "a plain index became a data stream"
-    assert es_client.count(index=f"r-{prefix}-plain")["count"] == 5
-    with pytest.raises(TargetNotEmptyError, match=rf"already has data stream\(s\) r-{name}"):
+    assert servers.is_data_stream(es_client, f"{r}{name}")
+    assert servers.documents(es_client, f"{r}{name}") == held, "documents or ids differ"
+    assert not servers.is_data_stream(es_client, f"{r}{prefix}-plain"), "a plain index became a data stream"
+    assert es_client.count(index=f"{r}{prefix}-plain")["count"] == 5
+    with pytest.raises(TargetNotEmptyError, match=rf"already has data stream\(s\) {r}{name}"):
         restore.run_restore(BundleSource.file(path), key, ("elasticsearch",), "empty", options)
 
 
@@ -136,17 +141,17 @@ NO_TEMPLATE = "no composable index template of the restore or the target matches
 
 
 def test_a_restore_without_templates_refuses_the_data_stream_before_writing(stream_bundle, es_client):
-    path, key, prefix, name, _ = stream_bundle
-    options = RestoreOptions(index_prefix="s-", skip_templates=True)
-    with pytest.raises(ArchivistError, match=rf"data stream {name} \(restored as s-{name}\): {NO_TEMPLATE}") as got:
+    path, key, prefix, name, _, r = stream_bundle
+    options = RestoreOptions(index_prefix=r, skip_templates=True)
+    with pytest.raises(ArchivistError, match=rf"data stream {name} \(restored as {r}{name}\): {NO_TEMPLATE}") as got:
         restore.run_restore(BundleSource.file(path), key, ("elasticsearch",), "empty", options)
     assert "restore without skip_templates" in str(got.value)
-    assert not es_client.indices.exists(index=f"s-{prefix}-plain"), "an index was written before the refusal"
-    assert not servers.is_data_stream(es_client, f"s-{name}")
+    assert not es_client.indices.exists(index=f"{r}{prefix}-plain"), "an index was written before the refusal"
+    assert not servers.is_data_stream(es_client, f"{r}{name}")
 
 
 def test_a_data_stream_renamed_apart_from_its_template_is_refused_before_writing(stream_bundle, es_client):
-    path, key, prefix, name, _ = stream_bundle
+    path, key, prefix, name, _, r = stream_bundle
     options = RestoreOptions(index_rename=((name, f"copy{prefix}-logs"),))
     with pytest.raises(ArchivistError, match=rf"data stream {name} \(restored as copy{prefix}-logs\): {NO_TEMPLATE}"):
         restore.run_restore(BundleSource.file(path), key, ("elasticsearch",), "replace", options)
@@ -155,14 +160,14 @@ def test_a_data_stream_renamed_apart_from_its_template_is_refused_before_writing
 
 
 def test_a_dry_run_names_the_data_streams_it_would_make(stream_bundle):
-    path, key, prefix, name, _ = stream_bundle
+    path, key, prefix, name, _, r = stream_bundle
     result = restore.run_restore(
-        BundleSource.file(path), key, ("elasticsearch",), "empty", RestoreOptions(index_prefix="d-"), dry_run=True
+        BundleSource.file(path), key, ("elasticsearch",), "empty", RestoreOptions(index_prefix=r), dry_run=True
     )
-    assert result["restored"]["elasticsearch"]["data_streams"] == [f"d-{name}"]
+    assert result["restored"]["elasticsearch"]["data_streams"] == [f"{r}{name}"]
 
 
 def test_a_split_backup_gives_each_data_stream_to_a_part(stream_bundle, es_settings):
-    _, _, prefix, name, _ = stream_bundle
+    _, _, prefix, name, _, _ = stream_bundle
     parts = split.plan_elasticsearch(es_settings, DumpOptions(f"{name},{prefix}-plain"), 2)
     assert sorted(i for part in parts for i in part["indices"]) == [name, f"{prefix}-plain"]
