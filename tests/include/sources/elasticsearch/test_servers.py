@@ -3,24 +3,29 @@ ARCHIVIST_ES_VERSIONS started (and the stack's 8.19), and bundles of older serve
 newer ones. Each server holds an index of 25,000 documents with a filtered alias, an index whose
 documents need their routing, and a template of each kind; after the round trip the documents
 (ids, routing, sources), mappings, aliases and templates are what the server showed before.
-`archivist drill` runs against each server too, and the checks' reader reads each.
+`archivist drill` runs against each server too, and the checks' reader reads each. Each server
+that makes data streams also holds one, made by its template: after the round trip it is a data
+stream again, with the same documents and ids; a server that makes none (Elasticsearch 7.17's
+integ-test-zip) refuses a bundle holding one before anything is written.
 
 `make test-esmatrix` runs it with every server; the servers run one after another."""
 
 from __future__ import annotations
 
 import os
+import secrets
 
 import orjson
 import pytest
 from elasticsearch.helpers import bulk
 
 from archivist.drill import record
+from archivist.errors import ArchivistError
 from archivist.format.bundle import BackupKey
 from archivist.format.bundle_index import BundleSource
 from archivist.runner import backup, restore
-from archivist.sources.base import DumpOptions
-from archivist.sources.elasticsearch import cluster, export
+from archivist.sources.base import DumpOptions, RestoreOptions
+from archivist.sources.elasticsearch import cluster, datastreams, export
 from archivist.transport.backup_bucket import BackupStore
 from tests.include.drill.live_state import scratch_left
 from tests.include.drill.short_bundle import one_document_fewer
@@ -33,6 +38,7 @@ pytestmark = pytest.mark.esmatrix
 # Source and target of each migration: older into newer, and Elasticsearch 7 into OpenSearch.
 MIGRATIONS = [("7.17", "8.19"), ("8.19", "9"), ("7.17", "9"), ("7.17", "opensearch-2"), ("7.17", "opensearch-3")]
 _bundles: dict[str, tuple[str, str, dict]] = {}  # server label -> (bundle path, key, what it held)
+_stream_bundle: list[tuple[str, str, str, dict]] = []  # the stack's 8.19: (bundle path, key, data stream, documents)
 
 
 def pytest_generate_tests(metafunc):
@@ -184,3 +190,90 @@ def test_a_drill_matches_and_one_of_a_bundle_a_document_short_names_the_index(
     assert f"index {prefix}-routed: 499 documents restored, meta.json says 500" in bad.stdout, bad.stdout
     assert f"index {prefix}-big" not in bad.stdout
     assert scratch_left(pg_settings, settings, storage_settings) == []
+
+
+def _restore_stream(es, settings, path: str, key: str, prefix: str, name: str) -> str:
+    """Restores the bundle's data stream where the target has none of that name; the name it was
+    restored as. A server that cannot delete a data stream (servers.py) keeps it, so the restore
+    goes under a fresh prefix there. Replace mode: the server holds other tests' templates, which
+    the bundle holds too."""
+    emptied = servers.drop_streams(es, prefix) or not servers.is_data_stream(es, name)
+    options = RestoreOptions() if emptied else RestoreOptions(index_prefix=f"r{secrets.token_hex(3)}-")
+    try:
+        result = restore.run_restore(
+            BundleSource.file(path), key, ("elasticsearch",), "replace", options, settings={"elasticsearch": settings}
+        )
+        assert result["problems"] == []
+        assert servers.is_data_stream(es, options.index_prefix + name), f"{name} was not restored as a data stream"
+        return servers.documents(es, options.index_prefix + name)
+    finally:
+        if options.index_prefix:
+            servers.remove_restored(es, options.index_prefix)
+
+
+def test_data_stream_round_trip(on, tmp_path_factory):
+    label, settings, es = on
+    if datastreams.stream_templates_refused(es):
+        pytest.skip(f"{label} makes no data stream: test_data_stream_refused covers it")
+    prefix = f"ds{label.replace('.', '').replace('-', '')}{secrets.token_hex(3)}"  # fresh names every run
+    hidden = not servers.deletes_streams(es)  # then backed up by its name (servers.py says why)
+    name = servers.seed_stream(es, prefix, hidden)
+    held = servers.documents(es, name)
+    path = tmp_path_factory.mktemp(f"stream-{label}") / "bundle.tgz"
+    made = backup.run_simple_backup(str(path), ("elasticsearch",), DumpOptions(name if hidden else f"{prefix}-*"))
+    meta = restore.verify(BundleSource.file(made["path"])).meta
+    assert meta["format_version"] == 5
+    assert meta["counts"]["jobs.elasticsearch"]["indices"] == {name: servers.STREAM_DOCS}
+
+    restored = _restore_stream(es, settings, made["path"], made["key"], prefix, name)
+
+    assert restored == held, "documents or ids differ"
+    servers.drop_streams(es, prefix)
+
+
+def _main_stream_bundle(es_settings, tmp_path_factory, monkeypatch) -> tuple[str, str, str, dict]:
+    """A bundle of a data stream of the stack's 8.19 (made once): (path, key, data stream, documents).
+    Elasticsearch 7.17's integ-test-zip makes no data stream, so data streams migrate from 8.19."""
+    if not _stream_bundle:
+        main = servers.client(es_settings)
+        prefix = f"dsmain{secrets.token_hex(3)}"
+        name = servers.seed_stream(main, prefix, hidden=not servers.deletes_streams(main))
+        with monkeypatch.context() as env:
+            env.setenv("AIRFLOW_CONN_ARCHIVIST_ELASTICSEARCH", servers.connection(es_settings))
+            path = tmp_path_factory.mktemp("stream-main") / "bundle.tgz"
+            made = backup.run_simple_backup(str(path), ("elasticsearch",), DumpOptions(name))
+        _stream_bundle.append((made["path"], made["key"], name, servers.documents(main, name)))
+        servers.drop_streams(main, prefix)
+    return _stream_bundle[0]
+
+
+def test_data_stream_migration(on, es_settings, tmp_path_factory, monkeypatch):
+    """A data stream of the stack's 8.19 into each newer server, or OpenSearch, that makes them."""
+    label, settings, es = on
+    if label == servers.MAIN or datastreams.stream_templates_refused(es):
+        pytest.skip(f"{label}: no migration of a data stream from 8.19 to test")
+    path, key, name, held = _main_stream_bundle(es_settings, tmp_path_factory, monkeypatch)
+
+    restored = _restore_stream(es, settings, path, key, name.removesuffix("-ds-logs"), name)
+
+    assert restored == held, "documents or ids differ"
+    servers.drop_streams(es, name.removesuffix("-ds-logs"))
+
+
+def test_data_stream_refused(on, es_settings, tmp_path_factory, monkeypatch):
+    """A bundle of the stack's 8.19 holding a data stream, restored into a server that makes none:
+    refused before anything is written, naming the data stream and the server's reason."""
+    label, settings, es = on
+    if datastreams.stream_templates_refused(es) is None:
+        pytest.skip(f"{label} makes data streams: test_data_stream_round_trip covers it")
+    path, key, name, _ = _main_stream_bundle(es_settings, tmp_path_factory, monkeypatch)
+    server = str(cluster.server_of(es))
+
+    with pytest.raises(ArchivistError, match=rf"data stream {name}: {server} has no data streams \(.*data_stream"):
+        restore.run_restore(
+            BundleSource.file(path), key, ("elasticsearch",), "empty", settings={"elasticsearch": settings}
+        )
+
+    template = name.removesuffix("-ds-logs") + "-dst"
+    assert not es.indices.exists_index_template(name=template), "a template was written before the refusal"
+    assert not es.indices.exists(index=name, expand_wildcards="all")
