@@ -144,8 +144,7 @@ def notes(restored: dict[str, Any]) -> list[str]:
     if "elasticsearch" not in restored.get("jobs", []) or not isinstance(streams, list) or not streams:
         return []
     return [
-        f"data stream(s) {', '.join(str(s) for s in streams)} not drilled: scratch names have no "
-        "template to make a data stream (restore them with `archivist restore` to check them)"
+        f"data stream(s) {', '.join(str(s) for s in streams)} not drilled: no template makes one under scratch names"
     ]
 
 
