@@ -8,7 +8,8 @@
 #   search_servers.sh url LABEL          the URL a started one answers on
 #
 # LABEL is 7.17, 9, opensearch-2 or opensearch-3. Each has its own HTTP port, ES_EXTRA_PORT plus
-# its slot below (the transport port is 100 above), so a label keeps its port whichever others run.
+# its slot below (the transport port the first free one from 100 above: nothing connects to it), so a
+# label keeps its HTTP port whichever others run.
 # The Elasticsearch ones log in as the stack's user (file realm, security on, plain HTTP); the
 # OpenSearch distribution has no security plugin, so it asks for no login.
 source "$(dirname "$0")/common.sh"
@@ -79,7 +80,7 @@ start_one() {
 cluster.name: archivist-$label
 network.host: $BIND
 http.port: $port
-transport.port: $((port + 100))
+transport.port: $((port + 100))-$((port + 109))
 discovery.type: single-node
 path.data: $dir/data
 path.logs: $LOCAL/log/search-$label
@@ -105,8 +106,15 @@ CONF
   as_service_user env "${upper}_JAVA_HOME=$java" "${upper}_JAVA_OPTS=-Xms$SEARCH_HEAP -Xmx$SEARCH_HEAP" \
     "${upper}_TMPDIR=$dir/tmp" "$home/bin/$family" -d -p "$pidfile" >"$LOCAL/log/search-$label.out" 2>&1 \
     || { tail -n 20 "$LOCAL/log/search-$label.out" >&2; die "$family $version failed to start; see $LOCAL/log/search-$label.out"; }
-  local deadline=$((SECONDS + 420))  # OpenSearch 3 took 5 minutes on a busy machine
+  local launched=$SECONDS deadline=$((SECONDS + 420))  # OpenSearch 3 took 5 minutes on a busy machine
   until health "$label" >/dev/null 2>&1; do
+    # The node writes its pid file early in its start (7.x and OpenSearch may take a few seconds
+    # after `-d` returns) and removes it when it stops: a dead pid, or none after a minute, failed.
+    if { [ -f "$pidfile" ] && ! kill -0 "$(cat "$pidfile" 2>/dev/null)" 2>/dev/null; } \
+      || { [ ! -f "$pidfile" ] && [ "$((SECONDS - launched))" -ge 60 ]; }; then
+      tail -n 30 "$LOCAL/log/search-$label"/*.log >&2 || true
+      die "$family $version ($label) stopped while starting; see $LOCAL/log/search-$label/"
+    fi
     if [ "$SECONDS" -ge "$deadline" ]; then
       tail -n 30 "$LOCAL/log/search-$label"/*.log >&2 || true
       die "$family $version ($label) did not answer on port $port within 420s; see $LOCAL/log/search-$label/"

@@ -168,7 +168,9 @@ start_elasticsearch() {
     cat >>"$ES_HOME/config/elasticsearch.yml" <<CONF
 network.host: $BIND
 http.port: $ES_PORT
-transport.port: $((ES_PORT + 100))
+# A range: nothing connects to a single node's transport port, and a port of the ephemeral range
+# may be held for a moment by some client's outgoing connection.
+transport.port: $((ES_PORT + 100))-$((ES_PORT + 109))
 discovery.type: single-node
 path.data: $LOCAL/es/data
 path.logs: $LOGS/elasticsearch
@@ -234,7 +236,7 @@ cluster.name: archivist-tls
 node.name: archivist-tls
 network.host: $BIND
 http.port: $ES_TLS_PORT
-transport.port: $((ES_TLS_PORT + 100))
+transport.port: $((ES_TLS_PORT + 100))-$((ES_TLS_PORT + 109))
 discovery.type: single-node
 path.data: $ES_TLS_DIR/data
 path.logs: $LOGS/elasticsearch-tls
