@@ -121,7 +121,8 @@ def measure_server(label: str, scale: float) -> dict:
 
 def table(scale: float, rows: list[dict]) -> str:
     lines = [
-        f"# Export and restore per search server, scale {scale}, one round each (shared machine)",
+        f"# Export and restore per search server, scale {scale}, one round each "
+        + ("(each command after waiting for an idle machine)" if SETTLE else "(no wait for an idle machine)"),
         "",
         "| server | documents | archivist export s | elasticdump export s | speedup | archivist restore s "
         "| elasticdump restore s | speedup | archivist peak MB (export / restore) |",
