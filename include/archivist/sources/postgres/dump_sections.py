@@ -37,6 +37,12 @@ _ADD_CONSTRAINT = rb"ALTER\s+TABLE\s+(?:ONLY\s+)?" + _NAME + rb"\s+ADD\s+CONSTRA
 _INDEX_PHASE = re.compile(
     rb"(?:CREATE\s+(?:UNIQUE\s+)?INDEX\s|" + _ADD_CONSTRAINT + rb"(?:PRIMARY\s+KEY|UNIQUE|CHECK|EXCLUDE)\b)", re.I
 )
+# The table an index-phase statement builds on: `CREATE INDEX i ON [ONLY] t` or `ALTER TABLE [ONLY] t`.
+_BUILDS_ON = re.compile(
+    rb"(?:CREATE\s+(?:UNIQUE\s+)?INDEX\s+" + _IDENT + rb"\s+ON\s+(?:ONLY\s+)?|ALTER\s+TABLE\s+(?:ONLY\s+)?)"
+    rb"(" + _NAME + rb")\s",
+    re.I,
+)
 _ATTACH = re.compile(rb"ALTER\s+INDEX\s+" + _NAME + rb"\s+ATTACH\s+PARTITION\s", re.I)
 _FOREIGN_KEY = re.compile(_ADD_CONSTRAINT + rb"FOREIGN\s+KEY\b", re.I)
 
@@ -57,6 +63,19 @@ class CopyBlock:
     table: str
     settings: tuple[bytes, ...]
     rows: Iterator[bytes]  # the data lines, without the `\.` line; read it whole before the next item
+
+
+def builds_on(statement: Statement) -> str | None:
+    """The table (`schema.table`, as CopyBlock.table names it) whose rows an index-phase statement
+    reads, so that it may run as soon as that table is loaded; None for any other statement."""
+    if statement.phase != INDEXES:
+        return None
+    match = _BUILDS_ON.match(_body(statement.text).strip())
+    return _table(match.group(1)) if match else None
+
+
+def _table(name: bytes) -> str:
+    return ".".join(identifier(part) for part in re.findall(_IDENT, name))
 
 
 def phase_of(head: bytes) -> str:
@@ -197,7 +216,7 @@ class DumpSections:
         match = _COPY.fullmatch(body)
         if not match:
             raise VerificationError(f"the dump has a COPY statement of an unexpected shape: {body[:200]!r}")
-        table = ".".join(identifier(part) for part in re.findall(_IDENT, match.group(1)))
+        table = _table(match.group(1))
         self._pending = b""
         return CopyBlock(body, table, self.settings, self._input.copy_rows(table))
 

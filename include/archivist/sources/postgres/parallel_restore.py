@@ -2,7 +2,8 @@
 
 In a scratch copy of the target (scratch_database): the schema in one psql transaction, then
 each table's COPY block on a connection of its own, fed from one sequential read of the dump
-through bounded disk spools (spool), then indexes and constraints in parallel, foreign keys in
+through bounded disk spools (spool), each table's indexes and constraints as soon as its rows are
+in (beside the tables still loading), then the rest of them in parallel, foreign keys in
 parallel, and the rest of the dump in one more psql transaction; every table is analyzed in
 parallel, and the scratch database is swapped in for the target in one transaction. A failure
 anywhere drops the scratch database and leaves the target as it was.
@@ -17,7 +18,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, as_completed, wait
 from contextlib import contextmanager
 from typing import IO
 
@@ -37,6 +38,7 @@ from archivist.sources.postgres.dump_sections import (
     CopyBlock,
     DumpSections,
     Statement,
+    builds_on,
 )
 from archivist.sources.postgres.scratch_database import CannotBuildAside, ScratchDatabase
 from archivist.sources.postgres.spool import Spool, SpoolBudget, SpoolCancelled
@@ -175,7 +177,7 @@ class ParallelRestore:
                 tempfile.TemporaryFile() as rest,
             ):
                 later = self._load_rows(sections, connections, pool, rest)
-                started = self._phase("rows", started)
+                started = self._phase("rows, and the indexes of tables loaded meanwhile", started)
                 self._all(pool, connections, later[INDEXES])
                 for statement in later[ATTACH]:
                     with connections.take(statement.settings) as conn:
@@ -197,11 +199,15 @@ class ParallelRestore:
         self, sections: DumpSections, connections: _Connections, pool: ThreadPoolExecutor, rest: IO[bytes]
     ) -> dict[str, list[Statement]]:
         """Streams every COPY block to a connection of its own, through spools, while sorting the
-        statements after them by phase (the serial ones into `rest`, for psql)."""
+        statements after them by phase (the serial ones into `rest`, for psql); runs each index
+        and constraint as soon as the table it reads is loaded, and returns the later statements
+        left to run (indexes on tables without rows in the dump among them)."""
         later: dict[str, list[Statement]] = {INDEXES: [], ATTACH: [], FOREIGN_KEYS: []}
         directory = tempfile.mkdtemp(prefix="archivist-pg-spool-")
         budget = SpoolBudget(min(SPOOL_LIMIT, max(shutil.disk_usage(directory).free // 2, 64 * 1024 * 1024)))
         loads: list[Future[None]] = []
+        loaded_table: dict[Future[None], str] = {}
+        early: list[Future[None]] = []
         spools: list[Spool] = []
         wrote_settings = False
         progress = Progress(f"rows {self.settings.dbname}")
@@ -211,6 +217,7 @@ class ParallelRestore:
                     spool = Spool(directory, str(len(spools)), budget)
                     spools.append(spool)
                     loads.append(pool.submit(_guarded(budget, self._copy), connections, item, spool))
+                    loaded_table[loads[-1]] = item.table
                     for rows in item.rows:
                         spool.write(rows)
                         progress.add(len(rows))
@@ -223,20 +230,29 @@ class ParallelRestore:
                     rest.write(b"".join(item.settings))
                     wrote_settings = True
                 rest.write(item.text)
-            _first_error(loads, wait(loads, return_when=FIRST_EXCEPTION).done)
+            later[INDEXES] = _after_each_load(later[INDEXES], loaded_table, pool, connections, budget, early)
+            _first_error(loads + early, wait(loads + early, return_when=FIRST_EXCEPTION).done)
         except SpoolCancelled:
-            _first_error(loads, wait(loads).done)
+            _cancel(early)
+            _first_error(loads + early, wait(loads + early).done)
             raise
         except BaseException:
             budget.cancel()
-            wait(loads)
+            _cancel(early)
+            wait(loads + early)
             raise
         finally:
             for spool in spools:
                 spool.discard()
             shutil.rmtree(directory, ignore_errors=True)
         progress.done()
-        log.info("parallel restore: %d table(s) loaded; spools held at most %d MB", len(loads), budget.peak >> 20)
+        log.info(
+            "parallel restore: %d table(s) loaded, %d index(es) and constraint(s) built beside the loads; spools held "
+            "at most %d MB",
+            len(loads),
+            len(early),
+            budget.peak >> 20,
+        )
         return later
 
     @staticmethod
@@ -249,10 +265,41 @@ class ParallelRestore:
         """Runs the statements over every connection at once; stops at the first error."""
         futures = [pool.submit(_execute, connections, statement) for statement in statements]
         done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-        for future in futures:
-            future.cancel()
+        _cancel(futures)
         _first_error(futures, done)
         wait(futures)
+
+
+def _after_each_load(
+    statements: list[Statement],
+    loaded_table: dict[Future[None], str],
+    pool: ThreadPoolExecutor,
+    connections: _Connections,
+    budget: SpoolBudget,
+    started: list[Future[None]],
+) -> list[Statement]:
+    """Submits each index-phase statement as soon as the load of the table it reads has ended
+    (appending its future to `started`), the way pg_restore --jobs schedules by dependency, so a
+    connection whose table is in does not wait idle for the largest table. Returns the statements
+    on tables the dump loads no rows into, to run after every load; stops at a failed load."""
+    waiting: dict[str, list[Statement]] = {}
+    rest: list[Statement] = []
+    tables = set(loaded_table.values())
+    for statement in statements:
+        table = builds_on(statement)
+        (waiting.setdefault(table, []) if table in tables else rest).append(statement)
+    for load in as_completed(loaded_table):
+        if load.cancelled() or load.exception() is not None or budget.cancelled:
+            break
+        for statement in waiting.pop(loaded_table[load], []):
+            started.append(pool.submit(_guarded(budget, _execute), connections, statement))
+    return rest
+
+
+def _cancel(futures: list[Future[None]]) -> None:
+    """Cancels the statements not yet started: the restore has failed and its database goes."""
+    for future in futures:
+        future.cancel()
 
 
 def _execute(connections: _Connections, statement: Statement) -> None:

@@ -104,3 +104,29 @@ def test_phase_of():
     )
     assert dump_sections.phase_of(b"CREATE TRIGGER tr BEFORE INSERT ON public.t") == "serial"
     assert isinstance(Statement(b"", "serial", ()), Statement)
+
+
+@pytest.mark.parametrize(
+    "text, table",
+    [
+        (b"--\n-- Name: t_body\n--\n\nCREATE INDEX t_body ON public.t USING btree (body);\n", "public.t"),
+        (b'CREATE UNIQUE INDEX "I" ON "My Schema"."Odd ""t""" USING btree (a);', 'My Schema.Odd "t"'),
+        (b"CREATE INDEX p_a ON ONLY public.p USING btree (a);", "public.p"),
+        (b"ALTER TABLE ONLY public.t\n    ADD CONSTRAINT t_pkey PRIMARY KEY (id);", "public.t"),
+        (b"ALTER TABLE public.T ADD CONSTRAINT c CHECK ((a > 0)) NOT VALID;", "public.t"),
+    ],
+)
+def test_the_table_an_index_phase_statement_builds_on(text, table):
+    statement = Statement(text, dump_sections.phase_of(dump_sections._body(text).strip()), ())
+    assert statement.phase == "indexes"
+    assert dump_sections.builds_on(statement) == table
+
+
+def test_statements_of_other_phases_build_on_no_table():
+    for text in (
+        b"ALTER TABLE ONLY public.u ADD CONSTRAINT u_t FOREIGN KEY (t) REFERENCES public.t(id);",
+        b"ALTER INDEX public.p_pkey ATTACH PARTITION public.p1_pkey;",
+        b"SELECT pg_catalog.setval('public.s', 3, true);",
+    ):
+        statement = Statement(text, dump_sections.phase_of(text), ())
+        assert dump_sections.builds_on(statement) is None

@@ -1,0 +1,101 @@
+"""A parallel restore builds each table's indexes as soon as that table is loaded, beside the
+tables still loading, the way pg_restore --jobs schedules by dependency."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import secrets
+import subprocess
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from archivist.sources.postgres import dump_plan, job, parallel_restore
+from tests.faults.faults_support import Background
+from tests.support import wait_until
+
+# A check that sleeps on one row makes the load of `slow` last seconds, whatever the machine.
+SCHEMA = """
+    CREATE FUNCTION public.sleeps_on_one(id int) RETURNS boolean LANGUAGE plpgsql AS $$
+    BEGIN IF id = 1 THEN PERFORM pg_sleep(4); END IF; RETURN true; END $$;
+    CREATE TABLE public.quick (id int PRIMARY KEY, body text);
+    CREATE INDEX quick_body ON public.quick (body);
+    CREATE TABLE public.slow (id int PRIMARY KEY CHECK (public.sleeps_on_one(id)));
+    INSERT INTO public.quick SELECT g, md5(g::text) FROM generate_series(1, 1000) g;
+    INSERT INTO public.slow VALUES (1), (2);
+"""
+
+
+@pytest.fixture
+def two_tables(pg_settings):
+    """A database holding a table that loads at once and one that takes seconds, as settings."""
+    name = f"archivist_par_{secrets.token_hex(4)}"
+    with psycopg.connect(**_conninfo(pg_settings), autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    settings = dataclasses.replace(pg_settings, dbname=name)
+    with psycopg.connect(**_conninfo(settings), autocommit=True) as conn:
+        conn.execute(SCHEMA)
+    yield settings
+    with psycopg.connect(**_conninfo(pg_settings), autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def _conninfo(settings) -> dict:
+    return {
+        "host": settings.host, "port": settings.port, "user": settings.user, "password": settings.password,
+        "dbname": settings.dbname,
+    }  # fmt: skip
+
+
+def _loading_slow_into(settings) -> str | None:
+    """The scratch database a restore is loading `slow` into, while it does."""
+    with job.connect(settings) as conn:
+        row = conn.execute(
+            "SELECT datname FROM pg_catalog.pg_stat_activity WHERE application_name = %s AND query LIKE %s",
+            (parallel_restore.APPLICATION_NAME, "COPY public.slow %"),
+        ).fetchone()
+    return row[0] if row else None
+
+
+def _indexes(settings, dbname: str) -> set[str]:
+    with job.connect(dataclasses.replace(settings, dbname=dbname)) as conn:
+        return {row[0] for row in conn.execute("SELECT indexname FROM pg_catalog.pg_indexes WHERE tablename = 'quick'")}
+
+
+def test_a_loaded_tables_indexes_are_built_while_another_table_loads(two_tables):
+    dump = subprocess.run(
+        [job.tool("pg_dump"), "--format=plain", "--no-owner", "--no-privileges", "--no-password"],
+        env=job.child_env(two_tables),
+        capture_output=True,
+        check=True,
+    ).stdout
+    with job.connect(two_tables) as conn:
+        conn.execute("DELETE FROM public.quick WHERE id > 10")
+    plan = dump_plan.scan(io.BytesIO(dump))
+    restore = Background(lambda: parallel_restore.restore(two_tables, io.BytesIO(dump), "replace", plan, jobs=2))
+    seen: dict[str, set[str]] = {}
+
+    def quick_indexed_while_slow_loads() -> bool:
+        scratch = _loading_slow_into(two_tables)
+        if scratch is None:
+            return False
+        indexes = _indexes(two_tables, scratch)
+        if _loading_slow_into(two_tables) != scratch:  # `slow` must still be loading after the look
+            return False
+        seen[scratch] = indexes
+        return indexes == {"quick_pkey", "quick_body"}
+
+    wait_until(
+        lambda: restore.error is not None or quick_indexed_while_slow_loads(),
+        what="quick's indexes in the scratch database while slow loads",
+        timeout=30,
+    )
+    restore.join()
+    assert restore.error is None, restore.error
+    assert seen, "the restore never showed quick's indexes while slow loaded"
+    with job.connect(two_tables) as conn:
+        assert conn.execute("SELECT count(*) FROM public.quick").fetchone() == (1000,)
+        assert conn.execute("SELECT count(*) FROM public.slow").fetchone() == (2,)
+    assert _indexes(two_tables, two_tables.dbname) == {"quick_pkey", "quick_body"}
