@@ -12,8 +12,9 @@ runs rounds, each method into a freshly emptied database, in turn:
 - bound: the server alone. The dump is cut beforehand (untimed) into its schema, one file per
   table's rows and its later statements; the timed part runs the schema through psql, has the
   server read each table's file itself (`COPY … FROM '<file>'`) over the same number of
-  sessions at once, then builds the same indexes, constraints and foreign keys in parallel and
-  runs the rest, as archivist does. No client reads, decompresses or sends a row, so on this
+  sessions at once, builds each table's indexes and constraints as soon as it is loaded and
+  the rest after, then the foreign keys in parallel, and runs the rest, scheduled as archivist
+  schedules them. No client reads, decompresses or sends a row, so on this
   machine no client can restore faster.
 
 The one-minute load average is recorded before each step (the machine may be shared). Results
@@ -41,6 +42,7 @@ from archivist.sources.base import DumpOptions
 from archivist.sources.postgres import job as postgres
 from archivist.sources.postgres import parallel_restore
 from archivist.sources.postgres.dump_sections import ATTACH, FOREIGN_KEYS, INDEXES, SERIAL, CopyBlock, DumpSections
+from archivist.sources.postgres.spool import SpoolBudget
 from archivist.transport import s3io
 from archivist.transport.backup_bucket import BackupStore
 from bench import baselines, generate, load, measure, report, run_job, targets
@@ -59,7 +61,7 @@ class Cut:
     def __init__(self, dump: Path, directory: Path):
         self.schema = directory / "schema.sql"
         self.rest = directory / "rest.sql"
-        self.copies: list[tuple[bytes, Path, tuple[bytes, ...]]] = []
+        self.copies: list[tuple[bytes, Path, tuple[bytes, ...], str]] = []
         self.later: dict[str, list] = {INDEXES: [], ATTACH: [], FOREIGN_KEYS: []}
         with gzip.open(dump, "rb") as sql, open(self.schema, "wb") as schema, open(self.rest, "wb") as rest:
             sections = DumpSections(sql)  # type: ignore[arg-type]
@@ -73,7 +75,7 @@ class Cut:
                             out.write(data)
                     os.chmod(rows, 0o644)
                     statement = item.statement.removesuffix(b";").replace(b"FROM stdin", b"FROM '" + bytes(rows) + b"'")
-                    self.copies.append((statement, rows, item.settings))
+                    self.copies.append((statement, rows, item.settings, item.table))
                 elif item.phase != SERIAL:
                     self.later[item.phase].append(item)
                 else:
@@ -103,11 +105,17 @@ class Cut:
                     with connections.take(settings_) as conn:
                         conn.execute(statement)
 
-                for future in [pool.submit(copy, s, st) for s, _, st in self.copies]:
+                # each table's indexes as soon as it is loaded, scheduled as archivist's restore does
+                loads = {pool.submit(copy, s, st): table for s, _, st, table in self.copies}
+                early: list = []
+                unloaded = parallel_restore._after_each_load(
+                    self.later[INDEXES], loads, pool, connections, SpoolBudget(0), early
+                )
+                for future in [*loads, *early]:
                     future.result()
-                phase("rows")
+                phase("rows, and the indexes of tables loaded meanwhile")
                 run_all = parallel_restore._execute
-                for future in [pool.submit(run_all, connections, s) for s in self.later[INDEXES]]:
+                for future in [pool.submit(run_all, connections, s) for s in unloaded]:
                     future.result()
                 for statement in self.later[ATTACH]:
                     parallel_restore._execute(connections, statement)

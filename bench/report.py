@@ -430,7 +430,8 @@ def pg_bound_markdown(bound: dict) -> str:
         f"`python -m bench.pg_bound`: {bound['cpus']} cores, {bound['jobs']} connections; rounds interleaved "
         "(archivist's `restore_postgres` task, `gunzip | psql --single-transaction`, then the server alone "
         "loading each table from a file it reads itself and building the same indexes and constraints over "
-        "the same connections), each into an emptied database; the median round is kept.",
+        "the same connections, each table's as soon as it is loaded, as archivist does), each into an emptied "
+        "database; the median round is kept.",
         "",
         "| method | median | rounds | load average before each |",
         "|---|---:|---|---|",
