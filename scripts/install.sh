@@ -61,7 +61,7 @@ install_elasticsearch() {
   if [ ! -f "$zip" ]; then
     log "downloading Elasticsearch $ES_VERSION (integ-test-zip) from Maven Central"
     mkdir -p "$CACHE/es"
-    mvn -B -q org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy \
+    mvn -B -q -Dstyle.color=never org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy \
       -Dartifact="org.elasticsearch.distribution.integ-test-zip:elasticsearch:$ES_VERSION:zip" \
       -DoutputDirectory="$CACHE/es" -Dmaven.repo.local="$CACHE/m2"
   else

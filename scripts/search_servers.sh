@@ -42,8 +42,9 @@ download() {  # FAMILY VERSION: the integ-test-zip into $CACHE/es, once
   group="org.$family.distribution.integ-test-zip"
   log "downloading $family $version ($group) from Maven Central"
   mkdir -p "$CACHE/es"
-  mvn -B -q org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy \
-    -Dartifact="$group:$family:$version:zip" -DoutputDirectory="$CACHE/es" -Dmaven.repo.local="$CACHE/m2" \
+  # stdout carries the server's URL alone: Maven's output (colour codes even with -q) goes to stderr
+  mvn -B -q -Dstyle.color=never org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy \
+    -Dartifact="$group:$family:$version:zip" -DoutputDirectory="$CACHE/es" -Dmaven.repo.local="$CACHE/m2" >&2 \
     || die "could not download $group:$family:$version:zip from Maven Central"
 }
 

@@ -33,9 +33,12 @@ def labels() -> list[str]:
 
 
 def _script(*args: str) -> str:
+    """The script's answer: its last line of stdout, which must be nothing but that."""
     run = subprocess.run(["bash", str(SCRIPT), *args], capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, f"search_servers.sh {' '.join(args)} failed:\n{run.stderr[-3000:]}"
-    return run.stdout.strip().splitlines()[-1] if run.stdout.strip() else ""
+    answer = run.stdout.strip().splitlines()[-1] if run.stdout.strip() else ""
+    assert answer.isprintable(), f"search_servers.sh {' '.join(args)} printed more than its answer: {answer!r}"
+    return answer
 
 
 class Servers:
