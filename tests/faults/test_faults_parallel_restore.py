@@ -145,7 +145,7 @@ def keyed(seeded, pg_settings):
 @pytest.mark.parametrize(
     "forged_row, refused",
     [
-        (b"7\tthe same id twice\n", "could not create unique index"),  # met when the key is built, after every row
+        (b"7\tthe same id twice\n", "could not create unique index"),  # met when the key is built on the loaded table
         (b"200001\tforbidden\n", "violates check constraint"),  # met by the COPY itself
     ],
     ids=["duplicate-key", "check-violation"],
