@@ -44,7 +44,8 @@ def targets_to_env(t: Targets) -> dict[str, str]:
 def targets_from_env() -> Targets:
     """The parent's targets, the buckets signed by their keys rather than through their Airflow
     connection: an Airflow worker's task process has Airflow imported by its supervisor before the
-    task starts, so loading Airflow here (about 1.4 s) would be measured as archivist's work."""
+    task starts, so loading Airflow here (about 1.5 s, bench/README.md) would be measured as
+    archivist's work."""
     data = json.loads(os.environ["BENCH_TARGETS"])
     return Targets(
         postgres=PostgresSettings(**data["postgres"]),
