@@ -31,9 +31,10 @@ END_TO_END = ("backup", "restore")
 
 
 def newest(results_dir: Path, scale: float) -> dict | None:
-    """The newest full (not quick) run at `scale` in `results_dir`."""
+    """The newest full (not quick) run at `scale` in `results_dir`. Only `bench.run`'s own files
+    count: other benches save theirs beside them (bench-encryption-…, pg-restore-…)."""
     found = []
-    for path in results_dir.glob("bench-*.json"):
+    for path in results_dir.glob("bench-scale-*.json"):
         try:
             data = json.loads(path.read_text())
         except (OSError, ValueError):

@@ -50,6 +50,15 @@ def test_each_scale_comes_from_its_newest_full_run(tmp_path):
     assert 5.0 not in rows["postgres"]
 
 
+def test_another_benchs_result_at_the_scale_is_not_a_run(tmp_path):
+    _save(tmp_path, _run(0.1, "2026-12-01T00:00:00", 10, 100))
+    # bench/encryption.py's result: newer, the same scale, none of a run's figures
+    (tmp_path / "bench-encryption-scale-0.1-20261204-225251.json").write_text(
+        json.dumps({"scale": 0.1, "started_at": "2026-12-04T22:52:51", "rounds": []})
+    )
+    assert scaling.newest(tmp_path, 0.1)["started_at"] == "2026-12-01T00:00:00"
+
+
 def test_the_run_being_written_stands_for_its_scale(tmp_path):
     _save(tmp_path, _run(5.0, "2026-12-01T00:00:00", 99, 100))
     runs = scaling.gathered(tmp_path, _run(5.0, "2026-12-04T00:00:00", 30, 100))
