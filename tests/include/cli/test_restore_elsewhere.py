@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 import secrets
 
 import orjson
@@ -15,10 +14,9 @@ from psycopg import sql
 
 from archivist.sources.postgres import job as pg_job
 from demo.fingerprint import es_snapshot, pg_dump_text, s3_snapshot
-from tests.include.test_cli import assert_one_error_line
+from tests.include.test_cli import KEY_RE, assert_one_error_line
 from tests.spec_support import archivist
 
-KEY_RE = re.compile(r"(bundle-\d{4}-\d{2}-\d{2}-[A-Za-z0-9]{11})")
 INDICES = ("customers", "legacy-events", "logs-demo-2026.11", "products")
 
 
