@@ -1,9 +1,7 @@
 """Airflow's share of a backup DAG run: the time from the run's start to its end that the jobs
 did not spend working (scheduling, task start-up, XCom, the small tasks around the jobs).
 
-A real scheduler runs it (LocalExecutor, `scripts/airflow.sh start` as `make airflow` does), the
-run triggered through the REST API once no other run of the DAG is queued or running (unpausing
-the DAG starts its latest scheduled run, and a run waits for the one before it). Airflow's
+A real scheduler runs it (bench/scheduler.py: LocalExecutor, as `make airflow` starts it). Airflow's
 task-instance records (queued, start and end times) give each task's share; the jobs' own
 durations come from their results (`time_seconds`).
 
@@ -16,15 +14,11 @@ import argparse
 import datetime as dt
 import json
 import os
-import subprocess
 import sys
-import time
-from pathlib import Path
 
-from bench import targets
+from bench import scheduler, targets
 from bench.targets import Targets
 
-ROOT = Path(__file__).resolve().parents[1]
 DAG_ID = "archivist_backup"
 JOBS = ("postgres", "elasticsearch", "storage")
 LIMIT_SECONDS = 10.0  # the issue's bound on Airflow's share of a backup run at scale 0.1
@@ -70,19 +64,9 @@ def share(run: dict, task_instances: list[dict], own: dict[str, float]) -> dict:
     }
 
 
-def wait_for_no_run(api, timeout: float = 1800) -> None:
-    """Waits until no run of the backup DAG is queued or running (a new run would wait behind it)."""
-    deadline = time.monotonic() + timeout
-    path = f"/api/v2/dags/{DAG_ID}/dagRuns"
-    while api.request("GET", path, params={"state": ["queued", "running"], "limit": 1})["total_entries"]:
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"a run of {DAG_ID} is still going after {timeout:g}s; see the Airflow UI")
-        time.sleep(2)
-
-
 def measure_run(api, conf: dict, timeout: float = 1800) -> dict:
     """Triggers one backup run once no other is going, waits for it, and returns its share (see `share`)."""
-    wait_for_no_run(api, timeout)
+    scheduler.wait_for_no_run(api, DAG_ID, timeout)
     run_id = api.trigger(DAG_ID, conf)
     state = api.wait(DAG_ID, run_id, timeout=timeout, poll=1)
     if state != "success":
@@ -95,39 +79,15 @@ def measure_run(api, conf: dict, timeout: float = 1800) -> dict:
     return {"run_id": run_id, **share(api.run(DAG_ID, run_id), api.task_instances(DAG_ID, run_id), own)}
 
 
-def _airflow(command: str, env: dict[str, str]) -> None:
-    subprocess.run(["bash", "scripts/airflow.sh", command], cwd=ROOT, env=env, check=True, timeout=600)
-
-
 def scheduler_runs(t: Targets, runs: int, log=print) -> list[dict]:
     """Starts Airflow with its connections pointed at the bench targets, measures `runs` backup runs
     in turn, and stops it (starting it again as it was if it ran before)."""
-    from demo.airflow_api import AirflowClient
-
-    connections = ROOT / ".local" / "bench" / "airflow-connections.sh"
-    connections.parent.mkdir(parents=True, exist_ok=True)
-    with os.fdopen(os.open(connections, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
-        f.writelines(f"export {k}='{v}'\n" for k, v in t.airflow_env().items())
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(targets.SHADOWING_PREFIXES)}
-    status = subprocess.run(["bash", "scripts/airflow.sh", "status"], cwd=ROOT, capture_output=True, text=True)
-    was_running = "scheduler: running" in status.stdout
-    _airflow("stop", clean)
     found = []
-    try:
-        _airflow("start", {**clean, "ARCHIVIST_EXTRA_ENV": str(connections)})
-        api = AirflowClient()
-        api.wait_for_dag(DAG_ID, timeout=300)
-        api.unpause(DAG_ID)
+    with scheduler.running(t, (DAG_ID,)) as api:
         for i in range(runs):
             got = measure_run(api, {"index_pattern": t.index_pattern, "keep": 7})
             log(f"backup DAG run {i + 1}/{runs}: {got['run_seconds']:.1f} s, Airflow's {got['airflow_seconds']:.1f} s")
             found.append(got)
-        api.request("PATCH", f"/api/v2/dags/{DAG_ID}", params={"update_mask": "is_paused"}, json={"is_paused": True})
-    finally:
-        _airflow("stop", clean)
-        connections.unlink(missing_ok=True)
-        if was_running:
-            _airflow("start", clean)
     return found
 
 
@@ -151,10 +111,10 @@ def main() -> None:
     result = summary(scheduler_runs(targets.load(), args.runs))
     print(f"load average: {os.getloadavg()[0]:.1f}", file=sys.stderr)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    saved = ROOT / "bench" / "results" / f"dag-overhead-scale-0.1-{stamp}.json"
+    saved = scheduler.ROOT / "bench" / "results" / f"dag-overhead-scale-0.1-{stamp}.json"
     saved.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
-    print(f"saved {saved.relative_to(ROOT)}", file=sys.stderr)
+    print(f"saved {saved.relative_to(scheduler.ROOT)}", file=sys.stderr)
 
 
 if __name__ == "__main__":

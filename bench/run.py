@@ -8,11 +8,11 @@ it into the bench targets (idempotent, counts checked before every
 measurement), then measure
   1. each archivist backup task in its own process (check, postgres,
      elasticsearch, storage, bundle_and_upload, rotate) and each baseline backup;
-  2. a real backup DAG run (`airflow dags test archivist_backup`) and the
+  2. a real backup DAG run on a scheduler (bench/scheduler.py) and the
      baselines one after another, as a cron script would run them;
   3. each archivist restore task (verify, restore_*) and each baseline restore,
      each into an emptied target, with the restored counts checked;
-  4. a real restore DAG run and the baseline restores one after another;
+  4. a real restore DAG run on a scheduler and the baseline restores one after another;
   5. at scale 0.1, Airflow's share of backup runs a real scheduler makes (bench/dag_overhead.py);
 then unload the bench data from the servers and write bench/results/<run>.json and .md.
 Every measurement starts once the machine is idle (measure.wait_for_idle), so what the servers
@@ -52,6 +52,7 @@ from bench import (
     profile_summary,
     report,
     run_job,
+    scheduler,
     targets,
 )
 from bench.baselines import Step
@@ -219,28 +220,12 @@ class Bench:
             store.s3.delete_object(Bucket=store.bucket, Key=store.object_key(BackupKey.parse(key).object_key))
         return self.encryption or {}
 
-    def dags_test(self, dag_id: str, conf: dict) -> dict:
-        """A real DAG run with `airflow dags test`, its connections pointed at the bench targets. The DAG is
-        paused first so a running scheduler does not take its tasks (with its own connections)."""
-        clean = {k: v for k, v in os.environ.items() if not k.startswith(targets.SHADOWING_PREFIXES)}
-        env = {**clean, **self.t.airflow_env()}
-        subprocess.run(["airflow", "dags", "pause", dag_id], capture_output=True, cwd=ROOT, timeout=300, env=env)
+    def scheduled_run(self, dag_id: str, conf: dict) -> dict:
+        """A real DAG run on a scheduler (bench/scheduler.py), its connections pointed at the bench
+        targets, its jobs in parallel as a deployment runs them."""
         self.idle()
-        m = measure.run(
-            f"airflow dags test {dag_id}",
-            ["airflow", "dags", "test", dag_id, "-c", json.dumps(conf)],
-            env=env,
-            cwd=str(ROOT),
-            log=log,
-            inherit_env=False,
-        )
-        (self.work / f"dags-test-{dag_id}.log").write_text(m.stdout + m.stderr)
-        if m.returncode != 0 or "state=success" not in (m.stdout + m.stderr):
-            raise RuntimeError(
-                f"airflow dags test {dag_id} failed (exit {m.returncode}); "
-                f"log in {self.work}/dags-test-{dag_id}.log:\n{(m.stdout + m.stderr)[-3000:]}"
-            )
-        return {"seconds": round(m.seconds, 3), "airflow_tree_peak_rss_mb": m.peak_rss_mb}
+        with scheduler.running(self.t, (dag_id,)) as api:
+            return scheduler.timed_run(api, dag_id, conf, log=log)
 
     def drop(self, *paths: Path) -> None:
         """Deletes work files no later step reads: at scale 5 keeping every copy would not fit the
@@ -295,7 +280,7 @@ class Bench:
             self.drop_object(store.object_key(BackupKey.parse(key).object_key))
             self.ensure(*JOBS)
             before = {b.key.name for b in store.list_bundles()}
-            self.e2e["archivist_backup"] = self.dags_test(
+            self.e2e["archivist_backup"] = self.scheduled_run(
                 "archivist_backup", {"index_pattern": self.t.index_pattern, "keep": 7}
             )
             made = [b for b in store.list_bundles() if b.key.name not in before]
@@ -352,7 +337,7 @@ class Bench:
         if self.dags and e2e_key:
             for job in JOBS:
                 load.wipe(self.t, job)
-            self.e2e["archivist_restore"] = self.dags_test(
+            self.e2e["archivist_restore"] = self.scheduled_run(
                 "archivist_restore", {"key": e2e_key, "mode": "empty", "indices": [self.t.index_pattern]}
             )
             for job in JOBS:

@@ -73,7 +73,7 @@ def figures(runs: dict[float, dict]) -> dict[str, dict[float, tuple[float, float
             e = run["end_to_end"][kind]["archivist"]
             rows.setdefault(f"{kind} end to end", {})[scale] = (
                 e["seconds"] / (_bytes(run, None) / GB),
-                e.get("airflow_tree_peak_rss_mb"),
+                e.get("scheduler_tree_peak_rss_mb", e.get("airflow_tree_peak_rss_mb")),
             )
     return rows
 

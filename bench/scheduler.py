@@ -1,0 +1,163 @@
+"""DAG runs on a real scheduler, for the bench's end-to-end figures and Airflow's share.
+
+Airflow is started as `make airflow` starts it (`scripts/airflow.sh start`, LocalExecutor), its
+connections pointed at the bench targets, and stopped after (started again as it was if it ran
+before). A run is triggered through the REST API once no other run of its DAG is queued or
+running (unpausing a scheduled DAG starts its latest scheduled run, and a run waits for the one
+before it), and timed from the trigger to the end Airflow records for it, so the scheduler's
+latency is counted and its own start-up is not: a deployment's scheduler is already running.
+Under a scheduler the jobs of a run go in parallel, as they do for users; `airflow dags test`
+runs one task at a time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+
+from bench import measure, targets
+from bench.targets import Targets
+
+ROOT = Path(__file__).resolve().parents[1]
+SCHEDULER_PID = ROOT / ".local" / "run" / "airflow-scheduler.pid"
+
+
+def _airflow(command: str, env: dict[str, str]) -> None:
+    subprocess.run(["bash", "scripts/airflow.sh", command], cwd=ROOT, env=env, check=True, timeout=600)
+
+
+@contextlib.contextmanager
+def running(t: Targets, dag_ids: tuple[str, ...]) -> Iterator:
+    """Airflow with its connections pointed at the bench targets and `dag_ids` unpaused; yields an
+    AirflowClient. The DAGs are paused again before Airflow stops."""
+    from demo.airflow_api import AirflowClient
+
+    connections = ROOT / ".local" / "bench" / "airflow-connections.sh"
+    connections.parent.mkdir(parents=True, exist_ok=True)
+    with os.fdopen(os.open(connections, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
+        f.writelines(f"export {k}='{v}'\n" for k, v in t.airflow_env().items())
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(targets.SHADOWING_PREFIXES)}
+    status = subprocess.run(["bash", "scripts/airflow.sh", "status"], cwd=ROOT, capture_output=True, text=True)
+    was_running = "scheduler: running" in status.stdout
+    _airflow("stop", clean)
+    try:
+        _airflow("start", {**clean, "ARCHIVIST_EXTRA_ENV": str(connections)})
+        api = AirflowClient()
+        for dag_id in dag_ids:
+            api.wait_for_dag(dag_id, timeout=300)
+            _fail_orphaned_runs(api, dag_id)
+            api.unpause(dag_id)
+        try:
+            yield api
+        finally:
+            for dag_id in dag_ids:
+                wait_for_no_run(api, dag_id)
+                api.request(
+                    "PATCH", f"/api/v2/dags/{dag_id}", params={"update_mask": "is_paused"}, json={"is_paused": True}
+                )
+    finally:
+        _airflow("stop", clean)
+        connections.unlink(missing_ok=True)
+        if was_running:
+            _airflow("start", clean)
+
+
+def _fail_orphaned_runs(api, dag_id: str) -> None:
+    """Marks failed the runs an earlier Airflow left queued or running when it was stopped: none
+    can be going on (this Airflow has just started), yet a new run would wait behind them."""
+    from demo.airflow_api import _seg
+
+    found = api.request("GET", f"/api/v2/dags/{dag_id}/dagRuns", params={"state": ["queued", "running"]})
+    for run in found["dag_runs"]:
+        path = f"/api/v2/dags/{dag_id}/dagRuns/{_seg(run['dag_run_id'])}"
+        api.request("PATCH", path, params={"update_mask": "state"}, json={"state": "failed"})
+        print(f"marked failed {dag_id} run {run['dag_run_id']}, left {run['state']} by an earlier Airflow", flush=True)
+
+
+def wait_for_no_run(api, dag_id: str, timeout: float = 3600) -> None:
+    """Waits until no run of the DAG is queued or running (a new run would wait behind it)."""
+    deadline = time.monotonic() + timeout
+    path = f"/api/v2/dags/{dag_id}/dagRuns"
+    while api.request("GET", path, params={"state": ["queued", "running"], "limit": 1})["total_entries"]:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"a run of {dag_id} is still going after {timeout:g}s; see the Airflow UI")
+        time.sleep(2)
+
+
+class _TreeSampler:
+    """Peak RSS of the scheduler's process tree: the scheduler, its executor's workers and the
+    task processes they start."""
+
+    def __init__(self) -> None:
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        try:
+            proc = psutil.Process(int(SCHEDULER_PID.read_text().strip()))
+        except (OSError, ValueError, psutil.Error):
+            return
+        while not self._stop.is_set():
+            self.peak = max(self.peak, measure.tree_rss(proc))
+            self._stop.wait(measure.SAMPLE_SECONDS)
+
+    def __enter__(self) -> _TreeSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _at(value: str | None) -> dt.datetime | None:
+    return dt.datetime.fromisoformat(value) if value else None
+
+
+def timed_run(api, dag_id: str, conf: dict, timeout: float = 3600, log=print) -> dict:
+    """Triggers one run once no other is going and waits for it to succeed.
+
+    Returns its seconds from the trigger to its recorded end, the scheduler tree's peak RSS, and
+    each task instance's start and duration relative to the trigger."""
+    wait_for_no_run(api, dag_id, timeout)
+    measure.wait_for_idle(log=log)
+    with _TreeSampler() as sampler:
+        triggered = dt.datetime.now(dt.UTC)
+        run_id = api.trigger(dag_id, conf)
+        state = api.wait(dag_id, run_id, timeout=timeout, poll=1)
+    if state != "success":
+        raise RuntimeError(f"{dag_id} run {run_id} ended {state}; see its task logs in the Airflow UI")
+    run = api.run(dag_id, run_id)
+    ended = _at(run["end_date"])
+
+    def since(value: str | None) -> float | None:
+        at = _at(value)
+        return round((at - triggered).total_seconds(), 3) if at else None
+
+    tasks = [
+        {
+            "task": ti["task_id"] + (f"[{ti['map_index']}]" if ti.get("map_index", -1) >= 0 else ""),
+            "state": ti["state"],
+            "started": since(ti.get("start_date")),
+            "ran": ti.get("duration"),
+        }
+        for ti in sorted(api.task_instances(dag_id, run_id), key=lambda t: t.get("start_date") or "")
+    ]
+    seconds = round((ended - triggered).total_seconds(), 3)
+    log(f"{dag_id} run on the scheduler: {seconds:.2f}s, scheduler tree peak RSS {sampler.peak / 2**20:.0f} MB")
+    return {
+        "run_id": run_id,
+        "seconds": seconds,
+        "run_started": since(run.get("start_date")),
+        "scheduler_tree_peak_rss_mb": round(sampler.peak / 2**20, 1),
+        "tasks": tasks,
+    }
