@@ -23,6 +23,7 @@ import sys
 from pyrage import x25519
 
 from archivist.config import ElasticsearchSettings, PostgresSettings, S3Settings
+from archivist.encryption_settings import encryption_from_env
 from archivist.format.bundle import BackupKey, JobResult
 from archivist.runner import backup, restore
 from archivist.sources import registry
@@ -67,7 +68,11 @@ def run(task: str, key: BackupKey, t: Targets, results: list[str], mode: str, po
     if task in ("postgres", "elasticsearch", "storage"):
         return backup.run_job(task, key, store.staging(key), t.for_job(task), DumpOptions(t.index_pattern)).as_dict()
     if task == "bundle_and_upload":
-        return backup.upload(store, key, _loaded(results), "", "bench", "per-task")
+        # Encryption from the ENCRYPTION_* variables alone (unset: off), so this process does not
+        # import Airflow to look up the connection; a worker has Airflow loaded already.
+        return backup.upload(
+            store, key, _loaded(results), "", "bench", "per-task", encryption=encryption_from_env(os.environ)
+        )
     if task in encryption.TASKS:
         return _bundle(store, key, _loaded(results), task == "bundle_encrypted")
     if task == "rotate":

@@ -18,6 +18,7 @@ from functools import partial
 from typing import IO, Any, cast
 
 from archivist import config
+from archivist.encryption_settings import EncryptionSettings
 from archivist.errors import JobFailedError
 from archivist.format import bundle
 from archivist.format.bundle import BackupKey, JobResult
@@ -78,9 +79,10 @@ def assemble(
     return meta
 
 
-def load_recipients() -> list[Any] | None:
-    """The age recipients backups encrypt to (parsed, so a bad key fails before any work), or None."""
-    settings = config.load_encryption()
+def load_recipients(settings: EncryptionSettings | None = None) -> list[Any] | None:
+    """The age recipients backups encrypt to (parsed, so a bad key fails before any work), or None;
+    from `settings`, else from the variables or the connection (config.load_encryption)."""
+    settings = settings or config.load_encryption()
     return settings.recipient_keys() if settings.enabled else None
 
 
@@ -92,11 +94,12 @@ def upload(
     dag_id: str | None = None,
     run_id: str | None = None,
     lock: OperationLock | None = None,
+    encryption: EncryptionSettings | None = None,
 ) -> dict[str, Any]:
     """Builds the bundle from the staging prefix straight into the backup bucket, then clears
     staging. The parts of a split job are joined first (runner/split.py); the bundle is encrypted
-    when the encryption settings name recipients."""
-    recipients = load_recipients()
+    when the encryption settings (`encryption`, else the configured ones) name recipients."""
+    recipients = load_recipients(encryption)
     started, staging = time.monotonic(), store.staging(key)
     object_key = store.object_key(key.object_key_for(bool(recipients)))
     with lock.alive() if lock else nullcontext(), staging.alive():
