@@ -37,7 +37,7 @@ def _airflow(command: str, env: dict[str, str]) -> None:
 @contextlib.contextmanager
 def running(t: Targets, dag_ids: tuple[str, ...]) -> Iterator:
     """Airflow with its connections pointed at the bench targets and `dag_ids` unpaused; yields an
-    AirflowClient. The DAGs are paused again before Airflow stops."""
+    AirflowClient. The DAGs are paused again before Airflow stops (which ends any task left)."""
     from demo.airflow_api import AirflowClient
 
     connections = ROOT / ".local" / "bench" / "airflow-connections.sh"
@@ -59,10 +59,7 @@ def running(t: Targets, dag_ids: tuple[str, ...]) -> Iterator:
             yield api
         finally:
             for dag_id in dag_ids:
-                wait_for_no_run(api, dag_id)
-                api.request(
-                    "PATCH", f"/api/v2/dags/{dag_id}", params={"update_mask": "is_paused"}, json={"is_paused": True}
-                )
+                api.pause(dag_id)
     finally:
         _airflow("stop", clean)
         connections.unlink(missing_ok=True)
@@ -73,12 +70,9 @@ def running(t: Targets, dag_ids: tuple[str, ...]) -> Iterator:
 def _fail_orphaned_runs(api, dag_id: str) -> None:
     """Marks failed the runs an earlier Airflow left queued or running when it was stopped: none
     can be going on (this Airflow has just started), yet a new run would wait behind them."""
-    from demo.airflow_api import _seg
-
     found = api.request("GET", f"/api/v2/dags/{dag_id}/dagRuns", params={"state": ["queued", "running"]})
     for run in found["dag_runs"]:
-        path = f"/api/v2/dags/{dag_id}/dagRuns/{_seg(run['dag_run_id'])}"
-        api.request("PATCH", path, params={"update_mask": "state"}, json={"state": "failed"})
+        api.set_run_state(dag_id, run["dag_run_id"], "failed")
         print(f"marked failed {dag_id} run {run['dag_run_id']}, left {run['state']} by an earlier Airflow", flush=True)
 
 
@@ -123,6 +117,26 @@ def _at(value: str | None) -> dt.datetime | None:
     return dt.datetime.fromisoformat(value) if value else None
 
 
+def _since(triggered: dt.datetime, value: str | None) -> float | None:
+    at = _at(value)
+    return round((at - triggered).total_seconds(), 3) if at else None
+
+
+def timeline(triggered: dt.datetime, task_instances: list[dict]) -> list[dict]:
+    """Each task instance (a mapped one as `task[i]`) in the order they started, those that never
+    ran (skipped) last: its state, its start after the trigger and the seconds it ran."""
+    started = sorted((ti for ti in task_instances if ti.get("start_date")), key=lambda ti: _at(ti["start_date"]))
+    return [
+        {
+            "task": ti["task_id"] + (f"[{ti['map_index']}]" if ti.get("map_index", -1) >= 0 else ""),
+            "state": ti["state"],
+            "started": _since(triggered, ti.get("start_date")),
+            "ran": ti.get("duration"),
+        }
+        for ti in started + [ti for ti in task_instances if not ti.get("start_date")]
+    ]
+
+
 def timed_run(api, dag_id: str, conf: dict, timeout: float = 3600, log=print) -> dict:
     """Triggers one run once no other is going and waits for it to succeed.
 
@@ -138,26 +152,13 @@ def timed_run(api, dag_id: str, conf: dict, timeout: float = 3600, log=print) ->
         raise RuntimeError(f"{dag_id} run {run_id} ended {state}; see its task logs in the Airflow UI")
     run = api.run(dag_id, run_id)
     ended = _at(run["end_date"])
-
-    def since(value: str | None) -> float | None:
-        at = _at(value)
-        return round((at - triggered).total_seconds(), 3) if at else None
-
-    tasks = [
-        {
-            "task": ti["task_id"] + (f"[{ti['map_index']}]" if ti.get("map_index", -1) >= 0 else ""),
-            "state": ti["state"],
-            "started": since(ti.get("start_date")),
-            "ran": ti.get("duration"),
-        }
-        for ti in sorted(api.task_instances(dag_id, run_id), key=lambda t: t.get("start_date") or "")
-    ]
+    tasks = timeline(triggered, api.task_instances(dag_id, run_id))
     seconds = round((ended - triggered).total_seconds(), 3)
     log(f"{dag_id} run on the scheduler: {seconds:.2f}s, scheduler tree peak RSS {sampler.peak / 2**20:.0f} MB")
     return {
         "run_id": run_id,
         "seconds": seconds,
-        "run_started": since(run.get("start_date")),
+        "run_started": _since(triggered, run.get("start_date")),
         "scheduler_tree_peak_rss_mb": round(sampler.peak / 2**20, 1),
         "tasks": tasks,
     }

@@ -163,6 +163,19 @@ class AirflowClient:
         )
         log.info("unpaused DAG %s", dag_id)
 
+    def pause(self, dag_id: str) -> None:
+        """Pause the DAG: the scheduler starts no new run of it."""
+        self.request(
+            "PATCH", f"/api/v2/dags/{_seg(dag_id)}", params={"update_mask": "is_paused"}, json={"is_paused": True}
+        )
+        log.info("paused DAG %s", dag_id)
+
+    def set_run_state(self, dag_id: str, run_id: str, state: str) -> None:
+        """Mark a run `success` or `failed` (or `queued` again), as the UI's "Mark as" does."""
+        path = f"/api/v2/dags/{_seg(dag_id)}/dagRuns/{_seg(run_id)}"
+        self.request("PATCH", path, params={"update_mask": "state"}, json={"state": state})
+        log.info("marked DAG %s run %s %s", dag_id, run_id, state)
+
     def trigger(self, dag_id: str, conf: dict[str, Any] | None = None, run_id: str | None = None) -> str:
         """Start a manual run of the DAG with `conf`; return its run id."""
         body: dict[str, Any] = {"logical_date": None, "conf": conf or {}}
