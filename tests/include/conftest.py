@@ -6,6 +6,7 @@ start-tls`) and stopped after it only if this session started it."""
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -55,26 +56,50 @@ def other_ca(tmp_path_factory) -> str:
     return str(folder / "ca.crt")
 
 
-def _services(command: str) -> None:
-    run = subprocess.run(["bash", str(SERVICES), command], capture_output=True, text=True, cwd=ROOT, timeout=300)
+def _services(command: str, env: dict[str, str] | None = None) -> None:
+    run = subprocess.run(
+        ["bash", str(SERVICES), command],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+        env={**os.environ, **(env or {})},
+    )
     assert run.returncode == 0, f"services.sh {command} failed:\n{run.stderr[-3000:]}"
+
+
+def _free_port(preferred: int) -> int:
+    """`preferred` when nothing holds it, else a port the kernel has free. The default ports sit in
+    Linux's ephemeral range (32768-60999), where a pooled client connection of Airflow or of a test
+    may hold one for as long as it lives, and the node would fail to bind it."""
+    for port in (preferred, 0):
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return probe.getsockname()[1]
+    raise AssertionError("no free port on 127.0.0.1")
+
+
+def _tls_settings(port: int, es_settings: ElasticsearchSettings, tls_ca: str) -> ElasticsearchSettings:
+    return ElasticsearchSettings(
+        f"https://127.0.0.1:{port}", es_settings.user, es_settings.password, "TLS test node", ca_certs=tls_ca
+    )
 
 
 @pytest.fixture(scope="session")
 def es_tls(es_settings, tls_ca) -> Iterator[ElasticsearchSettings]:
     """The HTTPS-only node, as archivist reaches it with verified TLS: the main node's user, the local CA."""
-    settings = ElasticsearchSettings(
-        f"https://127.0.0.1:{_tls_env('ARCHIVIST_ES_TLS_PORT')}",
-        es_settings.user,
-        es_settings.password,
-        "TLS test node",
-        ca_certs=tls_ca,
-    )
+    settings = _tls_settings(int(_tls_env("ARCHIVIST_ES_TLS_PORT")), es_settings, tls_ca)
     try:
         es_cluster.check_login(settings, quick=True)
         started = False
     except Exception:
-        _services("start-tls")  # a minute or less, even with other stacks busy
+        port = _free_port(int(_tls_env("ARCHIVIST_ES_TLS_PORT")))
+        settings = _tls_settings(port, es_settings, tls_ca)
+        # a minute or less, even with other stacks busy
+        _services("start-tls", {"ARCHIVIST_ES_TLS_PORT": str(port)})
         started = True
     yield settings
     if started:
