@@ -17,15 +17,12 @@ import os
 import sys
 
 from bench import scheduler, targets
+from bench.scheduler import api_time
 from bench.targets import Targets
 
 DAG_ID = "archivist_backup"
 JOBS = ("postgres", "elasticsearch", "storage")
 LIMIT_SECONDS = 10.0  # the issue's bound on Airflow's share of a backup run at scale 0.1
-
-
-def _at(value: str | None) -> dt.datetime | None:
-    return dt.datetime.fromisoformat(value) if value else None
 
 
 def _seconds(start: dt.datetime | None, end: dt.datetime | None) -> float | None:
@@ -39,13 +36,13 @@ def share(run: dict, task_instances: list[dict], own: dict[str, float]) -> dict:
     run's work is the critical path of that work: the slowest job, then the bundle; everything else
     from the run's start to its end (the check, rotation and cleanup tasks included) is Airflow's
     share."""
-    triggered, ended = _at(run["start_date"]), _at(run["end_date"])
+    triggered, ended = api_time(run["start_date"]), api_time(run["end_date"])
     wall = _seconds(triggered, ended) or 0.0
     jobs = [own[j] for j in JOBS if j in own]
     work = (max(jobs) if jobs else 0.0) + own.get("bundle_and_upload", 0.0)
     tasks = []
     for ti in sorted(task_instances, key=lambda t: t.get("start_date") or ""):
-        queued, started, done = _at(ti.get("queued_when")), _at(ti.get("start_date")), _at(ti.get("end_date"))
+        queued, started, done = (api_time(ti.get(k)) for k in ("queued_when", "start_date", "end_date"))
         tasks.append(
             {
                 "task": ti["task_id"],

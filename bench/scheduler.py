@@ -113,19 +113,20 @@ class _TreeSampler:
         self._thread.join()
 
 
-def _at(value: str | None) -> dt.datetime | None:
+def api_time(value: str | None) -> dt.datetime | None:
+    """A time as the REST API writes it (ISO 8601), or None for a field it left empty."""
     return dt.datetime.fromisoformat(value) if value else None
 
 
 def _since(triggered: dt.datetime, value: str | None) -> float | None:
-    at = _at(value)
+    at = api_time(value)
     return round((at - triggered).total_seconds(), 3) if at else None
 
 
 def timeline(triggered: dt.datetime, task_instances: list[dict]) -> list[dict]:
     """Each task instance (a mapped one as `task[i]`) in the order they started, those that never
     ran (skipped) last: its state, its start after the trigger and the seconds it ran."""
-    started = sorted((ti for ti in task_instances if ti.get("start_date")), key=lambda ti: _at(ti["start_date"]))
+    started = sorted((ti for ti in task_instances if ti.get("start_date")), key=lambda ti: api_time(ti["start_date"]))
     return [
         {
             "task": ti["task_id"] + (f"[{ti['map_index']}]" if ti.get("map_index", -1) >= 0 else ""),
@@ -151,7 +152,7 @@ def timed_run(api, dag_id: str, conf: dict, timeout: float = 3600, log=print) ->
     if state != "success":
         raise RuntimeError(f"{dag_id} run {run_id} ended {state}; see its task logs in the Airflow UI")
     run = api.run(dag_id, run_id)
-    ended = _at(run["end_date"])
+    ended = api_time(run["end_date"])
     tasks = timeline(triggered, api.task_instances(dag_id, run_id))
     seconds = round((ended - triggered).total_seconds(), 3)
     log(f"{dag_id} run on the scheduler: {seconds:.2f}s, scheduler tree peak RSS {sampler.peak / 2**20:.0f} MB")

@@ -1,5 +1,5 @@
 """Helpers shared by the test folders: the repository's root, `airflow dags test`, a wait that
-polls for a condition, and a browser page signed in to Airflow's UI. Fixtures live in the
+polls for a condition, a free loopback port, and a browser page signed in to Airflow's UI. Fixtures live in the
 conftest.py files, not here."""
 
 from __future__ import annotations
@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import subprocess
 import time
 from collections.abc import Callable
@@ -25,6 +26,19 @@ def dags_test(dag_id: str, conf: dict | None = None, env: dict | None = None) ->
     return subprocess.run(
         args, capture_output=True, text=True, timeout=600, cwd=ROOT, env={**os.environ, **(env or {})}
     )
+
+
+def free_port(preferred: int) -> int:
+    """`preferred` when nothing holds it, else a port the kernel has free on 127.0.0.1. Ports in
+    Linux's ephemeral range (32768-60999) may be held by a client connection for as long as it lives."""
+    for port in (preferred, 0):
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return probe.getsockname()[1]
+    raise RuntimeError("no free port on 127.0.0.1")
 
 
 def wait_until(condition: Callable[[], bool], what: str, timeout: float = 120, interval: float = 0.05) -> None:

@@ -6,7 +6,6 @@ start-tls`) and stopped after it only if this session started it."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +15,7 @@ import pytest
 from archivist.config import ElasticsearchSettings
 from archivist.sources.elasticsearch import cluster as es_cluster
 from tests.spec_support import spec_env as spec_variables
-from tests.support import ROOT
+from tests.support import ROOT, free_port
 
 SERVICES = ROOT / "scripts" / "services.sh"
 
@@ -68,20 +67,6 @@ def _services(command: str, env: dict[str, str] | None = None) -> None:
     assert run.returncode == 0, f"services.sh {command} failed:\n{run.stderr[-3000:]}"
 
 
-def _free_port(preferred: int) -> int:
-    """`preferred` when nothing holds it, else a port the kernel has free. The default ports sit in
-    Linux's ephemeral range (32768-60999), where a pooled client connection of Airflow or of a test
-    may hold one for as long as it lives, and the node would fail to bind it."""
-    for port in (preferred, 0):
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return probe.getsockname()[1]
-    raise AssertionError("no free port on 127.0.0.1")
-
-
 def _tls_settings(port: int, es_settings: ElasticsearchSettings, tls_ca: str) -> ElasticsearchSettings:
     return ElasticsearchSettings(
         f"https://127.0.0.1:{port}", es_settings.user, es_settings.password, "TLS test node", ca_certs=tls_ca
@@ -96,9 +81,9 @@ def es_tls(es_settings, tls_ca) -> Iterator[ElasticsearchSettings]:
         es_cluster.check_login(settings, quick=True)
         started = False
     except Exception:
-        port = _free_port(int(_tls_env("ARCHIVIST_ES_TLS_PORT")))
+        port = free_port(int(_tls_env("ARCHIVIST_ES_TLS_PORT")))
         settings = _tls_settings(port, es_settings, tls_ca)
-        # a minute or less, even with other stacks busy
+        # A free port when its own is held; a minute or less, even with other stacks busy.
         _services("start-tls", {"ARCHIVIST_ES_TLS_PORT": str(port)})
         started = True
     yield settings

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -31,22 +30,11 @@ if str(PLUGINS) not in sys.path:  # the plugin's package, for tests that call it
     sys.path.insert(0, str(PLUGINS))
 
 from demo.airflow_api import AirflowClient  # noqa: E402
+from tests.support import free_port  # noqa: E402
 
 PREFERRED_PORT = 18080
 START_TIMEOUT = 180
 RESTORE_DAG = "archivist_restore"
-
-
-def _free_port(preferred: int = PREFERRED_PORT) -> int:
-    """`preferred` if nothing listens there, else any free loopback port."""
-    for port in (preferred, 0):
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return s.getsockname()[1]
-    raise RuntimeError("no free port on 127.0.0.1")
 
 
 def _password(user: str) -> str:
@@ -88,7 +76,7 @@ class Server:
 def start_server() -> Server:
     if "AIRFLOW_HOME" not in os.environ or "AIRFLOW_CONN_ARCHIVIST_BACKUPS" not in os.environ:
         pytest.fail("the stack's environment is not set: `make services` and `source .local/env.sh`", pytrace=False)
-    port = _free_port()
+    port = free_port(PREFERRED_PORT)
     url = f"http://127.0.0.1:{port}"
     env = {
         **os.environ,
