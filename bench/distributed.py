@@ -30,7 +30,7 @@ from pathlib import Path
 import psutil
 
 from archivist import config
-from bench import dag_overhead, generate, load
+from bench import generate, load, scheduler
 from bench.targets import Targets
 from demo.airflow_api import AirflowClient
 
@@ -83,7 +83,7 @@ def _airflow_sh(*args: str) -> None:
 
 def backup(api: AirflowClient, conf: dict) -> dict:
     # The scheduled run that unpausing starts would otherwise share the measured one's window.
-    dag_overhead.wait_for_no_run(api)
+    scheduler.wait_for_no_run(api, BACKUP)
     load_before = psutil.getloadavg()[0]
     before = cpu_now()
     started = time.monotonic()
