@@ -275,13 +275,25 @@ def _timeline(run: str, e2e: dict) -> list[str]:
     return lines
 
 
+def _warm_up(share: dict) -> str:
+    """The warm-up runs left out of the median (older results have none)."""
+    warm = share.get("warm_up_airflow_seconds")
+    if not warm:
+        return ""
+    return (
+        f", after {len(warm)} warm-up run{'s' if len(warm) > 1 else ''} left out "
+        f"(Airflow's share {', '.join(f'{v:.1f}' for v in warm)} s: the first task after Airflow starts waits "
+        "seconds for its start-up details)"
+    )
+
+
 def _overhead(share: dict) -> list[str]:
     """Airflow's share of a backup run (bench/dag_overhead.py): the median run, task by task."""
     seconds = lambda v: "–" if v is None else f"{v:.1f} s"
     lines = [
         "## Airflow's share of a backup run",
         "",
-        f"{share['source']}: the median of {len(share['runs_airflow_seconds'])} runs "
+        f"{share['source']}{_warm_up(share)}: the median of {len(share['runs_airflow_seconds'])} runs "
         f"({', '.join(f'{v:.1f}' for v in share['runs_airflow_seconds'])} s) took {share['run_seconds']:.1f} s "
         f"from its start to its end, of which the jobs' own work on the critical path (the slowest job, then "
         f"the bundle) was {share['work_seconds']:.1f} s: **Airflow's share {share['airflow_seconds']:.1f} s** "

@@ -70,7 +70,7 @@ JOBS = ("postgres", "elasticsearch", "storage")
 ROUNDS = 5
 QUICK_ROUNDS = 2  # enough to run the rounds' code in the test suite
 OVERHEAD_SCALE = 0.1  # Airflow's share of a backup run is measured at this scale (bench/dag_overhead.py)
-OVERHEAD_RUNS = 3
+OVERHEAD_RUNS = 5
 # Rounds of the bundle without and with encryption (bench/encryption.py); one in quick mode,
 # where the code path is what counts.
 ENCRYPTION_ROUNDS = 3

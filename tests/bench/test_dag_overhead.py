@@ -11,7 +11,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from bench import dag_overhead  # noqa: E402
+from bench import dag_overhead, report  # noqa: E402
 
 pytestmark = pytest.mark.unit
 
@@ -58,9 +58,24 @@ def test_the_share_is_the_run_less_the_slowest_job_and_the_bundle():
     }
 
 
-def test_the_summary_keeps_the_median_run():
-    runs = [{"airflow_seconds": s, "run_seconds": 30.0, "work_seconds": 0.0, "tasks": []} for s in (31.0, 9.0, 12.0)]
+def test_the_summary_keeps_the_median_run_and_leaves_the_warm_up_out():
+    runs = [
+        {"airflow_seconds": s, "run_seconds": 30.0, "work_seconds": 0.0, "tasks": [], "warm_up": warm}
+        for s, warm in ((40.0, True), (31.0, False), (9.0, False), (12.0, False))
+    ]
     got = dag_overhead.summary(runs)
     assert got["airflow_seconds"] == 12.0
     assert got["runs_airflow_seconds"] == [31.0, 9.0, 12.0]
+    assert got["warm_up_airflow_seconds"] == [40.0]
+    assert "warm_up" not in got
     assert got["limit_seconds"] == 10.0
+
+
+def test_the_report_names_the_warm_up_it_left_out():
+    runs = [
+        {"airflow_seconds": s, "run_seconds": 30.0, "work_seconds": 0.0, "tasks": [], "warm_up": warm}
+        for s, warm in ((40.0, True), (9.0, False), (12.0, False))
+    ]
+    text = "\n".join(report._overhead(dag_overhead.summary(runs)))
+    assert "after 1 warm-up run left out (Airflow's share 40.0 s" in text
+    assert "the median of 2 runs (9.0, 12.0 s)" in text
