@@ -97,55 +97,46 @@ def build(
             entry["baseline"]["rounds_seconds"] = (baseline_rounds or {})[name]
         return entry
 
-    jobs = {
-        "pg_backup": job(
-            "pg_backup",
-            "postgres",
-            _sum(baseline["pg_backup"]),
-            "MB",
-            sql_bytes / MB,
-            sql_bytes,
-            sizes["pg_dump_gz"],
-            "archivist stages plain SQL; the bundle compresses it",
-        ),
-        "pg_restore": job("pg_restore", "restore_postgres", _sum(baseline["pg_restore"]), "MB", sql_bytes / MB),
-        "es_export": job(
-            "es_export",
-            "elasticsearch",
-            _sum(baseline["es_export"]),
-            "docs",
-            es_docs,
-            es_artifacts,
-            sizes["elasticdump_files"],
-        ),
-        "es_restore": job("es_restore", "restore_elasticsearch", _sum(baseline["es_restore"]), "docs", es_docs),
-        "storage_backup": job(
-            "storage_backup",
-            "storage",
-            _sum(baseline["storage_backup"]),
-            "MB",
-            s3_bytes / MB,
-            storage_tgz,
-            sizes["storage_tgz"],
-        ),
-        "storage_restore": job(
-            "storage_restore", "restore_storage", _sum(baseline["storage_restore"]), "MB", s3_bytes / MB
-        ),
-    }
+    jobs = (
+        {}
+        if not baseline
+        else {  # a run without baselines (bench/run.py --no-baselines) has no ratios
+            "pg_backup": job(
+                "pg_backup",
+                "postgres",
+                _sum(baseline["pg_backup"]),
+                "MB",
+                sql_bytes / MB,
+                sql_bytes,
+                sizes["pg_dump_gz"],
+                "archivist stages plain SQL; the bundle compresses it",
+            ),
+            "pg_restore": job("pg_restore", "restore_postgres", _sum(baseline["pg_restore"]), "MB", sql_bytes / MB),
+            "es_export": job(
+                "es_export",
+                "elasticsearch",
+                _sum(baseline["es_export"]),
+                "docs",
+                es_docs,
+                es_artifacts,
+                sizes["elasticdump_files"],
+            ),
+            "es_restore": job("es_restore", "restore_elasticsearch", _sum(baseline["es_restore"]), "docs", es_docs),
+            "storage_backup": job(
+                "storage_backup",
+                "storage",
+                _sum(baseline["storage_backup"]),
+                "MB",
+                s3_bytes / MB,
+                storage_tgz,
+                sizes["storage_tgz"],
+            ),
+            "storage_restore": job(
+                "storage_restore", "restore_storage", _sum(baseline["storage_restore"]), "MB", s3_bytes / MB
+            ),
+        }
+    )
 
-    # End to end: a real DAG run against the baselines one after another (each step measured once).
-    base_backup = _sum(
-        baseline["pg_backup"]
-        + baseline["es_export"]
-        + [s for s in baseline["storage_backup"] if s["step"].startswith("rclone")]
-        + baseline["backup_e2e_extra"]
-    )
-    base_restore = _sum(
-        baseline["restore_e2e_extra"]
-        + baseline["pg_restore"]
-        + baseline["es_restore"]
-        + [s for s in baseline["storage_restore"] if s["step"].startswith("rclone")]
-    )
     if "archivist_backup" in e2e:
         arch_backup = {"source": "archivist_backup run on a scheduler", **e2e["archivist_backup"]}
     else:  # quick mode: the tasks one after another, as `dags test` runs them
@@ -163,26 +154,16 @@ def build(
         }
     end_to_end = {
         **({"dag_overhead": e2e["dag_overhead"]} if "dag_overhead" in e2e else {}),
-        "backup": {
-            "archivist": {**arch_backup, "MB_per_s": round(total_mb / arch_backup["seconds"], 1)},
-            "baseline": {
-                **base_backup,
-                "MB_per_s": round(total_mb / base_backup["seconds"], 1),
-                "artifact_bytes": sizes["backup_tgz"],
-            },
-            "speedup": _ratio(base_backup["seconds"], arch_backup["seconds"]),
-            "wall_time_ratio": round(arch_backup["seconds"] / base_backup["seconds"], 3),
-        },
-        "restore": {
-            "archivist": {**arch_restore, "MB_per_s": round(total_mb / arch_restore["seconds"], 1)},
-            "baseline": {**base_restore, "MB_per_s": round(total_mb / base_restore["seconds"], 1)},
-            "speedup": _ratio(base_restore["seconds"], arch_restore["seconds"]),
-        },
+        "backup": {"archivist": {**arch_backup, "MB_per_s": round(total_mb / arch_backup["seconds"], 1)}},
+        "restore": {"archivist": {**arch_restore, "MB_per_s": round(total_mb / arch_restore["seconds"], 1)}},
     }
-    speedup = {k: jobs[k]["speedup"] for k in SPEEDUP_KEYS if k in jobs}
-    speedup["backup_end_to_end"] = end_to_end["backup"]["speedup"]
-    speedup["restore_end_to_end"] = end_to_end["restore"]["speedup"]
-    speedup = {k: speedup[k] for k in SPEEDUP_KEYS}
+    speedup = {}
+    if baseline:
+        _end_to_end_baselines(end_to_end, baseline, total_mb, sizes["backup_tgz"])
+        speedup = {k: jobs[k]["speedup"] for k in SPEEDUP_KEYS if k in jobs}
+        speedup["backup_end_to_end"] = end_to_end["backup"]["speedup"]
+        speedup["restore_end_to_end"] = end_to_end["restore"]["speedup"]
+        speedup = {k: speedup[k] for k in SPEEDUP_KEYS}
     peak = {t: tasks[t]["peak_rss_mb"] for t in TASK_ORDER if t in tasks}
     return {
         "scale": scale,
@@ -203,15 +184,43 @@ def build(
         "bundle_bytes": bundle_bytes,
         "archivist_tasks": {t: {k: v for k, v in tasks[t].items() if k != "result"} for t in TASK_ORDER if t in tasks},
         "encryption": extra.get("encryption"),
+        **({"without_baselines": extra["without_baselines"]} if extra.get("without_baselines") else {}),
         "checks": checks,
     }
+
+
+def _end_to_end_baselines(end_to_end: dict, baseline: dict, total_mb: float, backup_tgz: int) -> None:
+    """Adds the baselines one after another (each step measured once) beside each DAG run."""
+    base_backup = _sum(
+        baseline["pg_backup"]
+        + baseline["es_export"]
+        + [s for s in baseline["storage_backup"] if s["step"].startswith("rclone")]
+        + baseline["backup_e2e_extra"]
+    )
+    base_restore = _sum(
+        baseline["restore_e2e_extra"]
+        + baseline["pg_restore"]
+        + baseline["es_restore"]
+        + [s for s in baseline["storage_restore"] if s["step"].startswith("rclone")]
+    )
+    backup, restore = end_to_end["backup"], end_to_end["restore"]
+    arch_backup, arch_restore = backup["archivist"]["seconds"], restore["archivist"]["seconds"]
+    backup["baseline"] = {
+        **base_backup,
+        "MB_per_s": round(total_mb / base_backup["seconds"], 1),
+        "artifact_bytes": backup_tgz,
+    }
+    backup["speedup"] = _ratio(base_backup["seconds"], arch_backup)
+    backup["wall_time_ratio"] = round(arch_backup / base_backup["seconds"], 3)
+    restore["baseline"] = {**base_restore, "MB_per_s": round(total_mb / base_restore["seconds"], 1)}
+    restore["speedup"] = _ratio(base_restore["seconds"], arch_restore)
 
 
 def evaluate(results: dict, reference: dict | None) -> list[tuple[str, str, str, bool | None]]:
     """The issue's targets: (what, target, found, met); met is None where it does not apply."""
     rows = []
     s = results["speedup"]
-    for key, least in TARGETS.items():
+    for key, least in TARGETS.items() if s else ():  # a run without baselines has no ratios
         if key == "backup_end_to_end":
             ratio = results["end_to_end"]["backup"]["wall_time_ratio"]
             rows.append(("backup end to end wall time ÷ baselines'", "≤ 0.6", f"{ratio:.2f}", ratio <= 0.6))
@@ -311,17 +320,9 @@ def _overhead(share: dict) -> list[str]:
     return lines
 
 
-def markdown(results: dict, reference: dict | None, runs: dict[float, dict] | None = None) -> str:
-    """The run's report; `runs` (scale -> run, see bench.scaling) adds the table of growth with the data."""
-    d, m, v = results["data"], results["machine"], results["versions"]
+def _speedups(results: dict) -> list[str]:
+    """Each job and each DAG run against its baseline."""
     lines = [
-        f"# archivist bench: scale {results['scale']:g}{' (quick mode)' if results['quick'] else ''}",
-        "",
-        f"Run {results['started_at']} on {m['cores']} cores and {m['memory_gb']:g} GB of memory ({m['platform']}).",
-        f"Data: PostgreSQL {d['postgres']['tables']} tables, {sum(d['postgres']['rows'].values()):,} rows "
-        f"({_mb(d['postgres']['sql_bytes'])} of SQL); Elasticsearch {d['elasticsearch']['documents']:,} documents in "
-        f"{len(d['elasticsearch']['indices'])} indices ({_mb(d['elasticsearch']['source_bytes'])} of source); "
-        f"storage {d['storage']['objects']:,} objects ({_mb(d['storage']['bytes'])}).",
         "",
         "## Speedups (baseline time ÷ archivist time; above 1 means archivist is faster)",
         "",
@@ -363,6 +364,25 @@ def markdown(results: dict, reference: dict | None, runs: dict[float, dict] | No
             )
             + ".",
         ]
+    return lines
+
+
+def markdown(results: dict, reference: dict | None, runs: dict[float, dict] | None = None) -> str:
+    """The run's report; `runs` (scale -> run, see bench.scaling) adds the table of growth with the data."""
+    d, m, v = results["data"], results["machine"], results["versions"]
+    lines = [
+        f"# archivist bench: scale {results['scale']:g}{' (quick mode)' if results['quick'] else ''}",
+        "",
+        f"Run {results['started_at']} on {m['cores']} cores and {m['memory_gb']:g} GB of memory ({m['platform']}).",
+        f"Data: PostgreSQL {d['postgres']['tables']} tables, {sum(d['postgres']['rows'].values()):,} rows "
+        f"({_mb(d['postgres']['sql_bytes'])} of SQL); Elasticsearch {d['elasticsearch']['documents']:,} documents in "
+        f"{len(d['elasticsearch']['indices'])} indices ({_mb(d['elasticsearch']['source_bytes'])} of source); "
+        f"storage {d['storage']['objects']:,} objects ({_mb(d['storage']['bytes'])}).",
+    ]
+    if results["jobs"]:
+        lines += _speedups(results)
+    else:
+        lines += ["", f"Archivist alone, without the baselines: {results.get('without_baselines') or 'asked'}."]
     if results.get("encryption"):
         lines += encryption.markdown(results["encryption"])
     lines += ["", "## Targets", "", "| target | wanted | found | met |", "|---|---|---|---|"]
@@ -370,26 +390,8 @@ def markdown(results: dict, reference: dict | None, runs: dict[float, dict] | No
         lines.append(f"| {what} | {wanted} | {found} | {'yes' if met else 'no'} |")
     if reference is None and results["scale"] > 0.1:
         lines.append("| peak RSS growth from scale 0.1 | ≤ 10% | no scale-0.1 run to compare | – |")
-    lines += [
-        "",
-        "## Per job",
-        "",
-        "| job | tool | wall time | rate | artifact | peak RSS |",
-        "|---|---|---:|---:|---:|---:|",
-    ]
-    for key in ("pg_backup", "pg_restore", "es_export", "es_restore", "storage_backup", "storage_restore"):
-        j = results["jobs"][key]
-        for tool in ("archivist", "baseline"):
-            e = j[tool]
-            label = (
-                f"archivist `{e['task']}`"
-                if tool == "archivist"
-                else " + ".join(sorted({s["step"].split(" bench")[0].split(" benchquick")[0] for s in e["steps"]}))
-            )
-            lines.append(
-                f"| {key} | {_cell(label)} | {e['seconds']:.2f} s | {_rate(e, j['unit'])} | "
-                f"{_mb(e.get('artifact_bytes'))} | {e['peak_rss_mb']:.0f} MB |"
-            )
+    if results["jobs"]:
+        lines += _per_job(results)
     eb, er = results["end_to_end"]["backup"], results["end_to_end"]["restore"]
     lines += [
         "",
@@ -399,14 +401,22 @@ def markdown(results: dict, reference: dict | None, runs: dict[float, dict] | No
         "|---|---|---:|---:|---:|",
         f"| backup | {eb['archivist']['source']} | {eb['archivist']['seconds']:.1f} s | "
         f"{eb['archivist']['MB_per_s']:.1f} MB/s | {_mb(eb['archivist'].get('bundle_bytes'))} |",
-        f"| backup | baselines one after another ({len(eb['baseline']['steps'])} steps) | "
-        f"{eb['baseline']['seconds']:.1f} s | {eb['baseline']['MB_per_s']:.1f} MB/s | "
-        f"{_mb(eb['baseline']['artifact_bytes'])} |",
-        f"| restore | {er['archivist']['source']} | {er['archivist']['seconds']:.1f} s | "
-        f"{er['archivist']['MB_per_s']:.1f} MB/s | |",
-        f"| restore | baselines one after another ({len(er['baseline']['steps'])} steps) | "
-        f"{er['baseline']['seconds']:.1f} s | {er['baseline']['MB_per_s']:.1f} MB/s | |",
     ]
+    if "baseline" in eb:
+        lines.append(
+            f"| backup | baselines one after another ({len(eb['baseline']['steps'])} steps) | "
+            f"{eb['baseline']['seconds']:.1f} s | {eb['baseline']['MB_per_s']:.1f} MB/s | "
+            f"{_mb(eb['baseline']['artifact_bytes'])} |"
+        )
+    lines.append(
+        f"| restore | {er['archivist']['source']} | {er['archivist']['seconds']:.1f} s | "
+        f"{er['archivist']['MB_per_s']:.1f} MB/s | |"
+    )
+    if "baseline" in er:
+        lines.append(
+            f"| restore | baselines one after another ({len(er['baseline']['steps'])} steps) | "
+            f"{er['baseline']['seconds']:.1f} s | {er['baseline']['MB_per_s']:.1f} MB/s | |"
+        )
     if "scheduler_tree_peak_rss_mb" in eb["archivist"]:
         lines += [
             "",
@@ -432,7 +442,43 @@ def markdown(results: dict, reference: dict | None, runs: dict[float, dict] | No
     ]
     for task, info in results["archivist_tasks"].items():
         lines.append(f"| {task} | {info['seconds']:.2f} s | {info['peak_rss_mb']:.0f} MB |")
-    lines += ["", "## Baseline steps", "", "| step | wall time | peak RSS |", "|---|---:|---:|"]
+    if results["jobs"]:
+        lines += _baseline_steps(results)
+    if runs:
+        lines += ["", *scaling.markdown(runs)]
+    lines += ["", "## Versions", "", "| component | version |", "|---|---|"]
+    lines += [f"| {k} | {_cell(val)} |" for k, val in v.items()]
+    lines += ["", "## Checks", ""] + [f"- {c}" for c in results["checks"]]
+    return "\n".join(lines) + "\n"
+
+
+def _per_job(results: dict) -> list[str]:
+    """Each job's archivist task beside its baseline: time, rate, artifact and peak memory."""
+    lines = [
+        "",
+        "## Per job",
+        "",
+        "| job | tool | wall time | rate | artifact | peak RSS |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for key in ("pg_backup", "pg_restore", "es_export", "es_restore", "storage_backup", "storage_restore"):
+        j = results["jobs"][key]
+        for tool in ("archivist", "baseline"):
+            e = j[tool]
+            label = (
+                f"archivist `{e['task']}`"
+                if tool == "archivist"
+                else " + ".join(sorted({s["step"].split(" bench")[0].split(" benchquick")[0] for s in e["steps"]}))
+            )
+            lines.append(
+                f"| {key} | {_cell(label)} | {e['seconds']:.2f} s | {_rate(e, j['unit'])} | "
+                f"{_mb(e.get('artifact_bytes'))} | {e['peak_rss_mb']:.0f} MB |"
+            )
+    return lines
+
+
+def _baseline_steps(results: dict) -> list[str]:
+    lines = ["", "## Baseline steps", "", "| step | wall time | peak RSS |", "|---|---:|---:|"]
     seen = set()
     for key in ("pg_backup", "es_export", "storage_backup", "pg_restore", "es_restore", "storage_restore"):
         for s in results["jobs"][key]["baseline"]["steps"]:
@@ -442,12 +488,7 @@ def markdown(results: dict, reference: dict | None, runs: dict[float, dict] | No
         for s in results["end_to_end"][key]["baseline"]["steps"]:
             if s["step"] not in seen:
                 lines.append(f"| {_cell(s['step'])} | {s['seconds']:.2f} s | {s['peak_rss_mb']:.0f} MB |")
-    if runs:
-        lines += ["", *scaling.markdown(runs)]
-    lines += ["", "## Versions", "", "| component | version |", "|---|---|"]
-    lines += [f"| {k} | {_cell(val)} |" for k, val in v.items()]
-    lines += ["", "## Checks", ""] + [f"- {c}" for c in results["checks"]]
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def pg_bound_markdown(bound: dict) -> str:
@@ -530,9 +571,12 @@ def write_encryption(
 
 def headline(results: dict) -> str:
     return (
-        "speedups: "
-        + ", ".join(f"{k} {v:.2f}×" for k, v in results["speedup"].items())
-        + "; peak RSS: "
+        (
+            "speedups: " + ", ".join(f"{k} {v:.2f}×" for k, v in results["speedup"].items()) + "; "
+            if results["speedup"]
+            else ""
+        )
+        + "peak RSS: "
         + ", ".join(f"{k} {v:.0f} MB" for k, v in results["peak_rss_mb"].items())
     )
 

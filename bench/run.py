@@ -15,6 +15,8 @@ measurement), then measure
   4. a real restore DAG run on a scheduler and the baseline restores one after another;
   5. at scale 0.1, Airflow's share of backup runs a real scheduler makes (bench/dag_overhead.py);
 then unload the bench data from the servers and write bench/results/<run>.json and .md.
+With --no-baselines (or on its own when the disk holds the run only without the baselines'
+copies of the data, bench/disk.py) the baselines and the encryption comparison are left out.
 Every measurement starts once the machine is idle (measure.wait_for_idle), so what the servers
 still do after a load or a wipe is not counted against the next command.
 """
@@ -45,6 +47,7 @@ from archivist.transport.backup_bucket import BackupStore
 from bench import (
     baselines,
     dag_overhead,
+    disk,
     encryption,
     generate,
     load,
@@ -101,9 +104,19 @@ def wait_for_quiet(minutes: float) -> None:
 
 
 class Bench:
-    def __init__(self, scale: float, t: Targets, dags: bool, profile: bool, settle: bool = True, rounds: int = 1):
+    def __init__(
+        self,
+        scale: float,
+        t: Targets,
+        dags: bool,
+        profile: bool,
+        settle: bool = True,
+        rounds: int = 1,
+        with_baselines: bool = True,
+    ):
         self.scale, self.t, self.dags, self.profile, self.settle = scale, t, dags, profile, settle
         self.rounds = rounds
+        self.with_baselines = with_baselines  # False: archivist's tasks and DAG runs alone (no ratios, less disk)
         self.work = WORK / f"{t.prefix}-{generate.scale_name(scale)}"
         self.es_version = es_cluster.check_login(t.elasticsearch)
         self.env = run_job.targets_to_env(t)
@@ -246,7 +259,6 @@ class Bench:
         indices = sorted(load.expected(self.t, self.scale, "elasticsearch"))
         store = self.store
         key = BackupKey.new().name
-        url = self.t.elasticsearch.url
 
         # 1. backup, per task and per baseline
         self.task("check", key)
@@ -255,24 +267,12 @@ class Bench:
             self.ensure(job)
             self.task(job, key)
             staged.append(str(self.work / f"task-{job}.json"))
-        self.compare_encryption(store, key, staged)
+        if self.with_baselines:
+            self.compare_encryption(store, key, staged)
         self.task("bundle_and_upload", key, "--results", *staged)
         self.task("rotate", key)
-        self.ensure("postgres")
-        self.steps("pg_backup", baselines.pg_backup(self.work))
-        self.ensure("elasticsearch")
-        self.steps("es_export", baselines.es_export(self.work, url, indices))
-
-        def elasticdump_export() -> None:
-            for previous in (self.work / "es").glob("*.json"):  # elasticdump will not overwrite a file
-                previous.unlink()
-            self.steps("es_export", baselines.es_export(self.work, url, indices))
-
-        self.more_rounds(
-            "es_export", "elasticsearch", lambda: self.task("elasticsearch", BackupKey.new().name), elasticdump_export
-        )
-        self.ensure("storage")
-        self.steps("storage_backup", baselines.storage_backup(self.work, self.t.storage.bucket))
+        if self.with_baselines:
+            self.baseline_backups(key, indices)
 
         # 2. backup end to end
         e2e_key = None
@@ -289,15 +289,16 @@ class Bench:
             e2e_key = made[0].key.name
             self.e2e["archivist_backup"].update(bundle=e2e_key, bundle_bytes=made[0].size)
             key = e2e_key
-        self.steps(
-            "backup_e2e_extra",
-            [
-                baselines.archive_everything(self.work),
-                baselines.upload_archive(self.work, self.t.backups.bucket, "baseline.tgz"),
-            ],
-        )
-        self.sizes["backup_tgz"] = baselines.size_of(self.work / "backup.tgz")
-        self.drop(self.work / "backup.tgz", self.work / "storage")  # uploaded; storage.tgz holds the objects
+        if self.with_baselines:
+            self.steps(
+                "backup_e2e_extra",
+                [
+                    baselines.archive_everything(self.work),
+                    baselines.upload_archive(self.work, self.t.backups.bucket, "baseline.tgz"),
+                ],
+            )
+            self.sizes["backup_tgz"] = baselines.size_of(self.work / "backup.tgz")
+            self.drop(self.work / "backup.tgz", self.work / "storage")  # uploaded; storage.tgz holds the objects
 
         # 3. restore, per task and per baseline, each into an emptied target
         self.task("verify", key)
@@ -305,6 +306,66 @@ class Bench:
             load.wipe(self.t, job)
             self.task(f"restore_{job}", key)
             self.expect_restored(job, f"archivist restore_{job}")
+        if self.with_baselines:
+            self.baseline_restores(key, indices)
+        if not self.dags:  # the per-task runs' bundle; a DAG run's stays for step 4
+            self.drop_object(store.object_key(BackupKey.parse(key).object_key))
+
+        # 4. restore end to end
+        if self.dags and e2e_key:
+            for job in JOBS:
+                load.wipe(self.t, job)
+            self.e2e["archivist_restore"] = self.scheduled_run(
+                "archivist_restore", {"key": e2e_key, "mode": "empty", "indices": [self.t.index_pattern]}
+            )
+            for job in JOBS:
+                self.expect_restored(job, "archivist_restore DAG run")
+        if self.with_baselines:
+            self.steps(
+                "restore_e2e_extra",
+                [
+                    baselines.download_archive(self.work, self.t.backups.bucket, "baseline.tgz"),
+                    baselines.extract_everything(self.work),
+                ],
+            )
+            self.drop(self.work / "restore")
+            self.drop_object("baseline.tgz")
+
+        # 5. Airflow's share of a backup run, from real scheduler runs (the restore put the data back)
+        if self.dags and self.scale == OVERHEAD_SCALE:
+            self.idle()
+            try:
+                runs = dag_overhead.scheduler_runs(self.t, OVERHEAD_RUNS, log=log)
+                self.e2e["dag_overhead"] = dag_overhead.summary(runs)
+            except Exception as exc:  # the run's other measurements stand without this one
+                log(f"Airflow's share of a backup run was not measured: {exc}")
+                self.checks.append(f"Airflow's share of a backup run: NOT measured ({type(exc).__name__}: {exc})")
+
+        return {"loaded_seconds": round(loaded_seconds, 1), "baseline_sizes": self.sizes, "indices": indices}
+
+    def baseline_backups(self, key: str, indices: list[str]) -> None:
+        """Each job's baseline backup, the Elasticsearch export in rounds against archivist's."""
+        url = self.t.elasticsearch.url
+        self.ensure("postgres")
+        self.steps("pg_backup", baselines.pg_backup(self.work))
+        self.ensure("elasticsearch")
+        self.steps("es_export", baselines.es_export(self.work, url, indices))
+
+        def elasticdump_export() -> None:
+            for previous in (self.work / "es").glob("*.json"):  # elasticdump will not overwrite a file
+                previous.unlink()
+            self.steps("es_export", baselines.es_export(self.work, url, indices))
+
+        self.more_rounds(
+            "es_export", "elasticsearch", lambda: self.task("elasticsearch", BackupKey.new().name), elasticdump_export
+        )
+        self.ensure("storage")
+        self.steps("storage_backup", baselines.storage_backup(self.work, self.t.storage.bucket))
+
+    def baseline_restores(self, key: str, indices: list[str]) -> None:
+        """Each job's baseline restore into an emptied target, the Elasticsearch import in rounds
+        against archivist's restore of bundle `key`."""
+        url = self.t.elasticsearch.url
         load.wipe(self.t, "postgres")
         self.steps("pg_restore", baselines.pg_restore(self.work))
         self.expect_restored("postgres", "baseline pg restore")
@@ -330,39 +391,6 @@ class Bench:
         self.sizes["pg_dump_gz"] = baselines.size_of(self.work / "pg" / "dump.sql.gz")
         self.sizes["elasticdump_files"] = baselines.size_of(self.work / "es")
         self.drop(self.work / "storage-restore", self.work / "storage.tgz", self.work / "pg", self.work / "es")
-        if not self.dags:  # the per-task runs' bundle; a DAG run's stays for step 4
-            self.drop_object(store.object_key(BackupKey.parse(key).object_key))
-
-        # 4. restore end to end
-        if self.dags and e2e_key:
-            for job in JOBS:
-                load.wipe(self.t, job)
-            self.e2e["archivist_restore"] = self.scheduled_run(
-                "archivist_restore", {"key": e2e_key, "mode": "empty", "indices": [self.t.index_pattern]}
-            )
-            for job in JOBS:
-                self.expect_restored(job, "archivist_restore DAG run")
-        self.steps(
-            "restore_e2e_extra",
-            [
-                baselines.download_archive(self.work, self.t.backups.bucket, "baseline.tgz"),
-                baselines.extract_everything(self.work),
-            ],
-        )
-        self.drop(self.work / "restore")
-        self.drop_object("baseline.tgz")
-
-        # 5. Airflow's share of a backup run, from real scheduler runs (the restore put the data back)
-        if self.dags and self.scale == OVERHEAD_SCALE:
-            self.idle()
-            try:
-                runs = dag_overhead.scheduler_runs(self.t, OVERHEAD_RUNS, log=log)
-                self.e2e["dag_overhead"] = dag_overhead.summary(runs)
-            except Exception as exc:  # the run's other measurements stand without this one
-                log(f"Airflow's share of a backup run was not measured: {exc}")
-                self.checks.append(f"Airflow's share of a backup run: NOT measured ({type(exc).__name__}: {exc})")
-
-        return {"loaded_seconds": round(loaded_seconds, 1), "baseline_sizes": self.sizes, "indices": indices}
 
 
 def machine() -> dict:
@@ -413,6 +441,20 @@ def versions(t: Targets, es_version: str) -> dict:
     }
 
 
+def without_baselines_because(scale: float, asked: bool) -> str | None:
+    """Why the run leaves the baselines out, or None: asked for, or the disk holds the run only
+    without the baselines' copies of the data (bench/disk.py)."""
+    if asked:
+        return "asked for (--no-baselines)"
+    more = disk.shortfall(scale)
+    if more and not disk.shortfall(scale, baselines=False):
+        return (
+            f"with them the run needs about {more:.1f} GB more than the {disk.free_gb():.1f} GB free "
+            "(bench/disk.py), so only archivist's tasks and DAG runs were measured, for the growth table"
+        )
+    return None
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description="archivist's benchmark against pg_dump, elasticdump, rclone and tar")
     parser.add_argument("--scale", type=float, default=None, help="data scale: 1 is ~1 GB per server (default 0.1)")
@@ -441,6 +483,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument(
         "--only-encryption", action="store_true", help="only the backup with age encryption against the same without"
     )
+    parser.add_argument(
+        "--no-baselines",
+        action="store_true",
+        help="archivist's tasks and DAG runs alone, without the baselines (no ratios); chosen on its own when "
+        "the disk holds the run only without the baselines' copies (bench/disk.py)",
+    )
     args = parser.parse_args(argv)
     scale = QUICK_SCALE if args.quick else (args.scale if args.scale is not None else 0.1)
     prefix = targets.QUICK_PREFIX if args.quick else targets.PREFIX
@@ -452,6 +500,9 @@ def main(argv: list[str] | None = None) -> dict:
         f"buckets {t.storage.bucket} and {t.backups.bucket}"
     )
     rounds = args.rounds or (QUICK_ROUNDS if args.quick else ROUNDS)
+    without_baselines = without_baselines_because(scale, args.no_baselines)
+    if without_baselines:
+        log(f"archivist alone, without the baselines: {without_baselines}")
     bench = Bench(
         scale,
         t,
@@ -459,6 +510,7 @@ def main(argv: list[str] | None = None) -> dict:
         profile=args.profile,
         settle=not (args.quick or args.no_wait),
         rounds=rounds,
+        with_baselines=not without_baselines,
     )
     started = dt.datetime.now(dt.UTC)
     try:
@@ -472,7 +524,7 @@ def main(argv: list[str] | None = None) -> dict:
             paths = report.write_encryption(row, scale, started, machine(), found_versions, Path(args.results_dir))
             log(f"results: {', '.join(str(p) for p in paths)}")
             return row
-        extra = bench.run()
+        extra = {**bench.run(), "without_baselines": without_baselines}
     except BaseException:
         traceback.print_exc()
         raise

@@ -21,21 +21,25 @@ from bench import report, targets  # noqa: E402
 from bench import run as run_bench  # noqa: E402
 
 
-def test_quick_bench_measures_everything_and_cleans_up(tmp_path, pg_settings, es_client, storage_settings):
-    # The baselines, pinned and cached per user; a no-op once installed (the first run builds rclone).
-    subprocess.run(["bash", str(ROOT / "bench" / "setup.sh")], check=True, cwd=ROOT, timeout=1800)
+def _quick_bench(results_dir: Path, *args: str) -> tuple[dict, str]:
+    """`bench.run --quick` into `results_dir`: its results and its Markdown report."""
     run = subprocess.run(
-        [sys.executable, "-m", "bench.run", "--quick", "--results-dir", str(tmp_path)],
+        [sys.executable, "-m", "bench.run", "--quick", *args, "--results-dir", str(results_dir)],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=900,
     )
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
+    [json_file] = results_dir.glob("bench-scale-0.001-*.json")
+    [md_file] = results_dir.glob("bench-scale-0.001-*.md")
+    return json.loads(json_file.read_text()), md_file.read_text()
 
-    [json_file] = tmp_path.glob("bench-scale-0.001-*.json")
-    [md_file] = tmp_path.glob("bench-scale-0.001-*.md")
-    results = json.loads(json_file.read_text())
+
+def test_quick_bench_measures_everything_and_cleans_up(tmp_path, pg_settings, es_client, storage_settings):
+    # The baselines, pinned and cached per user; a no-op once installed (the first run builds rclone).
+    subprocess.run(["bash", str(ROOT / "bench" / "setup.sh")], check=True, cwd=ROOT, timeout=1800)
+    results, table = _quick_bench(tmp_path)
     assert results["scale"] == 0.001 and results["quick"] is True
     assert set(results["speedup"]) == set(report.SPEEDUP_KEYS)
     assert all(v > 0 for v in results["speedup"].values())
@@ -60,7 +64,6 @@ def test_quick_bench_measures_everything_and_cleans_up(tmp_path, pg_settings, es
     assert sealed["bundle_ratio"] > 0 and sealed["backup_ratio"] > 0 and sealed["age_alone"]["seconds"] > 0
     assert sealed["encrypted_bytes"] > sealed["plain_bytes"] > 0
 
-    table = md_file.read_text()
     assert "## Speedups" in table and "## Peak resident memory" in table and "## Versions" in table
     assert "## Encryption (age)" in table
     assert f"{results['machine']['cores']} cores" in table
@@ -74,3 +77,20 @@ def test_quick_bench_measures_everything_and_cleans_up(tmp_path, pg_settings, es
     from bench import load
 
     assert not load.pg_exists(quick.postgres)
+
+
+def test_quick_bench_without_baselines_measures_archivist_alone(tmp_path, pg_settings, es_client, storage_settings):
+    results, table = _quick_bench(tmp_path, "--no-baselines")
+    assert results["without_baselines"] == "asked for (--no-baselines)"
+    assert results["speedup"] == {} and results["jobs"] == {} and results["encryption"] is None
+    # Every task still measured, each restore checked, for the growth table.
+    assert set(results["archivist_tasks"]) == set(report.TASK_ORDER)
+    assert all(t["seconds"] > 0 and t["peak_rss_mb"] > 0 for t in results["archivist_tasks"].values())
+    assert len(results["checks"]) == 3 and all("archivist restore_" in c for c in results["checks"])
+    for kind in ("backup", "restore"):
+        assert set(results["end_to_end"][kind]) == {"archivist"}
+    assert "Archivist alone, without the baselines: asked for (--no-baselines)." in table
+    assert "## Speedups" not in table and "## Per job" not in table and "## Baseline steps" not in table
+    assert "| baseline" not in table and "## Peak resident memory" in table
+    # Nothing of the baselines was made.
+    assert not any((ROOT / ".local" / "bench" / "work").glob("benchquick-*/pg/*"))

@@ -1,0 +1,32 @@
+"""bench/disk.py: the disk a bench run needs, with and without the baselines' copies."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from bench import disk  # noqa: E402
+
+pytestmark = pytest.mark.unit
+
+
+def test_without_the_baselines_their_work_folder_is_not_counted():
+    full, alone = disk.estimate(5), disk.estimate(5, baselines=False)
+    assert disk.BASELINES_WORK in full and disk.BASELINES_WORK not in alone
+    assert sum(full.values()) - sum(alone.values()) == pytest.approx(full[disk.BASELINES_WORK])
+    assert full[disk.BASELINES_WORK] == pytest.approx(3.2 * 5 * disk.MARGIN, abs=0.05)
+
+
+def test_the_shortfall_is_what_the_free_disk_lacks(monkeypatch):
+    monkeypatch.setattr(disk, "generated_gb", lambda scale: 0.0)
+    needed = sum(disk.estimate(5).values())
+    monkeypatch.setattr(disk, "free_gb", lambda: needed - 10.0)
+    assert disk.shortfall(5) == pytest.approx(10.0)
+    assert disk.shortfall(5, baselines=False) == 0.0
+    monkeypatch.setattr(disk, "free_gb", lambda: needed + 1.0)
+    assert disk.shortfall(5) == 0.0
