@@ -18,6 +18,7 @@ from archivist.errors import VerificationError
 from archivist.format import limits
 from archivist.format.limits import CappedTarInfo
 from archivist.format.streams import Readable
+from archivist.format.tar_stream import StreamedTarFile
 from archivist.sources.storage import pax
 
 BLOCK = 1024 * 1024
@@ -42,7 +43,7 @@ def read_archive(tgz: Readable) -> dict[str, Stored]:
     found: dict[str, Stored] = {}
     inflated = gzip.GzipFile(fileobj=tgz, mode="rb")  # type: ignore[call-overload]
     try:
-        with tarfile.open(fileobj=inflated, mode="r|", tarinfo=CappedTarInfo) as tar:
+        with StreamedTarFile.open(fileobj=inflated, mode="r|", tarinfo=CappedTarInfo) as tar:
             for member in tar:
                 body = tar.extractfile(member) if member.isfile() else None
                 if body is not None:

@@ -37,6 +37,7 @@ from archivist.format import bundle, deflate, limits
 from archivist.format.bundle import JobResult
 from archivist.format.limits import CappedTarInfo
 from archivist.format.streams import Readable
+from archivist.format.tar_stream import StreamedTarFile
 from archivist.progress import Progress, ProgressReader
 from archivist.sources.storage import pax
 from archivist.sources.storage.keys import check_member, describe_key, key_problem, skip_member
@@ -170,7 +171,7 @@ def _dump(
         staging.writer(tgz_path, "application/gzip") as out,
         staging.writer(manifest_path, "application/x-ndjson") as manifest,
         deflate.GzipWriter(out, compresslevel=GZIP_LEVEL, mtime=0, engine=GZIP_ENGINE) as gz,
-        tarfile.open(  # type: ignore[call-overload]
+        StreamedTarFile.open(  # type: ignore[call-overload]
             fileobj=gz, mode="w|", format=tarfile.PAX_FORMAT, bufsize=bundle.COPY_CHUNK, copybufsize=bundle.COPY_CHUNK
         ) as tar,
     ):
@@ -261,7 +262,9 @@ def restore(settings: S3Settings, tgz: Readable, mode: str = "empty", prefix: st
             # read. tarfile's stream copies its buffer at every read too, so the buffer stays small.
             # GzipFile reads with read() alone, which typeshed's file type does not know
             inflated = gzip.GzipFile(fileobj=tgz, mode="rb")  # type: ignore[call-overload]
-            with tarfile.open(fileobj=inflated, mode="r|", bufsize=TAR_READ_BUFFER, tarinfo=CappedTarInfo) as tar:
+            with StreamedTarFile.open(
+                fileobj=inflated, mode="r|", bufsize=TAR_READ_BUFFER, tarinfo=CappedTarInfo
+            ) as tar:
                 for member in tar:
                     own = member.pax_headers.get(pax.KEY, member.name)
                     key = prefix + own

@@ -1,0 +1,27 @@
+"""A tar archive read or written as a stream, holding only the member at hand.
+
+tarfile keeps every member it has written or read in `TarFile.members`, for `getmembers()` and
+for extracting an earlier member again, which a stream cannot do anyway. In a storage archive that
+list grows with the bucket: about 1 KB a member (its TarInfo and pax records), some 50 MB for
+50,000 objects (docs/PERFORMANCE.md#streamed-tar-members).
+"""
+
+from __future__ import annotations
+
+import tarfile
+
+
+class StreamedTarFile(tarfile.TarFile):
+    """Opened like TarFile (`StreamedTarFile.open(fileobj=…, mode="w|")` or `"r|"`), it forgets
+    each member once written or read; iterating it still yields every member in order."""
+
+    def addfile(self, tarinfo, fileobj=None, *args, **kwargs):  # type: ignore[no-untyped-def, override]
+        super().addfile(tarinfo, fileobj, *args, **kwargs)
+        self.members.clear()
+
+    def next(self):  # type: ignore[no-untyped-def, override]
+        # TarFile.__iter__ reads the next member whenever its count passes len(members): with the
+        # list kept empty it always does.
+        member = super().next()
+        self.members.clear()
+        return member

@@ -1,0 +1,54 @@
+"""format/tar_stream.py: a streamed tar holds only the member at hand, and reads back whole."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+
+import pytest
+
+from archivist.format.tar_stream import StreamedTarFile
+
+pytestmark = pytest.mark.unit
+
+
+def _add(tar: tarfile.TarFile, count: int) -> list[int]:
+    """Adds `count` members as the storage job does (a pax record each), returning len(members)
+    after each."""
+    held = []
+    for i in range(count):
+        body = f"object {i}\n".encode() * (i % 7)
+        info = tarfile.TarInfo(f"key/{i:04d}")
+        info.size, info.pax_headers = len(body), {"ARCHIVIST.key": f"key/{i:04d}"}
+        tar.addfile(info, io.BytesIO(body))
+        held.append(len(tar.members))
+    return held
+
+
+def _write(out: io.BytesIO, count: int) -> list[int]:
+    with StreamedTarFile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+        return _add(tar, count)
+
+
+def test_writing_keeps_no_member_and_reading_back_yields_every_one():
+    out = io.BytesIO()
+    assert set(_write(out, 300)) == {0}
+
+    got, held = [], []
+    with StreamedTarFile.open(fileobj=io.BytesIO(out.getvalue()), mode="r|") as tar:
+        for member in tar:
+            body = tar.extractfile(member)
+            got.append((member.name, member.pax_headers["ARCHIVIST.key"], body.read() if body else None))
+            held.append(len(tar.members))
+    assert [name for name, _, _ in got] == [f"key/{i:04d}" for i in range(300)]
+    assert all(key == name for name, key, _ in got)
+    assert [body for _, _, body in got] == [f"object {i}\n".encode() * (i % 7) for i in range(300)]
+    assert set(held) == {0}
+
+
+def test_the_archive_is_the_one_tarfile_writes():
+    ours, theirs = io.BytesIO(), io.BytesIO()
+    _write(ours, 20)
+    with tarfile.open(fileobj=theirs, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+        assert _add(tar, 20)[-1] == 20  # what StreamedTarFile forgets
+    assert ours.getvalue() == theirs.getvalue()
