@@ -102,8 +102,8 @@ ES_NETRC="$LOCAL/es/curl.netrc"
 
 # curl to the local Elasticsearch as $ES_USER; the password is read from a 0600 netrc file,
 # never passed on argv where `ps` would show it.
-es_curl() {
-  curl -sf --netrc-file "$ES_NETRC" "http://$BIND:$ES_PORT/$1"
+es_curl() {  # es_curl PATH [curl options]
+  curl -sf --netrc-file "$ES_NETRC" "${@:2}" "http://$BIND:$ES_PORT/$1"
 }
 
 write_es_netrc() {
@@ -197,6 +197,14 @@ CONF
   fi
   wait_for Elasticsearch "$LOGS/elasticsearch/elasticsearch.log" 120 \
     es_curl "_cluster/health?wait_for_status=yellow&timeout=1s"
+  # Disk watermarks in bytes left, not in percent: on a shared disk of 252 GB, 90% used still
+  # leaves 25 GB, yet the default high watermark would refuse a new index there (a restore at
+  # bench scale 5 failed so: "primary shard is not active").
+  es_curl _cluster/settings -X PUT -H 'Content-Type: application/json' -o /dev/null -d \
+    '{"persistent": {"cluster.routing.allocation.disk.watermark.low": "6gb",
+      "cluster.routing.allocation.disk.watermark.high": "4gb",
+      "cluster.routing.allocation.disk.watermark.flood_stage": "2gb"}}' \
+    || die "Elasticsearch refused its disk watermarks; see $LOGS/elasticsearch/elasticsearch.log"
   local anonymous
   anonymous="$(curl -s -o /dev/null -w '%{http_code}' "http://$BIND:$ES_PORT/_cluster/health" || true)"
   [ "$anonymous" = 401 ] || die "Elasticsearch on port $ES_PORT answers $anonymous without credentials, not 401:" \
