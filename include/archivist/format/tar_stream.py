@@ -9,17 +9,23 @@ list grows with the bucket: about 1 KB a member (its TarInfo and pax records), s
 from __future__ import annotations
 
 import tarfile
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from _typeshed import SupportsRead
 
 
 class StreamedTarFile(tarfile.TarFile):
     """Opened like TarFile (`StreamedTarFile.open(fileobj=…, mode="w|")` or `"r|"`), it forgets
     each member once written or read; iterating it still yields every member in order."""
 
-    def addfile(self, tarinfo, fileobj=None, *args, **kwargs):  # type: ignore[no-untyped-def, override]
-        super().addfile(tarinfo, fileobj, *args, **kwargs)
+    members: list[tarfile.TarInfo]  # tarfile's own list, which typeshed leaves out
+
+    def addfile(self, tarinfo: tarfile.TarInfo, fileobj: SupportsRead[bytes] | None = None) -> None:
+        super().addfile(tarinfo, fileobj)
         self.members.clear()
 
-    def next(self):  # type: ignore[no-untyped-def, override]
+    def next(self) -> tarfile.TarInfo | None:
         # TarFile.__iter__ reads the next member whenever its count passes len(members): with the
         # list kept empty it always does.
         member = super().next()
