@@ -30,9 +30,16 @@ from archivist.sources.elasticsearch.selection import STATE
 
 log = logging.getLogger(__name__)
 
-# While an index loads: no replicas, no refresh, and the translog synced every few seconds
-# rather than at every bulk request; finish_index puts back what the index had, then flushes.
-LOADING_SETTINGS = {"number_of_replicas": 0, "refresh_interval": "-1", "translog": {"durability": "async"}}
+# While an index loads: no replicas, no refresh, the translog synced every few seconds rather
+# than at every bulk request, and merges left until the index is complete (a tier of a hundred
+# segments); finish_index puts back what the index had, then flushes
+# (docs/PERFORMANCE.md#loading-settings).
+LOADING_SETTINGS: dict[str, Any] = {
+    "number_of_replicas": 0,
+    "refresh_interval": "-1",
+    "translog": {"durability": "async"},
+    "merge": {"policy": {"segments_per_tier": 100}},
+}
 # How Elasticsearch and OpenSearch name a setting they do not know (of an older or another server).
 _UNKNOWN_SETTING = re.compile(r"unknown setting \[([^\]]+)\]")
 SYSTEM_TEMPLATE_KEYS = {"created_date_millis", "modified_date_millis", "created_date", "modified_date"}
@@ -92,9 +99,9 @@ def create_index(es: Elasticsearch, index: str, definition: dict[str, Any] | Non
     A setting the server does not know (one of an older or another server's) is dropped with a
     warning naming it, and the index created without it; anything else it refuses fails the
     restore, naming the index, the server and what it refused."""
-    body: dict[str, Any] = {"settings": {"index": dict(LOADING_SETTINGS)}}
+    body: dict[str, Any] = {"settings": {"index": loading_settings({})}}
     if definition:
-        body["settings"]["index"] = {**definition["settings"]["index"], **LOADING_SETTINGS}
+        body["settings"]["index"] = loading_settings(definition["settings"]["index"])
         body["mappings"] = definition.get("mappings", {})
     while True:
         try:
@@ -124,23 +131,53 @@ def drop_setting(settings: dict[str, Any], dotted: str) -> bool:
     return False
 
 
+def loading_settings(own: dict[str, Any]) -> dict[str, Any]:
+    """The index's own settings with LOADING_SETTINGS laid over them, leaf by leaf: its other
+    translog and merge settings stay as they are."""
+    return _laid_over(own, LOADING_SETTINGS)
+
+
+def _laid_over(under: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(under)
+    for key, value in over.items():
+        below = merged.get(key)
+        merged[key] = _laid_over(below, value) if isinstance(value, dict) and isinstance(below, dict) else value
+    return merged
+
+
+def settings_put_back(own: dict[str, Any], loading: dict[str, Any] = LOADING_SETTINGS) -> dict[str, Any]:
+    """For each setting LOADING_SETTINGS changed, the index's own value, or None (the default)."""
+    back: dict[str, Any] = {}
+    for key, value in loading.items():
+        mine = own.get(key)
+        if isinstance(value, dict):
+            mine = settings_put_back(mine if isinstance(mine, dict) else {}, value)
+        back[key] = mine
+    return back
+
+
 def finish_index(es: Elasticsearch, index: str, definition: dict[str, Any] | None) -> None:
-    """Puts back the replicas and refresh interval the index had, then its aliases."""
-    original = (definition or {}).get("settings", {}).get("index", {})
-    es.indices.put_settings(
-        index=index,
-        body={
-            "index": {
-                "number_of_replicas": original.get("number_of_replicas", 1 if definition else None),
-                "refresh_interval": original.get("refresh_interval"),
-                "translog": {"durability": (original.get("translog") or {}).get("durability")},
-            }
-        },
-    )
+    """Puts back the settings the index had, asks for the merges its merge policy now wants,
+    then puts back its aliases."""
+    back = settings_put_back((definition or {}).get("settings", {}).get("index", {}))
+    if definition and back["number_of_replicas"] is None:
+        back["number_of_replicas"] = 1
+    es.indices.put_settings(index=index, body={"index": back})
+    _merge_in_background(es, index)
     es.indices.flush(index=index)  # what the asynchronous translog had not yet made durable
     es.indices.refresh(index=index)
     for alias, spec in ((definition or {}).get("aliases") or {}).items():
         es.indices.put_alias(index=index, name=alias, body=spec)
+
+
+def _merge_in_background(es: Elasticsearch, index: str) -> None:
+    """The merges the index's merge policy wants, which loading left undone, run on the server
+    after the restore: a force merge without a segment count merges only those. A server that
+    cannot run it as a task merges at the index's next writes instead."""
+    try:
+        es.indices.forcemerge(index=index, wait_for_completion=False)
+    except BadRequestError as exc:
+        log.info("index %s: merges left to its next writes, %s: %s", index, server_of(es), elasticsearch_reason(exc))
 
 
 def close_if_backed_up_closed(es: Elasticsearch, index: str, definition: dict[str, Any] | None) -> None:
