@@ -119,6 +119,25 @@ def es_wipe(settings: ElasticsearchSettings, pattern: str) -> None:
     es.options(ignore_status=404).indices.delete(index=pattern, expand_wildcards="all")
 
 
+def es_merges_settled(settings: ElasticsearchSettings, most_seconds: float = 900) -> dict[str, float]:
+    """Waits until Elasticsearch runs no merge (a restore leaves its indices' merges to run after
+    it); returns the seconds waited and the merge time the node spent in them (thread-seconds)."""
+    es = es_cluster.client(settings)
+
+    def merges() -> tuple[int, int]:
+        nodes = es.nodes.stats(metric="indices", index_metric="merge")["nodes"].values()
+        found = [n["indices"]["merges"] for n in nodes]
+        return sum(m["current"] for m in found), sum(m["total_time_in_millis"] for m in found)
+
+    started = time.monotonic()
+    current, spent_before = merges()
+    spent = spent_before
+    while current and time.monotonic() - started < most_seconds:
+        time.sleep(1)
+        current, spent = merges()
+    return {"seconds": round(time.monotonic() - started, 1), "merge_seconds": round((spent - spent_before) / 1000, 1)}
+
+
 def es_drop_templates(settings: ElasticsearchSettings) -> list[str]:
     """Deletes the cluster's user-made templates. A backup takes every template and an `empty`
     restore refuses one that exists, so the bench's bundles must hold only what its own restores

@@ -442,6 +442,7 @@ def markdown(results: dict, reference: dict | None, runs: dict[float, dict] | No
     ]
     for task, info in results["archivist_tasks"].items():
         lines.append(f"| {task} | {info['seconds']:.2f} s | {info['peak_rss_mb']:.0f} MB |")
+    lines += _merging_after(results)
     if results["jobs"]:
         lines += _baseline_steps(results)
     if runs:
@@ -450,6 +451,29 @@ def markdown(results: dict, reference: dict | None, runs: dict[float, dict] | No
     lines += [f"| {k} | {_cell(val)} |" for k, val in v.items()]
     lines += ["", "## Checks", ""] + [f"- {c}" for c in results["checks"]]
     return "\n".join(lines) + "\n"
+
+
+def _merging_after(results: dict) -> list[str]:
+    """The merges a restore leaves to Elasticsearch, waited out before the next measurement."""
+    restore_run = results["end_to_end"].get("restore", {}).get("archivist", {})
+    found = [
+        (what, info["merging_after"])
+        for what, info in (
+            ("restore_elasticsearch", results["archivist_tasks"].get("restore_elasticsearch", {})),
+            ("the restore DAG run", restore_run),
+        )
+        if info.get("merging_after")
+    ]
+    if not found:
+        return []
+    said = "; ".join(
+        f"after {what} {m['seconds']:.0f} s ({m['merge_seconds']:.0f} s of merge threads)" for what, m in found
+    )
+    return [
+        "",
+        f"Elasticsearch went on merging the restored indices, which a restore leaves until they are loaded: {said}. "
+        "The next measurement waited for it.",
+    ]
 
 
 def _per_job(results: dict) -> list[str]:
