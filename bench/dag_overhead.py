@@ -81,32 +81,31 @@ def measure_run(api, conf: dict, timeout: float = 1800) -> dict:
     return {"run_id": run_id, **share(api.run(DAG_ID, run_id), api.task_instances(DAG_ID, run_id), own)}
 
 
-def scheduler_runs(t: Targets, runs: int, log=print) -> list[dict]:
+def scheduler_runs(t: Targets, runs: int, log=print) -> tuple[list[dict], list[dict]]:
     """Starts Airflow with its connections pointed at the bench targets, measures WARM_UP_RUNS
-    backup runs (marked `warm_up`) and then `runs` more in turn, and stops it (starting it again as
-    it was if it ran before)."""
-    found = []
+    backup runs and then `runs` more in turn, and stops it (starting it again as it was if it ran
+    before); returns the warm-up runs and the measured ones."""
+    warm_ups: list[dict] = []
+    measured: list[dict] = []
     with scheduler.running(t, (DAG_ID,)) as api:
         for i in range(WARM_UP_RUNS + runs):
             got = measure_run(api, {"index_pattern": t.index_pattern, "keep": 7})
             warm_up = i < WARM_UP_RUNS
             label = "warm-up run" if warm_up else f"run {i + 1 - WARM_UP_RUNS}/{runs}"
             log(f"backup DAG {label}: {got['run_seconds']:.1f} s, Airflow's {got['airflow_seconds']:.1f} s")
-            found.append({**got, "warm_up": warm_up})
-    return found
+            (warm_ups if warm_up else measured).append(got)
+    return warm_ups, measured
 
 
-def summary(runs: list[dict]) -> dict:
-    """The median measured run's share, with every measured run's figure and the warm-up's."""
-    measured = [r for r in runs if not r.get("warm_up")]
+def summary(measured: list[dict], warm_ups: list[dict]) -> dict:
+    """The median measured run's share, with every measured run's figure and the warm-ups'."""
     ordered = sorted(measured, key=lambda r: r["airflow_seconds"])
-    median = ordered[(len(ordered) - 1) // 2]
     return {
         "source": "scheduler (LocalExecutor) runs triggered through the REST API",
-        "warm_up_airflow_seconds": [r["airflow_seconds"] for r in runs if r.get("warm_up")],
+        "warm_up_airflow_seconds": [r["airflow_seconds"] for r in warm_ups],
         "runs_airflow_seconds": [r["airflow_seconds"] for r in measured],
         "limit_seconds": LIMIT_SECONDS,
-        **{k: v for k, v in median.items() if k != "warm_up"},
+        **ordered[(len(ordered) - 1) // 2],
     }
 
 
@@ -115,7 +114,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
     print(f"load average: {os.getloadavg()[0]:.1f}", file=sys.stderr)
-    result = summary(scheduler_runs(targets.load(), args.runs))
+    warm_ups, measured = scheduler_runs(targets.load(), args.runs)
+    result = summary(measured, warm_ups)
     print(f"load average: {os.getloadavg()[0]:.1f}", file=sys.stderr)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     saved = scheduler.ROOT / "bench" / "results" / f"dag-overhead-scale-0.1-{stamp}.json"

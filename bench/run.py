@@ -346,8 +346,8 @@ class Bench:
         if self.dags and self.scale == OVERHEAD_SCALE:
             self.idle()
             try:
-                runs = dag_overhead.scheduler_runs(self.t, OVERHEAD_RUNS, log=log)
-                self.e2e["dag_overhead"] = dag_overhead.summary(runs)
+                warm_ups, measured = dag_overhead.scheduler_runs(self.t, OVERHEAD_RUNS, log=log)
+                self.e2e["dag_overhead"] = dag_overhead.summary(measured, warm_ups)
             except Exception as exc:  # the run's other measurements stand without this one
                 log(f"Airflow's share of a backup run was not measured: {exc}")
                 self.checks.append(f"Airflow's share of a backup run: NOT measured ({type(exc).__name__}: {exc})")
@@ -457,10 +457,11 @@ def without_baselines_because(scale: float, asked: bool) -> str | None:
     without the baselines' copies of the data (bench/disk.py)."""
     if asked:
         return "asked for (--no-baselines)"
-    more = disk.shortfall(scale)
-    if more and not disk.shortfall(scale, baselines=False):
+    room = disk.Room.now(scale)
+    more = room.shortfall()
+    if more and not room.shortfall(baselines=False):
         return (
-            f"with them the run needs about {more:.1f} GB more than the {disk.free_gb():.1f} GB free "
+            f"with them the run needs about {more:.1f} GB more than the {room.free:.1f} GB free "
             "(bench/disk.py), so only archivist's tasks and DAG runs were measured, for the growth table"
         )
     return None

@@ -58,24 +58,19 @@ def test_the_share_is_the_run_less_the_slowest_job_and_the_bundle():
     }
 
 
+def _runs(*airflow_seconds: float) -> list[dict]:
+    return [{"airflow_seconds": s, "run_seconds": 30.0, "work_seconds": 0.0, "tasks": []} for s in airflow_seconds]
+
+
 def test_the_summary_keeps_the_median_run_and_leaves_the_warm_up_out():
-    runs = [
-        {"airflow_seconds": s, "run_seconds": 30.0, "work_seconds": 0.0, "tasks": [], "warm_up": warm}
-        for s, warm in ((40.0, True), (31.0, False), (9.0, False), (12.0, False))
-    ]
-    got = dag_overhead.summary(runs)
+    got = dag_overhead.summary(_runs(31.0, 9.0, 12.0), _runs(40.0))
     assert got["airflow_seconds"] == 12.0
     assert got["runs_airflow_seconds"] == [31.0, 9.0, 12.0]
     assert got["warm_up_airflow_seconds"] == [40.0]
-    assert "warm_up" not in got
     assert got["limit_seconds"] == 10.0
 
 
 def test_the_report_names_the_warm_up_it_left_out():
-    runs = [
-        {"airflow_seconds": s, "run_seconds": 30.0, "work_seconds": 0.0, "tasks": [], "warm_up": warm}
-        for s, warm in ((40.0, True), (9.0, False), (12.0, False))
-    ]
-    text = "\n".join(report._overhead(dag_overhead.summary(runs)))
+    text = "\n".join(report._overhead(dag_overhead.summary(_runs(9.0, 12.0), _runs(40.0))))
     assert "after 1 warm-up run left out (Airflow's share 40.0 s" in text
     assert "the median of 2 runs (9.0, 12.0 s)" in text

@@ -22,11 +22,16 @@ def test_without_the_baselines_their_work_folder_is_not_counted():
     assert full[disk.BASELINES_WORK] == pytest.approx(3.2 * 5 * disk.MARGIN, abs=0.05)
 
 
-def test_the_shortfall_is_what_the_free_disk_lacks(monkeypatch):
-    monkeypatch.setattr(disk, "generated_gb", lambda scale: 0.0)
+def test_the_shortfall_is_what_the_free_disk_lacks():
     needed = sum(disk.estimate(5).values())
-    monkeypatch.setattr(disk, "free_gb", lambda: needed - 10.0)
-    assert disk.shortfall(5) == pytest.approx(10.0)
-    assert disk.shortfall(5, baselines=False) == 0.0
-    monkeypatch.setattr(disk, "free_gb", lambda: needed + 1.0)
-    assert disk.shortfall(5) == 0.0
+    short = disk.Room(5, free=needed - 10.0, generated=0.0)
+    assert short.shortfall() == pytest.approx(10.0)
+    assert short.shortfall(baselines=False) == 0.0
+    assert disk.Room(5, free=needed + 1.0, generated=0.0).shortfall() == 0.0
+
+
+def test_data_generated_already_is_not_needed_again():
+    needed = sum(disk.estimate(5).values())
+    room = disk.Room(5, free=needed - 10.0, generated=14.0)
+    assert room.needed() == pytest.approx(needed - 14.0)
+    assert room.shortfall() == 0.0
