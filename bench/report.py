@@ -454,7 +454,7 @@ def markdown(results: dict, reference: dict | None, runs: dict[float, dict] | No
 
 
 def _merging_after(results: dict) -> list[str]:
-    """The merges a restore leaves to Elasticsearch, waited out before the next measurement."""
+    """The merges Elasticsearch ran after a restore ended, waited out before the next measurement."""
     restore_run = results["end_to_end"].get("restore", {}).get("archivist", {})
     found = [
         (what, info["merging_after"])
@@ -471,7 +471,7 @@ def _merging_after(results: dict) -> list[str]:
     )
     return [
         "",
-        f"Elasticsearch went on merging the restored indices, which a restore leaves until they are loaded: {said}. "
+        f"Elasticsearch went on merging the restored indices after the restore had ended: {said}. "
         "The next measurement waited for it.",
     ]
 

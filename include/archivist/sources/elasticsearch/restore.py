@@ -30,15 +30,13 @@ from archivist.sources.elasticsearch.selection import STATE
 
 log = logging.getLogger(__name__)
 
-# While an index loads: no replicas, no refresh, the translog synced every few seconds rather
-# than at every bulk request, and merges left until the index is complete (a tier of a hundred
-# segments); finish_index puts back what the index had, then flushes
+# While an index loads: no replicas, no refresh, and the translog synced every few seconds
+# rather than at every bulk request; finish_index puts back what the index had, then flushes
 # (docs/PERFORMANCE.md#loading-settings).
 LOADING_SETTINGS: dict[str, Any] = {
     "number_of_replicas": 0,
     "refresh_interval": "-1",
     "translog": {"durability": "async"},
-    "merge": {"policy": {"segments_per_tier": 100}},
 }
 # How Elasticsearch and OpenSearch name a setting they do not know (of an older or another server).
 _UNKNOWN_SETTING = re.compile(r"unknown setting \[([^\]]+)\]")
@@ -157,27 +155,15 @@ def settings_put_back(own: dict[str, Any], loading: dict[str, Any] = LOADING_SET
 
 
 def finish_index(es: Elasticsearch, index: str, definition: dict[str, Any] | None) -> None:
-    """Puts back the settings the index had, asks for the merges its merge policy now wants,
-    then puts back its aliases."""
+    """Puts back the settings LOADING_SETTINGS changed to those the index had, then its aliases."""
     back = settings_put_back((definition or {}).get("settings", {}).get("index", {}))
     if definition and back["number_of_replicas"] is None:
         back["number_of_replicas"] = 1
     es.indices.put_settings(index=index, body={"index": back})
-    _merge_in_background(es, index)
     es.indices.flush(index=index)  # what the asynchronous translog had not yet made durable
     es.indices.refresh(index=index)
     for alias, spec in ((definition or {}).get("aliases") or {}).items():
         es.indices.put_alias(index=index, name=alias, body=spec)
-
-
-def _merge_in_background(es: Elasticsearch, index: str) -> None:
-    """The merges the index's merge policy wants, which loading left undone, run on the server
-    after the restore: a force merge without a segment count merges only those. A server that
-    cannot run it as a task merges at the index's next writes instead."""
-    try:
-        es.indices.forcemerge(index=index, wait_for_completion=False)
-    except BadRequestError as exc:
-        log.info("index %s: merges left to its next writes, %s: %s", index, server_of(es), elasticsearch_reason(exc))
 
 
 def close_if_backed_up_closed(es: Elasticsearch, index: str, definition: dict[str, Any] | None) -> None:

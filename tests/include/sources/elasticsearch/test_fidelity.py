@@ -36,7 +36,7 @@ SETTINGS = {
     "number_of_replicas": 0,
     "max_result_window": 20000,
     "refresh_interval": "7s",
-    # beside the translog and merge settings a restore changes while it loads
+    # beside the translog setting a restore changes while it loads
     "translog": {"flush_threshold_size": "1gb"},
     "merge": {"scheduler": {"max_thread_count": 1}},
     "sort": {"field": ["sku"], "order": ["asc"]},

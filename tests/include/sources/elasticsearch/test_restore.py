@@ -205,41 +205,13 @@ def test_loading_settings_lie_over_the_index_own_leaf_by_leaf():
         "number_of_replicas": 0,
         "refresh_interval": "-1",
         "translog": {"durability": "async", "flush_threshold_size": "1gb"},
-        "merge": {"scheduler": {"max_thread_count": "1"}, "policy": {"segments_per_tier": 100}},
+        "merge": {"scheduler": {"max_thread_count": "1"}},
     }
     assert es_restore.settings_put_back(own) == {
         "number_of_replicas": None,
         "refresh_interval": "7s",
         "translog": {"durability": "request"},
-        "merge": {"policy": {"segments_per_tier": None}},
     }
-
-
-def _merges(es, index: str) -> int:
-    return es.indices.stats(index=index, metric="merge")["indices"][index]["primaries"]["merges"]["total"]
-
-
-def test_merges_wait_until_the_index_is_loaded_then_run_on_the_server(es_client):
-    """Thirty small segments, which the default merge policy merges as they come, stay unmerged
-    while the index loads; finishing it puts its policy back and the server merges them."""
-    index = f"restore-merges-{secrets.token_hex(3)}"
-    try:
-        es_restore.create_index(es_client, index, None)
-        for batch in range(30):
-            body = b"".join(b'{"index":{}}\n{"n":%d}\n' % (batch * 100 + n) for n in range(100))
-            es_client.bulk(index=index, operations=body)
-            es_client.indices.flush(index=index)
-        assert _merges(es_client, index) == 0
-        es_restore.finish_index(es_client, index, None)
-        deadline = time.monotonic() + 30
-        while _merges(es_client, index) == 0 and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert _merges(es_client, index) > 0, "no merge ran after the index was finished"
-        made = es_client.indices.get_settings(index=index, flat_settings=True)[index]["settings"]
-        assert "index.merge.policy.segments_per_tier" not in made
-        assert es_client.count(index=index)["count"] == 3000
-    finally:
-        es_client.options(ignore_status=404).indices.delete(index=index)
 
 
 def test_a_mapping_the_server_refuses_fails_naming_the_index_and_the_feature(es_client):
