@@ -120,7 +120,7 @@ def es_wipe(settings: ElasticsearchSettings, pattern: str) -> None:
 
 
 def es_merges_settled(settings: ElasticsearchSettings, most_seconds: float = 900) -> dict[str, float]:
-    """Waits until Elasticsearch runs no merge (a restore leaves its indices' merges to run after
+    """Waits until Elasticsearch runs no merge (those a restore's last flushes start go on after
     it); returns the seconds waited and the merge time the node spent in them (thread-seconds)."""
     es = es_cluster.client(settings)
 

@@ -243,8 +243,8 @@ class Bench:
             return scheduler.timed_run(api, dag_id, conf, log=log)
 
     def merges_settled(self, after: str) -> dict[str, float]:
-        """Waits out the merges a restore leaves to Elasticsearch, so that they are counted apart
-        rather than against whatever runs next."""
+        """Waits out the merges Elasticsearch runs after a restore has ended, so that they are
+        counted apart rather than against whatever runs next."""
         merging = load.es_merges_settled(self.t.elasticsearch)
         if merging["seconds"] >= 1:
             log(f"Elasticsearch merged for {merging['seconds']:.0f}s after {after}")

@@ -57,7 +57,7 @@ def test_quick_bench_measures_everything_and_cleans_up(tmp_path, pg_settings, es
             assert len(job[tool]["rounds_seconds"]) == rounds
             assert job[tool]["seconds"] == sorted(job[tool]["rounds_seconds"])[(rounds - 1) // 2]
     assert "rounds_seconds" not in results["jobs"]["pg_backup"]["archivist"]
-    # the merges the restore left to Elasticsearch were waited out, and their time kept apart
+    # the merges Elasticsearch ran after the restore were waited out, and their time kept apart
     merging = results["archivist_tasks"]["restore_elasticsearch"]["merging_after"]
     assert set(merging) == {"seconds", "merge_seconds"} and min(merging.values()) >= 0
     assert {"elasticdump", "rclone", "pg_dump", "tar", "gzip", "archivist", "pyrage"} <= set(results["versions"])

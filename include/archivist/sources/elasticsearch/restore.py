@@ -131,7 +131,7 @@ def drop_setting(settings: dict[str, Any], dotted: str) -> bool:
 
 def loading_settings(own: dict[str, Any]) -> dict[str, Any]:
     """The index's own settings with LOADING_SETTINGS laid over them, leaf by leaf: its other
-    translog and merge settings stay as they are."""
+    translog settings stay as they are."""
     return _laid_over(own, LOADING_SETTINGS)
 
 
