@@ -136,10 +136,13 @@ def loading_settings(own: dict[str, Any]) -> dict[str, Any]:
 
 
 def _laid_over(under: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """A new dict at every level `over` has one: drop_setting edits the result, never LOADING_SETTINGS."""
     merged = dict(under)
     for key, value in over.items():
-        below = merged.get(key)
-        merged[key] = _laid_over(below, value) if isinstance(value, dict) and isinstance(below, dict) else value
+        if isinstance(value, dict):
+            below = merged.get(key)
+            value = _laid_over(below if isinstance(below, dict) else {}, value)
+        merged[key] = value
     return merged
 
 
