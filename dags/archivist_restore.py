@@ -1,7 +1,7 @@
 """archivist_restore: restores a bundle, chosen by its key, into the stack.
 
-locate → verify → [restore_postgres, restore_elasticsearch, restore_storage] → report.
-Nothing is written before `verify` has checked every artifact of the bundle.
+verify → [restore_postgres, restore_elasticsearch, restore_storage] → report.
+`verify` resolves the key, then checks every artifact of the bundle: nothing is written before.
 Each restore job streams its own members from the backup bucket. With the param
 `split`, or on its own for a bundle made in parts, elasticsearch and storage are
 each spread over mapped tasks (split_<job> → restore_<job>_part[n]), by index
@@ -30,10 +30,11 @@ def _store():
     return BackupStore(config.load_backups())
 
 
-def _opener(located: dict, verified: dict | None = None):
-    """The bundle, pinned to the ETag `verify` saw once it has run: a replaced object fails."""
+def _opener(located: dict, etag: str | None = None):
+    """The bundle `located` names; pinned to the ETag `verify` saw once it has run, so that a
+    replaced object fails."""
     store, key = _store(), BackupKey.parse(located["key"])
-    return store.bundle_source(key, etag=(verified or {}).get("etag"), encrypted=located.get("encrypted", False))
+    return store.bundle_source(key, etag=etag, encrypted=located.get("encrypted", False))
 
 
 # A hung run would hold back every later one (each DAG runs one at a time): Airflow stops it.
@@ -50,12 +51,12 @@ def _selected(job: str, verified: dict, params: dict) -> None:
         raise AirflowSkipException(f"the bundle holds no {job} backup")
 
 
-def _restore(job: str, located: dict, verified: dict, params: dict, mode: str, options) -> dict:
+def _restore(job: str, verified: dict, params: dict, mode: str, options) -> dict:
     from archivist.runner import restore
 
     return restore.restore_job(
         job,
-        _opener(located, verified),
+        _opener(verified, verified["etag"]),
         _settings(job, params),
         mode,
         options,
@@ -65,27 +66,32 @@ def _restore(job: str, located: dict, verified: dict, params: dict, mode: str, o
 
 
 @fail_fast
-def _restore_job(job: str, located: dict, verified: dict, params: dict, parts: list | None = None) -> dict:
-    """One job's restore task: streams its own members of the bundle into its target."""
+def _restore_job(job: str, verified: dict, params: dict) -> dict:
+    """One job's restore task: streams its own members of the bundle into its target. It plans
+    as split_<job> does rather than waiting for it, so every job starts right after verify."""
     _selected(job, verified, params)
-    if parts:
+    if job in SPLIT_JOBS and (parts := _parts(job, verified, params)):
         raise AirflowSkipException(f"job {job} is restored in {len(parts)} parts (restore_{job}_part)")
-    return _restore(job, located, verified, params, params["mode"], _options(params))
+    return _restore(job, verified, params, params["mode"], _options(params))
+
+
+def _parts(job: str, verified: dict, params: dict) -> list[dict]:
+    from archivist.runner import split
+
+    return split.restore_parts(job, verified.get("data_members", []), params["split"])
 
 
 @fail_fast
 def _split(job: str, verified: dict, params: dict) -> list[dict]:
     """Which part of the job each mapped restore task takes; [] keeps the job one task."""
     _selected(job, verified, params)
-    from archivist.runner import split
-
-    parts = split.restore_parts(job, verified.get("data_members", []), params["split"])
+    parts = _parts(job, verified, params)
     print(f"{job}: {len(parts) or 1} part(s)")
     return parts
 
 
 @fail_fast
-def _restore_part(job: str, located: dict, verified: dict, params: dict, part: dict) -> dict:
+def _restore_part(job: str, verified: dict, params: dict, part: dict) -> dict:
     """One part of a spread restore (a mapped task): its indices, or its archive. In `empty` mode
     verify found every target empty; the parts then write beside each other's work as `replace`
     would, each into what only it restores."""
@@ -95,7 +101,7 @@ def _restore_part(job: str, located: dict, verified: dict, params: dict, part: d
     if options is None:
         raise AirflowSkipException(f"none of part {part['part']}'s indices was chosen")
     mode = "replace" if params["mode"] == "empty" else params["mode"]
-    return _restore(job, located, verified, params, mode, options)
+    return _restore(job, verified, params, mode, options)
 
 
 def _options(params: dict):
@@ -241,20 +247,16 @@ def _elsewhere_params() -> dict[str, Param]:
 def archivist_restore():
     @task
     @fail_fast
-    def locate(params: dict) -> dict:
-        """Resolves the key (or 'latest'); an unknown key lists the closest ones."""
-        found = _store().locate(params["key"])
-        print(f"restoring {found.key} ({found.size} bytes{', encrypted with age' if found.encrypted else ''})")
-        return found.as_dict()
-
-    @task
-    @fail_fast
-    def verify(located: dict, params: dict) -> dict:
-        """Checks every artifact against meta.json, and in `empty` mode that every target is
-        empty, before any target is touched."""
+    def verify(params: dict) -> dict:
+        """Resolves the key (or 'latest'; an unknown key lists the closest ones), then checks every
+        artifact against meta.json, and in `empty` mode that every target is empty, before any
+        target is touched. One task, not two: each task on the way to the jobs costs a start-up."""
         from archivist.runner import restore
 
         restore.check_options(_options(params), config.parse_jobs(params["jobs"]))
+        found = _store().locate(params["key"])
+        print(f"restoring {found.key} ({found.size} bytes{', encrypted with age' if found.encrypted else ''})")
+        located = found.as_dict()
         if not params["dry_run"]:  # held by this run until release_lock
             from archivist.transport.operation_lock import DAG_LEASE
 
@@ -265,7 +267,7 @@ def archivist_restore():
             jobs = config.parse_jobs(params["jobs"])
             settings = {job: _settings(job, params) for job in jobs if job in report.jobs}
             restore.require_empty(restore.refuse_non_empty(report, jobs, settings, _options(params), source))
-        return restore.summary(report, located["key"], source.pin)
+        return {**located, **restore.summary(report, located["key"], source.pin)}
 
     @task(trigger_rule="none_failed")
     def report(
@@ -297,16 +299,12 @@ def archivist_restore():
         """Frees the lock this run took in verify, whether the restore succeeded or not."""
         return _store().lock().release()
 
-    located = locate()
-    verified = verify(located)
+    verified = verify()
     parts = {job: task(task_id=f"split_{job}")(_split)(job, verified) for job in SPLIT_JOBS}
-    whole = {
-        job: task(task_id=f"restore_{job}")(_restore_job)(job, located, verified, parts=parts.get(job))
-        for job in config.JOBS
-    }
+    whole = {job: task(task_id=f"restore_{job}")(_restore_job)(job, verified) for job in config.JOBS}
     mapped = {
         f"{job}_parts": task(task_id=f"restore_{job}_part")(_restore_part)
-        .partial(job=job, located=located, verified=verified)
+        .partial(job=job, verified=verified)
         .expand(part=parts[job])
         for job in SPLIT_JOBS
     }

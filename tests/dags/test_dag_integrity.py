@@ -30,15 +30,15 @@ BACKUP_UPSTREAMS = {
     "cleanup_staging": {"check", "rotate"},
 }
 RESTORE_UPSTREAMS = {
-    "locate": set(),
-    "verify": {"locate"},
+    "verify": set(),
     "split_elasticsearch": {"verify"},
     "split_storage": {"verify"},
-    "restore_postgres": {"locate", "verify"},
-    "restore_elasticsearch": {"locate", "verify", "split_elasticsearch"},
-    "restore_storage": {"locate", "verify", "split_storage"},
-    "restore_elasticsearch_part": {"locate", "verify", "split_elasticsearch"},
-    "restore_storage_part": {"locate", "verify", "split_storage"},
+    # the whole jobs plan as split_<job> does rather than wait for it: all start after verify
+    "restore_postgres": {"verify"},
+    "restore_elasticsearch": {"verify"},
+    "restore_storage": {"verify"},
+    "restore_elasticsearch_part": {"verify", "split_elasticsearch"},
+    "restore_storage_part": {"verify", "split_storage"},
     "report": {
         "verify",
         "restore_postgres",
