@@ -12,8 +12,10 @@ for the scale is counted as present, not needed.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +35,26 @@ PER_SCALE_GB = {
     BASELINES_WORK: 3.2,
 }
 MARGIN = 1.1  # what sampling every few seconds misses, and the servers' logs
+
+
+def write_rate(folder: Path, mb: int = 256) -> float:
+    """MB/s of writing `mb` MiB to a new file in `folder` and syncing it to the disk, then removing
+    it. The servers' data and the baselines' folders share this disk, and its speed moves between
+    runs enough to move the ratios (docs/PERFORMANCE.md#restore-end-to-end-on-two-cores): a run
+    records it before and after, so results are read knowing it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    block = os.urandom(1024 * 1024)  # not zeros: nothing on the way may skip or compress them
+    path = folder / f"disk-probe-{os.getpid()}"
+    started = time.monotonic()
+    try:
+        with open(path, "wb", buffering=0) as f:
+            for _ in range(mb):
+                f.write(block)
+            os.fsync(f.fileno())
+        seconds = time.monotonic() - started
+    finally:
+        path.unlink(missing_ok=True)
+    return round(mb * 1024 * 1024 / 1e6 / seconds, 1)
 
 
 def generated_gb(scale: float) -> float:

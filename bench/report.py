@@ -367,13 +367,23 @@ def _speedups(results: dict) -> list[str]:
     return lines
 
 
+def _disk(machine: dict) -> str:
+    """The disk's write rate before and after the run (bench.disk.write_rate); older results lack it."""
+    rates = machine.get("disk_write_mb_s")
+    if not rates:
+        return ""
+    before, after = rates
+    return f" Disk: writing 256 MiB and syncing it ran at {before:,.0f} MB/s before the run, {after:,.0f} MB/s after."
+
+
 def markdown(results: dict, reference: dict | None, runs: dict[float, dict] | None = None) -> str:
     """The run's report; `runs` (scale -> run, see bench.scaling) adds the table of growth with the data."""
     d, m, v = results["data"], results["machine"], results["versions"]
     lines = [
         f"# archivist bench: scale {results['scale']:g}{' (quick mode)' if results['quick'] else ''}",
         "",
-        f"Run {results['started_at']} on {m['cores']} cores and {m['memory_gb']:g} GB of memory ({m['platform']}).",
+        f"Run {results['started_at']} on {m['cores']} cores and {m['memory_gb']:g} GB of memory ({m['platform']})."
+        + _disk(m),
         f"Data: PostgreSQL {d['postgres']['tables']} tables, {sum(d['postgres']['rows'].values()):,} rows "
         f"({_mb(d['postgres']['sql_bytes'])} of SQL); Elasticsearch {d['elasticsearch']['documents']:,} documents in "
         f"{len(d['elasticsearch']['indices'])} indices ({_mb(d['elasticsearch']['source_bytes'])} of source); "

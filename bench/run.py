@@ -525,6 +525,7 @@ def main(argv: list[str] | None = None) -> dict:
         with_baselines=not without_baselines,
     )
     started = dt.datetime.now(dt.UTC)
+    disk_before = disk.write_rate(WORK.parent)
     try:
         load.ensure(t, scale, ())
         load.ensure_postgres(t, scale)
@@ -548,7 +549,7 @@ def main(argv: list[str] | None = None) -> dict:
     results = report.build(
         scale=scale,
         started=started,
-        machine=machine(),
+        machine={**machine(), "disk_write_mb_s": [disk_before, disk.write_rate(WORK.parent)]},
         versions=found_versions,
         data=data,
         tasks=bench.tasks,

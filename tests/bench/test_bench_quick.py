@@ -70,6 +70,9 @@ def test_quick_bench_measures_everything_and_cleans_up(tmp_path, pg_settings, es
     assert "## Speedups" in table and "## Peak resident memory" in table and "## Versions" in table
     assert "## Encryption (age)" in table
     assert f"{results['machine']['cores']} cores" in table
+    # the disk's write rate, before and after the run, is in the results and the report
+    before, after = results["machine"]["disk_write_mb_s"]
+    assert before > 0 and after > 0 and f"{before:,.0f} MB/s before the run" in table
 
     # The run took its data off the servers again.
     quick = targets.load(targets.QUICK_PREFIX)

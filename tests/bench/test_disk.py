@@ -35,3 +35,9 @@ def test_data_generated_already_is_not_needed_again():
     room = disk.Room(5, free=needed - 10.0, generated=14.0)
     assert room.needed() == pytest.approx(needed - 14.0)
     assert room.shortfall() == 0.0
+
+
+def test_the_write_rate_is_measured_and_leaves_nothing(tmp_path):
+    rate = disk.write_rate(tmp_path, mb=8)
+    assert rate > 0
+    assert list(tmp_path.iterdir()) == []
