@@ -35,9 +35,10 @@ PER_SCALE_GB = {
     BASELINES_WORK: 3.2,
 }
 MARGIN = 1.1  # what sampling every few seconds misses, and the servers' logs
+PROBE_MIB = 256  # written and synced by write_rate: seconds at any disk speed seen here
 
 
-def write_rate(folder: Path, mb: int = 256) -> float:
+def write_rate(folder: Path, mb: int = PROBE_MIB) -> float:
     """MB/s of writing `mb` MiB to a new file in `folder` and syncing it to the disk, then removing
     it. The servers' data and the baselines' folders share this disk, and its speed moves between
     runs enough to move the ratios (docs/PERFORMANCE.md#restore-end-to-end-on-two-cores): a run

@@ -6,7 +6,7 @@ import datetime as dt
 import json
 from pathlib import Path
 
-from bench import encryption, scaling
+from bench import disk, encryption, scaling
 from bench.scaling import newest as latest
 
 MB = 1024 * 1024
@@ -373,7 +373,10 @@ def _disk(machine: dict) -> str:
     if not rates:
         return ""
     before, after = rates
-    return f" Disk: writing 256 MiB and syncing it ran at {before:,.0f} MB/s before the run, {after:,.0f} MB/s after."
+    return (
+        f" Disk: writing {disk.PROBE_MIB} MiB and syncing it ran at {before:,.0f} MB/s before the run, "
+        f"{after:,.0f} MB/s after."
+    )
 
 
 def markdown(results: dict, reference: dict | None, runs: dict[float, dict] | None = None) -> str:

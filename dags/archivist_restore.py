@@ -30,11 +30,11 @@ def _store():
     return BackupStore(config.load_backups())
 
 
-def _opener(located: dict, etag: str | None = None):
-    """The bundle `located` names; pinned to the ETag `verify` saw once it has run, so that a
-    replaced object fails."""
-    store, key = _store(), BackupKey.parse(located["key"])
-    return store.bundle_source(key, etag=etag, encrypted=located.get("encrypted", False))
+def _opener(found: dict):
+    """The bundle `found` names; once verify has run, its result carries the ETag verify saw and
+    every read is pinned to it, so that a replaced object fails."""
+    store, key = _store(), BackupKey.parse(found["key"])
+    return store.bundle_source(key, etag=found.get("etag"), encrypted=found.get("encrypted", False))
 
 
 # A hung run would hold back every later one (each DAG runs one at a time): Airflow stops it.
@@ -56,7 +56,7 @@ def _restore(job: str, verified: dict, params: dict, mode: str, options) -> dict
 
     return restore.restore_job(
         job,
-        _opener(verified, verified["etag"]),
+        _opener(verified),
         _settings(job, params),
         mode,
         options,

@@ -29,6 +29,13 @@ BACKUP_UPSTREAMS = {
     "rotate": {"bundle_and_upload"},
     "cleanup_staging": {"check", "rotate"},
 }
+RESTORE_JOBS = (
+    "restore_postgres",
+    "restore_elasticsearch",
+    "restore_storage",
+    "restore_elasticsearch_part",
+    "restore_storage_part",
+)
 RESTORE_UPSTREAMS = {
     "verify": set(),
     "split_elasticsearch": {"verify"},
@@ -48,13 +55,7 @@ RESTORE_UPSTREAMS = {
         "restore_storage_part",
     },
     # report only compares counts: the lock is freed beside it, once no job writes
-    "release_lock": {
-        "restore_postgres",
-        "restore_elasticsearch",
-        "restore_storage",
-        "restore_elasticsearch_part",
-        "restore_storage_part",
-    },
+    "release_lock": set(RESTORE_JOBS),
 }
 DRILL_UPSTREAMS = {
     "prepare": set(),
@@ -64,13 +65,6 @@ DRILL_UPSTREAMS = {
     "remove_scratch": {"prepare", "record"},
 }
 BACKUP_JOBS = ("postgres", "elasticsearch", "storage", "elasticsearch_part", "storage_part")
-RESTORE_JOBS = (
-    "restore_postgres",
-    "restore_elasticsearch",
-    "restore_storage",
-    "restore_elasticsearch_part",
-    "restore_storage_part",
-)
 
 
 def test_every_dag_file_imports_without_errors(dagbag):
