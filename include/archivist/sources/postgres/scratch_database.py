@@ -18,6 +18,7 @@ import dataclasses
 import logging
 import re
 import secrets
+import time
 
 import psycopg
 import psycopg.sql
@@ -33,6 +34,7 @@ SCRATCH_PREFIX = "archivist_scratch_"
 REPLACED_PREFIX = "archivist_replaced_"
 MAINTENANCE_DATABASES = ("postgres", "template1")
 # Settings whose value is a list written as SQL (pg_dumpall's GUC_LIST_QUOTE variables).
+SESSIONS_LEAVE_SECONDS = 5.0  # as CREATE DATABASE waits for other sessions on its template to end
 LIST_SETTINGS = {"search_path", "temp_tablespaces", "session_preload_libraries", "local_preload_libraries"}
 
 
@@ -46,6 +48,16 @@ def maintenance(settings: PostgresSettings) -> PostgresSettings:
         if name != settings.dbname and job.database_exists(settings, name):
             return dataclasses.replace(settings, dbname=name)
     raise CannotBuildAside("neither the 'postgres' nor the 'template1' database can be reached")
+
+
+def _sessions_left(conn: psycopg.Connection, dbname: str) -> int:
+    """The other sessions connected to `dbname` after waiting for them to leave as long as CREATE
+    DATABASE waits for a template's: a session just closed (the restore's own, which dropped the
+    replaced objects) stays listed while its backend exits, longer on a busy server."""
+    deadline = time.monotonic() + SESSIONS_LEAVE_SECONDS
+    while (sessions := _other_sessions(conn, dbname)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return sessions
 
 
 def _other_sessions(conn: psycopg.Connection, dbname: str) -> int:
@@ -76,7 +88,7 @@ class ScratchDatabase:
             if not allowed or not allowed[0]:
                 raise CannotBuildAside("the user is neither a superuser nor an owner of the database with CREATEDB")
             sweep(conn)
-            if sessions := _other_sessions(conn, self.target):
+            if sessions := _sessions_left(conn, self.target):
                 raise CannotBuildAside(f"{sessions} other session(s) are connected to it")
             try:
                 conn.execute(

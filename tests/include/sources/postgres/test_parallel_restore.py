@@ -1,5 +1,6 @@
 """A parallel restore builds each table's indexes as soon as that table is loaded, beside the
-tables still loading, the way pg_restore --jobs schedules by dependency."""
+tables still loading, the way pg_restore --jobs schedules by dependency; it builds aside unless
+another session stays connected to the target."""
 
 from __future__ import annotations
 
@@ -59,18 +60,31 @@ def _loading_slow_into(settings) -> str | None:
     return row[0] if row else None
 
 
+def _waiting_for_sessions_to_leave(settings) -> bool:
+    """Whether a restore is counting the sessions connected to the target before building aside."""
+    with job.connect(settings) as conn:
+        return conn.execute(
+            "SELECT EXISTS (SELECT FROM pg_catalog.pg_stat_activity WHERE pid <> pg_backend_pid() AND query LIKE %s)",
+            ("SELECT count(*) FROM pg_catalog.pg_stat_activity WHERE datname = %",),
+        ).fetchone()[0]
+
+
 def _indexes(settings, dbname: str) -> set[str]:
     with job.connect(dataclasses.replace(settings, dbname=dbname)) as conn:
         return {row[0] for row in conn.execute("SELECT indexname FROM pg_catalog.pg_indexes WHERE tablename = 'quick'")}
 
 
-def test_a_loaded_tables_indexes_are_built_while_another_table_loads(two_tables):
-    dump = subprocess.run(
+def _dump(settings) -> bytes:
+    return subprocess.run(
         [job.tool("pg_dump"), "--format=plain", "--no-owner", "--no-privileges", "--no-password"],
-        env=job.child_env(two_tables),
+        env=job.child_env(settings),
         capture_output=True,
         check=True,
     ).stdout
+
+
+def test_a_loaded_tables_indexes_are_built_while_another_table_loads(two_tables):
+    dump = _dump(two_tables)
     with job.connect(two_tables) as conn:
         conn.execute("DELETE FROM public.quick WHERE id > 10")
     plan = dump_plan.scan(io.BytesIO(dump))
@@ -99,3 +113,31 @@ def test_a_loaded_tables_indexes_are_built_while_another_table_loads(two_tables)
         assert conn.execute("SELECT count(*) FROM public.quick").fetchone() == (1000,)
         assert conn.execute("SELECT count(*) FROM public.slow").fetchone() == (2,)
     assert _indexes(two_tables, two_tables.dbname) == {"quick_pkey", "quick_body"}
+
+
+def test_a_session_that_leaves_within_seconds_does_not_stop_building_aside(two_tables, caplog):
+    dump = _dump(two_tables)
+    leaving = job.connect(two_tables)
+    restore = Background(
+        lambda: parallel_restore.restore(
+            two_tables, io.BytesIO(dump), "replace", dump_plan.scan(io.BytesIO(dump)), jobs=2
+        )
+    )
+    wait_until(
+        lambda: restore.error is not None or _waiting_for_sessions_to_leave(two_tables),
+        what="the restore waiting for the other session to leave",
+        timeout=30,
+    )
+    leaving.close()
+    restore.join()
+    assert restore.error is None, restore.error
+    assert "building the restore in scratch database" in caplog.text
+    assert "cannot build aside" not in caplog.text
+
+
+def test_a_session_that_stays_connected_restores_in_one_transaction(two_tables, caplog):
+    dump = _dump(two_tables)
+    with job.connect(two_tables) as staying:
+        parallel_restore.restore(two_tables, io.BytesIO(dump), "replace", dump_plan.scan(io.BytesIO(dump)), jobs=2)
+        assert staying.execute("SELECT count(*) FROM public.quick").fetchone() == (1000,)
+    assert "cannot build aside (1 other session(s) are connected to it): restoring in one transaction" in caplog.text
