@@ -48,15 +48,15 @@ def test_quick_bench_measures_everything_and_cleans_up(tmp_path, pg_settings, es
     for job in results["jobs"].values():
         assert job["archivist"]["seconds"] > 0 and job["baseline"]["seconds"] > 0
     # Every restore, archivist's and each baseline's, was checked against the generated data, the
-    # Elasticsearch ones in each round.
+    # Elasticsearch and PostgreSQL ones in each round.
     rounds = run_bench.QUICK_ROUNDS
-    assert len(results["checks"]) == 6 + 2 * (rounds - 1) and all("restored exactly" in c for c in results["checks"])
-    for key in ("es_export", "es_restore"):  # measured in rounds, each showing its median round
+    assert len(results["checks"]) == 6 + 4 * (rounds - 1) and all("restored exactly" in c for c in results["checks"])
+    for key in ("es_export", "es_restore", "pg_backup", "pg_restore"):  # in rounds, each showing its median round
         job = results["jobs"][key]
         for tool in ("archivist", "baseline"):
             assert len(job[tool]["rounds_seconds"]) == rounds
             assert job[tool]["seconds"] == sorted(job[tool]["rounds_seconds"])[(rounds - 1) // 2]
-    assert "rounds_seconds" not in results["jobs"]["pg_backup"]["archivist"]
+    assert "rounds_seconds" not in results["jobs"]["storage_backup"]["archivist"]
     # the merges Elasticsearch ran after the restore were waited out, and their time kept apart
     merging = results["archivist_tasks"]["restore_elasticsearch"]["merging_after"]
     assert set(merging) == {"seconds", "merge_seconds"} and min(merging.values()) >= 0
