@@ -379,6 +379,23 @@ class Bench:
         self.ensure("storage")
         self.steps("storage_backup", baselines.storage_backup(self.work, self.t.storage.bucket))
 
+    def restore_rounds(self, job: str, name: str, key: str, steps: Callable[[], list[Step]], what: str) -> None:
+        """The baseline's restore of `job`, then rounds of archivist's task and the baseline in
+        turn, each into an emptied target and counted."""
+
+        def baseline(label: str) -> None:
+            load.wipe(self.t, job)
+            self.steps(name, steps())
+            self.expect_restored(job, label)
+
+        def archivist() -> None:
+            load.wipe(self.t, job)
+            self.task(f"restore_{job}", key)
+            self.expect_restored(job, f"archivist restore_{job} (another round)")
+
+        baseline(what)
+        self.more_rounds(name, f"restore_{job}", archivist, lambda: baseline(f"{what} (another round)"))
+
     def another_postgres_backup(self) -> None:
         """One more round of the `postgres` task, under a key of its own whose staging goes after
         it: every round's dump kept beside the bundle would not fit the disk at scale 5."""
@@ -387,39 +404,19 @@ class Bench:
         self.store.staging(key).cleanup()
 
     def baseline_restores(self, key: str, indices: list[str]) -> None:
-        """Each job's baseline restore into an emptied target, the Elasticsearch import in rounds
-        against archivist's restore of bundle `key`."""
+        """Each job's baseline restore into an emptied target, the PostgreSQL and Elasticsearch ones
+        in rounds against archivist's restore of bundle `key`."""
         url = self.t.elasticsearch.url
-        load.wipe(self.t, "postgres")
-        self.steps("pg_restore", baselines.pg_restore(self.work))
-        self.expect_restored("postgres", "baseline pg restore")
-
-        def archivist_pg_restore() -> None:
-            load.wipe(self.t, "postgres")
-            self.task("restore_postgres", key)
-            self.expect_restored("postgres", "archivist restore_postgres (another round)")
-
-        def psql_restore() -> None:
-            load.wipe(self.t, "postgres")
-            self.steps("pg_restore", baselines.pg_restore(self.work))
-            self.expect_restored("postgres", "baseline pg restore (another round)")
-
-        self.more_rounds("pg_restore", "restore_postgres", archivist_pg_restore, psql_restore)
-        load.wipe(self.t, "elasticsearch")
-        self.steps("es_restore", baselines.es_import(self.work, url, indices))
-        self.expect_restored("elasticsearch", "baseline elasticdump import")
-
-        def archivist_restore() -> None:
-            load.wipe(self.t, "elasticsearch")
-            self.task("restore_elasticsearch", key)
-            self.expect_restored("elasticsearch", "archivist restore_elasticsearch (another round)")
-
-        def elasticdump_import() -> None:
-            load.wipe(self.t, "elasticsearch")
-            self.steps("es_restore", baselines.es_import(self.work, url, indices))
-            self.expect_restored("elasticsearch", "baseline elasticdump import (another round)")
-
-        self.more_rounds("es_restore", "restore_elasticsearch", archivist_restore, elasticdump_import)
+        self.restore_rounds(
+            "postgres", "pg_restore", key, lambda: baselines.pg_restore(self.work), "baseline pg restore"
+        )
+        self.restore_rounds(
+            "elasticsearch",
+            "es_restore",
+            key,
+            lambda: baselines.es_import(self.work, url, indices),
+            "baseline elasticdump import",
+        )
         load.wipe(self.t, "storage")
         self.steps("storage_restore", baselines.storage_restore(self.work, self.t.storage.bucket))
         self.expect_restored("storage", "baseline rclone restore")
