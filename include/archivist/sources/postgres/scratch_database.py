@@ -33,8 +33,8 @@ log = logging.getLogger(__name__)
 SCRATCH_PREFIX = "archivist_scratch_"
 REPLACED_PREFIX = "archivist_replaced_"
 MAINTENANCE_DATABASES = ("postgres", "template1")
-# Settings whose value is a list written as SQL (pg_dumpall's GUC_LIST_QUOTE variables).
 SESSIONS_LEAVE_SECONDS = 5.0  # as CREATE DATABASE waits for other sessions on its template to end
+# Settings whose value is a list written as SQL (pg_dumpall's GUC_LIST_QUOTE variables).
 LIST_SETTINGS = {"search_path", "temp_tablespaces", "session_preload_libraries", "local_preload_libraries"}
 
 
