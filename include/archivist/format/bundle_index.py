@@ -249,16 +249,86 @@ def read_range(body: Readable, crc: int, path: str) -> Iterator[Readable]:
     has been read, the rest of the range is read and its CRC32 checked."""
     inflated = _RawInflater(body, crc, path)
     try:
-        # a stream mode reads with read() alone, which typeshed's file type does not know
-        tar = tarfile.open(fileobj=inflated, mode="r|", bufsize=1 << 20, tarinfo=limits.CappedTarInfo)  # type: ignore[call-overload]
-        member = tar.next()
-        if member is None or not member.isfile() or member.name.partition("/")[2] != path:
-            raise VerificationError(f"the bundle's index points {path} at {member and member.name!r}")
+        fileobj = _entry(inflated, path)
     except _RANGE_ERRORS as exc:
         raise VerificationError(f"the bundle is damaged or truncated near {path}: {exc}") from None
-    yield tar.extractfile(member)
+    yield fileobj
     while inflated.read(1024 * 1024):  # the rest of the range (tar padding), then the CRC check
         pass
+
+
+def _entry(inflated: Readable, path: str) -> Readable:
+    """The file of the tar entry that starts `inflated`, which must be `path`. A plain header
+    (ours, unless a name is over 100 bytes) is parsed by tarfile's own parser and its file read
+    straight from the inflater: tarfile's stream mode copies every byte twice more
+    (docs/PERFORMANCE.md#one-tar-entry-per-range). Any other header goes through tarfile whole."""
+    block = _read_exactly(inflated, tarfile.BLOCKSIZE)
+    header = limits.CappedTarInfo.frombuf(block, tarfile.ENCODING, "surrogateescape")
+    if header.type in (tarfile.REGTYPE, tarfile.AREGTYPE):
+        member: tarfile.TarInfo | None = header
+        fileobj: Readable = _EntryFile(inflated, header.size, path)
+    else:
+        replayed = _Replay(block, inflated)
+        # a stream mode reads with read() alone, which typeshed's file type does not know
+        tar = tarfile.open(fileobj=replayed, mode="r|", bufsize=1 << 20, tarinfo=limits.CappedTarInfo)  # type: ignore[call-overload]
+        member = tar.next()
+        fileobj = tar.extractfile(member) if member is not None and member.isfile() else None  # type: ignore[assignment]
+    if member is None or fileobj is None or member.name.partition("/")[2] != path:
+        raise VerificationError(f"the bundle's index points {path} at {member and member.name!r}")
+    return fileobj
+
+
+def _read_exactly(f: Readable, n: int) -> bytes:
+    parts, got = [], 0
+    while got < n and (part := f.read(n - got)):
+        parts.append(part)
+        got += len(part)
+    data = b"".join(parts)
+    if len(data) < n:
+        raise EOFError("unexpected end of data")
+    return data
+
+
+class _EntryFile(io.RawIOBase):
+    """The `size` bytes of a tar entry's file, read straight from its range's inflater."""
+
+    def __init__(self, inflated: Readable, size: int, path: str):
+        self._f, self._left, self._path = inflated, size, path
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int | None = -1) -> bytes:
+        if n is None or n < 0:
+            return b"".join(iter(lambda: self.read(1024 * 1024), b""))
+        if not self._left or not n:
+            return b""
+        data = self._f.read(min(n, self._left))
+        if not data:
+            raise VerificationError(f"the bundle is damaged or truncated near {self._path}: unexpected end of data")
+        self._left -= len(data)
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+class _Replay:
+    """`first`, then the rest of `f`: a header block given back to tarfile."""
+
+    def __init__(self, first: bytes, f: Readable):
+        self._first, self._f = first, f
+
+    def read(self, n: int = -1) -> bytes:
+        if not self._first:
+            return self._f.read(n)
+        if n is None or n < 0:
+            data, self._first = self._first + self._f.read(), b""
+            return data
+        data, self._first = self._first[:n], self._first[n:]
+        return data
 
 
 def _status(exc: Exception) -> int | None:
@@ -407,19 +477,23 @@ class _Queued:
     """The reading end of RangeTee's queue, as a file."""
 
     def __init__(self, chunks: queue.Queue[bytes | None]):
-        self._chunks, self._buf, self._ended = chunks, b"", False
+        self._chunks, self._ended = chunks, False
+        self._chunk, self._at = b"", 0  # the chunk being read and how far: each read copies only its part
 
     def read(self, n: int = -1) -> bytes:
-        while not self._ended and (n < 0 or len(self._buf) < n):
-            chunk = self._chunks.get()
-            if not chunk:
-                self._ended = True
-                break
-            self._buf += chunk
-        if n < 0:
-            n = len(self._buf)
-        data, self._buf = self._buf[:n], self._buf[n:]
-        return data
+        parts, got = [], 0
+        while n < 0 or got < n:
+            if self._at == len(self._chunk):
+                chunk = None if self._ended else self._chunks.get()
+                if not chunk:
+                    self._ended = True
+                    break
+                self._chunk, self._at = chunk, 0
+            end = len(self._chunk) if n < 0 else min(len(self._chunk), self._at + n - got)
+            parts.append(self._chunk if self._at == 0 and end == len(self._chunk) else self._chunk[self._at : end])
+            got += end - self._at
+            self._at = end
+        return parts[0] if len(parts) == 1 else b"".join(parts)
 
     def close(self) -> None:
         """Nothing to give back: the queue belongs to RangeTee."""
@@ -432,7 +506,7 @@ class _Queued:
             n -= len(got)
 
     def drain(self) -> None:
-        self._buf = b""
+        self._chunk, self._at = b"", 0
         while not self._ended:
             if not self._chunks.get():
                 self._ended = True
@@ -448,9 +522,13 @@ class _RawInflater:
         self._z = isal_zlib.decompressobj(-zlib.MAX_WBITS)
         self._crc = 0
         self._done = False
+        self._surplus = b""  # inflated beyond what a read asked for: a flush gives all it holds
 
     def read(self, n: int = -1) -> bytes:
         n = 1024 * 1024 if n is None or n < 0 else n
+        if self._surplus:
+            out, self._surplus = self._surplus[:n], self._surplus[n:]
+            return out
         out = b""
         try:
             while not out and not self._done:
@@ -468,6 +546,8 @@ class _RawInflater:
         self._crc = isal_zlib.crc32(out, self._crc)
         if self._done and self._crc != self._want:
             raise VerificationError(f"the bundle is damaged near {self._path}: its CRC32 does not match the index")
+        if len(out) > n:
+            out, self._surplus = out[:n], out[n:]
         return out
 
 

@@ -20,6 +20,7 @@ from archivist.format import bundle, bundle_index, members
 from archivist.format.artifact import Artifact
 from archivist.format.bundle import BackupKey, JobResult
 from archivist.format.bundle_index import BundleSource
+from archivist.runner import restore
 from archivist.transport import s3io
 from archivist.transport.staging import LocalStaging
 
@@ -38,10 +39,14 @@ FILES = {
 
 @pytest.fixture(scope="module")
 def written() -> bytes:
+    return _write(FILES)
+
+
+def _write(files: dict[str, bytes]) -> bytes:
     staging = LocalStaging()
     try:
         artifacts = []
-        for path, data in FILES.items():
+        for path, data in files.items():
             with staging.writer(path) as out:
                 out.write(data)
             artifacts.append(Artifact(path, out.size, out.sha256))
@@ -109,6 +114,41 @@ def test_a_restore_reads_its_files_from_a_local_bundle(written, tmp_path):
     source = BundleSource.file(str(path))
     got = {p: f.read() for p, f in members.members(source, lambda p: p.startswith("jobs.storage/"))}
     assert got == {p: d for p, d in FILES.items() if p.startswith("jobs.storage/")}
+
+
+def _in_memory(data: bytes, cut: float = 1.0) -> BundleSource:
+    """`data` as a bundle source; each file's range gives only the first `cut` of its bytes (the
+    tail, where the index is read from, comes whole)."""
+
+    def ranged(a: int, b: int) -> io.BytesIO:
+        return io.BytesIO(data[a:b] if b == len(data) else data[a : a + int((b - a) * cut)])
+
+    return BundleSource(lambda: len(data), lambda: io.BytesIO(data), ranged)
+
+
+def test_a_file_reads_the_same_in_pieces_of_any_size(written):
+    path = bundle.postgres_path(BID)
+    for _path, f in members.members(_in_memory(written), lambda p: p == path):
+        assert b"".join(iter(lambda: f.read(4097), b"")) == FILES[path]  # noqa: B023 - read before the next
+
+
+def test_a_file_whose_long_name_needs_a_pax_header_is_read_from_its_range():
+    long_path = bundle.elasticsearch_index_path("logs-" + "x" * 120, BID)  # over tar's 100-byte name field
+    files = {**FILES, long_path: b'{"_id":"1","_source":{"a":1}}\n' * 5_000}
+    data = _write(files)
+    start, end, _ = _ranges(data)[long_path]
+    assert b" path=" in _inflate_raw(data[start:end])[:1024]  # the entry starts with a pax record
+    source = _in_memory(data)
+    assert restore.verify(source).members[long_path].size == len(files[long_path])
+    got = {p: f.read() for p, f in members.members(source, lambda p: p in (long_path, bundle.postgres_path(BID)))}
+    assert got == {p: files[p] for p in (long_path, bundle.postgres_path(BID))}
+
+
+def test_a_range_cut_short_inside_its_file_is_refused(written):
+    path = bundle.postgres_path(BID)
+    with pytest.raises(VerificationError, match="damaged (or truncated )?near jobs.postgres/"):
+        for _path, f in members.members(_in_memory(written, cut=0.5), lambda p: p == path, checked=False):
+            f.read()
 
 
 def test_an_index_pointing_at_the_wrong_file_is_refused(written, tmp_path):
