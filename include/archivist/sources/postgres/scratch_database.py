@@ -61,8 +61,12 @@ def _sessions_left(conn: psycopg.Connection, dbname: str) -> int:
 
 
 def _other_sessions(conn: psycopg.Connection, dbname: str) -> int:
+    """Autovacuum workers do not count: CREATE DATABASE and the swap's RENAME stop them
+    themselves, and after a large load one may work on the target for minutes."""
     row = conn.execute(
-        "SELECT count(*) FROM pg_catalog.pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", (dbname,)
+        "SELECT count(*) FROM pg_catalog.pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()"
+        " AND backend_type <> 'autovacuum worker'",
+        (dbname,),
     ).fetchone()
     return int(row[0]) if row else 0
 

@@ -1,6 +1,6 @@
 """A parallel restore builds each table's indexes as soon as that table is loaded, beside the
 tables still loading, the way pg_restore --jobs schedules by dependency; it builds aside unless
-another session stays connected to the target."""
+another session stays connected to the target (an autovacuum worker is not one)."""
 
 from __future__ import annotations
 
@@ -141,3 +141,43 @@ def test_a_session_that_stays_connected_restores_in_one_transaction(two_tables, 
         parallel_restore.restore(two_tables, io.BytesIO(dump), "replace", dump_plan.scan(io.BytesIO(dump)), jobs=2)
         assert staying.execute("SELECT count(*) FROM public.quick").fetchone() == (1000,)
     assert "cannot build aside (1 other session(s) are connected to it): restoring in one transaction" in caplog.text
+
+
+@pytest.fixture
+def autovacuum_every_second(pg_settings):
+    """The server's autovacuum launcher looking at each database every second (ALTER SYSTEM needs
+    the test server's superuser), reset afterwards."""
+    with psycopg.connect(**_conninfo(pg_settings), autocommit=True) as conn:
+        conn.execute("ALTER SYSTEM SET autovacuum_naptime = '1s'")
+        conn.execute("SELECT pg_reload_conf()")
+    yield
+    with psycopg.connect(**_conninfo(pg_settings), autocommit=True) as conn:
+        conn.execute("ALTER SYSTEM RESET autovacuum_naptime")
+        conn.execute("SELECT pg_reload_conf()")
+
+
+def _autovacuum_working_on(settings) -> bool:
+    with job.connect(settings) as conn:
+        return conn.execute(
+            "SELECT EXISTS (SELECT FROM pg_catalog.pg_stat_activity"
+            " WHERE datname = %s AND backend_type = 'autovacuum worker')",
+            (settings.dbname,),
+        ).fetchone()[0]
+
+
+def test_an_autovacuum_worker_on_the_target_does_not_stop_building_aside(two_tables, autovacuum_every_second, caplog):
+    dump = _dump(two_tables)
+    with job.connect(two_tables) as conn:  # dead rows that a throttled autovacuum takes long to clear
+        conn.execute(
+            "CREATE TABLE public.churned (id int) WITH (autovacuum_vacuum_threshold = 0,"
+            " autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_cost_delay = 100,"
+            " autovacuum_vacuum_cost_limit = 1)"
+        )
+        conn.execute("INSERT INTO public.churned SELECT generate_series(1, 200000)")
+        conn.execute("DELETE FROM public.churned")
+    wait_until(lambda: _autovacuum_working_on(two_tables), what="an autovacuum worker on the target", timeout=60)
+    parallel_restore.restore(two_tables, io.BytesIO(dump), "replace", dump_plan.scan(io.BytesIO(dump)), jobs=2)
+    assert "building the restore in scratch database" in caplog.text
+    assert "cannot build aside" not in caplog.text
+    with job.connect(two_tables) as conn:
+        assert conn.execute("SELECT count(*) FROM public.slow").fetchone() == (2,)
