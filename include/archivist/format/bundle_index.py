@@ -264,6 +264,8 @@ def _entry(inflated: Readable, path: str) -> Readable:
     (docs/PERFORMANCE.md#one-tar-entry-per-range). Any other header goes through tarfile whole."""
     block = _read_exactly(inflated, tarfile.BLOCKSIZE)
     header = limits.CappedTarInfo.frombuf(block, tarfile.ENCODING, "surrogateescape")
+    if header.size < 0:  # the base-256 size field can say so; tarfile does not refuse it
+        raise VerificationError(f"the tar entry at {path} claims a negative size: the bundle is forged")
     if header.type in (tarfile.REGTYPE, tarfile.AREGTYPE):
         member: tarfile.TarInfo | None = header
         fileobj: Readable = _EntryFile(inflated, header.size, path)

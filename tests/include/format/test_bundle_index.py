@@ -151,6 +151,19 @@ def test_a_range_cut_short_inside_its_file_is_refused(written):
             f.read()
 
 
+def test_a_tar_header_claiming_a_negative_size_is_refused():
+    path = bundle.postgres_path(BID)
+    header = bytearray(tarfile.TarInfo(f"{KEY.name}/{path}").tobuf(format=tarfile.USTAR_FORMAT))
+    header[124:136] = b"\xff" * 11 + b"\xfb"  # base-256: -5
+    header[148:156] = b"%06o\0 " % (sum(header[:148]) + 8 * 32 + sum(header[156:512]))
+    entry = bytes(header) + b"SELECT 1;\n".ljust(512, b"\0")
+    deflate = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+    raw = deflate.compress(entry) + deflate.flush(zlib.Z_FULL_FLUSH)
+    with pytest.raises(VerificationError, match="negative size"):
+        for f in bundle_index.read_range(io.BytesIO(raw), zlib.crc32(entry), path):
+            f.read()
+
+
 def test_an_index_pointing_at_the_wrong_file_is_refused(written, tmp_path):
     ranges = _ranges(written)
     wrong = {**ranges, bundle.storage_path(BID): ranges[bundle.postgres_path(BID)]}
