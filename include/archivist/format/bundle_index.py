@@ -31,7 +31,7 @@ from isal import isal_zlib
 from archivist.errors import VerificationError
 from archivist.format import limits
 from archivist.format.deflate import MAX_STORED
-from archivist.format.streams import Readable, ReadableStream
+from archivist.format.streams import Readable, ReadableStream, read_exactly
 
 log = logging.getLogger(__name__)
 
@@ -262,7 +262,7 @@ def _entry(inflated: Readable, path: str) -> Readable:
     (ours, unless a name is over 100 bytes) is parsed by tarfile's own parser and its file read
     straight from the inflater: tarfile's stream mode copies every byte twice more
     (docs/PERFORMANCE.md#one-tar-entry-per-range). Any other header goes through tarfile whole."""
-    block = _read_exactly(inflated, tarfile.BLOCKSIZE)
+    block = bytes(read_exactly(inflated, tarfile.BLOCKSIZE, tarfile.BLOCKSIZE))
     header = limits.CappedTarInfo.frombuf(block, tarfile.ENCODING, "surrogateescape")
     if header.size < 0:  # the base-256 size field can say so; tarfile does not refuse it
         raise VerificationError(f"the tar entry at {path} claims a negative size: the bundle is forged")
@@ -278,17 +278,6 @@ def _entry(inflated: Readable, path: str) -> Readable:
     if member is None or fileobj is None or member.name.partition("/")[2] != path:
         raise VerificationError(f"the bundle's index points {path} at {member and member.name!r}")
     return fileobj
-
-
-def _read_exactly(f: Readable, n: int) -> bytes:
-    parts, got = [], 0
-    while got < n and (part := f.read(n - got)):
-        parts.append(part)
-        got += len(part)
-    data = b"".join(parts)
-    if len(data) < n:
-        raise EOFError("unexpected end of data")
-    return data
 
 
 class _EntryFile(io.RawIOBase):
@@ -524,13 +513,15 @@ class _RawInflater:
         self._z = isal_zlib.decompressobj(-zlib.MAX_WBITS)
         self._crc = 0
         self._done = False
-        self._surplus = b""  # inflated beyond what a read asked for: a flush gives all it holds
+        # inflated beyond what a read asked for (a flush gives all it holds); a view, so each read
+        # copies only its part
+        self._surplus = memoryview(b"")
 
     def read(self, n: int = -1) -> bytes:
         n = 1024 * 1024 if n is None or n < 0 else n
         if self._surplus:
-            out, self._surplus = self._surplus[:n], self._surplus[n:]
-            return out
+            part, self._surplus = bytes(self._surplus[:n]), self._surplus[n:]
+            return part
         out = b""
         try:
             while not out and not self._done:
@@ -549,7 +540,8 @@ class _RawInflater:
         if self._done and self._crc != self._want:
             raise VerificationError(f"the bundle is damaged near {self._path}: its CRC32 does not match the index")
         if len(out) > n:
-            out, self._surplus = out[:n], out[n:]
+            self._surplus = memoryview(out)[n:]
+            out = out[:n]
         return out
 
 

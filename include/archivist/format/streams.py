@@ -1,4 +1,5 @@
-"""What the streaming code needs of a file: only `read`, or only `write` and `flush`.
+"""What the streaming code needs of a file: only `read`, or only `write` and `flush`; and reading
+an exact number of bytes from one.
 
 Members, ranges, inflaters and uploads are all file-like in just this much; typing them as
 these protocols rather than `IO[bytes]` says so, and lets any of them stand for another.
@@ -23,3 +24,25 @@ class Writable(Protocol):
     def write(self, data: bytes, /) -> int: ...
 
     def flush(self) -> None: ...
+
+
+READ_WINDOW = 1024 * 1024
+
+
+def read_exactly(fileobj: Readable, n: int, reserve: int) -> bytearray:
+    """The next `n` bytes of `fileobj` in one buffer, read a window at a time. A tar member read at
+    once is copied several times over inside tarfile's stream reader, and those part-sized copies
+    make a restore's heap grow with the number of large objects
+    (docs/PERFORMANCE.md#storage-restore-reading).
+
+    `n` may come from an archive, which may lie: at most `reserve` bytes are set aside before data
+    arrives, and the buffer grows past that only as it fills."""
+    body = bytearray(min(n, reserve))
+    got = 0
+    while got < n:
+        chunk = fileobj.read(min(READ_WINDOW, n - got))
+        if not chunk:
+            raise EOFError(f"the archive ended {n - got:,} bytes before the end of an object of {n:,} bytes")
+        body[got : got + len(chunk)] = chunk  # past the end, this slice assignment extends the buffer
+        got += len(chunk)
+    return body

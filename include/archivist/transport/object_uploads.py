@@ -20,7 +20,7 @@ from typing import Any
 from botocore import handlers
 
 from archivist.config import S3Settings
-from archivist.format.streams import Readable
+from archivist.format.streams import Readable, read_exactly
 from archivist.transport import s3crt, s3io
 from archivist.transport.multipart import PART, MultipartUpload, part_size_for
 from archivist.transport.object_attributes import ObjectAttributes
@@ -30,31 +30,11 @@ REQUESTS_IN_FLIGHT = 32
 # Bodies up to this go through awscrt, where the per-request cost matters; larger ones through
 # botocore, as awscrt copies every body it sends (docs/PERFORMANCE.md#small-objects-through-awscrt).
 NATIVE_PUT = 1024 * 1024
-READ_WINDOW = 1024 * 1024
 OnRead = Callable[[int], object]  # told how many bytes were read, for progress
 
 
 def _ignore(n: int) -> None:
     """Progress nobody asked for."""
-
-
-def read_exactly(fileobj: Readable, n: int) -> bytearray:
-    """The next `n` bytes of `fileobj` in one buffer, read a window at a time. A tar member read at
-    once is copied several times over inside tarfile's stream reader, and those part-sized copies
-    make a restore's heap grow with the number of large objects
-    (docs/PERFORMANCE.md#storage-restore-reading).
-
-    `n` comes from the archive, which may lie: at most PART bytes are set aside before data
-    arrives, and the buffer grows past that only as it fills."""
-    body = bytearray(min(n, PART))
-    got = 0
-    while got < n:
-        chunk = fileobj.read(min(READ_WINDOW, n - got))
-        if not chunk:
-            raise EOFError(f"the archive ended {n - got:,} bytes before the end of an object of {n:,} bytes")
-        body[got : got + len(chunk)] = chunk  # past the end, this slice assignment extends the buffer
-        got += len(chunk)
-    return body
 
 
 def content_md5(body: bytes | bytearray) -> str:
@@ -132,7 +112,7 @@ class ObjectUploads:
         if size > self._part:
             self.put_large(key, fileobj, size, attributes, on_read)
             return
-        body = fileobj.read() if size <= NATIVE_PUT else read_exactly(fileobj, size)
+        body = fileobj.read() if size <= NATIVE_PUT else read_exactly(fileobj, size, PART)
         on_read(len(body))
         self.put(key, body, attributes)
 
@@ -148,7 +128,7 @@ class ObjectUploads:
             for offset in range(0, size, part):
                 n = min(part, size - offset)
                 self._settle(self._budget - n)  # before reading, so the part read counts in the budget
-                chunk = read_exactly(fileobj, n)
+                chunk = read_exactly(fileobj, n, PART)
                 on_read(n)
                 parts.append(
                     self._submit_call(n, upload.send_part, len(parts) + 1, chunk, ContentMD5=content_md5(chunk))

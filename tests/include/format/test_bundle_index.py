@@ -167,7 +167,7 @@ def test_a_tar_header_claiming_a_negative_size_is_refused():
 def test_an_index_pointing_at_the_wrong_file_is_refused(written, tmp_path):
     ranges = _ranges(written)
     wrong = {**ranges, bundle.storage_path(BID): ranges[bundle.postgres_path(BID)]}
-    source = BundleSource(lambda: len(written), lambda: io.BytesIO(written), lambda a, b: io.BytesIO(written[a:b]))
+    source = _in_memory(written)
     source._ranges, source._ranges_read = wrong, True
     with pytest.raises(VerificationError, match="index points jobs.storage/"):
         list(members.members(source, lambda p: p == bundle.storage_path(BID)))
@@ -178,9 +178,7 @@ def test_damage_inside_a_range_is_caught_by_its_crc_and_its_sha256(written, chec
     start, end, _ = _ranges(written)[bundle.storage_path(BID)]
     damaged = bytearray(written)
     damaged[(start + end) // 2] ^= 0x01  # inside the stored (incompressible) archive: no inflate error
-    source = BundleSource(
-        lambda: len(damaged), lambda: io.BytesIO(damaged), lambda a, b: io.BytesIO(bytes(damaged[a:b]))
-    )
+    source = _in_memory(bytes(damaged))
     # The CRC32 of the range is checked once the range is read; meta.json's sha256 as soon as the file ends.
     caught = (
         "as read for the restore does not match meta.json" if checked else "damaged near jobs.storage/storage-.*CRC32"
