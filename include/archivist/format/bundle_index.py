@@ -513,8 +513,9 @@ class _RawInflater:
         self._z = isal_zlib.decompressobj(-zlib.MAX_WBITS)
         self._crc = 0
         self._done = False
-        # inflated beyond what a read asked for (a flush gives all it holds); a view, so each read
-        # copies only its part
+        # inflated beyond what a read asked for: ISA-L's flush gives all it holds, at most its own
+        # 64 KiB output buffer however much the range inflates to; a view, so each read copies only
+        # its part
         self._surplus = memoryview(b"")
 
     def read(self, n: int = -1) -> bytes:

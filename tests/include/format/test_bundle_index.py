@@ -11,6 +11,7 @@ import io
 import random
 import subprocess
 import tarfile
+import tracemalloc
 import zlib
 
 import pytest
@@ -162,6 +163,38 @@ def test_a_tar_header_claiming_a_negative_size_is_refused():
     with pytest.raises(VerificationError, match="negative size"):
         for f in bundle_index.read_range(io.BytesIO(raw), zlib.crc32(entry), path):
             f.read()
+
+
+def test_a_range_that_inflates_a_thousandfold_is_read_in_bounded_memory():
+    # Zeros deflate about 1000 to 1: each 64 KiB of this range's input inflates to about 64 MB. The
+    # inflater must hand them on a read's worth at a time, its flush at the range's end included.
+    path = bundle.postgres_path(BID)
+    size = 100 * 1024 * 1024
+    info = tarfile.TarInfo(f"{KEY.name}/{path}")
+    info.size = size
+    deflate = zlib.compressobj(9, wbits=-zlib.MAX_WBITS)
+    header, crc, raw = info.tobuf(format=tarfile.USTAR_FORMAT), 0, []
+    crc = zlib.crc32(header)
+    raw.append(deflate.compress(header))
+    zeros = bytes(1024 * 1024)
+    for _ in range(size // len(zeros)):
+        crc = zlib.crc32(zeros, crc)
+        raw.append(deflate.compress(zeros))
+    raw.append(deflate.flush(zlib.Z_FULL_FLUSH))
+    body = io.BytesIO(b"".join(raw))
+    del raw, zeros
+    tracemalloc.start()
+    try:
+        got = 0
+        for f in bundle_index.read_range(body, crc, path):
+            while piece := f.read(4096):
+                assert len(piece) <= 4096
+                got += len(piece)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert got == size
+    assert peak < 2 * 1024 * 1024, f"{peak} bytes held at once"
 
 
 def test_an_index_pointing_at_the_wrong_file_is_refused(written, tmp_path):
