@@ -22,6 +22,7 @@ SAMPLE_SECONDS = 0.05
 # (a fraction of one core) for IDLE_SECONDS in a row.
 IDLE_BELOW_CORES = 0.15
 IDLE_SECONDS = 2
+IDLE_MOST_SECONDS = 90  # then the measurement runs anyway, marked as started on a busy machine
 
 
 @dataclass
@@ -41,12 +42,18 @@ class Measurement:
         return self
 
 
-def wait_for_idle(most_seconds: float = 90, log=None) -> float:
+@dataclass(frozen=True)
+class IdleWait:
+    seconds: float
+    gave_up: bool  # still busy after the most it waits: what follows counts other work too
+
+
+def wait_for_idle(most_seconds: float = IDLE_MOST_SECONDS, log=None) -> IdleWait:
     """Waits until the machine has finished what the previous step left it doing (the kernel
     writing back the gigabyte a step wrote, Elasticsearch merging the segments of a load, MinIO
     emptying its trash after a bucket was wiped) so that this work is not counted against whichever
-    command happens to run next; returns the seconds waited. Gives up waiting for the CPU, and
-    measures anyway, after `most_seconds`."""
+    command happens to run next. Gives up waiting for the CPU after `most_seconds`, and says so:
+    the caller measures anyway and marks the measurement."""
     started = time.monotonic()
     os.sync()  # else the write-back starts 30 s after the writes, in the middle of the next step
     quiet = 0
@@ -54,9 +61,10 @@ def wait_for_idle(most_seconds: float = 90, log=None) -> float:
         busy_cores = psutil.cpu_percent(interval=1) / 100 * (psutil.cpu_count() or 1)
         quiet = quiet + 1 if busy_cores < IDLE_BELOW_CORES else 0
     waited = time.monotonic() - started
+    gave_up = quiet < IDLE_SECONDS
     if log is not None and waited > IDLE_SECONDS + 1:
-        log(f"waited {waited:.0f}s for the machine to be idle" + ("" if quiet >= IDLE_SECONDS else " (gave up)"))
-    return waited
+        log(f"waited {waited:.0f}s for the machine to be idle" + (" (gave up)" if gave_up else ""))
+    return IdleWait(round(waited, 1), gave_up)
 
 
 def own_peak_rss(pid: int) -> int:

@@ -6,7 +6,7 @@ import datetime as dt
 import json
 from pathlib import Path
 
-from bench import disk, encryption, scaling
+from bench import disk, encryption, measure, scaling
 from bench.scaling import newest as latest
 
 MB = 1024 * 1024
@@ -186,6 +186,7 @@ def build(
         "encryption": extra.get("encryption"),
         **({"without_baselines": extra["without_baselines"]} if extra.get("without_baselines") else {}),
         "checks": checks,
+        "busy_starts": extra.get("busy_starts", []),
     }
 
 
@@ -396,6 +397,13 @@ def markdown(results: dict, reference: dict | None, runs: dict[float, dict] | No
         lines += _speedups(results)
     else:
         lines += ["", f"Archivist alone, without the baselines: {results.get('without_baselines') or 'asked'}."]
+    if results.get("busy_starts"):
+        lines += [
+            "",
+            f"**Started on a busy machine** (the wait for an idle machine gave up after {measure.IDLE_MOST_SECONDS} s; "
+            "each of these counts other work too, so its figure and any ratio it enters are not comparable "
+            "with a quiet run's): " + ", ".join(results["busy_starts"]) + ".",
+        ]
     if results.get("encryption"):
         lines += encryption.markdown(results["encryption"])
     lines += ["", "## Targets", "", "| target | wanted | found | met |", "|---|---|---|---|"]

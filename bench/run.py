@@ -126,16 +126,18 @@ class Bench:
         self.baseline_rounds: dict[str, list[float]] = {}  # baseline -> each round's seconds
         self.e2e: dict[str, dict] = {}
         self.checks: list[str] = []
+        self.busy_starts: list[str] = []  # measurements the idle wait gave up before
         self.sizes: dict[str, int] = {}  # baseline artifact -> bytes, taken before it is deleted
         self.store = BackupStore(t.backups)
         self.encryption: dict | None = None  # bench/encryption.py's row
 
     # --- helpers -------------------------------------------------------------------------------------
 
-    def idle(self) -> None:
-        """Every measurement starts on an idle machine (measure.wait_for_idle)."""
-        if self.settle:
-            measure.wait_for_idle(log=log)
+    def idle(self, what: str) -> None:
+        """Every measurement starts on an idle machine (measure.wait_for_idle); one that could not
+        is named in the report, since it counts other work too."""
+        if self.settle and measure.wait_for_idle(log=log).gave_up:
+            self.busy_starts.append(what)
 
     def ensure(self, *jobs: str) -> None:
         load.ensure(self.t, self.scale, jobs)
@@ -165,7 +167,7 @@ class Bench:
                 "--",
                 *args,
             ]
-        self.idle()
+        self.idle(f"archivist {name}")
         m = measure.run(f"archivist {name}", args, env=self.env, cwd=str(ROOT), log=log).check()
         if self.profile:  # the collapsed stacks stay under .local/; the summary goes with the results
             PROFILES.mkdir(parents=True, exist_ok=True)
@@ -179,7 +181,7 @@ class Bench:
     def steps(self, name: str, steps: list[Step]) -> list[dict]:
         done = []
         for step in steps:
-            self.idle()
+            self.idle(f"baseline {step.label}")
             m = measure.run(
                 f"baseline {step.label}", baselines.bash(step.command), env=self.base_env, cwd=str(self.work), log=log
             ).check()
@@ -238,9 +240,12 @@ class Bench:
     def scheduled_run(self, dag_id: str, conf: dict) -> dict:
         """A real DAG run on a scheduler (bench/scheduler.py), its connections pointed at the bench
         targets, its jobs in parallel as a deployment runs them."""
-        self.idle()
+        self.idle(f"{dag_id} run (starting the scheduler)")
         with scheduler.running(self.t, (dag_id,)) as api:
-            return scheduler.timed_run(api, dag_id, conf, log=log)
+            run = scheduler.timed_run(api, dag_id, conf, log=log)
+        if run["started_busy"]:
+            self.busy_starts.append(f"{dag_id} run")
+        return run
 
     def merges_settled(self, after: str) -> dict[str, float]:
         """Waits out the merges Elasticsearch runs after a restore has ended, so that they are
@@ -344,7 +349,7 @@ class Bench:
 
         # 5. Airflow's share of a backup run, from real scheduler runs (the restore put the data back)
         if self.dags and self.scale == OVERHEAD_SCALE:
-            self.idle()
+            self.idle("Airflow's share of a backup run")
             try:
                 warm_ups, measured = dag_overhead.scheduler_runs(self.t, OVERHEAD_RUNS, log=log)
                 self.e2e["dag_overhead"] = dag_overhead.summary(measured, warm_ups)
@@ -580,7 +585,7 @@ def main(argv: list[str] | None = None) -> dict:
         baseline_rounds=bench.baseline_rounds,
         e2e=bench.e2e,
         checks=bench.checks,
-        extra={**extra, "encryption": bench.encryption},
+        extra={**extra, "encryption": bench.encryption, "busy_starts": bench.busy_starts},
         quick=args.quick,
     )
     paths = report.write(results, Path(args.results_dir))

@@ -144,7 +144,7 @@ def timed_run(api, dag_id: str, conf: dict, timeout: float = 3600, log=print) ->
     Returns its seconds from the trigger to its recorded end, the scheduler tree's peak RSS, and
     each task instance's start and duration relative to the trigger."""
     wait_for_no_run(api, dag_id, timeout)
-    measure.wait_for_idle(log=log)
+    idle = measure.wait_for_idle(log=log)
     with _TreeSampler() as sampler:
         triggered = dt.datetime.now(dt.UTC)
         run_id = api.trigger(dag_id, conf)
@@ -159,6 +159,7 @@ def timed_run(api, dag_id: str, conf: dict, timeout: float = 3600, log=print) ->
     return {
         "run_id": run_id,
         "seconds": seconds,
+        "started_busy": idle.gave_up,
         "run_started": _since(triggered, run.get("start_date")),
         "scheduler_tree_peak_rss_mb": round(sampler.peak / 2**20, 1),
         "tasks": tasks,

@@ -4,6 +4,7 @@ and the wait for an idle machine that every measurement at scale 0.1 and above s
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -27,9 +28,19 @@ def test_peak_rss_counts_the_children_of_the_command():
 def test_waiting_for_idle_ends_within_its_bound():
     os.sync()  # what is left to write back is written before the clock starts
     started = time.monotonic()
-    waited = measure.wait_for_idle(most_seconds=4)
+    wait = measure.wait_for_idle(most_seconds=4)
     # At least IDLE_SECONDS of sampling whether or not the machine is busy; a busy one gives up.
-    assert measure.IDLE_SECONDS <= waited <= time.monotonic() - started < 4 + 2
+    assert measure.IDLE_SECONDS <= wait.seconds <= time.monotonic() - started + 0.1 < 4 + 2.1
+
+
+def test_a_machine_kept_busy_makes_the_wait_give_up_and_say_so():
+    burn = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        wait = measure.wait_for_idle(most_seconds=3)
+    finally:
+        burn.kill()
+        burn.wait()
+    assert wait.gave_up and wait.seconds >= 3
 
 
 def test_a_spike_between_two_samples_still_counts():
