@@ -340,22 +340,28 @@ def load_namespace(env: Mapping[str, str] | None = None) -> str:
     return env.get("NAMESPACE", "")
 
 
-def load_cron_schedule(env: Mapping[str, str] | None = None) -> str:
-    """The backup schedule: ARCHIVIST_SCHEDULE or the spec's CRON_SCHEDULE, daily at 01:00 by default."""
+# A schedule of these values makes no timed runs: the DAG runs when triggered.
+SCHEDULE_OFF = ("off", "none", "never")
+
+
+def load_cron_schedule(env: Mapping[str, str] | None = None) -> str | None:
+    """The backup schedule: ARCHIVIST_SCHEDULE or the spec's CRON_SCHEDULE, daily at 01:00 by
+    default; None for off (none, never): triggered runs only, as a standby deployment or a
+    benchmark wants, since unpausing a scheduled DAG starts the run of its latest interval."""
     env = os.environ if env is None else env
-    return env.get("ARCHIVIST_SCHEDULE") or env.get("CRON_SCHEDULE") or DEFAULT_CRON_SCHEDULE
+    text = (env.get("ARCHIVIST_SCHEDULE") or env.get("CRON_SCHEDULE") or "").strip() or DEFAULT_CRON_SCHEDULE
+    return None if text.lower() in SCHEDULE_OFF else text
 
 
 # The drill's schedule: weekly, Sundays at 03:00, after the nightly backup (ARCHIVIST_DRILL_SCHEDULE).
 DEFAULT_DRILL_SCHEDULE = "0 3 * * 0"
-DRILL_SCHEDULE_OFF = ("off", "none", "never")
 
 
 def load_drill_schedule(env: Mapping[str, str] | None = None) -> str | None:
     """ARCHIVIST_DRILL_SCHEDULE: a cron expression, or off (none, never) for no timed drills."""
     env = os.environ if env is None else env
     text = env.get("ARCHIVIST_DRILL_SCHEDULE", "").strip() or DEFAULT_DRILL_SCHEDULE
-    return None if text.lower() in DRILL_SCHEDULE_OFF else text
+    return None if text.lower() in SCHEDULE_OFF else text
 
 
 def load_drill_after_backup(env: Mapping[str, str] | None = None) -> bool:

@@ -144,6 +144,24 @@ def test_backup_schedule(backup_dag):
     assert backup_dag.max_active_runs == 1
 
 
+def test_backup_schedule_off_makes_triggered_runs_only():
+    probe = (
+        "import sys; sys.path[:0] = ['include', 'dags']; import archivist_backup as b; "
+        "dag = b.archivist_backup(); print(type(dag.timetable).__name__, dag.schedule)"
+    )
+    clean = {k: v for k, v in os.environ.items() if k not in SCHEDULE_VARS}
+    shown = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**clean, "ARCHIVIST_SCHEDULE": "off"},
+    )
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    assert shown.stdout.strip().splitlines()[-1] == "NullTimetable None"
+
+
 def test_restore_runs_only_when_triggered(restore_dag):
     assert restore_dag.schedule is None
     assert restore_dag.catchup is False

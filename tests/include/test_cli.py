@@ -131,6 +131,8 @@ def test_info_shows_every_option_and_its_source_but_no_secret(spec_env):
     assert "global-namespace" in rows["NAMESPACE"] and "30 2 * * *" in rows["CRON_SCHEDULE"]
     # The broken part says why on its own line, and the parts after it still print.
     assert "ELASTICSEARCH_PORT must be a port number" in rows["ELASTICSEARCH_*"]
+    off = archivist({**env, "ARCHIVIST_SCHEDULE": "off"}, "info")
+    assert "off (triggered runs only)" in next(x for x in off.stdout.splitlines() if x.startswith("CRON_SCHEDULE"))
 
     from_connections = archivist({k: v for k, v in os.environ.items() if not k.startswith(SPEC_PREFIXES)}, "info")
     assert from_connections.returncode == 0, from_connections.stderr

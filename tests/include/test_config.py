@@ -415,6 +415,13 @@ def test_cron_schedule():
     assert config.load_cron_schedule(env={"CRON_SCHEDULE": "30 2 * * *", "ARCHIVIST_SCHEDULE": "@hourly"}) == "@hourly"
 
 
+def test_a_cron_schedule_of_off_makes_triggered_runs_only():
+    for off in ("off", "None", " never "):
+        assert config.load_cron_schedule(env={"ARCHIVIST_SCHEDULE": off}) is None
+    assert config.load_cron_schedule(env={"CRON_SCHEDULE": "off"}) is None
+    assert config.load_cron_schedule(env={"ARCHIVIST_SCHEDULE": "", "CRON_SCHEDULE": "  "}) == "0 1 * * *"
+
+
 def test_namespace():
     assert config.load_namespace(env={}) == ""
     assert config.load_namespace(env={"NAMESPACE": "prod"}) == "prod"

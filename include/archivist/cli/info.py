@@ -140,7 +140,7 @@ def _rows_general() -> Iterator[Row]:
         if os.environ.get("CRON_SCHEDULE")
         else "default"
     )
-    yield "CRON_SCHEDULE", config.load_cron_schedule(), origin
+    yield "CRON_SCHEDULE", config.load_cron_schedule() or "off (triggered runs only)", origin
 
 
 PARTS: list[tuple[str, Callable[[], Iterator[Row]]]] = [
