@@ -13,6 +13,7 @@ import os
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import psutil
@@ -48,17 +49,24 @@ class IdleWait:
     gave_up: bool  # still busy after the most it waits: what follows counts other work too
 
 
-def wait_for_idle(most_seconds: float = IDLE_MOST_SECONDS, log=None) -> IdleWait:
+def wait_for_idle(
+    most_seconds: float = IDLE_MOST_SECONDS, log=None, apart_from: Callable[[], float] | None = None
+) -> IdleWait:
     """Waits until the machine has finished what the previous step left it doing (the kernel
     writing back the gigabyte a step wrote, Elasticsearch merging the segments of a load, MinIO
     emptying its trash after a bucket was wiped) so that this work is not counted against whichever
     command happens to run next. Gives up waiting for the CPU after `most_seconds`, and says so:
-    the caller measures anyway and marks the measurement."""
+    the caller measures anyway and marks the measurement. `apart_from` gives the CPU seconds used so
+    far by processes whose own idle work is part of what is measured (a running Airflow's), which
+    the wait does not count."""
     started = time.monotonic()
     os.sync()  # else the write-back starts 30 s after the writes, in the middle of the next step
     quiet = 0
     while quiet < IDLE_SECONDS and time.monotonic() - started < most_seconds:
+        apart, at = apart_from() if apart_from else 0.0, time.monotonic()
         busy_cores = psutil.cpu_percent(interval=1) / 100 * (psutil.cpu_count() or 1)
+        if apart_from:
+            busy_cores -= (apart_from() - apart) / (time.monotonic() - at)
         quiet = quiet + 1 if busy_cores < IDLE_BELOW_CORES else 0
     waited = time.monotonic() - started
     gave_up = quiet < IDLE_SECONDS
@@ -81,18 +89,34 @@ def own_peak_rss(pid: int) -> int:
     return 0
 
 
-def tree_rss(proc: psutil.Process) -> int:
-    total = 0
+def _tree_sum(proc: psutil.Process, each: Callable[[psutil.Process], float]) -> float:
+    """`each` summed over the process and its descendants; one that ends meanwhile counts 0."""
     try:
         members = [proc] + proc.children(recursive=True)
     except psutil.Error:
         return 0
+    total = 0.0
     for p in members:
         try:
-            total += p.memory_info().rss
+            total += each(p)
         except psutil.Error:
             pass
     return total
+
+
+def _cpu_seconds(p: psutil.Process) -> float:
+    c = p.cpu_times()
+    return c.user + c.system + c.children_user + c.children_system
+
+
+def tree_cpu_seconds(proc: psutil.Process) -> float:
+    """CPU seconds (user and system) used so far by the process and its descendants, those that
+    have ended and been waited for included."""
+    return _tree_sum(proc, _cpu_seconds)
+
+
+def tree_rss(proc: psutil.Process) -> int:
+    return int(_tree_sum(proc, lambda p: p.memory_info().rss))
 
 
 def run(
