@@ -1,11 +1,14 @@
 """Helpers shared by the test folders: the repository's root, `airflow dags test`, a wait that
-polls for a condition, a free loopback port, and a browser page signed in to Airflow's UI. Fixtures live in the
-conftest.py files, not here."""
+polls for a condition, a free loopback port, a small bundle written in memory, and a browser page
+signed in to Airflow's UI. Fixtures live in the conftest.py files, not here."""
 
 from __future__ import annotations
 
+import datetime as dt
+import io
 import json
 import os
+import random
 import re
 import socket
 import subprocess
@@ -49,6 +52,44 @@ def wait_until(condition: Callable[[], bool], what: str, timeout: float = 120, i
             return
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def sample_files(backup_id: str) -> dict[str, bytes]:
+    """A member of every kind for a small bundle of `backup_id`: a dump, an index with its
+    templates, a storage archive (incompressible) and its manifest."""
+    from archivist.format import bundle
+
+    return {
+        bundle.postgres_path(backup_id): b"-- dump\n" + b"INSERT INTO t VALUES (1, 'text');\n" * 40_000,
+        bundle.templates_path(backup_id): b'{"index_templates": []}',
+        bundle.indices_path(backup_id): b'{"alpha": {}}',
+        bundle.elasticsearch_index_path("alpha", backup_id): b'{"_id":"1","_source":{"a":1}}\n' * 20_000,
+        bundle.storage_path(backup_id): random.Random(4).randbytes(300_000),
+        bundle.storage_manifest_path(backup_id): b'{"key":"a.png"}\n',
+    }
+
+
+def bundle_bytes(key, files: dict[str, bytes], created: dt.datetime) -> bytes:
+    """The bundle of `key` holding `files` (path -> bytes), written by the real writer in memory."""
+    from archivist.format import bundle
+    from archivist.format.artifact import Artifact
+    from archivist.format.bundle import JobResult
+    from archivist.transport.staging import LocalStaging
+
+    staging = LocalStaging()
+    try:
+        artifacts = []
+        for path, data in files.items():
+            with staging.writer(path) as out:
+                out.write(data)
+            artifacts.append(Artifact(path, out.size, out.sha256))
+        results = [JobResult(bundle.job_of_path(a.path), [a], {}, 0.1, "1") for a in artifacts]
+        meta = bundle.build_meta(key, results, created)
+        out = io.BytesIO()
+        bundle.write_bundle(out, key, meta, artifacts, staging.open)
+        return out.getvalue()
+    finally:
+        staging.cleanup()
 
 
 BROWSER_VIEWPORT = {"width": 1600, "height": 1400}

@@ -8,7 +8,6 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import io
-import random
 import subprocess
 import tarfile
 import tracemalloc
@@ -18,24 +17,16 @@ import pytest
 
 from archivist.errors import VerificationError
 from archivist.format import bundle, bundle_index, members
-from archivist.format.artifact import Artifact
-from archivist.format.bundle import BackupKey, JobResult
+from archivist.format.bundle import BackupKey
 from archivist.format.bundle_index import BundleSource
 from archivist.runner import restore
 from archivist.transport import s3io
-from archivist.transport.staging import LocalStaging
+from tests.support import bundle_bytes, sample_files
 
 KEY = BackupKey(dt.date(2026, 11, 26), "qQUXdfPnayQ")
 CREATED = dt.datetime(2026, 11, 26, 1, 0, 7, tzinfo=dt.UTC)
 BID = KEY.backup_id
-FILES = {
-    bundle.postgres_path(BID): b"-- dump\n" + b"INSERT INTO t VALUES (1, 'text');\n" * 40_000,
-    bundle.templates_path(BID): b'{"index_templates": []}',
-    bundle.indices_path(BID): b'{"alpha": {}}',
-    bundle.elasticsearch_index_path("alpha", BID): b'{"_id":"1","_source":{"a":1}}\n' * 20_000,
-    bundle.storage_path(BID): random.Random(4).randbytes(300_000),
-    bundle.storage_manifest_path(BID): b'{"key":"a.png"}\n',
-}
+FILES = sample_files(BID)
 
 
 @pytest.fixture(scope="module")
@@ -44,20 +35,7 @@ def written() -> bytes:
 
 
 def _write(files: dict[str, bytes]) -> bytes:
-    staging = LocalStaging()
-    try:
-        artifacts = []
-        for path, data in files.items():
-            with staging.writer(path) as out:
-                out.write(data)
-            artifacts.append(Artifact(path, out.size, out.sha256))
-        results = [JobResult(bundle.job_of_path(a.path), [a], {}, 0.1, "1") for a in artifacts]
-        meta = bundle.build_meta(KEY, results, CREATED)
-        out = io.BytesIO()
-        bundle.write_bundle(out, KEY, meta, artifacts, staging.open)
-        return out.getvalue()
-    finally:
-        staging.cleanup()
+    return bundle_bytes(KEY, files, CREATED)
 
 
 def _ranges(data: bytes) -> dict[str, tuple[int, int, int]]:
