@@ -4,6 +4,7 @@ each job reads being its members', and a damaged bundle failing the measurement.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -31,6 +32,11 @@ def _reading(path: Path) -> subprocess.CompletedProcess:
         capture_output=True,
         text=True,
         timeout=300,
+        # the library on the path as pytest has it (pyproject.toml), also without .local/env.sh
+        env={
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "include"), os.environ.get("PYTHONPATH")])),
+        },
     )
 
 
