@@ -20,7 +20,7 @@ import json
 import os
 import sys
 
-from bench import scheduler, targets
+from bench import measure, scheduler, targets
 from bench.scheduler import api_time
 from bench.targets import Targets
 
@@ -99,13 +99,12 @@ def scheduler_runs(t: Targets, runs: int, log=print) -> tuple[list[dict], list[d
 
 def summary(measured: list[dict], warm_ups: list[dict]) -> dict:
     """The median measured run's share, with every measured run's figure and the warm-ups'."""
-    ordered = sorted(measured, key=lambda r: r["airflow_seconds"])
     return {
         "source": "scheduler (LocalExecutor) runs triggered through the REST API",
         "warm_up_airflow_seconds": [r["airflow_seconds"] for r in warm_ups],
         "runs_airflow_seconds": [r["airflow_seconds"] for r in measured],
         "limit_seconds": LIMIT_SECONDS,
-        **ordered[(len(ordered) - 1) // 2],
+        **measure.median_round(measured, "airflow_seconds"),
     }
 
 

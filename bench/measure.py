@@ -43,6 +43,12 @@ class Measurement:
         return self
 
 
+def median_round(rounds: list[dict], key: str) -> dict:
+    """The round whose `key` is the median (the lower middle one of an even count): a whole round
+    is kept, so its other figures stay those of one measurement."""
+    return sorted(rounds, key=lambda r: r[key])[(len(rounds) - 1) // 2]
+
+
 @dataclass(frozen=True)
 class IdleWait:
     seconds: float

@@ -79,10 +79,6 @@ def measured(path: str, step: str) -> dict:
     return {"seconds": round(m.seconds, 2), "peak_rss_mb": m.peak_rss_mb, **out}
 
 
-def median(rounds: list[dict]) -> dict:
-    return sorted(rounds, key=lambda r: r["seconds"])[(len(rounds) - 1) // 2]
-
-
 def table(path: str, results: dict[str, list[dict]]) -> str:
     rounds = len(next(iter(results.values())))
     lines = [
@@ -92,7 +88,7 @@ def table(path: str, results: dict[str, list[dict]]) -> str:
         "|---|---:|---:|---:|---:|---|",
     ]
     for step, rounds in results.items():
-        m = median(rounds)
+        m = measure.median_round(rounds, "seconds")
         every = ", ".join(f"{r['seconds']:.2f}/{r['cpu_seconds']:.2f}" for r in rounds)
         lines.append(
             f"| {step} | {m['bytes']:,} | {m['seconds']:.2f} s | {m['cpu_seconds']:.2f} s | "

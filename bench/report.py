@@ -561,12 +561,7 @@ def pg_bound_markdown(bound: dict) -> str:
         f"it, and archivist takes {bound['archivist_over_bound'] * 100:+.0f}% of the bound's time. Peak RSS of "
         f"the task: {max(r['archivist_rss_mb'] for r in bound['rounds']):.0f} MB. The bound's phases (median "
         "round): "
-        + ", ".join(
-            f"{k} {v:.1f} s"
-            for k, v in sorted(bound["rounds"], key=lambda r: r["bound"])[(len(bound["rounds"]) - 1) // 2][
-                "bound_phases"
-            ].items()
-        )
+        + ", ".join(f"{k} {v:.1f} s" for k, v in measure.median_round(bound["rounds"], "bound")["bound_phases"].items())
         + ".",
     ]
     return "\n".join(lines) + "\n"

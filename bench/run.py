@@ -201,15 +201,14 @@ class Bench:
             tasks.append(self.tasks[task])
             baseline()
             bases.append(self.baseline[job])
-        median = (len(tasks) - 1) // 2
-        kept = sorted(tasks, key=lambda m: m["seconds"])[median]
+        kept = measure.median_round(tasks, "seconds")
         self.tasks[task] = {
             **kept,
             "peak_rss_mb": max(m["peak_rss_mb"] for m in tasks),
             "rounds_seconds": [m["seconds"] for m in tasks],
         }
         totals = [round(sum(st["seconds"] for st in steps), 3) for steps in bases]
-        self.baseline[job] = bases[sorted(range(len(bases)), key=totals.__getitem__)[median]]
+        self.baseline[job] = bases[sorted(range(len(bases)), key=totals.__getitem__)[(len(bases) - 1) // 2]]
         self.baseline_rounds[job] = totals
 
     def compare_encryption(self, store: BackupStore, key: str, staged: list[str]) -> None:
