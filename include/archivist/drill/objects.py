@@ -6,9 +6,7 @@ entries are hashed here, and the archive itself is checked against meta.json's s
 
 from __future__ import annotations
 
-import gzip
 import hashlib
-import tarfile
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,9 +14,9 @@ import orjson
 
 from archivist.errors import VerificationError
 from archivist.format import limits
-from archivist.format.limits import CappedTarInfo
+from archivist.format.bundle import DAMAGE_ERRORS
 from archivist.format.streams import Readable
-from archivist.format.tar_stream import StreamedTarFile
+from archivist.format.tar_stream import read_tgz
 from archivist.sources.storage import pax
 
 BLOCK = 1024 * 1024
@@ -41,14 +39,13 @@ def _sha256(body: Readable) -> Stored:
 def read_archive(tgz: Readable) -> dict[str, Stored]:
     """Each regular entry of the storage archive by its object key, with its size and sha256."""
     found: dict[str, Stored] = {}
-    inflated = gzip.GzipFile(fileobj=tgz, mode="rb")  # type: ignore[call-overload]
     try:
-        with StreamedTarFile.open(fileobj=inflated, mode="r|", tarinfo=CappedTarInfo) as tar:
+        with read_tgz(tgz) as tar:
             for member in tar:
                 body = tar.extractfile(member) if member.isfile() else None
                 if body is not None:
                     found[member.pax_headers.get(pax.KEY, member.name)] = _sha256(body)
-    except (tarfile.TarError, EOFError, gzip.BadGzipFile) as exc:
+    except DAMAGE_ERRORS as exc:
         raise VerificationError(f"the storage archive in the bundle is damaged: {exc}") from None
     return found
 

@@ -11,6 +11,11 @@ from __future__ import annotations
 import tarfile
 from typing import TYPE_CHECKING
 
+from isal import igzip
+
+from archivist.format.limits import CappedTarInfo
+from archivist.format.streams import Readable
+
 if TYPE_CHECKING:
     from _typeshed import SupportsRead
 
@@ -31,3 +36,12 @@ class StreamedTarFile(tarfile.TarFile):
         member = super().next()
         self.members.clear()
         return member
+
+
+def read_tgz(tgz: Readable, bufsize: int = tarfile.RECORDSIZE) -> StreamedTarFile:
+    """The tar inside a gzip stream, read as a stream and inflated by ISA-L no more than each read
+    asks for. tarfile's own "r|gz" inflates a whole input buffer (tens of MiB from a compressible
+    one) and copies what is left at every read; its stream copies its `bufsize` buffer at every
+    read too, so that stays small (docs/PERFORMANCE.md#storage-restore-reading)."""
+    inflated = igzip.GzipFile(fileobj=tgz, mode="rb")
+    return StreamedTarFile.open(fileobj=inflated, mode="r|", bufsize=bufsize, tarinfo=CappedTarInfo)

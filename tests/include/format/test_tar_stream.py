@@ -1,13 +1,16 @@
-"""format/tar_stream.py: a streamed tar holds only the member at hand, and reads back whole."""
+"""format/tar_stream.py: a streamed tar holds only the member at hand, and reads back whole; a
+damaged gzip tar raises only what readers turn into a verification error."""
 
 from __future__ import annotations
 
+import gzip
 import io
 import tarfile
 
 import pytest
 
-from archivist.format.tar_stream import StreamedTarFile
+from archivist.format.bundle import DAMAGE_ERRORS
+from archivist.format.tar_stream import StreamedTarFile, read_tgz
 
 pytestmark = pytest.mark.unit
 
@@ -52,3 +55,32 @@ def test_the_archive_is_the_one_tarfile_writes():
     with tarfile.open(fileobj=theirs, mode="w|", format=tarfile.PAX_FORMAT) as tar:
         assert _add(tar, 20)[-1] == 20  # what StreamedTarFile forgets
     assert ours.getvalue() == theirs.getvalue()
+
+
+def _tgz(count: int) -> bytes:
+    out = io.BytesIO()
+    _write(out, count)
+    return gzip.compress(out.getvalue(), compresslevel=6, mtime=0)
+
+
+def test_read_tgz_reads_a_gzip_tar_back_member_by_member():
+    with read_tgz(io.BytesIO(_tgz(50))) as tar:
+        got = [(m.name, tar.extractfile(m).read(), len(tar.members)) for m in tar]  # type: ignore[union-attr]
+    assert [name for name, _, _ in got] == [f"key/{i:04d}" for i in range(50)]
+    assert [body for _, body, _ in got] == [f"object {i}\n".encode() * (i % 7) for i in range(50)]
+    assert {held for _, _, held in got} == {0}
+
+
+@pytest.mark.parametrize("damage", ["deflate", "cut", "crc"])
+def test_a_damaged_tgz_raises_what_readers_call_damage(damage):
+    data = bytearray(_tgz(200))
+    if damage == "deflate":
+        data[40:60] = b"\xff" * 20  # no valid block can start there
+    elif damage == "cut":
+        data = data[: len(data) // 2]
+    else:
+        data[-8] ^= 1  # the trailer's CRC32
+    with pytest.raises(DAMAGE_ERRORS):
+        with read_tgz(io.BytesIO(bytes(data))) as tar:
+            for member in tar:
+                tar.extractfile(member).read()  # type: ignore[union-attr]

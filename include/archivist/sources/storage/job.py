@@ -16,13 +16,11 @@ current version of each object is read, on a versioned bucket too.
 
 from __future__ import annotations
 
-import gzip
 import io
 import logging
 import mimetypes
 import tarfile
 import time
-import zlib
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -35,9 +33,8 @@ from archivist.config import S3Settings
 from archivist.errors import JobFailedError, TargetNotEmptyError, VerificationError
 from archivist.format import bundle, deflate, limits
 from archivist.format.bundle import JobResult
-from archivist.format.limits import CappedTarInfo
 from archivist.format.streams import Readable
-from archivist.format.tar_stream import StreamedTarFile
+from archivist.format.tar_stream import StreamedTarFile, read_tgz
 from archivist.progress import Progress, ProgressReader
 from archivist.sources.storage import pax
 from archivist.sources.storage.keys import check_member, describe_key, key_problem, skip_member
@@ -257,14 +254,7 @@ def restore(settings: S3Settings, tgz: Readable, mode: str = "empty", prefix: st
     progress = Progress(f"restore storage {settings.bucket}")
     with runtime.malloc_arenas(2), ObjectUploads(settings, TRANSFER_THREADS, IN_FLIGHT_BYTES) as uploads:
         try:
-            # gzip.GzipFile inflates no more than each read asks for; tarfile's own "r|gz" inflates a
-            # whole input buffer (tens of MiB from a compressible one) and copies what is left at every
-            # read. tarfile's stream copies its buffer at every read too, so the buffer stays small.
-            # GzipFile reads with read() alone, which typeshed's file type does not know
-            inflated = gzip.GzipFile(fileobj=tgz, mode="rb")  # type: ignore[call-overload]
-            with StreamedTarFile.open(
-                fileobj=inflated, mode="r|", bufsize=TAR_READ_BUFFER, tarinfo=CappedTarInfo
-            ) as tar:
+            with read_tgz(tgz, TAR_READ_BUFFER) as tar:
                 for member in tar:
                     own = member.pax_headers.get(pax.KEY, member.name)
                     key = prefix + own
@@ -290,9 +280,7 @@ def restore(settings: S3Settings, tgz: Readable, mode: str = "empty", prefix: st
                     objects += 1
                     total += member.size
             uploads.wait()
-        except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
-            if isinstance(exc, OSError) and not isinstance(exc, (EOFError, gzip.BadGzipFile)):
-                raise
+        except bundle.DAMAGE_ERRORS as exc:  # a failing connection or disk (other OSErrors) goes on as it is
             raise VerificationError(f"the storage archive in the bundle is damaged: {exc}") from None
     progress.done()
     if skipped:

@@ -14,7 +14,7 @@ import os
 import pytest
 from boto3.s3.transfer import TransferConfig
 
-from archivist.errors import JobFailedError
+from archivist.errors import JobFailedError, VerificationError
 from archivist.format import bundle
 from archivist.sources.storage import job, pax
 from archivist.sources.storage.keys import describe_key
@@ -144,6 +144,14 @@ def test_a_forged_attribute_skips_its_object_by_name_and_the_rest_restore(scratc
     assert f"{describe_key('forged.txt')} (" in str(failed.value) and problem in str(failed.value)
     s3 = s3io.client(scratch_bucket)
     assert [o["Key"] for o in s3.list_objects_v2(Bucket=scratch_bucket.bucket)["Contents"]] == ["fine.txt"]
+
+
+def test_an_archive_whose_deflate_stream_is_damaged_is_a_verification_error(scratch_bucket):
+    archive = bytearray(storage_tgz(*(storage_entry(f"k/{i}.txt", b"body %d" % i) for i in range(100))))
+    archive[30:50] = b"\xff" * 20  # no valid deflate block starts there
+    with pytest.raises(VerificationError, match="the storage archive in the bundle is damaged"):
+        job.restore(scratch_bucket, io.BytesIO(bytes(archive)))
+    assert s3io.client(scratch_bucket).list_objects_v2(Bucket=scratch_bucket.bucket).get("KeyCount", 0) == 0
 
 
 class _Pattern(io.RawIOBase):
