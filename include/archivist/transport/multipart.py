@@ -33,7 +33,7 @@ GROW_EVERY = 2_000
 CHECKSUM = "CRC32C"
 
 
-def crc32c(body: bytearray) -> str:
+def crc32c(body: bytes | bytearray) -> str:
     """The base64 CRC32C S3 expects in `x-amz-checksum-crc32c`."""
     return base64.b64encode(checksums.crc32c(body).to_bytes(4, "big")).decode()
 

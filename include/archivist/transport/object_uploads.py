@@ -9,9 +9,7 @@ memory than a small one, and the small objects around it keep flowing.
 
 from __future__ import annotations
 
-import base64
 import concurrent.futures
-import hashlib
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -22,7 +20,7 @@ from botocore import handlers
 from archivist.config import S3Settings
 from archivist.format.streams import Readable, read_exactly
 from archivist.transport import s3crt, s3io
-from archivist.transport.multipart import PART, MultipartUpload, part_size_for
+from archivist.transport.multipart import CHECKSUM, PART, MultipartUpload, crc32c, part_size_for
 from archivist.transport.object_attributes import ObjectAttributes
 
 # Whole-object PUTs in flight at once: enough to keep MinIO or S3 busy while the next bodies are read.
@@ -37,10 +35,11 @@ def _ignore(n: int) -> None:
     """Progress nobody asked for."""
 
 
-def content_md5(body: bytes | bytearray) -> str:
-    """The Content-MD5 header the server checks the body against (as rclone sends it): cheaper
-    here than botocore's CRC32, which it computes in a Python loop over the body."""
-    return base64.b64encode(hashlib.md5(body).digest()).decode()
+# Every body carries the CRC32C the server checks it against (`x-amz-checksum-crc32c`), as the
+# MultipartWriter's parts do: computed in hardware, where an MD5 (Content-MD5) took the reading
+# thread 1.4 CPU-seconds a GB and botocore's own CRC32 a Python loop over the body
+# (docs/PERFORMANCE.md#upload-checksums-and-signing).
+CHECKSUM_HEADER = "x-amz-checksum-crc32c"
 
 
 class ObjectUploads:
@@ -48,7 +47,7 @@ class ObjectUploads:
 
     def __init__(self, settings: S3Settings, threads: int, budget: int, part: int = PART):
         """Into `settings.bucket`: parts on `threads` threads, at most `budget` bytes of bodies held."""
-        self._s3 = s3io.client(settings, checksums=False)  # parts carry Content-MD5 instead
+        self._s3 = s3io.client(settings, checksums=False)  # bodies carry their own CRC32C instead
         # No `Expect: 100-continue` round trip (botocore adds it to every PUT): it spares sending
         # a large body the server would refuse, and costs a part a round trip.
         self._s3.meta.events.unregister("before-call.s3", handlers.add_expect_header)
@@ -91,16 +90,11 @@ class ObjectUploads:
         """Sends a whole object (at most a part's size) in one PUT."""
         if len(body) > NATIVE_PUT or self._puts is None:
             self._submit(
-                len(body),
-                self._s3.put_object,
-                Key=key,
-                Body=body,
-                ContentMD5=content_md5(body),
-                **attributes.put_args(),
+                len(body), self._s3.put_object, Key=key, Body=body, ChecksumCRC32C=crc32c(body), **attributes.put_args()
             )
             return
         self._settle(self._budget - len(body))
-        headers = [("Content-MD5", content_md5(body)), *attributes.http_headers()]
+        headers = [(CHECKSUM_HEADER, crc32c(body)), *attributes.http_headers()]
         self._hold(len(body), self._puts.put(key, body, headers))
 
     def send(
@@ -122,7 +116,7 @@ class ObjectUploads:
         """Reads the `size` bytes of `fileobj` as a multipart upload; returns when the object exists.
         On any failure the upload is aborted, so no part of it lingers in the bucket."""
         part = part_size_for(size, self._part)
-        upload = MultipartUpload(self._s3, self._bucket, key, **attributes.put_args())
+        upload = MultipartUpload(self._s3, self._bucket, key, ChecksumAlgorithm=CHECKSUM, **attributes.put_args())
         parts: list[Future] = []
         try:
             for offset in range(0, size, part):
@@ -131,7 +125,7 @@ class ObjectUploads:
                 chunk = read_exactly(fileobj, n, PART)
                 on_read(n)
                 parts.append(
-                    self._submit_call(n, upload.send_part, len(parts) + 1, chunk, ContentMD5=content_md5(chunk))
+                    self._submit_call(n, upload.send_part, len(parts) + 1, chunk, ChecksumCRC32C=crc32c(chunk))
                 )
             upload.complete([future.result() for future in parts])
         except BaseException:

@@ -71,7 +71,7 @@ class NativePuts:
         )
 
     def put(self, key: str, body: bytes | bytearray, headers: list[tuple[str, str]]) -> Future:
-        """Sends `body` as the object `key` with `headers` (Content-Type, Content-MD5, x-amz-meta-*)."""
+        """Sends `body` as the object `key` with `headers` (Content-Type, x-amz-checksum-crc32c, x-amz-meta-*)."""
         request = http.HttpRequest(
             "PUT",
             self._prefix + quote(key, safe="/~"),

@@ -30,7 +30,7 @@ CHUNK = 8 * 1024 * 1024
 
 def client(settings: S3Settings, checksums: bool = True) -> Any:
     """A boto3 S3 client for `settings`. Without `checksums`, requests carry no CRC32 of their
-    body (ObjectUploads sends Content-MD5 instead)."""
+    body (ObjectUploads sends its own CRC32C instead)."""
     try:
         return s3session.new_client(
             settings,

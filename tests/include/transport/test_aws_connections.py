@@ -25,7 +25,8 @@ from archivist.s3_settings import S3Settings
 from archivist.sources.storage import job
 from archivist.transport import s3crt, s3io, s3session
 from archivist.transport.backup_bucket import BackupStore
-from archivist.transport.object_uploads import content_md5
+from archivist.transport.multipart import crc32c
+from archivist.transport.object_uploads import CHECKSUM_HEADER
 
 OBJECTS = {  # key: (body, content type, metadata); the large one goes through botocore, the rest awscrt
     "docs/readme.txt": (b"hello " * 100, "text/plain", {"owner": "ana"}),
@@ -160,7 +161,7 @@ def test_an_assumed_role_signs_every_request_of_boto3_and_awscrt(role_connection
     s3io.upload_reader(s3, allowed.bucket, "through/boto3", _Stream(b"multipart " * 1000))
     assert s3io.open_object(s3, allowed.bucket, "through/boto3").read() == b"multipart " * 1000
     puts = s3crt.NativePuts(settings, PART)
-    puts.put("through/awscrt", b"native", [("Content-MD5", content_md5(b"native"))]).result(timeout=30)
+    puts.put("through/awscrt", b"native", [(CHECKSUM_HEADER, crc32c(b"native"))]).result(timeout=30)
     assert s3.get_object(Bucket=allowed.bucket, Key="through/awscrt")["Body"].read() == b"native"
 
     # The root keys may write anywhere; the role's session policy only into `allowed`: so a
@@ -169,7 +170,7 @@ def test_an_assumed_role_signs_every_request_of_boto3_and_awscrt(role_connection
     with pytest.raises(ClientError, match="AccessDenied"):
         s3io.client(other_settings).put_object(Bucket=other.bucket, Key="x", Body=b"x")
     with pytest.raises(ClientError, match="AccessDenied"):
-        s3crt.NativePuts(other_settings, PART).put("x", b"x", [("Content-MD5", content_md5(b"x"))]).result(timeout=30)
+        s3crt.NativePuts(other_settings, PART).put("x", b"x", [(CHECKSUM_HEADER, crc32c(b"x"))]).result(timeout=30)
     with pytest.raises(ConfigurationError, match=r"access denied.*role_arn"):
         job.check_bucket(other_settings)
     s3io.client(storage_settings).put_object(Bucket=other.bucket, Key="x", Body=b"x")
@@ -191,7 +192,7 @@ def test_assumed_credentials_are_renewed_for_boto3_and_awscrt(role_connection, m
 
     s3, puts = s3io.client(settings), s3crt.NativePuts(settings, PART)
     for n in range(3):  # each request signed with newer credentials than the last
-        puts.put(f"renewed/{n}", b"n", [("Content-MD5", content_md5(b"n"))]).result(timeout=30)
+        puts.put(f"renewed/{n}", b"n", [(CHECKSUM_HEADER, crc32c(b"n"))]).result(timeout=30)
         s3.head_object(Bucket=allowed.bucket, Key=f"renewed/{n}")
 
 
@@ -227,7 +228,7 @@ def test_path_style_for_the_server_by_ip_and_by_name(monkeypatch, scratch_bucket
         monkeypatch.setenv("AIRFLOW_CONN_ARCHIVIST_TEST_PATH", _json(login, secret, extra))
         settings = config.load_storage("archivist_test_path", env={})
         assert s3io.bucket_url(settings) == f"{endpoint}/{scratch_bucket.bucket}/"
-        s3crt.NativePuts(settings, PART).put(host, b"p", [("Content-MD5", content_md5(b"p"))]).result(timeout=30)
+        s3crt.NativePuts(settings, PART).put(host, b"p", [(CHECKSUM_HEADER, crc32c(b"p"))]).result(timeout=30)
         assert s3io.client(settings).get_object(Bucket=scratch_bucket.bucket, Key=host)["Body"].read() == b"p"
 
 

@@ -14,8 +14,9 @@ import threading
 import time
 
 import pytest
+from botocore.exceptions import ClientError
 
-from archivist.transport import s3io
+from archivist.transport import object_uploads, s3io
 from archivist.transport.object_attributes import ObjectAttributes, from_get_object, tag_set
 from archivist.transport.object_uploads import NATIVE_PUT, ObjectUploads
 
@@ -154,3 +155,24 @@ def test_every_header_and_tag_arrives_whichever_way_the_object_is_sent(scratch_b
     head = s3.head_object(Bucket=scratch_bucket.bucket, Key="page.html")
     tags = s3.get_object_tagging(Bucket=scratch_bucket.bucket, Key="page.html")
     assert from_get_object(head, tag_set(tags)) == ATTRIBUTES
+
+
+@pytest.mark.parametrize(
+    "size",
+    [1000, NATIVE_PUT + 1, 2 * PART + 1],
+    ids=["small, through awscrt", "one PUT, through botocore", "multipart"],
+)
+def test_every_body_carries_a_checksum_the_server_checks(scratch_bucket, monkeypatch, size):
+    s3 = s3io.client(scratch_bucket)
+    body = random.Random(size).randbytes(size)
+    with ObjectUploads(scratch_bucket, threads=2, budget=3 * PART, part=PART) as uploads:
+        uploads.send("checked.bin", io.BytesIO(body), size, ObjectAttributes("application/octet-stream"))
+        uploads.wait()
+    head = s3.head_object(Bucket=scratch_bucket.bucket, Key="checked.bin", ChecksumMode="ENABLED")
+    assert head.get("ChecksumCRC32C")  # the server got the sum, and kept it with the object
+    monkeypatch.setattr(object_uploads, "crc32c", lambda body: "AAAAAA==")  # the sum of other bytes
+    with ObjectUploads(scratch_bucket, threads=2, budget=3 * PART, part=PART) as uploads:
+        with pytest.raises(ClientError):
+            uploads.send("refused.bin", io.BytesIO(body), size, ObjectAttributes("application/octet-stream"))
+            uploads.wait()
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket=scratch_bucket.bucket)["Contents"]] == ["checked.bin"]

@@ -10,7 +10,8 @@ import pytest
 from botocore.exceptions import ClientError
 
 from archivist.transport import s3io
-from archivist.transport.object_uploads import content_md5
+from archivist.transport.multipart import crc32c
+from archivist.transport.object_uploads import CHECKSUM_HEADER
 from archivist.transport.s3crt import NativePuts
 
 PART = 5 * 1024 * 1024
@@ -35,7 +36,7 @@ def test_awkward_keys_bodies_and_metadata_arrive_as_sent(scratch_bucket):
             body,
             [
                 ("Content-Type", "text/x-test"),
-                ("Content-MD5", content_md5(body)),
+                (CHECKSUM_HEADER, crc32c(body)),
                 ("x-amz-meta-original-name", "Quarterly%20Report.pdf"),
             ],
         )
@@ -52,10 +53,10 @@ def test_awkward_keys_bodies_and_metadata_arrive_as_sent(scratch_bucket):
         assert got["Metadata"] == {"original-name": "Quarterly%20Report.pdf"}
 
 
-def test_a_body_that_does_not_match_its_md5_is_refused(scratch_bucket):
+def test_a_body_that_does_not_match_its_checksum_is_refused(scratch_bucket):
     puts = NativePuts(scratch_bucket, PART)
-    with pytest.raises(ClientError, match="BadDigest|InvalidDigest"):
-        puts.put("damaged", b"what was read", [("Content-MD5", content_md5(b"what was written"))]).result(timeout=30)
+    with pytest.raises(ClientError, match="BadDigest|XAmzContentChecksumMismatch"):
+        puts.put("damaged", b"what was read", [(CHECKSUM_HEADER, crc32c(b"what was written"))]).result(timeout=30)
     assert s3io.client(scratch_bucket).list_objects_v2(Bucket=scratch_bucket.bucket).get("KeyCount", 0) == 0
 
 
