@@ -6,7 +6,7 @@ import datetime as dt
 import json
 from pathlib import Path
 
-from bench import disk, encryption, measure, scaling
+from bench import cpu_share, disk, encryption, measure, scaling
 from bench.scaling import newest as latest
 
 MB = 1024 * 1024
@@ -282,6 +282,8 @@ def _timeline(run: str, e2e: dict) -> list[str]:
         f"| {t['task']} | {seconds(t['started'])} | {t['state'] if t['ran'] is None else seconds(t['ran'])} |"
         for t in e2e["tasks"]
     ]
+    if "cpu" in e2e:  # older results have none
+        lines += ["", f"While the {run} run went, {cpu_share.describe(e2e['cpu'])}."]
     return lines
 
 

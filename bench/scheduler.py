@@ -23,7 +23,7 @@ from pathlib import Path
 
 import psutil
 
-from bench import measure, targets
+from bench import cpu_share, measure, targets
 from bench.targets import Targets
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -157,11 +157,12 @@ def timeline(triggered: dt.datetime, task_instances: list[dict]) -> list[dict]:
 def timed_run(api, dag_id: str, conf: dict, timeout: float = 3600, log=print) -> dict:
     """Triggers one run once no other is going and waits for it to succeed.
 
-    Returns its seconds from the trigger to its recorded end, the scheduler tree's peak RSS, and
-    each task instance's start and duration relative to the trigger."""
+    Returns its seconds from the trigger to its recorded end, the scheduler tree's peak RSS, where
+    the machine's CPU went meanwhile (bench/cpu_share.py), and each task instance's start and
+    duration relative to the trigger."""
     wait_for_no_run(api, dag_id, timeout)
     idle = measure.wait_for_idle(log=log, apart_from=airflow_cpu_seconds)
-    with _TreeSampler() as sampler:
+    with _TreeSampler() as sampler, cpu_share.CpuShare() as cpu:
         triggered = dt.datetime.now(dt.UTC)
         run_id = api.trigger(dag_id, conf)
         state = api.wait(dag_id, run_id, timeout=timeout, poll=1)
@@ -178,5 +179,6 @@ def timed_run(api, dag_id: str, conf: dict, timeout: float = 3600, log=print) ->
         "started_busy": idle.gave_up,
         "run_started": _since(triggered, run.get("start_date")),
         "scheduler_tree_peak_rss_mb": round(sampler.peak / 2**20, 1),
+        "cpu": cpu.result(),
         "tasks": tasks,
     }
