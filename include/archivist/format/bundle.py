@@ -31,7 +31,7 @@ from archivist.format import bundle_index, limits
 from archivist.format.artifact import Artifact
 from archivist.format.bundle_index import INFLATE_ERRORS
 from archivist.format.deflate import Engine, GzipWriter
-from archivist.format.streams import Readable, Writable
+from archivist.format.streams import Readable, Writable, with_readinto
 
 # The newest format this archivist reads; it writes version 1 unless a bundle needs version 2, 3, 4
 # or 5 (format_version_for), so readers of version 1 keep reading every bundle they can.
@@ -407,21 +407,6 @@ _CUT_ERRORS: tuple[type[Exception], ...] = (OSError, ValueError, *DAMAGE_ERRORS)
 MAX_TRAILER = tarfile.RECORDSIZE + 2 * tarfile.BLOCKSIZE + 65535
 
 
-class _ReadInto(io.RawIOBase):
-    """A stream with only `read`, given the `readinto` that igzip reads with."""
-
-    def __init__(self, stream: Readable):
-        self._stream = stream
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        data = self._stream.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
-
-
 class _Tail:
     """Passes reads through and keeps the last `keep` bytes read, without copying them."""
 
@@ -458,9 +443,7 @@ def iter_members(
     the tar's end-of-archive blocks must be zeros and at most one seek index: its bytes
     (the index, or b"") are appended to `trailer` when given.
     """
-    if not hasattr(stream, "readinto"):
-        stream = _ReadInto(stream)
-    gz = igzip.GzipFile(fileobj=stream, mode="rb")  # ISA-L: same stream, several times faster to inflate
+    gz = igzip.GzipFile(fileobj=with_readinto(stream), mode="rb")  # ISA-L: several times faster to inflate
     tail = _Tail(gz, MAX_TRAILER + COPY_CHUNK)
     try:
         # a stream mode reads with read() alone, which typeshed's file type does not know

@@ -7,7 +7,8 @@ these protocols rather than `IO[bytes]` says so, and lets any of them stand for 
 
 from __future__ import annotations
 
-from typing import Protocol
+import io
+from typing import Any, Protocol
 
 
 class Readable(Protocol):
@@ -24,6 +25,27 @@ class Writable(Protocol):
     def write(self, data: bytes, /) -> int: ...
 
     def flush(self) -> None: ...
+
+
+class _ReadInto(io.RawIOBase):
+    """A stream with only `read`, given `readinto`."""
+
+    def __init__(self, stream: Readable):
+        self._stream = stream
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._stream.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def with_readinto(stream: Readable) -> Any:
+    """`stream` as igzip's reader wants it: igzip reads with `readinto`, which a Readable need
+    not have (a decrypting stream, a range) and a file or a tar member has."""
+    return stream if hasattr(stream, "readinto") else _ReadInto(stream)
 
 
 READ_WINDOW = 1024 * 1024

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from isal import igzip
 
 from archivist.format.limits import CappedTarInfo
-from archivist.format.streams import Readable
+from archivist.format.streams import Readable, with_readinto
 
 if TYPE_CHECKING:
     from _typeshed import SupportsRead
@@ -43,5 +43,5 @@ def read_tgz(tgz: Readable, bufsize: int = tarfile.RECORDSIZE) -> StreamedTarFil
     asks for. tarfile's own "r|gz" inflates a whole input buffer (tens of MiB from a compressible
     one) and copies what is left at every read; its stream copies its `bufsize` buffer at every
     read too, so that stays small (docs/PERFORMANCE.md#storage-restore-reading)."""
-    inflated = igzip.GzipFile(fileobj=tgz, mode="rb")
+    inflated = igzip.GzipFile(fileobj=with_readinto(tgz), mode="rb")
     return StreamedTarFile.open(fileobj=inflated, mode="r|", bufsize=bufsize, tarinfo=CappedTarInfo)

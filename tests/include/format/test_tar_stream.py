@@ -71,6 +71,21 @@ def test_read_tgz_reads_a_gzip_tar_back_member_by_member():
     assert {held for _, _, held in got} == {0}
 
 
+class _ReadOnly:
+    """A stream with `read` alone, as a decrypting stream or a range is."""
+
+    def __init__(self, data: bytes):
+        self._data = io.BytesIO(data)
+
+    def read(self, n: int = -1) -> bytes:
+        return self._data.read(n)
+
+
+def test_read_tgz_reads_a_stream_that_has_read_alone():
+    with read_tgz(_ReadOnly(_tgz(5))) as tar:
+        assert [tar.extractfile(m).read() for m in tar] == [f"object {i}\n".encode() * (i % 7) for i in range(5)]  # type: ignore[union-attr]
+
+
 @pytest.mark.parametrize("damage", ["deflate", "cut", "crc"])
 def test_a_damaged_tgz_raises_what_readers_call_damage(damage):
     data = bytearray(_tgz(200))
