@@ -7,9 +7,9 @@ durations come from their results (`time_seconds`).
 
     python -m bench.dag_overhead [--runs 5]      (Airflow started by this command, bench targets loaded)
 
-The first run after Airflow starts is a warm-up, reported and left out of the median: its first
-task waits 2.4–3.0 s for its start-up details where every later task waits 0.02–0.06 s
-(docs/PERFORMANCE.md#airflows-share-of-a-backup-run), and a deployment's Airflow has run before.
+The first run after Airflow starts is a warm-up, reported and left out of the median, as a
+deployment's Airflow has run before (the execution API's own build, which made the first task
+wait 2.4–4 s, is done by `scripts/airflow.sh start`: docs/PERFORMANCE.md#execution-api-warmed-at-start).
 """
 
 from __future__ import annotations
