@@ -18,7 +18,6 @@ import re
 import secrets
 import subprocess
 import tarfile
-from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +31,7 @@ from archivist.format.artifact import Artifact
 from archivist.format.bundle_index import INFLATE_ERRORS
 from archivist.format.deflate import Engine, GzipWriter
 from archivist.format.streams import Readable, Writable, with_readinto
+from archivist.format.tar_entries import TarEntries
 
 # The newest format this archivist reads; it writes version 1 unless a bundle needs version 2, 3, 4
 # or 5 (format_version_for), so readers of version 1 keep reading every bundle they can.
@@ -407,31 +407,6 @@ _CUT_ERRORS: tuple[type[Exception], ...] = (OSError, ValueError, *DAMAGE_ERRORS)
 MAX_TRAILER = tarfile.RECORDSIZE + 2 * tarfile.BLOCKSIZE + 65535
 
 
-class _Tail:
-    """Passes reads through and keeps the last `keep` bytes read, without copying them."""
-
-    def __init__(self, stream: Readable, keep: int):
-        self._stream, self._keep = stream, keep
-        self.chunks: deque[bytes] = deque()
-        self.held = self.position = 0
-
-    def read(self, n: int = -1) -> bytes:
-        data = self._stream.read(n)
-        self.position += len(data)
-        self.chunks.append(data)
-        self.held += len(data)
-        while self.held - len(self.chunks[0]) >= self._keep:
-            self.held -= len(self.chunks.popleft())
-        return data
-
-    def since(self, offset: int) -> bytes | None:
-        """What was read from `offset` on, or None when that is no longer held."""
-        start = self.position - self.held
-        if offset < start:
-            return None
-        return b"".join(self.chunks)[offset - start :]
-
-
 def iter_members(
     stream: Readable, trailer: list[bytes] | None = None
 ) -> Iterator[tuple[str, tarfile.TarInfo, Readable]]:
@@ -444,12 +419,10 @@ def iter_members(
     (the index, or b"") are appended to `trailer` when given.
     """
     gz = igzip.GzipFile(fileobj=with_readinto(stream), mode="rb")  # ISA-L: several times faster to inflate
-    tail = _Tail(gz, MAX_TRAILER + COPY_CHUNK)
     try:
-        # a stream mode reads with read() alone, which typeshed's file type does not know
-        tar = tarfile.open(fileobj=tail, mode="r|", bufsize=COPY_CHUNK, tarinfo=limits.CappedTarInfo)  # type: ignore[call-overload]
+        entries = TarEntries(gz)
         top = None
-        for member in tar:
+        for member, fileobj in entries:
             first, _, rel = member.name.partition("/")
             if top is None:
                 if not KEY_RE.match(first):
@@ -459,15 +432,14 @@ def iter_members(
                 top = first
             elif first != top:
                 raise VerificationError(f"not a bundle: entry {member.name!r} lies outside the folder {top}/")
-            if member.isfile():
-                yield rel, member, tar.extractfile(member)
+            if fileobj is not None:
+                yield rel, member, fileobj
         if top is None:
             raise VerificationError("not a bundle: the archive is empty")
-        end = tar.offset
-        rest = tail.since(end)
-        while rest is not None and len(rest) <= MAX_TRAILER and (chunk := tail.read(COPY_CHUNK)):
+        rest = entries.end_block
+        while len(rest) <= MAX_TRAILER and (chunk := gz.read(COPY_CHUNK)):
             rest += chunk  # to the gzip trailer, whose CRC and length are then checked
-        if rest is None or len(rest) > MAX_TRAILER:
+        if len(rest) > MAX_TRAILER:
             raise VerificationError(
                 "the bundle holds data after the tar's end that is neither padding nor its seek index: refused"
             )

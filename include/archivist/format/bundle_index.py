@@ -29,9 +29,9 @@ from typing import Any, BinaryIO, cast
 from isal import isal_zlib
 
 from archivist.errors import VerificationError
-from archivist.format import limits
 from archivist.format.deflate import MAX_STORED
-from archivist.format.streams import Readable, ReadableStream, read_exactly
+from archivist.format.streams import Readable, ReadableStream
+from archivist.format.tar_entries import TarEntries
 
 log = logging.getLogger(__name__)
 
@@ -258,68 +258,16 @@ def read_range(body: Readable, crc: int, path: str) -> Iterator[Readable]:
 
 
 def _entry(inflated: Readable, path: str) -> Readable:
-    """The file of the tar entry that starts `inflated`, which must be `path`. A plain header
-    (ours, unless a name is over 100 bytes) is parsed by tarfile's own parser and its file read
-    straight from the inflater: tarfile's stream mode copies every byte twice more
-    (docs/PERFORMANCE.md#one-tar-entry-per-range). Any other header goes through tarfile whole."""
-    block = bytes(read_exactly(inflated, tarfile.BLOCKSIZE, tarfile.BLOCKSIZE))
-    header = limits.CappedTarInfo.frombuf(block, tarfile.ENCODING, "surrogateescape")
-    if header.size < 0:  # the base-256 size field can say so; tarfile does not refuse it
-        raise VerificationError(f"the tar entry at {path} claims a negative size: the bundle is forged")
-    if header.type in (tarfile.REGTYPE, tarfile.AREGTYPE):
-        member: tarfile.TarInfo | None = header
-        fileobj: Readable = _EntryFile(inflated, header.size, path)
-    else:
-        replayed = _Replay(block, inflated)
-        # a stream mode reads with read() alone, which typeshed's file type does not know
-        tar = tarfile.open(fileobj=replayed, mode="r|", bufsize=1 << 20, tarinfo=limits.CappedTarInfo)  # type: ignore[call-overload]
-        member = tar.next()
-        fileobj = tar.extractfile(member) if member is not None and member.isfile() else None  # type: ignore[assignment]
+    """The file of the tar entry that starts `inflated`, which must be `path`, read straight from
+    the inflater (docs/PERFORMANCE.md#one-tar-entry-per-range)."""
+
+    def cut() -> Exception:
+        return VerificationError(f"the bundle is damaged or truncated near {path}: unexpected end of data")
+
+    member, fileobj = next(iter(TarEntries(inflated, cut)), (None, None))
     if member is None or fileobj is None or member.name.partition("/")[2] != path:
         raise VerificationError(f"the bundle's index points {path} at {member and member.name!r}")
     return fileobj
-
-
-class _EntryFile(io.RawIOBase):
-    """The `size` bytes of a tar entry's file, read straight from its range's inflater."""
-
-    def __init__(self, inflated: Readable, size: int, path: str):
-        self._f, self._left, self._path = inflated, size, path
-
-    def readable(self) -> bool:
-        return True
-
-    def read(self, n: int | None = -1) -> bytes:
-        if n is None or n < 0:
-            return b"".join(iter(lambda: self.read(1024 * 1024), b""))
-        if not self._left or not n:
-            return b""
-        data = self._f.read(min(n, self._left))
-        if not data:
-            raise VerificationError(f"the bundle is damaged or truncated near {self._path}: unexpected end of data")
-        self._left -= len(data)
-        return data
-
-    def readinto(self, buffer: Any) -> int:
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
-
-
-class _Replay:
-    """`first`, then the rest of `f`: a header block given back to tarfile."""
-
-    def __init__(self, first: bytes, f: Readable):
-        self._first, self._f = first, f
-
-    def read(self, n: int = -1) -> bytes:
-        if not self._first:
-            return self._f.read(n)
-        if n is None or n < 0:
-            data, self._first = self._first + self._f.read(), b""
-            return data
-        data, self._first = self._first[:n], self._first[n:]
-        return data
 
 
 def _status(exc: Exception) -> int | None:
