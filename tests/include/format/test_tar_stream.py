@@ -9,7 +9,9 @@ import tarfile
 
 import pytest
 
+from archivist.errors import VerificationError
 from archivist.format.bundle import DAMAGE_ERRORS
+from archivist.format.limits import TAR_HEADER_BYTES
 from archivist.format.tar_stream import StreamedTarFile, read_tgz
 
 pytestmark = pytest.mark.unit
@@ -99,3 +101,26 @@ def test_a_damaged_tgz_raises_what_readers_call_damage(damage):
         with read_tgz(io.BytesIO(bytes(data))) as tar:
             for member in tar:
                 tar.extractfile(member).read()  # type: ignore[union-attr]
+
+
+def test_global_headers_are_refused_once_they_come_to_the_cap_in_all():
+    """tarfile keeps every global header's records to the end of the archive: many of them, each
+    under the cap, would grow the reader without bound."""
+    record_size = TAR_HEADER_BYTES // 4
+    head = b"%d k%%d=" % record_size
+    out = io.BytesIO()
+    for i in range(5):
+        record = head % i
+        record += b"x" * (record_size - len(record) - 1) + b"\n"
+        info = tarfile.TarInfo("././@PaxHeader")
+        info.size, info.type = len(record), tarfile.XGLTYPE
+        out.write(info.tobuf(tarfile.USTAR_FORMAT) + record)
+        entry = tarfile.TarInfo(f"key/{i}")
+        out.write(entry.tobuf(tarfile.USTAR_FORMAT))
+    out.write(bytes(1024))
+
+    names = []
+    with pytest.raises(VerificationError, match="global extended headers"):
+        with read_tgz(io.BytesIO(gzip.compress(out.getvalue()))) as tar:
+            names.extend(m.name for m in tar)
+    assert names == ["key/0", "key/1", "key/2", "key/3"]  # four come to the cap exactly, a fifth passes it
