@@ -17,7 +17,6 @@ import psutil
 
 SAMPLE_SECONDS = 1.0
 # The groups, in the order the report names them.
-GROUPS = ("elasticsearch", "postgres", "minio", "tasks", "airflow", "other")
 LABELS = {
     "elasticsearch": "Elasticsearch",
     "postgres": "PostgreSQL",
@@ -26,6 +25,7 @@ LABELS = {
     "airflow": "Airflow's components",
     "other": "other",
 }
+GROUPS = tuple(LABELS)
 
 
 def group_of(name: str, cmdline: list[str]) -> str:

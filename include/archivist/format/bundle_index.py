@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import io
 import json
 import logging
 import os
@@ -30,7 +29,7 @@ from isal import isal_zlib
 
 from archivist.errors import VerificationError
 from archivist.format.deflate import MAX_STORED
-from archivist.format.streams import Readable, ReadableStream
+from archivist.format.streams import RawReader, Readable, ReadableStream
 from archivist.format.tar_entries import TarEntries
 
 log = logging.getLogger(__name__)
@@ -274,7 +273,7 @@ def _status(exc: Exception) -> int | None:
     return getattr(exc, "response", {}).get("ResponseMetadata", {}).get("HTTPStatusCode")
 
 
-class CheckedReader(io.RawIOBase):
+class CheckedReader(RawReader):
     """A member's bytes as a restore reads them, hashed on the way: at their end, their size and
     sha256 must be what meta.json lists (what `verify` checked), or the read fails."""
 
@@ -282,14 +281,6 @@ class CheckedReader(io.RawIOBase):
         self._f, self.path, self._size, self._sha256 = fileobj, path, size, sha256
         self._digest, self._read = hashlib.sha256(), 0
         self._checked = False
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
 
     def read(self, n: int | None = -1) -> bytes:
         whole = n is None or n < 0

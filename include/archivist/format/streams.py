@@ -27,19 +27,27 @@ class Writable(Protocol):
     def flush(self) -> None: ...
 
 
-class _ReadInto(io.RawIOBase):
-    """A stream with only `read`, given `readinto`."""
-
-    def __init__(self, stream: Readable):
-        self._stream = stream
+class RawReader(io.RawIOBase):
+    """A raw stream whose subclass gives `read`; `readinto` (which igzip and io's buffered
+    readers call) reads through it."""
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: Any) -> int:
-        data = self._stream.read(len(buffer))
+        data = self.read(len(buffer))
         buffer[: len(data)] = data
         return len(data)
+
+
+class _ReadInto(RawReader):
+    """A stream with only `read`, given `readinto`."""
+
+    def __init__(self, stream: Readable):
+        self._stream = stream
+
+    def read(self, n: int | None = -1) -> bytes:
+        return self._stream.read(-1 if n is None else n)
 
 
 def with_readinto(stream: Readable) -> Any:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 
 from archivist.errors import VerificationError
 from archivist.format.limits import TAR_HEADER_BYTES, CappedTarInfo, human
-from archivist.format.streams import Readable
+from archivist.format.streams import RawReader, Readable
 
 BLOCK = tarfile.BLOCKSIZE
 _EXTENSIONS = (
@@ -137,15 +137,12 @@ class TarEntries:
         return b"".join(parts)
 
 
-class EntryFile(io.RawIOBase):
+class EntryFile(RawReader):
     """One entry's file bytes (`size`, then `padding` to the next header), read straight from the
     tar's stream by `read`."""
 
     def __init__(self, read: Callable[[int], bytes], size: int, padding: int, cut: Callable[[], Exception]):
         self._read, self._left, self._padding, self._cut = read, size, padding, cut
-
-    def readable(self) -> bool:
-        return True
 
     def read(self, n: int | None = -1) -> bytes:
         if n is None or n < 0:
@@ -157,11 +154,6 @@ class EntryFile(io.RawIOBase):
             raise self._cut()
         self._left -= len(data)
         return data
-
-    def readinto(self, buffer: memoryview | bytearray) -> int:  # type: ignore[override]
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
 
     def skip(self) -> None:
         """Reads what is left of the file and its padding to the next header."""
