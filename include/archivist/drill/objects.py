@@ -40,11 +40,9 @@ def read_archive(tgz: Readable) -> dict[str, Stored]:
     """Each regular entry of the storage archive by its object key, with its size and sha256."""
     found: dict[str, Stored] = {}
     try:
-        with read_tgz(tgz) as tar:
-            for member in tar:
-                body = tar.extractfile(member) if member.isfile() else None
-                if body is not None:
-                    found[member.pax_headers.get(pax.KEY, member.name)] = _sha256(body)
+        for member, body in read_tgz(tgz):
+            if body is not None:
+                found[member.pax_headers.get(pax.KEY, member.name)] = _sha256(body)
     except DAMAGE_ERRORS as exc:
         raise VerificationError(f"the storage archive in the bundle is damaged: {exc}") from None
     return found

@@ -44,10 +44,10 @@ def human(n: int) -> str:
 
 
 class CappedTarInfo(tarfile.TarInfo):
-    """A tar header that refuses an extended or long-name header above TAR_HEADER_BYTES, and global
-    extended headers above it in all, before tarfile reads them into memory (pass as `tarinfo=` to
-    tarfile.open): a gzip of zeros inflates a thousandfold, and a path, a key and their metadata
-    need far less."""
+    """A tar header that refuses an extended or long-name header above TAR_HEADER_BYTES before
+    tarfile reads it into memory (pass as `tarinfo=` to tarfile.open): a gzip of zeros inflates a
+    thousandfold, and a path, a key and their metadata need far less. Global extended headers,
+    which apply to every later entry, are capped in all by `tar_entries.TarEntries`."""
 
     def _proc_member(self, tarfile_):
         if self.type in _READ_WHOLE and self.size > TAR_HEADER_BYTES:
@@ -56,16 +56,6 @@ class CappedTarInfo(tarfile.TarInfo):
                 f"over the {human(TAR_HEADER_BYTES)} an entry of ours needs: the archive is "
                 "forged; nothing after it was read"
             )
-        if self.type == tarfile.XGLTYPE:
-            # tarfile keeps every global header's records for the rest of the archive (and copies
-            # them into each later entry's pax_headers), so they are capped in all, not each
-            held = getattr(tarfile_, "_archivist_global_bytes", 0) + self.size
-            if held > TAR_HEADER_BYTES:
-                raise VerificationError(
-                    f"the archive's global extended headers come to over {human(TAR_HEADER_BYTES)} in all: "
-                    "the archive is forged; nothing after them was read"
-                )
-            tarfile_._archivist_global_bytes = held
         return super()._proc_member(tarfile_)  # type: ignore[misc]  # tarfile's hook, private but stable
 
 

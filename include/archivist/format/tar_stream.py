@@ -1,28 +1,34 @@
-"""A tar archive read or written as a stream, holding only the member at hand.
+"""A tar archive written or read as a stream, holding only the member at hand.
 
-tarfile keeps every member it has written or read in `TarFile.members`, for `getmembers()` and
-for extracting an earlier member again, which a stream cannot do anyway. In a storage archive that
+tarfile keeps every member it has written in `TarFile.members`, for `getmembers()` and for
+extracting an earlier member again, which a stream cannot do anyway. In a storage archive that
 list grows with the bucket: about 1 KB a member (its TarInfo and pax records), some 50 MB for
-50,000 objects (docs/PERFORMANCE.md#streamed-tar-members).
+50,000 objects (docs/PERFORMANCE.md#streamed-tar-members). A gzipped tar is read back entry by
+entry through `TarEntries`, which keeps none either.
 """
 
 from __future__ import annotations
 
 import tarfile
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from isal import igzip
 
-from archivist.format.limits import CappedTarInfo
 from archivist.format.streams import Readable, with_readinto
+from archivist.format.tar_entries import EntryFile, TarEntries
 
 if TYPE_CHECKING:
     from _typeshed import SupportsRead
 
 
+# What is left of the gzip stream after the tar's end is read this much at a time.
+_DRAIN = 1024 * 1024
+
+
 class StreamedTarFile(tarfile.TarFile):
-    """Opened like TarFile (`StreamedTarFile.open(fileobj=…, mode="w|")` or `"r|"`), it forgets
-    each member once written or read; iterating it still yields every member in order."""
+    """Opened like TarFile (`StreamedTarFile.open(fileobj=…, mode="w|")`), it forgets each member
+    once written."""
 
     members: list[tarfile.TarInfo]  # tarfile's own list, which typeshed leaves out
 
@@ -30,18 +36,14 @@ class StreamedTarFile(tarfile.TarFile):
         super().addfile(tarinfo, fileobj)
         self.members.clear()
 
-    def next(self) -> tarfile.TarInfo | None:
-        # TarFile.__iter__ reads the next member whenever its count passes len(members): with the
-        # list kept empty it always does.
-        member = super().next()
-        self.members.clear()
-        return member
 
-
-def read_tgz(tgz: Readable, bufsize: int = tarfile.RECORDSIZE) -> StreamedTarFile:
-    """The tar inside a gzip stream, read as a stream and inflated by ISA-L no more than each read
-    asks for. tarfile's own "r|gz" inflates a whole input buffer (tens of MiB from a compressible
-    one) and copies what is left at every read; its stream copies its `bufsize` buffer at every
-    read too, so that stays small (docs/PERFORMANCE.md#storage-restore-reading)."""
+def read_tgz(tgz: Readable) -> Iterator[tuple[tarfile.TarInfo, EntryFile | None]]:
+    """Each entry of the tar inside a gzip stream with its file (None for an entry that holds no
+    bytes), inflated by ISA-L no more than each read asks for; a file not read is skipped. Past the
+    tar's end the rest of the gzip stream is read, so its trailer (CRC32, length) is checked.
+    tarfile's own `r|gz` inflates a whole input buffer (tens of MiB from a compressible one) and its
+    stream copies each file's bytes three times more (docs/PERFORMANCE.md#storage-restore-reading)."""
     inflated = igzip.GzipFile(fileobj=with_readinto(tgz), mode="rb")
-    return StreamedTarFile.open(fileobj=inflated, mode="r|", bufsize=bufsize, tarinfo=CappedTarInfo)
+    yield from TarEntries(inflated)
+    while inflated.read(_DRAIN):
+        pass

@@ -37,7 +37,7 @@ from archivist.format.streams import Readable
 from archivist.format.tar_stream import StreamedTarFile, read_tgz
 from archivist.progress import Progress, ProgressReader
 from archivist.sources.storage import pax
-from archivist.sources.storage.keys import check_member, describe_key, key_problem, skip_member
+from archivist.sources.storage.keys import check_member, describe_key, key_problem
 from archivist.transport import object_attributes, s3io
 from archivist.transport.object_uploads import ObjectUploads
 
@@ -52,7 +52,7 @@ GZIP_LEVEL = 1
 SMALL_OBJECT = 1024 * 1024
 TRANSFER_THREADS = 8
 IN_FLIGHT_BYTES = 16 * 1024 * 1024
-TAR_READ_BUFFER = 16 * 1024
+MANIFEST_READ_BUFFER = 16 * 1024
 
 
 def check_bucket(settings: S3Settings, s3: Any | None = None) -> None:
@@ -219,7 +219,7 @@ def _manifest_line(key: str, size: int, attributes: object_attributes.ObjectAttr
 def manifest_keys(manifest: Readable) -> set[str]:
     """The object keys a bundle's storage manifest lists, one JSON line each."""
     keys = set()
-    reader = io.BufferedReader(manifest, TAR_READ_BUFFER)  # type: ignore[type-var]
+    reader = io.BufferedReader(manifest, MANIFEST_READ_BUFFER)  # type: ignore[type-var]
     while line := reader.readline(limits.NDJSON_LINE_BYTES + 1):
         if len(line) > limits.NDJSON_LINE_BYTES:
             raise VerificationError("a line of the storage manifest is too long to be one object's entry")
@@ -254,31 +254,25 @@ def restore(settings: S3Settings, tgz: Readable, mode: str = "empty", prefix: st
     progress = Progress(f"restore storage {settings.bucket}")
     with runtime.malloc_arenas(2), ObjectUploads(settings, TRANSFER_THREADS, IN_FLIGHT_BYTES) as uploads:
         try:
-            with read_tgz(tgz, TAR_READ_BUFFER) as tar:
-                for member in tar:
-                    own = member.pax_headers.get(pax.KEY, member.name)
-                    key = prefix + own
-                    check_member(member, key)
-                    if not member.isfile():
-                        skip_member(tar, member)
-                        continue
-                    problem = key_problem(own) or key_problem(key)
-                    if problem is None:
-                        try:
-                            attributes = pax.attributes(member.pax_headers, mimetypes.guess_type(key)[0])
-                        except pax.AttributeProblem as exc:
-                            problem = str(exc)
-                    if problem:
-                        log.error("object %s not restored: %s", describe_key(key), problem)
-                        skipped.append(f"{describe_key(key)} ({problem})")
-                        skip_member(tar, member)
-                        continue
-                    body = tar.extractfile(member)
-                    if body is None:  # check_member lets only regular files through
-                        raise VerificationError(f"archive entry {describe_key(key)} has no data to restore")
-                    uploads.send(key, body, member.size, attributes, on_read=progress.add)
-                    objects += 1
-                    total += member.size
+            for member, body in read_tgz(tgz):
+                own = member.pax_headers.get(pax.KEY, member.name)
+                key = prefix + own
+                check_member(member, key)
+                if body is None:  # a folder or a link, which archivist never writes
+                    continue
+                problem = key_problem(own) or key_problem(key)
+                if problem is None:
+                    try:
+                        attributes = pax.attributes(member.pax_headers, mimetypes.guess_type(key)[0])
+                    except pax.AttributeProblem as exc:
+                        problem = str(exc)
+                if problem:  # its bytes are skipped with the next entry
+                    log.error("object %s not restored: %s", describe_key(key), problem)
+                    skipped.append(f"{describe_key(key)} ({problem})")
+                    continue
+                uploads.send(key, body, member.size, attributes, on_read=progress.add)
+                objects += 1
+                total += member.size
             uploads.wait()
         except bundle.DAMAGE_ERRORS as exc:  # a failing connection or disk (other OSErrors) goes on as it is
             raise VerificationError(f"the storage archive in the bundle is damaged: {exc}") from None

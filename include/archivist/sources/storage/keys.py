@@ -1,6 +1,7 @@
 """What a storage restore refuses from an archive, which is as trustworthy as whoever could
-write the backup bucket: object keys that are not keys of ours, sizes beyond what S3 can hold,
-and headers or skipped entries that would cost memory or time the archive does not hold."""
+write the backup bucket: object keys that are not keys of ours and sizes beyond what S3 can hold.
+Headers that would cost memory, sparse files and entries cut short are refused while the archive
+is read (`format.tar_entries`)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ from archivist.errors import VerificationError
 
 MAX_KEY_BYTES = 1024  # S3's limit on an object key, in UTF-8
 MAX_OBJECT_BYTES = 5 * 1024**4  # S3's limit on an object: 5 TiB
-SKIP_WINDOW = 1024 * 1024
 
 
 def key_problem(key: str) -> str | None:
@@ -40,25 +40,11 @@ def describe_key(key: str, limit: int = 80) -> str:
     return shown if len(shown) <= limit else f"{shown[:limit]}… ({len(key)} characters)"
 
 
-def skip_member(tar: tarfile.TarFile, member: tarfile.TarInfo) -> None:
-    """Reads past the data of a member that is not restored. tarfile would seek past it in its
-    stream by reading block after block, without noticing when the archive ends first: a
-    declared size of terabytes would keep it reading nothing for hours."""
-    data = tar.extractfile(member) if member.isreg() or member.type not in tarfile.SUPPORTED_TYPES else None
-    while data is not None and data.read(SKIP_WINDOW):
-        pass
-
-
 def check_member(member: tarfile.TarInfo, key: str) -> None:
-    """Refuses what archivist never writes and that would cost more than the archive holds."""
+    """Refuses an object larger than S3 can hold before any of it is read or sent."""
     if member.size > MAX_OBJECT_BYTES:
         raise VerificationError(
             f"the storage archive declares object {describe_key(key)} to be {member.size:,} "
             f"bytes, over S3's limit of {MAX_OBJECT_BYTES:,} (5 TiB): the archive is damaged "
             "or forged; nothing after it was restored"
-        )
-    if member.issparse():  # its holes would be restored as zeros that the archive does not hold
-        raise VerificationError(
-            f"the storage archive holds object {describe_key(key)} as a sparse file, which "
-            "archivist never writes: the archive is forged; nothing after it was restored"
         )
