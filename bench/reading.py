@@ -8,7 +8,9 @@ Each step runs in a process of its own, so its CPU time and peak memory are its 
   seek index, its reading of every range);
 - one step per job in the bundle: that job's reading of its own members through the seek index
   (inflate, tar, CRC32 and sha256 against meta.json), the bytes thrown away, as a restore job reads
-  them before its server takes them.
+  them before its server takes them;
+- `storage objects`, when the bundle has a storage archive: the storage job's reading as above, and
+  the archive's objects walked and read out of it as its restore reads them before uploading each.
 
 Prints, per step, the median round's wall time, CPU time (user and system) and peak RSS, with every
 round. A bundle to read: `archivist simple-backup` writes one, or a bundle downloaded from the backup
@@ -29,6 +31,7 @@ from bench import measure
 
 ROOT = Path(__file__).resolve().parents[1]
 READ = 1024 * 1024
+OBJECTS = "storage objects"
 
 
 def verify(path: str) -> int:
@@ -55,6 +58,24 @@ def read_job(path: str, job: str) -> int:
     return read
 
 
+def read_objects(path: str) -> int:
+    """The storage archives' objects read out of them, as the storage restore reads them; the
+    objects' bytes read."""
+    from archivist.format import bundle
+    from archivist.format.bundle_index import BundleSource
+    from archivist.format.members import members
+    from archivist.format.tar_stream import read_tgz
+
+    read = 0
+    for member_path, fileobj in members(BundleSource.file(path), lambda p: bundle.job_of_path(p) == "storage"):
+        if not member_path.endswith(".tgz"):
+            continue
+        for _entry, body in read_tgz(fileobj):
+            while body is not None and (chunk := body.read(READ)):
+                read += len(chunk)
+    return read
+
+
 def jobs_of(path: str) -> list[str]:
     """The jobs whose members the bundle holds, from its meta.json."""
     from archivist.format import bundle
@@ -66,7 +87,7 @@ def jobs_of(path: str) -> list[str]:
 
 def _step(path: str, step: str) -> None:
     """Runs one step in this process and prints its JSON line: bytes, CPU seconds."""
-    got = verify(path) if step == "verify" else read_job(path, step)
+    got = verify(path) if step == "verify" else read_objects(path) if step == OBJECTS else read_job(path, step)
     usage = resource.getrusage(resource.RUSAGE_SELF)
     print(json.dumps({"bytes": got, "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 3)}))
 
@@ -107,7 +128,8 @@ def main() -> None:
     if args.step:
         _step(args.bundle, args.step)
         return
-    steps = ["verify", *jobs_of(args.bundle)]
+    jobs = jobs_of(args.bundle)
+    steps = ["verify", *jobs, *([OBJECTS] if "storage" in jobs else [])]
     results: dict[str, list[dict]] = {step: [] for step in steps}
     started = time.monotonic()
     for _ in range(args.rounds):

@@ -1,12 +1,17 @@
 """bench/reading.py: each step of reading a bundle file measured in a process of its own, the bytes
-each job reads being its members', and a damaged bundle failing the measurement."""
+each job reads being its members' (and the storage archive's objects'), and a damaged bundle failing
+the measurement."""
 
 from __future__ import annotations
 
 import datetime as dt
+import gzip
+import io
 import os
+import random
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -17,7 +22,20 @@ from tests.support import ROOT, bundle_bytes, sample_files
 
 pytestmark = pytest.mark.unit
 KEY = BackupKey(dt.date(2026, 12, 6), "rEaDiNgBeNc")
-FILES = sample_files(KEY.backup_id)
+OBJECTS = {f"img/{i}.png": random.Random(i).randbytes(1000 * i) for i in range(1, 6)}
+
+
+def _storage_tgz() -> bytes:
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for key, body in OBJECTS.items():
+            info = tarfile.TarInfo(key)
+            info.size, info.pax_headers = len(body), {"ARCHIVIST.key": key}
+            tar.addfile(info, io.BytesIO(body))
+    return gzip.compress(out.getvalue(), mtime=0)
+
+
+FILES = {**sample_files(KEY.backup_id), bundle.storage_path(KEY.backup_id): _storage_tgz()}
 
 
 def _bundle_file(path: Path) -> Path:
@@ -48,6 +66,7 @@ def test_each_step_is_measured_with_the_bytes_its_job_reads(tmp_path):
     for job in ("postgres", "elasticsearch", "storage"):
         want = sum(len(data) for member, data in FILES.items() if bundle.job_of_path(member) == job)
         assert rows[job][1] == f"{want:,}"
+    assert rows["storage objects"][1] == f"{sum(len(body) for body in OBJECTS.values()):,}"
     assert rows["verify"][1] == f"{(tmp_path / f'{KEY.name}.tgz').stat().st_size:,}"
 
 
