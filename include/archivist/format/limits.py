@@ -8,8 +8,6 @@ far above what archivist writes.
 
 from __future__ import annotations
 
-import tarfile
-
 from archivist.errors import VerificationError
 from archivist.format.streams import Readable
 
@@ -41,28 +39,3 @@ def read_at_most(fileobj: Readable, cap: int, what: str) -> bytes:
 
 def human(n: int) -> str:
     return f"{n / MiB:g} MiB" if n >= MiB else f"{n} bytes"
-
-
-class CappedTarInfo(tarfile.TarInfo):
-    """A tar header that refuses an extended or long-name header above TAR_HEADER_BYTES before
-    tarfile reads it into memory (pass as `tarinfo=` to tarfile.open): a gzip of zeros inflates a
-    thousandfold, and a path, a key and their metadata need far less. Global extended headers,
-    which apply to every later entry, are capped in all by `tar_entries.TarEntries`."""
-
-    def _proc_member(self, tarfile_):
-        if self.type in _READ_WHOLE and self.size > TAR_HEADER_BYTES:
-            raise VerificationError(
-                f"the tar entry {self.name!r} has an extended header of {self.size:,} bytes, "
-                f"over the {human(TAR_HEADER_BYTES)} an entry of ours needs: the archive is "
-                "forged; nothing after it was read"
-            )
-        return super()._proc_member(tarfile_)  # type: ignore[misc]  # tarfile's hook, private but stable
-
-
-_READ_WHOLE = (
-    tarfile.XHDTYPE,
-    tarfile.XGLTYPE,
-    tarfile.SOLARIS_XHDTYPE,
-    tarfile.GNUTYPE_LONGNAME,
-    tarfile.GNUTYPE_LONGLINK,
-)

@@ -16,7 +16,7 @@ import tarfile
 from collections.abc import Callable, Iterator
 
 from archivist.errors import VerificationError
-from archivist.format.limits import TAR_HEADER_BYTES, CappedTarInfo, human
+from archivist.format.limits import TAR_HEADER_BYTES, human
 from archivist.format.streams import RawReader, Readable
 
 BLOCK = tarfile.BLOCKSIZE
@@ -59,7 +59,7 @@ class TarEntries:
                 return
             if len(block) < BLOCK:
                 raise self._cut()
-            info: tarfile.TarInfo = CappedTarInfo.frombuf(block, tarfile.ENCODING, "surrogateescape")
+            info = tarfile.TarInfo.frombuf(block, tarfile.ENCODING, "surrogateescape")
             if info.type in _EXTENSIONS or self._globals:
                 info = self._extended(block, info)
             if info.size < 0:  # the base-256 size field can say so; tarfile does not refuse it
@@ -96,13 +96,13 @@ class TarEntries:
             if header == tarfile.NUL * BLOCK:
                 raise tarfile.ReadError("an extended header is followed by the end of the archive")
             blocks.append(header)
-            info = CappedTarInfo.frombuf(header, tarfile.ENCODING, "surrogateescape")
+            info = tarfile.TarInfo.frombuf(header, tarfile.ENCODING, "surrogateescape")
         else:
             raise VerificationError(
                 f"more than {MAX_EXTENSIONS} extended headers before one tar entry: the archive is forged"
             )
         headers = self._globals + b"".join(blocks)
-        with tarfile.open(fileobj=io.BytesIO(headers), mode="r:", tarinfo=CappedTarInfo) as tar:
+        with tarfile.open(fileobj=io.BytesIO(headers), mode="r:") as tar:
             member = tar.next()
         if member is None or member.offset_data != len(headers):
             raise tarfile.ReadError("extended headers that tarfile does not read as one entry")
