@@ -36,7 +36,7 @@ Engine = Literal["zlib", "isal"]
 LEVELS: dict[str, range] = {"zlib": range(0, 10), "isal": range(0, 4)}
 
 
-def _compressor(engine: Engine, level: int, zdict: bytes):
+def _compressor(engine: Engine, level: int, zdict: bytes | bytearray):
     """A raw-deflate compressor of `engine` at `level`, primed with `zdict` when there is one."""
     module = isal_zlib if engine == "isal" else zlib
     if zdict:
@@ -44,7 +44,9 @@ def _compressor(engine: Engine, level: int, zdict: bytes):
     return module.compressobj(level, zlib.DEFLATED, -zlib.MAX_WBITS)
 
 
-def _deflate_block(data: bytes, level: int, zdict: bytes, last: bool, engine: Engine = "zlib") -> bytes:
+def _deflate_block(
+    data: bytes | bytearray, level: int, zdict: bytes | bytearray, last: bool, engine: Engine = "zlib"
+) -> bytes:
     """One block as raw deflate, ending on a byte boundary (sync flush) or, for the last, the final block.
 
     A block that does not compress is stored: three samples of it are deflated at the engine's level 1
@@ -92,7 +94,7 @@ class GzipWriter(FinishingWriter):
         self._pool = ThreadPoolExecutor(max_workers=self._threads, thread_name_prefix="gzip")
         self._pending: deque[Future] = deque()
         self._buf = bytearray()
-        self._window = b""
+        self._window: bytes | bytearray = b""
         self._crc = 0
         self._closed = False
         self.bytes_in = 0  # uncompressed bytes written
@@ -105,8 +107,8 @@ class GzipWriter(FinishingWriter):
         self.bytes_out += len(data)
 
     def _take(self, data) -> None:
-        self._crc = zlib.crc32(data, self._crc)
-        self._span_crc = zlib.crc32(data, self._span_crc)
+        self._crc = isal_zlib.crc32(data, self._crc)
+        self._span_crc = isal_zlib.crc32(data, self._span_crc)
         self.bytes_in += len(data)
 
     def tell(self) -> int:  # tarfile's writer asks where it is in the uncompressed stream
@@ -118,8 +120,10 @@ class GzipWriter(FinishingWriter):
         self._take(data)
         self._buf += data
         while len(self._buf) >= self._block:
-            chunk = bytes(self._buf[: self._block])
-            del self._buf[: self._block]
+            # The block goes to its thread as it is and the few bytes past it start the next one,
+            # rather than slicing and converting (two more copies of every byte).
+            chunk, self._buf = self._buf, self._buf[self._block :]
+            del chunk[self._block :]
             self._submit(chunk, last=False)
         return len(data)
 
@@ -147,7 +151,7 @@ class GzipWriter(FinishingWriter):
         self._emit(b"\000" + struct.pack("<HH", len(data), len(data) ^ 0xFFFF) + data)
         self.restart_point()
 
-    def _submit(self, chunk: bytes, last: bool) -> None:
+    def _submit(self, chunk: bytes | bytearray, last: bool) -> None:
         self._pending.append(self._pool.submit(_deflate_block, chunk, self._level, self._window, last, self._engine))
         self._window = chunk[-_WINDOW:] if len(chunk) >= _WINDOW else (self._window + chunk)[-_WINDOW:]
         while len(self._pending) > 2 * self._threads:
