@@ -58,10 +58,10 @@ def test_a_running_backups_staging_survives_the_sweep(make_bucket, monkeypatch):
     monkeypatch.setattr(staging, "LEASE_EVERY", LEASE_EVERY)
     fetch, swept_past_the_limit = storage._get, threading.Event()
 
-    def held_fetch(s3, bucket, object_key, whole):  # holds the job mid-upload until a sweep met it old
+    def held_fetch(s3, gets, bucket, object_key, whole):  # holds the job mid-upload until a sweep met it old
         if object_key == "blob/012":
             swept_past_the_limit.wait(timeout=60)
-        return fetch(s3, bucket, object_key, whole)
+        return fetch(s3, gets, bucket, object_key, whole)
 
     monkeypatch.setattr(storage, "_get", held_fetch)
 

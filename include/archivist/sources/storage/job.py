@@ -1,8 +1,8 @@
 """The storage job: every object of the application bucket into one tgz, and back.
 
-Objects go into the tar in listing order. Small ones are fetched ahead by a
-few threads within a memory budget, large ones stream straight from S3 into
-the tar; the tar is deflated by several threads (`deflate.GzipWriter`), which
+Objects go into the tar in listing order. Small ones are fetched ahead (by
+awscrt's native client) within a memory budget, large ones stream straight from
+S3 into the tar; the tar is deflated by several threads (`deflate.GzipWriter`), which
 store blocks that do not compress (images, archives) instead of deflating them.
 A restore reads the tar once and hands every object to `ObjectUploads`
 (small ones sent by awscrt's native client, large ones as multipart uploads),
@@ -38,7 +38,7 @@ from archivist.format.tar_stream import StreamedTarFile, read_tgz
 from archivist.progress import Progress, ProgressReader
 from archivist.sources.storage import pax
 from archivist.sources.storage.keys import check_member, describe_key, key_problem
-from archivist.transport import object_attributes, s3io
+from archivist.transport import object_attributes, s3crt, s3io
 from archivist.transport.object_uploads import ObjectUploads
 
 log = logging.getLogger(__name__)
@@ -52,6 +52,8 @@ GZIP_LEVEL = 1
 SMALL_OBJECT = 1024 * 1024
 TRANSFER_THREADS = 8
 IN_FLIGHT_BYTES = 16 * 1024 * 1024
+# Small objects' GETs in flight through awscrt (docs/PERFORMANCE.md#small-objects-through-awscrt).
+NATIVE_GETS = 32
 MANIFEST_READ_BUFFER = 16 * 1024
 
 
@@ -87,16 +89,27 @@ def _tar_name(key: str) -> str:
 
 class Fetched(NamedTuple):
     answer: dict[str, Any]  # GetObject's, with the streaming body
-    body: bytes | None  # read whole for a small object
+    body: bytes | bytearray | None  # read whole for a small object
     tags: dict[str, str]
 
 
-def _get(s3: Any, bucket: str, key: str, whole: bool) -> Fetched | None:
+def _get(s3: Any, gets: s3crt.NativeGets | None, bucket: str, key: str, whole: bool) -> Fetched | None:
     """The object (its body read when `whole`) and its tags, or None when it was deleted since it
-    was listed. The tags cost a request only for an object the GET says has some."""
+    was listed. The tags cost a request only for an object the GET says has some. A whole body comes
+    through awscrt when `gets` is there and it reads the answer as botocore would."""
+    if whole and gets is not None:
+        try:
+            got = gets.get(key).result()
+        except s3crt.NotNative:
+            pass
+        else:
+            if got is None:
+                return None
+            answer, body = got
+            return Fetched(answer, body, _tags(s3, bucket, key, answer))
     try:
         obj = s3.get_object(Bucket=bucket, Key=key)
-        tags = object_attributes.tag_set(s3.get_object_tagging(Bucket=bucket, Key=key)) if obj.get("TagCount") else {}
+        tags = _tags(s3, bucket, key, obj)
     except s3.exceptions.NoSuchKey:
         return None
     if not whole:
@@ -107,32 +120,38 @@ def _get(s3: Any, bucket: str, key: str, whole: bool) -> Fetched | None:
         obj["Body"].close()
 
 
+def _tags(s3: Any, bucket: str, key: str, answer: dict[str, Any]) -> dict[str, str]:
+    return object_attributes.tag_set(s3.get_object_tagging(Bucket=bucket, Key=key)) if answer.get("TagCount") else {}
+
+
 def iter_fetched(
-    s3: Any, bucket: str, key_range: tuple[str | None, str | None] = (None, None)
+    s3: Any, bucket: str, key_range: tuple[str | None, str | None] = (None, None), gets: s3crt.NativeGets | None = None
 ) -> Iterator[tuple[str, Fetched | None]]:
     """Every object of the bucket in listing order as (key, what was fetched).
 
-    Objects up to SMALL_OBJECT bytes come with their body, fetched ahead by TRANSFER_THREADS
-    threads with at most IN_FLIGHT_BYTES of them held at once; a larger one comes with a
+    Objects up to SMALL_OBJECT bytes come with their body, fetched ahead (through awscrt when
+    `gets` is given) with at most IN_FLIGHT_BYTES of them held at once; a larger one comes with a
     streaming body to read. The answer is None for an object deleted since it was listed."""
     listing = iter_objects(s3, bucket, key_range)
     ahead: deque[tuple[str, int, Future | None]] = deque()
     held = 0
-    with ThreadPoolExecutor(max_workers=TRANSFER_THREADS, thread_name_prefix="fetch") as pool:
+    # Each thread mostly waits for its native request (NATIVE_GETS in flight) or runs botocore's.
+    threads = NATIVE_GETS if gets is not None else TRANSFER_THREADS
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="fetch") as pool:
         try:
             while True:
-                while held < IN_FLIGHT_BYTES and len(ahead) < 4 * TRANSFER_THREADS:
+                while held < IN_FLIGHT_BYTES and len(ahead) < 4 * threads:
                     listed = next(listing, None)
                     if listed is None:
                         break
                     small = listed["Size"] <= SMALL_OBJECT
-                    future = pool.submit(_get, s3, bucket, listed["Key"], True) if small else None
+                    future = pool.submit(_get, s3, gets, bucket, listed["Key"], True) if small else None
                     ahead.append((listed["Key"], listed["Size"] if small else 0, future))
                     held += listed["Size"] if small else 0
                 if not ahead:
                     return
                 key, size, future = ahead.popleft()
-                got = future.result() if future is not None else _get(s3, bucket, key, False)
+                got = future.result() if future is not None else _get(s3, None, bucket, key, False)
                 held -= size
                 yield key, got
         finally:
@@ -160,6 +179,7 @@ def _dump(
     started = time.monotonic()
     s3 = s3io.client(settings)
     check_bucket(settings, s3)
+    gets = s3crt.NativeGets(settings) if s3crt.usable(settings) else None
     objects = total = 0
     progress = Progress(f"storage {settings.bucket}")
     tgz_path, manifest_path = bundle.storage_path(backup_id, part), bundle.storage_manifest_path(backup_id, part)
@@ -172,7 +192,7 @@ def _dump(
             fileobj=gz, mode="w|", format=tarfile.PAX_FORMAT, bufsize=bundle.COPY_CHUNK, copybufsize=bundle.COPY_CHUNK
         ) as tar,
     ):
-        for key, got in iter_fetched(s3, settings.bucket, key_range):
+        for key, got in iter_fetched(s3, settings.bucket, key_range, gets):
             if got is None:  # deleted since it was listed: not part of this backup
                 log.warning("object %s was deleted during the backup; skipped", key)
                 continue
@@ -182,11 +202,13 @@ def _dump(
             info.size, info.mode = obj["ContentLength"], 0o644
             info.mtime = int(obj["LastModified"].timestamp())
             info.pax_headers = pax.records(key, attributes)
-            try:
-                body = io.BytesIO(got.body) if got.body is not None else obj["Body"]
-                tar.addfile(info, ProgressReader(body, progress))
-            finally:
-                obj["Body"].close()
+            if got.body is not None:
+                tar.addfile(info, ProgressReader(io.BytesIO(got.body), progress))
+            else:
+                try:
+                    tar.addfile(info, ProgressReader(obj["Body"], progress))
+                finally:
+                    obj["Body"].close()
             manifest.write(orjson.dumps(_manifest_line(key, info.size, attributes, obj)) + b"\n")
             objects += 1
             total += info.size
