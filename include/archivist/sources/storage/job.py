@@ -88,7 +88,7 @@ def _tar_name(key: str) -> str:
 
 
 class Fetched(NamedTuple):
-    answer: dict[str, Any]  # GetObject's, with the streaming body
+    answer: dict[str, Any]  # GetObject's (a large object's with its streaming body)
     body: bytes | bytearray | None  # read whole for a small object
     tags: dict[str, str]
 
