@@ -132,8 +132,8 @@ class GzipWriter(FinishingWriter):
         Returns (offset in the compressed output where the next block begins, CRC32 of the bytes
         written since the previous restart point)."""
         if self._buf:
-            self._submit(bytes(self._buf), last=False)
-            self._buf = bytearray()
+            chunk, self._buf = self._buf, bytearray()
+            self._submit(chunk, last=False)
         while self._pending:
             self._emit(self._pending.popleft().result())
         self._window = b""
@@ -165,8 +165,8 @@ class GzipWriter(FinishingWriter):
             return
         self._closed = True
         try:
-            self._submit(bytes(self._buf), last=True)
-            self._buf = bytearray()
+            chunk, self._buf = self._buf, bytearray()
+            self._submit(chunk, last=True)
             while self._pending:
                 self._emit(self._pending.popleft().result())
             self._emit(struct.pack("<LL", self._crc & 0xFFFFFFFF, self.bytes_in & 0xFFFFFFFF))

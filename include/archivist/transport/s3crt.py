@@ -39,6 +39,7 @@ from isal import isal_zlib
 
 from archivist.config import S3Settings
 from archivist.transport import s3io, s3session
+from archivist.transport.multipart import crc32c
 
 # The least awscrt accepts. Its buffer pool grows only as bodies are copied into it, and the bodies
 # sent here are small and few at a time (object_uploads.NATIVE_PUT, REQUESTS_IN_FLIGHT).
@@ -115,15 +116,19 @@ ANSWER_HEADERS = {
     "expires": "ExpiresString",
 }
 METADATA_PREFIX = "x-amz-meta-"
-# The checksums a GET answer may carry, each with how to compute it over the body (base64 of the
-# big-endian CRC or of the digest), as botocore checks one of them on every GetObject.
-CHECKSUMS: dict[str, Callable[[bytes | bytearray], bytes]] = {
-    "x-amz-checksum-crc32c": lambda body: checksums.crc32c(body).to_bytes(4, "big"),
-    "x-amz-checksum-crc32": lambda body: isal_zlib.crc32(body).to_bytes(4, "big"),  # awscrt's runs at 1-2 GB/s
-    "x-amz-checksum-crc64nvme": lambda body: checksums.crc64nvme(body).to_bytes(8, "big"),
-    "x-amz-checksum-sha256": lambda body: hashlib.sha256(body).digest(),
-    "x-amz-checksum-sha1": lambda body: hashlib.sha1(body).digest(),
+# The checksums a GET answer may carry, each computed over the body as the header gives it (base64
+# of the big-endian CRC or of the digest), as botocore checks one of them on every GetObject.
+CHECKSUMS: dict[str, Callable[[bytes | bytearray], str]] = {
+    "x-amz-checksum-crc32c": crc32c,
+    "x-amz-checksum-crc32": lambda body: _b64(isal_zlib.crc32(body).to_bytes(4, "big")),  # awscrt's: 1-2 GB/s
+    "x-amz-checksum-crc64nvme": lambda body: _b64(checksums.crc64nvme(body).to_bytes(8, "big")),
+    "x-amz-checksum-sha256": lambda body: _b64(hashlib.sha256(body).digest()),
+    "x-amz-checksum-sha1": lambda body: _b64(hashlib.sha1(body).digest()),
 }
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode()
 
 
 class NativeGets:
@@ -202,7 +207,7 @@ def read_answer(headers: list[tuple[str, str]], body: bytearray, key: str) -> tu
     for header, compute in CHECKSUMS.items():
         expected = kept.get(header)
         if expected is not None and "-" not in expected:  # "-N": a checksum of the parts' checksums
-            if base64.b64encode(compute(body)).decode() != expected:
+            if compute(body) != expected:
                 raise FlexibleChecksumError(
                     error_msg=f"Expected checksum {expected} did not match calculated checksum of {key!r}"
                 )
