@@ -61,6 +61,25 @@ class DumpPlan:
     public: dict[str, list[str]] = field(default_factory=dict)  # kind → names (functions: their signature)
     large_objects: list[int] = field(default_factory=list)  # OIDs
 
+    @property
+    def empty(self) -> bool:
+        return not (self.schemas or any(self.public.values()) or self.large_objects)
+
+    def copy(self) -> DumpPlan:
+        return DumpPlan(list(self.schemas), {k: list(v) for k, v in self.public.items()}, list(self.large_objects))
+
+    def without(self, other: DumpPlan) -> DumpPlan:
+        """What this plan holds that `other` does not."""
+        return DumpPlan(
+            [s for s in self.schemas if s not in other.schemas],
+            {
+                kind: kept
+                for kind, names in self.public.items()
+                if (kept := [n for n in names if n not in other.public.get(kind, [])])
+            },
+            [oid for oid in self.large_objects if oid not in other.large_objects],
+        )
+
     def describe(self) -> str:
         parts = [f"schema {s}" for s in self.schemas]
         parts += [f"{kind} public.{name}" for kind, names in sorted(self.public.items()) for name in names]

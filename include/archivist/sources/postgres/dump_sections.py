@@ -23,7 +23,7 @@ from typing import IO
 
 from archivist.errors import VerificationError
 from archivist.format.streams import Readable
-from archivist.sources.postgres.dump_plan import _IDENT, _Scanner, identifier
+from archivist.sources.postgres.dump_plan import _IDENT, DumpPlan, _Scanner, identifier
 
 CHUNK = 1024 * 1024
 # A line starting `\.`: a compiled pattern finds it several times faster than bytearray.find, which
@@ -170,6 +170,11 @@ class DumpSections:
     @property
     def settings(self) -> tuple[bytes, ...]:
         return tuple(self._settings.values())
+
+    @property
+    def plan(self) -> DumpPlan:
+        """What the statements read so far create (dump_plan.scan's answer, once all are read)."""
+        return self._scanner.plan
 
     def pre_data(self, out: IO[bytes]) -> None:
         """Writes to `out` everything before the first COPY statement (the whole dump if none)."""

@@ -465,8 +465,13 @@ def prepare_restore(settings: PostgresSettings, mode: str, plan: DumpPlan | None
             )
     if mode == "replace" and plan is not None:
         log.info("replace mode: dropping %s", plan.describe())
-        return replace_prologue(plan), replace_epilogue(plan)
+        return replace_sql(plan)
     return b"", b""
+
+
+def replace_sql(plan: DumpPlan) -> tuple[bytes, bytes]:
+    """`replace` mode's SQL for `plan`: the drops before the dump, the check after it."""
+    return replace_prologue(plan), replace_epilogue(plan)
 
 
 def restore_in_one_transaction(

@@ -57,19 +57,33 @@ DEADLOCK_RETRIES = 5  # two foreign keys between the same tables, added at once,
 
 
 def restore(
-    settings: PostgresSettings, sql: Readable, mode: str = "empty", plan: DumpPlan | None = None, jobs: int = 1
+    settings: PostgresSettings,
+    sql: Readable,
+    mode: str = "empty",
+    plan: DumpPlan | None = None,
+    jobs: int = 1,
+    plan_of: Callable[[], DumpPlan | None] | None = None,
 ) -> dict[str, int]:
     """Restores the dump over `jobs` connections built aside and swapped in, or with `jobs` 1, or
-    where the server does not allow building aside, in one psql transaction (job.restore)."""
+    where the server does not allow building aside, in one psql transaction (job.restore).
+
+    `replace` mode drops what the dump recreates (`plan`). Without a `plan`, a parallel restore
+    takes it from the statements it reads, so the dump is read once
+    (docs/PERFORMANCE.md#replace-drops-read-with-the-dump); one transaction needs it before the
+    dump's first statement and asks `plan_of`, which reads the dump once more."""
     prologue, epilogue = job.prepare_restore(settings, mode, plan)
+    drops_as_read = mode == "replace" and plan is None and plan_of is not None
     if jobs > 1:
         try:
-            parallel = ParallelRestore(settings, jobs, prologue, epilogue)
+            parallel = ParallelRestore(settings, jobs, prologue, epilogue, drops_as_read)
             parallel.run(sql)
             return job.counts(settings)
         except CannotBuildAside as why:
             where = job._where(settings)
             log.warning("a parallel restore of %s cannot build aside (%s): restoring in one transaction", where, why)
+    if drops_as_read and plan_of is not None and (plan := plan_of()) is not None:
+        log.info("replace mode: dropping %s", plan.describe())
+        prologue, epilogue = job.replace_sql(plan)
     return job.restore_in_one_transaction(settings, sql, prologue, epilogue)
 
 
@@ -119,9 +133,19 @@ class _Connections:
 class ParallelRestore:
     """One restore of a dump into `settings.dbname` over `jobs` connections."""
 
-    def __init__(self, settings: PostgresSettings, jobs: int, prologue: bytes = b"", epilogue: bytes = b""):
+    def __init__(
+        self,
+        settings: PostgresSettings,
+        jobs: int,
+        prologue: bytes = b"",
+        epilogue: bytes = b"",
+        drops_as_read: bool = False,
+    ):
+        """`prologue` runs before the dump's schema and `epilogue` after its last statement; with
+        `drops_as_read`, `replace` mode's drops come from the dump's own statements instead."""
         self.settings, self.jobs = settings, jobs
         self.prologue, self.epilogue = prologue, epilogue
+        self.drops_as_read = drops_as_read
         self.scratch = ScratchDatabase(settings)
         self.timings: dict[str, float] = {}
         self.dropped = False
@@ -168,7 +192,11 @@ class ParallelRestore:
         with tempfile.TemporaryFile() as pre:
             sections.pre_data(pre)
             pre.seek(0)
-            job._run_psql(scratch, pre, self.prologue, b"", Progress(f"psql schema {self.settings.dbname}"))
+            prologue, early = self.prologue, sections.plan.copy()
+            if self.drops_as_read:  # pg_dump creates every schema and object before its first rows
+                log.info("replace mode: dropping %s", early.describe())
+                prologue = job.replace_sql(early)[0]
+            job._run_psql(scratch, pre, prologue, b"", Progress(f"psql schema {self.settings.dbname}"))
         started = self._phase("schema", started)
         connections = _Connections(scratch, self.jobs)
         try:
@@ -186,7 +214,14 @@ class ParallelRestore:
                 self._all(pool, connections, later[FOREIGN_KEYS])
                 started = self._phase("foreign keys", started)
                 rest.seek(0)
-                job._run_psql(scratch, rest, b"", self.epilogue, Progress(f"psql post-data {self.settings.dbname}"))
+                prologue, epilogue = b"", self.epilogue
+                if self.drops_as_read:  # a hand-made dump may create more after its rows: dropped before it does
+                    late = sections.plan.without(early)
+                    if not late.empty:
+                        log.info("replace mode: dropping %s, which the dump creates after its rows", late.describe())
+                        prologue = job.replace_sql(late)[0]
+                    epilogue = job.replace_sql(sections.plan)[1]
+                job._run_psql(scratch, rest, prologue, epilogue, Progress(f"psql post-data {self.settings.dbname}"))
                 started = self._phase("the rest of the dump", started)
                 with job.connect(scratch) as conn:
                     tables = [Statement(b"ANALYZE " + row[0].encode(), SERIAL, ()) for row in conn.execute(TABLES)]

@@ -73,7 +73,8 @@ def restore_targets(settings: PostgresSettings, paths: list[str], options: Resto
 
 
 def _plan(open_bundle: BundleOpener, path: str) -> dump_plan.DumpPlan | None:
-    """What the dump at `path` recreates: one extra streaming pass, for replace mode and dry runs."""
+    """What the dump at `path` recreates: one extra streaming pass, for dry runs and a replace in
+    one transaction."""
     for _, sql in members(open_bundle, lambda p: p == path):
         plan = dump_plan.scan(sql)
         finish(sql)
@@ -213,10 +214,12 @@ class PostgresSource:
     def _restore_one(
         open_bundle: BundleOpener, settings: PostgresSettings, path: str, mode: str, jobs: int
     ) -> dict[str, Any]:
-        plan = _plan(open_bundle, path) if mode == "replace" else None
+        # One transaction needs replace mode's drops before the dump; a parallel restore reads them
+        # with it, and asks `plan_of` only if it must fall back to one transaction.
+        plan = _plan(open_bundle, path) if mode == "replace" and jobs <= 1 else None
         for _, sql in members(open_bundle, lambda p: p == path):
             log.info("restoring %s into database %s (%s mode, %d connection(s))", path, settings.dbname, mode, jobs)
-            return parallel_restore.restore(settings, sql, mode, plan, jobs)
+            return parallel_restore.restore(settings, sql, mode, plan, jobs, plan_of=lambda: _plan(open_bundle, path))
         raise VerificationError(f"the bundle lists {path} but holds no such member")
 
     def count_problems(self, want: dict[str, Any], got: dict[str, Any], options: RestoreOptions) -> list[str]:

@@ -93,3 +93,22 @@ def test_large_objects_are_the_oids_pg_dump_creates_at_the_top_level():
     )
     assert plan.large_objects == [19222, 7]
     assert plan.describe().endswith("2 large object(s)")
+
+
+def test_what_a_plan_adds_to_another():
+    early = dump_plan.DumpPlan(schemas=["app"], public={"table": ["countries"]}, large_objects=[7])
+    full = dump_plan.DumpPlan(
+        schemas=["app", "late"], public={"table": ["countries", "cities"], "view": ["v"]}, large_objects=[7, 8]
+    )
+    late = full.without(early)
+    assert (late.schemas, late.public, late.large_objects) == (["late"], {"table": ["cities"], "view": ["v"]}, [8])
+    assert full.without(full).empty
+    assert not early.empty and dump_plan.DumpPlan().empty
+
+
+def test_a_copy_does_not_grow_with_the_plan():
+    plan = dump_plan.DumpPlan(schemas=["app"], public={"table": ["countries"]})
+    copy = plan.copy()
+    plan.schemas.append("late")
+    plan.public["table"].append("cities")
+    assert (copy.schemas, copy.public) == (["app"], {"table": ["countries"]})

@@ -181,3 +181,42 @@ def test_an_autovacuum_worker_on_the_target_does_not_stop_building_aside(two_tab
     assert "cannot build aside" not in caplog.text
     with job.connect(two_tables) as conn:
         assert conn.execute("SELECT count(*) FROM public.slow").fetchone() == (2,)
+
+
+def _second_pass() -> None:
+    raise AssertionError("the dump was read a second time for replace mode's drops")
+
+
+def _exists(settings, name: str) -> bool:
+    with job.connect(settings) as conn:
+        return conn.execute("SELECT pg_catalog.to_regclass(%s) IS NOT NULL", (name,)).fetchone()[0]
+
+
+def test_replace_takes_its_drops_from_the_dump_it_reads(two_tables):
+    with job.connect(two_tables) as conn:
+        conn.execute("CREATE SCHEMA billing")
+        conn.execute("CREATE TABLE billing.invoices (id int)")
+    dump = _dump(two_tables)
+    with job.connect(two_tables) as conn:
+        conn.execute("DELETE FROM public.quick WHERE id > 10")
+        conn.execute("CREATE TABLE billing.since (id int)")  # goes with the schema the dump recreates
+        conn.execute("CREATE SCHEMA kept")
+        conn.execute("CREATE TABLE kept.notes (id int)")  # the dump does not create it: it stays
+    parallel_restore.restore(two_tables, io.BytesIO(dump), "replace", jobs=2, plan_of=_second_pass)
+    with job.connect(two_tables) as conn:
+        assert conn.execute("SELECT count(*) FROM public.quick").fetchone() == (1000,)
+    assert _exists(two_tables, "billing.invoices") and _exists(two_tables, "kept.notes")
+    assert not _exists(two_tables, "billing.since")
+
+
+def test_replace_drops_what_a_dump_creates_after_its_rows_before_it_does(two_tables):
+    late = b"CREATE TABLE public.late (id int);\nINSERT INTO public.late VALUES (7);\n"
+    dump = _dump(two_tables)
+    end = dump.rfind(b"\n\\unrestrict ")  # pg_dump's closing line, where it writes one
+    dump = dump[: end + 1] + late + dump[end + 1 :] if end >= 0 else dump + late
+    with job.connect(two_tables) as conn:
+        conn.execute("CREATE TABLE public.late (name text)")
+        conn.execute("INSERT INTO public.late VALUES ('before')")
+    parallel_restore.restore(two_tables, io.BytesIO(dump), "replace", jobs=2, plan_of=_second_pass)
+    with job.connect(two_tables) as conn:
+        assert conn.execute("SELECT * FROM public.late").fetchall() == [(7,)]
