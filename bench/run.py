@@ -367,7 +367,7 @@ class Bench:
         self.more_rounds(
             "pg_backup",
             "postgres",
-            self.another_postgres_backup,
+            lambda: self.another_backup("postgres"),
             lambda: self.steps("pg_backup", baselines.pg_backup(self.work)),
         )
         self.ensure("elasticsearch")
@@ -378,9 +378,7 @@ class Bench:
                 previous.unlink()
             self.steps("es_export", baselines.es_export(self.work, url, indices))
 
-        self.more_rounds(
-            "es_export", "elasticsearch", lambda: self.task("elasticsearch", BackupKey.new().name), elasticdump_export
-        )
+        self.more_rounds("es_export", "elasticsearch", lambda: self.another_backup("elasticsearch"), elasticdump_export)
         self.ensure("storage")
         self.steps("storage_backup", baselines.storage_backup(self.work, self.t.storage.bucket))
 
@@ -401,11 +399,11 @@ class Bench:
         baseline(what)
         self.more_rounds(name, f"restore_{job}", archivist, lambda: baseline(f"{what} (another round)"))
 
-    def another_postgres_backup(self) -> None:
-        """One more round of the `postgres` task, under a key of its own whose staging goes after
-        it: every round's dump kept beside the bundle would not fit the disk at scale 5."""
+    def another_backup(self, job: str) -> None:
+        """One more round of a backup job's task, under a key of its own whose staging goes after
+        it: every round's dump or export kept beside the bundle would not fit the disk at scale 5."""
         key = BackupKey.new()
-        self.task("postgres", key.name)
+        self.task(job, key.name)
         self.store.staging(key).cleanup()
 
     def baseline_restores(self, key: str, indices: list[str]) -> None:
