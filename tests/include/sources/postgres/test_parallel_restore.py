@@ -220,3 +220,20 @@ def test_replace_drops_what_a_dump_creates_after_its_rows_before_it_does(two_tab
     parallel_restore.restore(two_tables, io.BytesIO(dump), "replace", jobs=2, plan_of=_second_pass)
     with job.connect(two_tables) as conn:
         assert conn.execute("SELECT * FROM public.late").fetchall() == [(7,)]
+
+
+def test_replace_in_one_transaction_reads_its_drops_first(two_tables, caplog):
+    dump = _dump(two_tables)
+    asked = []
+
+    def plan_of() -> dump_plan.DumpPlan:
+        asked.append(True)
+        return dump_plan.scan(io.BytesIO(dump))
+
+    with job.connect(two_tables) as staying:  # another session: the restore cannot build aside
+        staying.execute("DELETE FROM public.quick WHERE id > 10")
+        staying.commit()
+        parallel_restore.restore(two_tables, io.BytesIO(dump), "replace", jobs=2, plan_of=plan_of)
+        assert staying.execute("SELECT count(*) FROM public.quick").fetchone() == (1000,)
+    assert "restoring in one transaction" in caplog.text
+    assert asked == [True]
