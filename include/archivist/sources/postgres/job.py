@@ -464,13 +464,13 @@ def prepare_restore(settings: PostgresSettings, mode: str, plan: DumpPlan | None
                 "'replace' to drop and recreate what the bundle contains, or empty the database first"
             )
     if mode == "replace" and plan is not None:
-        log.info("replace mode: dropping %s", plan.describe())
         return replace_sql(plan)
     return b"", b""
 
 
 def replace_sql(plan: DumpPlan) -> tuple[bytes, bytes]:
     """`replace` mode's SQL for `plan`: the drops before the dump, the check after it."""
+    log.info("replace mode: dropping %s", plan.describe())
     return replace_prologue(plan), replace_epilogue(plan)
 
 

@@ -82,7 +82,6 @@ def restore(
             where = job._where(settings)
             log.warning("a parallel restore of %s cannot build aside (%s): restoring in one transaction", where, why)
     if drops_as_read and plan_of is not None and (plan := plan_of()) is not None:
-        log.info("replace mode: dropping %s", plan.describe())
         prologue, epilogue = job.replace_sql(plan)
     return job.restore_in_one_transaction(settings, sql, prologue, epilogue)
 
@@ -192,10 +191,11 @@ class ParallelRestore:
         with tempfile.TemporaryFile() as pre:
             sections.pre_data(pre)
             pre.seek(0)
-            prologue, early = self.prologue, sections.plan.copy()
+            prologue, early = self.prologue, DumpPlan()
             if self.drops_as_read:  # pg_dump creates every schema and object before its first rows
+                early = sections.plan.copy()
                 log.info("replace mode: dropping %s", early.describe())
-                prologue = job.replace_sql(early)[0]
+                prologue = job.replace_prologue(early)
             job._run_psql(scratch, pre, prologue, b"", Progress(f"psql schema {self.settings.dbname}"))
         started = self._phase("schema", started)
         connections = _Connections(scratch, self.jobs)
@@ -219,8 +219,8 @@ class ParallelRestore:
                     late = sections.plan.without(early)
                     if not late.empty:
                         log.info("replace mode: dropping %s, which the dump creates after its rows", late.describe())
-                        prologue = job.replace_sql(late)[0]
-                    epilogue = job.replace_sql(sections.plan)[1]
+                        prologue = job.replace_prologue(late)
+                    epilogue = job.replace_epilogue(sections.plan)
                 job._run_psql(scratch, rest, prologue, epilogue, Progress(f"psql post-data {self.settings.dbname}"))
                 started = self._phase("the rest of the dump", started)
                 with job.connect(scratch) as conn:
