@@ -408,7 +408,10 @@ MAX_TRAILER = tarfile.RECORDSIZE + 2 * tarfile.BLOCKSIZE + 65535
 
 
 def iter_members(
-    stream: Readable, trailer: list[bytes] | None = None
+    stream: Readable,
+    trailer: list[bytes] | None = None,
+    inflated: bool = False,
+    places: dict[str, tuple[int, int]] | None = None,
 ) -> Iterator[tuple[str, tarfile.TarInfo, Readable]]:
     """Streams a bundle's files as (path inside the bundle folder, tar info, file object).
 
@@ -416,9 +419,12 @@ def iter_members(
     (truncation, a flipped byte, something that is not a gzipped tar) surfaces
     as VerificationError; the gzip trailer's CRC is checked at the end. Whatever follows
     the tar's end-of-archive blocks must be zeros and at most one seek index: its bytes
-    (the index, or b"") are appended to `trailer` when given.
+    (the index, or b"") are appended to `trailer` when given. An `inflated` stream is the tar
+    itself (bundle_index.IndexedReading). `places` gets each file's offsets in the tar: where its
+    entry's headers begin, and where its bytes do.
     """
-    gz = igzip.GzipFile(fileobj=with_readinto(stream), mode="rb")  # ISA-L: several times faster to inflate
+    # ISA-L: several times faster to inflate
+    gz = stream if inflated else igzip.GzipFile(fileobj=with_readinto(stream), mode="rb")
     try:
         entries = TarEntries(gz)
         top = None
@@ -433,6 +439,8 @@ def iter_members(
             elif first != top:
                 raise VerificationError(f"not a bundle: entry {member.name!r} lies outside the folder {top}/")
             if fileobj is not None:
+                if places is not None:
+                    places[rel] = (entries.entry_start, entries.offset)
                 yield rel, member, fileobj
         if top is None:
             raise VerificationError("not a bundle: the archive is empty")
@@ -467,6 +475,8 @@ class VerifyReport:
     warnings: list[str] = field(default_factory=list)
     index: bytes = b""  # the seek index found after the tar's end, as its bytes
     meta_member: Artifact | None = None
+    # each file's (meta.json's too) offsets in the tar: where its entry's headers begin, where its bytes do
+    places: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     @property
     def checksummed(self) -> bool:
@@ -477,13 +487,15 @@ class VerifyReport:
         return sorted({j for p in self.members if (j := job_of_path(p))})
 
 
-def _read_all(stream: Readable) -> tuple[dict[str, Any] | None, dict[str, Artifact], bytes]:
+def _read_all(
+    stream: Readable, inflated: bool, places: dict[str, tuple[int, int]]
+) -> tuple[dict[str, Any] | None, dict[str, Artifact], bytes]:
     """Hashes every member (meta.json too) and parses meta.json, reading the stream once; also
     returns the seek index found after the tar's end."""
     meta: dict[str, Any] | None = None
     members: dict[str, Artifact] = {}
     trailer: list[bytes] = []
-    for path, info, fileobj in iter_members(stream, trailer):
+    for path, info, fileobj in iter_members(stream, trailer, inflated, places):
         digest, size = hashlib.sha256(), 0
         chunks: list[bytes] | None = [] if path == META else None
         if path == META and info.size > MAX_META_BYTES:
@@ -558,22 +570,24 @@ UNCHECKED_HINT = (
 )
 
 
-def verify(stream: Readable, allow_unchecked: bool = False) -> VerifyReport:
-    """Reads the whole bundle once and checks it against its meta.json.
+def verify(stream: Readable, allow_unchecked: bool = False, inflated: bool = False) -> VerifyReport:
+    """Reads the whole bundle once and checks it against its meta.json (`inflated`: the stream is
+    the tar, already inflated).
 
     Our bundles must match every size and sha256 listed. A bundle of the original tool (no
     `artifacts`, no `format_version` in meta.json) cannot be checked: it is refused unless
     `allow_unchecked`, and then passes with a warning. A meta.json that claims archivist's
     format but lists no checksums is refused: stripping them must not be a way around them.
     """
+    places: dict[str, tuple[int, int]] = {}
     try:
-        meta, members, index = _read_all(stream)
+        meta, members, index = _read_all(stream, inflated, places)
     except DAMAGE_ERRORS as exc:  # damage found while reading a member's bytes
         raise VerificationError(f"the bundle is damaged or truncated: {exc}") from None
     if meta is None:
         raise VerificationError("not a bundle: it has no meta.json")
     meta_member = members.pop(META)
-    report = VerifyReport(meta=meta, members=members, index=index, meta_member=meta_member)
+    report = VerifyReport(meta=meta, members=members, index=index, meta_member=meta_member, places=places)
     for path in members:
         if job_of_path(path) is None:
             raise VerificationError(f"unexpected file {path} outside the jobs.* folders")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import io
 import json
 import logging
 import os
@@ -70,7 +71,7 @@ def spans(starts: list[tuple[str, int, int]], end: int, end_crc: int) -> dict[st
     return out
 
 
-def _parse_block(block: bytes) -> dict[str, tuple[int, int, int]] | None:
+def parse_block(block: bytes) -> dict[str, tuple[int, int, int]] | None:
     """The ranges of an index block that is exactly payload and footer, else None."""
     footer = _FOOTER.search(block)
     if footer is None or footer.end() != len(block):
@@ -87,7 +88,7 @@ def _parse_block(block: bytes) -> dict[str, tuple[int, int, int]] | None:
 
 def is_index_block(block: bytes) -> bool:
     """Whether `block` is one well-formed seek index and nothing else."""
-    return _parse_block(block) is not None
+    return parse_block(block) is not None
 
 
 def parse_tail(tail: bytes, object_size: int) -> dict[str, tuple[int, int, int]] | None:
@@ -327,84 +328,211 @@ def iter_indexed(source: Any, wanted: Callable[[str], bool]) -> Iterator[tuple[s
     return members()
 
 
-class RangeTee:
-    """Passes a bundle's bytes through to the front-to-back reader of `verify` and, from the same
-    bytes, on a thread of its own, reads every range of the seek index exactly as a restore job
-    will (a fresh inflater per range, the tar entry there, its CRC32), recording each file's size
-    and sha256. `verify` then requires both readings to agree, so the index cannot lead a restore
-    to bytes that `verify` never checked, and requires the index to be the object's last block."""
+class _Produced:
+    """Chunks that a thread of its own makes (`_produce`), read as a file: the thread's failure is
+    raised to the reader where the chunks end. The thread stops when `stopped` is set."""
 
-    def __init__(self, stream: Readable, ranges: dict[str, tuple[int, int, int]]):
-        self._stream = stream
-        self._ranges = ranges
-        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=16)
-        self.found: dict[str, tuple[int, str]] = {}
-        self.index_block: bytes | None = None
-        self.error: VerificationError | None = None
-        self._thread = threading.Thread(target=self._run, name="verify-ranges", daemon=True)
-        self._thread.start()
+    def __init__(self, stopped: threading.Event, depth: int, name: str):
+        self._stopped = stopped
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=depth)
+        self._out = _Queued(self._queue)
+        self.error: Exception | None = None
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     def read(self, n: int = -1) -> bytes:
-        data = self._stream.read(n)
-        self._queue.put(data)
+        data = self._out.read(n)
+        if not data and n:  # the end (a read of nothing is not)
+            self._thread.join()
+            if self.error is not None:
+                raise self.error
         return data
 
     def close(self) -> None:
-        self._queue.put(None)
-        getattr(self._stream, "close", lambda: None)()
+        self._stopped.set()
+        self._out.drain_nowait()
+        self._thread.join(timeout=30)
 
-    def result(self) -> dict[str, tuple[int, str]]:
-        """Each range's file and its (size, sha256), once the whole object has been read."""
-        self._queue.put(None)
-        self._thread.join()
-        if self.error is not None:
-            raise self.error
-        return self.found
+    def _put(self, data: bytes | None) -> None:
+        while not self._stopped.is_set():
+            try:
+                self._queue.put(data, timeout=0.5)
+                return
+            except queue.Full:
+                continue
+        raise _Stopped()
+
+    def _produce(self) -> None:
+        raise NotImplementedError
+
+    def _failure(self, exc: Exception) -> Exception:
+        return exc
 
     def _run(self) -> None:
-        source = _Queued(self._queue)
         try:
-            self._read_ranges(source)
-        except VerificationError as exc:
-            self.error = exc
-        except Exception as exc:  # any damage the ranges' reading meets is a verification failure
-            self.error = VerificationError(f"the bundle's seek index cannot be followed: {type(exc).__name__}: {exc}")
-        source.drain()
+            self._produce()
+        except _Stopped:
+            return
+        except Exception as exc:  # raised in the reader's thread
+            self.error = self._failure(exc)
+        try:
+            self._put(None)
+        except _Stopped:
+            pass
 
-    def _read_ranges(self, source: _Queued) -> None:
-        order = sorted(self._ranges.items(), key=lambda item: item[1][0])
-        source.skip(order[0][1][0])
-        at = order[0][1][0]
-        for path, (start, end, crc) in order:
-            if start != at:
-                raise VerificationError(f"the bundle's seek index leaves a gap or an overlap before {path}: refused")
-            body = _Limited(source, end - start)
-            digest, size = hashlib.sha256(), 0
-            for fileobj in read_range(body, crc, path):
-                while chunk := fileobj.read(1024 * 1024):
-                    digest.update(chunk)
-                    size += len(chunk)
-            while body.read(1024 * 1024):
-                pass
-            self.found[path] = (size, digest.hexdigest())
-            at = end
-        # What follows the last range: the stored block holding the index, the final empty
-        # block and the gzip trailer (8 bytes), nothing else.
-        rest = _Limited(source, 5 + MAX_STORED + 64).read()
-        length = int.from_bytes(rest[1:3], "little") if len(rest) >= 5 else -1
-        block = rest[5 : 5 + length] if length >= 0 else b""
-        if (
-            rest[:1] != b"\0"
-            or rest[3:5] != (length ^ 0xFFFF).to_bytes(2, "little")
-            or _parse_block(block) != self._ranges
-            or len(rest) - 5 - length > 16
-        ):
+
+class _Stopped(Exception):
+    """The reading was closed before its stream was read to the end."""
+
+
+class _ReadAhead(_Produced):
+    """`stream` read on a thread of its own, up to `depth` MiB ahead of its reader: the socket's
+    reads of a GET then run beside the inflating (docs/PERFORMANCE.md#bundle-inflated-once)."""
+
+    def __init__(self, stream: Readable, stopped: threading.Event, depth: int = 8):
+        super().__init__(stopped, depth, "verify-fetch")
+        self._stream = stream
+        self._thread.start()
+
+    def _produce(self) -> None:
+        while chunk := self._stream.read(1024 * 1024):
+            self._put(chunk)
+
+
+class IndexedReading(_Produced):
+    """A bundle with a seek index, inflated once for `verify`: read from it, it gives the tar that
+    the bundle's gzip stream holds, front to back, while the same pass proves that each range of
+    the index inflates, on its own, to exactly the bytes at its place in that tar.
+
+    The stream is cut where the index says (before the first range, at every range, in any gap,
+    after the last) and each part is inflated by a fresh inflater, on a thread of its own. A fresh
+    inflater refuses a back-reference before its start, and each part must end where a deflate
+    block does (`BLOCK_PROBE`): a front-to-back inflater arriving there is then in the state a
+    fresh one starts in, so the parts' output, joined, is what it inflates too, and the gzip
+    trailer's CRC32 and length are checked against that. Each range's own tar header is parsed
+    apart, as a restore job parses it (`ranged`), for `verify` to hold against the front-to-back
+    reading of the same bytes (docs/PERFORMANCE.md#bundle-inflated-once)."""
+
+    def __init__(self, stream: Readable, ranges: dict[str, tuple[int, int, int]]):
+        super().__init__(threading.Event(), 16, "verify-inflate")
+        self._ranges = ranges
+        self._source = stream
+        self._stream = _ReadAhead(stream, self._stopped)
+        # path -> (where its range starts in the tar, how many bytes it inflates to, the name,
+        # size and header length of the tar entry it begins with; None when it begins with none)
+        self.ranged: dict[str, tuple[int, int, tuple[str, int, int] | None]] = {}
+        self._thread.start()
+
+    def close(self) -> None:
+        super().close()
+        self._stream.close()
+        getattr(self._source, "close", lambda: None)()
+
+    def _failure(self, exc: Exception) -> Exception:
+        if isinstance(exc, INFLATE_ERRORS):
+            return VerificationError(f"the bundle is damaged or truncated: {exc}")
+        return exc  # damage (VerificationError), or the read's own failure, raised as it is
+
+    def _produce(self) -> None:
+        self._inflate()
+
+    def _inflate(self) -> None:
+        at = _gzip_header_length(self._stream)
+        crc = size = 0
+        for path, start, end, want in self._parts(at):
+            body = _Limited(self._stream, end - start)
+            inflater = _RawInflater(body, want, path or "the bytes between its files", boundary=True)
+            head = b""
+            begins = size
+            while chunk := inflater.read(1024 * 1024):
+                if path is not None and len(head) < RANGE_HEAD:
+                    head += chunk[: RANGE_HEAD - len(head)]
+                self._put(chunk)
+                size += len(chunk)
+            if body.left:
+                raise VerificationError("the bundle is truncated: it ends before its seek index says")
+            crc = isal_zlib.crc32_combine(crc, inflater.crc, size - begins)
+            if path is not None:
+                self.ranged[path] = (begins, size - begins, _first_entry(head))
+        tail = _Limited(self._stream, TAIL_BYTES + 1).read_all()
+        z = isal_zlib.decompressobj(-zlib.MAX_WBITS)
+        out = z.decompress(tail, TAIL_BYTES + 1)
+        trailer = z.unused_data
+        if not z.eof or z.unconsumed_tail or len(out) > TAIL_BYTES or len(trailer) != 8:
             raise VerificationError("the bundle's seek index is not its last block, or bytes follow it: refused")
-        self.index_block = block
+        self._put(out)
+        crc, size = isal_zlib.crc32_combine(crc, isal_zlib.crc32(out), len(out)), size + len(out)
+        if trailer != crc.to_bytes(4, "little") + (size & 0xFFFFFFFF).to_bytes(4, "little"):
+            raise VerificationError("the bundle is damaged: its gzip trailer does not match what it inflates to")
+
+    def _parts(self, at: int) -> Iterator[tuple[str | None, int, int, int | None]]:
+        """(path, start, end, CRC32) of each part to inflate on its own: the ranges, and what lies
+        before, between and after them (path and CRC32 None)."""
+        for path, (start, end, crc) in sorted(self._ranges.items(), key=lambda item: item[1][0]):
+            if start < at or end <= start:
+                raise VerificationError(f"the bundle's seek index leaves an overlap before {path}: refused")
+            if start > at:
+                yield None, at, start, None
+            yield path, start, end, crc
+            at = end
+
+
+# The bytes of each range kept to parse its tar entry's header apart: the headers of any entry
+# of ours (a long name's pax header included) are far shorter.
+RANGE_HEAD = 64 * 1024
+# What a fresh inflater reads after a part: a final, empty stored block. Only an inflater that
+# stands where a block starts, on a byte boundary, ends the stream there with no more output;
+# in the middle of a block these bytes are data, or an error (tests/include/format/test_bundle_index.py).
+BLOCK_PROBE = b"\x01\x00\x00\xff\xff"
+
+
+def _first_entry(head: bytes) -> tuple[str, int, int] | None:
+    """The path (inside the bundle folder), size and header length of the file whose tar entry
+    begins `head`, parsed with nothing before it, as a restore job parses its range."""
+    entries = TarEntries(io.BytesIO(head))
+    try:
+        member, fileobj = next(iter(entries), (None, None))
+    except (tarfile.TarError, EOFError, VerificationError):
+        return None
+    if member is None or fileobj is None:
+        return None
+    return member.name.partition("/")[2], member.size, entries.offset
+
+
+def _gzip_header_length(stream: Readable) -> int:
+    """Reads a gzip member's header (RFC 1952) from `stream`; returns its length."""
+    head = _exactly(stream, 10)
+    if head[:3] != b"\x1f\x8b\x08" or head[3] & 0xE0:
+        raise VerificationError("the bundle is not a gzipped tar: it does not begin with a gzip header")
+    flags, length = head[3], 10
+    if flags & 4:  # FEXTRA
+        extra = int.from_bytes(_exactly(stream, 2), "little")
+        _exactly(stream, extra)
+        length += 2 + extra
+    for flag in (8, 16):  # FNAME, FCOMMENT: zero-terminated
+        if flags & flag:
+            for _ in range(65536):
+                length += 1
+                if _exactly(stream, 1) == b"\0":
+                    break
+            else:
+                raise VerificationError("the bundle's gzip header holds a name or comment over 64 KiB: refused")
+    if flags & 2:  # FHCRC
+        _exactly(stream, 2)
+        length += 2
+    return length
+
+
+def _exactly(stream: Readable, n: int) -> bytes:
+    data = b""
+    while len(data) < n and (chunk := stream.read(n - len(data))):
+        data += chunk
+    if len(data) < n:
+        raise VerificationError("the bundle is truncated: it ends inside its gzip header")
+    return data
 
 
 class _Queued:
-    """The reading end of RangeTee's queue, as a file."""
+    """The reading end of IndexedReading's queue, as a file."""
 
     def __init__(self, chunks: queue.Queue[bytes | None]):
         self._chunks, self._ended = chunks, False
@@ -415,7 +543,7 @@ class _Queued:
         while n < 0 or got < n:
             if self._at == len(self._chunk):
                 chunk = None if self._ended else self._chunks.get()
-                if not chunk:
+                if chunk is None:
                     self._ended = True
                     break
                 self._chunk, self._at = chunk, 0
@@ -425,21 +553,13 @@ class _Queued:
             self._at = end
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
-    def close(self) -> None:
-        """Nothing to give back: the queue belongs to RangeTee."""
-
-    def skip(self, n: int) -> None:
-        while n > 0:
-            got = self.read(min(n, 1024 * 1024))
-            if not got:
+    def drain_nowait(self) -> None:
+        """Empties the queue, so that a writer waiting to put is let go."""
+        while True:
+            try:
+                self._chunks.get_nowait()
+            except queue.Empty:
                 return
-            n -= len(got)
-
-    def drain(self) -> None:
-        self._chunk, self._at = b"", 0
-        while not self._ended:
-            if not self._chunks.get():
-                self._ended = True
 
 
 class _RawInflater:
@@ -447,8 +567,9 @@ class _RawInflater:
     checks its CRC32 when the range ends. ISA-L inflates and sums the same bytes as zlib in about
     half the CPU time, which a restore's reading of its members is mostly made of."""
 
-    def __init__(self, body: Readable, crc: int, path: str):
-        self._body, self._want, self._path = body, crc, path
+    def __init__(self, body: Readable, crc: int | None, path: str, boundary: bool = False):
+        # `boundary`: the range must end where a deflate block starts (IndexedReading)
+        self._body, self._want, self._path, self._boundary = body, crc, path, boundary
         self._z = isal_zlib.decompressobj(-zlib.MAX_WBITS)
         self._crc = 0
         self._done = False
@@ -470,25 +591,45 @@ class _RawInflater:
                     continue
                 chunk = self._body.read(INFLATE_INPUT)
                 if not chunk:
-                    out = self._z.flush()
-                    self._done = True
+                    # ISA-L may hold back output that a read's limit cut: asked with no input, it
+                    # gives it, and only then may the range's end be checked
+                    out = self._z.decompress(b"", n) if self._boundary else b""
+                    if not out:
+                        out = self._end()
+                        self._done = True
                     break
                 out = self._z.decompress(chunk, n)
         except INFLATE_ERRORS as exc:
             raise VerificationError(f"the bundle is damaged near {self._path}: {exc}") from None
         self._crc = isal_zlib.crc32(out, self._crc)
-        if self._done and self._crc != self._want:
+        if self._done and self._want is not None and self._crc != self._want:
             raise VerificationError(f"the bundle is damaged near {self._path}: its CRC32 does not match the index")
         if len(out) > n:
             self._surplus = memoryview(out)[n:]
             out = out[:n]
         return out
 
+    @property
+    def crc(self) -> int:
+        """The CRC32 of what has been inflated so far."""
+        return self._crc
+
+    def _end(self) -> bytes:
+        if not self._boundary:
+            return self._z.flush()
+        if self._z.eof or self._z.unused_data:
+            raise VerificationError(f"the bundle's gzip stream ends inside {self._path}, before its seek index says")
+        if self._z.decompress(BLOCK_PROBE) or not self._z.eof or self._z.unused_data:
+            raise VerificationError(
+                f"the bundle's seek index cuts it where no deflate block starts (at the end of {self._path}): refused"
+            )
+        return b""
+
 
 class _Limited:
     """At most `n` bytes of a file, then end of file."""
 
-    def __init__(self, f: ReadableStream, n: int):
+    def __init__(self, f: Readable, n: int):
         self._f, self._left = f, n
 
     def read(self, n: int = -1) -> bytes:
@@ -497,5 +638,16 @@ class _Limited:
         self._left -= len(data)
         return data
 
+    @property
+    def left(self) -> int:
+        return self._left
+
+    def read_all(self) -> bytes:
+        """Every byte left, however many reads of the file that takes."""
+        parts = []
+        while self._left and (data := self.read()):
+            parts.append(data)
+        return b"".join(parts)
+
     def close(self) -> None:
-        self._f.close()
+        getattr(self._f, "close", lambda: None)()

@@ -44,6 +44,7 @@ class TarEntries:
     def __init__(self, stream: Readable, cut: Callable[[], Exception] = _cut):
         self._f, self._cut = stream, cut
         self.offset = 0
+        self.entry_start = 0  # where the headers of the entry last yielded begin
         self.end: int | None = None
         self.end_block = b""  # what was read of the end: its zero block, or nothing
         self._globals = b""  # global pax headers' blocks, which apply to every later entry
@@ -52,6 +53,7 @@ class TarEntries:
     def __iter__(self) -> Iterator[tuple[tarfile.TarInfo, EntryFile | None]]:
         while True:
             self._finish_current()
+            self.entry_start = self.offset
             block = self._block()
             if not block or block == tarfile.NUL * BLOCK:  # tarfile too ends at a missing header
                 self.end = self.offset - len(block)

@@ -34,26 +34,27 @@ log = logging.getLogger(__name__)
 def verify(open_bundle: BundleOpener, allow_unchecked: bool = False) -> VerifyReport:
     """Streams the bundle once and checks it; logs any warning (for a bundle without checksums).
 
-    When the bundle has a seek index, its ranges are read from the same bytes as a restore job
-    will read them, and must give the very files the front-to-back reading checked. Later reads
-    of `open_bundle` are pinned to the object this one read."""
+    When the bundle has a seek index, it is inflated once, part by part where the index cuts it
+    (`bundle_index.IndexedReading`), and each range must begin the very tar entry that the
+    front-to-back reading of those bytes checked. Later reads of `open_bundle` are pinned to the
+    object this one read."""
     ranges = open_bundle.ranges() if isinstance(open_bundle, BundleSource) else None
     stream = open_bundle()
     size = open_bundle.size if isinstance(open_bundle, BundleSource) else None
     progress = Progress("verify the bundle", total=size)
     counted = ProgressReader(stream, progress)
-    tee = bundle_index.RangeTee(counted, ranges) if ranges else None
+    indexed = bundle_index.IndexedReading(counted, ranges) if ranges else None
     try:
-        report = bundle.verify(tee or counted, allow_unchecked)
-        if tee is not None:
-            _same_files(report, tee.result(), tee.index_block)
+        report = bundle.verify(indexed or counted, allow_unchecked, inflated=indexed is not None)
+        if indexed is not None:
+            _ranges_hold_the_files(report, indexed.ranged, ranges or {})
         # A plain stream never seeks, and an encrypted bundle is read whole: only a seekable
         # bundle must have its index where readers look for it.
         elif report.index and isinstance(open_bundle, BundleSource) and not open_bundle.encrypted:
             raise VerificationError("the bundle's seek index is not at its end, where readers look for it: refused")
     finally:
-        if tee is not None:
-            tee.close()
+        if indexed is not None:
+            indexed.close()
         getattr(stream, "close", lambda: None)()
     progress.done()
     if isinstance(open_bundle, BundleSource):
@@ -71,16 +72,26 @@ def verify(open_bundle: BundleOpener, allow_unchecked: bool = False) -> VerifyRe
     return report
 
 
-def _same_files(report: VerifyReport, ranged: dict[str, tuple[int, str]], index_block: bytes | None) -> None:
-    """The seek index must be the one after the tar's end, and reading by its ranges must give
-    every file of the bundle exactly as reading it front to back did."""
-    if index_block != report.index:
+def _ranges_hold_the_files(
+    report: VerifyReport,
+    ranged: dict[str, tuple[int, int, tuple[str, int, int] | None]],
+    ranges: dict[str, tuple[int, int, int]],
+) -> None:
+    """The seek index must be the one after the tar's end, its ranges must be the bundle's files,
+    and each must begin, at that file's place in the tar, the same entry (name, size, where its
+    bytes start) read on its own: a restore job reading a range then reads that file's bytes."""
+    if bundle_index.parse_block(report.index) != ranges:
         raise VerificationError("the seek index at the end of the bundle is not the one after its tar: refused")
-    linear = {path: (a.size, a.sha256) for path, a in report.members.items()}
+    sizes = {path: a.size for path, a in report.members.items()}
     if report.meta_member is not None:
-        linear[META] = (report.meta_member.size, report.meta_member.sha256)
-    if ranged != linear:
-        differ = sorted(p for p in set(ranged) | set(linear) if ranged.get(p) != linear.get(p))
+        sizes[META] = report.meta_member.size
+    differ = sorted(set(ranges) ^ set(report.places))
+    for path in sorted(set(ranges) & set(report.places)):
+        begins, length, entry = ranged[path]
+        headers, data = report.places[path]
+        if begins != headers or entry != (path, sizes[path], data - headers) or data + sizes[path] > begins + length:
+            differ.append(path)
+    if differ:
         raise VerificationError(
             f"the bundle's seek index leads to other bytes than its tar holds ({', '.join(differ[:5])}): refused"
         )

@@ -8,10 +8,12 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import io
+import random
 import subprocess
 import tarfile
 import tracemalloc
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -207,3 +209,139 @@ def test_ranged_reads_from_the_s3_server_return_only_the_files_asked_for(written
     wanted = {bundle.elasticsearch_index_path("alpha", BID), bundle.indices_path(BID)}
     got = {p: f.read() for p, f in members.members(source, lambda p: p in wanted)}
     assert got == {p: FILES[p] for p in wanted}
+
+
+# --- verify's one inflating pass (IndexedReading) -------------------------------------------
+
+
+def _read_indexed(data: bytes, ranges: dict[str, tuple[int, int, int]]) -> tuple[bytes, bundle_index.IndexedReading]:
+    reading = bundle_index.IndexedReading(io.BytesIO(data), ranges)
+    try:
+        return b"".join(iter(lambda: reading.read(65536), b"")), reading
+    finally:
+        reading.close()
+
+
+def _gzip(raw: bytes, inflated: bytes) -> bytes:
+    """A gzip member of the raw deflate `raw`, whose trailer is right for `inflated`."""
+    trailer = zlib.crc32(inflated).to_bytes(4, "little") + len(inflated).to_bytes(4, "little")
+    return b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff" + raw + trailer
+
+
+def _stored(payload: bytes) -> bytes:
+    """A stored deflate block, not the last."""
+    return b"\x00" + len(payload).to_bytes(2, "little") + (len(payload) ^ 0xFFFF).to_bytes(2, "little") + payload
+
+
+LAST_EMPTY = b"\x03\x00"  # a final, empty block (fixed Huffman codes)
+
+
+def _with_index(data: bytes, ranges: dict[str, tuple[int, int, int]]) -> bytes:
+    """`data` with another seek index in its last block: a well-formed gzip file still."""
+    end = max(b for _, b, _ in _ranges(data).values())
+    z = zlib.decompressobj(-zlib.MAX_WBITS)
+    tar = z.decompress(data[10:end])
+    block = bundle_index.index_block(ranges)
+    assert block is not None
+    return _gzip(data[10:end] + _stored(block) + LAST_EMPTY, tar + block)
+
+
+def test_one_pass_gives_the_tar_gzip_gives_and_where_each_range_begins(written):
+    ranges = _ranges(written)
+    tar, reading = _read_indexed(written, ranges)
+    assert tar == gzip.decompress(written)
+    for path, (begins, length, entry) in reading.ranged.items():
+        assert entry is not None and entry[0] == path
+        assert path not in FILES or entry[1] == len(FILES[path])
+        with tarfile.open(fileobj=io.BytesIO(tar[begins : begins + length]), mode="r:") as one:
+            assert one.next().name == f"{KEY.name}/{path}"
+
+
+def test_verify_reads_an_indexed_bundle_in_one_inflating_pass(written, monkeypatch):
+    passes = []
+    real = bundle_index._RawInflater.__init__
+
+    def counted(self, body, crc, path, boundary=False):
+        passes.append((path, boundary))
+        real(self, body, crc, path, boundary)
+
+    def no_second_pass(*args, **kwargs):
+        raise AssertionError("the bundle was inflated front to back a second time")
+
+    monkeypatch.setattr(bundle_index._RawInflater, "__init__", counted)
+    monkeypatch.setattr(bundle.igzip, "GzipFile", no_second_pass)
+    report = restore.verify(_in_memory(written))
+    assert set(report.members) == set(FILES)
+    # each range once, beside the folders' entries between them (what check_bundle reads after,
+    # as a restore job does, is not verify's reading)
+    assert sorted(p for p, boundary in passes if boundary and p in _ranges(written)) == sorted(_ranges(written))
+
+
+def test_a_range_that_begins_inside_a_stored_block_is_refused():
+    """The stored block's bytes are data to a front-to-back reader, but deflate of other contents
+    to an inflater starting inside them: the range's start must be where a block starts."""
+    evil = b"CREATE TABLE public.smuggled (id integer);\n"
+    inner = zlib.compressobj(6, zlib.DEFLATED, -zlib.MAX_WBITS)
+    hidden = inner.compress(evil) + inner.flush(zlib.Z_SYNC_FLUSH)
+    data = _gzip(_stored(hidden) + LAST_EMPTY, hidden)
+    assert gzip.decompress(data) == hidden  # what gzip and tar see
+    ranges = {"jobs.postgres/p.sql": (15, 15 + len(hidden), zlib.crc32(evil))}
+    with pytest.raises(VerificationError, match="cuts it where no deflate block starts"):
+        _read_indexed(data, ranges)
+
+
+def test_a_range_that_refers_back_before_its_start_is_refused():
+    text = b"every row of the table, then the same again. " * 200
+    deflate = zlib.compressobj(6, zlib.DEFLATED, -zlib.MAX_WBITS)
+    first = deflate.compress(text) + deflate.flush(zlib.Z_SYNC_FLUSH)
+    second = deflate.compress(text) + deflate.flush(zlib.Z_SYNC_FLUSH)  # copies from `first`
+    data = _gzip(first + second + deflate.flush(), text + text)
+    ranges = {"jobs.postgres/p.sql": (10 + len(first), 10 + len(first) + len(second), zlib.crc32(text))}
+    with pytest.raises(VerificationError, match="damaged"):
+        _read_indexed(data, ranges)
+
+
+def test_a_wrong_gzip_trailer_or_bytes_after_it_are_refused(written):
+    ranges = _ranges(written)
+    bad_crc = written[:-8] + bytes([written[-8] ^ 1]) + written[-7:]
+    with pytest.raises(VerificationError, match="gzip trailer does not match"):
+        _read_indexed(bad_crc, ranges)
+    with pytest.raises(VerificationError, match="bytes follow it"):
+        _read_indexed(written + b"\0" * 8, ranges)
+
+
+def test_overlapping_ranges_are_refused(written):
+    ranges = _ranges(written)
+    path, (start, end, crc) = max(ranges.items(), key=lambda item: item[1][0])
+    with pytest.raises(VerificationError, match=f"overlap before {path}"):
+        _read_indexed(written, {**ranges, path: (start - 1, end, crc)})
+
+
+@pytest.mark.parametrize("change", ["two files swapped", "a file left out"])
+def test_an_index_that_is_not_the_tars_files_is_refused_by_verify(written, change, tmp_path):
+    ranges = _ranges(written)
+    pg, storage = bundle.postgres_path(BID), bundle.storage_path(BID)
+    if change == "two files swapped":
+        other = {**ranges, pg: ranges[storage], storage: ranges[pg]}
+    else:  # one in the middle: its bytes are then a part between ranges
+        other = {p: r for p, r in ranges.items() if p != pg}
+    forged = _with_index(written, other)
+    (tmp_path / "forged.tgz").write_bytes(forged)
+    subprocess.run(["gzip", "-t", str(tmp_path / "forged.tgz")], check=True)  # a sound gzip file
+    with pytest.raises(VerificationError, match="seek index leads to other bytes than its tar holds"):
+        restore.verify(_in_memory(forged))
+
+
+def test_one_pass_reads_a_bundle_larger_than_it_reads_ahead():
+    """Every part's end asks its stream for nothing more: that must not read as the stream's end
+    while the read-ahead still holds MiBs of it (as with any bundle over a few MiB)."""
+    big = bundle.storage_path(BID)
+    files = {**FILES, big: random.Random(7).randbytes(24 * 1024 * 1024)}
+    data = _write(files)
+    pool = ThreadPoolExecutor(1)  # a reading that hangs fails the test instead of holding up the suite
+    try:
+        tar, reading = pool.submit(_read_indexed, data, _ranges(data)).result(timeout=60)
+    finally:
+        pool.shutdown(wait=False)
+    assert tar == gzip.decompress(data)
+    assert reading.ranged[big][2] == (big, len(files[big]), 512)
