@@ -335,7 +335,7 @@ class _Produced:
     def __init__(self, stopped: threading.Event, depth: int, name: str):
         self._stopped = stopped
         self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=depth)
-        self._out = _Queued(self._queue)
+        self._out = _Queued(self._queue, stopped)
         self.error: Exception | None = None
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
@@ -404,7 +404,8 @@ class IndexedReading(_Produced):
     the index inflates, on its own, to exactly the bytes at its place in that tar.
 
     The stream is cut where the index says (before the first range, at every range, in any gap,
-    after the last) and each part is inflated by a fresh inflater, on a thread of its own. A fresh
+    after the last) and each part is inflated by a fresh inflater (on a thread of its own, the GET
+    read ahead on another). A fresh
     inflater refuses a back-reference before its start, and each part must end where a deflate
     block does (`BLOCK_PROBE`): a front-to-back inflater arriving there is then in the state a
     fresh one starts in, so the parts' output, joined, is what it inflates too, and the gzip
@@ -443,11 +444,16 @@ class IndexedReading(_Produced):
             inflater = _RawInflater(body, want, path or "the bytes between its files", boundary=True)
             head = b""
             begins = size
-            while chunk := inflater.read(1024 * 1024):
-                if path is not None and len(head) < RANGE_HEAD:
-                    head += chunk[: RANGE_HEAD - len(head)]
-                self._put(chunk)
-                size += len(chunk)
+            try:
+                while chunk := inflater.read(1024 * 1024):
+                    if path is not None and len(head) < RANGE_HEAD:
+                        head += chunk[: RANGE_HEAD - len(head)]
+                    self._put(chunk)
+                    size += len(chunk)
+            except VerificationError:
+                if body.left:  # the stream ended early: that, not where it ended, is what is wrong
+                    raise VerificationError("the bundle is truncated: it ends before its seek index says") from None
+                raise
             if body.left:
                 raise VerificationError("the bundle is truncated: it ends before its seek index says")
             crc = isal_zlib.crc32_combine(crc, inflater.crc, size - begins)
@@ -534,15 +540,15 @@ def _exactly(stream: Readable, n: int) -> bytes:
 class _Queued:
     """The reading end of IndexedReading's queue, as a file."""
 
-    def __init__(self, chunks: queue.Queue[bytes | None]):
-        self._chunks, self._ended = chunks, False
+    def __init__(self, chunks: queue.Queue[bytes | None], stopped: threading.Event | None = None):
+        self._chunks, self._ended, self._stopped = chunks, False, stopped
         self._chunk, self._at = b"", 0  # the chunk being read and how far: each read copies only its part
 
     def read(self, n: int = -1) -> bytes:
         parts, got = [], 0
         while n < 0 or got < n:
             if self._at == len(self._chunk):
-                chunk = None if self._ended else self._chunks.get()
+                chunk = None if self._ended else self._get()
                 if chunk is None:
                     self._ended = True
                     break
@@ -552,6 +558,16 @@ class _Queued:
             got += end - self._at
             self._at = end
         return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def _get(self) -> bytes | None:
+        """The next chunk; once the reading has stopped, _Stopped instead of waiting for one that
+        its writer, stopped too, will not put."""
+        while True:
+            try:
+                return self._chunks.get(timeout=None if self._stopped is None else 0.5)
+            except queue.Empty:
+                if self._stopped is not None and self._stopped.is_set():
+                    raise _Stopped() from None
 
     def drain_nowait(self) -> None:
         """Empties the queue, so that a writer waiting to put is let go."""

@@ -11,6 +11,8 @@ import io
 import random
 import subprocess
 import tarfile
+import threading
+import time
 import tracemalloc
 import zlib
 from concurrent.futures import ThreadPoolExecutor
@@ -332,12 +334,18 @@ def test_an_index_that_is_not_the_tars_files_is_refused_by_verify(written, chang
         restore.verify(_in_memory(forged))
 
 
-def test_one_pass_reads_a_bundle_larger_than_it_reads_ahead():
+@pytest.fixture(scope="module")
+def large() -> tuple[dict[str, bytes], bytes]:
+    """A bundle of 24 MiB, more than the reading's queues hold."""
+    files = {**FILES, bundle.storage_path(BID): random.Random(7).randbytes(24 * 1024 * 1024)}
+    return files, _write(files)
+
+
+def test_one_pass_reads_a_bundle_larger_than_it_reads_ahead(large):
     """Every part's end asks its stream for nothing more: that must not read as the stream's end
     while the read-ahead still holds MiBs of it (as with any bundle over a few MiB)."""
     big = bundle.storage_path(BID)
-    files = {**FILES, big: random.Random(7).randbytes(24 * 1024 * 1024)}
-    data = _write(files)
+    files, data = large
     pool = ThreadPoolExecutor(1)  # a reading that hangs fails the test instead of holding up the suite
     try:
         tar, reading = pool.submit(_read_indexed, data, _ranges(data)).result(timeout=60)
@@ -345,3 +353,34 @@ def test_one_pass_reads_a_bundle_larger_than_it_reads_ahead():
         pool.shutdown(wait=False)
     assert tar == gzip.decompress(data)
     assert reading.ranged[big][2] == (big, len(files[big]), 512)
+
+
+def test_a_stream_that_ends_inside_a_range_is_called_truncated(written):
+    ranges = _ranges(written)
+    start, end, _ = ranges[bundle.storage_path(BID)]
+    with pytest.raises(VerificationError, match="truncated: it ends before its seek index says"):
+        _read_indexed(written[: (start + end) // 2], ranges)
+
+
+class _SlowStream:
+    """A GET whose every read waits on the network."""
+
+    def __init__(self, data: bytes):
+        self._f = io.BytesIO(data)
+
+    def read(self, n: int = -1) -> bytes:
+        time.sleep(0.2)
+        return self._f.read(min(n, 65536) if n and n > 0 else 65536)
+
+
+def test_a_reading_closed_midway_lets_its_threads_go_at_once(large):
+    """verify closes the reading when the tar's reading fails before the end: neither of its
+    threads may stay behind waiting for the other (a restore task would hang on them)."""
+    _, data = large
+    reading = bundle_index.IndexedReading(_SlowStream(data), _ranges(data))
+    assert reading.read(10)
+    time.sleep(1)  # the inflater now waits on the read-ahead, which waits on the stream
+    began = time.monotonic()
+    reading.close()
+    assert time.monotonic() - began < 5
+    assert not [t for t in threading.enumerate() if t.name.startswith("verify-")]
