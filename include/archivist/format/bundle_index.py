@@ -404,14 +404,13 @@ class IndexedReading(_Produced):
     the index inflates, on its own, to exactly the bytes at its place in that tar.
 
     The stream is cut where the index says (before the first range, at every range, in any gap,
-    after the last) and each part is inflated by a fresh inflater (on a thread of its own, the GET
-    read ahead on another). A fresh
-    inflater refuses a back-reference before its start, and each part must end where a deflate
-    block does (`BLOCK_PROBE`): a front-to-back inflater arriving there is then in the state a
-    fresh one starts in, so the parts' output, joined, is what it inflates too, and the gzip
-    trailer's CRC32 and length are checked against that. Each range's own tar header is parsed
-    apart, as a restore job parses it (`ranged`), for `verify` to hold against the front-to-back
-    reading of the same bytes (docs/PERFORMANCE.md#bundle-inflated-once)."""
+    after the last) and each part is inflated by a fresh inflater, on a thread of its own (the GET
+    is read ahead on another). A fresh inflater refuses a back-reference before its start, and each
+    part must end where a deflate block does (`BLOCK_PROBE`): a front-to-back inflater arriving
+    there is then in the state a fresh one starts in, so the parts' output, joined, is what it
+    inflates too, and the gzip trailer's CRC32 and length are checked against that. Each range's
+    own tar header is parsed apart, as a restore job parses it (`ranged`), for `verify` to hold
+    against the front-to-back reading of the same bytes (docs/PERFORMANCE.md#bundle-inflated-once)."""
 
     def __init__(self, stream: Readable, ranges: dict[str, tuple[int, int, int]]):
         super().__init__(threading.Event(), 16, "verify-inflate")
@@ -451,9 +450,8 @@ class IndexedReading(_Produced):
                     self._put(chunk)
                     size += len(chunk)
             except VerificationError:
-                if body.left:  # the stream ended early: that, not where it ended, is what is wrong
-                    raise VerificationError("the bundle is truncated: it ends before its seek index says") from None
-                raise
+                if not body.left:  # else the stream ended early: that, not where, is what is wrong
+                    raise
             if body.left:
                 raise VerificationError("the bundle is truncated: it ends before its seek index says")
             crc = isal_zlib.crc32_combine(crc, inflater.crc, size - begins)
@@ -540,7 +538,7 @@ def _exactly(stream: Readable, n: int) -> bytes:
 class _Queued:
     """The reading end of IndexedReading's queue, as a file."""
 
-    def __init__(self, chunks: queue.Queue[bytes | None], stopped: threading.Event | None = None):
+    def __init__(self, chunks: queue.Queue[bytes | None], stopped: threading.Event):
         self._chunks, self._ended, self._stopped = chunks, False, stopped
         self._chunk, self._at = b"", 0  # the chunk being read and how far: each read copies only its part
 
@@ -564,9 +562,9 @@ class _Queued:
         its writer, stopped too, will not put."""
         while True:
             try:
-                return self._chunks.get(timeout=None if self._stopped is None else 0.5)
+                return self._chunks.get(timeout=0.5)
             except queue.Empty:
-                if self._stopped is not None and self._stopped.is_set():
+                if self._stopped.is_set():
                     raise _Stopped() from None
 
     def drain_nowait(self) -> None:
