@@ -536,7 +536,7 @@ def _exactly(stream: Readable, n: int) -> bytes:
 
 
 class _Queued:
-    """The reading end of IndexedReading's queue, as a file."""
+    """The reading end of a _Produced queue, as a file."""
 
     def __init__(self, chunks: queue.Queue[bytes | None], stopped: threading.Event):
         self._chunks, self._ended, self._stopped = chunks, False, stopped
