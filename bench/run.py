@@ -462,6 +462,7 @@ def versions(t: Targets, es_version: str) -> dict:
     )
     return {
         "archivist": archivist_version,
+        "commit": code_commit(),
         "apache-airflow": airflow,
         "python": platform.python_version(),
         "elasticsearch-py": es_client.__versionstr__,
@@ -475,6 +476,15 @@ def versions(t: Targets, es_version: str) -> dict:
         "MinIO server": minio,
         **baselines.versions(),
     }
+
+
+def code_commit() -> str:
+    """The commit the measured code is at (`-dirty` with changes not committed), so a run's ratios
+    can be set beside the code that made them (bench.history)."""
+    found = subprocess.run(
+        ["git", "describe", "--always", "--dirty", "--abbrev=12"], cwd=ROOT, capture_output=True, text=True
+    )
+    return found.stdout.strip() or "unknown"
 
 
 def without_baselines_because(scale: float, asked: bool) -> str | None:

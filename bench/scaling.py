@@ -30,9 +30,9 @@ DATA_OF = {
 END_TO_END = ("backup", "restore")
 
 
-def newest(results_dir: Path, scale: float) -> dict | None:
-    """The newest full (not quick) run at `scale` in `results_dir`. Only `bench.run`'s own files
-    count: other benches save theirs beside them (bench-encryption-…, pg-restore-…)."""
+def full_runs(results_dir: Path, scale: float) -> list[tuple[Path, dict]]:
+    """Every full (not quick) run at `scale` in `results_dir` with its file, newest first. Only `bench.run`'s own
+    files count: other benches save theirs beside them (bench-encryption-…, pg-restore-…)."""
     found = []
     for path in results_dir.glob("bench-scale-*.json"):
         try:
@@ -40,8 +40,14 @@ def newest(results_dir: Path, scale: float) -> dict | None:
         except (OSError, ValueError):
             continue
         if data.get("scale") == scale and not data.get("quick"):
-            found.append((data.get("started_at", ""), data))
-    return max(found, key=lambda x: x[0])[1] if found else None
+            found.append((path, data))
+    return sorted(found, key=lambda run: run[1].get("started_at", ""), reverse=True)
+
+
+def newest(results_dir: Path, scale: float) -> dict | None:
+    """The newest full run at `scale` in `results_dir`."""
+    runs = full_runs(results_dir, scale)
+    return runs[0][1] if runs else None
 
 
 def gathered(results_dir: Path, current: dict | None = None) -> dict[float, dict]:

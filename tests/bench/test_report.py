@@ -1,4 +1,5 @@
-"""bench/report.py: the Markdown report names every measurement that started on a busy machine."""
+"""bench/report.py: the Markdown report names every measurement that started on a busy machine,
+evaluates every target of the issue, and keeps the server's bound when rendered again."""
 
 from __future__ import annotations
 
@@ -30,3 +31,25 @@ def test_a_run_that_always_started_idle_says_nothing_of_it():
     saved = json.loads(SAVED.read_text())  # saved before the report kept busy starts
     for results in (saved, {**saved, "busy_starts": []}):
         assert "busy machine" not in report.markdown(results, reference=None)
+
+
+def test_every_speedup_target_of_the_issue_is_evaluated():
+    results = json.loads(SAVED.read_text())
+    rows = {what: (wanted, found, met) for what, wanted, found, met in report.evaluate(results, reference=None)}
+    e2e = results["end_to_end"]["restore"]
+    ratio = e2e["archivist"]["seconds"] / e2e["baseline"]["seconds"]
+    assert rows["restore end to end wall time ÷ baselines'"] == ("≤ 0.6", f"{ratio:.2f}", ratio <= 0.6)
+    pg = results["speedup"]["pg_restore"]
+    assert rows["pg_restore speedup"] == ("≥ 2×", f"{pg:.2f}×", pg >= 2)
+
+
+def test_a_report_rendered_again_keeps_the_newest_bound_of_its_scale(tmp_path, monkeypatch):
+    bound = sorted((ROOT / "bench" / "results").glob("pg-restore-scale-1-*.json"))[-1]
+    (tmp_path / bound.name).write_text(bound.read_text())
+    saved = tmp_path / SAVED.name
+    saved.write_text(SAVED.read_text())
+    monkeypatch.setattr(sys, "argv", ["bench.report", str(saved)])
+    report.main()
+    text = saved.with_suffix(".md").read_text()
+    assert "## PostgreSQL restore against the server's bound (scale 1" in text
+    assert any(t["what"] == "pg_restore speedup" for t in json.loads(saved.read_text())["targets"])
