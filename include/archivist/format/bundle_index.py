@@ -29,6 +29,7 @@ from typing import Any, BinaryIO, cast
 from isal import isal_zlib
 
 from archivist.errors import VerificationError
+from archivist.format import handoff
 from archivist.format.deflate import MAX_STORED
 from archivist.format.streams import RawReader, Readable, ReadableStream
 from archivist.format.tar_entries import TarEntries
@@ -353,13 +354,7 @@ class _Produced:
         self._thread.join(timeout=30)
 
     def _put(self, data: bytes | None) -> None:
-        while not self._stopped.is_set():
-            try:
-                self._queue.put(data, timeout=0.5)
-                return
-            except queue.Full:
-                continue
-        raise _Stopped()
+        handoff.put(self._queue, data, self._stopped.is_set)
 
     def _produce(self) -> None:
         raise NotImplementedError
@@ -370,18 +365,14 @@ class _Produced:
     def _run(self) -> None:
         try:
             self._produce()
-        except _Stopped:
+        except handoff.Stopped:
             return
         except Exception as exc:  # raised in the reader's thread
             self.error = self._failure(exc)
         try:
             self._put(None)
-        except _Stopped:
+        except handoff.Stopped:
             pass
-
-
-class _Stopped(Exception):
-    """The reading was closed before its stream was read to the end."""
 
 
 class _ReadAhead(_Produced):
@@ -558,14 +549,14 @@ class _Queued:
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
     def _get(self) -> bytes | None:
-        """The next chunk; once the reading has stopped, _Stopped instead of waiting for one that
-        its writer, stopped too, will not put."""
+        """The next chunk; once the reading has stopped, handoff.Stopped instead of waiting for one
+        that its writer, stopped too, will not put."""
         while True:
             try:
-                return self._chunks.get(timeout=0.5)
+                return self._chunks.get(timeout=handoff.POLL_SECONDS)
             except queue.Empty:
                 if self._stopped.is_set():
-                    raise _Stopped() from None
+                    raise handoff.Stopped() from None
 
     def drain_nowait(self) -> None:
         """Empties the queue, so that a writer waiting to put is let go."""

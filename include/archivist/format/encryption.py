@@ -20,6 +20,7 @@ import pyrage
 from pyrage import x25519
 
 from archivist.errors import ConfigurationError, VerificationError
+from archivist.format import handoff
 from archivist.format.finishing import FinishingWriter
 from archivist.format.streams import Readable, Writable
 
@@ -92,14 +93,10 @@ class _Pipe:
 
     # the writing side
     def put(self, data: bytes | None) -> None:
-        while True:
-            if self.cancelled:
-                raise OSError("the other side of the pipe stopped")
-            try:
-                self._chunks.put(data, timeout=0.5)
-                return
-            except queue.Full:
-                continue
+        try:
+            handoff.put(self._chunks, data, lambda: self.cancelled)
+        except handoff.Stopped:
+            raise OSError("the other side of the pipe stopped") from None
 
     # the reading side
     def read(self, n: int = -1) -> bytes:
@@ -107,7 +104,7 @@ class _Pipe:
             if self.cancelled:
                 raise OSError("the other side of the pipe stopped")
             try:
-                chunk = self._chunks.get(timeout=0.5)
+                chunk = self._chunks.get(timeout=handoff.POLL_SECONDS)
             except queue.Empty:
                 continue
             if chunk is None:

@@ -27,7 +27,7 @@ from elasticsearch import Elasticsearch, NotFoundError
 from archivist import runtime
 from archivist.config import ElasticsearchSettings
 from archivist.errors import ConfigurationError, JobFailedError, elasticsearch_reason, elasticsearch_where
-from archivist.format import bundle, limits
+from archivist.format import bundle, handoff, limits
 from archivist.format.bundle import JobResult
 from archivist.progress import Progress
 from archivist.sources.base import DumpOptions, PitSlices
@@ -321,12 +321,11 @@ class _Pages:
         self.stop = threading.Event()
 
     def put(self, item) -> None:
-        while not self.stop.is_set():
-            try:
-                self.queue.put(item, timeout=0.5)
-                return
-            except queue.Full:
-                continue
+        """Hands `item` to the writing side, or drops it once that side has stopped."""
+        try:
+            handoff.put(self.queue, item, self.stop.is_set)
+        except handoff.Stopped:
+            pass
 
 
 def export_index(
