@@ -481,9 +481,12 @@ def versions(t: Targets, es_version: str) -> dict:
 def code_commit() -> str:
     """The commit the measured code is at (`-dirty` with changes not committed), so a run's ratios
     can be set beside the code that made them (bench.history)."""
-    found = subprocess.run(
-        ["git", "describe", "--always", "--dirty", "--abbrev=12"], cwd=ROOT, capture_output=True, text=True
-    )
+    try:
+        found = subprocess.run(
+            ["git", "describe", "--always", "--dirty", "--abbrev=12"], cwd=ROOT, capture_output=True, text=True
+        )
+    except OSError:  # no git: a copy of the tree, not a clone
+        return "unknown"
     return found.stdout.strip() or "unknown"
 
 

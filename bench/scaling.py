@@ -31,8 +31,9 @@ END_TO_END = ("backup", "restore")
 
 
 def full_runs(results_dir: Path, scale: float) -> list[tuple[Path, dict]]:
-    """Every full (not quick) run at `scale` in `results_dir` with its file, newest first. Only `bench.run`'s own
-    files count: other benches save theirs beside them (bench-encryption-…, pg-restore-…)."""
+    """Every full (not quick) run at `scale` in `results_dir` with its file, newest first. Only
+    `bench.run`'s own files count: other benches save theirs beside them (bench-encryption-…,
+    pg-restore-…)."""
     found = []
     for path in results_dir.glob("bench-scale-*.json"):
         try:
