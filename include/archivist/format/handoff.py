@@ -15,7 +15,7 @@ T = TypeVar("T")
 
 
 class Stopped(Exception):
-    """The other side stopped before the item could be handed over."""
+    """The handover was given up: the other side, or the work both sides do, has stopped."""
 
 
 def put(items: queue.Queue[T], item: T, stopped: Callable[[], bool]) -> None:
