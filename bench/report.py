@@ -582,27 +582,27 @@ def latest_pg_bound(results_dir: Path, scale: float) -> dict | None:
     return json.loads(paths[-1].read_text()) if paths else None
 
 
-def evaluated(results: dict, results_dir: Path) -> str:
+def evaluated(results: dict, results_dir: Path, runs: dict[float, dict]) -> str:
     """Sets the run's targets (against the newest scale-0.1 run in `results_dir`) and returns its
-    Markdown: the report, the growth table and the newest bench.pg_bound result at its scale."""
+    Markdown: the report, the growth table of `runs` (scaling.gathered) and the newest
+    bench.pg_bound result at its scale."""
     reference = latest(results_dir, 0.1) if results["scale"] > 0.1 else None
     results["targets"] = [
         {"what": w, "wanted": want, "found": f, "met": met} for w, want, f, met in evaluate(results, reference)
     ]
     bound = latest_pg_bound(results_dir, results["scale"])
-    text = markdown(results, reference, scaling.gathered(results_dir, results))
-    return text + ("\n" + pg_bound_markdown(bound) if bound else "")
+    return markdown(results, reference, runs) + ("\n" + pg_bound_markdown(bound) if bound else "")
 
 
 def write(results: dict, results_dir: Path) -> list[Path]:
     results_dir.mkdir(parents=True, exist_ok=True)
-    text = evaluated(results, results_dir)
+    runs = scaling.gathered(results_dir, results)
+    text = evaluated(results, results_dir, runs)
     stamp = dt.datetime.fromisoformat(results["started_at"]).strftime("%Y%m%d-%H%M%S")
     stem = f"bench-scale-{results['scale']:g}-{stamp}"
     json_path, md_path = results_dir / f"{stem}.json", results_dir / f"{stem}.md"
     json_path.write_text(json.dumps(results, indent=2) + "\n")
     md_path.write_text(text)
-    runs = scaling.gathered(results_dir, results)
     return [json_path, md_path] + ([scaling.chart(runs, results_dir / scaling.CHART)] if runs else [])
 
 
@@ -646,7 +646,7 @@ def main() -> None:
     for name in sys.argv[1:]:
         path = Path(name)
         results = json.loads(path.read_text())
-        text = evaluated(results, path.parent)
+        text = evaluated(results, path.parent, scaling.gathered(path.parent, results))
         path.write_text(json.dumps(results, indent=2) + "\n")  # the targets against the newest reference
         path.with_name(path.name[: -len(".json")] + ".md").write_text(text)
         print(f"wrote {path.name[: -len('.json')]}.md")

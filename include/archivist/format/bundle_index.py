@@ -537,7 +537,9 @@ class _Queued:
         parts, got = [], 0
         while n < 0 or got < n:
             if self._at == len(self._chunk):
-                chunk = None if self._ended else self._get()
+                # once the reading has stopped, handoff.Stopped instead of waiting for a chunk that its
+                # writer, stopped too, will not put
+                chunk = None if self._ended else handoff.get(self._chunks, self._stopped.is_set)
                 if chunk is None:
                     self._ended = True
                     break
@@ -547,16 +549,6 @@ class _Queued:
             got += end - self._at
             self._at = end
         return parts[0] if len(parts) == 1 else b"".join(parts)
-
-    def _get(self) -> bytes | None:
-        """The next chunk; once the reading has stopped, handoff.Stopped instead of waiting for one
-        that its writer, stopped too, will not put."""
-        while True:
-            try:
-                return self._chunks.get(timeout=handoff.POLL_SECONDS)
-            except queue.Empty:
-                if self._stopped.is_set():
-                    raise handoff.Stopped() from None
 
     def drain_nowait(self) -> None:
         """Empties the queue, so that a writer waiting to put is let go."""

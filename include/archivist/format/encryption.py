@@ -101,12 +101,12 @@ class _Pipe:
     # the reading side
     def read(self, n: int = -1) -> bytes:
         while not self._buf and not self._ended:
-            if self.cancelled:
-                raise OSError("the other side of the pipe stopped")
             try:
-                chunk = self._chunks.get(timeout=handoff.POLL_SECONDS)
-            except queue.Empty:
-                continue
+                if self.cancelled:
+                    raise handoff.Stopped()
+                chunk = handoff.get(self._chunks, lambda: self.cancelled)
+            except handoff.Stopped:
+                raise OSError("the other side of the pipe stopped") from None
             if chunk is None:
                 self._ended = True
             else:

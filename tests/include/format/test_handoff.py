@@ -1,4 +1,4 @@
-"""format/handoff.py: a producer waiting on a full queue lets go once its consumer has stopped."""
+"""format/handoff.py: a side waiting on a full or empty queue lets go once the other has stopped."""
 
 from __future__ import annotations
 
@@ -44,3 +44,19 @@ def test_nothing_is_put_once_stopped():
     with pytest.raises(handoff.Stopped):
         handoff.put(items, 1, lambda: True)
     assert items.empty()
+
+
+def test_a_get_returns_an_item_that_comes_while_it_waits():
+    items: queue.Queue[int] = queue.Queue(maxsize=1)
+    threading.Timer(0.2, items.put, (3,)).start()
+    assert handoff.get(items, lambda: False) == 3
+
+
+def test_a_get_on_an_empty_queue_stops_soon_after_the_producer_does():
+    items: queue.Queue[int] = queue.Queue(maxsize=1)
+    stopped = threading.Event()
+    threading.Timer(0.2, stopped.set).start()
+    started = time.monotonic()
+    with pytest.raises(handoff.Stopped):
+        handoff.get(items, stopped.is_set)
+    assert time.monotonic() - started < 0.2 + handoff.POLL_SECONDS + 0.5
